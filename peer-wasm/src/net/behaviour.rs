@@ -1,0 +1,55 @@
+//! The libp2p behaviour of a Jellyfish peer: one field per protocol.
+
+use std::time::Duration;
+
+use libp2p::{
+    identify, identity::Keypair, kad, ping, relay, request_response, swarm::NetworkBehaviour,
+};
+
+use crate::protocol::{self, KAD_PROTOCOL, RPC_PROTOCOL};
+
+/// The identify protocol version Jellyfish peers announce.
+pub(crate) const IDENTIFY_PROTOCOL: &str = "/jellyfish/id/1";
+
+#[derive(NetworkBehaviour)]
+pub(crate) struct Behaviour {
+    pub(crate) relay_client: relay::client::Behaviour,
+    pub(crate) identify: identify::Behaviour,
+    pub(crate) ping: ping::Behaviour,
+    pub(crate) kad: kad::Behaviour<kad::store::MemoryStore>,
+    pub(crate) rpc: request_response::Behaviour<protocol::Codec>,
+}
+
+impl Behaviour {
+    pub(crate) fn new(key: &Keypair, relay_client: relay::client::Behaviour, agent: &str) -> Self {
+        let peer_id = key.public().to_peer_id();
+
+        let mut kad_config = kad::Config::new(KAD_PROTOCOL);
+        // Nothing enters the store unchecked: inbound records reach the event loop as events,
+        // which (once records exist) validates them before storing.
+        kad_config.set_record_filtering(kad::StoreInserts::FilterBoth);
+        kad_config.set_query_timeout(Duration::from_secs(30));
+        let mut kad =
+            kad::Behaviour::with_config(peer_id, kad::store::MemoryStore::new(peer_id), kad_config);
+        // Browser peers are reachable through their relay reservation, so they answer DHT
+        // queries like any other peer; automatic mode would keep them clients forever because
+        // they have no confirmed external address of their own.
+        kad.set_mode(Some(kad::Mode::Server));
+
+        Self {
+            relay_client,
+            identify: identify::Behaviour::new(
+                identify::Config::new(IDENTIFY_PROTOCOL.to_owned(), key.public())
+                    .with_agent_version(agent.to_owned())
+                    .with_push_listen_addr_updates(true),
+            ),
+            ping: ping::Behaviour::default(),
+            kad,
+            rpc: request_response::Behaviour::with_codec(
+                protocol::Codec,
+                [(RPC_PROTOCOL, request_response::ProtocolSupport::Full)],
+                request_response::Config::default().with_request_timeout(Duration::from_secs(30)),
+            ),
+        }
+    }
+}

@@ -1,0 +1,553 @@
+//! The event loop: owns the swarm, runs commands, answers peers, keeps the relay link up.
+
+use std::collections::{HashMap, HashSet};
+
+use futures::{
+    channel::{mpsc, oneshot},
+    future::{Fuse, FutureExt},
+    StreamExt,
+};
+use futures_timer::Delay;
+use libp2p::{
+    core::transport::ListenerId,
+    identify, kad,
+    multiaddr::Protocol,
+    relay,
+    request_response::{self, OutboundRequestId},
+    swarm::SwarmEvent,
+    Multiaddr, PeerId, Swarm,
+};
+
+use super::{
+    behaviour::BehaviourEvent, client::Command, peer_id_of, Behaviour, Client, Config, Event,
+    HelloReply, KnownPeer, NetError, RelayState, Status,
+};
+use crate::{
+    backoff::Backoff,
+    protocol::{Request, Response, KAD_PROTOCOL},
+};
+
+/// Commands waiting in the queue before `Client` calls start to wait.
+const COMMAND_QUEUE: usize = 32;
+/// Events kept for a slow reader before new ones are dropped.
+const EVENT_QUEUE: usize = 256;
+
+type DiscoverReply = oneshot::Sender<Result<Vec<PeerId>, NetError>>;
+type HelloReplySender = oneshot::Sender<Result<HelloReply, NetError>>;
+
+/// The link to the relay: where it is, whether we are connected, our reservation.
+struct RelayLink {
+    addr: Multiaddr,
+    peer: PeerId,
+    connected: bool,
+    circuit_listener: Option<ListenerId>,
+    reservation: bool,
+    backoff: Backoff,
+    attempts: u32,
+    retry_at: Option<web_time::Instant>,
+}
+
+impl RelayLink {
+    fn state(&self) -> RelayState {
+        match (self.connected, self.retry_at) {
+            (true, _) => RelayState::Connected,
+            (false, Some(at)) => RelayState::Reconnecting {
+                retry_in_ms: at
+                    .saturating_duration_since(web_time::Instant::now())
+                    .as_millis() as u64,
+                attempts: self.attempts,
+            },
+            (false, None) => RelayState::Connecting,
+        }
+    }
+
+    fn circuit_addr(&self) -> Multiaddr {
+        self.addr.clone().with(Protocol::P2pCircuit)
+    }
+}
+
+/// Owns the swarm; see the module map in [`crate::net`].
+pub(crate) struct EventLoop {
+    swarm: Swarm<Behaviour>,
+    commands: mpsc::Receiver<Command>,
+    events: mpsc::Sender<Event>,
+    agent: String,
+    relay: Option<RelayLink>,
+    bootstrap_peers: HashSet<PeerId>,
+    retry: Fuse<Delay>,
+    pending_discover: HashMap<kad::QueryId, DiscoverReply>,
+    pending_hello: HashMap<OutboundRequestId, (PeerId, HelloReplySender)>,
+}
+
+impl EventLoop {
+    /// Sets the swarm up as `config` says and returns the loop, its client and its events.
+    pub(crate) fn new(
+        mut swarm: Swarm<Behaviour>,
+        config: Config,
+    ) -> Result<(Self, Client, mpsc::Receiver<Event>), NetError> {
+        for addr in &config.listen {
+            swarm
+                .listen_on(addr.clone())
+                .map_err(|e| NetError::Setup(format!("cannot listen on {addr}: {e}")))?;
+        }
+        let mut bootstrap_peers = HashSet::new();
+        for addr in &config.bootstrap {
+            let peer = peer_id_of(addr)?;
+            swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
+            if let Err(e) = swarm.dial(addr.clone()) {
+                tracing::warn!(%addr, "cannot dial bootstrap peer: {e}");
+            }
+            bootstrap_peers.insert(peer);
+        }
+        let relay = match config.relay {
+            Some(addr) => Some(RelayLink {
+                peer: peer_id_of(&addr)?,
+                addr,
+                connected: false,
+                circuit_listener: None,
+                reservation: false,
+                backoff: Backoff::default(),
+                attempts: 0,
+                retry_at: None,
+            }),
+            None => None,
+        };
+
+        let (command_tx, commands) = mpsc::channel(COMMAND_QUEUE);
+        let (events, event_rx) = mpsc::channel(EVENT_QUEUE);
+        let client = Client {
+            commands: command_tx,
+            peer_id: *swarm.local_peer_id(),
+        };
+        let mut event_loop = Self {
+            swarm,
+            commands,
+            events,
+            agent: config.agent,
+            relay,
+            bootstrap_peers,
+            retry: Fuse::terminated(),
+            pending_discover: HashMap::new(),
+            pending_hello: HashMap::new(),
+        };
+        event_loop.dial_relay();
+        Ok((event_loop, client, event_rx))
+    }
+
+    /// Runs until every [`Client`] is dropped.
+    pub(crate) async fn run(mut self) {
+        loop {
+            futures::select! {
+                event = self.swarm.select_next_some() => self.on_swarm_event(event),
+                command = self.commands.next() => match command {
+                    Some(command) => self.on_command(command),
+                    None => {
+                        tracing::info!("every client handle is gone; the peer stops");
+                        return;
+                    }
+                },
+                () = &mut self.retry => self.on_retry(),
+            }
+        }
+    }
+
+    fn emit(&mut self, event: Event) {
+        if let Err(e) = self.events.try_send(event) {
+            if e.is_full() {
+                tracing::debug!("event dropped: nobody reads events fast enough");
+            }
+        }
+    }
+
+    // ---- the relay link ----
+
+    fn dial_relay(&mut self) {
+        let Some(relay) = self.relay.as_mut() else {
+            return;
+        };
+        relay.retry_at = None;
+        tracing::info!(addr = %relay.addr, "dialling the relay");
+        if let Err(e) = self.swarm.dial(relay.addr.clone()) {
+            tracing::warn!("cannot dial the relay: {e}");
+            self.relay_lost();
+        }
+    }
+
+    fn relay_connected(&mut self) {
+        let Some(relay) = self.relay.as_mut() else {
+            return;
+        };
+        relay.connected = true;
+        relay.attempts = 0;
+        relay.retry_at = None;
+        relay.backoff.reset();
+        let (peer, addr) = (relay.peer, relay.addr.clone());
+        tracing::info!(%addr, "connected to the relay");
+        self.swarm.behaviour_mut().kad.add_address(&peer, addr);
+        self.listen_on_circuit();
+        self.bootstrap();
+        self.emit(Event::RelayConnected);
+    }
+
+    /// Asks the relay for a reservation by listening on a circuit address through it.
+    fn listen_on_circuit(&mut self) {
+        let Some(relay) = self.relay.as_mut() else {
+            return;
+        };
+        if relay.circuit_listener.is_some() {
+            return;
+        }
+        match self.swarm.listen_on(relay.circuit_addr()) {
+            Ok(id) => relay.circuit_listener = Some(id),
+            Err(e) => tracing::warn!("cannot listen through the relay: {e}"),
+        }
+    }
+
+    /// The relay went away or could not be reached: try again after a growing delay.
+    fn relay_lost(&mut self) {
+        let Some(relay) = self.relay.as_mut() else {
+            return;
+        };
+        if relay.retry_at.is_some() {
+            return; // already waiting
+        }
+        relay.connected = false;
+        relay.reservation = false;
+        relay.attempts = relay.attempts.saturating_add(1);
+        let delay = relay.backoff.next_delay();
+        relay.retry_at = Some(web_time::Instant::now() + delay);
+        self.retry = Delay::new(delay).fuse();
+        tracing::warn!(
+            ?delay,
+            attempts = relay.attempts,
+            "relay unreachable; retrying later"
+        );
+        self.emit(Event::RelayDisconnected {
+            retry_in_ms: delay.as_millis() as u64,
+        });
+    }
+
+    fn on_retry(&mut self) {
+        match self.relay.as_ref() {
+            Some(relay) if !relay.connected => self.dial_relay(),
+            Some(_) => self.listen_on_circuit(),
+            None => {}
+        }
+    }
+
+    fn bootstrap(&mut self) {
+        if let Err(e) = self.swarm.behaviour_mut().kad.bootstrap() {
+            tracing::debug!("DHT bootstrap skipped: {e}");
+        }
+    }
+
+    // ---- swarm events ----
+
+    fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        let relay_peer = self.relay.as_ref().map(|r| r.peer);
+        match event {
+            SwarmEvent::Behaviour(BehaviourEvent::RelayClient(e)) => self.on_relay_client(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(e)) => self.on_identify(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Kad(e)) => self.on_kad(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Rpc(e)) => self.on_rpc(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(_)) => {}
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                num_established,
+                ..
+            } => {
+                if num_established.get() == 1 {
+                    if Some(peer_id) == relay_peer {
+                        self.relay_connected();
+                    } else if self.bootstrap_peers.contains(&peer_id) {
+                        self.bootstrap();
+                    }
+                    self.emit(Event::PeerConnected {
+                        peer_id: peer_id.to_string(),
+                    });
+                }
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established: 0,
+                cause,
+                ..
+            } => {
+                tracing::debug!(%peer_id, ?cause, "disconnected");
+                if Some(peer_id) == relay_peer {
+                    self.relay_lost();
+                }
+                self.emit(Event::PeerDisconnected {
+                    peer_id: peer_id.to_string(),
+                });
+            }
+            SwarmEvent::OutgoingConnectionError {
+                peer_id: Some(peer),
+                error,
+                ..
+            } => {
+                tracing::debug!(%peer, "dial failed: {error}");
+                let relay_down = self
+                    .relay
+                    .as_ref()
+                    .is_some_and(|r| r.peer == peer && !r.connected);
+                if relay_down {
+                    self.relay_lost();
+                }
+            }
+            SwarmEvent::ListenerClosed {
+                listener_id,
+                reason,
+                ..
+            } => self.on_listener_closed(listener_id, reason.err().map(|e| e.to_string())),
+            SwarmEvent::ListenerError { listener_id, error } => {
+                self.on_listener_closed(listener_id, Some(error.to_string()))
+            }
+            SwarmEvent::NewListenAddr { address, .. } => {
+                tracing::info!(%address, "listening");
+            }
+            _ => {}
+        }
+    }
+
+    fn on_listener_closed(&mut self, listener: ListenerId, error: Option<String>) {
+        let Some(relay) = self.relay.as_mut() else {
+            return;
+        };
+        if relay.circuit_listener != Some(listener) {
+            return;
+        }
+        tracing::info!(?error, "the relay circuit listener closed");
+        relay.circuit_listener = None;
+        relay.reservation = false;
+        if relay.connected {
+            // The relay is up but refused or dropped the reservation: ask again later.
+            let delay = relay.backoff.next_delay();
+            self.retry = Delay::new(delay).fuse();
+        }
+    }
+
+    fn on_relay_client(&mut self, event: relay::client::Event) {
+        if let relay::client::Event::ReservationReqAccepted { relay_peer_id, .. } = event {
+            tracing::info!(%relay_peer_id, "relay reservation accepted");
+            if let Some(relay) = self.relay.as_mut() {
+                relay.reservation = true;
+            }
+            self.emit(Event::ReservationAccepted);
+        }
+    }
+
+    fn on_identify(&mut self, event: identify::Event) {
+        let identify::Event::Received { peer_id, info, .. } = event else {
+            return;
+        };
+        if !info.protocols.contains(&KAD_PROTOCOL) {
+            return;
+        }
+        for addr in info.listen_addrs {
+            self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+        }
+    }
+
+    fn on_kad(&mut self, event: kad::Event) {
+        match event {
+            kad::Event::OutboundQueryProgressed {
+                id,
+                result: kad::QueryResult::GetClosestPeers(result),
+                ..
+            } => {
+                let Some(reply) = self.pending_discover.remove(&id) else {
+                    return;
+                };
+                let peers = match result {
+                    Ok(ok) => ok.peers,
+                    Err(kad::GetClosestPeersError::Timeout { peers, .. }) => peers,
+                };
+                let local = *self.swarm.local_peer_id();
+                let mut found = Vec::new();
+                for info in peers {
+                    if info.peer_id == local {
+                        continue;
+                    }
+                    for addr in info.addrs {
+                        self.swarm
+                            .behaviour_mut()
+                            .kad
+                            .add_address(&info.peer_id, addr);
+                    }
+                    found.push(info.peer_id);
+                }
+                let _ = reply.send(Ok(found));
+            }
+            kad::Event::InboundRequest { request } => {
+                // Records arrive with the accounts work; until then, nothing is stored.
+                if let kad::InboundRequest::PutRecord { source, .. } = request {
+                    tracing::debug!(%source, "DHT record refused: this peer stores none yet");
+                }
+            }
+            kad::Event::RoutingUpdated { peer, .. } => {
+                tracing::debug!(%peer, "DHT routing table updated");
+            }
+            _ => {}
+        }
+    }
+
+    fn on_rpc(&mut self, event: request_response::Event<Request, Response>) {
+        match event {
+            request_response::Event::Message {
+                peer,
+                message:
+                    request_response::Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            } => {
+                let response = match request {
+                    Request::Hello { agent } => {
+                        self.emit(Event::HelloReceived {
+                            peer_id: peer.to_string(),
+                            agent,
+                        });
+                        Response::Hello {
+                            agent: self.agent.clone(),
+                            connected_peers: self.swarm.connected_peers().count() as u32,
+                        }
+                    }
+                };
+                if self
+                    .swarm
+                    .behaviour_mut()
+                    .rpc
+                    .send_response(channel, response)
+                    .is_err()
+                {
+                    tracing::debug!(%peer, "could not answer: the stream closed");
+                }
+            }
+            request_response::Event::Message {
+                peer,
+                message:
+                    request_response::Message::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            } => {
+                let Some((_, reply)) = self.pending_hello.remove(&request_id) else {
+                    return;
+                };
+                let answer = match response {
+                    Response::Hello {
+                        agent,
+                        connected_peers,
+                    } => Ok(HelloReply {
+                        peer_id: peer.to_string(),
+                        agent,
+                        connected_peers,
+                    }),
+                    Response::Refused { reason } => Err(NetError::Request { peer, reason }),
+                };
+                let _ = reply.send(answer);
+            }
+            request_response::Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
+                if let Some((_, reply)) = self.pending_hello.remove(&request_id) {
+                    let _ = reply.send(Err(NetError::Request {
+                        peer,
+                        reason: error.to_string(),
+                    }));
+                }
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                tracing::warn!(%peer, "inbound request refused: {error}");
+                self.emit(Event::InboundRefused {
+                    peer_id: peer.to_string(),
+                    reason: error.to_string(),
+                });
+            }
+            request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+
+    // ---- commands ----
+
+    fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Status(reply) => {
+                let _ = reply.send(self.status());
+            }
+            Command::Peers(reply) => {
+                let _ = reply.send(self.known_peers());
+            }
+            Command::Discover(reply) => {
+                let kad = &mut self.swarm.behaviour_mut().kad;
+                if kad.kbuckets().all(|bucket| bucket.num_entries() == 0) {
+                    let _ = reply.send(Err(NetError::NoKnownPeers));
+                    return;
+                }
+                let local = *self.swarm.local_peer_id();
+                let id = self.swarm.behaviour_mut().kad.get_closest_peers(local);
+                self.pending_discover.insert(id, reply);
+            }
+            Command::Hello { peer, reply } => {
+                let request = Request::Hello {
+                    agent: self.agent.clone(),
+                };
+                let id = self.swarm.behaviour_mut().rpc.send_request(&peer, request);
+                self.pending_hello.insert(id, (peer, reply));
+            }
+        }
+    }
+
+    fn status(&mut self) -> Status {
+        let mut listen_addrs: Vec<String> = self
+            .swarm
+            .listeners()
+            .chain(self.swarm.external_addresses())
+            .map(ToString::to_string)
+            .collect();
+        listen_addrs.dedup();
+        let known_peers = self
+            .swarm
+            .behaviour_mut()
+            .kad
+            .kbuckets()
+            .map(|bucket| bucket.num_entries())
+            .sum();
+        Status {
+            peer_id: self.swarm.local_peer_id().to_string(),
+            relay: self
+                .relay
+                .as_ref()
+                .map_or(RelayState::None, RelayLink::state),
+            reservation: self.relay.as_ref().is_some_and(|r| r.reservation),
+            listen_addrs,
+            connected_peers: self
+                .swarm
+                .connected_peers()
+                .map(ToString::to_string)
+                .collect(),
+            known_peers,
+        }
+    }
+
+    fn known_peers(&mut self) -> Vec<KnownPeer> {
+        let connected: HashSet<PeerId> = self.swarm.connected_peers().copied().collect();
+        let mut peers = Vec::new();
+        for bucket in self.swarm.behaviour_mut().kad.kbuckets() {
+            for entry in bucket.iter() {
+                let peer = *entry.node.key.preimage();
+                peers.push(KnownPeer {
+                    peer_id: peer.to_string(),
+                    addrs: entry.node.value.iter().map(ToString::to_string).collect(),
+                    connected: connected.contains(&peer),
+                });
+            }
+        }
+        peers
+    }
+}

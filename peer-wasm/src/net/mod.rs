@@ -1,0 +1,199 @@
+//! The network: a cheap [`Client`] handle and an [`EventLoop`] that alone owns the libp2p swarm.
+//!
+//! Who talks to whom:
+//! - the application (browser bindings or a native test) calls async methods on [`Client`];
+//!   each sends a [`Command`](client::Command) carrying a oneshot for its answer;
+//! - the [`EventLoop`] owns the `Swarm`, turns commands into libp2p calls, keeps the map from
+//!   query and request ids to the waiting oneshots, answers inbound requests, keeps the relay
+//!   connection and reservation up (reconnecting with [`Backoff`](crate::backoff::Backoff)),
+//!   and reports what happened as [`Event`]s on a bounded channel.
+//!
+//! Nothing outside this module names `Swarm`.
+
+mod behaviour;
+mod client;
+mod event_loop;
+
+use libp2p::{multiaddr::Protocol, Multiaddr, PeerId};
+use serde::Serialize;
+
+pub(crate) use behaviour::Behaviour;
+pub use client::{Client, HelloReply};
+use event_loop::EventLoop;
+
+/// How a peer joins the network.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    /// The relay to hold a reservation on, so peers that cannot dial us directly can reach us
+    /// through it. It is also the first DHT contact. Must end in `/p2p/<relay peer id>`.
+    pub relay: Option<Multiaddr>,
+    /// Further DHT contacts, each ending in `/p2p/<peer id>`.
+    pub bootstrap: Vec<Multiaddr>,
+    /// Addresses to listen on directly (native peers only; browsers cannot listen).
+    pub listen: Vec<Multiaddr>,
+    /// Free text naming this software, sent in identify and hello.
+    pub agent: String,
+}
+
+/// Errors of network operations, each with a message a person can act on.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NetError {
+    /// The event loop is gone: the peer was stopped or crashed.
+    #[error("the peer has stopped; start it again")]
+    Stopped,
+    /// An address lacks its `/p2p/<peer id>` suffix or cannot be used.
+    #[error("address {addr} is not usable: {reason}")]
+    BadAddress {
+        /// The address given.
+        addr: String,
+        /// Why it cannot be used.
+        reason: &'static str,
+    },
+    /// The swarm could not be built or could not listen.
+    #[error("could not start networking: {0}")]
+    Setup(String),
+    /// A DHT lookup needs at least one known peer.
+    #[error("not connected to the network yet: no relay or bootstrap peer has been reached")]
+    NoKnownPeers,
+    /// A DHT query failed.
+    #[error("DHT query failed: {0}")]
+    Query(String),
+    /// A request to another peer failed (unreachable, timed out, refused, malformed answer).
+    #[error("request to {peer} failed: {reason}")]
+    Request {
+        /// The peer asked.
+        peer: PeerId,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+/// The state of this peer's link to its relay.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum RelayState {
+    /// No relay configured.
+    None,
+    /// Dialling the relay.
+    Connecting,
+    /// Connected to the relay.
+    Connected,
+    /// The relay is unreachable; the next attempt comes after the delay.
+    Reconnecting {
+        /// Milliseconds until the next attempt, when the state was read.
+        retry_in_ms: u64,
+        /// Failed attempts so far.
+        attempts: u32,
+    },
+}
+
+/// A snapshot of the peer, for the page and the tests.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    /// This peer's id.
+    pub peer_id: String,
+    /// The link to the relay.
+    pub relay: RelayState,
+    /// Whether the relay holds a reservation for us (other peers can reach us through it).
+    pub reservation: bool,
+    /// Addresses other peers can use to reach us.
+    pub listen_addrs: Vec<String>,
+    /// Peers with an open connection.
+    pub connected_peers: Vec<String>,
+    /// Peers in the DHT routing table.
+    pub known_peers: usize,
+}
+
+/// A peer in the DHT routing table.
+#[derive(Debug, Clone, Serialize)]
+pub struct KnownPeer {
+    /// Its id.
+    pub peer_id: String,
+    /// Addresses it can be reached at.
+    pub addrs: Vec<String>,
+    /// Whether a connection to it is open.
+    pub connected: bool,
+}
+
+/// Something that happened, for the page's log and the tests.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// Connected to the relay.
+    RelayConnected,
+    /// Lost the relay, or failed to reach it; the next attempt comes after the delay.
+    RelayDisconnected {
+        /// Milliseconds until the next attempt.
+        retry_in_ms: u64,
+    },
+    /// The relay accepted our reservation: other peers can reach us.
+    ReservationAccepted,
+    /// A connection to another peer opened.
+    PeerConnected {
+        /// The peer.
+        peer_id: String,
+    },
+    /// The last connection to another peer closed.
+    PeerDisconnected {
+        /// The peer.
+        peer_id: String,
+    },
+    /// Another peer said hello.
+    HelloReceived {
+        /// The peer.
+        peer_id: String,
+        /// Its software.
+        agent: String,
+    },
+    /// An inbound request was refused (malformed, oversized, other version).
+    InboundRefused {
+        /// The peer that sent it.
+        peer_id: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Splits `<addr>/p2p/<id>` into the peer id, refusing addresses without one.
+pub(crate) fn peer_id_of(addr: &Multiaddr) -> Result<PeerId, NetError> {
+    match addr.iter().last() {
+        Some(Protocol::P2p(peer)) => Ok(peer),
+        _ => Err(NetError::BadAddress {
+            addr: addr.to_string(),
+            reason: "it must end in /p2p/<peer id>",
+        }),
+    }
+}
+
+// Native only: the browser test runner runs #[wasm_bindgen_test]s.
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn peer_id_of_needs_the_suffix() {
+        let id = PeerId::random();
+        let with: Multiaddr = format!("/ip4/127.0.0.1/tcp/1/ws/p2p/{id}").parse().unwrap();
+        assert_eq!(peer_id_of(&with).unwrap(), id);
+        let without: Multiaddr = "/ip4/127.0.0.1/tcp/1/ws".parse().unwrap();
+        assert!(matches!(
+            peer_id_of(&without),
+            Err(NetError::BadAddress { .. })
+        ));
+    }
+}
+
+/// Starts a peer with `keypair` as `config` says, in the background. Returns the handle to
+/// drive it and the stream of what happens. Natively this needs a running tokio runtime.
+pub fn start(
+    keypair: libp2p::identity::Keypair,
+    config: Config,
+) -> Result<(Client, futures::channel::mpsc::Receiver<Event>), NetError> {
+    let swarm = crate::platform::build_swarm(keypair, &config.agent)?;
+    let (event_loop, client, events) = EventLoop::new(swarm, config)?;
+    crate::platform::spawn(event_loop.run());
+    Ok((client, events))
+}

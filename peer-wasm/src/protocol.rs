@@ -1,0 +1,246 @@
+//! Jellyfish's own request-response protocol: typed messages, a version, and hard size limits.
+//!
+//! Every message travels on its own libp2p stream as one CBOR value. The protocol name carries
+//! the major version (a peer that speaks another major version simply does not negotiate it);
+//! each message also carries [`WIRE_VERSION`] so that a minor change can be refused with a clear
+//! error instead of being misread. Anything over the size limit or not decodable is refused with
+//! an [`io::Error`] that names the problem; libp2p reports it as a failed request and the
+//! connection and the peer carry on.
+
+use std::io;
+
+use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use libp2p::StreamProtocol;
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+/// The libp2p protocol name of Jellyfish's request-response protocol.
+pub const RPC_PROTOCOL: StreamProtocol = StreamProtocol::new("/jellyfish/rpc/1");
+
+/// The Kademlia protocol name: our own DHT, apart from any public one.
+/// The relay speaks the same name (relay/src/network.rs); keep the two equal.
+pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/jellyfish/kad/1.0.0");
+
+/// Version stamped into every message; a peer refuses messages of another version.
+pub const WIRE_VERSION: u16 = 1;
+
+/// Largest request a peer reads. Room for a 1 MiB block plus its envelope, later.
+pub const MAX_REQUEST_BYTES: usize = 1024 * 1024 + 64 * 1024;
+
+/// Largest response a peer reads.
+pub const MAX_RESPONSE_BYTES: usize = 1024 * 1024 + 64 * 1024;
+
+/// What one peer asks of another.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    /// Introduces the sender; answered with [`Response::Hello`].
+    Hello {
+        /// Free text naming the sender's software, for diagnostics only.
+        agent: String,
+    },
+}
+
+/// What a peer answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    /// The answer to [`Request::Hello`].
+    Hello {
+        /// Free text naming the responder's software.
+        agent: String,
+        /// How many peers the responder is connected to right now.
+        connected_peers: u32,
+    },
+    /// The request was understood but refused; the text says why.
+    Refused {
+        /// A reason a person can read.
+        reason: String,
+    },
+}
+
+/// The unit on the wire: a version and one message.
+#[derive(Debug, Serialize, Deserialize)]
+struct Envelope<T> {
+    v: u16,
+    body: T,
+}
+
+/// Encodes a message into the bytes sent on the wire.
+pub fn encode<T: Serialize>(body: &T) -> io::Result<Vec<u8>> {
+    let envelope = Envelope {
+        v: WIRE_VERSION,
+        body,
+    };
+    cbor4ii::serde::to_vec(Vec::new(), &envelope)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("cannot encode: {e}")))
+}
+
+/// Decodes bytes from the wire, refusing oversized, malformed or other-version messages.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8], max: usize) -> io::Result<T> {
+    if bytes.len() > max {
+        return Err(too_large(max));
+    }
+    let envelope: Envelope<T> = cbor4ii::serde::from_slice(bytes).map_err(|e| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("malformed message refused: {e}"),
+        )
+    })?;
+    if envelope.v != WIRE_VERSION {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "message of wire version {} refused: this peer speaks version {WIRE_VERSION}",
+                envelope.v
+            ),
+        ));
+    }
+    Ok(envelope.body)
+}
+
+fn too_large(max: usize) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("message refused: larger than the limit of {max} bytes"),
+    )
+}
+
+/// Reads one whole message, never buffering more than `max + 1` bytes.
+async fn read_message<T, R>(io: &mut R, max: usize) -> io::Result<T>
+where
+    T: DeserializeOwned,
+    R: AsyncRead + Unpin + Send,
+{
+    let mut bytes = Vec::new();
+    io.take(max as u64 + 1).read_to_end(&mut bytes).await?;
+    decode(&bytes, max)
+}
+
+async fn write_message<T, W>(io: &mut W, body: &T, max: usize) -> io::Result<()>
+where
+    T: Serialize,
+    W: AsyncWrite + Unpin + Send,
+{
+    let bytes = encode(body)?;
+    // Refuse locally what the other side would refuse anyway, with the same message.
+    if bytes.len() > max {
+        return Err(too_large(max));
+    }
+    io.write_all(&bytes).await?;
+    io.close().await
+}
+
+/// The [`libp2p::request_response::Codec`] for [`Request`] and [`Response`].
+#[derive(Debug, Clone, Default)]
+pub struct Codec;
+
+impl libp2p::request_response::Codec for Codec {
+    type Protocol = StreamProtocol;
+    type Request = Request;
+    type Response = Response;
+
+    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Request>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        read_message(io, MAX_REQUEST_BYTES).await
+    }
+
+    async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Response>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        read_message(io, MAX_RESPONSE_BYTES).await
+    }
+
+    async fn write_request<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        request: Request,
+    ) -> io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        write_message(io, &request, MAX_REQUEST_BYTES).await
+    }
+
+    async fn write_response<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        response: Response,
+    ) -> io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        write_message(io, &response, MAX_RESPONSE_BYTES).await
+    }
+}
+
+// Native only: the browser test runner runs #[wasm_bindgen_test]s.
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn round_trip() {
+        let request = Request::Hello {
+            agent: "test".into(),
+        };
+        let bytes = encode(&request).unwrap();
+        assert_eq!(
+            decode::<Request>(&bytes, MAX_REQUEST_BYTES).unwrap(),
+            request
+        );
+    }
+
+    #[test]
+    fn garbage_is_refused_with_a_clear_error() {
+        let err = decode::<Request>(&[0xff, 0x00, 0x13, 0x37], MAX_REQUEST_BYTES).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        assert!(err.to_string().contains("malformed"), "{err}");
+    }
+
+    #[test]
+    fn oversized_is_refused_before_decoding() {
+        let err = decode::<Request>(&vec![0u8; 101], 100).unwrap_err();
+        assert!(err.to_string().contains("larger than the limit"), "{err}");
+    }
+
+    #[test]
+    fn other_wire_version_is_refused() {
+        let bytes = cbor4ii::serde::to_vec(
+            Vec::new(),
+            &Envelope {
+                v: WIRE_VERSION + 1,
+                body: Request::Hello { agent: "x".into() },
+            },
+        )
+        .unwrap();
+        let err = decode::<Request>(&bytes, MAX_REQUEST_BYTES).unwrap_err();
+        assert!(err.to_string().contains("wire version"), "{err}");
+    }
+
+    #[test]
+    fn truncated_message_is_refused() {
+        let bytes = encode(&Request::Hello {
+            agent: "a longer agent string".into(),
+        })
+        .unwrap();
+        let err = decode::<Request>(&bytes[..bytes.len() - 3], MAX_REQUEST_BYTES).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+    }
+
+    #[tokio::test]
+    async fn reader_stops_at_the_limit() {
+        let big = vec![0u8; MAX_REQUEST_BYTES + 10_000];
+        let mut cursor = futures::io::Cursor::new(big);
+        let err = read_message::<Request, _>(&mut cursor, MAX_REQUEST_BYTES)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("larger than the limit"), "{err}");
+        // Only one byte past the limit was read from the stream.
+        assert_eq!(cursor.position() as usize, MAX_REQUEST_BYTES + 1);
+    }
+}

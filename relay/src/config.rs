@@ -1,0 +1,64 @@
+//! The relay's settings, from flags or environment variables.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use clap::Parser;
+use libp2p::Multiaddr;
+
+/// Jellyfish relay: serves the page, bootstraps the DHT and relays circuits. Stores no user data.
+#[derive(Debug, Clone, Parser)]
+#[command(version, about)]
+pub struct Config {
+    /// Address of the HTTP server (the page, /api/relay, /health).
+    #[arg(long, env = "JELLYFISH_HTTP_ADDR", default_value = "127.0.0.1:8080")]
+    pub http_addr: SocketAddr,
+
+    /// libp2p listen addresses; browsers need a WebSocket one (`/ws`).
+    #[arg(
+        long = "listen",
+        env = "JELLYFISH_LISTEN",
+        value_delimiter = ',',
+        default_value = "/ip4/127.0.0.1/tcp/8081/ws"
+    )]
+    pub listen: Vec<Multiaddr>,
+
+    /// Addresses to announce instead of the listen addresses (behind NAT or a proxy).
+    #[arg(
+        long = "external-addr",
+        env = "JELLYFISH_EXTERNAL_ADDR",
+        value_delimiter = ','
+    )]
+    pub external_addrs: Vec<Multiaddr>,
+
+    /// Directory for the relay's identity key (nothing else is stored).
+    #[arg(long, env = "JELLYFISH_DATA_DIR", default_value = "relay-data")]
+    pub data_dir: PathBuf,
+
+    /// Directory of the site to serve (assembled by scripts/build-web.sh).
+    #[arg(long, env = "JELLYFISH_WWW_DIR", default_value = "www")]
+    pub www_dir: PathBuf,
+
+    /// Most circuit reservations held at once.
+    #[arg(long, env = "JELLYFISH_MAX_RESERVATIONS", default_value_t = 1024)]
+    pub max_reservations: usize,
+
+    /// Most relayed circuits open at once.
+    #[arg(long, env = "JELLYFISH_MAX_CIRCUITS", default_value_t = 256)]
+    pub max_circuits: usize,
+
+    /// Most bytes one relayed circuit may carry. Large until peers connect directly over WebRTC;
+    /// then it goes back to what signalling needs (libp2p's default is 128 KiB).
+    #[arg(long, env = "JELLYFISH_MAX_CIRCUIT_BYTES", default_value_t = 1 << 30)]
+    pub max_circuit_bytes: u64,
+
+    /// Longest a relayed circuit may stay open, in seconds.
+    #[arg(long, env = "JELLYFISH_MAX_CIRCUIT_SECS", default_value_t = 3600)]
+    pub max_circuit_secs: u64,
+}
+
+impl Config {
+    /// A relayed circuit's time limit.
+    pub fn max_circuit_duration(&self) -> Duration {
+        Duration::from_secs(self.max_circuit_secs)
+    }
+}

@@ -1,0 +1,252 @@
+//! The relay's libp2p side: transports, behaviour and the event loop that keeps the counters.
+
+use std::{sync::Arc, time::Duration};
+
+use futures::StreamExt;
+use libp2p::{
+    core::{muxing::StreamMuxerBox, transport::Boxed, upgrade::Version},
+    identify,
+    identity::Keypair,
+    kad, noise, ping, relay,
+    swarm::{NetworkBehaviour, SwarmEvent},
+    tcp, websocket, yamux, Multiaddr, PeerId, StreamProtocol, Swarm, SwarmBuilder, Transport,
+};
+
+use crate::{counting::Counted, Config, RelayError, Stats};
+
+/// Must equal the peer's `KAD_PROTOCOL` (peer-wasm/src/protocol.rs): one DHT for both.
+const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/jellyfish/kad/1.0.0");
+const IDENTIFY_PROTOCOL: &str = "/jellyfish/id/1";
+
+#[derive(NetworkBehaviour)]
+struct Behaviour {
+    relay: relay::Behaviour,
+    identify: identify::Behaviour,
+    ping: ping::Behaviour,
+    kad: kad::Behaviour<kad::store::MemoryStore>,
+}
+
+/// The swarm, bound and listening, not yet running.
+pub(crate) struct Network {
+    swarm: Swarm<Behaviour>,
+    stats: Arc<Stats>,
+    external_addrs: Vec<Multiaddr>,
+}
+
+/// WebSocket over TCP, every socket counted.
+fn transport(
+    key: &Keypair,
+    stats: Arc<Stats>,
+) -> Result<Boxed<(PeerId, StreamMuxerBox)>, noise::Error> {
+    let tcp = tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
+        .map(move |stream, _| Counted::new(stream, stats.clone()));
+    Ok(websocket::Config::new(tcp)
+        .upgrade(Version::V1)
+        .authenticate(noise::Config::new(key)?)
+        .multiplex(yamux::Config::default())
+        .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)))
+        .boxed())
+}
+
+impl Network {
+    pub(crate) fn new(
+        keypair: Keypair,
+        config: &Config,
+        stats: Arc<Stats>,
+    ) -> Result<Self, RelayError> {
+        let net_err = |e: &dyn std::fmt::Display| RelayError::Network(e.to_string());
+        let transport_stats = stats.clone();
+        let mut swarm = SwarmBuilder::with_existing_identity(keypair)
+            .with_tokio()
+            .with_other_transport(|key| {
+                transport(key, transport_stats)
+                    .map_err(|e| -> Box<dyn std::error::Error + Send + Sync> { Box::new(e) })
+            })
+            .map_err(|e| net_err(&e))?
+            .with_behaviour(|key| {
+                let peer_id = key.public().to_peer_id();
+                let relay_config = relay::Config {
+                    max_reservations: config.max_reservations,
+                    max_circuits: config.max_circuits,
+                    max_circuit_bytes: config.max_circuit_bytes,
+                    max_circuit_duration: config.max_circuit_duration(),
+                    ..Default::default()
+                };
+                let mut kad_config = kad::Config::new(KAD_PROTOCOL);
+                // The relay is a DHT contact, never a store: every inbound record reaches the
+                // event loop as an event and is dropped there.
+                kad_config.set_record_filtering(kad::StoreInserts::FilterBoth);
+                let mut kad = kad::Behaviour::with_config(
+                    peer_id,
+                    kad::store::MemoryStore::new(peer_id),
+                    kad_config,
+                );
+                kad.set_mode(Some(kad::Mode::Server));
+                Behaviour {
+                    relay: relay::Behaviour::new(peer_id, relay_config),
+                    identify: identify::Behaviour::new(
+                        identify::Config::new(IDENTIFY_PROTOCOL.to_owned(), key.public())
+                            .with_agent_version(
+                                concat!("jellyfish-relay/", env!("CARGO_PKG_VERSION")).to_owned(),
+                            ),
+                    ),
+                    ping: ping::Behaviour::default(),
+                    kad,
+                }
+            })
+            .map_err(|e| net_err(&e))?
+            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+            .build();
+        for addr in &config.listen {
+            swarm
+                .listen_on(addr.clone())
+                .map_err(|e| RelayError::Network(format!("cannot listen on {addr}: {e}")))?;
+        }
+        for addr in &config.external_addrs {
+            swarm.add_external_address(addr.clone());
+        }
+        Ok(Self {
+            swarm,
+            stats,
+            external_addrs: config.external_addrs.clone(),
+        })
+    }
+
+    pub(crate) fn peer_id(&self) -> PeerId {
+        *self.swarm.local_peer_id()
+    }
+
+    /// Drives the swarm until `shutdown` completes.
+    pub(crate) async fn run(mut self, shutdown: impl std::future::Future<Output = ()>) {
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => return,
+                event = self.swarm.select_next_some() => self.on_event(event),
+            }
+        }
+    }
+
+    fn on_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        let stats = &self.stats;
+        match event {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                tracing::info!(%address, "libp2p listening");
+                if self.external_addrs.is_empty() {
+                    // The relay server only serves once it has an external address; on a
+                    // machine that is reachable as it listens, that is the listen address.
+                    self.swarm.add_external_address(address);
+                }
+                self.publish_addrs();
+            }
+            SwarmEvent::ExternalAddrConfirmed { .. } | SwarmEvent::ExternalAddrExpired { .. } => {
+                self.publish_addrs()
+            }
+            SwarmEvent::ConnectionEstablished { peer_id, .. } => {
+                tracing::debug!(%peer_id, "connection opened");
+                Stats::incr(&stats.connections);
+                Stats::incr(&stats.connections_total);
+            }
+            SwarmEvent::ConnectionClosed { peer_id, .. } => {
+                tracing::debug!(%peer_id, "connection closed");
+                Stats::decr(&stats.connections);
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Relay(event)) => self.on_relay(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(event)) => self.on_identify(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Kad(event)) => self.on_kad(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(_)) => {}
+            SwarmEvent::IncomingConnectionError { error, .. } => {
+                tracing::debug!("incoming connection failed: {error}");
+            }
+            _ => {}
+        }
+    }
+
+    fn publish_addrs(&self) {
+        let me = self.peer_id();
+        let addrs = self
+            .swarm
+            .external_addresses()
+            .map(|a| format!("{a}/p2p/{me}"))
+            .collect();
+        if let Ok(mut shared) = self.stats.addrs.write() {
+            *shared = addrs;
+        }
+    }
+
+    fn on_relay(&mut self, event: relay::Event) {
+        let stats = &self.stats;
+        match event {
+            relay::Event::ReservationReqAccepted {
+                src_peer_id,
+                renewed,
+            } => {
+                tracing::info!(%src_peer_id, renewed, "reservation accepted");
+                if !renewed {
+                    Stats::incr(&stats.reservations);
+                }
+                Stats::incr(&stats.reservations_total);
+            }
+            relay::Event::ReservationReqDenied { src_peer_id, .. } => {
+                tracing::info!(%src_peer_id, "reservation denied");
+            }
+            relay::Event::ReservationClosed { src_peer_id }
+            | relay::Event::ReservationTimedOut { src_peer_id } => {
+                tracing::info!(%src_peer_id, "reservation ended");
+                Stats::decr(&stats.reservations);
+            }
+            relay::Event::CircuitReqAccepted {
+                src_peer_id,
+                dst_peer_id,
+            } => {
+                tracing::info!(%src_peer_id, %dst_peer_id, "circuit opened");
+                Stats::incr(&stats.circuits);
+                Stats::incr(&stats.circuits_total);
+            }
+            relay::Event::CircuitClosed {
+                src_peer_id,
+                dst_peer_id,
+                error,
+            } => {
+                tracing::info!(%src_peer_id, %dst_peer_id, ?error, "circuit closed");
+                Stats::decr(&stats.circuits);
+            }
+            relay::Event::CircuitReqDenied {
+                src_peer_id,
+                dst_peer_id,
+                ..
+            } => {
+                tracing::info!(%src_peer_id, %dst_peer_id, "circuit denied");
+            }
+            _ => {}
+        }
+    }
+
+    fn on_identify(&mut self, event: identify::Event) {
+        let identify::Event::Received { peer_id, info, .. } = event else {
+            return;
+        };
+        // Browsers announce the circuit address their reservation gives them; keeping it in
+        // the routing table is what lets one browser find another through the DHT.
+        if info.protocols.contains(&KAD_PROTOCOL) {
+            for addr in info.listen_addrs {
+                self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+            }
+        }
+    }
+
+    fn on_kad(&mut self, event: kad::Event) {
+        if let kad::Event::InboundRequest { request } = event {
+            match request {
+                kad::InboundRequest::PutRecord { source, .. } => {
+                    tracing::debug!(%source, "DHT record refused: the relay stores none");
+                    Stats::incr(&self.stats.records_refused);
+                }
+                kad::InboundRequest::AddProvider { .. } => {
+                    Stats::incr(&self.stats.records_refused);
+                }
+                _ => {}
+            }
+        }
+    }
+}

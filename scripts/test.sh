@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs what is missing and runs every check and test: formatting, clippy (native and wasm32),
+# native unit and cluster tests, browser unit tests in headless Chromium, and the end-to-end
+# scenarios with the real relay and real Chromium profiles.
+# One e2e scenario alone: (cd tests && node --test --test-name-pattern="relay restart" e2e/)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+step() { printf '\n=== %s (%ss)\n' "$1" "$SECONDS"; }
+
+step "setup"
+bash scripts/setup.sh
+
+step "format"
+cargo fmt --all --check
+
+step "clippy, native"
+cargo clippy --release --locked --workspace --all-targets -- -D warnings
+step "clippy, wasm32"
+cargo clippy --release --locked -p jellyfish-peer --target wasm32-unknown-unknown --all-targets -- -D warnings
+
+step "native tests"
+cargo test --release --locked --workspace
+
+step "browser unit tests (wasm-bindgen-test in headless Chromium)"
+CHROMEDRIVER=${CHROMEDRIVER:-/usr/bin/chromedriver} \
+  cargo test --release --locked -p jellyfish-peer --target wasm32-unknown-unknown
+
+step "build the relay and the page"
+cargo build --release --locked -p jellyfish-relay
+bash scripts/build-web.sh
+
+step "end-to-end: real relay, real Chromium profiles"
+(cd tests && node --test --test-concurrency=1 e2e/)
+
+step "all passed"

@@ -1,0 +1,226 @@
+// The end-to-end harness: starts the real relay and real headless Chromium processes, each
+// with its own profile, hands pages to the scenarios, and stops every process it started by PID,
+// whatever happens to the test.
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync, mkdirSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { chromium } from "playwright-core";
+
+export const ROOT = resolve(import.meta.dirname, "../..");
+const TARGET_DIR = process.env.CARGO_TARGET_DIR || join(ROOT, "target");
+const RELAY_BIN = join(TARGET_DIR, "release", "jellyfish-relay");
+const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+export const ARTIFACTS = join(ROOT, "tests", "e2e", "artifacts");
+
+const started = new Set(); // every child process still running
+
+function killGroup(child, signal = "SIGKILL") {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  try {
+    process.kill(-child.pid, signal); // detached: the child leads its own process group
+  } catch {
+    try { child.kill(signal); } catch { /* already gone */ }
+  }
+}
+
+function killAll() {
+  for (const child of started) killGroup(child);
+  started.clear();
+}
+process.on("exit", killAll);
+for (const signal of ["SIGINT", "SIGTERM"]) {
+  process.on(signal, () => { killAll(); process.exit(130); });
+}
+
+function track(child, name) {
+  started.add(child);
+  child.on("exit", () => started.delete(child));
+  child.name = name;
+  return child;
+}
+
+function exited(child) {
+  return new Promise((done) => {
+    if (child.exitCode !== null || child.signalCode !== null) done(child.exitCode);
+    else child.once("exit", (code) => done(code));
+  });
+}
+
+/** A TCP port that was free a moment ago, on loopback. */
+export function freePort() {
+  return new Promise((done, fail) => {
+    const server = createServer();
+    server.unref();
+    server.on("error", fail);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address();
+      server.close(() => done(port));
+    });
+  });
+}
+
+export async function waitFor(what, check, { timeout = 30000, interval = 200 } = {}) {
+  const deadline = Date.now() + timeout;
+  let last;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value) return value;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeout} ms waiting for ${what}${last ? `: ${last.message}` : ""}`);
+    }
+    await new Promise((r) => setTimeout(r, interval));
+  }
+}
+
+/** The relay as a real process, on free ports, with its own data directory. */
+export class Relay {
+  constructor({ dataDir, httpPort, p2pPort, extraArgs = [] } = {}) {
+    this.dataDir = dataDir;
+    this.httpPort = httpPort;
+    this.p2pPort = p2pPort;
+    this.extraArgs = extraArgs;
+    this.log = "";
+  }
+
+  static async start(options = {}) {
+    const relay = new Relay({
+      dataDir: options.dataDir || mkdtempSync(join(tmpdir(), "jf-relay-")),
+      httpPort: options.httpPort || (await freePort()),
+      p2pPort: options.p2pPort || (await freePort()),
+      extraArgs: options.extraArgs,
+    });
+    await relay.launch();
+    return relay;
+  }
+
+  get url() {
+    return `http://127.0.0.1:${this.httpPort}`;
+  }
+
+  async launch() {
+    this.process = track(
+      spawn(
+        RELAY_BIN,
+        [
+          "--http-addr", `127.0.0.1:${this.httpPort}`,
+          "--listen", `/ip4/127.0.0.1/tcp/${this.p2pPort}/ws`,
+          "--data-dir", this.dataDir,
+          "--www-dir", join(ROOT, "www"),
+          ...this.extraArgs,
+        ],
+        { detached: true, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, RUST_LOG: "info" } },
+      ),
+      "relay",
+    );
+    const append = (chunk) => { this.log += chunk; };
+    this.process.stdout.on("data", append);
+    this.process.stderr.on("data", append);
+    await waitFor("the relay's /api/relay to list an address", async () => {
+      if (this.process.exitCode !== null) throw new Error(`relay exited:\n${this.log}`);
+      const info = await this.json("/api/relay");
+      return info.addrs.length > 0 && info;
+    });
+  }
+
+  async json(path) {
+    const response = await fetch(this.url + path);
+    if (!response.ok) throw new Error(`${path}: HTTP ${response.status}`);
+    return response.json();
+  }
+
+  /** Stops the relay with SIGTERM and returns its exit code (it must shut down cleanly). */
+  async stop({ timeout = 10000 } = {}) {
+    if (!this.process) return null;
+    killGroup(this.process, "SIGTERM");
+    const code = await Promise.race([
+      exited(this.process),
+      new Promise((r) => setTimeout(() => r("timeout"), timeout)),
+    ]);
+    killGroup(this.process);
+    return code;
+  }
+
+  cleanup() {
+    if (this.process) killGroup(this.process);
+    rmSync(this.dataDir, { recursive: true, force: true });
+  }
+}
+
+/** A real headless Chromium with its own profile (so its own IndexedDB), driven over CDP. */
+export class Browser {
+  static async launch(name) {
+    const self = new Browser();
+    self.name = name;
+    self.profile = mkdtempSync(join(tmpdir(), `jf-profile-${name}-`));
+    self.process = track(
+      spawn(
+        CHROMIUM,
+        [
+          "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+          "--disable-background-networking", "--disable-component-update", "--disable-sync",
+          "--disable-dev-shm-usage", "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0",
+          `--user-data-dir=${self.profile}`, "about:blank",
+        ],
+        { detached: true, stdio: ["ignore", "ignore", "pipe"] },
+      ),
+      `chromium-${name}`,
+    );
+    const endpoint = await new Promise((done, fail) => {
+      let seen = "";
+      const timer = setTimeout(() => fail(new Error(`chromium ${name} did not start:\n${seen}`)), 30000);
+      self.process.stderr.on("data", (chunk) => {
+        seen += chunk;
+        const match = seen.match(/DevTools listening on (ws:\/\/\S+)/);
+        if (match) { clearTimeout(timer); done(match[1]); }
+      });
+      self.process.on("exit", () => fail(new Error(`chromium ${name} exited:\n${seen}`)));
+    });
+    self.browser = await chromium.connectOverCDP(endpoint);
+    self.context = self.browser.contexts()[0];
+    self.errors = [];
+    return self;
+  }
+
+  /** Opens the Jellyfish page and waits until its peer has started. */
+  async open(url) {
+    const page = await this.context.newPage();
+    page.on("pageerror", (e) => this.errors.push(`${this.name}: ${e.message}`));
+    page.on("console", (m) => { if (m.type() === "error") this.errors.push(`${this.name}: ${m.text()}`); });
+    await page.goto(url);
+    await waitPeer(page);
+    return page;
+  }
+
+  async screenshot(page, label) {
+    mkdirSync(ARTIFACTS, { recursive: true });
+    await page.screenshot({ path: join(ARTIFACTS, `${label}.png`), fullPage: true });
+  }
+
+  close() {
+    try { this.browser?.close().catch(() => {}); } catch { /* the process is killed anyway */ }
+    killGroup(this.process);
+    rmSync(this.profile, { recursive: true, force: true });
+  }
+}
+
+/** Waits for `window.jellyfish` and returns the peer id. */
+export async function waitPeer(page) {
+  await page.waitForFunction(() => window.jellyfish !== undefined, null, { timeout: 30000 });
+  return page.evaluate(() => window.jellyfish.peer_id);
+}
+
+export const status = (page) => page.evaluate(() => window.jellyfish.status());
+
+/** Waits until the page's peer is connected to the relay and holds a reservation. */
+export async function waitReachable(page, timeout = 30000) {
+  return waitFor("the peer to connect and reserve a circuit", async () => {
+    const s = await status(page);
+    return s.relay.state === "connected" && s.reservation && s;
+  }, { timeout });
+}
