@@ -255,17 +255,15 @@ impl EventLoop {
                 peer_id,
                 num_established,
                 ..
-            } => {
-                if num_established.get() == 1 {
-                    if Some(peer_id) == relay_peer {
-                        self.relay_connected();
-                    } else if self.bootstrap_peers.contains(&peer_id) {
-                        self.bootstrap();
-                    }
-                    self.emit(Event::PeerConnected {
-                        peer_id: peer_id.to_string(),
-                    });
+            } if num_established.get() == 1 => {
+                if Some(peer_id) == relay_peer {
+                    self.relay_connected();
+                } else if self.bootstrap_peers.contains(&peer_id) {
+                    self.bootstrap();
                 }
+                self.emit(Event::PeerConnected {
+                    peer_id: peer_id.to_string(),
+                });
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
@@ -379,11 +377,11 @@ impl EventLoop {
                 }
                 let _ = reply.send(Ok(found));
             }
-            kad::Event::InboundRequest { request } => {
+            kad::Event::InboundRequest {
+                request: kad::InboundRequest::PutRecord { source, .. },
+            } => {
                 // Records arrive with the accounts work; until then, nothing is stored.
-                if let kad::InboundRequest::PutRecord { source, .. } = request {
-                    tracing::debug!(%source, "DHT record refused: this peer stores none yet");
-                }
+                tracing::debug!(%source, "DHT record refused: this peer stores none yet");
             }
             kad::Event::RoutingUpdated { peer, .. } => {
                 tracing::debug!(%peer, "DHT routing table updated");

@@ -146,7 +146,9 @@ pub enum Event {
         /// Its software.
         agent: String,
     },
-    /// An inbound request was refused (malformed, oversized, other version).
+    /// An inbound request failed after it was decoded (timed out, stream broke). Requests
+    /// that never decode (malformed, oversized, other version) are dropped by libp2p without
+    /// an event; the codec logs why.
     InboundRefused {
         /// The peer that sent it.
         peer_id: String,
