@@ -1,0 +1,174 @@
+//! The relay as a library, on free ports: it serves its counters, refuses DHT records, and
+//! survives garbage on its sockets.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use jellyfish_relay::{Config, Relay};
+use libp2p::{kad, noise, swarm::SwarmEvent, yamux, Multiaddr, StreamProtocol};
+use std::io::{Read, Write};
+
+const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/jellyfish/kad/1.0.0");
+
+fn config(data_dir: &std::path::Path) -> Config {
+    Config {
+        http_addr: "127.0.0.1:0".parse().unwrap(),
+        listen: vec!["/ip4/127.0.0.1/tcp/0/ws".parse().unwrap()],
+        external_addrs: vec![],
+        data_dir: data_dir.to_owned(),
+        www_dir: data_dir.join("www"),
+        max_reservations: 16,
+        max_circuits: 16,
+        max_circuit_bytes: 1 << 20,
+        max_circuit_secs: 60,
+    }
+}
+
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    let path = path.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        let request = format!("GET {path} HTTP/1.1\r\nHost: relay\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response
+    })
+    .await
+    .unwrap()
+}
+
+fn json_body(response: &str) -> serde_json::Value {
+    let body = response.split("\r\n\r\n").nth(1).expect("a body");
+    serde_json::from_str(body).expect("JSON")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refuses_records_survives_garbage_and_reports_counters() {
+    let data_dir = std::env::temp_dir().join(format!("jf-relay-test-{}", std::process::id()));
+    let relay = Relay::bind(config(&data_dir)).await.unwrap();
+    let (http, stats, relay_id) = (relay.http_addr(), relay.stats(), relay.peer_id());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(relay.run(async {
+        let _ = stopped.await;
+    }));
+
+    let relay_addr: Multiaddr = loop {
+        if let Some(addr) = stats.addrs().first() {
+            break addr.parse().unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(relay_addr
+        .to_string()
+        .ends_with(&format!("/p2p/{relay_id}")));
+
+    // Garbage on the libp2p socket: the relay drops that connection and carries on.
+    let ws_port = relay_addr
+        .iter()
+        .find_map(|p| match p {
+            libp2p::multiaddr::Protocol::Tcp(port) => Some(port),
+            _ => None,
+        })
+        .unwrap();
+    let mut junk = std::net::TcpStream::connect(("127.0.0.1", ws_port)).unwrap();
+    // The relay may hang up mid-write; that is fine too.
+    let _ = junk.write_all(&[0xde, 0xad, 0xbe, 0xef].repeat(4096));
+    drop(junk);
+
+    // A DHT client puts a record on the relay, then asks for it back.
+    let mut client = libp2p::SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_websocket(noise::Config::new, yamux::Config::default)
+        .await
+        .unwrap()
+        .with_behaviour(|key| {
+            let id = key.public().to_peer_id();
+            let mut kad = kad::Behaviour::with_config(
+                id,
+                kad::store::MemoryStore::new(id),
+                kad::Config::new(KAD_PROTOCOL),
+            );
+            kad.set_mode(Some(kad::Mode::Client));
+            kad
+        })
+        .unwrap()
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(30)))
+        .build();
+    client
+        .behaviour_mut()
+        .add_address(&relay_id, relay_addr.clone());
+    let record = kad::Record::new(b"some-key".to_vec(), b"user data".to_vec());
+    client
+        .behaviour_mut()
+        .put_record_to(record, std::iter::once(relay_id), kad::Quorum::One);
+    let refused = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            if let SwarmEvent::Behaviour(kad::Event::OutboundQueryProgressed {
+                result: kad::QueryResult::PutRecord(_),
+                ..
+            }) = client.select_next_some().await
+            {
+                return;
+            }
+        }
+    });
+    refused.await.expect("the put query to finish");
+    assert!(
+        stats.snapshot().records_refused >= 1,
+        "{:?}",
+        stats.snapshot()
+    );
+
+    client
+        .behaviour_mut()
+        .get_record(kad::RecordKey::new(b"some-key"));
+    let found = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            if let SwarmEvent::Behaviour(kad::Event::OutboundQueryProgressed {
+                result: kad::QueryResult::GetRecord(result),
+                step,
+                ..
+            }) = client.select_next_some().await
+            {
+                if let Ok(kad::GetRecordOk::FoundRecord(_)) = result {
+                    return true;
+                }
+                if step.last {
+                    return false;
+                }
+            }
+        }
+    });
+    assert!(
+        !found.await.expect("the get query to finish"),
+        "the relay must not store records"
+    );
+
+    // The HTTP side still answers, with counters that saw all this.
+    let health = json_body(&http_get(http, "/health").await);
+    assert_eq!(health["status"], "ok");
+    assert!(
+        health["connections_total"].as_u64().unwrap() >= 1,
+        "{health}"
+    );
+    assert!(health["records_refused"].as_u64().unwrap() >= 1, "{health}");
+    assert!(health["bytes_in"].as_u64().unwrap() > 0, "{health}");
+    let info = json_body(&http_get(http, "/api/relay").await);
+    assert_eq!(info["peer_id"], relay_id.to_string());
+
+    // The data directory holds the identity key and nothing else.
+    let files: Vec<_> = std::fs::read_dir(&data_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(files, ["identity.key"]);
+
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), running)
+        .await
+        .expect("a prompt shutdown")
+        .unwrap();
+    std::fs::remove_dir_all(&data_dir).unwrap();
+}
