@@ -8,18 +8,25 @@
 //! - [`protocol`]: Jellyfish's request-response messages, their version and size limits, and
 //!   the codec that refuses anything else. Pure.
 //! - [`backoff`]: when to try the relay again. Pure.
+//! - [`crypto`]: AES-256-GCM, PBKDF2, RSA (PSS, OAEP), with a WebCrypto engine in the browser.
+//! - [`record`]: signed DHT records and the checks every peer runs before storing one. Pure.
+//! - [`account`]: sign up, log in, change password, over a [`account::Directory`].
 //! - [`net`]: the libp2p side: behaviour, event loop, and the [`net::Client`] handle the rest
 //!   of the code (and the page) drives. Nothing else names the swarm.
 //! - `platform`: what differs between browser and native (transports, spawning).
 //! - `identity_store` (browser only): this profile's peer key in IndexedDB.
 //! - `bindings` (browser only): the JavaScript API, a thin layer over [`net::Client`].
 //!
-//! Dependencies point one way: bindings -> net -> {protocol, backoff, platform}.
+//! Dependencies point one way: bindings -> account -> {net, record, crypto};
+//! net -> {record, protocol, backoff, platform}.
 
+pub mod account;
 pub mod backoff;
+pub mod crypto;
 pub mod net;
 mod platform;
 pub mod protocol;
+pub mod record;
 
 #[cfg(target_arch = "wasm32")]
 pub mod bindings;

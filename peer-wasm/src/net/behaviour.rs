@@ -29,6 +29,13 @@ impl Behaviour {
         // which (once records exist) validates them before storing.
         kad_config.set_record_filtering(kad::StoreInserts::FilterBoth);
         kad_config.set_query_timeout(Duration::from_secs(30));
+        kad_config.set_max_packet_size(4 * crate::record::MAX_RECORD_BYTES);
+        // Records never expire on their own: an account must not vanish because its owner was
+        // away. Holders re-replicate what they hold; owners republish at login.
+        kad_config.set_record_ttl(None);
+        kad_config.set_provider_record_ttl(None);
+        kad_config.set_replication_interval(Some(Duration::from_secs(10 * 60)));
+        kad_config.set_publication_interval(Some(Duration::from_secs(60 * 60)));
         let mut kad =
             kad::Behaviour::with_config(peer_id, kad::store::MemoryStore::new(peer_id), kad_config);
         // Browser peers are reachable through their relay reservation, so they answer DHT

@@ -8,6 +8,10 @@ use libp2p::PeerId;
 use serde::Serialize;
 
 use super::{KnownPeer, NetError, Status};
+use crate::{
+    account::{AccountError, Directory},
+    record::{SignedRecord, VerifiedRecord},
+};
 
 /// A request for the event loop, with the oneshot its answer goes to.
 #[derive(Debug)]
@@ -18,6 +22,14 @@ pub(crate) enum Command {
     Hello {
         peer: PeerId,
         reply: oneshot::Sender<Result<HelloReply, NetError>>,
+    },
+    PutRecord {
+        record: VerifiedRecord,
+        reply: oneshot::Sender<Result<(), NetError>>,
+    },
+    GetRecord {
+        key: Vec<u8>,
+        reply: oneshot::Sender<Result<Vec<VerifiedRecord>, NetError>>,
     },
 }
 
@@ -66,6 +78,21 @@ impl Client {
         self.ask(|reply| Command::Hello { peer, reply }).await?
     }
 
+    /// Checks a record, stores it here and on the peers closest to its key.
+    pub async fn put_record(&self, record: SignedRecord) -> Result<(), NetError> {
+        let record = VerifiedRecord::from_wire(&record.key(), &record.to_wire())?;
+        self.ask(|reply| Command::PutRecord { record, reply })
+            .await?
+    }
+
+    /// The valid records under `key` held by this peer and the peers closest to the key: for
+    /// each owner the newest, ordered by how many holders vouch for that owner. Malformed and
+    /// badly signed copies are dropped; a record by another owner (a forgery or a squatter)
+    /// stays apart, so the caller can pick the one signed by the key it trusts.
+    pub async fn get_record(&self, key: Vec<u8>) -> Result<Vec<VerifiedRecord>, NetError> {
+        self.ask(|reply| Command::GetRecord { key, reply }).await?
+    }
+
     async fn ask<T>(
         &self,
         command: impl FnOnce(oneshot::Sender<T>) -> Command,
@@ -77,5 +104,24 @@ impl Client {
             .await
             .map_err(|_| NetError::Stopped)?;
         rx.await.map_err(|_| NetError::Stopped)
+    }
+}
+
+impl Directory for Client {
+    async fn get(&self, key: Vec<u8>) -> Result<Vec<VerifiedRecord>, AccountError> {
+        self.get_record(key).await.map_err(AccountError::from)
+    }
+
+    async fn put(&self, record: SignedRecord) -> Result<(), AccountError> {
+        self.put_record(record).await.map_err(AccountError::from)
+    }
+}
+
+impl From<NetError> for AccountError {
+    fn from(e: NetError) -> Self {
+        match e {
+            NetError::Record(e) => AccountError::Record(e),
+            other => AccountError::Network(other.to_string()),
+        }
     }
 }

@@ -25,6 +25,7 @@ use super::{
 use crate::{
     backoff::Backoff,
     protocol::{Request, Response, KAD_PROTOCOL},
+    record::{RecordError, VerifiedRecord},
 };
 
 /// Commands waiting in the queue before `Client` calls start to wait.
@@ -34,6 +35,8 @@ const EVENT_QUEUE: usize = 256;
 
 type DiscoverReply = oneshot::Sender<Result<Vec<PeerId>, NetError>>;
 type HelloReplySender = oneshot::Sender<Result<HelloReply, NetError>>;
+type PutReply = oneshot::Sender<Result<(), NetError>>;
+type GetReply = oneshot::Sender<Result<Vec<VerifiedRecord>, NetError>>;
 
 /// The link to the relay: where it is, whether we are connected, our reservation.
 struct RelayLink {
@@ -77,6 +80,10 @@ pub(crate) struct EventLoop {
     retry: Fuse<Delay>,
     pending_discover: HashMap<kad::QueryId, DiscoverReply>,
     pending_hello: HashMap<OutboundRequestId, (PeerId, HelloReplySender)>,
+    pending_put: HashMap<kad::QueryId, PutReply>,
+    /// Get queries: per owner, the newest record seen and how many holders vouched for that
+    /// owner; and who waits for the answer.
+    pending_get: HashMap<kad::QueryId, (Vec<(VerifiedRecord, usize)>, GetReply)>,
 }
 
 impl EventLoop {
@@ -129,6 +136,8 @@ impl EventLoop {
             retry: Fuse::terminated(),
             pending_discover: HashMap::new(),
             pending_hello: HashMap::new(),
+            pending_put: HashMap::new(),
+            pending_get: HashMap::new(),
         };
         event_loop.dial_relay();
         Ok((event_loop, client, event_rx))
@@ -378,15 +387,102 @@ impl EventLoop {
                 let _ = reply.send(Ok(found));
             }
             kad::Event::InboundRequest {
-                request: kad::InboundRequest::PutRecord { source, .. },
+                request:
+                    kad::InboundRequest::PutRecord {
+                        source,
+                        record: Some(record),
+                        ..
+                    },
+            } => match VerifiedRecord::from_wire(record.key.as_ref(), &record.value) {
+                Ok(verified) => {
+                    if let Err(e) = self.store_record(&verified) {
+                        tracing::info!(%source, "DHT record refused: {e}");
+                    }
+                }
+                Err(e) => tracing::info!(%source, "DHT record refused: {e}"),
+            },
+            kad::Event::OutboundQueryProgressed {
+                id,
+                result: kad::QueryResult::PutRecord(result),
+                ..
             } => {
-                // Records arrive with the accounts work; until then, nothing is stored.
-                tracing::debug!(%source, "DHT record refused: this peer stores none yet");
+                if let Some(reply) = self.pending_put.remove(&id) {
+                    let _ = reply.send(
+                        result
+                            .map(|_| ())
+                            .map_err(|e| NetError::NotStored(e.to_string())),
+                    );
+                }
             }
+            kad::Event::OutboundQueryProgressed {
+                id,
+                result: kad::QueryResult::GetRecord(result),
+                step,
+                ..
+            } => self.on_get_record_progress(id, result, step.last),
             kad::Event::RoutingUpdated { peer, .. } => {
                 tracing::debug!(%peer, "DHT routing table updated");
             }
             _ => {}
+        }
+    }
+
+    /// Stores a verified record if it may replace what is held under its key.
+    fn store_record(&mut self, record: &VerifiedRecord) -> Result<(), RecordError> {
+        use kad::store::RecordStore;
+        let key = kad::RecordKey::new(&record.record().key());
+        let store = self.swarm.behaviour_mut().kad.store_mut();
+        if let Some(held) = store.get(&key) {
+            // What we hold was checked when it came in; if it no longer verifies, replace it.
+            if let Ok(held) = VerifiedRecord::from_wire(key.as_ref(), &held.value) {
+                if !record.may_replace(&held)? {
+                    return Ok(());
+                }
+            }
+        }
+        let value = record.wire().to_vec();
+        store
+            .put(kad::Record::new(key, value))
+            .map_err(|e| RecordError::Malformed(format!("the local store refused it: {e}")))
+    }
+
+    fn on_get_record_progress(
+        &mut self,
+        id: kad::QueryId,
+        result: Result<kad::GetRecordOk, kad::GetRecordError>,
+        last: bool,
+    ) {
+        let Some((seen, _)) = self.pending_get.get_mut(&id) else {
+            return;
+        };
+        if let Ok(kad::GetRecordOk::FoundRecord(found)) = result {
+            match VerifiedRecord::from_wire(found.record.key.as_ref(), &found.record.value) {
+                Ok(candidate) => {
+                    let same_owner = seen
+                        .iter_mut()
+                        .find(|(held, _)| held.record().owner == candidate.record().owner);
+                    match same_owner {
+                        Some((held, holders)) => {
+                            *holders += 1;
+                            if candidate.may_replace(held) == Ok(true) {
+                                *held = candidate;
+                            }
+                        }
+                        None => seen.push((candidate, 1)),
+                    }
+                }
+                Err(e) => tracing::info!(peer = ?found.peer, "ignored a bad record: {e}"),
+            }
+        }
+        if last {
+            if let Some((mut seen, reply)) = self.pending_get.remove(&id) {
+                seen.sort_by_key(|(_, holders)| std::cmp::Reverse(*holders));
+                if let Some((record, _)) = seen.first() {
+                    // Keep a copy of the newest version most holders agree on: it spreads.
+                    let _ = self.store_record(record);
+                }
+                let _ = reply.send(Ok(seen.into_iter().map(|(record, _)| record).collect()));
+            }
         }
     }
 
@@ -490,6 +586,37 @@ impl EventLoop {
                 let local = *self.swarm.local_peer_id();
                 let id = self.swarm.behaviour_mut().kad.get_closest_peers(local);
                 self.pending_discover.insert(id, reply);
+            }
+            Command::PutRecord { record, reply } => {
+                if let Err(e) = self.store_record(&record) {
+                    let _ = reply.send(Err(e.into()));
+                    return;
+                }
+                let kad_record = kad::Record::new(
+                    kad::RecordKey::new(&record.record().key()),
+                    record.wire().to_vec(),
+                );
+                match self
+                    .swarm
+                    .behaviour_mut()
+                    .kad
+                    .put_record(kad_record, kad::Quorum::One)
+                {
+                    Ok(id) => {
+                        self.pending_put.insert(id, reply);
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(NetError::NotStored(e.to_string())));
+                    }
+                }
+            }
+            Command::GetRecord { key, reply } => {
+                let id = self
+                    .swarm
+                    .behaviour_mut()
+                    .kad
+                    .get_record(kad::RecordKey::new(&key));
+                self.pending_get.insert(id, (Vec::new(), reply));
             }
             Command::Hello { peer, reply } => {
                 let request = Request::Hello {

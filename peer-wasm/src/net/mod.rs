@@ -59,6 +59,12 @@ pub enum NetError {
     /// A DHT query failed.
     #[error("DHT query failed: {0}")]
     Query(String),
+    /// A record was refused before it left this peer.
+    #[error(transparent)]
+    Record(#[from] crate::record::RecordError),
+    /// No other peer took a copy of a record.
+    #[error("no other peer stored the record ({0}); the network may be too small or unreachable")]
+    NotStored(String),
     /// A request to another peer failed (unreachable, timed out, refused, malformed answer).
     #[error("request to {peer} failed: {reason}")]
     Request {

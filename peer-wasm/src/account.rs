@@ -1,0 +1,431 @@
+//! Accounts, as the design prescribes, with nothing but the DHT.
+//!
+//! Sign up: the password must pass a strength estimate; an RSA key pair and a random AES-256
+//! user key are made in the peer; three records go to the DHT under keys derived from the
+//! username: the public key, the private key (PKCS#8) sealed with AES-256-GCM under a
+//! PBKDF2-HMAC-SHA256 key (salt and iterations in the record), and the user key wrapped with
+//! RSA-OAEP-SHA256 to the public key. All three are signed by the new key.
+//!
+//! Log in: fetch the records, derive the key, open the private key, unwrap the user key.
+//! Change password: reseal the private key with a new salt at a higher sequence number.
+//!
+//! The network is reached through [`Directory`], so these workflows run the same against the
+//! real DHT ([`crate::net::Client`]) and in tests.
+
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::{
+    crypto::{
+        aead::Sealed,
+        fast,
+        kdf::KdfParams,
+        rsa_keys::{PrivateKey, PublicKey},
+        sha256, CryptoError, SymmetricKey,
+    },
+    protocol,
+    record::{dht_key, AccountId, RecordError, RecordKind, SignedRecord, VerifiedRecord},
+};
+
+/// Shortest and longest usernames.
+pub const USERNAME_LEN: std::ops::RangeInclusive<usize> = 3..=32;
+/// Lowest zxcvbn score (0..=4) accepted: 3 is "safely unguessable" for an offline attack on a
+/// slow hash, which is what a record in a public DHT faces.
+pub const MIN_PASSWORD_SCORE: u8 = 3;
+/// Longest password accepted (the strength estimator is slow on huge inputs).
+pub const MAX_PASSWORD_LEN: usize = 256;
+
+/// Where account records are read and written: the DHT.
+#[allow(async_fn_in_trait)]
+pub trait Directory {
+    /// The verified records under `key`: per owner the newest, the most widely held first.
+    async fn get(&self, key: Vec<u8>) -> Result<Vec<VerifiedRecord>, AccountError>;
+    /// Stores a record on the peers responsible for it.
+    async fn put(&self, record: SignedRecord) -> Result<(), AccountError>;
+}
+
+/// Why an account operation failed, in words a user can act on.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AccountError {
+    /// The username has characters or a length that are not allowed.
+    #[error("usernames are {min} to {max} letters, digits, '.', '_' or '-'", min = USERNAME_LEN.start(), max = USERNAME_LEN.end())]
+    BadUsername,
+    /// The password is too easy to guess.
+    #[error("this password is too easy to guess{warning}. {advice}")]
+    WeakPassword {
+        /// What the estimator found, with a leading ": ", or nothing.
+        warning: String,
+        /// How to do better.
+        advice: String,
+    },
+    /// Someone already has this username.
+    #[error("the username is taken; choose another")]
+    NameTaken,
+    /// No account has this username.
+    #[error("no account has this username; check it or sign up")]
+    UnknownUser,
+    /// The password does not open the account.
+    #[error("wrong password")]
+    WrongPassword,
+    /// The account's records are incomplete or inconsistent in the network.
+    #[error("the account's records are damaged or incomplete: {0}")]
+    Damaged(String),
+    /// A record was refused.
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    /// A cryptographic operation failed.
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+    /// The network could not be reached or did not answer.
+    #[error("network: {0}")]
+    Network(String),
+}
+
+/// The strength estimate of a password, for the sign-up form's meter.
+#[derive(Debug, Clone, Serialize)]
+pub struct PasswordStrength {
+    /// 0 (guessable in seconds) to 4 (very unguessable).
+    pub score: u8,
+    /// Whether sign-up will accept it.
+    pub acceptable: bool,
+    /// What makes it weak, if anything.
+    pub warning: Option<String>,
+    /// How to make it stronger.
+    pub suggestions: Vec<String>,
+    /// How long an offline attack on a slow hash would take, in words.
+    pub crack_time: String,
+}
+
+/// Estimates a password's strength, knowing the username (a password near it is weak).
+pub fn password_strength(password: &str, username: &str) -> PasswordStrength {
+    let truncated: String = password.chars().take(MAX_PASSWORD_LEN).collect();
+    let entropy = zxcvbn::zxcvbn(&truncated, &[username]);
+    let score = u8::from(entropy.score());
+    let feedback = entropy.feedback();
+    PasswordStrength {
+        score,
+        acceptable: score >= MIN_PASSWORD_SCORE && password.chars().count() <= MAX_PASSWORD_LEN,
+        warning: feedback.and_then(|f| f.warning()).map(|w| w.to_string()),
+        suggestions: feedback
+            .map(|f| f.suggestions().iter().map(ToString::to_string).collect())
+            .unwrap_or_default(),
+        crack_time: entropy
+            .crack_times()
+            .offline_slow_hashing_1e4_per_second()
+            .to_string(),
+    }
+}
+
+fn check_password(password: &str, username: &str) -> Result<(), AccountError> {
+    let strength = password_strength(password, username);
+    if strength.acceptable {
+        return Ok(());
+    }
+    let mut advice = strength.suggestions.join(" ");
+    if advice.is_empty() {
+        advice = "Use a longer passphrase of several uncommon words.".into();
+    }
+    Err(AccountError::WeakPassword {
+        warning: strength
+            .warning
+            .map(|w| format!(": {w}"))
+            .unwrap_or_default(),
+        advice: format!(
+            "{advice} (An attacker could guess it in {}.)",
+            strength.crack_time
+        ),
+    })
+}
+
+/// Lower-cases and checks a username; the DHT never sees it, only its hash.
+pub fn normalize_username(username: &str) -> Result<String, AccountError> {
+    let name = username.trim().to_lowercase();
+    let ok_chars = name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if !ok_chars || !USERNAME_LEN.contains(&name.len()) {
+        return Err(AccountError::BadUsername);
+    }
+    Ok(name)
+}
+
+/// The account id of a (normalised) username.
+pub fn account_id(normalized: &str) -> AccountId {
+    AccountId(sha256(format!("jellyfish/user/v1/{normalized}").as_bytes()))
+}
+
+/// The body of a private-key record.
+#[derive(Serialize, Deserialize)]
+struct SealedPrivateKey {
+    kdf: KdfParams,
+    sealed: Sealed,
+}
+
+/// The body of a user-key record.
+#[derive(Serialize, Deserialize)]
+struct WrappedUserKey {
+    #[serde(with = "crate::crypto::aead::serde_bytes_vec")]
+    wrapped: Vec<u8>,
+}
+
+fn private_key_aad(account: &AccountId) -> Vec<u8> {
+    [b"jellyfish/private-key/v1/".as_slice(), &account.0].concat()
+}
+
+async fn seal_private_key(
+    account: &AccountId,
+    private: &PrivateKey,
+    password: &str,
+) -> Result<Vec<u8>, AccountError> {
+    let kdf = KdfParams::fresh();
+    let key = fast::derive_key(password, &kdf).await?;
+    let pkcs8 = private.to_pkcs8()?;
+    let sealed = fast::seal(&key, &private_key_aad(account), &pkcs8).await?;
+    protocol::encode(&SealedPrivateKey { kdf, sealed })
+        .map_err(|e| AccountError::Damaged(e.to_string()))
+}
+
+fn decode_body<T: serde::de::DeserializeOwned>(record: &VerifiedRecord) -> Result<T, AccountError> {
+    protocol::decode(&record.record().body, crate::record::MAX_RECORD_BYTES)
+        .map_err(|e| AccountError::Damaged(format!("{:?} record: {e}", record.record().kind)))
+}
+
+/// A logged-in user: their keys, in memory only, wiped when dropped.
+pub struct Session {
+    username: String,
+    account: AccountId,
+    private: PrivateKey,
+    user_key: SymmetricKey,
+    records: Vec<VerifiedRecord>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    /// The normalised username.
+    pub fn username(&self) -> &str {
+        &self.username
+    }
+
+    /// The account's public key.
+    pub fn public_key(&self) -> PublicKey {
+        self.private.public()
+    }
+
+    /// The AES-256 user key that seals the user's private records and wraps file keys.
+    pub fn user_key(&self) -> &SymmetricKey {
+        &self.user_key
+    }
+
+    /// Signs a record of this account.
+    pub fn sign(
+        &self,
+        kind: RecordKind,
+        seq: u64,
+        body: Vec<u8>,
+    ) -> Result<SignedRecord, AccountError> {
+        Ok(SignedRecord::sign(
+            kind,
+            self.account,
+            seq,
+            &self.private,
+            body,
+        )?)
+    }
+}
+
+/// Creates an account: checks the name and password, makes the keys, publishes the records.
+pub async fn sign_up(
+    dir: &impl Directory,
+    username: &str,
+    password: &str,
+) -> Result<Session, AccountError> {
+    sign_up_with_key_bits(dir, username, password, crate::crypto::rsa_keys::RSA_BITS).await
+}
+
+/// [`sign_up`] with a chosen RSA size (tests use smaller keys to run fast).
+pub async fn sign_up_with_key_bits(
+    dir: &impl Directory,
+    username: &str,
+    password: &str,
+    rsa_bits: usize,
+) -> Result<Session, AccountError> {
+    let username = normalize_username(username)?;
+    check_password(password, &username)?;
+    let account = account_id(&username);
+    if !dir
+        .get(dht_key(RecordKind::PublicKey, &account))
+        .await?
+        .is_empty()
+    {
+        return Err(AccountError::NameTaken);
+    }
+
+    let private = PrivateKey::generate_bits(rsa_bits)?;
+    let user_key = SymmetricKey::random();
+    let public_record =
+        SignedRecord::sign(RecordKind::PublicKey, account, 1, &private, Vec::new())?;
+    let private_record = SignedRecord::sign(
+        RecordKind::PrivateKey,
+        account,
+        1,
+        &private,
+        seal_private_key(&account, &private, password).await?,
+    )?;
+    let wrapped = WrappedUserKey {
+        wrapped: private.public().wrap(user_key.as_bytes())?,
+    };
+    let user_key_record = SignedRecord::sign(
+        RecordKind::UserKey,
+        account,
+        1,
+        &private,
+        protocol::encode(&wrapped).map_err(|e| AccountError::Damaged(e.to_string()))?,
+    )?;
+
+    // The public key first: it claims the name.
+    let mut records = Vec::new();
+    for record in [public_record, private_record, user_key_record] {
+        records.push(VerifiedRecord::from_wire(&record.key(), &record.to_wire())?);
+        dir.put(record).await?;
+    }
+    Ok(Session {
+        username,
+        account,
+        private,
+        user_key,
+        records,
+    })
+}
+
+/// The newest record of `kind` signed by `owner`; copies by anyone else are ignored.
+async fn owned_record(
+    dir: &impl Directory,
+    kind: RecordKind,
+    account: &AccountId,
+    owner: &PublicKey,
+) -> Result<VerifiedRecord, AccountError> {
+    dir.get(dht_key(kind, account))
+        .await?
+        .into_iter()
+        .find(|r| r.owner() == owner)
+        .ok_or_else(|| AccountError::Damaged(format!("the {kind:?} record is missing")))
+}
+
+/// Opens an account from its records and republishes them (the owner keeps them alive).
+pub async fn log_in(
+    dir: &impl Directory,
+    username: &str,
+    password: &str,
+) -> Result<Session, AccountError> {
+    let username = normalize_username(username).map_err(|_| AccountError::UnknownUser)?;
+    let account = account_id(&username);
+    // The name belongs to the key most holders vouch for; the other records must be its own.
+    let public_record = dir
+        .get(dht_key(RecordKind::PublicKey, &account))
+        .await?
+        .into_iter()
+        .next()
+        .ok_or(AccountError::UnknownUser)?;
+    let owner = public_record.owner().clone();
+    let private_record = owned_record(dir, RecordKind::PrivateKey, &account, &owner).await?;
+    let user_key_record = owned_record(dir, RecordKind::UserKey, &account, &owner).await?;
+
+    let sealed: SealedPrivateKey = decode_body(&private_record)?;
+    let key = fast::derive_key(password, &sealed.kdf).await?;
+    let pkcs8 = Zeroizing::new(
+        fast::open(&key, &private_key_aad(&account), &sealed.sealed)
+            .await
+            .map_err(|e| match e {
+                CryptoError::Decrypt => AccountError::WrongPassword,
+                other => AccountError::Crypto(other),
+            })?,
+    );
+    let private = PrivateKey::from_pkcs8(&pkcs8)?;
+    if private.public() != owner {
+        return Err(AccountError::Damaged(
+            "the private key does not match the public key".into(),
+        ));
+    }
+    let wrapped: WrappedUserKey = decode_body(&user_key_record)?;
+    let user_key = SymmetricKey::from_slice(&private.unwrap_key(&wrapped.wrapped)?)?;
+
+    let records = vec![public_record, private_record, user_key_record];
+    for record in &records {
+        dir.put(record.record().clone()).await?;
+    }
+    Ok(Session {
+        username,
+        account,
+        private,
+        user_key,
+        records,
+    })
+}
+
+/// Reseals the private key under `new_password` (new salt) and publishes it with a higher
+/// sequence number. The identity, the user key and everything they protect stay the same.
+pub async fn change_password(
+    dir: &impl Directory,
+    session: &mut Session,
+    new_password: &str,
+) -> Result<(), AccountError> {
+    check_password(new_password, &session.username)?;
+    let key = dht_key(RecordKind::PrivateKey, &session.account);
+    let held_seq = session
+        .records
+        .iter()
+        .find(|r| r.record().kind == RecordKind::PrivateKey)
+        .map_or(0, |r| r.record().seq);
+    let owner = session.public_key();
+    let network_seq = dir
+        .get(key)
+        .await?
+        .iter()
+        .find(|r| r.owner() == &owner)
+        .map_or(0, |r| r.record().seq);
+    let body = seal_private_key(&session.account, &session.private, new_password).await?;
+    let record = session.sign(RecordKind::PrivateKey, held_seq.max(network_seq) + 1, body)?;
+    let verified = VerifiedRecord::from_wire(&record.key(), &record.to_wire())?;
+    dir.put(record).await?;
+    session
+        .records
+        .retain(|r| r.record().kind != RecordKind::PrivateKey);
+    session.records.push(verified);
+    Ok(())
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn usernames_are_normalised_and_checked() {
+        assert_eq!(normalize_username("  Alice.B ").unwrap(), "alice.b");
+        assert!(normalize_username("al").is_err());
+        assert!(normalize_username("alice bob").is_err());
+        assert!(normalize_username("ålice").is_err());
+        assert_ne!(account_id("alice"), account_id("bob"));
+    }
+
+    #[test]
+    fn weak_passwords_are_refused_with_advice() {
+        for weak in ["password", "alice2024", "qwertyuiop", "aaaaaaaaaaaa"] {
+            let err = check_password(weak, "alice").unwrap_err();
+            let text = err.to_string();
+            assert!(text.contains("too easy to guess"), "{weak}: {text}");
+        }
+        let strong = password_strength("correct horse battery staple violet", "alice");
+        assert!(strong.acceptable, "{strong:?}");
+        assert!(check_password("correct horse battery staple violet", "alice").is_ok());
+    }
+}

@@ -1,0 +1,314 @@
+//! Signed records: the only thing Jellyfish keeps in the DHT.
+//!
+//! A [`SignedRecord`] names its type, the account it belongs to, a sequence number, its owner's
+//! RSA public key and a body, and carries the owner's RSA-PSS signature over all of that. Every
+//! peer checks a record with [`VerifiedRecord::from_wire`] before storing or serving it, and
+//! [`VerifiedRecord::may_replace`] before it replaces one it holds: a record is refused if it is
+//! oversized, malformed, of an unknown type, stored under the wrong key, badly signed, signed by
+//! another owner than the record it would replace, or older than it.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    crypto::{aead::serde_bytes_vec, rsa_keys::PublicKey, sha256, CryptoError},
+    protocol,
+};
+
+/// Largest record accepted, encoded.
+pub const MAX_RECORD_BYTES: usize = 16 * 1024;
+
+/// What a record holds. Unknown types fail to decode and are refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum RecordKind {
+    /// The account's public key; the body is empty (the owner field is the content).
+    PublicKey,
+    /// The account's private key, sealed under a key derived from the password.
+    PrivateKey,
+    /// The account's AES user key, encrypted to its public key.
+    UserKey,
+}
+
+impl RecordKind {
+    fn tag(self) -> u8 {
+        match self {
+            Self::PublicKey => 1,
+            Self::PrivateKey => 2,
+            Self::UserKey => 3,
+        }
+    }
+}
+
+/// Identifies an account without naming it: SHA-256 of the normalised username.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct AccountId(pub [u8; 32]);
+
+/// The DHT key of the record of `kind` for `account`.
+pub fn dht_key(kind: RecordKind, account: &AccountId) -> Vec<u8> {
+    let mut input = b"jellyfish/record/v1/".to_vec();
+    input.push(kind.tag());
+    input.extend_from_slice(&account.0);
+    sha256(&input).to_vec()
+}
+
+/// A record as it travels and is stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedRecord {
+    /// What it holds.
+    pub kind: RecordKind,
+    /// The account it belongs to.
+    pub account: AccountId,
+    /// Higher replaces lower.
+    pub seq: u64,
+    /// The owner's RSA public key, SPKI DER.
+    #[serde(with = "serde_bytes_vec")]
+    pub owner: Vec<u8>,
+    /// The content, by kind.
+    #[serde(with = "serde_bytes_vec")]
+    pub body: Vec<u8>,
+    /// RSA-PSS-SHA256 by the owner over [`SignedRecord::signed_bytes`].
+    #[serde(with = "serde_bytes_vec")]
+    pub signature: Vec<u8>,
+}
+
+/// Why a record was refused. Each names the check that failed.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RecordError {
+    /// Over [`MAX_RECORD_BYTES`].
+    #[error("record refused: {0} bytes is over the limit of {MAX_RECORD_BYTES}")]
+    TooLarge(usize),
+    /// Not a record, or of an unknown type or version.
+    #[error("record refused: {0}")]
+    Malformed(String),
+    /// Stored under a key that does not match its type and account.
+    #[error("record refused: it does not belong under this key")]
+    WrongKey,
+    /// The owner key is unusable or the signature does not verify.
+    #[error("record refused: bad owner key or signature ({0})")]
+    BadSignature(CryptoError),
+    /// Signed by another key than the record it would replace.
+    #[error("record refused: signed by another owner than the record held")]
+    NotOwner,
+    /// Older than the record held.
+    #[error("record refused: sequence {new} is older than the {held} held")]
+    Stale {
+        /// The refused record's sequence number.
+        new: u64,
+        /// The held record's.
+        held: u64,
+    },
+    /// Same sequence number as the record held, different content.
+    #[error("record refused: sequence {0} is already held with other content")]
+    Conflict(u64),
+}
+
+impl SignedRecord {
+    /// The bytes the signature covers: everything but the signature, with a domain tag.
+    pub fn signed_bytes(&self) -> Vec<u8> {
+        #[derive(Serialize)]
+        struct Signed<'a> {
+            domain: &'static str,
+            kind: RecordKind,
+            account: &'a AccountId,
+            seq: u64,
+            #[serde(with = "serde_bytes_vec")]
+            owner: &'a Vec<u8>,
+            #[serde(with = "serde_bytes_vec")]
+            body: &'a Vec<u8>,
+        }
+        protocol::encode(&Signed {
+            domain: "jellyfish-record-v1",
+            kind: self.kind,
+            account: &self.account,
+            seq: self.seq,
+            owner: &self.owner,
+            body: &self.body,
+        })
+        .unwrap_or_default()
+    }
+
+    /// Builds and signs a record.
+    pub fn sign(
+        kind: RecordKind,
+        account: AccountId,
+        seq: u64,
+        owner: &crate::crypto::rsa_keys::PrivateKey,
+        body: Vec<u8>,
+    ) -> Result<Self, CryptoError> {
+        let mut record = Self {
+            kind,
+            account,
+            seq,
+            owner: owner.public().to_der()?,
+            body,
+            signature: Vec::new(),
+        };
+        record.signature = owner.sign(&record.signed_bytes());
+        Ok(record)
+    }
+
+    /// The DHT key this record belongs under.
+    pub fn key(&self) -> Vec<u8> {
+        dht_key(self.kind, &self.account)
+    }
+
+    /// The bytes stored in the DHT.
+    pub fn to_wire(&self) -> Vec<u8> {
+        protocol::encode(self).unwrap_or_default()
+    }
+}
+
+/// A record that passed every check; the rest of the code trusts only these.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedRecord {
+    record: SignedRecord,
+    owner: PublicKey,
+    wire: Vec<u8>,
+}
+
+impl VerifiedRecord {
+    /// Checks a record read from the wire under DHT key `key`.
+    pub fn from_wire(key: &[u8], wire: &[u8]) -> Result<Self, RecordError> {
+        if wire.len() > MAX_RECORD_BYTES {
+            return Err(RecordError::TooLarge(wire.len()));
+        }
+        let record: SignedRecord = protocol::decode(wire, MAX_RECORD_BYTES)
+            .map_err(|e| RecordError::Malformed(e.to_string()))?;
+        if record.key() != key {
+            return Err(RecordError::WrongKey);
+        }
+        if record.kind == RecordKind::PublicKey && !record.body.is_empty() {
+            return Err(RecordError::Malformed(
+                "a public-key record has an empty body".into(),
+            ));
+        }
+        let owner = PublicKey::from_der(&record.owner).map_err(RecordError::BadSignature)?;
+        owner
+            .verify(&record.signed_bytes(), &record.signature)
+            .map_err(RecordError::BadSignature)?;
+        Ok(Self {
+            record,
+            owner,
+            wire: wire.to_vec(),
+        })
+    }
+
+    /// Whether this record may replace `held` (the one stored under the same key).
+    /// `Ok(false)` means it is the same record: nothing to do.
+    pub fn may_replace(&self, held: &VerifiedRecord) -> Result<bool, RecordError> {
+        if self.record.owner != held.record.owner {
+            return Err(RecordError::NotOwner);
+        }
+        match self.record.seq.cmp(&held.record.seq) {
+            std::cmp::Ordering::Less => Err(RecordError::Stale {
+                new: self.record.seq,
+                held: held.record.seq,
+            }),
+            std::cmp::Ordering::Equal if self.wire == held.wire => Ok(false),
+            std::cmp::Ordering::Equal => Err(RecordError::Conflict(self.record.seq)),
+            std::cmp::Ordering::Greater => Ok(true),
+        }
+    }
+
+    /// The record.
+    pub fn record(&self) -> &SignedRecord {
+        &self.record
+    }
+
+    /// The owner's verified public key.
+    pub fn owner(&self) -> &PublicKey {
+        &self.owner
+    }
+
+    /// The bytes as stored.
+    pub fn wire(&self) -> &[u8] {
+        &self.wire
+    }
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::sync::OnceLock;
+
+    use super::*;
+    use crate::crypto::rsa_keys::PrivateKey;
+
+    fn owner() -> &'static PrivateKey {
+        static KEY: OnceLock<PrivateKey> = OnceLock::new();
+        KEY.get_or_init(|| PrivateKey::generate_bits(2048).unwrap())
+    }
+
+    fn record(seq: u64, body: &[u8]) -> SignedRecord {
+        SignedRecord::sign(
+            RecordKind::UserKey,
+            AccountId([1; 32]),
+            seq,
+            owner(),
+            body.to_vec(),
+        )
+        .unwrap()
+    }
+
+    fn verified(r: &SignedRecord) -> Result<VerifiedRecord, RecordError> {
+        VerifiedRecord::from_wire(&r.key(), &r.to_wire())
+    }
+
+    #[test]
+    fn a_good_record_verifies() {
+        let r = record(1, b"body");
+        let v = verified(&r).unwrap();
+        assert_eq!(v.record(), &r);
+    }
+
+    #[test]
+    fn forgeries_are_refused() {
+        let mut r = record(1, b"body");
+        r.body = b"other".to_vec();
+        assert!(matches!(verified(&r), Err(RecordError::BadSignature(_))));
+
+        let r = record(1, b"body");
+        assert_eq!(
+            VerifiedRecord::from_wire(&dht_key(RecordKind::PrivateKey, &r.account), &r.to_wire()),
+            Err(RecordError::WrongKey)
+        );
+        let thief = PrivateKey::generate_bits(2048).unwrap();
+        let mut stolen = record(1, b"body");
+        stolen.signature = thief.sign(&stolen.signed_bytes());
+        assert!(matches!(
+            verified(&stolen),
+            Err(RecordError::BadSignature(_))
+        ));
+        assert!(matches!(
+            VerifiedRecord::from_wire(&r.key(), b"\xff\x00junk"),
+            Err(RecordError::Malformed(_))
+        ));
+        assert!(matches!(
+            VerifiedRecord::from_wire(&r.key(), &vec![0; MAX_RECORD_BYTES + 1]),
+            Err(RecordError::TooLarge(_))
+        ));
+    }
+
+    #[test]
+    fn replacement_rules() {
+        let v1 = verified(&record(1, b"one")).unwrap();
+        let v2 = verified(&record(2, b"two")).unwrap();
+        assert_eq!(v2.may_replace(&v1), Ok(true));
+        assert_eq!(
+            v1.may_replace(&v2),
+            Err(RecordError::Stale { new: 1, held: 2 })
+        );
+        assert_eq!(v1.may_replace(&v1), Ok(false));
+        let v1b = verified(&record(1, b"one, again")).unwrap();
+        assert_eq!(v1b.may_replace(&v1), Err(RecordError::Conflict(1)));
+
+        let other = PrivateKey::generate_bits(2048).unwrap();
+        let theirs =
+            SignedRecord::sign(RecordKind::UserKey, AccountId([1; 32]), 9, &other, vec![]).unwrap();
+        assert_eq!(
+            verified(&theirs).unwrap().may_replace(&v1),
+            Err(RecordError::NotOwner)
+        );
+    }
+}
