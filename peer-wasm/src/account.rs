@@ -305,6 +305,25 @@ pub async fn sign_up_with_key_bits(
     })
 }
 
+/// Opens a private-key record with a password.
+async fn open_private_key(
+    record: &VerifiedRecord,
+    account: &AccountId,
+    password: &str,
+) -> Result<PrivateKey, AccountError> {
+    let sealed: SealedPrivateKey = decode_body(record)?;
+    let key = fast::derive_key(password, &sealed.kdf).await?;
+    let pkcs8 = Zeroizing::new(
+        fast::open(&key, &private_key_aad(account), &sealed.sealed)
+            .await
+            .map_err(|e| match e {
+                CryptoError::Decrypt => AccountError::WrongPassword,
+                other => AccountError::Crypto(other),
+            })?,
+    );
+    Ok(PrivateKey::from_pkcs8(&pkcs8)?)
+}
+
 /// The newest record of `kind` signed by `owner`; copies by anyone else are ignored.
 async fn owned_record(
     dir: &impl Directory,
@@ -338,17 +357,7 @@ pub async fn log_in(
     let private_record = owned_record(dir, RecordKind::PrivateKey, &account, &owner).await?;
     let user_key_record = owned_record(dir, RecordKind::UserKey, &account, &owner).await?;
 
-    let sealed: SealedPrivateKey = decode_body(&private_record)?;
-    let key = fast::derive_key(password, &sealed.kdf).await?;
-    let pkcs8 = Zeroizing::new(
-        fast::open(&key, &private_key_aad(&account), &sealed.sealed)
-            .await
-            .map_err(|e| match e {
-                CryptoError::Decrypt => AccountError::WrongPassword,
-                other => AccountError::Crypto(other),
-            })?,
-    );
-    let private = PrivateKey::from_pkcs8(&pkcs8)?;
+    let private = open_private_key(&private_record, &account, password).await?;
     if private.public() != owner {
         return Err(AccountError::Damaged(
             "the private key does not match the public key".into(),
@@ -372,18 +381,22 @@ pub async fn log_in(
 
 /// Reseals the private key under `new_password` (new salt) and publishes it with a higher
 /// sequence number. The identity, the user key and everything they protect stay the same.
+/// `current_password` must open the private key as held: an unattended tab is not enough.
 pub async fn change_password(
     dir: &impl Directory,
     session: &mut Session,
+    current_password: &str,
     new_password: &str,
 ) -> Result<(), AccountError> {
     check_password(new_password, &session.username)?;
     let key = dht_key(RecordKind::PrivateKey, &session.account);
-    let held_seq = session
+    let held = session
         .records
         .iter()
         .find(|r| r.record().kind == RecordKind::PrivateKey)
-        .map_or(0, |r| r.record().seq);
+        .ok_or_else(|| AccountError::Damaged("the session holds no private-key record".into()))?;
+    open_private_key(held, &session.account, current_password).await?;
+    let held_seq = held.record().seq;
     let owner = session.public_key();
     let network_seq = dir
         .get(key)

@@ -17,7 +17,10 @@ use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
-use crate::net::{self, Client, Event};
+use crate::{
+    account::{self, Session},
+    net::{self, Client, Event},
+};
 
 #[wasm_bindgen(typescript_custom_section)]
 const TS_TYPES: &str = r#"
@@ -31,6 +34,11 @@ export interface Status {
 export interface KnownPeer { peer_id: string; addrs: string[]; connected: boolean }
 export interface HelloReply { peer_id: string; agent: string; connected_peers: number }
 export type PeerEvent = { type: string; [field: string]: unknown };
+export interface PasswordStrength {
+  score: number; acceptable: boolean; warning: string | null;
+  suggestions: string[]; crack_time: string;
+}
+export interface Account { username: string }
 "#;
 
 #[wasm_bindgen(start)]
@@ -48,6 +56,14 @@ fn on_load() {
 pub struct Peer {
     client: Client,
     events: Rc<Mutex<mpsc::Receiver<Event>>>,
+    /// The logged-in user's keys; `None` when logged out. Never leaves wasm memory.
+    session: Rc<Mutex<Option<Session>>>,
+}
+
+/// How strong a password is, and what would make it stronger (for the sign-up form's meter).
+#[wasm_bindgen(unchecked_return_type = "PasswordStrength")]
+pub fn password_strength(password: &str, username: &str) -> Result<JsValue, JsValue> {
+    to_js(&account::password_strength(password, username))
 }
 
 /// Picks the relay address a browser can dial: a WebSocket one ending in `/p2p/<id>`.
@@ -64,6 +80,20 @@ pub(crate) fn pick_relay_addr(addrs: &[String]) -> Option<Multiaddr> {
             });
             is_ws && net::peer_id_of(a).is_ok()
         })
+}
+
+/// What the page may know of an account: never a key.
+#[derive(Serialize)]
+struct AccountInfo {
+    username: String,
+}
+
+impl AccountInfo {
+    fn of(session: &Session) -> Self {
+        Self {
+            username: session.username().to_owned(),
+        }
+    }
 }
 
 fn js_error(e: impl std::fmt::Display) -> JsValue {
@@ -96,6 +126,7 @@ pub async fn start(relay_addrs: Vec<String>) -> Result<Peer, JsValue> {
     Ok(Peer {
         client,
         events: Rc::new(Mutex::new(events)),
+        session: Rc::new(Mutex::new(None)),
     })
 }
 
@@ -140,6 +171,79 @@ impl Peer {
                 .parse()
                 .map_err(|_| js_error(format!("{peer_id:?} is not a peer id")))?;
             to_js(&client.hello(peer).await.map_err(js_error)?)
+        })
+    }
+
+    /// Creates an account and logs in to it. Rejects with a message saying why otherwise
+    /// (weak password and how to improve it, name taken, network not reachable).
+    #[wasm_bindgen(unchecked_return_type = "Promise<Account>")]
+    pub fn sign_up(&self, username: String, password: String) -> js_sys::Promise {
+        let (client, session) = (self.client.clone(), self.session.clone());
+        future_to_promise(async move {
+            let mut slot = session.lock().await;
+            let new = account::sign_up(&client, &username, &password)
+                .await
+                .map_err(js_error)?;
+            let info = AccountInfo::of(&new);
+            *slot = Some(new);
+            to_js(&info)
+        })
+    }
+
+    /// Logs in from the records in the network. "wrong password" and "no account has this
+    /// username" are distinct errors; nothing is kept after a failure.
+    #[wasm_bindgen(unchecked_return_type = "Promise<Account>")]
+    pub fn log_in(&self, username: String, password: String) -> js_sys::Promise {
+        let (client, session) = (self.client.clone(), self.session.clone());
+        future_to_promise(async move {
+            let mut slot = session.lock().await;
+            *slot = None;
+            let opened = account::log_in(&client, &username, &password)
+                .await
+                .map_err(js_error)?;
+            let info = AccountInfo::of(&opened);
+            *slot = Some(opened);
+            to_js(&info)
+        })
+    }
+
+    /// Changes the password of the logged-in account (the current one confirms it).
+    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
+    pub fn change_password(
+        &self,
+        current_password: String,
+        new_password: String,
+    ) -> js_sys::Promise {
+        let (client, session) = (self.client.clone(), self.session.clone());
+        future_to_promise(async move {
+            let mut slot = session.lock().await;
+            let open = slot.as_mut().ok_or_else(|| js_error("log in first"))?;
+            account::change_password(&client, open, &current_password, &new_password)
+                .await
+                .map_err(js_error)?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// Logs out: the account's keys are wiped from memory.
+    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
+    pub fn log_out(&self) -> js_sys::Promise {
+        let session = self.session.clone();
+        future_to_promise(async move {
+            session.lock().await.take();
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// The logged-in account, or `null`.
+    #[wasm_bindgen(unchecked_return_type = "Promise<Account | null>")]
+    pub fn account(&self) -> js_sys::Promise {
+        let session = self.session.clone();
+        future_to_promise(async move {
+            match session.lock().await.as_ref() {
+                Some(open) => to_js(&AccountInfo::of(open)),
+                None => Ok(JsValue::NULL),
+            }
         })
     }
 

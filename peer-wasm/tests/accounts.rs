@@ -137,7 +137,18 @@ async fn sign_up_log_in_change_password_and_refuse_bad_input() {
         .clone();
     assert_eq!(old_record.seq, 1);
     let mut session = again;
-    account::change_password(&peers[15], &mut session, NEW_PASSWORD)
+    let unconfirmed = account::change_password(
+        &peers[15],
+        &mut session,
+        "a wrong current password",
+        NEW_PASSWORD,
+    )
+    .await;
+    assert!(
+        matches!(unconfirmed, Err(AccountError::WrongPassword)),
+        "{unconfirmed:?}"
+    );
+    account::change_password(&peers[15], &mut session, PASSWORD, NEW_PASSWORD)
         .await
         .unwrap();
 

@@ -46,6 +46,11 @@ pub struct Config {
     #[arg(long, env = "JELLYFISH_MAX_CIRCUITS", default_value_t = 256)]
     pub max_circuits: usize,
 
+    /// Most relayed circuits open at once to or from one peer. Every browser that talks to
+    /// another goes through here until direct WebRTC lands, so this is far above libp2p's 4.
+    #[arg(long, env = "JELLYFISH_MAX_CIRCUITS_PER_PEER", default_value_t = 64)]
+    pub max_circuits_per_peer: usize,
+
     /// Most bytes one relayed circuit may carry. Large until peers connect directly over WebRTC;
     /// then it goes back to what signalling needs (libp2p's default is 128 KiB).
     #[arg(long, env = "JELLYFISH_MAX_CIRCUIT_BYTES", default_value_t = 1 << 30)]

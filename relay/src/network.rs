@@ -68,6 +68,7 @@ impl Network {
                 let relay_config = relay::Config {
                     max_reservations: config.max_reservations,
                     max_circuits: config.max_circuits,
+                    max_circuits_per_peer: config.max_circuits_per_peer,
                     max_circuit_bytes: config.max_circuit_bytes,
                     max_circuit_duration: config.max_circuit_duration(),
                     ..Default::default()

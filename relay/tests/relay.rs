@@ -20,6 +20,7 @@ fn config(data_dir: &std::path::Path) -> Config {
         www_dir: data_dir.join("www"),
         max_reservations: 16,
         max_circuits: 16,
+        max_circuits_per_peer: 4,
         max_circuit_bytes: 1 << 20,
         max_circuit_secs: 60,
     }
