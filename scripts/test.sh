@@ -32,4 +32,7 @@ bash scripts/build-web.sh
 step "end-to-end: real relay, real Chromium profiles"
 (cd tests && node --test --test-concurrency=1 e2e/)
 
+step "benchmarks complete on a tiny setting (numbers are not checked; full runs are by hand)"
+node tests/bench/accounts.mjs --runs 1
+
 step "all passed"

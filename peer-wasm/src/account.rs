@@ -268,7 +268,7 @@ pub async fn sign_up_with_key_bits(
         return Err(AccountError::NameTaken);
     }
 
-    let private = PrivateKey::generate_bits(rsa_bits)?;
+    let private = fast::generate_rsa(rsa_bits).await?;
     let user_key = SymmetricKey::random();
     let public_record =
         SignedRecord::sign(RecordKind::PublicKey, account, 1, &private, Vec::new())?;

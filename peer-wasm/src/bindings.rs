@@ -66,6 +66,16 @@ pub fn password_strength(password: &str, username: &str) -> Result<JsValue, JsVa
     to_js(&account::password_strength(password, username))
 }
 
+/// Milliseconds this tab takes to generate one RSA key of `bits` bits with the peer's own
+/// RustCrypto code: the benchmark's baseline for what sign-up costs.
+#[wasm_bindgen]
+pub fn measure_rsa_keygen_ms(bits: usize) -> Result<f64, JsValue> {
+    let now = || js_sys::Date::now();
+    let start = now();
+    crate::crypto::rsa_keys::PrivateKey::generate_bits(bits).map_err(js_error)?;
+    Ok(now() - start)
+}
+
 /// Picks the relay address a browser can dial: a WebSocket one ending in `/p2p/<id>`.
 pub(crate) fn pick_relay_addr(addrs: &[String]) -> Option<Multiaddr> {
     addrs

@@ -2,15 +2,24 @@
 //!
 //! In the browser these run in WebCrypto (SubtleCrypto), measured about 5x faster than
 //! RustCrypto compiled to wasm for both (docs/ARCHITECTURE.md); natively they run RustCrypto.
-//! Formats are identical: the nonce, ciphertext and tag layout of [`Sealed`] and the PBKDF2
-//! output do not depend on the engine. RSA stays in RustCrypto everywhere: it runs once per
-//! sign-up or login, where its cost is small beside PBKDF2's.
+//! RSA key generation, too, runs in WebCrypto in the browser (measured 12x faster than
+//! RustCrypto in wasm: 0.2 s against 2.3 s for 3072 bits); the key is exported as PKCS#8 and
+//! used by RustCrypto from then on. Signing and OAEP stay in RustCrypto: they are fast.
+//! Formats are identical: the nonce, ciphertext and tag layout of [`Sealed`], the PBKDF2
+//! output and the PKCS#8 key do not depend on the engine.
 
 use super::{
     aead::{Sealed, NONCE_LEN},
     kdf::KdfParams,
-    random_bytes, CryptoError, SymmetricKey,
+    random_bytes,
+    rsa_keys::PrivateKey,
+    CryptoError, SymmetricKey,
 };
+
+/// Generates an RSA key pair of `bits` bits (exponent 65537).
+pub async fn generate_rsa(bits: usize) -> Result<PrivateKey, CryptoError> {
+    engine::generate_rsa(bits).await
+}
 
 /// Derives a key from a password (PBKDF2-HMAC-SHA256 with the given parameters).
 pub async fn derive_key(password: &str, params: &KdfParams) -> Result<SymmetricKey, CryptoError> {
@@ -33,7 +42,11 @@ pub async fn open(key: &SymmetricKey, aad: &[u8], sealed: &Sealed) -> Result<Vec
 
 #[cfg(not(target_arch = "wasm32"))]
 mod engine {
-    use super::super::{aead, kdf, CryptoError, SymmetricKey};
+    use super::super::{aead, kdf, rsa_keys::PrivateKey, CryptoError, SymmetricKey};
+
+    pub(super) async fn generate_rsa(bits: usize) -> Result<PrivateKey, CryptoError> {
+        PrivateKey::generate_bits(bits)
+    }
 
     pub(super) async fn pbkdf2(
         password: &[u8],
@@ -73,7 +86,34 @@ pub(crate) mod engine {
     use wasm_bindgen_futures::JsFuture;
     use web_sys::{AesGcmParams, CryptoKey, Pbkdf2Params, SubtleCrypto};
 
-    use super::super::{aead::NONCE_LEN, CryptoError, SymmetricKey, KEY_LEN};
+    use super::super::{aead::NONCE_LEN, rsa_keys::PrivateKey, CryptoError, SymmetricKey, KEY_LEN};
+
+    pub(crate) async fn generate_rsa(bits: usize) -> Result<PrivateKey, CryptoError> {
+        let subtle = subtle()?;
+        let algorithm = Object::new();
+        let set =
+            |k: &str, v: &JsValue| js_sys::Reflect::set(&algorithm, &k.into(), v).map_err(failed);
+        set("name", &"RSA-PSS".into())?;
+        set("modulusLength", &JsValue::from(bits as u32))?;
+        set("publicExponent", &Uint8Array::from(&[1u8, 0, 1][..]).into())?;
+        set("hash", &"SHA-256".into())?;
+        let usages: Array = ["sign", "verify"]
+            .iter()
+            .map(|u| JsValue::from_str(u))
+            .collect();
+        let promise = subtle
+            .generate_key_with_object(&algorithm, true, &usages)
+            .map_err(failed)?;
+        let pair = JsFuture::from(promise).await.map_err(failed)?;
+        let private: CryptoKey = js_sys::Reflect::get(&pair, &"privateKey".into())
+            .map_err(failed)?
+            .dyn_into()
+            .map_err(failed)?;
+        let promise = subtle.export_key("pkcs8", &private).map_err(failed)?;
+        let pkcs8 =
+            zeroize::Zeroizing::new(bytes_of(JsFuture::from(promise).await.map_err(failed)?));
+        PrivateKey::from_pkcs8(&pkcs8)
+    }
 
     fn failed(e: JsValue) -> CryptoError {
         CryptoError::WebCrypto(
@@ -204,6 +244,15 @@ mod browser_tests {
             open(&SymmetricKey::random(), b"aad", &by_rust).await,
             Err(CryptoError::Decrypt)
         );
+    }
+
+    #[wasm_bindgen_test]
+    async fn a_webcrypto_rsa_key_works_in_rustcrypto() {
+        let private = generate_rsa(2048).await.unwrap();
+        let public = private.public();
+        public.verify(b"m", &private.sign(b"m")).unwrap();
+        let wrapped = public.wrap(&[5; 32]).unwrap();
+        assert_eq!(&*private.unwrap_key(&wrapped).unwrap(), &[5; 32]);
     }
 
     #[wasm_bindgen_test]
