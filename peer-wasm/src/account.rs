@@ -197,7 +197,8 @@ pub struct Session {
     account: AccountId,
     private: PrivateKey,
     user_key: SymmetricKey,
-    records: Vec<VerifiedRecord>,
+    /// The private-key record as last published: changing the password checks against it.
+    private_key_record: std::sync::Mutex<VerifiedRecord>,
 }
 
 impl std::fmt::Debug for Session {
@@ -222,6 +223,16 @@ impl Session {
     /// The AES-256 user key that seals the user's private records and wraps file keys.
     pub fn user_key(&self) -> &SymmetricKey {
         &self.user_key
+    }
+
+    /// The account's id.
+    pub fn account(&self) -> AccountId {
+        self.account
+    }
+
+    /// Signs a statement (a store or delete request) with the account's key.
+    pub fn sign_statement(&self, statement: &[u8]) -> Vec<u8> {
+        self.private.sign(statement)
     }
 
     /// Signs a record of this account.
@@ -291,9 +302,9 @@ pub async fn sign_up_with_key_bits(
     )?;
 
     // The public key first: it claims the name.
-    let mut records = Vec::new();
+    let private_key_record =
+        VerifiedRecord::from_wire(&private_record.key(), &private_record.to_wire())?;
     for record in [public_record, private_record, user_key_record] {
-        records.push(VerifiedRecord::from_wire(&record.key(), &record.to_wire())?);
         dir.put(record).await?;
     }
     Ok(Session {
@@ -301,7 +312,7 @@ pub async fn sign_up_with_key_bits(
         account,
         private,
         user_key,
-        records,
+        private_key_record: std::sync::Mutex::new(private_key_record),
     })
 }
 
@@ -366,8 +377,7 @@ pub async fn log_in(
     let wrapped: WrappedUserKey = decode_body(&user_key_record)?;
     let user_key = SymmetricKey::from_slice(&private.unwrap_key(&wrapped.wrapped)?)?;
 
-    let records = vec![public_record, private_record, user_key_record];
-    for record in &records {
+    for record in [&public_record, &private_record, &user_key_record] {
         dir.put(record.record().clone()).await?;
     }
     Ok(Session {
@@ -375,7 +385,7 @@ pub async fn log_in(
         account,
         private,
         user_key,
-        records,
+        private_key_record: std::sync::Mutex::new(private_record),
     })
 }
 
@@ -384,18 +394,18 @@ pub async fn log_in(
 /// `current_password` must open the private key as held: an unattended tab is not enough.
 pub async fn change_password(
     dir: &impl Directory,
-    session: &mut Session,
+    session: &Session,
     current_password: &str,
     new_password: &str,
 ) -> Result<(), AccountError> {
     check_password(new_password, &session.username)?;
     let key = dht_key(RecordKind::PrivateKey, &session.account);
     let held = session
-        .records
-        .iter()
-        .find(|r| r.record().kind == RecordKind::PrivateKey)
-        .ok_or_else(|| AccountError::Damaged("the session holds no private-key record".into()))?;
-    open_private_key(held, &session.account, current_password).await?;
+        .private_key_record
+        .lock()
+        .map_err(|_| AccountError::Damaged("session lock poisoned".into()))?
+        .clone();
+    open_private_key(&held, &session.account, current_password).await?;
     let held_seq = held.record().seq;
     let owner = session.public_key();
     let network_seq = dir
@@ -408,10 +418,9 @@ pub async fn change_password(
     let record = session.sign(RecordKind::PrivateKey, held_seq.max(network_seq) + 1, body)?;
     let verified = VerifiedRecord::from_wire(&record.key(), &record.to_wire())?;
     dir.put(record).await?;
-    session
-        .records
-        .retain(|r| r.record().kind != RecordKind::PrivateKey);
-    session.records.push(verified);
+    if let Ok(mut held) = session.private_key_record.lock() {
+        *held = verified;
+    }
     Ok(())
 }
 

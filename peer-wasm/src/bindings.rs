@@ -10,6 +10,8 @@
 //! Every method returns plain JSON-like objects; failures reject with an `Error` whose
 //! message says what went wrong.
 
+use std::cell::RefCell;
+
 use futures::{channel::mpsc, lock::Mutex, StreamExt};
 use libp2p::{Multiaddr, PeerId};
 use serde::Serialize;
@@ -19,8 +21,16 @@ use wasm_bindgen_futures::future_to_promise;
 
 use crate::{
     account::{self, Session},
+    files::{self, FileError, Source},
     net::{self, Client, Event},
+    store::BlockStore,
 };
+
+/// Default share of the browser's storage quota donated to the network.
+const DEFAULT_DONATION_SHARE: f64 = 0.10;
+/// Bounds of the default donation.
+const MIN_DONATION: u64 = 64 << 20;
+const MAX_DONATION: u64 = 5 << 30;
 
 #[wasm_bindgen(typescript_custom_section)]
 const TS_TYPES: &str = r#"
@@ -39,6 +49,12 @@ export interface PasswordStrength {
   suggestions: string[]; crack_time: string;
 }
 export interface Account { username: string }
+export interface Storage {
+  capacity: number; used: number; blocks: number;
+  browser_quota: number | null; persisted: boolean;
+}
+export interface FileInfo { id: string; name: string; size: number; created_ms: number; copies: number }
+export interface UploadReport { file: FileInfo; replicas: number; complete: boolean }
 "#;
 
 #[wasm_bindgen(start)]
@@ -57,7 +73,12 @@ pub struct Peer {
     client: Client,
     events: Rc<Mutex<mpsc::Receiver<Event>>>,
     /// The logged-in user's keys; `None` when logged out. Never leaves wasm memory.
-    session: Rc<Mutex<Option<Session>>>,
+    session: Rc<RefCell<Option<Rc<Session>>>>,
+    store: Rc<BlockStore>,
+    /// Whether the browser granted persistent storage.
+    persisted: bool,
+    /// The browser's storage quota, when it says.
+    browser_quota: Option<f64>,
 }
 
 /// How strong a password is, and what would make it stronger (for the sign-up form's meter).
@@ -106,6 +127,13 @@ impl AccountInfo {
     }
 }
 
+fn logged_in(session: &RefCell<Option<Rc<Session>>>) -> Result<Rc<Session>, JsValue> {
+    session
+        .borrow()
+        .clone()
+        .ok_or_else(|| js_error("log in first"))
+}
+
 fn js_error(e: impl std::fmt::Display) -> JsValue {
     JsError::new(&e.to_string()).into()
 }
@@ -132,12 +160,66 @@ pub async fn start(relay_addrs: Vec<String>) -> Result<Peer, JsValue> {
         agent: crate::AGENT.to_owned(),
         ..Default::default()
     };
-    let (client, events) = net::start(keypair, config).map_err(js_error)?;
+    let (browser_quota, persisted) = storage_facts().await;
+    let donation = browser_quota.map_or(MIN_DONATION, |q| {
+        ((q * DEFAULT_DONATION_SHARE) as u64).clamp(MIN_DONATION, MAX_DONATION)
+    });
+    let node = crate::node::start(keypair, config, donation)
+        .await
+        .map_err(js_error)?;
     Ok(Peer {
-        client,
-        events: Rc::new(Mutex::new(events)),
-        session: Rc::new(Mutex::new(None)),
+        client: node.client,
+        events: Rc::new(Mutex::new(node.events)),
+        session: Rc::new(RefCell::new(None)),
+        store: node.store,
+        persisted,
+        browser_quota,
     })
+}
+
+/// The browser's storage quota, and whether it grants persistent storage (asked here).
+async fn storage_facts() -> (Option<f64>, bool) {
+    let Some(storage) = web_sys::window().map(|w| w.navigator().storage()) else {
+        return (None, false);
+    };
+    let quota = match storage.estimate() {
+        Ok(promise) => wasm_bindgen_futures::JsFuture::from(promise)
+            .await
+            .ok()
+            .and_then(|e| js_sys::Reflect::get(&e, &"quota".into()).ok())
+            .and_then(|q| q.as_f64()),
+        Err(_) => None,
+    };
+    let persisted = match storage.persist() {
+        Ok(promise) => wasm_bindgen_futures::JsFuture::from(promise)
+            .await
+            .ok()
+            .and_then(|p| p.as_bool())
+            .unwrap_or(false),
+        Err(_) => false,
+    };
+    (quota, persisted)
+}
+
+/// Reads a `Blob` one block at a time, so an upload never holds the whole file.
+struct BlobSource(web_sys::Blob);
+
+impl Source for BlobSource {
+    fn size(&self) -> u64 {
+        self.0.size() as u64
+    }
+
+    async fn read(&mut self, offset: u64, len: usize) -> Result<Vec<u8>, FileError> {
+        let end = (offset + len as u64).min(self.size());
+        let slice = self
+            .0
+            .slice_with_f64_and_f64(offset as f64, end as f64)
+            .map_err(|e| FileError::Read(format!("{e:?}")))?;
+        let buffer = wasm_bindgen_futures::JsFuture::from(slice.array_buffer())
+            .await
+            .map_err(|e| FileError::Read(format!("{e:?}")))?;
+        Ok(js_sys::Uint8Array::new(&buffer).to_vec())
+    }
 }
 
 #[wasm_bindgen]
@@ -190,12 +272,11 @@ impl Peer {
     pub fn sign_up(&self, username: String, password: String) -> js_sys::Promise {
         let (client, session) = (self.client.clone(), self.session.clone());
         future_to_promise(async move {
-            let mut slot = session.lock().await;
             let new = account::sign_up(&client, &username, &password)
                 .await
                 .map_err(js_error)?;
             let info = AccountInfo::of(&new);
-            *slot = Some(new);
+            *session.borrow_mut() = Some(Rc::new(new));
             to_js(&info)
         })
     }
@@ -206,13 +287,12 @@ impl Peer {
     pub fn log_in(&self, username: String, password: String) -> js_sys::Promise {
         let (client, session) = (self.client.clone(), self.session.clone());
         future_to_promise(async move {
-            let mut slot = session.lock().await;
-            *slot = None;
+            session.borrow_mut().take();
             let opened = account::log_in(&client, &username, &password)
                 .await
                 .map_err(js_error)?;
             let info = AccountInfo::of(&opened);
-            *slot = Some(opened);
+            *session.borrow_mut() = Some(Rc::new(opened));
             to_js(&info)
         })
     }
@@ -226,9 +306,8 @@ impl Peer {
     ) -> js_sys::Promise {
         let (client, session) = (self.client.clone(), self.session.clone());
         future_to_promise(async move {
-            let mut slot = session.lock().await;
-            let open = slot.as_mut().ok_or_else(|| js_error("log in first"))?;
-            account::change_password(&client, open, &current_password, &new_password)
+            let open = logged_in(&session)?;
+            account::change_password(&client, &open, &current_password, &new_password)
                 .await
                 .map_err(js_error)?;
             Ok(JsValue::UNDEFINED)
@@ -240,7 +319,8 @@ impl Peer {
     pub fn log_out(&self) -> js_sys::Promise {
         let session = self.session.clone();
         future_to_promise(async move {
-            session.lock().await.take();
+            // Dropping the last handle on the session wipes its keys.
+            session.borrow_mut().take();
             Ok(JsValue::UNDEFINED)
         })
     }
@@ -250,10 +330,117 @@ impl Peer {
     pub fn account(&self) -> js_sys::Promise {
         let session = self.session.clone();
         future_to_promise(async move {
-            match session.lock().await.as_ref() {
+            match session.borrow().as_ref() {
                 Some(open) => to_js(&AccountInfo::of(open)),
                 None => Ok(JsValue::NULL),
             }
+        })
+    }
+
+    /// What this browser donates and holds for others.
+    #[wasm_bindgen(unchecked_return_type = "Promise<Storage>")]
+    pub fn storage(&self) -> js_sys::Promise {
+        let (store, persisted, browser_quota) =
+            (self.store.clone(), self.persisted, self.browser_quota);
+        future_to_promise(async move {
+            #[derive(Serialize)]
+            struct Storage {
+                #[serde(flatten)]
+                usage: crate::store::Usage,
+                browser_quota: Option<f64>,
+                persisted: bool,
+            }
+            let usage = store.usage().await.map_err(js_error)?;
+            to_js(&Storage {
+                usage,
+                browser_quota,
+                persisted,
+            })
+        })
+    }
+
+    /// Sets how many bytes this browser donates. What it holds already stays.
+    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
+    pub fn set_donation(&self, bytes: f64) -> js_sys::Promise {
+        let store = self.store.clone();
+        future_to_promise(async move {
+            if !(bytes.is_finite() && bytes >= 0.0) {
+                return Err(js_error("the donation is a number of bytes, 0 or more"));
+            }
+            store.set_capacity(bytes as u64).await.map_err(js_error)?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// Uploads a `File` or `Blob` under `name`, `replicas` copies of each block (default 3).
+    /// `on_progress(bytesDone, bytesTotal)` is called after each block.
+    #[wasm_bindgen(unchecked_return_type = "Promise<UploadReport>")]
+    pub fn upload(
+        &self,
+        blob: web_sys::Blob,
+        name: String,
+        replicas: Option<u32>,
+        on_progress: Option<js_sys::Function>,
+    ) -> js_sys::Promise {
+        let (client, session) = (self.client.clone(), self.session.clone());
+        future_to_promise(async move {
+            let open = logged_in(&session)?;
+            let total = JsValue::from_f64(blob.size());
+            let replicas = replicas.map_or(files::DEFAULT_REPLICAS, |r| r.max(1) as usize);
+            let progress = |done: u64| {
+                if let Some(f) = &on_progress {
+                    let _ = f.call2(&JsValue::NULL, &JsValue::from_f64(done as f64), &total);
+                }
+            };
+            let report = files::upload(&client, &open, &name, BlobSource(blob), replicas, progress)
+                .await
+                .map_err(js_error)?;
+            to_js(&report)
+        })
+    }
+
+    /// The logged-in user's files.
+    #[wasm_bindgen(unchecked_return_type = "Promise<FileInfo[]>")]
+    pub fn list_files(&self) -> js_sys::Promise {
+        let (client, session) = (self.client.clone(), self.session.clone());
+        future_to_promise(async move {
+            let open = logged_in(&session)?;
+            to_js(&files::list(&client, &open).await.map_err(js_error)?)
+        })
+    }
+
+    /// Downloads a file by id; resolves to a `Blob` of its bytes, every block checked.
+    /// `on_progress(bytesDone, bytesTotal)` is called after each block.
+    #[wasm_bindgen(unchecked_return_type = "Promise<Blob>")]
+    pub fn download(&self, id: String, on_progress: Option<js_sys::Function>) -> js_sys::Promise {
+        let (client, session) = (self.client.clone(), self.session.clone());
+        future_to_promise(async move {
+            let open = logged_in(&session)?;
+            let parts = js_sys::Array::new();
+            let mut done = 0u64;
+            files::download(&client, &open, &id, |block| {
+                done += block.len() as u64;
+                parts.push(&js_sys::Uint8Array::from(block.as_slice()));
+                if let Some(f) = &on_progress {
+                    let _ = f.call1(&JsValue::NULL, &JsValue::from_f64(done as f64));
+                }
+            })
+            .await
+            .map_err(js_error)?;
+            Ok(web_sys::Blob::new_with_u8_array_sequence(&parts)?.into())
+        })
+    }
+
+    /// Deletes a file everywhere; resolves to the number of block copies freed.
+    #[wasm_bindgen(unchecked_return_type = "Promise<number>")]
+    pub fn delete_file(&self, id: String) -> js_sys::Promise {
+        let (client, session) = (self.client.clone(), self.session.clone());
+        future_to_promise(async move {
+            let open = logged_in(&session)?;
+            let freed = files::delete(&client, &open, &id, files::DEFAULT_REPLICAS)
+                .await
+                .map_err(js_error)?;
+            Ok(JsValue::from_f64(freed as f64))
         })
     }
 

@@ -10,6 +10,9 @@ use wasm_bindgen::JsValue;
 
 const DATABASE: &str = "jellyfish";
 const STORE: &str = "peer";
+/// Object stores of the block store (crate::store), created here with the database.
+const BLOCKS: &str = "blocks";
+const META: &str = "meta";
 const IDENTITY_KEY: &str = "identity";
 
 /// Why the identity could not be loaded or saved.
@@ -21,11 +24,14 @@ pub(crate) enum IdentityError {
     Corrupt(String),
 }
 
-/// Opens (creating if needed) the peer's database.
+/// Opens (creating or upgrading if needed) the peer's database.
 pub(crate) async fn open() -> Result<Rexie, IdentityError> {
+    // Version 2 added the block store's object stores.
     Ok(Rexie::builder(DATABASE)
-        .version(1)
+        .version(2)
         .add_object_store(ObjectStore::new(STORE))
+        .add_object_store(ObjectStore::new(BLOCKS))
+        .add_object_store(ObjectStore::new(META))
         .build()
         .await?)
 }

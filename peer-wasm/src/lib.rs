@@ -22,11 +22,16 @@
 
 pub mod account;
 pub mod backoff;
+pub mod block;
 pub mod crypto;
+pub mod files;
+pub mod holder;
 pub mod net;
+pub mod node;
 mod platform;
 pub mod protocol;
 pub mod record;
+pub mod store;
 
 #[cfg(target_arch = "wasm32")]
 pub mod bindings;

@@ -69,3 +69,11 @@ pub(crate) fn spawn(task: impl std::future::Future<Output = ()> + 'static) {
 pub(crate) fn spawn(task: impl std::future::Future<Output = ()> + Send + 'static) {
     tokio::spawn(task);
 }
+
+/// Shared ownership across tasks: `Arc` natively (tasks may move between threads), `Rc` in the
+/// browser (one thread; the IndexedDB handle is not `Send`).
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) type Shared<T> = std::sync::Arc<T>;
+/// Shared ownership across tasks: `Rc` in the browser.
+#[cfg(target_arch = "wasm32")]
+pub(crate) type Shared<T> = std::rc::Rc<T>;

@@ -37,6 +37,46 @@ pub enum Request {
         /// Free text naming the sender's software, for diagnostics only.
         agent: String,
     },
+    /// Asks the receiver to hold a sealed block for its owner; answered with
+    /// [`Response::Stored`] or [`Response::Refused`].
+    StoreBlock {
+        /// The sealed block (its address is its SHA-256).
+        #[serde(with = "crate::crypto::aead::serde_bytes_vec")]
+        block: Vec<u8>,
+        /// The owner's RSA public key, SPKI DER.
+        #[serde(with = "crate::crypto::aead::serde_bytes_vec")]
+        owner: Vec<u8>,
+        /// The owner's RSA-PSS signature over [`store_statement`] of the block's address.
+        #[serde(with = "crate::crypto::aead::serde_bytes_vec")]
+        signature: Vec<u8>,
+    },
+    /// Asks for a block by address; answered with [`Response::Block`] or [`Response::Refused`].
+    FetchBlock {
+        /// The block's address.
+        id: crate::block::BlockId,
+    },
+    /// Asks the holder to drop a block; only its owner may. Answered with
+    /// [`Response::Deleted`] or [`Response::Refused`].
+    DeleteBlock {
+        /// The block's address.
+        id: crate::block::BlockId,
+        /// The owner's RSA public key, SPKI DER.
+        #[serde(with = "crate::crypto::aead::serde_bytes_vec")]
+        owner: Vec<u8>,
+        /// The owner's RSA-PSS signature over [`delete_statement`] of the address.
+        #[serde(with = "crate::crypto::aead::serde_bytes_vec")]
+        signature: Vec<u8>,
+    },
+}
+
+/// What an owner signs to have a block stored.
+pub fn store_statement(id: &crate::block::BlockId) -> Vec<u8> {
+    [b"jellyfish/store/v1/".as_slice(), &id.0].concat()
+}
+
+/// What an owner signs to have a block deleted.
+pub fn delete_statement(id: &crate::block::BlockId) -> Vec<u8> {
+    [b"jellyfish/delete/v1/".as_slice(), &id.0].concat()
 }
 
 /// What a peer answers.
@@ -49,6 +89,16 @@ pub enum Response {
         /// How many peers the responder is connected to right now.
         connected_peers: u32,
     },
+    /// The block is held.
+    Stored,
+    /// The block asked for.
+    Block {
+        /// Its sealed bytes (the asker checks their hash).
+        #[serde(with = "crate::crypto::aead::serde_bytes_vec")]
+        bytes: Vec<u8>,
+    },
+    /// The block is gone.
+    Deleted,
     /// The request was understood but refused; the text says why.
     Refused {
         /// A reason a person can read.

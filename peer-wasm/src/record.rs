@@ -26,6 +26,8 @@ pub enum RecordKind {
     PrivateKey,
     /// The account's AES user key, encrypted to its public key.
     UserKey,
+    /// Where the account's sealed file index is stored.
+    FileIndex,
 }
 
 impl RecordKind {
@@ -34,6 +36,7 @@ impl RecordKind {
             Self::PublicKey => 1,
             Self::PrivateKey => 2,
             Self::UserKey => 3,
+            Self::FileIndex => 4,
         }
     }
 }

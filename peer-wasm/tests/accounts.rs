@@ -28,8 +28,9 @@ async fn cluster() -> Vec<Client> {
             agent: "jellyfish-test".into(),
             ..Default::default()
         };
-        let (client, events) = net::start(Keypair::generate_ed25519(), config).unwrap();
-        std::mem::forget(events); // nobody reads them; the loop drops what does not fit
+        let client = net::start(Keypair::generate_ed25519(), config)
+            .unwrap()
+            .client;
         let addr = loop {
             if let Some(a) = client.status().await.unwrap().listen_addrs.first() {
                 break a.clone();
@@ -136,10 +137,10 @@ async fn sign_up_log_in_change_password_and_refuse_bad_input() {
         .record()
         .clone();
     assert_eq!(old_record.seq, 1);
-    let mut session = again;
+    let session = again;
     let unconfirmed = account::change_password(
         &peers[15],
-        &mut session,
+        &session,
         "a wrong current password",
         NEW_PASSWORD,
     )
@@ -148,7 +149,7 @@ async fn sign_up_log_in_change_password_and_refuse_bad_input() {
         matches!(unconfirmed, Err(AccountError::WrongPassword)),
         "{unconfirmed:?}"
     );
-    account::change_password(&peers[15], &mut session, PASSWORD, NEW_PASSWORD)
+    account::change_password(&peers[15], &session, PASSWORD, NEW_PASSWORD)
         .await
         .unwrap();
 

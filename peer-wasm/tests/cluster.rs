@@ -42,7 +42,8 @@ async fn start_peer(bootstrap: Vec<Multiaddr>) -> (Client, mpsc::Receiver<Event>
         agent: "jellyfish-test".into(),
         ..Default::default()
     };
-    let (client, events) = net::start(Keypair::generate_ed25519(), config).unwrap();
+    let started = net::start(Keypair::generate_ed25519(), config).unwrap();
+    let (client, events) = (started.client, started.events);
     let addr = eventually("a listen address", || async {
         let status = client.status().await.unwrap();
         status.listen_addrs.first().cloned()

@@ -8,6 +8,7 @@ use libp2p::PeerId;
 use serde::Serialize;
 
 use super::{KnownPeer, NetError, Status};
+use crate::protocol::{Request, Response};
 use crate::{
     account::{AccountError, Directory},
     record::{SignedRecord, VerifiedRecord},
@@ -19,9 +20,19 @@ pub(crate) enum Command {
     Status(oneshot::Sender<Status>),
     Peers(oneshot::Sender<Vec<KnownPeer>>),
     Discover(oneshot::Sender<Result<Vec<PeerId>, NetError>>),
-    Hello {
+    Request {
         peer: PeerId,
-        reply: oneshot::Sender<Result<HelloReply, NetError>>,
+        request: Request,
+        reply: oneshot::Sender<Result<Response, NetError>>,
+    },
+    Respond {
+        id: u64,
+        response: Response,
+    },
+    Shutdown,
+    ClosestPeers {
+        key: Vec<u8>,
+        reply: oneshot::Sender<Result<Vec<PeerId>, NetError>>,
     },
     PutRecord {
         record: VerifiedRecord,
@@ -75,7 +86,55 @@ impl Client {
 
     /// Says hello to a peer (dialling it through what the DHT knows) and returns its answer.
     pub async fn hello(&self, peer: PeerId) -> Result<HelloReply, NetError> {
-        self.ask(|reply| Command::Hello { peer, reply }).await?
+        let request = Request::Hello {
+            agent: crate::AGENT.to_owned(),
+        };
+        match self.request(peer, request).await? {
+            Response::Hello {
+                agent,
+                connected_peers,
+            } => Ok(HelloReply {
+                peer_id: peer.to_string(),
+                agent,
+                connected_peers,
+            }),
+            Response::Refused { reason } => Err(NetError::Request { peer, reason }),
+            other => Err(NetError::Request {
+                peer,
+                reason: format!("unexpected answer {other:?}"),
+            }),
+        }
+    }
+
+    /// Sends a request to a peer (dialling it through what the DHT knows) and returns its
+    /// answer, whatever it is.
+    pub async fn request(&self, peer: PeerId, request: Request) -> Result<Response, NetError> {
+        self.ask(|reply| Command::Request {
+            peer,
+            request,
+            reply,
+        })
+        .await?
+    }
+
+    /// Answers an inbound request handed out as an [`InboundRequest`](super::InboundRequest).
+    pub async fn respond(&self, id: u64, response: Response) -> Result<(), NetError> {
+        self.commands
+            .clone()
+            .send(Command::Respond { id, response })
+            .await
+            .map_err(|_| NetError::Stopped)
+    }
+
+    /// Stops the peer: its connections close and every handle's calls fail from then on.
+    pub async fn shutdown(&self) {
+        let _ = self.commands.clone().send(Command::Shutdown).await;
+    }
+
+    /// The peers closest to `key` in the DHT (never this one), nearest first.
+    pub async fn closest_peers(&self, key: Vec<u8>) -> Result<Vec<PeerId>, NetError> {
+        self.ask(|reply| Command::ClosestPeers { key, reply })
+            .await?
     }
 
     /// Checks a record, stores it here and on the peers closest to its key.

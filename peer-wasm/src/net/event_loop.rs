@@ -20,7 +20,7 @@ use libp2p::{
 
 use super::{
     behaviour::BehaviourEvent, client::Command, peer_id_of, Behaviour, Client, Config, Event,
-    HelloReply, KnownPeer, NetError, RelayState, Status,
+    InboundRequest, KnownPeer, NetError, RelayState, Started, Status,
 };
 use crate::{
     backoff::Backoff,
@@ -34,7 +34,10 @@ const COMMAND_QUEUE: usize = 32;
 const EVENT_QUEUE: usize = 256;
 
 type DiscoverReply = oneshot::Sender<Result<Vec<PeerId>, NetError>>;
-type HelloReplySender = oneshot::Sender<Result<HelloReply, NetError>>;
+type ResponseSender = oneshot::Sender<Result<Response, NetError>>;
+type ClosestReply = oneshot::Sender<Result<Vec<PeerId>, NetError>>;
+/// Inbound requests waiting for the application before new ones are refused as "busy".
+const INBOUND_QUEUE: usize = 64;
 type PutReply = oneshot::Sender<Result<(), NetError>>;
 type GetReply = oneshot::Sender<Result<Vec<VerifiedRecord>, NetError>>;
 
@@ -79,7 +82,12 @@ pub(crate) struct EventLoop {
     bootstrap_peers: HashSet<PeerId>,
     retry: Fuse<Delay>,
     pending_discover: HashMap<kad::QueryId, DiscoverReply>,
-    pending_hello: HashMap<OutboundRequestId, (PeerId, HelloReplySender)>,
+    pending_closest: HashMap<kad::QueryId, ClosestReply>,
+    pending_requests: HashMap<OutboundRequestId, (PeerId, ResponseSender)>,
+    /// Inbound requests handed to the application, by the id it answers with.
+    pending_inbound: HashMap<u64, request_response::ResponseChannel<Response>>,
+    next_inbound_id: u64,
+    inbound: mpsc::Sender<InboundRequest>,
     pending_put: HashMap<kad::QueryId, PutReply>,
     /// Get queries: per owner, the newest record seen and how many holders vouched for that
     /// owner; and who waits for the answer.
@@ -91,7 +99,7 @@ impl EventLoop {
     pub(crate) fn new(
         mut swarm: Swarm<Behaviour>,
         config: Config,
-    ) -> Result<(Self, Client, mpsc::Receiver<Event>), NetError> {
+    ) -> Result<(Self, Started), NetError> {
         for addr in &config.listen {
             swarm
                 .listen_on(addr.clone())
@@ -122,6 +130,7 @@ impl EventLoop {
 
         let (command_tx, commands) = mpsc::channel(COMMAND_QUEUE);
         let (events, event_rx) = mpsc::channel(EVENT_QUEUE);
+        let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_QUEUE);
         let client = Client {
             commands: command_tx,
             peer_id: *swarm.local_peer_id(),
@@ -135,12 +144,23 @@ impl EventLoop {
             bootstrap_peers,
             retry: Fuse::terminated(),
             pending_discover: HashMap::new(),
-            pending_hello: HashMap::new(),
+            pending_closest: HashMap::new(),
+            pending_requests: HashMap::new(),
+            pending_inbound: HashMap::new(),
+            next_inbound_id: 0,
+            inbound: inbound_tx,
             pending_put: HashMap::new(),
             pending_get: HashMap::new(),
         };
         event_loop.dial_relay();
-        Ok((event_loop, client, event_rx))
+        Ok((
+            event_loop,
+            Started {
+                client,
+                events: event_rx,
+                inbound: inbound_rx,
+            },
+        ))
     }
 
     /// Runs until every [`Client`] is dropped.
@@ -149,6 +169,10 @@ impl EventLoop {
             futures::select! {
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
                 command = self.commands.next() => match command {
+                    Some(Command::Shutdown) => {
+                        tracing::info!("asked to stop");
+                        return;
+                    }
                     Some(command) => self.on_command(command),
                     None => {
                         tracing::info!("every client handle is gone; the peer stops");
@@ -363,8 +387,12 @@ impl EventLoop {
                 result: kad::QueryResult::GetClosestPeers(result),
                 ..
             } => {
-                let Some(reply) = self.pending_discover.remove(&id) else {
-                    return;
+                let reply = match (
+                    self.pending_discover.remove(&id),
+                    self.pending_closest.remove(&id),
+                ) {
+                    (Some(reply), _) | (None, Some(reply)) => reply,
+                    (None, None) => return,
                 };
                 let peers = match result {
                     Ok(ok) => ok.peers,
@@ -496,27 +524,19 @@ impl EventLoop {
                     },
                 ..
             } => {
-                let response = match request {
-                    Request::Hello { agent } => {
-                        self.emit(Event::HelloReceived {
-                            peer_id: peer.to_string(),
-                            agent,
-                        });
-                        Response::Hello {
-                            agent: self.agent.clone(),
-                            connected_peers: self.swarm.connected_peers().count() as u32,
-                        }
-                    }
+                let Request::Hello { agent } = request else {
+                    self.hand_to_application(peer, request, channel);
+                    return;
                 };
-                if self
-                    .swarm
-                    .behaviour_mut()
-                    .rpc
-                    .send_response(channel, response)
-                    .is_err()
-                {
-                    tracing::debug!(%peer, "could not answer: the stream closed");
-                }
+                self.emit(Event::HelloReceived {
+                    peer_id: peer.to_string(),
+                    agent,
+                });
+                let response = Response::Hello {
+                    agent: self.agent.clone(),
+                    connected_peers: self.swarm.connected_peers().count() as u32,
+                };
+                self.answer(channel, response);
             }
             request_response::Event::Message {
                 peer,
@@ -527,21 +547,11 @@ impl EventLoop {
                     },
                 ..
             } => {
-                let Some((_, reply)) = self.pending_hello.remove(&request_id) else {
-                    return;
-                };
-                let answer = match response {
-                    Response::Hello {
-                        agent,
-                        connected_peers,
-                    } => Ok(HelloReply {
-                        peer_id: peer.to_string(),
-                        agent,
-                        connected_peers,
-                    }),
-                    Response::Refused { reason } => Err(NetError::Request { peer, reason }),
-                };
-                let _ = reply.send(answer);
+                if let Some((_, reply)) = self.pending_requests.remove(&request_id) {
+                    let _ = reply.send(Ok(response));
+                } else {
+                    tracing::debug!(%peer, "an answer nobody waits for");
+                }
             }
             request_response::Event::OutboundFailure {
                 peer,
@@ -549,7 +559,7 @@ impl EventLoop {
                 error,
                 ..
             } => {
-                if let Some((_, reply)) = self.pending_hello.remove(&request_id) {
+                if let Some((_, reply)) = self.pending_requests.remove(&request_id) {
                     let _ = reply.send(Err(NetError::Request {
                         peer,
                         reason: error.to_string(),
@@ -564,6 +574,47 @@ impl EventLoop {
                 });
             }
             request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+
+    fn answer(&mut self, channel: request_response::ResponseChannel<Response>, response: Response) {
+        if self
+            .swarm
+            .behaviour_mut()
+            .rpc
+            .send_response(channel, response)
+            .is_err()
+        {
+            tracing::debug!("could not answer: the stream closed");
+        }
+    }
+
+    /// Block requests need storage, which is async: the application answers them.
+    fn hand_to_application(
+        &mut self,
+        peer: PeerId,
+        request: Request,
+        channel: request_response::ResponseChannel<Response>,
+    ) {
+        let id = self.next_inbound_id;
+        self.next_inbound_id += 1;
+        match self.inbound.try_send(InboundRequest { id, peer, request }) {
+            Ok(()) => {
+                self.pending_inbound.insert(id, channel);
+            }
+            Err(e) => {
+                let reason = if e.is_full() {
+                    "busy; try another peer"
+                } else {
+                    "not serving blocks"
+                };
+                self.answer(
+                    channel,
+                    Response::Refused {
+                        reason: reason.into(),
+                    },
+                );
+            }
         }
     }
 
@@ -618,12 +669,30 @@ impl EventLoop {
                     .get_record(kad::RecordKey::new(&key));
                 self.pending_get.insert(id, (Vec::new(), reply));
             }
-            Command::Hello { peer, reply } => {
-                let request = Request::Hello {
-                    agent: self.agent.clone(),
-                };
+            Command::Request {
+                peer,
+                request,
+                reply,
+            } => {
+                if peer == *self.swarm.local_peer_id() {
+                    let _ = reply.send(Err(NetError::Request {
+                        peer,
+                        reason: "a peer does not ask itself".into(),
+                    }));
+                    return;
+                }
                 let id = self.swarm.behaviour_mut().rpc.send_request(&peer, request);
-                self.pending_hello.insert(id, (peer, reply));
+                self.pending_requests.insert(id, (peer, reply));
+            }
+            Command::Respond { id, response } => {
+                if let Some(channel) = self.pending_inbound.remove(&id) {
+                    self.answer(channel, response);
+                }
+            }
+            Command::Shutdown => {}
+            Command::ClosestPeers { key, reply } => {
+                let id = self.swarm.behaviour_mut().kad.get_closest_peers(key);
+                self.pending_closest.insert(id, reply);
             }
         }
     }

@@ -163,6 +163,28 @@ pub enum Event {
     },
 }
 
+/// A request from another peer that the application answers (block storage), with the id
+/// to pass to [`Client::respond`].
+#[derive(Debug)]
+pub struct InboundRequest {
+    /// Pass to [`Client::respond`].
+    pub id: u64,
+    /// Who asked.
+    pub peer: PeerId,
+    /// What they asked.
+    pub request: crate::protocol::Request,
+}
+
+/// What [`start`] returns: the handle, what happens, and the requests to answer.
+pub struct Started {
+    /// The handle that drives the peer.
+    pub client: Client,
+    /// Events, for the page's log and the tests.
+    pub events: futures::channel::mpsc::Receiver<Event>,
+    /// Requests the application answers (see [`crate::holder`]).
+    pub inbound: futures::channel::mpsc::Receiver<InboundRequest>,
+}
+
 /// Splits `<addr>/p2p/<id>` into the peer id, refusing addresses without one.
 pub(crate) fn peer_id_of(addr: &Multiaddr) -> Result<PeerId, NetError> {
     match addr.iter().last() {
@@ -194,14 +216,11 @@ mod tests {
     }
 }
 
-/// Starts a peer with `keypair` as `config` says, in the background. Returns the handle to
-/// drive it and the stream of what happens. Natively this needs a running tokio runtime.
-pub fn start(
-    keypair: libp2p::identity::Keypair,
-    config: Config,
-) -> Result<(Client, futures::channel::mpsc::Receiver<Event>), NetError> {
+/// Starts the network side of a peer with `keypair` as `config` says, in the background.
+/// Natively this needs a running tokio runtime. [`crate::node::start`] adds the block holder.
+pub fn start(keypair: libp2p::identity::Keypair, config: Config) -> Result<Started, NetError> {
     let swarm = crate::platform::build_swarm(keypair, &config.agent)?;
-    let (event_loop, client, events) = EventLoop::new(swarm, config)?;
+    let (event_loop, started) = EventLoop::new(swarm, config)?;
     crate::platform::spawn(event_loop.run());
-    Ok((client, events))
+    Ok(started)
 }

@@ -1,0 +1,550 @@
+//! Files: upload (file -> blocks -> seal -> place -> store), list, download and delete.
+//!
+//! Everything a user stores is reached from one signed DHT record of kind
+//! [`RecordKind::FileIndex`]. Its body points at the sealed *index*, a blob stored like any
+//! block; the index lists the files (name, size, time, the file's key wrapped under the user
+//! key) and where each file's sealed *manifest* is; a manifest lists the file's blocks and
+//! their holders. Holders see only sealed, content-addressed blocks and who signed for them.
+//!
+//! An upload is committed only when every block has at least one holder: then the new index
+//! is stored and the record's sequence goes up. If an upload fails half way, the index never
+//! names the blocks already placed.
+
+use futures::future::join_all;
+use libp2p::PeerId;
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    account::Session,
+    block::{open_block, seal_block, BlockError, BlockId, FileId, BLOCK_SIZE},
+    crypto::{aead::Sealed, fast, sha256, CryptoError, SymmetricKey},
+    net::{Client, NetError},
+    protocol::{self, delete_statement, store_statement, Request, Response},
+    record::{dht_key, RecordError, RecordKind, VerifiedRecord},
+};
+
+/// Copies of each block, by default.
+pub const DEFAULT_REPLICAS: usize = 3;
+/// Position used to seal a manifest or an index blob (data blocks count up from 0).
+const META_POSITION: u64 = u64::MAX;
+
+/// Why a file operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FileError {
+    /// Not a single peer took a block.
+    #[error("upload failed: block {index} could not be stored on any peer ({reason}); nothing was saved")]
+    NoHolder {
+        /// Which block.
+        index: u64,
+        /// What the peers said.
+        reason: String,
+    },
+    /// No holder had a good copy of a block.
+    #[error("block {index} of {name:?} could not be fetched from any holder ({reason})")]
+    Unavailable {
+        /// The file.
+        name: String,
+        /// Which block.
+        index: u64,
+        /// What went wrong with the last holder tried.
+        reason: String,
+    },
+    /// No file has this id.
+    #[error("no such file")]
+    NoSuchFile,
+    /// The file name is empty or too long.
+    #[error("file names are 1 to 255 characters")]
+    BadName,
+    /// Reading the source failed.
+    #[error("reading the file failed: {0}")]
+    Read(String),
+    /// The index or a manifest is damaged.
+    #[error("the file index is damaged: {0}")]
+    Damaged(String),
+    /// A block failed its checks.
+    #[error(transparent)]
+    Block(#[from] BlockError),
+    /// Crypto failed.
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+    /// The network failed.
+    #[error(transparent)]
+    Net(#[from] NetError),
+    /// A record was refused.
+    #[error(transparent)]
+    Record(#[from] RecordError),
+}
+
+/// A stored block and the peers that confirmed holding it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockRef {
+    /// Its address.
+    pub id: BlockId,
+    /// Peers that said "stored".
+    pub holders: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Manifest {
+    blocks: Vec<BlockRef>,
+}
+
+/// A file as the index lists it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct FileEntry {
+    id: FileId,
+    name: String,
+    size: u64,
+    created_ms: u64,
+    /// The file's key, sealed under the user key.
+    key: Sealed,
+    manifest: BlockRef,
+    /// Fewest copies any of its blocks has.
+    copies: u32,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct FileIndex {
+    files: Vec<FileEntry>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct IndexPointer {
+    blob: BlockRef,
+}
+
+/// What the page shows of a file.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct FileInfo {
+    /// Id for download and delete (hex).
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Bytes.
+    pub size: u64,
+    /// Upload time, milliseconds since the Unix epoch.
+    pub created_ms: u64,
+    /// Fewest copies any of its blocks had when uploaded.
+    pub copies: u32,
+}
+
+/// What an upload achieved.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct UploadReport {
+    /// The new file.
+    pub file: FileInfo,
+    /// Copies asked for.
+    pub replicas: u32,
+    /// Whether every block reached the asked number of copies.
+    pub complete: bool,
+}
+
+/// Where an upload reads from, block by block, so memory stays flat whatever the size.
+#[allow(async_fn_in_trait)]
+pub trait Source {
+    /// Total bytes.
+    fn size(&self) -> u64;
+    /// Reads `len` bytes at `offset`.
+    async fn read(&mut self, offset: u64, len: usize) -> Result<Vec<u8>, FileError>;
+}
+
+impl Source for &[u8] {
+    fn size(&self) -> u64 {
+        self.len() as u64
+    }
+
+    async fn read(&mut self, offset: u64, len: usize) -> Result<Vec<u8>, FileError> {
+        let start = usize::try_from(offset).map_err(|e| FileError::Read(e.to_string()))?;
+        let end = start.saturating_add(len).min(self.len());
+        Ok(self.get(start..end).unwrap_or_default().to_vec())
+    }
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, FileError> {
+    protocol::encode(value).map_err(|e| FileError::Damaged(e.to_string()))
+}
+
+fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, FileError> {
+    protocol::decode(bytes, crate::block::MAX_SEALED_BLOCK)
+        .map_err(|e| FileError::Damaged(e.to_string()))
+}
+
+fn index_file_id(session: &Session) -> FileId {
+    let hash = sha256(&[b"jellyfish/index/v1/".as_slice(), &session.account().0].concat());
+    let mut id = [0u8; 16];
+    id.copy_from_slice(&hash[..16]);
+    FileId(id)
+}
+
+fn file_key_aad(file: &FileId) -> Vec<u8> {
+    [b"jellyfish/file-key/v1/".as_slice(), &file.0].concat()
+}
+
+fn now_ms() -> u64 {
+    web_time::SystemTime::now()
+        .duration_since(web_time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Stores sealed bytes on up to `replicas` of the peers closest to their address.
+async fn place(
+    client: &Client,
+    session: &Session,
+    bytes: Vec<u8>,
+    replicas: usize,
+) -> Result<BlockRef, (BlockId, String)> {
+    let id = BlockId::of(&bytes);
+    let owner = session
+        .public_key()
+        .to_der()
+        .map_err(|e| (id, e.to_string()))?;
+    let signature = session.sign_statement(&store_statement(&id));
+    let candidates = client
+        .closest_peers(id.0.to_vec())
+        .await
+        .map_err(|e| (id, e.to_string()))?;
+    let mut holders: Vec<PeerId> = Vec::new();
+    let mut last_error = String::from("no peer to ask");
+    // Ask in rounds of as many peers as copies are missing, nearest first.
+    let mut remaining = candidates.into_iter();
+    while holders.len() < replicas {
+        let round: Vec<PeerId> = remaining.by_ref().take(replicas - holders.len()).collect();
+        if round.is_empty() {
+            break;
+        }
+        let asks = round.iter().map(|peer| {
+            client.request(
+                *peer,
+                Request::StoreBlock {
+                    block: bytes.clone(),
+                    owner: owner.clone(),
+                    signature: signature.clone(),
+                },
+            )
+        });
+        for (peer, answer) in round.iter().zip(join_all(asks).await) {
+            match answer {
+                Ok(Response::Stored) => holders.push(*peer),
+                Ok(Response::Refused { reason }) => {
+                    last_error = format!("{peer} refused: {reason}")
+                }
+                Ok(other) => last_error = format!("{peer} answered {other:?}"),
+                Err(e) => last_error = e.to_string(),
+            }
+        }
+    }
+    if holders.is_empty() {
+        return Err((id, last_error));
+    }
+    Ok(BlockRef {
+        id,
+        holders: holders.iter().map(ToString::to_string).collect(),
+    })
+}
+
+/// Fetches a block from its holders (then from whoever is closest to its address), checking
+/// each answer against the address and the file key; a bad or missing copy moves on.
+async fn fetch(
+    client: &Client,
+    key: &SymmetricKey,
+    file: &FileId,
+    position: u64,
+    block: &BlockRef,
+) -> Result<Vec<u8>, String> {
+    let mut tried = Vec::new();
+    let mut last_error = String::from("no holder known");
+    let listed: Vec<PeerId> = block
+        .holders
+        .iter()
+        .filter_map(|h| h.parse().ok())
+        .collect();
+    for round in 0..2 {
+        let peers = if round == 0 {
+            listed.clone()
+        } else {
+            client
+                .closest_peers(block.id.0.to_vec())
+                .await
+                .unwrap_or_default()
+        };
+        for peer in peers {
+            if tried.contains(&peer) {
+                continue;
+            }
+            tried.push(peer);
+            match client
+                .request(peer, Request::FetchBlock { id: block.id })
+                .await
+            {
+                Ok(Response::Block { bytes }) => {
+                    match open_block(key, file, position, &block.id, &bytes).await {
+                        Ok(plain) => return Ok(plain),
+                        Err(e) => {
+                            tracing::warn!(%peer, "bad block from holder: {e}");
+                            last_error = e.to_string();
+                        }
+                    }
+                }
+                Ok(Response::Refused { reason }) => last_error = reason,
+                Ok(other) => last_error = format!("unexpected answer {other:?}"),
+                Err(e) => last_error = e.to_string(),
+            }
+        }
+    }
+    Err(last_error)
+}
+
+/// The account's index, and the record that points at it (if any).
+async fn load_index(
+    client: &Client,
+    session: &Session,
+) -> Result<(FileIndex, Option<VerifiedRecord>), FileError> {
+    let owner = session.public_key();
+    let record = client
+        .get_record(dht_key(RecordKind::FileIndex, &session.account()))
+        .await?
+        .into_iter()
+        .find(|r| r.owner() == &owner);
+    let Some(record) = record else {
+        return Ok((FileIndex::default(), None));
+    };
+    let pointer: IndexPointer = decode(&record.record().body)?;
+    let plain = fetch(
+        client,
+        session.user_key(),
+        &index_file_id(session),
+        META_POSITION,
+        &pointer.blob,
+    )
+    .await
+    .map_err(|reason| FileError::Damaged(format!("the index cannot be fetched: {reason}")))?;
+    Ok((decode(&plain)?, Some(record)))
+}
+
+/// Seals and stores a new index, then points the account's record at it.
+async fn save_index(
+    client: &Client,
+    session: &Session,
+    index: &FileIndex,
+    previous: Option<&VerifiedRecord>,
+    replicas: usize,
+) -> Result<(), FileError> {
+    let (_, sealed) = seal_block(
+        session.user_key(),
+        &index_file_id(session),
+        META_POSITION,
+        &encode(index)?,
+    )
+    .await?;
+    let blob = place(client, session, sealed, replicas)
+        .await
+        .map_err(|(_, reason)| FileError::NoHolder {
+            index: META_POSITION,
+            reason,
+        })?;
+    let seq = previous.map_or(1, |r| r.record().seq + 1);
+    let record = session
+        .sign(RecordKind::FileIndex, seq, encode(&IndexPointer { blob })?)
+        .map_err(|e| FileError::Damaged(e.to_string()))?;
+    client.put_record(record).await?;
+    // The previous index blob is garbage now: free it (best effort; a stale copy is harmless).
+    if let Some(pointer) = previous.and_then(|r| decode::<IndexPointer>(&r.record().body).ok()) {
+        free(client, session, &pointer.blob).await;
+    }
+    Ok(())
+}
+
+/// Asks every holder of a block to drop it; returns how many did.
+async fn free(client: &Client, session: &Session, block: &BlockRef) -> usize {
+    let Ok(owner) = session.public_key().to_der() else {
+        return 0;
+    };
+    let signature = session.sign_statement(&delete_statement(&block.id));
+    let mut freed = 0;
+    for holder in block
+        .holders
+        .iter()
+        .filter_map(|h| h.parse::<PeerId>().ok())
+    {
+        let request = Request::DeleteBlock {
+            id: block.id,
+            owner: owner.clone(),
+            signature: signature.clone(),
+        };
+        if let Ok(Response::Deleted) = client.request(holder, request).await {
+            freed += 1;
+        }
+    }
+    freed
+}
+
+fn info(entry: &FileEntry) -> FileInfo {
+    FileInfo {
+        id: entry.id.to_hex(),
+        name: entry.name.clone(),
+        size: entry.size,
+        created_ms: entry.created_ms,
+        copies: entry.copies,
+    }
+}
+
+/// The account's files.
+pub async fn list(client: &Client, session: &Session) -> Result<Vec<FileInfo>, FileError> {
+    Ok(load_index(client, session)
+        .await?
+        .0
+        .files
+        .iter()
+        .map(info)
+        .collect())
+}
+
+/// Uploads `source` as `name`: seals it block by block with a fresh file key, places each block
+/// on `replicas` peers, then commits it to the index. `progress` hears bytes done after each block.
+pub async fn upload(
+    client: &Client,
+    session: &Session,
+    name: &str,
+    mut source: impl Source,
+    replicas: usize,
+    mut progress: impl FnMut(u64),
+) -> Result<UploadReport, FileError> {
+    if name.is_empty() || name.chars().count() > 255 {
+        return Err(FileError::BadName);
+    }
+    let file = FileId::random();
+    let key = SymmetricKey::random();
+    let size = source.size();
+    let mut blocks = Vec::new();
+    let mut copies = u32::MAX;
+    let mut offset = 0u64;
+    let mut position = 0u64;
+    loop {
+        let plain = source.read(offset, BLOCK_SIZE).await?;
+        if plain.is_empty() && position > 0 {
+            break;
+        }
+        let (_, sealed) = seal_block(&key, &file, position, &plain).await?;
+        let block = place(client, session, sealed, replicas)
+            .await
+            .map_err(|(_, reason)| FileError::NoHolder {
+                index: position,
+                reason,
+            })?;
+        copies = copies.min(block.holders.len() as u32);
+        blocks.push(block);
+        offset += plain.len() as u64;
+        position += 1;
+        progress(offset);
+        if offset >= size {
+            break;
+        }
+    }
+    let (_, manifest) =
+        seal_block(&key, &file, META_POSITION, &encode(&Manifest { blocks })?).await?;
+    let manifest = place(client, session, manifest, replicas)
+        .await
+        .map_err(|(_, reason)| FileError::NoHolder {
+            index: META_POSITION,
+            reason,
+        })?;
+    copies = copies.min(manifest.holders.len() as u32);
+
+    let entry = FileEntry {
+        id: file,
+        name: name.to_owned(),
+        size: offset,
+        created_ms: now_ms(),
+        key: fast::seal(session.user_key(), &file_key_aad(&file), key.as_bytes()).await?,
+        manifest,
+        copies,
+    };
+    let (mut index, previous) = load_index(client, session).await?;
+    let file_info = info(&entry);
+    index.files.push(entry);
+    save_index(client, session, &index, previous.as_ref(), replicas).await?;
+    Ok(UploadReport {
+        file: file_info,
+        replicas: replicas as u32,
+        complete: copies as usize >= replicas,
+    })
+}
+
+async fn entry_and_key(
+    client: &Client,
+    session: &Session,
+    id: &str,
+) -> Result<(FileIndex, Option<VerifiedRecord>, usize, SymmetricKey), FileError> {
+    let file = FileId::from_hex(id).ok_or(FileError::NoSuchFile)?;
+    let (index, record) = load_index(client, session).await?;
+    let at = index
+        .files
+        .iter()
+        .position(|f| f.id == file)
+        .ok_or(FileError::NoSuchFile)?;
+    let entry = &index.files[at];
+    let raw = fast::open(session.user_key(), &file_key_aad(&entry.id), &entry.key).await?;
+    let key = SymmetricKey::from_slice(&raw)?;
+    Ok((index, record, at, key))
+}
+
+async fn manifest(
+    client: &Client,
+    entry: &FileEntry,
+    key: &SymmetricKey,
+) -> Result<Manifest, FileError> {
+    let plain = fetch(client, key, &entry.id, META_POSITION, &entry.manifest)
+        .await
+        .map_err(|reason| FileError::Unavailable {
+            name: entry.name.clone(),
+            index: META_POSITION,
+            reason,
+        })?;
+    decode(&plain)
+}
+
+/// Downloads a file, handing each checked, opened block to `sink` in order.
+pub async fn download(
+    client: &Client,
+    session: &Session,
+    id: &str,
+    mut sink: impl FnMut(Vec<u8>),
+) -> Result<FileInfo, FileError> {
+    let (index, _, at, key) = entry_and_key(client, session, id).await?;
+    let entry = &index.files[at];
+    let manifest = manifest(client, entry, &key).await?;
+    for (position, block) in manifest.blocks.iter().enumerate() {
+        let plain = fetch(client, &key, &entry.id, position as u64, block)
+            .await
+            .map_err(|reason| FileError::Unavailable {
+                name: entry.name.clone(),
+                index: position as u64,
+                reason,
+            })?;
+        sink(plain);
+    }
+    Ok(info(entry))
+}
+
+/// Removes a file from the index everywhere, then asks its holders to free the space.
+/// Returns how many block copies were freed.
+pub async fn delete(
+    client: &Client,
+    session: &Session,
+    id: &str,
+    replicas: usize,
+) -> Result<usize, FileError> {
+    let (mut index, record, at, key) = entry_and_key(client, session, id).await?;
+    let entry = index.files.remove(at);
+    let manifest = manifest(client, &entry, &key).await.ok();
+    save_index(client, session, &index, record.as_ref(), replicas).await?;
+
+    let mut refs = manifest.map(|m| m.blocks).unwrap_or_default();
+    refs.push(entry.manifest);
+    let mut freed = 0;
+    for block in &refs {
+        freed += free(client, session, block).await;
+    }
+    Ok(freed)
+}

@@ -1,0 +1,47 @@
+//! A whole peer: the network, plus the holder that serves this peer's donated storage.
+
+use libp2p::identity::Keypair;
+
+use crate::{
+    net::{self, Client, Config, Event, NetError},
+    platform::{self, Shared},
+    store::{BlockStore, StoreError},
+};
+
+/// A running peer.
+pub struct Node {
+    /// Drives the network.
+    pub client: Client,
+    /// What happens.
+    pub events: futures::channel::mpsc::Receiver<Event>,
+    /// What this peer holds for others.
+    pub store: Shared<BlockStore>,
+}
+
+/// Why a peer could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The network could not start.
+    #[error(transparent)]
+    Net(#[from] NetError),
+    /// The block store could not open.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Starts the network and the holder; `donation` is the space offered to others when none
+/// was chosen before.
+pub async fn start(keypair: Keypair, config: Config, donation: u64) -> Result<Node, StartError> {
+    let store = Shared::new(BlockStore::open(donation).await?);
+    let started = net::start(keypair, config)?;
+    platform::spawn(crate::holder::serve(
+        started.client.clone(),
+        started.inbound,
+        store.clone(),
+    ));
+    Ok(Node {
+        client: started.client,
+        events: started.events,
+        store,
+    })
+}

@@ -1,0 +1,364 @@
+//! What this peer holds for others: sealed blocks, up to the space its user donated.
+//!
+//! One type, [`BlockStore`], with the same methods on both targets: in the browser the blocks
+//! live in IndexedDB (they survive reloads and restarts), natively in memory (tests and
+//! simulations). The store never holds more than its capacity; every block remembers the
+//! hash of its owner's key, so only the owner can have it deleted.
+
+use serde::Serialize;
+
+/// Hash of an owner's RSA public key (SPKI DER), as the store records it.
+pub type OwnerHash = [u8; 32];
+
+/// Why the store refused or failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// Storing would exceed the donated space.
+    #[error("this peer's donated space is full ({used} of {capacity} bytes used)")]
+    Full {
+        /// Bytes held.
+        used: u64,
+        /// Bytes donated.
+        capacity: u64,
+    },
+    /// The browser's storage failed.
+    #[error("storage failed: {0}")]
+    Backend(String),
+}
+
+/// How much is donated and held.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct Usage {
+    /// Bytes donated.
+    pub capacity: u64,
+    /// Bytes held for others.
+    pub used: u64,
+    /// Blocks held.
+    pub blocks: u64,
+}
+
+#[cfg(target_arch = "wasm32")]
+pub use browser::BlockStore;
+#[cfg(not(target_arch = "wasm32"))]
+pub use native::BlockStore;
+
+#[cfg(not(target_arch = "wasm32"))]
+mod native {
+    use std::{collections::HashMap, sync::Mutex};
+
+    use super::{OwnerHash, StoreError, Usage};
+    use crate::block::BlockId;
+
+    /// Blocks in memory, for native peers.
+    #[derive(Debug, Default)]
+    pub struct BlockStore {
+        inner: Mutex<Inner>,
+    }
+
+    #[derive(Debug, Default)]
+    struct Inner {
+        capacity: u64,
+        used: u64,
+        blocks: HashMap<BlockId, (Vec<u8>, OwnerHash)>,
+    }
+
+    impl BlockStore {
+        /// An empty store donating `capacity` bytes.
+        pub async fn open(capacity: u64) -> Result<Self, StoreError> {
+            Ok(Self {
+                inner: Mutex::new(Inner {
+                    capacity,
+                    ..Default::default()
+                }),
+            })
+        }
+
+        fn lock(&self) -> Result<std::sync::MutexGuard<'_, Inner>, StoreError> {
+            self.inner
+                .lock()
+                .map_err(|_| StoreError::Backend("store lock poisoned".into()))
+        }
+
+        /// Holds a block, unless it would not fit. Holding it again is a no-op.
+        pub async fn put(
+            &self,
+            id: BlockId,
+            bytes: Vec<u8>,
+            owner: OwnerHash,
+        ) -> Result<(), StoreError> {
+            let mut inner = self.lock()?;
+            if inner.blocks.contains_key(&id) {
+                return Ok(());
+            }
+            let size = bytes.len() as u64;
+            if inner.used + size > inner.capacity {
+                return Err(StoreError::Full {
+                    used: inner.used,
+                    capacity: inner.capacity,
+                });
+            }
+            inner.used += size;
+            inner.blocks.insert(id, (bytes, owner));
+            Ok(())
+        }
+
+        /// A held block's bytes.
+        pub async fn get(&self, id: &BlockId) -> Result<Option<Vec<u8>>, StoreError> {
+            Ok(self.lock()?.blocks.get(id).map(|(bytes, _)| bytes.clone()))
+        }
+
+        /// Who owns a held block.
+        pub async fn owner_of(&self, id: &BlockId) -> Result<Option<OwnerHash>, StoreError> {
+            Ok(self.lock()?.blocks.get(id).map(|(_, owner)| *owner))
+        }
+
+        /// Drops a block; `true` if it was held.
+        pub async fn delete(&self, id: &BlockId) -> Result<bool, StoreError> {
+            let mut inner = self.lock()?;
+            match inner.blocks.remove(id) {
+                Some((bytes, _)) => {
+                    inner.used -= bytes.len() as u64;
+                    Ok(true)
+                }
+                None => Ok(false),
+            }
+        }
+
+        /// Changes the donated space. Blocks already held stay, even over the new limit.
+        pub async fn set_capacity(&self, capacity: u64) -> Result<(), StoreError> {
+            self.lock()?.capacity = capacity;
+            Ok(())
+        }
+
+        /// What is donated and held.
+        pub async fn usage(&self) -> Result<Usage, StoreError> {
+            let inner = self.lock()?;
+            Ok(Usage {
+                capacity: inner.capacity,
+                used: inner.used,
+                blocks: inner.blocks.len() as u64,
+            })
+        }
+
+        /// Flips a bit in every held block, as a dishonest holder would (for tests).
+        /// Returns how many blocks were altered.
+        #[doc(hidden)]
+        pub fn tamper_all(&self) -> usize {
+            let Ok(mut inner) = self.lock() else {
+                return 0;
+            };
+            let mut altered = 0;
+            for (bytes, _) in inner.blocks.values_mut() {
+                if let Some(first) = bytes.first_mut() {
+                    *first ^= 1;
+                    altered += 1;
+                }
+            }
+            altered
+        }
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+mod browser {
+    use js_sys::{Object, Reflect, Uint8Array};
+    use rexie::{Rexie, TransactionMode};
+    use wasm_bindgen::{JsCast, JsValue};
+
+    use super::{OwnerHash, StoreError, Usage};
+    use crate::block::BlockId;
+
+    const BLOCKS: &str = "blocks";
+    const META: &str = "meta";
+    const USAGE_KEY: &str = "usage";
+
+    fn backend(e: impl std::fmt::Display) -> StoreError {
+        StoreError::Backend(e.to_string())
+    }
+
+    /// Blocks in this profile's IndexedDB: they survive reloads and browser restarts.
+    pub struct BlockStore {
+        db: Rexie,
+    }
+
+    fn get_field(value: &JsValue, name: &str) -> Option<JsValue> {
+        Reflect::get(value, &name.into())
+            .ok()
+            .filter(|v| !v.is_undefined())
+    }
+
+    fn read_usage(value: Option<JsValue>) -> Usage {
+        let number =
+            |v: &JsValue, k| get_field(v, k).and_then(|x| x.as_f64()).unwrap_or(0.0) as u64;
+        value.map_or_else(Usage::default, |v| Usage {
+            capacity: number(&v, "capacity"),
+            used: number(&v, "used"),
+            blocks: number(&v, "blocks"),
+        })
+    }
+
+    fn usage_value(usage: &Usage) -> Result<JsValue, StoreError> {
+        let object = Object::new();
+        for (k, v) in [
+            ("capacity", usage.capacity),
+            ("used", usage.used),
+            ("blocks", usage.blocks),
+        ] {
+            Reflect::set(&object, &k.into(), &JsValue::from_f64(v as f64))
+                .map_err(|e| backend(format!("{e:?}")))?;
+        }
+        Ok(object.into())
+    }
+
+    impl BlockStore {
+        /// Opens the profile's block store; `capacity` applies only when none was set before.
+        pub async fn open(capacity: u64) -> Result<Self, StoreError> {
+            let db = crate::identity_store::open().await.map_err(backend)?;
+            let store = Self { db };
+            if store.usage().await?.capacity == 0 {
+                store.set_capacity(capacity).await?;
+            }
+            Ok(store)
+        }
+
+        /// Holds a block, unless it would not fit. Holding it again is a no-op.
+        pub async fn put(
+            &self,
+            id: BlockId,
+            bytes: Vec<u8>,
+            owner: OwnerHash,
+        ) -> Result<(), StoreError> {
+            let tx = self
+                .db
+                .transaction(&[BLOCKS, META], TransactionMode::ReadWrite)
+                .map_err(backend)?;
+            let blocks = tx.store(BLOCKS).map_err(backend)?;
+            let meta = tx.store(META).map_err(backend)?;
+            let key = JsValue::from_str(&id.to_hex());
+            if blocks.key_exists(key.clone()).await.map_err(backend)? {
+                return tx.done().await.map(|_| ()).map_err(backend);
+            }
+            let mut usage = read_usage(meta.get(USAGE_KEY.into()).await.map_err(backend)?);
+            let size = bytes.len() as u64;
+            if usage.used + size > usage.capacity {
+                let _ = tx.abort().await;
+                return Err(StoreError::Full {
+                    used: usage.used,
+                    capacity: usage.capacity,
+                });
+            }
+            let value = Object::new();
+            Reflect::set(&value, &"bytes".into(), &Uint8Array::from(bytes.as_slice()))
+                .map_err(|e| backend(format!("{e:?}")))?;
+            Reflect::set(&value, &"owner".into(), &Uint8Array::from(&owner[..]))
+                .map_err(|e| backend(format!("{e:?}")))?;
+            blocks.add(&value, Some(&key)).await.map_err(backend)?;
+            usage.used += size;
+            usage.blocks += 1;
+            meta.put(&usage_value(&usage)?, Some(&USAGE_KEY.into()))
+                .await
+                .map_err(backend)?;
+            tx.done().await.map(|_| ()).map_err(backend)
+        }
+
+        async fn read(&self, id: &BlockId) -> Result<Option<JsValue>, StoreError> {
+            let tx = self
+                .db
+                .transaction(&[BLOCKS], TransactionMode::ReadOnly)
+                .map_err(backend)?;
+            let value = tx
+                .store(BLOCKS)
+                .map_err(backend)?
+                .get(id.to_hex().into())
+                .await
+                .map_err(backend)?;
+            tx.done().await.map_err(backend)?;
+            Ok(value.filter(|v| !v.is_undefined()))
+        }
+
+        fn bytes_field(value: &JsValue, name: &str) -> Option<Vec<u8>> {
+            get_field(value, name)
+                .and_then(|v| v.dyn_into::<Uint8Array>().ok())
+                .map(|a| a.to_vec())
+        }
+
+        /// A held block's bytes.
+        pub async fn get(&self, id: &BlockId) -> Result<Option<Vec<u8>>, StoreError> {
+            Ok(self
+                .read(id)
+                .await?
+                .and_then(|v| Self::bytes_field(&v, "bytes")))
+        }
+
+        /// Who owns a held block.
+        pub async fn owner_of(&self, id: &BlockId) -> Result<Option<OwnerHash>, StoreError> {
+            Ok(self
+                .read(id)
+                .await?
+                .and_then(|v| Self::bytes_field(&v, "owner"))
+                .and_then(|o| o.try_into().ok()))
+        }
+
+        /// Drops a block; `true` if it was held.
+        pub async fn delete(&self, id: &BlockId) -> Result<bool, StoreError> {
+            let tx = self
+                .db
+                .transaction(&[BLOCKS, META], TransactionMode::ReadWrite)
+                .map_err(backend)?;
+            let blocks = tx.store(BLOCKS).map_err(backend)?;
+            let meta = tx.store(META).map_err(backend)?;
+            let key = JsValue::from_str(&id.to_hex());
+            let held = blocks
+                .get(key.clone())
+                .await
+                .map_err(backend)?
+                .filter(|v| !v.is_undefined());
+            let Some(held) = held else {
+                tx.done().await.map_err(backend)?;
+                return Ok(false);
+            };
+            let size = Self::bytes_field(&held, "bytes").map_or(0, |b| b.len() as u64);
+            blocks.delete(key).await.map_err(backend)?;
+            let mut usage = read_usage(meta.get(USAGE_KEY.into()).await.map_err(backend)?);
+            usage.used = usage.used.saturating_sub(size);
+            usage.blocks = usage.blocks.saturating_sub(1);
+            meta.put(&usage_value(&usage)?, Some(&USAGE_KEY.into()))
+                .await
+                .map_err(backend)?;
+            tx.done().await.map_err(backend)?;
+            Ok(true)
+        }
+
+        /// Changes the donated space. Blocks already held stay, even over the new limit.
+        pub async fn set_capacity(&self, capacity: u64) -> Result<(), StoreError> {
+            let tx = self
+                .db
+                .transaction(&[META], TransactionMode::ReadWrite)
+                .map_err(backend)?;
+            let meta = tx.store(META).map_err(backend)?;
+            let mut usage = read_usage(meta.get(USAGE_KEY.into()).await.map_err(backend)?);
+            usage.capacity = capacity;
+            meta.put(&usage_value(&usage)?, Some(&USAGE_KEY.into()))
+                .await
+                .map_err(backend)?;
+            tx.done().await.map(|_| ()).map_err(backend)
+        }
+
+        /// What is donated and held.
+        pub async fn usage(&self) -> Result<Usage, StoreError> {
+            let tx = self
+                .db
+                .transaction(&[META], TransactionMode::ReadOnly)
+                .map_err(backend)?;
+            let value = tx
+                .store(META)
+                .map_err(backend)?
+                .get(USAGE_KEY.into())
+                .await
+                .map_err(backend)?;
+            tx.done().await.map_err(backend)?;
+            Ok(read_usage(value.filter(|v| !v.is_undefined())))
+        }
+    }
+}

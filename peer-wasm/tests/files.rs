@@ -1,0 +1,224 @@
+//! Files over a cluster of 20 native peers with block stores: placement, replication, tamper
+//! detection, holder loss, full holders, delete.
+#![cfg(not(target_arch = "wasm32"))]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use jellyfish_peer::{
+    account::{self, Session},
+    files::{self, FileError, DEFAULT_REPLICAS},
+    net::Config,
+    node::{self, Node},
+};
+use libp2p::{identity::Keypair, Multiaddr};
+
+const PEERS: usize = 20;
+const PASSWORD: &str = "violet tractor sings under seven moons";
+const MIB: u64 = 1024 * 1024;
+
+async fn cluster(donation: impl Fn(usize) -> u64) -> Vec<Node> {
+    let mut nodes: Vec<Node> = Vec::new();
+    let mut first: Option<Multiaddr> = None;
+    for i in 0..PEERS {
+        let config = Config {
+            listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
+            bootstrap: first.iter().cloned().collect(),
+            agent: "jellyfish-test".into(),
+            ..Default::default()
+        };
+        let node = node::start(Keypair::generate_ed25519(), config, donation(i))
+            .await
+            .unwrap();
+        let addr = loop {
+            if let Some(a) = node.client.status().await.unwrap().listen_addrs.first() {
+                break a.clone();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        if first.is_none() {
+            first = Some(
+                format!("{addr}/p2p/{}", node.client.peer_id())
+                    .parse()
+                    .unwrap(),
+            );
+        }
+        nodes.push(node);
+    }
+    for node in &nodes {
+        for _ in 0..50 {
+            if node
+                .client
+                .discover()
+                .await
+                .map(|p| p.len() >= PEERS / 2)
+                .unwrap_or(false)
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    nodes
+}
+
+fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+async fn download(node: &Node, session: &Session, id: &str) -> Result<Vec<u8>, FileError> {
+    let mut out = Vec::new();
+    files::download(&node.client, session, id, |block| {
+        out.extend_from_slice(&block)
+    })
+    .await?;
+    Ok(out)
+}
+
+async fn blocks_held(nodes: &[Node]) -> Vec<u64> {
+    let mut held = Vec::new();
+    for node in nodes {
+        held.push(node.store.usage().await.unwrap().blocks);
+    }
+    held
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_download_tamper_loss_and_delete() {
+    let nodes = cluster(|_| 64 * MIB).await;
+    let author = &nodes[2];
+    let session = account::sign_up_with_key_bits(&author.client, "alice", PASSWORD, 2048)
+        .await
+        .unwrap();
+
+    let contents = [
+        ("empty.txt", Vec::new()),
+        ("one.bin", vec![42u8]),
+        ("note.txt", pattern(5 * 1024, 1)),
+        ("big.bin", pattern((3 * MIB + 12345) as usize, 7)),
+    ];
+    let mut ids = Vec::new();
+    for (name, bytes) in &contents {
+        let mut last = 0;
+        let report = files::upload(
+            &author.client,
+            &session,
+            name,
+            bytes.as_slice(),
+            DEFAULT_REPLICAS,
+            |done| last = done,
+        )
+        .await
+        .unwrap();
+        assert!(report.complete, "{report:?}");
+        assert_eq!(report.file.copies, DEFAULT_REPLICAS as u32);
+        assert_eq!(last, bytes.len() as u64, "progress reaches the whole size");
+        ids.push(report.file.id);
+    }
+    // The uploader holds none of its own blocks; every block has R copies elsewhere.
+    let held = blocks_held(&nodes).await;
+    assert_eq!(held[2], 0, "never the uploader itself: {held:?}");
+    // 4 files: 1 + 1 + 1 + 4 data blocks, 4 manifests and the latest index (older index
+    // versions are freed), each 3 times.
+    assert_eq!(held.iter().sum::<u64>(), 3 * (7 + 4 + 1), "{held:?}");
+
+    // Another peer logs in and sees the same files, and downloads them bit-exact.
+    let reader = &nodes[11];
+    let elsewhere = account::log_in(&reader.client, "alice", PASSWORD)
+        .await
+        .unwrap();
+    let listed = files::list(&reader.client, &elsewhere).await.unwrap();
+    assert_eq!(
+        listed.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(),
+        ["empty.txt", "one.bin", "note.txt", "big.bin"]
+    );
+    for ((_, bytes), id) in contents.iter().zip(&ids) {
+        assert_eq!(&download(reader, &elsewhere, id).await.unwrap(), bytes);
+    }
+
+    // A holder alters everything it holds: downloads notice and use other copies.
+    let liar = nodes.iter().position(|n| n.store.tamper_all() > 0).unwrap();
+    assert_eq!(
+        &download(reader, &elsewhere, &ids[3]).await.unwrap(),
+        &contents[3].1
+    );
+
+    // One more holder vanishes: with three copies, every block keeps a good one.
+    let mut gone = 0;
+    for (i, node) in nodes.iter().enumerate() {
+        if i != liar
+            && i != 2
+            && i != 11
+            && node.store.usage().await.unwrap().blocks > 0
+            && gone < 1
+        {
+            node.client.shutdown().await;
+            gone += 1;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for ((_, bytes), id) in contents.iter().zip(&ids) {
+        assert_eq!(&download(reader, &elsewhere, id).await.unwrap(), bytes);
+    }
+
+    // Delete: gone from the index everywhere, and holders free the space.
+    let before: u64 = blocks_held(&nodes).await.iter().sum();
+    let freed = files::delete(&reader.client, &elsewhere, &ids[3], DEFAULT_REPLICAS)
+        .await
+        .unwrap();
+    assert!(
+        freed >= 5,
+        "at least one copy of each of its 5 blocks: {freed}"
+    );
+    let after: u64 = blocks_held(&nodes).await.iter().sum();
+    assert!(after < before, "{before} -> {after}");
+    let listed = files::list(&author.client, &session).await.unwrap();
+    assert_eq!(listed.len(), 3);
+    assert!(matches!(
+        download(reader, &elsewhere, &ids[3]).await,
+        Err(FileError::NoSuchFile)
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_nobody_can_hold_fails_and_changes_nothing() {
+    // Every peer but the author donates 100 KiB: enough for small blocks, not for 1 MiB ones.
+    let nodes = cluster(|i| if i == 0 { 64 * MIB } else { 100 * 1024 }).await;
+    let author = &nodes[0];
+    let session = account::sign_up_with_key_bits(&author.client, "bob", PASSWORD, 2048)
+        .await
+        .unwrap();
+    files::upload(
+        &author.client,
+        &session,
+        "small.txt",
+        &b"fits"[..],
+        DEFAULT_REPLICAS,
+        |_| {},
+    )
+    .await
+    .unwrap();
+    let big = pattern(MIB as usize, 3);
+    let err = files::upload(
+        &author.client,
+        &session,
+        "big.bin",
+        big.as_slice(),
+        DEFAULT_REPLICAS,
+        |_| {},
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, FileError::NoHolder { index: 0, .. }), "{err}");
+    assert!(
+        err.to_string().contains("full"),
+        "the holders' reason reaches the user: {err}"
+    );
+    let listed = files::list(&author.client, &session).await.unwrap();
+    assert_eq!(
+        listed.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(),
+        ["small.txt"]
+    );
+}
