@@ -382,9 +382,17 @@ impl Peer {
         replicas: Option<u32>,
         on_progress: Option<js_sys::Function>,
     ) -> js_sys::Promise {
-        let (client, session) = (self.client.clone(), self.session.clone());
+        let (client, session, store) = (
+            self.client.clone(),
+            self.session.clone(),
+            self.store.clone(),
+        );
         future_to_promise(async move {
             let open = logged_in(&session)?;
+            let donation = files::Donation {
+                peer: client.peer_id().to_string(),
+                bytes: store.usage().await.map_err(js_error)?.capacity,
+            };
             let total = JsValue::from_f64(blob.size());
             let replicas = replicas.map_or(files::DEFAULT_REPLICAS, |r| r.max(1) as usize);
             let progress = |done: u64| {
@@ -392,10 +400,32 @@ impl Peer {
                     let _ = f.call2(&JsValue::NULL, &JsValue::from_f64(done as f64), &total);
                 }
             };
-            let report = files::upload(&client, &open, &name, BlobSource(blob), replicas, progress)
-                .await
-                .map_err(js_error)?;
+            let report = files::upload(
+                &client,
+                &open,
+                &name,
+                BlobSource(blob),
+                replicas,
+                donation,
+                progress,
+            )
+            .await
+            .map_err(js_error)?;
             to_js(&report)
+        })
+    }
+
+    /// The logged-in user's storage use and quota (donations / copies per block).
+    #[wasm_bindgen(unchecked_return_type = "Promise<{ used: number; quota: number }>")]
+    pub fn quota(&self) -> js_sys::Promise {
+        let (client, session) = (self.client.clone(), self.session.clone());
+        future_to_promise(async move {
+            let open = logged_in(&session)?;
+            to_js(
+                &files::quota(&client, &open, files::DEFAULT_REPLICAS)
+                    .await
+                    .map_err(js_error)?,
+            )
         })
     }
 

@@ -50,6 +50,16 @@ pub enum FileError {
         /// What went wrong with the last holder tried.
         reason: String,
     },
+    /// The upload would exceed what the user's donations earn.
+    #[error("over quota: this upload needs {size} bytes but you use {used} of {quota}; donate more space or delete files")]
+    OverQuota {
+        /// The upload's size.
+        size: u64,
+        /// Bytes already used.
+        used: u64,
+        /// Bytes allowed.
+        quota: u64,
+    },
     /// No file has this id.
     #[error("no such file")]
     NoSuchFile,
@@ -107,6 +117,36 @@ struct FileEntry {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct FileIndex {
     files: Vec<FileEntry>,
+    /// What each of the user's browsers donates (peer id -> bytes), as each last reported.
+    #[serde(default)]
+    donations: std::collections::BTreeMap<String, u64>,
+}
+
+impl FileIndex {
+    fn quota(&self, replicas: usize) -> Quota {
+        Quota {
+            used: self.files.iter().map(|f| f.size).sum(),
+            quota: self.donations.values().sum::<u64>() / replicas.max(1) as u64,
+        }
+    }
+}
+
+/// What a user may store: what their browsers donate, divided by the copies each block takes.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+pub struct Quota {
+    /// Bytes of files stored.
+    pub used: u64,
+    /// Bytes the user may store.
+    pub quota: u64,
+}
+
+/// A browser's donation, reported with each upload.
+#[derive(Debug, Clone)]
+pub struct Donation {
+    /// The donating peer.
+    pub peer: String,
+    /// Bytes it donates.
+    pub bytes: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -400,22 +440,42 @@ pub async fn list(client: &Client, session: &Session) -> Result<Vec<FileInfo>, F
         .collect())
 }
 
-/// Uploads `source` as `name`: seals it block by block with a fresh file key, places each block
-/// on `replicas` peers, then commits it to the index. `progress` hears bytes done after each block.
+/// The user's storage use and quota.
+pub async fn quota(
+    client: &Client,
+    session: &Session,
+    replicas: usize,
+) -> Result<Quota, FileError> {
+    Ok(load_index(client, session).await?.0.quota(replicas))
+}
+
+/// Uploads `source` as `name`: checks the quota up front, seals it block by block with a fresh
+/// file key, places each block on `replicas` peers, then commits it to the index.
+/// `donation` is this browser's current donation, which counts towards the quota.
+/// `progress` hears bytes done after each block.
 pub async fn upload(
     client: &Client,
     session: &Session,
     name: &str,
     mut source: impl Source,
     replicas: usize,
+    donation: Donation,
     mut progress: impl FnMut(u64),
 ) -> Result<UploadReport, FileError> {
     if name.is_empty() || name.chars().count() > 255 {
         return Err(FileError::BadName);
     }
+    let size = source.size();
+    let (mut index, _) = load_index(client, session).await?;
+    index
+        .donations
+        .insert(donation.peer.clone(), donation.bytes);
+    let Quota { used, quota } = index.quota(replicas);
+    if used.saturating_add(size) > quota {
+        return Err(FileError::OverQuota { size, used, quota });
+    }
     let file = FileId::random();
     let key = SymmetricKey::random();
-    let size = source.size();
     let mut blocks = Vec::new();
     let mut copies = u32::MAX;
     let mut offset = 0u64;
@@ -460,7 +520,9 @@ pub async fn upload(
         manifest,
         copies,
     };
+    // Reload right before committing: another browser may have changed the index meanwhile.
     let (mut index, previous) = load_index(client, session).await?;
+    index.donations.insert(donation.peer, donation.bytes);
     let file_info = info(&entry);
     index.files.push(entry);
     save_index(client, session, &index, previous.as_ref(), replicas).await?;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use jellyfish_peer::{
     account::{self, Session},
-    files::{self, FileError, DEFAULT_REPLICAS},
+    files::{self, Donation, FileError, DEFAULT_REPLICAS},
     net::Config,
     node::{self, Node},
 };
@@ -62,6 +62,13 @@ async fn cluster(donation: impl Fn(usize) -> u64) -> Vec<Node> {
     nodes
 }
 
+fn donation(node: &Node, bytes: u64) -> Donation {
+    Donation {
+        peer: node.client.peer_id().to_string(),
+        bytes,
+    }
+}
+
 fn pattern(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
         .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
@@ -108,6 +115,7 @@ async fn upload_download_tamper_loss_and_delete() {
             name,
             bytes.as_slice(),
             DEFAULT_REPLICAS,
+            donation(author, 64 * MIB),
             |done| last = done,
         )
         .await
@@ -196,6 +204,7 @@ async fn an_upload_nobody_can_hold_fails_and_changes_nothing() {
         "small.txt",
         &b"fits"[..],
         DEFAULT_REPLICAS,
+        donation(author, 64 * MIB),
         |_| {},
     )
     .await
@@ -207,6 +216,7 @@ async fn an_upload_nobody_can_hold_fails_and_changes_nothing() {
         "big.bin",
         big.as_slice(),
         DEFAULT_REPLICAS,
+        donation(author, 64 * MIB),
         |_| {},
     )
     .await

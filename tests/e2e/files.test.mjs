@@ -1,0 +1,130 @@
+// Files in real browsers: five Chromium profiles, blocks in IndexedDB, WebRTC-less relayed
+// circuits between tabs (direct WebRTC is another issue).
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { Browser, Relay, waitFor, waitReachable } from "./harness.mjs";
+
+const PASSWORD = "violet tractor sings under seven moons";
+const MIB = 1024 * 1024;
+
+function call(page, method, ...args) {
+  return page.evaluate(
+    ([method, args]) => window.jellyfish[method](...args).then((value) => ({ value }), (e) => ({ error: e.message })),
+    [method, args],
+  );
+}
+
+async function openPeer(relay, name, browsers) {
+  const browser = await Browser.launch(name);
+  browsers.push(browser);
+  const page = await browser.open(relay.url);
+  await waitReachable(page);
+  return { browser, page };
+}
+
+async function joined(page, count) {
+  await waitFor(`the DHT to show ${count} peers`, async () => {
+    const found = await page.evaluate(() => window.jellyfish.discover());
+    return found.length >= count;
+  }, { timeout: 45000, interval: 500 });
+}
+
+// Deterministic content made in the page, and its SHA-256, so nothing large crosses CDP.
+const MAKE_AND_UPLOAD = async ([name, size, seed]) => {
+  const bytes = new Uint8Array(size);
+  for (let i = 0; i < size; i++) bytes[i] = (i * 31 + seed) & 0xff;
+  const digest = Array.from(new Uint8Array(await crypto.subtle.digest("SHA-256", bytes)));
+  let calls = 0, last = 0;
+  const report = await window.jellyfish.upload(new Blob([bytes]), name, undefined, (done, total) => {
+    calls++; last = done;
+    if (total !== size) throw new Error("progress total is wrong");
+  });
+  return { report, digest, calls, last };
+};
+
+const DOWNLOAD_DIGEST = async (id) => {
+  const blob = await window.jellyfish.download(id);
+  const bytes = new Uint8Array(await blob.arrayBuffer());
+  return { size: bytes.length, digest: Array.from(new Uint8Array(await crypto.subtle.digest("SHA-256", bytes))) };
+};
+
+// Flips a byte of every block this profile holds in IndexedDB, as a dishonest holder would.
+const TAMPER_ALL = () => new Promise((resolve, reject) => {
+  const open = indexedDB.open("jellyfish");
+  open.onerror = () => reject(open.error);
+  open.onsuccess = () => {
+    const tx = open.result.transaction("blocks", "readwrite");
+    const store = tx.objectStore("blocks");
+    let altered = 0;
+    store.openCursor().onsuccess = (event) => {
+      const cursor = event.target.result;
+      if (!cursor) return;
+      const value = cursor.value;
+      value.bytes[0] ^= 1;
+      cursor.update(value);
+      altered++;
+      cursor.continue();
+    };
+    tx.oncomplete = () => { open.result.close(); resolve(altered); };
+    tx.onerror = () => reject(tx.error);
+  };
+});
+
+test("upload in one profile, download bit-exact in a fresh one after the uploader closed", async (t) => {
+  const relay = await Relay.start();
+  const browsers = [];
+  t.after(() => { browsers.forEach((b) => b.close()); relay.cleanup(); });
+
+  const holders = [];
+  for (const name of ["h1", "h2", "h3"]) holders.push(await openPeer(relay, name, browsers));
+  const a = await openPeer(relay, "a", browsers);
+  await joined(a.page, 4);
+
+  const storage = (await call(a.page, "storage")).value;
+  assert.ok(storage.capacity > 0 && typeof storage.persisted === "boolean", JSON.stringify(storage));
+  assert.equal((await call(a.page, "sign_up", "alice", PASSWORD)).value.username, "alice");
+
+  const files = [["empty.txt", 0, 1], ["one.bin", 1, 2], ["note.txt", 5 * 1024, 3], ["big.bin", 20 * MIB + 77, 4]];
+  const uploaded = [];
+  for (const file of files) {
+    const result = await a.page.evaluate(MAKE_AND_UPLOAD, file);
+    assert.equal(result.report.complete, true, JSON.stringify(result.report));
+    assert.equal(result.report.file.copies, 3);
+    assert.equal(result.last, file[1], "progress reaches 100 %");
+    uploaded.push({ name: file[0], size: file[1], id: result.report.file.id, digest: result.digest });
+  }
+  // Every holder took blocks; the uploader holds none of its own.
+  for (const h of holders) assert.ok((await call(h.page, "storage")).value.blocks > 0);
+  assert.equal((await call(a.page, "storage")).value.blocks, 0);
+
+  // Over quota: donating 3 MiB earns 1 MiB with three copies, and 20 MiB are used already.
+  await call(a.page, "set_donation", 3 * MIB);
+  const over = await a.page.evaluate(MAKE_AND_UPLOAD, ["more.bin", 2 * MIB, 5]).catch((e) => ({ error: e.message }));
+  assert.match(over.error, /over quota/);
+
+  // The uploader closes; a fresh profile logs in and gets every file back, bit-exact.
+  a.browser.close();
+  const f = await openPeer(relay, "f", browsers);
+  await joined(f.page, 3);
+  assert.equal((await call(f.page, "log_in", "alice", PASSWORD)).value.username, "alice");
+  const listed = (await call(f.page, "list_files")).value;
+  assert.deepEqual(listed.map((x) => [x.name, x.size]), uploaded.map((x) => [x.name, x.size]));
+  for (const file of uploaded) {
+    const got = await f.page.evaluate(DOWNLOAD_DIGEST, file.id);
+    assert.equal(got.size, file.size);
+    assert.deepEqual(got.digest, file.digest, `${file.name} is bit-exact`);
+  }
+
+  // A holder alters every block in its IndexedDB: the download detects it and uses another copy.
+  assert.ok(await holders[0].page.evaluate(TAMPER_ALL) > 0);
+  const big = uploaded[3];
+  assert.deepEqual((await f.page.evaluate(DOWNLOAD_DIGEST, big.id)).digest, big.digest);
+
+  // Delete: the file leaves the index and holders free the space.
+  const freed = (await call(f.page, "delete_file", big.id)).value;
+  assert.ok(freed >= 21, `freed ${freed} block copies`);
+  assert.deepEqual((await call(f.page, "list_files")).value.map((x) => x.name), ["empty.txt", "one.bin", "note.txt"]);
+
+  const errors = browsers.flatMap((x) => x.errors);
+  assert.deepEqual(errors.filter((e) => !/closure invoked recursively or after being dropped/.test(e)), []);
+});
