@@ -362,3 +362,39 @@ mod browser {
         }
     }
 }
+
+#[cfg(all(test, target_arch = "wasm32"))]
+mod browser_tests {
+    #![allow(clippy::unwrap_used)]
+
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    use super::*;
+    use crate::block::BlockId;
+
+    #[wasm_bindgen_test]
+    async fn blocks_persist_and_the_donation_is_never_exceeded() {
+        let store = BlockStore::open(1000).await.unwrap();
+        store.set_capacity(1000).await.unwrap();
+        let start = store.usage().await.unwrap();
+        let a = vec![1u8; 600];
+        let id_a = BlockId::of(&a);
+        store.put(id_a, a.clone(), [7; 32]).await.unwrap();
+        store.put(id_a, a.clone(), [7; 32]).await.unwrap(); // again: no double count
+        let b = vec![2u8; 600];
+        let full = store.put(BlockId::of(&b), b, [7; 32]).await;
+        assert!(matches!(full, Err(StoreError::Full { .. })), "{full:?}");
+
+        // A new handle on the same database (a reload) sees the same blocks.
+        let reopened = BlockStore::open(5).await.unwrap();
+        assert_eq!(reopened.get(&id_a).await.unwrap(), Some(a));
+        assert_eq!(reopened.owner_of(&id_a).await.unwrap(), Some([7; 32]));
+        let usage = reopened.usage().await.unwrap();
+        assert_eq!(usage.capacity, 1000, "an existing donation is kept");
+        assert_eq!(usage.used, start.used + 600);
+
+        assert!(reopened.delete(&id_a).await.unwrap());
+        assert!(!reopened.delete(&id_a).await.unwrap());
+        assert_eq!(reopened.usage().await.unwrap().used, start.used);
+    }
+}

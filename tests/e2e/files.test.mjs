@@ -120,6 +120,16 @@ test("upload in one profile, download bit-exact in a fresh one after the uploade
   const big = uploaded[3];
   assert.deepEqual((await f.page.evaluate(DOWNLOAD_DIGEST, big.id)).digest, big.digest);
 
+  // What a tab holds for others survives a reload (IndexedDB), and it serves it again.
+  const before = (await call(holders[1].page, "storage")).value;
+  await holders[1].page.reload();
+  await waitReachable(holders[1].page);
+  const after = (await call(holders[1].page, "storage")).value;
+  assert.equal(after.blocks, before.blocks);
+  assert.equal(after.used, before.used);
+  await call(holders[2].page, "set_donation", 0); // the third holder stops taking blocks, still serves
+  assert.deepEqual((await f.page.evaluate(DOWNLOAD_DIGEST, big.id)).digest, big.digest);
+
   // Delete: the file leaves the index and holders free the space.
   const freed = (await call(f.page, "delete_file", big.id)).value;
   assert.ok(freed >= 21, `freed ${freed} block copies`);
