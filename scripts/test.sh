@@ -34,5 +34,6 @@ step "end-to-end: real relay, real Chromium profiles"
 
 step "benchmarks complete on a tiny setting (numbers are not checked; full runs are by hand)"
 node tests/bench/accounts.mjs --runs 1
+node tests/bench/files.mjs --sizes 1
 
 step "all passed"
