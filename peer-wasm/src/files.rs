@@ -10,7 +10,7 @@
 //! is stored and the record's sequence goes up. If an upload fails half way, the index never
 //! names the blocks already placed.
 
-use futures::future::join_all;
+use futures::{future::join_all, stream::FuturesOrdered, StreamExt};
 use libp2p::PeerId;
 use serde::{Deserialize, Serialize};
 
@@ -25,6 +25,8 @@ use crate::{
 
 /// Copies of each block, by default.
 pub const DEFAULT_REPLICAS: usize = 3;
+/// Blocks being placed at once during an upload.
+const PIPELINE: usize = 4;
 /// Position used to seal a manifest or an index blob (data blocks count up from 0).
 const META_POSITION: u64 = u64::MAX;
 
@@ -476,31 +478,45 @@ pub async fn upload(
     }
     let file = FileId::random();
     let key = SymmetricKey::random();
+    // A bounded pipeline: read and seal the next blocks while earlier ones are being placed,
+    // never more than PIPELINE in flight, so memory stays flat whatever the file's size.
     let mut blocks = Vec::new();
     let mut copies = u32::MAX;
-    let mut offset = 0u64;
+    let mut in_flight = FuturesOrdered::new();
+    let (mut read, mut placed) = (0u64, 0u64);
     let mut position = 0u64;
     loop {
-        let plain = source.read(offset, BLOCK_SIZE).await?;
-        if plain.is_empty() && position > 0 {
-            break;
+        let drain = (read >= size && position > 0) || in_flight.len() >= PIPELINE;
+        if !drain {
+            let plain = source.read(read, BLOCK_SIZE).await?;
+            let len = plain.len() as u64;
+            if len == 0 && read < size {
+                return Err(FileError::Read(format!(
+                    "the file ended after {read} of {size} bytes"
+                )));
+            }
+            let (_, sealed) = seal_block(&key, &file, position, &plain).await?;
+            let index = position;
+            in_flight.push_back(async move {
+                let block = place(client, session, sealed, replicas).await;
+                (index, len, block)
+            });
+            read += len;
+            position += 1;
+            if len > 0 || read < size {
+                continue;
+            }
         }
-        let (_, sealed) = seal_block(&key, &file, position, &plain).await?;
-        let block = place(client, session, sealed, replicas)
-            .await
-            .map_err(|(_, reason)| FileError::NoHolder {
-                index: position,
-                reason,
-            })?;
+        let Some((index, len, block)) = in_flight.next().await else {
+            break;
+        };
+        let block = block.map_err(|(_, reason)| FileError::NoHolder { index, reason })?;
         copies = copies.min(block.holders.len() as u32);
         blocks.push(block);
-        offset += plain.len() as u64;
-        position += 1;
-        progress(offset);
-        if offset >= size {
-            break;
-        }
+        placed += len;
+        progress(placed);
     }
+    let offset = placed;
     let (_, manifest) =
         seal_block(&key, &file, META_POSITION, &encode(&Manifest { blocks })?).await?;
     let manifest = place(client, session, manifest, replicas)
