@@ -8,55 +8,24 @@ use std::time::Duration;
 use jellyfish_peer::{
     account::{self, AccountError},
     crypto::rsa_keys::PrivateKey,
-    net::{self, Client, Config, NetError},
+    net::{Client, NetError},
     record::{dht_key, RecordError, RecordKind, SignedRecord},
 };
-use libp2p::{identity::Keypair, Multiaddr};
 
 const PEERS: usize = 20;
 const BITS: usize = 2048;
 const PASSWORD: &str = "violet tractor sings under seven moons";
 const NEW_PASSWORD: &str = "quiet harbour lanterns drift past midnight";
 
+mod common;
+
+/// 20 peers with block stores; the account tests use their network handles.
 async fn cluster() -> Vec<Client> {
-    let mut peers = Vec::new();
-    let mut first_addr: Option<Multiaddr> = None;
-    for _ in 0..PEERS {
-        let config = Config {
-            listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
-            bootstrap: first_addr.iter().cloned().collect(),
-            agent: "jellyfish-test".into(),
-            ..Default::default()
-        };
-        let client = net::start(Keypair::generate_ed25519(), config)
-            .unwrap()
-            .client;
-        let addr = loop {
-            if let Some(a) = client.status().await.unwrap().listen_addrs.first() {
-                break a.clone();
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
-        if first_addr.is_none() {
-            first_addr = Some(format!("{addr}/p2p/{}", client.peer_id()).parse().unwrap());
-        }
-        peers.push(client);
-    }
-    // Let every peer fill its routing table.
-    for peer in &peers {
-        for _ in 0..50 {
-            if peer
-                .discover()
-                .await
-                .map(|p| p.len() >= PEERS / 2)
-                .unwrap_or(false)
-            {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-    peers
+    common::cluster(PEERS, |_| 0)
+        .await
+        .into_iter()
+        .map(|node| node.client)
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -191,10 +160,10 @@ async fn records_outlive_the_peer_that_wrote_them() {
     let _bob = account::sign_up_with_key_bits(&peers[4], "bob", PASSWORD, BITS)
         .await
         .unwrap();
-    // The peer Bob signed up on leaves (its handle dropped: its event loop stops).
+    // The peer Bob signed up on leaves.
     let gone = peers.remove(4);
     let gone_id = gone.peer_id();
-    drop(gone);
+    gone.shutdown().await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(!peers.iter().any(|p| p.peer_id() == gone_id));
     let session = account::log_in(&peers[10], "bob", PASSWORD).await.unwrap();

@@ -8,58 +8,17 @@ use std::time::Duration;
 use jellyfish_peer::{
     account::{self, Session},
     files::{self, Donation, FileError, DEFAULT_REPLICAS},
-    net::Config,
-    node::{self, Node},
+    node::Node,
 };
-use libp2p::{identity::Keypair, Multiaddr};
 
 const PEERS: usize = 20;
 const PASSWORD: &str = "violet tractor sings under seven moons";
 const MIB: u64 = 1024 * 1024;
 
+mod common;
+
 async fn cluster(donation: impl Fn(usize) -> u64) -> Vec<Node> {
-    let mut nodes: Vec<Node> = Vec::new();
-    let mut first: Option<Multiaddr> = None;
-    for i in 0..PEERS {
-        let config = Config {
-            listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
-            bootstrap: first.iter().cloned().collect(),
-            agent: "jellyfish-test".into(),
-            ..Default::default()
-        };
-        let node = node::start(Keypair::generate_ed25519(), config, donation(i))
-            .await
-            .unwrap();
-        let addr = loop {
-            if let Some(a) = node.client.status().await.unwrap().listen_addrs.first() {
-                break a.clone();
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
-        if first.is_none() {
-            first = Some(
-                format!("{addr}/p2p/{}", node.client.peer_id())
-                    .parse()
-                    .unwrap(),
-            );
-        }
-        nodes.push(node);
-    }
-    for node in &nodes {
-        for _ in 0..50 {
-            if node
-                .client
-                .discover()
-                .await
-                .map(|p| p.len() >= PEERS / 2)
-                .unwrap_or(false)
-            {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-    nodes
+    common::cluster(PEERS, donation).await
 }
 
 fn donation(node: &Node, bytes: u64) -> Donation {

@@ -2,34 +2,10 @@
 // only place an account lives is the DHT those tabs form (the relay stores no records).
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { Browser, Relay, waitFor, waitReachable } from "./harness.mjs";
+import { Relay, call, joined, openPeer, pageErrors } from "./harness.mjs";
 
 const PASSWORD = "violet tractor sings under seven moons";
 const NEW_PASSWORD = "quiet harbour lanterns drift past midnight";
-
-/** Runs a peer method in the page; resolves to its value or to `{ error: message }`. */
-function call(page, method, ...args) {
-  return page.evaluate(
-    ([method, args]) => window.jellyfish[method](...args).then((value) => ({ value }), (e) => ({ error: e.message })),
-    [method, args],
-  );
-}
-
-async function openPeer(relay, name, browsers) {
-  const browser = await Browser.launch(name);
-  browsers.push(browser);
-  const page = await browser.open(relay.url);
-  await waitReachable(page);
-  return { browser, page };
-}
-
-/** Waits until a page's DHT lookups see at least `count` other peers. */
-async function joined(page, count) {
-  await waitFor(`the DHT to show ${count} peers`, async () => {
-    const found = await page.evaluate(() => window.jellyfish.discover());
-    return found.length >= count;
-  }, { timeout: 45000, interval: 500 });
-}
 
 test("sign up, log in anywhere (with the author gone), change password, log out", async (t) => {
   const relay = await Relay.start();
@@ -87,6 +63,5 @@ test("sign up, log in anywhere (with the author gone), change password, log out"
   const health = await relay.json("/health");
   assert.ok(health.records_refused > 0, JSON.stringify(health));
 
-  const errors = browsers.flatMap((x) => x.errors);
-  assert.deepEqual(errors.filter((e) => !/closure invoked recursively or after being dropped/.test(e)), []);
+  assert.deepEqual(pageErrors(browsers), []);
 });

@@ -2,32 +2,10 @@
 // circuits between tabs (direct WebRTC is another issue).
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { Browser, Relay, waitFor, waitReachable } from "./harness.mjs";
+import { Relay, call, joined, openPeer, pageErrors, waitReachable } from "./harness.mjs";
 
 const PASSWORD = "violet tractor sings under seven moons";
 const MIB = 1024 * 1024;
-
-function call(page, method, ...args) {
-  return page.evaluate(
-    ([method, args]) => window.jellyfish[method](...args).then((value) => ({ value }), (e) => ({ error: e.message })),
-    [method, args],
-  );
-}
-
-async function openPeer(relay, name, browsers) {
-  const browser = await Browser.launch(name);
-  browsers.push(browser);
-  const page = await browser.open(relay.url);
-  await waitReachable(page);
-  return { browser, page };
-}
-
-async function joined(page, count) {
-  await waitFor(`the DHT to show ${count} peers`, async () => {
-    const found = await page.evaluate(() => window.jellyfish.discover());
-    return found.length >= count;
-  }, { timeout: 45000, interval: 500 });
-}
 
 // Deterministic content made in the page, and its SHA-256, so nothing large crosses CDP.
 const MAKE_AND_UPLOAD = async ([name, size, seed]) => {
@@ -135,6 +113,5 @@ test("upload in one profile, download bit-exact in a fresh one after the uploade
   assert.ok(freed >= 21, `freed ${freed} block copies`);
   assert.deepEqual((await call(f.page, "list_files")).value.map((x) => x.name), ["empty.txt", "one.bin", "note.txt"]);
 
-  const errors = browsers.flatMap((x) => x.errors);
-  assert.deepEqual(errors.filter((e) => !/closure invoked recursively or after being dropped/.test(e)), []);
+  assert.deepEqual(pageErrors(browsers), []);
 });

@@ -2,7 +2,7 @@
 // Run one alone: node --test --test-name-pattern="relay restart" tests/e2e/
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { Browser, Relay, status, waitFor, waitPeer, waitReachable } from "./harness.mjs";
+import { Browser, Relay, pageErrors, waitFor, waitPeer, waitReachable } from "./harness.mjs";
 
 async function discoverUntil(page, wanted) {
   return waitFor(`the DHT to reveal ${wanted}`, async () => {
@@ -63,8 +63,7 @@ test("separate profiles find each other through the DHT, say hello, and keep the
     pages[1].evaluate((id) => window.jellyfish.hello(id).then((r) => r.peer_id), ids[0]).catch(() => false),
   { timeout: 30000, interval: 1000 });
 
-  const errors = browsers.flatMap((b) => b.errors);
-  assert.deepEqual(errors.filter((e) => !/closure invoked recursively or after being dropped/.test(e)), []);
+  assert.deepEqual(pageErrors(browsers), []);
 });
 
 test("the page reports a relay restart and reconnects with backoff", async (t) => {

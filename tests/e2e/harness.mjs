@@ -224,3 +224,34 @@ export async function waitReachable(page, timeout = 30000) {
     return s.relay.state === "connected" && s.reservation && s;
   }, { timeout });
 }
+
+/** Runs a peer method in the page; resolves to `{ value }` or `{ error: message }`. */
+export function call(page, method, ...args) {
+  return page.evaluate(
+    ([method, args]) => window.jellyfish[method](...args).then((value) => ({ value }), (e) => ({ error: e.message })),
+    [method, args],
+  );
+}
+
+/** Launches a profile, opens the page and waits until its peer is reachable. */
+export async function openPeer(relay, name, browsers) {
+  const browser = await Browser.launch(name);
+  browsers.push(browser);
+  const page = await browser.open(relay.url);
+  await waitReachable(page);
+  return { browser, page };
+}
+
+/** Waits until a page's DHT lookups see at least `count` other peers. */
+export async function joined(page, count) {
+  await waitFor(`the DHT to show ${count} peers`, async () => {
+    const found = await page.evaluate(() => window.jellyfish.discover());
+    return found.length >= count;
+  }, { timeout: 45000, interval: 500 });
+}
+
+/** Page errors other than the known harmless one from libp2p's websys handlers. */
+export function pageErrors(browsers) {
+  return browsers.flatMap((b) => b.errors)
+    .filter((e) => !/closure invoked recursively or after being dropped/.test(e));
+}
