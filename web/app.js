@@ -41,7 +41,9 @@ function renderStatus(status) {
   $("relay-state").dataset.state = relay.state;
   if (relay.state === "reconnecting") {
     const seconds = Math.ceil(relay.retry_in_ms / 1000);
-    $("relay-state").textContent = `disconnected, retrying in ${seconds} s (attempt ${relay.attempts})`;
+    $("relay-state").textContent = seconds > 0
+      ? `disconnected, retrying in ${seconds} s (attempt ${relay.attempts})`
+      : `disconnected, reconnecting now (attempt ${relay.attempts})`;
     showBanner("Offline: the relay is unreachable. Reconnecting…");
   } else {
     $("relay-state").textContent = relay.state;

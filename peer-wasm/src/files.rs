@@ -25,6 +25,21 @@ use crate::{
 
 /// Copies of each block, by default.
 pub const DEFAULT_REPLICAS: usize = 3;
+/// How long a holder may take to hand over one block before the next holder is asked.
+const FETCH_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Gives up on `request` after `deadline`, so a slow holder costs at most that.
+async fn with_deadline(
+    deadline: std::time::Duration,
+    request: impl std::future::Future<Output = Result<Response, NetError>>,
+) -> Result<Response, NetError> {
+    let request = std::pin::pin!(request);
+    match futures::future::select(request, futures_timer::Delay::new(deadline)).await {
+        futures::future::Either::Left((answer, _)) => answer,
+        futures::future::Either::Right(_) => Err(NetError::Timeout(deadline.as_secs())),
+    }
+}
+
 /// Blocks being placed at once during an upload.
 const PIPELINE: usize = 4;
 /// Position used to seal a manifest or an index blob (data blocks count up from 0).
@@ -315,9 +330,11 @@ async fn fetch(
                 continue;
             }
             tried.push(peer);
-            match client
-                .request(peer, Request::FetchBlock { id: block.id })
-                .await
+            match with_deadline(
+                FETCH_DEADLINE,
+                client.request(peer, Request::FetchBlock { id: block.id }),
+            )
+            .await
             {
                 Ok(Response::Block { bytes }) => {
                     match open_block(key, file, position, &block.id, &bytes).await {
@@ -625,4 +642,23 @@ pub async fn delete(
         freed += free(client, session, block).await;
     }
     Ok(freed)
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_holder_that_never_answers_costs_only_the_deadline() {
+        let started = std::time::Instant::now();
+        let silent = futures::future::pending::<Result<Response, NetError>>();
+        let answer = with_deadline(std::time::Duration::from_millis(50), silent).await;
+        assert!(matches!(answer, Err(NetError::Timeout(_))), "{answer:?}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        let prompt = async { Ok(Response::Stored) };
+        assert!(matches!(
+            with_deadline(std::time::Duration::from_secs(5), prompt).await,
+            Ok(Response::Stored)
+        ));
+    }
 }

@@ -80,6 +80,17 @@ test("upload in one profile, download bit-exact in a fresh one after the uploade
   const over = await a.page.evaluate(MAKE_AND_UPLOAD, ["more.bin", 2 * MIB, 5]).catch((e) => ({ error: e.message }));
   assert.match(over.error, /over quota/);
 
+  // A tab that closes mid-upload loses nothing already confirmed and leaves no half file.
+  await call(a.page, "set_donation", 1024 * MIB);
+  await a.page.evaluate((size) => {
+    window.partial = 0;
+    window.jellyfish.upload(new Blob([new Uint8Array(size)]), "interrupted.bin", undefined, (done) => {
+      window.partial = done;
+    }).catch(() => {});
+  }, 16 * MIB);
+  await a.page.waitForFunction((mib) => window.partial >= mib, 1 * MIB, { timeout: 60000 });
+  assert.ok(await a.page.evaluate((size) => window.partial < size, 16 * MIB), "closed before the upload ended");
+
   // The uploader closes; a fresh profile logs in and gets every file back, bit-exact.
   a.browser.close();
   const f = await openPeer(relay, "f", browsers);

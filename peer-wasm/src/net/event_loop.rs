@@ -63,6 +63,12 @@ impl RelayLink {
                     .as_millis() as u64,
                 attempts: self.attempts,
             },
+            // Dialling again after a loss is still "reconnecting" for the user: the page
+            // keeps its offline banner until the relay is back.
+            (false, None) if self.attempts > 0 => RelayState::Reconnecting {
+                retry_in_ms: 0,
+                attempts: self.attempts,
+            },
             (false, None) => RelayState::Connecting,
         }
     }

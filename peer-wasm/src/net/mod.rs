@@ -65,6 +65,9 @@ pub enum NetError {
     /// No other peer took a copy of a record.
     #[error("no other peer stored the record ({0}); the network may be too small or unreachable")]
     NotStored(String),
+    /// A peer did not answer in time.
+    #[error("no answer within {0} s")]
+    Timeout(u64),
     /// A request to another peer failed (unreachable, timed out, refused, malformed answer).
     #[error("request to {peer} failed: {reason}")]
     Request {
@@ -85,7 +88,7 @@ pub enum RelayState {
     Connecting,
     /// Connected to the relay.
     Connected,
-    /// The relay is unreachable; the next attempt comes after the delay.
+    /// The relay was lost; the next attempt comes after the delay (0: dialling now).
     Reconnecting {
         /// Milliseconds until the next attempt, when the state was read.
         retry_in_ms: u64,
