@@ -48,17 +48,17 @@ pub(crate) struct Server {
 }
 
 impl Server {
-    pub(crate) async fn bind(config: &Config, stats: Arc<Stats>) -> Result<Self, RelayError> {
+    pub(crate) async fn bind(
+        config: &Config,
+        stats: Arc<Stats>,
+        peer_id: String,
+    ) -> Result<Self, RelayError> {
         let listener = TcpListener::bind(config.http_addr)
             .await
             .map_err(|source| RelayError::Http {
                 addr: config.http_addr,
                 source,
             })?;
-        let peer_id = crate::identity::load_or_create(&config.data_dir)?
-            .public()
-            .to_peer_id()
-            .to_string();
         let state = AppState {
             stats,
             peer_id,

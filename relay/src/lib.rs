@@ -73,7 +73,8 @@ impl Relay {
         let stats = std::sync::Arc::new(Stats::default());
         let keypair = identity::load_or_create(&config.data_dir)?;
         let network = network::Network::new(keypair, &config, stats.clone())?;
-        let http = http::Server::bind(&config, stats.clone()).await?;
+        let http =
+            http::Server::bind(&config, stats.clone(), network.peer_id().to_string()).await?;
         Ok(Self {
             http,
             network,
