@@ -6,7 +6,9 @@
 //! - the [`EventLoop`] owns the `Swarm`, turns commands into libp2p calls, keeps the map from
 //!   query and request ids to the waiting oneshots, answers inbound requests, keeps the relay
 //!   connection and reservation up (reconnecting with [`Backoff`](crate::backoff::Backoff)),
-//!   and reports what happened as [`Event`]s on a bounded channel.
+//!   and reports what happened as [`Event`]s on a bounded channel;
+//! - block requests need async storage, so the loop hands them out as [`InboundRequest`]s
+//!   (bounded; refused as "busy" when full) and the holder answers with [`Client::respond`].
 //!
 //! Nothing outside this module names `Swarm`.
 
