@@ -211,7 +211,34 @@ mod browser {
         Ok(object.into())
     }
 
+    async fn load_usage(meta: &rexie::Store) -> Result<Usage, StoreError> {
+        Ok(read_usage(
+            meta.get(USAGE_KEY.into()).await.map_err(backend)?,
+        ))
+    }
+
+    async fn save_usage(meta: &rexie::Store, usage: &Usage) -> Result<(), StoreError> {
+        meta.put(&usage_value(usage)?, Some(&USAGE_KEY.into()))
+            .await
+            .map(|_| ())
+            .map_err(backend)
+    }
+
     impl BlockStore {
+        /// One read-write transaction over the blocks and the usage counters, so both change
+        /// together or not at all.
+        fn write_blocks_and_meta(
+            &self,
+        ) -> Result<(rexie::Transaction, rexie::Store, rexie::Store), StoreError> {
+            let tx = self
+                .db
+                .transaction(&[BLOCKS, META], TransactionMode::ReadWrite)
+                .map_err(backend)?;
+            let blocks = tx.store(BLOCKS).map_err(backend)?;
+            let meta = tx.store(META).map_err(backend)?;
+            Ok((tx, blocks, meta))
+        }
+
         /// Opens the profile's block store; `capacity` applies only when none was set before.
         pub async fn open(capacity: u64) -> Result<Self, StoreError> {
             let db = crate::identity_store::open().await.map_err(backend)?;
@@ -229,17 +256,12 @@ mod browser {
             bytes: Vec<u8>,
             owner: OwnerHash,
         ) -> Result<(), StoreError> {
-            let tx = self
-                .db
-                .transaction(&[BLOCKS, META], TransactionMode::ReadWrite)
-                .map_err(backend)?;
-            let blocks = tx.store(BLOCKS).map_err(backend)?;
-            let meta = tx.store(META).map_err(backend)?;
+            let (tx, blocks, meta) = self.write_blocks_and_meta()?;
             let key = JsValue::from_str(&id.to_hex());
             if blocks.key_exists(key.clone()).await.map_err(backend)? {
                 return tx.done().await.map(|_| ()).map_err(backend);
             }
-            let mut usage = read_usage(meta.get(USAGE_KEY.into()).await.map_err(backend)?);
+            let mut usage = load_usage(&meta).await?;
             let size = bytes.len() as u64;
             if usage.used + size > usage.capacity {
                 let _ = tx.abort().await;
@@ -256,9 +278,7 @@ mod browser {
             blocks.add(&value, Some(&key)).await.map_err(backend)?;
             usage.used += size;
             usage.blocks += 1;
-            meta.put(&usage_value(&usage)?, Some(&USAGE_KEY.into()))
-                .await
-                .map_err(backend)?;
+            save_usage(&meta, &usage).await?;
             tx.done().await.map(|_| ()).map_err(backend)
         }
 
@@ -302,12 +322,7 @@ mod browser {
 
         /// Drops a block; `true` if it was held.
         pub async fn delete(&self, id: &BlockId) -> Result<bool, StoreError> {
-            let tx = self
-                .db
-                .transaction(&[BLOCKS, META], TransactionMode::ReadWrite)
-                .map_err(backend)?;
-            let blocks = tx.store(BLOCKS).map_err(backend)?;
-            let meta = tx.store(META).map_err(backend)?;
+            let (tx, blocks, meta) = self.write_blocks_and_meta()?;
             let key = JsValue::from_str(&id.to_hex());
             let held = blocks
                 .get(key.clone())
@@ -320,12 +335,10 @@ mod browser {
             };
             let size = Self::bytes_field(&held, "bytes").map_or(0, |b| b.len() as u64);
             blocks.delete(key).await.map_err(backend)?;
-            let mut usage = read_usage(meta.get(USAGE_KEY.into()).await.map_err(backend)?);
+            let mut usage = load_usage(&meta).await?;
             usage.used = usage.used.saturating_sub(size);
             usage.blocks = usage.blocks.saturating_sub(1);
-            meta.put(&usage_value(&usage)?, Some(&USAGE_KEY.into()))
-                .await
-                .map_err(backend)?;
+            save_usage(&meta, &usage).await?;
             tx.done().await.map_err(backend)?;
             Ok(true)
         }
@@ -337,11 +350,9 @@ mod browser {
                 .transaction(&[META], TransactionMode::ReadWrite)
                 .map_err(backend)?;
             let meta = tx.store(META).map_err(backend)?;
-            let mut usage = read_usage(meta.get(USAGE_KEY.into()).await.map_err(backend)?);
+            let mut usage = load_usage(&meta).await?;
             usage.capacity = capacity;
-            meta.put(&usage_value(&usage)?, Some(&USAGE_KEY.into()))
-                .await
-                .map_err(backend)?;
+            save_usage(&meta, &usage).await?;
             tx.done().await.map(|_| ()).map_err(backend)
         }
 
