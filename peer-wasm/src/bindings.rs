@@ -70,6 +70,8 @@ fn on_load() {
 /// A running peer.
 #[wasm_bindgen]
 pub struct Peer {
+    /// This tab's peer key; signs its pledges.
+    keypair: libp2p::identity::Keypair,
     client: Client,
     events: Rc<Mutex<mpsc::Receiver<Event>>>,
     /// The logged-in user's keys; `None` when logged out. Never leaves wasm memory.
@@ -168,6 +170,7 @@ pub async fn start(relay_addrs: Vec<String>) -> Result<Peer, JsValue> {
         .await
         .map_err(js_error)?;
     Ok(Peer {
+        keypair: node.keypair,
         client: node.client,
         events: Rc::new(Mutex::new(node.events)),
         session: Rc::new(RefCell::new(None)),
@@ -219,6 +222,53 @@ impl Source for BlobSource {
             .await
             .map_err(|e| FileError::Read(format!("{e:?}")))?;
         Ok(js_sys::Uint8Array::new(&buffer).to_vec())
+    }
+}
+
+/// Whether a long operation should go on: not once its `AbortSignal` fired.
+fn go_on(signal: Option<&web_sys::AbortSignal>) -> std::ops::ControlFlow<()> {
+    match signal {
+        Some(signal) if signal.aborted() => std::ops::ControlFlow::Break(()),
+        _ => std::ops::ControlFlow::Continue(()),
+    }
+}
+
+/// Builds a download's `Blob` a few blocks at a time: each batch is folded into the blob so
+/// far, which the browser keeps by reference (and pages to disk when large), so the file is
+/// never held twice in the tab's memory.
+#[derive(Default)]
+struct BlobSink {
+    blob: Option<web_sys::Blob>,
+    batch: Vec<js_sys::Uint8Array>,
+}
+
+impl BlobSink {
+    const BATCH: usize = 8;
+
+    fn push(&mut self, block: &[u8]) -> Result<(), JsValue> {
+        self.batch.push(js_sys::Uint8Array::from(block));
+        if self.batch.len() >= Self::BATCH {
+            self.fold()?;
+        }
+        Ok(())
+    }
+
+    fn fold(&mut self) -> Result<(), JsValue> {
+        let parts = js_sys::Array::new();
+        if let Some(blob) = self.blob.take() {
+            parts.push(&blob);
+        }
+        for part in self.batch.drain(..) {
+            parts.push(&part);
+        }
+        self.blob = Some(web_sys::Blob::new_with_blob_sequence(&parts)?);
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<web_sys::Blob, JsValue> {
+        self.fold()?;
+        self.blob
+            .ok_or_else(|| js_error("the download produced no blob"))
     }
 }
 
@@ -373,7 +423,8 @@ impl Peer {
     }
 
     /// Uploads a `File` or `Blob` under `name`, `replicas` copies of each block (default 3).
-    /// `on_progress(bytesDone, bytesTotal)` is called after each block.
+    /// `on_progress(bytesDone, bytesTotal)` is called after each block. Aborting `signal`
+    /// cancels: the promise rejects with "cancelled" and the blocks already placed are freed.
     #[wasm_bindgen(unchecked_return_type = "Promise<UploadReport>")]
     pub fn upload(
         &self,
@@ -381,16 +432,18 @@ impl Peer {
         name: String,
         replicas: Option<u32>,
         on_progress: Option<js_sys::Function>,
+        signal: Option<web_sys::AbortSignal>,
     ) -> js_sys::Promise {
-        let (client, session, store) = (
+        let (client, session, store, keypair) = (
             self.client.clone(),
             self.session.clone(),
             self.store.clone(),
+            self.keypair.clone(),
         );
         future_to_promise(async move {
             let open = logged_in(&session)?;
             let donation = files::Donation {
-                peer: client.peer_id().to_string(),
+                keypair,
                 bytes: store.usage().await.map_err(js_error)?.capacity,
             };
             let total = JsValue::from_f64(blob.size());
@@ -399,6 +452,7 @@ impl Peer {
                 if let Some(f) = &on_progress {
                     let _ = f.call2(&JsValue::NULL, &JsValue::from_f64(done as f64), &total);
                 }
+                go_on(signal.as_ref())
             };
             let report = files::upload(
                 &client,
@@ -440,24 +494,34 @@ impl Peer {
     }
 
     /// Downloads a file by id; resolves to a `Blob` of its bytes, every block checked.
-    /// `on_progress(bytesDone, bytesTotal)` is called after each block.
+    /// `on_progress(bytesDone)` is called after each block. Aborting `signal` cancels: the
+    /// promise rejects with "cancelled".
     #[wasm_bindgen(unchecked_return_type = "Promise<Blob>")]
-    pub fn download(&self, id: String, on_progress: Option<js_sys::Function>) -> js_sys::Promise {
+    pub fn download(
+        &self,
+        id: String,
+        on_progress: Option<js_sys::Function>,
+        signal: Option<web_sys::AbortSignal>,
+    ) -> js_sys::Promise {
         let (client, session) = (self.client.clone(), self.session.clone());
         future_to_promise(async move {
             let open = logged_in(&session)?;
-            let parts = js_sys::Array::new();
+            let mut file = BlobSink::default();
             let mut done = 0u64;
             files::download(&client, &open, &id, |block| {
                 done += block.len() as u64;
-                parts.push(&js_sys::Uint8Array::from(block.as_slice()));
+                if let Err(e) = file.push(&block) {
+                    tracing::warn!("could not add a block to the download: {e:?}");
+                    return std::ops::ControlFlow::Break(());
+                }
                 if let Some(f) = &on_progress {
                     let _ = f.call1(&JsValue::NULL, &JsValue::from_f64(done as f64));
                 }
+                go_on(signal.as_ref())
             })
             .await
             .map_err(js_error)?;
-            Ok(web_sys::Blob::new_with_u8_array_sequence(&parts)?.into())
+            Ok(file.finish()?.into())
         })
     }
 

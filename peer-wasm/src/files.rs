@@ -7,11 +7,17 @@
 //! their holders. Holders see only sealed, content-addressed blocks and who signed for them.
 //!
 //! An upload is committed only when every block has at least one holder: then the new index
-//! is stored and the record's sequence goes up. If an upload fails half way, the index never
-//! names the blocks already placed.
+//! is stored and the record's sequence goes up. If an upload fails half way or is cancelled,
+//! the index never names the blocks already placed, and their holders are asked to free them.
+//!
+//! Every store request carries the user's pledges (what each of their browsers donates, signed
+//! by that browser), kept in the sealed index: holders refuse owners whose pledges do not cover
+//! what they would hold ([`crate::pledge`]).
+
+use std::ops::ControlFlow;
 
 use futures::{future::join_all, stream::FuturesOrdered, StreamExt};
-use libp2p::PeerId;
+use libp2p::{identity::Keypair, PeerId};
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -19,6 +25,7 @@ use crate::{
     block::{open_block, seal_block, BlockError, BlockId, FileId, BLOCK_SIZE},
     crypto::{aead::Sealed, fast, sha256, CryptoError, SymmetricKey},
     net::{Client, NetError},
+    pledge::{Pledge, PledgeError, MAX_PLEDGE_BYTES},
     protocol::{self, delete_statement, store_statement, Request, Response},
     record::{dht_key, RecordError, RecordKind, VerifiedRecord},
 };
@@ -77,6 +84,9 @@ pub enum FileError {
         /// Bytes allowed.
         quota: u64,
     },
+    /// The user cancelled; nothing was saved and placed blocks were freed.
+    #[error("cancelled")]
+    Cancelled,
     /// No file has this id.
     #[error("no such file")]
     NoSuchFile,
@@ -101,6 +111,9 @@ pub enum FileError {
     /// A record was refused.
     #[error(transparent)]
     Record(#[from] RecordError),
+    /// This browser's pledge could not be signed.
+    #[error(transparent)]
+    Pledge(#[from] PledgeError),
 }
 
 /// A stored block and the peers that confirmed holding it.
@@ -134,17 +147,27 @@ struct FileEntry {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct FileIndex {
     files: Vec<FileEntry>,
-    /// What each of the user's browsers donates (peer id -> bytes), as each last reported.
+    /// What each of the user's browsers donates (peer id -> its signed pledge), as each last
+    /// reported. Sent with every store request.
     #[serde(default)]
-    donations: std::collections::BTreeMap<String, u64>,
+    donations: std::collections::BTreeMap<String, Pledge>,
 }
 
 impl FileIndex {
     fn quota(&self, replicas: usize) -> Quota {
+        let donated: u64 = self
+            .donations
+            .values()
+            .map(|p| p.bytes.min(MAX_PLEDGE_BYTES))
+            .sum();
         Quota {
             used: self.files.iter().map(|f| f.size).sum(),
-            quota: self.donations.values().sum::<u64>() / replicas.max(1) as u64,
+            quota: donated / replicas.max(1) as u64,
         }
+    }
+
+    fn pledges(&self) -> Vec<Pledge> {
+        self.donations.values().cloned().collect()
     }
 }
 
@@ -157,13 +180,25 @@ pub struct Quota {
     pub quota: u64,
 }
 
-/// A browser's donation, reported with each upload.
+/// The uploading browser's donation, pledged with each upload.
 #[derive(Debug, Clone)]
 pub struct Donation {
-    /// The donating peer.
-    pub peer: String,
+    /// The donating peer's key, which signs the pledge.
+    pub keypair: Keypair,
     /// Bytes it donates.
     pub bytes: u64,
+}
+
+impl Donation {
+    fn pledge(&self, session: &Session) -> Result<(String, Pledge), FileError> {
+        let peer = self.keypair.public().to_peer_id().to_string();
+        let pledge = Pledge::sign(&self.keypair, owner_hash(session)?, self.bytes)?;
+        Ok((peer, pledge))
+    }
+}
+
+fn owner_hash(session: &Session) -> Result<[u8; 32], FileError> {
+    Ok(sha256(&session.public_key().to_der()?))
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -245,9 +280,11 @@ fn now_ms() -> u64 {
 }
 
 /// Stores sealed bytes on up to `replicas` of the peers closest to their address.
+/// `pledges` go with each request, so holders can check the owner's allowance.
 async fn place(
     client: &Client,
     session: &Session,
+    pledges: &[Pledge],
     bytes: Vec<u8>,
     replicas: usize,
 ) -> Result<BlockRef, (BlockId, String)> {
@@ -277,6 +314,7 @@ async fn place(
                     block: bytes.clone(),
                     owner: owner.clone(),
                     signature: signature.clone(),
+                    pledges: pledges.to_vec(),
                 },
             )
         });
@@ -396,7 +434,7 @@ async fn save_index(
         &encode(index)?,
     )
     .await?;
-    let blob = place(client, session, sealed, replicas)
+    let blob = place(client, session, &index.pledges(), sealed, replicas)
         .await
         .map_err(|(_, reason)| FileError::NoHolder {
             index: META_POSITION,
@@ -412,6 +450,14 @@ async fn save_index(
         free(client, session, &pointer.blob).await;
     }
     Ok(())
+}
+
+/// Frees blocks that nothing names any more (an upload that failed or was cancelled), so they
+/// count against no one's allowance.
+async fn free_all(client: &Client, session: &Session, blocks: &[BlockRef]) {
+    for block in blocks {
+        free(client, session, block).await;
+    }
 }
 
 /// Asks every holder of a block to drop it; returns how many did.
@@ -471,78 +517,61 @@ pub async fn quota(
 /// Uploads `source` as `name`: checks the quota up front, seals it block by block with a fresh
 /// file key, places each block on `replicas` peers, then commits it to the index.
 /// `donation` is this browser's current donation, which counts towards the quota.
-/// `progress` hears bytes done after each block.
+/// `progress` hears bytes done after each block and may break to cancel the upload.
 pub async fn upload(
     client: &Client,
     session: &Session,
     name: &str,
-    mut source: impl Source,
+    source: impl Source,
     replicas: usize,
     donation: Donation,
-    mut progress: impl FnMut(u64),
+    progress: impl FnMut(u64) -> ControlFlow<()>,
 ) -> Result<UploadReport, FileError> {
     if name.is_empty() || name.chars().count() > 255 {
         return Err(FileError::BadName);
     }
     let size = source.size();
+    let (peer, pledge) = donation.pledge(session)?;
     let (mut index, _) = load_index(client, session).await?;
-    index
-        .donations
-        .insert(donation.peer.clone(), donation.bytes);
+    index.donations.insert(peer.clone(), pledge.clone());
     let Quota { used, quota } = index.quota(replicas);
     if used.saturating_add(size) > quota {
         return Err(FileError::OverQuota { size, used, quota });
     }
+    let pledges = index.pledges();
     let file = FileId::random();
     let key = SymmetricKey::random();
-    // A bounded pipeline: read and seal the next blocks while earlier ones are being placed,
-    // never more than PIPELINE in flight, so memory stays flat whatever the file's size.
-    let mut blocks = Vec::new();
-    let mut copies = u32::MAX;
-    let mut in_flight = FuturesOrdered::new();
-    let (mut read, mut placed) = (0u64, 0u64);
-    let mut position = 0u64;
-    loop {
-        let drain = (read >= size && position > 0) || in_flight.len() >= PIPELINE;
-        if !drain {
-            let plain = source.read(read, BLOCK_SIZE).await?;
-            let len = plain.len() as u64;
-            if len == 0 && read < size {
-                return Err(FileError::Read(format!(
-                    "the file ended after {read} of {size} bytes"
-                )));
-            }
-            let (_, sealed) = seal_block(&key, &file, position, &plain).await?;
-            let index = position;
-            in_flight.push_back(async move {
-                let block = place(client, session, sealed, replicas).await;
-                (index, len, block)
-            });
-            read += len;
-            position += 1;
-            if len > 0 || read < size {
-                continue;
-            }
+    let placed = place_blocks(
+        client, session, &pledges, &key, &file, source, replicas, progress,
+    )
+    .await;
+    let (blocks, offset) = match placed {
+        Ok(placed) => placed,
+        Err((error, placed)) => {
+            free_all(client, session, &placed).await;
+            return Err(error);
         }
-        let Some((index, len, block)) = in_flight.next().await else {
-            break;
-        };
-        let block = block.map_err(|(_, reason)| FileError::NoHolder { index, reason })?;
-        copies = copies.min(block.holders.len() as u32);
-        blocks.push(block);
-        placed += len;
-        progress(placed);
-    }
-    let offset = placed;
-    let (_, manifest) =
-        seal_block(&key, &file, META_POSITION, &encode(&Manifest { blocks })?).await?;
-    let manifest = place(client, session, manifest, replicas)
-        .await
-        .map_err(|(_, reason)| FileError::NoHolder {
-            index: META_POSITION,
-            reason,
-        })?;
-    copies = copies.min(manifest.holders.len() as u32);
+    };
+    let manifest = Manifest {
+        blocks: blocks.clone(),
+    };
+    let (_, manifest) = seal_block(&key, &file, META_POSITION, &encode(&manifest)?).await?;
+    let manifest = match place(client, session, &pledges, manifest, replicas).await {
+        Ok(manifest) => manifest,
+        Err((_, reason)) => {
+            free_all(client, session, &blocks).await;
+            return Err(FileError::NoHolder {
+                index: META_POSITION,
+                reason,
+            });
+        }
+    };
+    let copies = blocks
+        .iter()
+        .chain([&manifest])
+        .map(|b| b.holders.len() as u32)
+        .min()
+        .unwrap_or(0);
 
     let entry = FileEntry {
         id: file,
@@ -555,7 +584,7 @@ pub async fn upload(
     };
     // Reload right before committing: another browser may have changed the index meanwhile.
     let (mut index, previous) = load_index(client, session).await?;
-    index.donations.insert(donation.peer, donation.bytes);
+    index.donations.insert(peer, pledge);
     let file_info = info(&entry);
     index.files.push(entry);
     save_index(client, session, &index, previous.as_ref(), replicas).await?;
@@ -564,6 +593,81 @@ pub async fn upload(
         replicas: replicas as u32,
         complete: copies as usize >= replicas,
     })
+}
+
+/// Reads, seals and places a file's blocks in a bounded pipeline: the next blocks are read and
+/// sealed while earlier ones are being placed, never more than [`PIPELINE`] in flight, so memory
+/// stays flat whatever the file's size. Returns the placed blocks in order and the bytes read;
+/// on failure or cancel, the error and every block placed so far (for freeing).
+#[allow(clippy::too_many_arguments)]
+async fn place_blocks(
+    client: &Client,
+    session: &Session,
+    pledges: &[Pledge],
+    key: &SymmetricKey,
+    file: &FileId,
+    mut source: impl Source,
+    replicas: usize,
+    mut progress: impl FnMut(u64) -> ControlFlow<()>,
+) -> Result<(Vec<BlockRef>, u64), (FileError, Vec<BlockRef>)> {
+    let size = source.size();
+    let mut blocks = Vec::new();
+    let mut in_flight = FuturesOrdered::new();
+    let (mut read, mut placed) = (0u64, 0u64);
+    let mut position = 0u64;
+    let mut failure = None;
+    loop {
+        let drain =
+            failure.is_some() || (read >= size && position > 0) || in_flight.len() >= PIPELINE;
+        if !drain {
+            let sealed = async {
+                let plain = source.read(read, BLOCK_SIZE).await?;
+                if plain.is_empty() && read < size {
+                    return Err(FileError::Read(format!(
+                        "the file ended after {read} of {size} bytes"
+                    )));
+                }
+                let (_, sealed) = seal_block(key, file, position, &plain).await?;
+                Ok((plain.len() as u64, sealed))
+            };
+            match sealed.await {
+                Ok((len, sealed)) => {
+                    let index = position;
+                    in_flight.push_back(async move {
+                        let block = place(client, session, pledges, sealed, replicas).await;
+                        (index, len, block)
+                    });
+                    read += len;
+                    position += 1;
+                    if len > 0 || read < size {
+                        continue;
+                    }
+                }
+                Err(e) => failure = Some(e),
+            }
+        }
+        // Once something failed, the blocks still in flight are awaited (not dropped), so every
+        // block that reached a holder is known and can be freed.
+        let Some((index, len, block)) = in_flight.next().await else {
+            break;
+        };
+        match block {
+            Ok(block) => {
+                blocks.push(block);
+                placed += len;
+                if failure.is_none() && progress(placed).is_break() {
+                    failure = Some(FileError::Cancelled);
+                }
+            }
+            Err((_, reason)) => {
+                failure.get_or_insert(FileError::NoHolder { index, reason });
+            }
+        }
+    }
+    match failure {
+        Some(error) => Err((error, blocks)),
+        None => Ok((blocks, placed)),
+    }
 }
 
 async fn entry_and_key(
@@ -599,12 +703,13 @@ async fn manifest(
     decode(&plain)
 }
 
-/// Downloads a file, handing each checked, opened block to `sink` in order.
+/// Downloads a file, handing each checked, opened block to `sink` in order; the sink may break
+/// to cancel.
 pub async fn download(
     client: &Client,
     session: &Session,
     id: &str,
-    mut sink: impl FnMut(Vec<u8>),
+    mut sink: impl FnMut(Vec<u8>) -> ControlFlow<()>,
 ) -> Result<FileInfo, FileError> {
     let (index, _, at, key) = entry_and_key(client, session, id).await?;
     let entry = &index.files[at];
@@ -617,7 +722,9 @@ pub async fn download(
                 index: position as u64,
                 reason,
             })?;
-        sink(plain);
+        if sink(plain).is_break() {
+            return Err(FileError::Cancelled);
+        }
     }
     Ok(info(entry))
 }

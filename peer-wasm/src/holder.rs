@@ -1,8 +1,8 @@
 //! Serving what this peer holds: answers other peers' block requests from the [`BlockStore`].
 //!
 //! A store request is honoured only if the block is no larger than a sealed block, its owner's
-//! key is a usable RSA key, the owner signed the block's address, and it fits in the donated
-//! space. A delete is honoured only when signed by the key that stored the block.
+//! key is a usable RSA key, the owner signed the block's address, it fits in the donated space,
+//! and the owner's pledges ([`crate::pledge`]) cover what this peer would then hold for them. A delete is honoured only when signed by the key that stored the block.
 
 use futures::{channel::mpsc, StreamExt};
 
@@ -11,6 +11,7 @@ use crate::{
     crypto::{rsa_keys::PublicKey, sha256},
     net::{Client, InboundRequest},
     platform::Shared,
+    pledge,
     protocol::{delete_statement, store_statement, Request, Response},
     store::BlockStore,
 };
@@ -45,6 +46,7 @@ pub async fn answer(store: &BlockStore, request: Request) -> Response {
             block,
             owner,
             signature,
+            pledges,
         } => {
             if block.len() > MAX_SEALED_BLOCK {
                 return refused(format!("a block is at most {MAX_SEALED_BLOCK} bytes"));
@@ -57,7 +59,12 @@ pub async fn answer(store: &BlockStore, request: Request) -> Response {
             if key.verify(&store_statement(&id), &signature).is_err() {
                 return refused("the owner's signature does not cover this block");
             }
-            match store.put(id, block, sha256(&owner)).await {
+            let owner = sha256(&owner);
+            let allowance = match pledge::allowance(&pledges, &owner) {
+                Ok(allowance) => allowance,
+                Err(e) => return refused(e.to_string()),
+            };
+            match store.put(id, block, owner, allowance).await {
                 Ok(()) => Response::Stored,
                 Err(e) => refused(e.to_string()),
             }
@@ -89,5 +96,99 @@ pub async fn answer(store: &BlockStore, request: Request) -> Response {
             }
         }
         Request::Hello { .. } => refused("hello is answered by the network layer"),
+    }
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use libp2p::identity::Keypair;
+
+    use super::*;
+    use crate::{
+        crypto::rsa_keys::PrivateKey,
+        pledge::{Pledge, ALLOWANCE_SLACK, NETWORK_REPLICAS},
+    };
+
+    const MIB: u64 = 1024 * 1024;
+
+    struct Owner {
+        key: PrivateKey,
+        der: Vec<u8>,
+    }
+
+    impl Owner {
+        fn new() -> Self {
+            let key = PrivateKey::generate_bits(2048).unwrap();
+            let der = key.public().to_der().unwrap();
+            Self { key, der }
+        }
+
+        fn hash(&self) -> [u8; 32] {
+            sha256(&self.der)
+        }
+
+        fn store(&self, block: Vec<u8>, pledges: Vec<Pledge>) -> Request {
+            Request::StoreBlock {
+                signature: self.key.sign(&store_statement(&BlockId::of(&block))),
+                block,
+                owner: self.der.clone(),
+                pledges,
+            }
+        }
+    }
+
+    fn block(seed: u8) -> Vec<u8> {
+        vec![seed; MIB as usize]
+    }
+
+    fn is_refused(response: &Response, needle: &str) -> bool {
+        matches!(response, Response::Refused { reason } if reason.contains(needle))
+    }
+
+    #[tokio::test]
+    async fn holders_refuse_owners_their_pledges_do_not_cover() {
+        let store = BlockStore::open(1024 * MIB).await.unwrap();
+        let (alice, mallory) = (Owner::new(), Owner::new());
+        let donor = Keypair::generate_ed25519();
+
+        // A freeloader: no pledge, nothing stored.
+        let refused = answer(&store, mallory.store(block(1), vec![])).await;
+        assert!(
+            is_refused(&refused, "donations do not cover"),
+            "{refused:?}"
+        );
+
+        // Borrowing alice's pledge does not help mallory.
+        let alices = Pledge::sign(&donor, alice.hash(), 3 * MIB).unwrap();
+        let refused = answer(&store, mallory.store(block(2), vec![alices.clone()])).await;
+        assert!(is_refused(&refused, "another user"), "{refused:?}");
+
+        // Alice's 3 MiB donation earns 1 MiB here, plus the slack for manifests and indexes.
+        let allowance = 3 * MIB / NETWORK_REPLICAS + ALLOWANCE_SLACK;
+        let fits = allowance / MIB;
+        for seed in 0..fits {
+            let stored = answer(
+                &store,
+                alice.store(block(10 + seed as u8), vec![alices.clone()]),
+            );
+            assert_eq!(stored.await, Response::Stored);
+        }
+        let over = answer(&store, alice.store(block(200), vec![alices.clone()])).await;
+        assert!(is_refused(&over, "donations do not cover"), "{over:?}");
+        assert_eq!(store.held_for(&alice.hash()).await.unwrap(), fits * MIB);
+        assert_eq!(store.held_for(&mallory.hash()).await.unwrap(), 0);
+
+        // Deleting frees the owner's allowance again.
+        let first = BlockId::of(&block(10));
+        let delete = Request::DeleteBlock {
+            id: first,
+            owner: alice.der.clone(),
+            signature: alice.key.sign(&delete_statement(&first)),
+        };
+        assert_eq!(answer(&store, delete).await, Response::Deleted);
+        let again = answer(&store, alice.store(block(200), vec![alices])).await;
+        assert_eq!(again, Response::Stored);
     }
 }

@@ -10,6 +10,7 @@
 //! - [`backoff`]: when to try the relay again. Pure.
 //! - [`crypto`]: AES-256-GCM, PBKDF2, RSA (PSS, OAEP), with a WebCrypto engine in the browser.
 //! - [`record`]: signed DHT records and the checks every peer runs before storing one. Pure.
+//! - [`pledge`]: what a browser donates for a user, signed, and the allowance holders derive.
 //! - [`account`]: sign up, log in, change password, over a [`account::Directory`].
 //! - [`net`]: the libp2p side: behaviour, event loop, and the [`net::Client`] handle the rest
 //!   of the code (and the page) drives. Nothing else names the swarm.
@@ -29,6 +30,7 @@ pub mod holder;
 pub mod net;
 pub mod node;
 mod platform;
+pub mod pledge;
 pub mod protocol;
 pub mod record;
 pub mod store;

@@ -10,6 +10,8 @@ use crate::{
 
 /// A running peer.
 pub struct Node {
+    /// This peer's key: its identity, and what signs its pledges.
+    pub keypair: Keypair,
     /// Drives the network.
     pub client: Client,
     /// What happens.
@@ -33,13 +35,14 @@ pub enum StartError {
 /// was chosen before.
 pub async fn start(keypair: Keypair, config: Config, donation: u64) -> Result<Node, StartError> {
     let store = Shared::new(BlockStore::open(donation).await?);
-    let started = net::start(keypair, config)?;
+    let started = net::start(keypair.clone(), config)?;
     platform::spawn(crate::holder::serve(
         started.client.clone(),
         started.inbound,
         store.clone(),
     ));
     Ok(Node {
+        keypair,
         client: started.client,
         events: started.events,
         store,

@@ -49,6 +49,10 @@ pub enum Request {
         /// The owner's RSA-PSS signature over [`store_statement`] of the block's address.
         #[serde(with = "crate::crypto::aead::serde_bytes_vec")]
         signature: Vec<u8>,
+        /// What the owner's browsers donate: the holder stores no more for this owner than
+        /// these earn ([`crate::pledge::allowance`]).
+        #[serde(default)]
+        pledges: Vec<crate::pledge::Pledge>,
     },
     /// Asks for a block by address; answered with [`Response::Block`] or [`Response::Refused`].
     FetchBlock {

@@ -2,8 +2,9 @@
 //!
 //! One type, [`BlockStore`], with the same methods on both targets: in the browser the blocks
 //! live in IndexedDB (they survive reloads and restarts), natively in memory (tests and
-//! simulations). The store never holds more than its capacity; every block remembers the
-//! hash of its owner's key, so only the owner can have it deleted.
+//! simulations). The store never holds more than its capacity, nor more for one owner than the
+//! allowance their pledges earn ([`crate::pledge`]); every block remembers the hash of its
+//! owner's key, so only the owner can have it deleted.
 
 use serde::Serialize;
 
@@ -22,6 +23,14 @@ pub enum StoreError {
         /// Bytes donated.
         capacity: u64,
     },
+    /// Storing would give one owner more than their pledges earn.
+    #[error("the owner's donations do not cover this block: {held} bytes held here for them, {allowance} allowed; donate more space or delete files")]
+    OverAllowance {
+        /// Bytes held here for the owner.
+        held: u64,
+        /// Bytes their pledges allow here.
+        allowance: u64,
+    },
     /// The browser's storage failed.
     #[error("storage failed: {0}")]
     Backend(String),
@@ -36,6 +45,23 @@ pub struct Usage {
     pub used: u64,
     /// Blocks held.
     pub blocks: u64,
+}
+
+/// Refuses a block of `size` that would overfill the donation or the owner's allowance.
+fn check_room(
+    used: u64,
+    capacity: u64,
+    held: u64,
+    allowance: u64,
+    size: u64,
+) -> Result<(), StoreError> {
+    if used.saturating_add(size) > capacity {
+        return Err(StoreError::Full { used, capacity });
+    }
+    if held.saturating_add(size) > allowance {
+        return Err(StoreError::OverAllowance { held, allowance });
+    }
+    Ok(())
 }
 
 #[cfg(target_arch = "wasm32")]
@@ -61,6 +87,8 @@ mod native {
         capacity: u64,
         used: u64,
         blocks: HashMap<BlockId, (Vec<u8>, OwnerHash)>,
+        /// Bytes held per owner.
+        owners: HashMap<OwnerHash, u64>,
     }
 
     impl BlockStore {
@@ -80,27 +108,31 @@ mod native {
                 .map_err(|_| StoreError::Backend("store lock poisoned".into()))
         }
 
-        /// Holds a block, unless it would not fit. Holding it again is a no-op.
+        /// Holds a block for `owner`, unless it would not fit in the donation or in the
+        /// owner's `allowance`. Holding it again is a no-op.
         pub async fn put(
             &self,
             id: BlockId,
             bytes: Vec<u8>,
             owner: OwnerHash,
+            allowance: u64,
         ) -> Result<(), StoreError> {
             let mut inner = self.lock()?;
             if inner.blocks.contains_key(&id) {
                 return Ok(());
             }
             let size = bytes.len() as u64;
-            if inner.used + size > inner.capacity {
-                return Err(StoreError::Full {
-                    used: inner.used,
-                    capacity: inner.capacity,
-                });
-            }
+            let held = inner.owners.get(&owner).copied().unwrap_or(0);
+            super::check_room(inner.used, inner.capacity, held, allowance, size)?;
             inner.used += size;
+            *inner.owners.entry(owner).or_insert(0) += size;
             inner.blocks.insert(id, (bytes, owner));
             Ok(())
+        }
+
+        /// Bytes held for `owner`.
+        pub async fn held_for(&self, owner: &OwnerHash) -> Result<u64, StoreError> {
+            Ok(self.lock()?.owners.get(owner).copied().unwrap_or(0))
         }
 
         /// A held block's bytes.
@@ -117,8 +149,12 @@ mod native {
         pub async fn delete(&self, id: &BlockId) -> Result<bool, StoreError> {
             let mut inner = self.lock()?;
             match inner.blocks.remove(id) {
-                Some((bytes, _)) => {
-                    inner.used -= bytes.len() as u64;
+                Some((bytes, owner)) => {
+                    let size = bytes.len() as u64;
+                    inner.used -= size;
+                    if let Some(held) = inner.owners.get_mut(&owner) {
+                        *held = held.saturating_sub(size);
+                    }
                     Ok(true)
                 }
                 None => Ok(false),
@@ -224,6 +260,32 @@ mod browser {
             .map_err(backend)
     }
 
+    fn held_key(owner: &OwnerHash) -> JsValue {
+        let hex: String = owner.iter().map(|b| format!("{b:02x}")).collect();
+        JsValue::from_str(&format!("held/{hex}"))
+    }
+
+    /// Bytes held for one owner, kept beside the usage counters.
+    async fn load_held(meta: &rexie::Store, owner: &OwnerHash) -> Result<u64, StoreError> {
+        Ok(meta
+            .get(held_key(owner))
+            .await
+            .map_err(backend)?
+            .and_then(|v| v.as_f64())
+            .unwrap_or(0.0) as u64)
+    }
+
+    async fn save_held(
+        meta: &rexie::Store,
+        owner: &OwnerHash,
+        held: u64,
+    ) -> Result<(), StoreError> {
+        meta.put(&JsValue::from_f64(held as f64), Some(&held_key(owner)))
+            .await
+            .map(|_| ())
+            .map_err(backend)
+    }
+
     impl BlockStore {
         /// One read-write transaction over the blocks and the usage counters, so both change
         /// together or not at all.
@@ -249,12 +311,14 @@ mod browser {
             Ok(store)
         }
 
-        /// Holds a block, unless it would not fit. Holding it again is a no-op.
+        /// Holds a block for `owner`, unless it would not fit in the donation or in the
+        /// owner's `allowance`. Holding it again is a no-op.
         pub async fn put(
             &self,
             id: BlockId,
             bytes: Vec<u8>,
             owner: OwnerHash,
+            allowance: u64,
         ) -> Result<(), StoreError> {
             let (tx, blocks, meta) = self.write_blocks_and_meta()?;
             let key = JsValue::from_str(&id.to_hex());
@@ -262,13 +326,13 @@ mod browser {
                 return tx.done().await.map(|_| ()).map_err(backend);
             }
             let mut usage = load_usage(&meta).await?;
+            let held = load_held(&meta, &owner).await?;
             let size = bytes.len() as u64;
-            if usage.used + size > usage.capacity {
+            if let Err(refused) =
+                super::check_room(usage.used, usage.capacity, held, allowance, size)
+            {
                 let _ = tx.abort().await;
-                return Err(StoreError::Full {
-                    used: usage.used,
-                    capacity: usage.capacity,
-                });
+                return Err(refused);
             }
             let value = Object::new();
             Reflect::set(&value, &"bytes".into(), &Uint8Array::from(bytes.as_slice()))
@@ -279,7 +343,19 @@ mod browser {
             usage.used += size;
             usage.blocks += 1;
             save_usage(&meta, &usage).await?;
+            save_held(&meta, &owner, held + size).await?;
             tx.done().await.map(|_| ()).map_err(backend)
+        }
+
+        /// Bytes held for `owner`.
+        pub async fn held_for(&self, owner: &OwnerHash) -> Result<u64, StoreError> {
+            let tx = self
+                .db
+                .transaction(&[META], TransactionMode::ReadOnly)
+                .map_err(backend)?;
+            let held = load_held(&tx.store(META).map_err(backend)?, owner).await?;
+            tx.done().await.map_err(backend)?;
+            Ok(held)
         }
 
         async fn read(&self, id: &BlockId) -> Result<Option<JsValue>, StoreError> {
@@ -334,11 +410,17 @@ mod browser {
                 return Ok(false);
             };
             let size = Self::bytes_field(&held, "bytes").map_or(0, |b| b.len() as u64);
+            let owner: Option<OwnerHash> =
+                Self::bytes_field(&held, "owner").and_then(|o| o.try_into().ok());
             blocks.delete(key).await.map_err(backend)?;
             let mut usage = load_usage(&meta).await?;
             usage.used = usage.used.saturating_sub(size);
             usage.blocks = usage.blocks.saturating_sub(1);
             save_usage(&meta, &usage).await?;
+            if let Some(owner) = owner {
+                let before = load_held(&meta, &owner).await?;
+                save_held(&meta, &owner, before.saturating_sub(size)).await?;
+            }
             tx.done().await.map_err(backend)?;
             Ok(true)
         }
@@ -390,11 +472,22 @@ mod browser_tests {
         let start = store.usage().await.unwrap();
         let a = vec![1u8; 600];
         let id_a = BlockId::of(&a);
-        store.put(id_a, a.clone(), [7; 32]).await.unwrap();
-        store.put(id_a, a.clone(), [7; 32]).await.unwrap(); // again: no double count
+        let owner = [7; 32];
+        let held = store.held_for(&owner).await.unwrap();
+        store.put(id_a, a.clone(), owner, u64::MAX).await.unwrap();
+        store.put(id_a, a.clone(), owner, u64::MAX).await.unwrap(); // again: no double count
+        assert_eq!(store.held_for(&owner).await.unwrap(), held + 600);
         let b = vec![2u8; 600];
-        let full = store.put(BlockId::of(&b), b, [7; 32]).await;
+        let full = store.put(BlockId::of(&b), b.clone(), owner, u64::MAX).await;
         assert!(matches!(full, Err(StoreError::Full { .. })), "{full:?}");
+        let small = vec![3u8; 10];
+        let over = store
+            .put(BlockId::of(&small), small, owner, held + 605)
+            .await;
+        assert!(
+            matches!(over, Err(StoreError::OverAllowance { .. })),
+            "{over:?}"
+        );
 
         // A new handle on the same database (a reload) sees the same blocks.
         let reopened = BlockStore::open(5).await.unwrap();
@@ -407,5 +500,6 @@ mod browser_tests {
         assert!(reopened.delete(&id_a).await.unwrap());
         assert!(!reopened.delete(&id_a).await.unwrap());
         assert_eq!(reopened.usage().await.unwrap().used, start.used);
+        assert_eq!(reopened.held_for(&owner).await.unwrap(), held);
     }
 }

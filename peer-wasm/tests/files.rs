@@ -3,7 +3,7 @@
 #![cfg(not(target_arch = "wasm32"))]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::time::Duration;
+use std::{ops::ControlFlow, time::Duration};
 
 use jellyfish_peer::{
     account::{self, Session},
@@ -23,7 +23,7 @@ async fn cluster(donation: impl Fn(usize) -> u64) -> Vec<Node> {
 
 fn donation(node: &Node, bytes: u64) -> Donation {
     Donation {
-        peer: node.client.peer_id().to_string(),
+        keypair: node.keypair.clone(),
         bytes,
     }
 }
@@ -37,7 +37,8 @@ fn pattern(len: usize, seed: u8) -> Vec<u8> {
 async fn download(node: &Node, session: &Session, id: &str) -> Result<Vec<u8>, FileError> {
     let mut out = Vec::new();
     files::download(&node.client, session, id, |block| {
-        out.extend_from_slice(&block)
+        out.extend_from_slice(&block);
+        ControlFlow::Continue(())
     })
     .await?;
     Ok(out)
@@ -75,7 +76,10 @@ async fn upload_download_tamper_loss_and_delete() {
             bytes.as_slice(),
             DEFAULT_REPLICAS,
             donation(author, 64 * MIB),
-            |done| last = done,
+            |done| {
+                last = done;
+                ControlFlow::Continue(())
+            },
         )
         .await
         .unwrap();
@@ -90,6 +94,31 @@ async fn upload_download_tamper_loss_and_delete() {
     // 4 files: 1 + 1 + 1 + 4 data blocks, 4 manifests and the latest index (older index
     // versions are freed), each 3 times.
     assert_eq!(held.iter().sum::<u64>(), 3 * (7 + 4 + 1), "{held:?}");
+
+    // Cancelled after its first block: an error, nothing listed, and every placed block freed.
+    let cancelled = files::upload(
+        &author.client,
+        &session,
+        "cancelled.bin",
+        pattern((6 * MIB) as usize, 9).as_slice(),
+        DEFAULT_REPLICAS,
+        donation(author, 64 * MIB),
+        |_| ControlFlow::Break(()),
+    )
+    .await;
+    assert!(
+        matches!(cancelled, Err(FileError::Cancelled)),
+        "{cancelled:?}"
+    );
+    assert_eq!(
+        blocks_held(&nodes).await,
+        held,
+        "the cancelled upload left no block behind"
+    );
+    assert_eq!(
+        files::list(&author.client, &session).await.unwrap().len(),
+        4
+    );
 
     // Another peer logs in and sees the same files, and downloads them bit-exact.
     let reader = &nodes[11];
@@ -164,7 +193,7 @@ async fn an_upload_nobody_can_hold_fails_and_changes_nothing() {
         &b"fits"[..],
         DEFAULT_REPLICAS,
         donation(author, 64 * MIB),
-        |_| {},
+        |_| ControlFlow::Continue(()),
     )
     .await
     .unwrap();
@@ -176,7 +205,7 @@ async fn an_upload_nobody_can_hold_fails_and_changes_nothing() {
         big.as_slice(),
         DEFAULT_REPLICAS,
         donation(author, 64 * MIB),
-        |_| {},
+        |_| ControlFlow::Continue(()),
     )
     .await
     .unwrap_err();

@@ -26,6 +26,24 @@ const DOWNLOAD_DIGEST = async (id) => {
   return { size: bytes.length, digest: Array.from(new Uint8Array(await crypto.subtle.digest("SHA-256", bytes))) };
 };
 
+// Starts an upload or download and aborts it at its first progress report.
+const CANCEL_UPLOAD = (size) => {
+  const abort = new AbortController();
+  return window.jellyfish
+    .upload(new Blob([new Uint8Array(size)]), "cancelled.bin", undefined, () => abort.abort(), abort.signal)
+    .then(() => "finished", (e) => e.message);
+};
+const CANCEL_DOWNLOAD = (id) => {
+  const abort = new AbortController();
+  return window.jellyfish.download(id, () => abort.abort(), abort.signal).then(() => "finished", (e) => e.message);
+};
+
+async function totalBlocks(peers) {
+  let total = 0;
+  for (const p of peers) total += (await call(p.page, "storage")).value.blocks;
+  return total;
+}
+
 // Flips a byte of every block this profile holds in IndexedDB, as a dishonest holder would.
 const TAMPER_ALL = () => new Promise((resolve, reject) => {
   const open = indexedDB.open("jellyfish");
@@ -80,8 +98,15 @@ test("upload in one profile, download bit-exact in a fresh one after the uploade
   const over = await a.page.evaluate(MAKE_AND_UPLOAD, ["more.bin", 2 * MIB, 5]).catch((e) => ({ error: e.message }));
   assert.match(over.error, /over quota/);
 
-  // A tab that closes mid-upload loses nothing already confirmed and leaves no half file.
+  // Cancelled after the first block: the upload rejects, nothing is listed, holders free it all.
   await call(a.page, "set_donation", 1024 * MIB);
+  const heldBefore = await totalBlocks(holders);
+  const cancelled = await a.page.evaluate(CANCEL_UPLOAD, 6 * MIB);
+  assert.match(cancelled, /cancelled/);
+  assert.equal(await totalBlocks(holders), heldBefore, "the cancelled upload left no block behind");
+  assert.equal((await call(a.page, "list_files")).value.length, files.length);
+
+  // A tab that closes mid-upload loses nothing already confirmed and leaves no half file.
   await a.page.evaluate((size) => {
     window.partial = 0;
     window.jellyfish.upload(new Blob([new Uint8Array(size)]), "interrupted.bin", undefined, (done) => {
@@ -103,6 +128,9 @@ test("upload in one profile, download bit-exact in a fresh one after the uploade
     assert.equal(got.size, file.size);
     assert.deepEqual(got.digest, file.digest, `${file.name} is bit-exact`);
   }
+
+  const downloadCancelled = await f.page.evaluate(CANCEL_DOWNLOAD, uploaded[3].id);
+  assert.match(downloadCancelled, /cancelled/);
 
   // A holder alters every block in its IndexedDB: the download detects it and uses another copy.
   assert.ok(await holders[0].page.evaluate(TAMPER_ALL) > 0);
