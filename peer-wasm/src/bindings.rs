@@ -538,6 +538,36 @@ impl Peer {
         })
     }
 
+    /// Benchmark baseline: sends `bytes` to every one of `peer_ids` the way an upload places
+    /// blocks, with none of Jellyfish's work (see `probe.rs`).
+    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
+    pub fn probe_push(&self, peer_ids: Vec<String>, bytes: f64) -> js_sys::Promise {
+        let client = self.client.clone();
+        future_to_promise(async move {
+            let peers = peer_ids
+                .iter()
+                .map(|p| p.parse::<PeerId>().map_err(js_error))
+                .collect::<Result<Vec<_>, _>>()?;
+            crate::probe::push(&client, &peers, bytes as u64)
+                .await
+                .map_err(js_error)?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// Benchmark baseline: fetches `bytes` from `peer_id` the way a download fetches blocks.
+    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
+    pub fn probe_pull(&self, peer_id: String, bytes: f64) -> js_sys::Promise {
+        let client = self.client.clone();
+        future_to_promise(async move {
+            let peer = peer_id.parse::<PeerId>().map_err(js_error)?;
+            crate::probe::pull(&client, peer, bytes as u64)
+                .await
+                .map_err(js_error)?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
     /// Resolves to the next thing that happens, or `null` once the peer has stopped.
     #[wasm_bindgen(unchecked_return_type = "Promise<PeerEvent | null>")]
     pub fn next_event(&self) -> js_sys::Promise {

@@ -48,7 +48,7 @@ async fn with_deadline(
 }
 
 /// Blocks being placed at once during an upload.
-const PIPELINE: usize = 4;
+pub(crate) const PIPELINE: usize = 4;
 /// Position used to seal a manifest or an index blob (data blocks count up from 0).
 const META_POSITION: u64 = u64::MAX;
 

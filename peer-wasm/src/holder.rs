@@ -95,6 +95,10 @@ pub async fn answer(store: &BlockStore, request: Request) -> Response {
                 Err(e) => refused(e.to_string()),
             }
         }
+        Request::Discard { .. } => Response::Discarded,
+        Request::Fill { len } => Response::Block {
+            bytes: vec![0; (len as usize).min(MAX_SEALED_BLOCK)],
+        },
         Request::Hello { .. } => refused("hello is answered by the network layer"),
     }
 }

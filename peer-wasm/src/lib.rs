@@ -31,6 +31,7 @@ pub mod net;
 pub mod node;
 mod platform;
 pub mod pledge;
+pub mod probe;
 pub mod protocol;
 pub mod record;
 pub mod store;

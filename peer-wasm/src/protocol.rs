@@ -71,6 +71,19 @@ pub enum Request {
         #[serde(with = "crate::crypto::aead::serde_bytes_vec")]
         signature: Vec<u8>,
     },
+    /// A transport probe: bytes to receive and drop, answered with [`Response::Discarded`].
+    /// Benchmarks send these to measure what the connection alone does ([`crate::probe`]).
+    Discard {
+        /// Anything, up to one sealed block.
+        #[serde(with = "crate::crypto::aead::serde_bytes_vec")]
+        payload: Vec<u8>,
+    },
+    /// A transport probe: asks for `len` zero bytes (at most one sealed block), answered with
+    /// [`Response::Block`]. No worse an amplifier than fetching any known block.
+    Fill {
+        /// Bytes wanted.
+        len: u32,
+    },
 }
 
 /// What an owner signs to have a block stored.
@@ -103,6 +116,8 @@ pub enum Response {
     },
     /// The block is gone.
     Deleted,
+    /// The answer to [`Request::Discard`].
+    Discarded,
     /// The request was understood but refused; the text says why.
     Refused {
         /// A reason a person can read.

@@ -9,6 +9,7 @@ use jellyfish_peer::{
     account::{self, Session},
     files::{self, Donation, FileError, DEFAULT_REPLICAS},
     node::Node,
+    probe,
 };
 
 const PEERS: usize = 20;
@@ -119,6 +120,16 @@ async fn upload_download_tamper_loss_and_delete() {
         files::list(&author.client, &session).await.unwrap().len(),
         4
     );
+
+    // The benchmark's transport probes move bytes the same way, and store nothing.
+    let others: Vec<_> = nodes[3..6].iter().map(|n| n.client.peer_id()).collect();
+    probe::push(&author.client, &others, 3 * MIB + 5)
+        .await
+        .unwrap();
+    probe::pull(&author.client, others[0], 2 * MIB + 5)
+        .await
+        .unwrap();
+    assert_eq!(blocks_held(&nodes).await, held, "probes store nothing");
 
     // Another peer logs in and sees the same files, and downloads them bit-exact.
     let reader = &nodes[11];
