@@ -1,109 +1,104 @@
-// The diagnostics page: starts this tab's peer and shows its state. The peer itself is the
-// wasm module; this file only wires it to the DOM. `window.jellyfish` exposes the running peer
-// for the end-to-end tests and for curious people with a console.
-import init, { start } from "./pkg/jellyfish_peer.js";
+// Jellyfish's page: starts this tab's peer and wires it to the views. The peer itself is the
+// wasm module; the files in ui/ each own one part of the page:
+//   network.js   footer and banner: relay link, peers, event log (what the e2e tests read)
+//   auth.js      the sign-up / log-in form          strength.js  the password meter
+//   files.js     the file table, drop zone, picker  drop.js      files out of a drop
+//   transfers.js upload/download queue and progress storage.js   donation and quotas
+//   account.js   change password, log out
+// `window.jellyfish` exposes the running peer for the end-to-end tests and for curious people
+// with a console.
+import init, { start, password_strength } from "./pkg/jellyfish_peer.js";
+import { $, announce } from "./ui/dom.js";
+import { followEvents, log, pollStatus, relayAddrs, showBanner, showPeerId } from "./ui/network.js";
+import { setupAuth } from "./ui/auth.js";
+import { setupTransfers } from "./ui/transfers.js";
+import { setupFiles } from "./ui/files.js";
+import { setupStorage } from "./ui/storage.js";
+import { setupAccount } from "./ui/account.js";
 
-const $ = (id) => document.getElementById(id);
-const MAX_LOG = 200;
+let peer = null;
+let account = null;
+let wasmReady = false;
+const getPeer = () => peer;
+// Null until the wasm module has loaded: the meter then says what a good password looks like.
+const estimate = (password, username) => (wasmReady ? password_strength(password, username) : null);
 
-function log(text) {
-  const item = document.createElement("li");
-  item.textContent = `${new Date().toLocaleTimeString()} ${text}`;
-  $("log").prepend(item);
-  while ($("log").children.length > MAX_LOG) $("log").lastChild.remove();
+const VIEWS = ["files", "storage", "account"];
+let views = {};
+
+function showView(name, { focus = true } = {}) {
+  for (const view of VIEWS) {
+    $(`${view}-view`).hidden = view !== name;
+    const tab = document.querySelector(`.nav-item[data-view="${view}"]`);
+    if (view === name) tab.setAttribute("aria-current", "page");
+    else tab.removeAttribute("aria-current");
+  }
+  views.storage.hide();
+  views[name].show?.();
+  if (focus) $(`${name}-title`).focus();
 }
 
-function showBanner(text) {
-  $("banner").hidden = !text;
-  $("banner").textContent = text || "";
+function loggedIn(who) {
+  account = who;
+  $("auth-view").hidden = true;
+  $("nav").hidden = false;
+  $("whoami").hidden = false;
+  $("whoami").querySelector(".whoami-name").textContent = who.username;
+  $("whoami").querySelector(".avatar").textContent = who.username.charAt(0).toUpperCase();
+  showView("files");
+  announce(`Logged in as ${who.username}.`);
 }
 
-// The relay tells the page where to reach it over libp2p; nothing is hard-coded here.
-async function relayAddrs() {
-  for (let delay = 500; ; delay = Math.min(delay * 2, 30000)) {
-    try {
-      const response = await fetch("/api/relay", { cache: "no-store" });
-      if (!response.ok) throw new Error(`HTTP ${response.status}`);
-      const info = await response.json();
-      if (info.addrs.length) return info.addrs;
-      throw new Error("the relay announces no address yet");
-    } catch (e) {
-      $("relay-state").textContent = "unreachable";
-      $("relay-state").dataset.state = "unreachable";
-      showBanner(`Cannot reach the relay (${e.message}); retrying in ${Math.round(delay / 1000)} s.`);
-      await new Promise((resolve) => setTimeout(resolve, delay));
-    }
+function loggedOut() {
+  account = null;
+  views.transfers.reset();
+  views.files.reset();
+  views.account.reset();
+  views.storage.hide();
+  for (const view of VIEWS) $(`${view}-view`).hidden = true;
+  $("nav").hidden = true;
+  $("whoami").hidden = true;
+  $("auth-view").hidden = false;
+  views.auth.show();
+  $("auth-title").focus();
+}
+
+function setup(peerReady) {
+  const transfers = setupTransfers({ getPeer, onUploaded: () => views.files.refresh() });
+  views = {
+    transfers,
+    auth: setupAuth({ peerReady, estimate, onAccount: loggedIn }),
+    files: setupFiles({ getPeer, transfers }),
+    storage: setupStorage({ getPeer }),
+    account: setupAccount({ getPeer, estimate, username: () => account?.username || "", onLoggedOut: loggedOut }),
+  };
+  for (const tab of document.querySelectorAll(".nav-item")) {
+    tab.addEventListener("click", () => showView(tab.dataset.view));
   }
 }
 
-function renderStatus(status) {
-  const relay = status.relay;
-  $("relay-state").dataset.state = relay.state;
-  if (relay.state === "reconnecting") {
-    const seconds = Math.ceil(relay.retry_in_ms / 1000);
-    $("relay-state").textContent = seconds > 0
-      ? `disconnected, retrying in ${seconds} s (attempt ${relay.attempts})`
-      : `disconnected, reconnecting now (attempt ${relay.attempts})`;
-    showBanner("Offline: the relay is unreachable. Reconnecting…");
-  } else {
-    $("relay-state").textContent = relay.state;
-    showBanner(relay.state === "connected" ? "" : "Connecting to the relay…");
-  }
-  $("reservation").textContent = status.reservation ? "yes" : "no";
-}
-
-function renderPeers(peers, self) {
-  $("peer-count").textContent = `(${peers.length})`;
-  const list = $("peers");
-  list.replaceChildren();
-  if (!peers.length) {
-    const empty = document.createElement("li");
-    empty.className = "empty";
-    empty.textContent = "None yet.";
-    list.append(empty);
-  }
-  for (const peer of peers) {
-    const item = document.createElement("li");
-    item.textContent = `${peer.peer_id}${peer.connected ? " (connected)" : ""}`;
-    if (peer.peer_id === self) item.className = "self";
-    list.append(item);
-  }
-}
-
-async function pollStatus(peer) {
-  for (;;) {
-    try {
-      renderStatus(await peer.status());
-      renderPeers(await peer.peers(), peer.peer_id);
-    } catch (e) {
-      log(`status failed: ${e.message}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 1000));
-  }
-}
-
-async function followEvents(peer) {
-  for (let event = await peer.next_event(); event; event = await peer.next_event()) {
-    const { type, ...fields } = event;
-    const details = Object.entries(fields).map(([k, v]) => `${k}=${v}`).join(" ");
-    log(`${type.replaceAll("_", " ")} ${details}`);
-  }
-  log("the peer stopped");
-}
+// The forms work before the peer has started: a submit waits for this (or shows why it failed).
+const started = {};
+const peerReady = new Promise((resolve, reject) => Object.assign(started, { resolve, reject }));
+peerReady.catch(() => {}); // reported by main's catch below; a submit reports it again
 
 async function main() {
+  setup(peerReady);
   await init();
+  wasmReady = true;
   const addrs = await relayAddrs();
-  const peer = await start(addrs);
+  peer = await start(addrs);
   window.jellyfish = peer;
-  $("peer-id").textContent = peer.peer_id;
+  started.resolve(peer);
+  showPeerId(peer.peer_id);
   log(`started as ${peer.peer_id}`);
   followEvents(peer);
   pollStatus(peer);
 }
 
 main().catch((e) => {
-  $("peer-id").textContent = "failed to start";
+  started.reject(new Error(`Jellyfish could not start: ${e.message}`));
+  showPeerId("failed to start");
   showBanner(`Jellyfish could not start: ${e.message}`);
   console.error(e);
 });

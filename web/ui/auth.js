@@ -1,0 +1,112 @@
+// The sign-up / log-in form. One form for both, because they ask the same two things; the
+// mode decides the wording, the password's autocomplete hint and whether the meter shows.
+import { $, sentence } from "./dom.js";
+import { strengthMeter } from "./strength.js";
+
+const MODES = {
+  login: { title: "Log in to Jellyfish", submit: "Log in", busy: "Deriving keys…", autocomplete: "current-password" },
+  signup: { title: "Create your account", submit: "Create account", busy: "Creating your keys…", autocomplete: "new-password" },
+};
+
+/** Show/hide for a password field, so people can check what they typed. */
+export function revealToggle(button, input) {
+  const render = () => {
+    const shown = input.type === "text";
+    button.textContent = shown ? "Hide" : "Show";
+    button.setAttribute("aria-label", shown ? "Hide password" : "Show password");
+  };
+  button.addEventListener("click", () => {
+    input.type = input.type === "password" ? "text" : "password";
+    render();
+  });
+  render();
+  return () => { input.type = "password"; render(); };
+}
+
+/** While a slow operation runs: every field disabled, the button says what is happening. */
+export function setBusy(fieldsets, button, busyText, idleText) {
+  for (const set of fieldsets) set.disabled = !!busyText;
+  button.replaceChildren();
+  if (busyText) {
+    const spinner = document.createElement("span");
+    spinner.className = "spinner";
+    spinner.setAttribute("aria-hidden", "true");
+    button.append(spinner, busyText);
+  } else {
+    button.append(idleText);
+  }
+  button.setAttribute("aria-busy", busyText ? "true" : "false");
+}
+
+/**
+ * `peerReady` resolves to the started peer (the form works before it has: a submit waits);
+ * `estimate(password, username)` is the peer's strength estimate or null while loading;
+ * `onAccount(account)` runs after a successful sign-up or log-in.
+ */
+export function setupAuth({ peerReady, estimate, onAccount }) {
+  const form = $("auth-form");
+  const username = $("username");
+  const password = $("password");
+  const submit = $("auth-submit");
+  const error = $("auth-error");
+  const fieldsets = [...form.querySelectorAll("fieldset")];
+  const hidePassword = revealToggle(form.querySelector(".reveal"), password);
+  const meter = strengthMeter($("signup-strength"), password, (p) => estimate(p, username.value));
+  const mode = () => form.elements.mode.value;
+
+  function renderMode() {
+    const m = MODES[mode()];
+    $("auth-title").textContent = m.title;
+    submit.textContent = m.submit;
+    password.autocomplete = m.autocomplete;
+    $("signup-strength").hidden = mode() !== "signup";
+    if (mode() === "signup") {
+      password.setAttribute("aria-describedby", "signup-strength-summary");
+      meter.update();
+    } else {
+      password.removeAttribute("aria-describedby");
+    }
+    error.textContent = "";
+  }
+  form.addEventListener("change", (e) => { if (e.target.name === "mode") renderMode(); });
+  // The username counts against the password (a password near the name is weak).
+  username.addEventListener("input", () => { if (mode() === "signup") meter.update(); });
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault(); // never navigate: the password must not reach a URL
+    error.textContent = "";
+    if (!username.value.trim()) { error.textContent = "Enter your username."; username.focus(); return; }
+    if (!password.value) { error.textContent = "Enter your password."; password.focus(); return; }
+    const m = MODES[mode()];
+    setBusy(fieldsets, submit, "Connecting…", m.submit);
+    try {
+      const peer = await peerReady;
+      setBusy(fieldsets, submit, m.busy, m.submit);
+      const name = username.value.trim();
+      const account = mode() === "signup"
+        ? await peer.sign_up(name, password.value)
+        : await peer.log_in(name, password.value);
+      password.value = "";
+      hidePassword();
+      meter.update();
+      setBusy(fieldsets, submit, "", m.submit);
+      onAccount(account);
+    } catch (e) {
+      setBusy(fieldsets, submit, "", m.submit);
+      error.textContent = sentence(e.message);
+      // Put the cursor where the fix goes.
+      const aboutName = /username|account has/.test(e.message);
+      (aboutName ? username : password).focus();
+    }
+  });
+
+  renderMode();
+  return {
+    /** Back to the form after log-out, ready for the next person. */
+    show() {
+      password.value = "";
+      error.textContent = "";
+      meter.update();
+    },
+  };
+}

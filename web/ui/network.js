@@ -1,0 +1,104 @@
+// The network footer and banner: relay link, peers, the event log. The ids here (#peer-id,
+// #relay-state, #banner, #reservation, #peer-count, #peers, #log) are what the end-to-end
+// tests read, so they keep their meaning from the first diagnostics page.
+import { $, h } from "./dom.js";
+import { formatBytes } from "./format.js";
+
+const MAX_LOG = 200;
+
+export function log(text) {
+  const list = $("log");
+  list.prepend(h("li", { textContent: `${new Date().toLocaleTimeString()} ${text}` }));
+  while (list.children.length > MAX_LOG) list.lastChild.remove();
+}
+
+export function showBanner(text) {
+  $("banner").hidden = !text;
+  $("banner").textContent = text || "";
+}
+
+function setRelayState(state, text) {
+  $("relay-state").dataset.state = state;
+  $("relay-state").textContent = text;
+  document.body.dataset.relay = state; // colours the status dot
+}
+
+// The relay tells the page where to reach it over libp2p; nothing is hard-coded here.
+export async function relayAddrs() {
+  for (let delay = 500; ; delay = Math.min(delay * 2, 30000)) {
+    try {
+      const response = await fetch("/api/relay", { cache: "no-store" });
+      if (!response.ok) throw new Error(`HTTP ${response.status}`);
+      const info = await response.json();
+      if (info.addrs.length) return info.addrs;
+      throw new Error("the relay announces no address yet");
+    } catch (e) {
+      setRelayState("unreachable", "unreachable");
+      showBanner(`Cannot reach the relay (${e.message}); retrying in ${Math.round(delay / 1000)} s.`);
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    }
+  }
+}
+
+function renderStatus(status) {
+  const relay = status.relay;
+  if (relay.state === "reconnecting") {
+    const seconds = Math.ceil(relay.retry_in_ms / 1000);
+    setRelayState(relay.state, seconds > 0
+      ? `disconnected, retrying in ${seconds} s (attempt ${relay.attempts})`
+      : `disconnected, reconnecting now (attempt ${relay.attempts})`);
+    showBanner("Offline: the relay is unreachable. Reconnecting…");
+  } else {
+    setRelayState(relay.state, relay.state);
+    showBanner(relay.state === "connected" ? "" : "Connecting to the relay…");
+  }
+  $("reservation").textContent = status.reservation ? "yes" : "no";
+}
+
+function renderPeers(peers, self) {
+  const others = peers.filter((p) => p.peer_id !== self).length;
+  $("peers-known").textContent = others === 1 ? "1 peer known" : `${others} peers known`;
+  $("peer-count").textContent = `(${peers.length})`;
+  const list = $("peers");
+  list.replaceChildren();
+  if (!peers.length) list.append(h("li", { className: "empty", textContent: "None yet." }));
+  for (const peer of peers) {
+    list.append(h("li", {
+      className: peer.peer_id === self ? "self" : "",
+      textContent: `${peer.peer_id}${peer.connected ? " (connected)" : ""}`,
+    }));
+  }
+}
+
+function renderDonation(storage) {
+  $("donation-line").textContent = storage.capacity > 0
+    ? `This tab donates ${formatBytes(storage.capacity)}; keep it open to help the network.`
+    : "This tab donates no space. You can change that under Storage once logged in.";
+}
+
+/** Refreshes the footer every second for as long as the page lives. */
+export async function pollStatus(peer) {
+  for (;;) {
+    try {
+      renderStatus(await peer.status());
+      renderPeers(await peer.peers(), peer.peer_id);
+      renderDonation(await peer.storage());
+    } catch (e) {
+      log(`status failed: ${e.message}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+  }
+}
+
+export async function followEvents(peer) {
+  for (let event = await peer.next_event(); event; event = await peer.next_event()) {
+    const { type, ...fields } = event;
+    const details = Object.entries(fields).map(([k, v]) => `${k}=${v}`).join(" ");
+    log(`${type.replaceAll("_", " ")} ${details}`);
+  }
+  log("the peer stopped");
+}
+
+export function showPeerId(id) {
+  $("peer-id").textContent = id;
+}
