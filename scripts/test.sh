@@ -2,7 +2,10 @@
 # Installs what is missing and runs every check and test: formatting, clippy (native and wasm32),
 # native unit and cluster tests, browser unit tests in headless Chromium, and the end-to-end
 # scenarios with the real relay and real Chromium profiles.
-# One e2e scenario alone: (cd tests && node --test --test-name-pattern="relay restart" e2e/)
+# The e2e scenarios and benchmarks run in a loopback-only network namespace (scripts/isolated.sh):
+# the tabs talk WebRTC to each other, and must not reach any other network.
+# One e2e scenario alone:
+#   (cd tests && ../scripts/isolated.sh node --test --test-name-pattern="relay restart" e2e/)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 step() { printf '\n=== %s (%ss)\n' "$1" "$SECONDS"; }
@@ -29,11 +32,11 @@ step "build the relay and the page"
 cargo build --release --locked -p jellyfish-relay
 bash scripts/build-web.sh
 
-step "end-to-end: real relay, real Chromium profiles"
-(cd tests && node --test --test-concurrency=1 e2e/)
+step "end-to-end: real relay, real Chromium profiles, in a loopback-only network"
+(cd tests && ../scripts/isolated.sh node --test --test-concurrency=1 e2e/)
 
 step "benchmarks complete on a tiny setting (numbers are not checked; full runs are by hand)"
-node tests/bench/accounts.mjs --runs 1
-node tests/bench/files.mjs --sizes 1
+scripts/isolated.sh node tests/bench/accounts.mjs --runs 1
+scripts/isolated.sh node tests/bench/files.mjs --sizes 1
 
 step "all passed"

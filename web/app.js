@@ -9,7 +9,7 @@
 // with a console.
 import init, { start, password_strength } from "./pkg/jellyfish_peer.js";
 import { $, announce } from "./ui/dom.js";
-import { followEvents, log, pollStatus, relayAddrs, showBanner, showPeerId } from "./ui/network.js";
+import { followEvents, log, pollStatus, relayInfo, showBanner, showPeerId } from "./ui/network.js";
 import { setupAuth } from "./ui/auth.js";
 import { setupTransfers } from "./ui/transfers.js";
 import { setupFiles } from "./ui/files.js";
@@ -86,8 +86,8 @@ async function main() {
   setup(peerReady);
   await init();
   wasmReady = true;
-  const addrs = await relayAddrs();
-  peer = await start(addrs);
+  const relay = await relayInfo();
+  peer = await start(relay.addrs, relay.ice_servers || []);
   window.jellyfish = peer;
   started.resolve(peer);
   showPeerId(peer.peer_id);

@@ -41,7 +41,10 @@ export interface Status {
   peer_id: string; relay: RelayState; reservation: boolean;
   listen_addrs: string[]; connected_peers: string[]; known_peers: number;
 }
-export interface KnownPeer { peer_id: string; addrs: string[]; connected: boolean }
+export interface KnownPeer {
+  peer_id: string; addrs: string[]; connected: boolean;
+  link: "direct" | "relayed" | "relayed_fallback" | null;
+}
 export interface HelloReply { peer_id: string; agent: string; connected_peers: number }
 export type PeerEvent = { type: string; [field: string]: unknown };
 export interface PasswordStrength {
@@ -147,9 +150,13 @@ fn to_js<T: Serialize>(value: &T) -> Result<JsValue, JsValue> {
 }
 
 /// Starts this tab's peer: loads (or creates) its identity from IndexedDB and connects to the
-/// relay at one of `relay_addrs` (as `/api/relay` lists them).
+/// relay at one of `relay_addrs` (as `/api/relay` lists them). `ice_servers` (STUN or TURN
+/// URLs, also from `/api/relay`) help direct connections through NATs.
 #[wasm_bindgen]
-pub async fn start(relay_addrs: Vec<String>) -> Result<Peer, JsValue> {
+pub async fn start(
+    relay_addrs: Vec<String>,
+    ice_servers: Option<Vec<String>>,
+) -> Result<Peer, JsValue> {
     let relay = pick_relay_addr(&relay_addrs).ok_or_else(|| {
         js_error("the relay announced no WebSocket address ending in /p2p/<id>; check its --listen")
     })?;
@@ -160,6 +167,10 @@ pub async fn start(relay_addrs: Vec<String>) -> Result<Peer, JsValue> {
     let config = net::Config {
         relay: Some(relay),
         agent: crate::AGENT.to_owned(),
+        // Other browsers reach this one directly over WebRTC, signalled through the relay.
+        listen: vec![Multiaddr::empty().with(libp2p::multiaddr::Protocol::WebRTC)],
+        direct: true,
+        ice_servers: ice_servers.unwrap_or_default(),
         ..Default::default()
     };
     let (browser_quota, persisted) = storage_facts().await;

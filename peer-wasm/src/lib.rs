@@ -35,6 +35,7 @@ pub mod probe;
 pub mod protocol;
 pub mod record;
 pub mod store;
+pub mod webrtc;
 
 #[cfg(target_arch = "wasm32")]
 pub mod bindings;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use libp2p::{identity::Keypair, noise, yamux, Swarm, SwarmBuilder};
 
-use crate::net::{Behaviour, NetError};
+use crate::net::{Behaviour, Config, NetError};
 
 /// Connections with no open stream close after this long. The relay connection stays up
 /// regardless, held by its reservation.
@@ -15,33 +15,58 @@ fn setup_error(e: impl std::fmt::Display) -> NetError {
     NetError::Setup(e.to_string())
 }
 
-/// Builds the swarm for a browser tab: WebSocket to the relay, circuits through it.
+/// Builds the swarm for a browser tab: WebSocket to the relay, circuits through it, and direct
+/// WebRTC to other browsers. The WebRTC transport comes first in the chain: the relay client
+/// would otherwise take `/p2p-circuit/webrtc` addresses for plain circuits.
 #[cfg(target_arch = "wasm32")]
-pub(crate) fn build_swarm(keypair: Keypair, agent: &str) -> Result<Swarm<Behaviour>, NetError> {
-    use libp2p::{core::upgrade::Version, websocket_websys, Transport};
+pub(crate) fn build_swarm(keypair: Keypair, config: &Config) -> Result<Swarm<Behaviour>, NetError> {
+    use libp2p::{
+        core::{muxing::StreamMuxerBox, upgrade::Version},
+        relay, websocket_websys, Transport,
+    };
 
+    let (relay_transport, relay_client) = relay::client::new(keypair.public().to_peer_id());
+    let (signaling, control, incoming) = crate::webrtc::signaling::new();
+    let webrtc_config = crate::webrtc::Config {
+        ice_servers: config.ice_servers.clone(),
+    };
     Ok(SwarmBuilder::with_existing_identity(keypair)
         .with_wasm_bindgen()
         .with_other_transport(|key| {
-            let noise = noise::Config::new(key)
-                .map_err(|e| -> Box<dyn std::error::Error + Send + Sync> { Box::new(e) })?;
-            Ok(websocket_websys::Transport::default()
+            let boxed =
+                |e: noise::Error| -> Box<dyn std::error::Error + Send + Sync> { Box::new(e) };
+            let webrtc = crate::webrtc::Transport::new(webrtc_config, control, incoming);
+            let relayed = relay_transport
                 .upgrade(Version::V1)
-                .authenticate(noise)
-                .multiplex(yamux::Config::default()))
+                .authenticate(noise::Config::new(key).map_err(boxed)?)
+                .multiplex(yamux::Config::default())
+                .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)));
+            let websocket = websocket_websys::Transport::default()
+                .upgrade(Version::V1)
+                .authenticate(noise::Config::new(key).map_err(boxed)?)
+                .multiplex(yamux::Config::default())
+                .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)));
+            Ok(webrtc
+                .or_transport(relayed)
+                .or_transport(websocket)
+                .map(|output, _| {
+                    use futures::future::Either::{Left, Right};
+                    match output {
+                        Left(Left(o) | Right(o)) | Right(o) => o,
+                    }
+                }))
         })
         .map_err(setup_error)?
-        .with_relay_client(noise::Config::new, yamux::Config::default)
-        .map_err(setup_error)?
-        .with_behaviour(|key, relay_client| Behaviour::new(key, relay_client, agent))
+        .with_behaviour(|key| Behaviour::new(key, relay_client, signaling, &config.agent))
         .map_err(setup_error)?
         .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT))
         .build())
 }
 
-/// Builds the swarm for a native process (tests, simulations): TCP, plus circuits.
+/// Builds the swarm for a native process (tests, simulations): TCP, plus circuits. No WebRTC:
+/// the signalling behaviour is there (the behaviour is the same everywhere) but nothing uses it.
 #[cfg(not(target_arch = "wasm32"))]
-pub(crate) fn build_swarm(keypair: Keypair, agent: &str) -> Result<Swarm<Behaviour>, NetError> {
+pub(crate) fn build_swarm(keypair: Keypair, config: &Config) -> Result<Swarm<Behaviour>, NetError> {
     Ok(SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
         .with_tcp(
@@ -52,7 +77,10 @@ pub(crate) fn build_swarm(keypair: Keypair, agent: &str) -> Result<Swarm<Behavio
         .map_err(setup_error)?
         .with_relay_client(noise::Config::new, yamux::Config::default)
         .map_err(setup_error)?
-        .with_behaviour(|key, relay_client| Behaviour::new(key, relay_client, agent))
+        .with_behaviour(|key, relay_client| {
+            let (signaling, _, _) = crate::webrtc::signaling::new();
+            Behaviour::new(key, relay_client, signaling, &config.agent)
+        })
         .map_err(setup_error)?
         .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT))
         .build())

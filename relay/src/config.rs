@@ -30,6 +30,15 @@ pub struct Config {
     )]
     pub external_addrs: Vec<Multiaddr>,
 
+    /// STUN (or TURN) server URLs the pages use to find direct paths between browsers behind
+    /// NATs, such as `stun:stun.example.org:3478`. None is right on one machine or a LAN.
+    #[arg(
+        long = "ice-server",
+        env = "JELLYFISH_ICE_SERVERS",
+        value_delimiter = ','
+    )]
+    pub ice_servers: Vec<String>,
+
     /// Directory for the relay's identity key (nothing else is stored).
     #[arg(long, env = "JELLYFISH_DATA_DIR", default_value = "relay-data")]
     pub data_dir: PathBuf,

@@ -22,6 +22,7 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self' 'wa
 #[derive(Clone)]
 struct AppState {
     stats: Arc<Stats>,
+    ice_servers: Arc<Vec<String>>,
     peer_id: String,
     started: Instant,
 }
@@ -31,6 +32,8 @@ struct AppState {
 struct RelayInfo {
     peer_id: String,
     addrs: Vec<String>,
+    /// For direct WebRTC between pages (`--ice-server`).
+    ice_servers: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -61,6 +64,7 @@ impl Server {
             })?;
         let state = AppState {
             stats,
+            ice_servers: Arc::new(config.ice_servers.clone()),
             peer_id,
             started: Instant::now(),
         };
@@ -107,6 +111,7 @@ async fn relay_info(State(state): State<AppState>) -> Json<RelayInfo> {
     Json(RelayInfo {
         peer_id: state.peer_id.clone(),
         addrs: state.stats.addrs(),
+        ice_servers: state.ice_servers.to_vec(),
     })
 }
 

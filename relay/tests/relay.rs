@@ -16,6 +16,7 @@ fn config(data_dir: &std::path::Path) -> Config {
         http_addr: "127.0.0.1:0".parse().unwrap(),
         listen: vec!["/ip4/127.0.0.1/tcp/0/ws".parse().unwrap()],
         external_addrs: vec![],
+        ice_servers: vec!["stun:stun.example.org:3478".into()],
         data_dir: data_dir.to_owned(),
         www_dir: data_dir.join("www"),
         max_reservations: 16,
@@ -158,6 +159,7 @@ async fn refuses_records_survives_garbage_and_reports_counters() {
     assert!(health["bytes_in"].as_u64().unwrap() > 0, "{health}");
     let info = json_body(&http_get(http, "/api/relay").await);
     assert_eq!(info["peer_id"], relay_id.to_string());
+    assert_eq!(info["ice_servers"][0], "stun:stun.example.org:3478");
 
     // The data directory holds the identity key and nothing else.
     let files: Vec<_> = std::fs::read_dir(&data_dir)

@@ -4,7 +4,7 @@
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, mkdirSync } from "node:fs";
 import { createServer } from "node:net";
-import { tmpdir } from "node:os";
+import { networkInterfaces, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { chromium } from "playwright-core";
 
@@ -15,6 +15,27 @@ const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 export const ARTIFACTS = join(ROOT, "tests", "e2e", "artifacts");
 
 const started = new Set(); // every child process still running
+
+// Tabs talk WebRTC to each other, and Chromium offers every interface it sees as an ICE
+// candidate: tests must run where loopback is the only network (scripts/isolated.sh).
+const outside = Object.entries(networkInterfaces())
+  .filter(([, addrs]) => addrs.some((a) => !a.internal))
+  .map(([name]) => name);
+if (outside.length && !process.env.JELLYFISH_ALLOW_NETWORK) {
+  throw new Error(
+    `the e2e tests and benchmarks send traffic to loopback only, but this process sees ${outside.join(", ")}: ` +
+      "run them through scripts/isolated.sh (a loopback-only network namespace), " +
+      "or set JELLYFISH_ALLOW_NETWORK=1 to accept the risk",
+  );
+}
+
+/** Chromium flags that let WebRTC between tabs use loopback candidates. */
+const WEBRTC_ON_LOOPBACK = [
+  "--allow-loopback-in-peer-connection",
+  "--disable-features=WebRtcHideLocalIpsWithMdns",
+  "--use-fake-ui-for-media-stream",
+  "--use-fake-device-for-media-stream",
+];
 
 function killGroup(child, signal = "SIGKILL") {
   if (child.exitCode !== null || child.signalCode !== null) return;
@@ -154,9 +175,14 @@ export class Relay {
 
 /** A real headless Chromium with its own profile (so its own IndexedDB), driven over CDP. */
 export class Browser {
-  static async launch(name) {
+  /**
+   * `webrtc: false` launches a browser that can make no direct connection (it gathers no ICE
+   * candidate on a loopback-only network), as behind a firewall that blocks UDP.
+   */
+  static async launch(name, { webrtc = true } = {}) {
     const self = new Browser();
     self.name = name;
+    self.webrtc = webrtc;
     self.profile = mkdtempSync(join(tmpdir(), `jf-profile-${name}-`));
     self.process = track(
       spawn(
@@ -165,7 +191,7 @@ export class Browser {
           "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
           "--disable-background-networking", "--disable-component-update", "--disable-sync",
           "--disable-dev-shm-usage", "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0",
-          `--user-data-dir=${self.profile}`, "about:blank",
+          ...(webrtc ? WEBRTC_ON_LOOPBACK : []), `--user-data-dir=${self.profile}`, "about:blank",
         ],
         { detached: true, stdio: ["ignore", "ignore", "pipe"] },
       ),
@@ -190,6 +216,15 @@ export class Browser {
   /** Opens the Jellyfish page and waits until its peer has started. */
   async open(url) {
     const page = await this.context.newPage();
+    // Chromium gathers loopback ICE candidates only while the page holds a media permission:
+    // the harness (never the product) takes a fake microphone and drops it at once.
+    if (this.webrtc) {
+      await page.addInitScript(() => {
+        navigator.mediaDevices?.getUserMedia({ audio: true })
+          .then((stream) => stream.getTracks().forEach((track) => track.stop()))
+          .catch(() => {});
+      });
+    }
     page.on("pageerror", (e) => this.errors.push(`${this.name}: ${e.message}`));
     page.on("console", (m) => { if (m.type() === "error") this.errors.push(`${this.name}: ${m.text()}`); });
     await page.goto(url);

@@ -24,13 +24,13 @@ function setRelayState(state, text) {
 }
 
 // The relay tells the page where to reach it over libp2p; nothing is hard-coded here.
-export async function relayAddrs() {
+export async function relayInfo() {
   for (let delay = 500; ; delay = Math.min(delay * 2, 30000)) {
     try {
       const response = await fetch("/api/relay", { cache: "no-store" });
       if (!response.ok) throw new Error(`HTTP ${response.status}`);
       const info = await response.json();
-      if (info.addrs.length) return info.addrs;
+      if (info.addrs.length) return info;
       throw new Error("the relay announces no address yet");
     } catch (e) {
       setRelayState("unreachable", "unreachable");
@@ -55,18 +55,31 @@ function renderStatus(status) {
   $("reservation").textContent = status.reservation ? "yes" : "no";
 }
 
+// How a connected peer is reached: directly over WebRTC, or through the relay.
+const LINKS = {
+  direct: "connected directly",
+  relayed: "connected through the relay",
+  relayed_fallback: "connected through the relay: no direct path",
+};
+
 function renderPeers(peers, self) {
   const others = peers.filter((p) => p.peer_id !== self).length;
-  $("peers-known").textContent = others === 1 ? "1 peer known" : `${others} peers known`;
+  const direct = peers.filter((p) => p.link === "direct").length;
+  const relayed = peers.filter((p) => p.link === "relayed_fallback").length;
+  const links = [direct ? `${direct} direct` : "", relayed ? `${relayed} relayed` : ""].filter(Boolean);
+  $("peers-known").textContent = (others === 1 ? "1 peer known" : `${others} peers known`)
+    + (links.length ? ` (${links.join(", ")})` : "");
   $("peer-count").textContent = `(${peers.length})`;
   const list = $("peers");
   list.replaceChildren();
   if (!peers.length) list.append(h("li", { className: "empty", textContent: "None yet." }));
   for (const peer of peers) {
+    const how = LINKS[peer.link] || (peer.connected ? "connected" : "");
     list.append(h("li", {
       className: peer.peer_id === self ? "self" : "",
-      textContent: `${peer.peer_id}${peer.connected ? " (connected)" : ""}`,
+      textContent: `${peer.peer_id}${how ? ` (${how})` : ""}`,
     }));
+    list.lastChild.dataset.link = peer.link || "";
   }
 }
 

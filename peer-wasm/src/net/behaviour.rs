@@ -14,6 +14,8 @@ pub(crate) const IDENTIFY_PROTOCOL: &str = "/jellyfish/id/1";
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
     pub(crate) relay_client: relay::client::Behaviour,
+    /// Opens and accepts WebRTC signalling streams for the WebRTC transport.
+    pub(crate) signaling: crate::webrtc::signaling::Behaviour,
     pub(crate) identify: identify::Behaviour,
     pub(crate) ping: ping::Behaviour,
     pub(crate) kad: kad::Behaviour<kad::store::MemoryStore>,
@@ -21,7 +23,12 @@ pub(crate) struct Behaviour {
 }
 
 impl Behaviour {
-    pub(crate) fn new(key: &Keypair, relay_client: relay::client::Behaviour, agent: &str) -> Self {
+    pub(crate) fn new(
+        key: &Keypair,
+        relay_client: relay::client::Behaviour,
+        signaling: crate::webrtc::signaling::Behaviour,
+        agent: &str,
+    ) -> Self {
         let peer_id = key.public().to_peer_id();
 
         let mut kad_config = kad::Config::new(KAD_PROTOCOL);
@@ -45,6 +52,7 @@ impl Behaviour {
 
         Self {
             relay_client,
+            signaling,
             identify: identify::Behaviour::new(
                 identify::Config::new(IDENTIFY_PROTOCOL.to_owned(), key.public())
                     .with_agent_version(agent.to_owned())

@@ -19,8 +19,11 @@ use libp2p::{
 };
 
 use super::{
-    behaviour::BehaviourEvent, client::Command, peer_id_of, Behaviour, Client, Config, Event,
-    InboundRequest, KnownPeer, NetError, RelayState, Started, Status,
+    behaviour::BehaviourEvent,
+    client::Command,
+    direct::{Action, Upgrades},
+    peer_id_of, Behaviour, Client, Config, Event, InboundRequest, KnownPeer, NetError, RelayState,
+    Started, Status,
 };
 use crate::{
     backoff::Backoff,
@@ -40,6 +43,8 @@ type ClosestReply = oneshot::Sender<Result<Vec<PeerId>, NetError>>;
 const INBOUND_QUEUE: usize = 64;
 type PutReply = oneshot::Sender<Result<(), NetError>>;
 type GetReply = oneshot::Sender<Result<Vec<VerifiedRecord>, NetError>>;
+/// A request waiting for a direct connection to its peer.
+type Held = (PeerId, Request, ResponseSender);
 
 /// The link to the relay: where it is, whether we are connected, our reservation.
 struct RelayLink {
@@ -89,7 +94,9 @@ pub(crate) struct EventLoop {
     retry: Fuse<Delay>,
     pending_discover: HashMap<kad::QueryId, DiscoverReply>,
     pending_closest: HashMap<kad::QueryId, ClosestReply>,
-    pending_requests: HashMap<OutboundRequestId, (PeerId, ResponseSender)>,
+    /// Requests in flight: the peer, a copy of the request while it may still be retried, and
+    /// who waits for the answer.
+    pending_requests: HashMap<OutboundRequestId, (PeerId, Option<Request>, ResponseSender)>,
     /// Inbound requests handed to the application, by the id it answers with.
     pending_inbound: HashMap<u64, request_response::ResponseChannel<Response>>,
     next_inbound_id: u64,
@@ -98,6 +105,8 @@ pub(crate) struct EventLoop {
     /// Get queries: per owner, the newest record seen and how many holders vouched for that
     /// owner; and who waits for the answer.
     pending_get: HashMap<kad::QueryId, (Vec<(VerifiedRecord, usize)>, GetReply)>,
+    /// Relayed connections being upgraded to direct ones, and the requests waiting for them.
+    upgrades: Upgrades<Held>,
 }
 
 impl EventLoop {
@@ -157,6 +166,7 @@ impl EventLoop {
             inbound: inbound_tx,
             pending_put: HashMap::new(),
             pending_get: HashMap::new(),
+            upgrades: Upgrades::new(config.direct),
         };
         event_loop.dial_relay();
         Ok((
@@ -289,12 +299,32 @@ impl EventLoop {
             SwarmEvent::Behaviour(BehaviourEvent::Identify(e)) => self.on_identify(e),
             SwarmEvent::Behaviour(BehaviourEvent::Kad(e)) => self.on_kad(e),
             SwarmEvent::Behaviour(BehaviourEvent::Rpc(e)) => self.on_rpc(e),
-            SwarmEvent::Behaviour(BehaviourEvent::Ping(_)) => {}
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(_) | BehaviourEvent::Signaling(())) => {}
             SwarmEvent::ConnectionEstablished {
                 peer_id,
+                connection_id,
+                endpoint,
                 num_established,
                 ..
-            } if num_established.get() == 1 => {
+            } => {
+                // What the connection goes over: the dialled address, or for an inbound one our
+                // own listening address (a relayed connection's remote address names only the
+                // peer, not the circuit).
+                let via = match &endpoint {
+                    libp2p::core::ConnectedPoint::Dialer { address, .. } => address,
+                    libp2p::core::ConnectedPoint::Listener { local_addr, .. } => local_addr,
+                };
+                let actions = self.upgrades.on_established(
+                    peer_id,
+                    connection_id,
+                    via,
+                    endpoint.is_dialer(),
+                    web_time::Instant::now(),
+                );
+                self.carry_out(actions);
+                if num_established.get() > 1 {
+                    return;
+                }
                 if Some(peer_id) == relay_peer {
                     self.relay_connected();
                 } else if self.bootstrap_peers.contains(&peer_id) {
@@ -306,10 +336,15 @@ impl EventLoop {
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
-                num_established: 0,
+                connection_id,
+                num_established,
                 cause,
                 ..
             } => {
+                self.upgrades.on_closed(peer_id, connection_id);
+                if num_established > 0 {
+                    return;
+                }
                 tracing::debug!(%peer_id, ?cause, "disconnected");
                 if Some(peer_id) == relay_peer {
                     self.relay_lost();
@@ -320,16 +355,36 @@ impl EventLoop {
             }
             SwarmEvent::OutgoingConnectionError {
                 peer_id: Some(peer),
+                connection_id,
                 error,
                 ..
             } => {
                 tracing::debug!(%peer, "dial failed: {error}");
+                let actions =
+                    self.upgrades
+                        .on_dial_failed(peer, connection_id, web_time::Instant::now());
+                if !actions.is_empty() {
+                    tracing::info!(%peer, "no direct path ({error}); staying relayed");
+                }
+                self.carry_out(actions);
                 let relay_down = self
                     .relay
                     .as_ref()
                     .is_some_and(|r| r.peer == peer && !r.connected);
                 if relay_down {
                     self.relay_lost();
+                }
+            }
+            SwarmEvent::IncomingConnectionError {
+                send_back_addr,
+                error,
+                ..
+            } if crate::webrtc::is_webrtc(&send_back_addr) => {
+                if let Some(Protocol::P2p(peer)) = send_back_addr.iter().last() {
+                    tracing::info!(%peer, "direct connection from the peer failed ({error}); staying relayed");
+                    let now = web_time::Instant::now();
+                    let actions = self.upgrades.on_inbound_failed(peer, now);
+                    self.carry_out(actions);
                 }
             }
             SwarmEvent::ListenerClosed {
@@ -342,9 +397,67 @@ impl EventLoop {
             }
             SwarmEvent::NewListenAddr { address, .. } => {
                 tracing::info!(%address, "listening");
+                self.announce_webrtc(&address);
             }
             _ => {}
         }
+    }
+
+    /// Other browsers can reach this one over WebRTC at `<circuit address>/webrtc`: announce
+    /// that beside the circuit address itself (identify and the DHT carry it).
+    fn announce_webrtc(&mut self, listen: &Multiaddr) {
+        if !self.upgrades.enabled() || !listen.iter().any(|p| p == Protocol::P2pCircuit) {
+            return;
+        }
+        let Some(webrtc) = crate::webrtc::dial_addr_for(listen) else {
+            return;
+        };
+        // Announced addresses do not end in our own id (identify adds it where needed).
+        let without_self: Multiaddr = webrtc
+            .iter()
+            .take(webrtc.iter().count().saturating_sub(1))
+            .collect();
+        tracing::info!(address = %without_self, "reachable over WebRTC");
+        self.swarm.add_external_address(without_self);
+    }
+
+    /// Does what the upgrade bookkeeping asks.
+    fn carry_out(&mut self, actions: Vec<Action<Held>>) {
+        for action in actions {
+            match action {
+                Action::Dial(peer, opts) => {
+                    let connection = opts.connection_id();
+                    tracing::info!(%peer, "upgrading to a direct connection");
+                    if let Err(e) = self.swarm.dial(opts) {
+                        tracing::info!(%peer, "cannot dial directly: {e}");
+                        let now = web_time::Instant::now();
+                        let fallback = self.upgrades.on_dial_failed(peer, connection, now);
+                        self.carry_out(fallback);
+                    }
+                }
+                Action::Close(connection) => {
+                    self.swarm.close_connection(connection);
+                }
+                Action::Release(held) => {
+                    for (peer, request, reply) in held {
+                        self.send_request(peer, request, reply);
+                    }
+                }
+                Action::Report(peer, link) => self.emit(Event::Link {
+                    peer_id: peer.to_string(),
+                    link,
+                }),
+            }
+        }
+    }
+
+    /// Sends a request. A copy is kept for one retry: when a direct connection replaces a
+    /// relayed one, requests in flight on the relayed one fail with "connection closed" and go
+    /// again over the direct one.
+    fn send_request(&mut self, peer: PeerId, request: Request, reply: ResponseSender) {
+        let retry = Some(request.clone());
+        let id = self.swarm.behaviour_mut().rpc.send_request(&peer, request);
+        self.pending_requests.insert(id, (peer, retry, reply));
     }
 
     fn on_listener_closed(&mut self, listener: ListenerId, error: Option<String>) {
@@ -381,7 +494,11 @@ impl EventLoop {
         if !info.protocols.contains(&KAD_PROTOCOL) {
             return;
         }
-        for addr in info.listen_addrs {
+        // A bare `/webrtc` address (the listener) reaches no one; skip it.
+        let dialable = info.listen_addrs.into_iter().filter(|a| {
+            !crate::webrtc::is_webrtc(a) || a.iter().any(|p| p == Protocol::P2pCircuit)
+        });
+        for addr in dialable {
             self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
         }
     }
@@ -553,7 +670,7 @@ impl EventLoop {
                     },
                 ..
             } => {
-                if let Some((_, reply)) = self.pending_requests.remove(&request_id) {
+                if let Some((_, _, reply)) = self.pending_requests.remove(&request_id) {
                     let _ = reply.send(Ok(response));
                 } else {
                     tracing::debug!(%peer, "an answer nobody waits for");
@@ -565,11 +682,22 @@ impl EventLoop {
                 error,
                 ..
             } => {
-                if let Some((_, reply)) = self.pending_requests.remove(&request_id) {
-                    let _ = reply.send(Err(NetError::Request {
-                        peer,
-                        reason: error.to_string(),
-                    }));
+                let Some((_, retry, reply)) = self.pending_requests.remove(&request_id) else {
+                    return;
+                };
+                let closed = matches!(error, request_response::OutboundFailure::ConnectionClosed);
+                match retry {
+                    Some(request) if closed && self.swarm.is_connected(&peer) => {
+                        tracing::debug!(%peer, "request cut by a closing connection; sending it again");
+                        let id = self.swarm.behaviour_mut().rpc.send_request(&peer, request);
+                        self.pending_requests.insert(id, (peer, None, reply));
+                    }
+                    _ => {
+                        let _ = reply.send(Err(NetError::Request {
+                            peer,
+                            reason: error.to_string(),
+                        }));
+                    }
                 }
             }
             request_response::Event::InboundFailure { peer, error, .. } => {
@@ -687,8 +815,11 @@ impl EventLoop {
                     }));
                     return;
                 }
-                let id = self.swarm.behaviour_mut().rpc.send_request(&peer, request);
-                self.pending_requests.insert(id, (peer, reply));
+                if let Some((peer, request, reply)) =
+                    self.upgrades.hold(peer, (peer, request, reply))
+                {
+                    self.send_request(peer, request, reply);
+                }
             }
             Command::Respond { id, response } => {
                 if let Some(channel) = self.pending_inbound.remove(&id) {
@@ -745,7 +876,13 @@ impl EventLoop {
                     peer_id: peer.to_string(),
                     addrs: entry.node.value.iter().map(ToString::to_string).collect(),
                     connected: connected.contains(&peer),
+                    link: None,
                 });
+            }
+        }
+        for peer in &mut peers {
+            if let Ok(id) = peer.peer_id.parse() {
+                peer.link = self.upgrades.link(&id);
             }
         }
         peers

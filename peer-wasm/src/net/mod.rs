@@ -8,12 +8,15 @@
 //!   connection and reservation up (reconnecting with [`Backoff`](crate::backoff::Backoff)),
 //!   and reports what happened as [`Event`]s on a bounded channel;
 //! - block requests need async storage, so the loop hands them out as [`InboundRequest`]s
-//!   (bounded; refused as "busy" when full) and the holder answers with [`Client::respond`].
+//!   (bounded; refused as "busy" when full) and the holder answers with [`Client::respond`];
+//! - [`direct`] decides when a relayed connection is upgraded to direct WebRTC and holds
+//!   requests meanwhile.
 //!
 //! Nothing outside this module names `Swarm`.
 
 mod behaviour;
 mod client;
+pub mod direct;
 mod event_loop;
 
 use libp2p::{multiaddr::Protocol, Multiaddr, PeerId};
@@ -35,6 +38,11 @@ pub struct Config {
     pub listen: Vec<Multiaddr>,
     /// Free text naming this software, sent in identify and hello.
     pub agent: String,
+    /// Upgrade relayed connections to direct WebRTC ones (browsers only: natively there is
+    /// no WebRTC transport).
+    pub direct: bool,
+    /// ICE servers for WebRTC (STUN or TURN URLs).
+    pub ice_servers: Vec<String>,
 }
 
 /// Errors of network operations, each with a message a person can act on.
@@ -125,6 +133,8 @@ pub struct KnownPeer {
     pub addrs: Vec<String>,
     /// Whether a connection to it is open.
     pub connected: bool,
+    /// How it is connected, when it is.
+    pub link: Option<direct::Link>,
 }
 
 /// Something that happened, for the page's log and the tests.
@@ -149,6 +159,13 @@ pub enum Event {
     PeerDisconnected {
         /// The peer.
         peer_id: String,
+    },
+    /// How this peer reaches another changed: direct now, or relayed after a failed upgrade.
+    Link {
+        /// The peer.
+        peer_id: String,
+        /// The new link.
+        link: direct::Link,
     },
     /// Another peer said hello.
     HelloReceived {
@@ -224,7 +241,7 @@ mod tests {
 /// Starts the network side of a peer with `keypair` as `config` says, in the background.
 /// Natively this needs a running tokio runtime. [`crate::node::start`] adds the block holder.
 pub fn start(keypair: libp2p::identity::Keypair, config: Config) -> Result<Started, NetError> {
-    let swarm = crate::platform::build_swarm(keypair, &config.agent)?;
+    let swarm = crate::platform::build_swarm(keypair, &config)?;
     let (event_loop, started) = EventLoop::new(swarm, config)?;
     crate::platform::spawn(event_loop.run());
     Ok(started)

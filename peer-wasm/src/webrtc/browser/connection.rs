@@ -1,0 +1,165 @@
+//! A WebRTC connection as libp2p sees it: a `StreamMuxer` whose streams are data channels.
+//! Outbound streams are new channels (label `""`, ordered, browser-chosen ids); inbound ones
+//! arrive through `datachannel` events, which are queued from the moment the peer connection
+//! exists so none is lost before the swarm polls. The handshake's `init` channel is not a
+//! stream. A connection whose state becomes `failed` or `closed` ends with an error.
+
+use std::{
+    cell::RefCell,
+    io,
+    pin::Pin,
+    rc::Rc,
+    task::{Context, Poll, Waker},
+};
+
+use futures::{channel::mpsc, StreamExt};
+use libp2p::core::muxing::{StreamMuxer, StreamMuxerEvent};
+use send_wrapper::SendWrapper;
+use wasm_bindgen::{prelude::Closure, JsCast};
+use web_sys::{
+    Event, RtcDataChannel, RtcDataChannelEvent, RtcDataChannelInit, RtcPeerConnection,
+    RtcPeerConnectionState,
+};
+
+use super::channel::Channel;
+
+/// The label of the channel the initiator opens so that the offer has a data section.
+pub(super) const INIT_LABEL: &str = "init";
+/// Inbound channels waiting for the swarm before new ones are refused.
+const INBOUND_QUEUE: usize = 64;
+
+/// The peer connection's callbacks, set when it is created and unset when it goes.
+pub(super) struct Watch {
+    pub(super) pc: RtcPeerConnection,
+    pub(super) inbound: mpsc::Receiver<RtcDataChannel>,
+    state: Rc<RefCell<(RtcPeerConnectionState, Option<Waker>)>>,
+    _on_channel: Closure<dyn FnMut(RtcDataChannelEvent)>,
+    _on_state: Closure<dyn FnMut(Event)>,
+}
+
+impl Watch {
+    /// Starts watching `pc`: queues its inbound channels and follows its state.
+    pub(super) fn new(pc: RtcPeerConnection) -> Self {
+        let (tx, inbound) = mpsc::channel(INBOUND_QUEUE);
+        let on_channel = {
+            let mut tx = tx;
+            Closure::<dyn FnMut(RtcDataChannelEvent)>::new(move |event: RtcDataChannelEvent| {
+                let channel = event.channel();
+                if channel.label() == INIT_LABEL {
+                    return; // the initiator closes it once connected
+                }
+                if tx.try_send(channel.clone()).is_err() {
+                    tracing::warn!("too many inbound WebRTC streams waiting; closing one");
+                    channel.close();
+                }
+            })
+        };
+        let state = Rc::new(RefCell::new((pc.connection_state(), None::<Waker>)));
+        let on_state = {
+            let (state, pc) = (state.clone(), pc.clone());
+            Closure::<dyn FnMut(Event)>::new(move |_: Event| {
+                let mut state = state.borrow_mut();
+                state.0 = pc.connection_state();
+                if let Some(waker) = state.1.take() {
+                    waker.wake();
+                }
+            })
+        };
+        pc.set_ondatachannel(Some(on_channel.as_ref().unchecked_ref()));
+        pc.set_onconnectionstatechange(Some(on_state.as_ref().unchecked_ref()));
+        Self {
+            pc,
+            inbound,
+            state,
+            _on_channel: on_channel,
+            _on_state: on_state,
+        }
+    }
+
+    /// The connection's state, registering `cx` to hear of the next change.
+    pub(super) fn poll_state(&self, cx: &mut Context<'_>) -> RtcPeerConnectionState {
+        let mut state = self.state.borrow_mut();
+        state.1 = Some(cx.waker().clone());
+        state.0
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.pc.set_ondatachannel(None);
+        self.pc.set_onconnectionstatechange(None);
+        self.pc.close();
+    }
+}
+
+/// Why a WebRTC connection ended.
+#[derive(Debug, thiserror::Error)]
+#[error("WebRTC connection {0}")]
+pub struct ConnectionError(String);
+
+/// An established WebRTC connection.
+pub(super) struct Connection(SendWrapper<Watch>);
+
+impl Connection {
+    pub(super) fn new(watch: Watch) -> Self {
+        Self(SendWrapper::new(watch))
+    }
+
+    fn check(&self, cx: &mut Context<'_>) -> Result<(), ConnectionError> {
+        match self.0.poll_state(cx) {
+            RtcPeerConnectionState::Failed => Err(ConnectionError("failed".into())),
+            RtcPeerConnectionState::Closed => Err(ConnectionError("closed".into())),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl StreamMuxer for Connection {
+    type Substream = Channel;
+    type Error = ConnectionError;
+
+    fn poll_inbound(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Self::Substream, Self::Error>> {
+        self.check(cx)?;
+        match self.0.inbound.poll_next_unpin(cx) {
+            Poll::Ready(Some(channel)) => Poll::Ready(Ok(Channel::new(channel))),
+            Poll::Ready(None) => Poll::Ready(Err(ConnectionError("closed".into()))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn poll_outbound(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Self::Substream, Self::Error>> {
+        self.check(cx)?;
+        let init = RtcDataChannelInit::new();
+        init.set_ordered(true);
+        let channel = self
+            .0
+            .pc
+            .create_data_channel_with_data_channel_dict("", &init);
+        Poll::Ready(Ok(Channel::new(channel)))
+    }
+
+    fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.0.pc.close();
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<StreamMuxerEvent, Self::Error>> {
+        self.check(cx)?;
+        Poll::Pending
+    }
+}
+
+impl From<ConnectionError> for io::Error {
+    fn from(e: ConnectionError) -> Self {
+        io::Error::new(io::ErrorKind::ConnectionAborted, e)
+    }
+}

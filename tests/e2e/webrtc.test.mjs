@@ -1,0 +1,99 @@
+// Direct WebRTC between tabs: peers that meet through the relay upgrade to a direct
+// connection, and blocks then bypass the relay; where no direct path exists, they stay relayed.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { Browser, Relay, call, joined, pageErrors, waitFor, waitReachable } from "./harness.mjs";
+
+const PASSWORD = "violet tractor sings under seven moons";
+const MIB = 1024 * 1024;
+
+async function open(relay, name, browsers, options) {
+  const browser = await Browser.launch(name, options);
+  browsers.push(browser);
+  const page = await browser.open(relay.url);
+  await waitReachable(page);
+  return { browser, page, id: await page.evaluate(() => window.jellyfish.peer_id) };
+}
+
+const linkTo = async (page, peer) =>
+  (await page.evaluate(() => window.jellyfish.peers())).find((p) => p.peer_id === peer)?.link;
+
+async function relayBytes(relay) {
+  const health = await relay.json("/health");
+  return health.bytes_in + health.bytes_out;
+}
+
+const UPLOAD = async ([size, name]) => {
+  const bytes = new Uint8Array(size);
+  for (let i = 0; i < size; i += 997) bytes[i] = i & 0xff;
+  const digest = Array.from(new Uint8Array(await crypto.subtle.digest("SHA-256", bytes)));
+  const report = await window.jellyfish.upload(new Blob([bytes]), name, 1);
+  return { report, digest };
+};
+
+const DOWNLOAD = async (id) => {
+  const blob = await window.jellyfish.download(id);
+  const bytes = new Uint8Array(await blob.arrayBuffer());
+  return { size: bytes.length, digest: Array.from(new Uint8Array(await crypto.subtle.digest("SHA-256", bytes))) };
+};
+
+test("two tabs upgrade to a direct connection and move 64 MiB of blocks past the relay", async (t) => {
+  const relay = await Relay.start();
+  const browsers = [];
+  t.after(() => { browsers.forEach((b) => b.close()); relay.cleanup(); });
+  const a = await open(relay, "a", browsers);
+  const b = await open(relay, "b", browsers);
+
+  // A meets B through the relay, then the connection becomes direct on both sides.
+  await joined(a.page, 1);
+  const hello = await call(a.page, "hello", b.id);
+  assert.ok(hello.value, `hello through the relay: ${hello.error}`);
+  await waitFor("A's link to B to be direct", async () => (await linkTo(a.page, b.id)) === "direct",
+    { timeout: 20000 });
+  await waitFor("B's link to A to be direct", async () => (await linkTo(b.page, a.id)) === "direct");
+  await a.page.waitForFunction(() => /1 direct/.test(document.getElementById("peers-known").textContent));
+
+  // 64 MiB of sealed blocks to B and back, one copy each: the relay sees next to nothing.
+  assert.equal((await call(a.page, "sign_up", "alice", PASSWORD)).value.username, "alice");
+  const before = await relayBytes(relay);
+  const up = await a.page.evaluate(UPLOAD, [64 * MIB, "big.bin"]);
+  assert.equal(up.report.file.copies, 1);
+  const down = await a.page.evaluate(DOWNLOAD, up.report.file.id);
+  assert.equal(down.size, 64 * MIB);
+  assert.deepEqual(down.digest, up.digest);
+  const relayed = (await relayBytes(relay)) - before;
+  console.log(`relay carried ${relayed} bytes while 128 MiB of blocks moved between the tabs`);
+  assert.ok(relayed < 256 * 1024, `the relay carried ${relayed} bytes`);
+  assert.ok((await call(b.page, "storage")).value.blocks >= 64, "B holds the blocks");
+
+  assert.deepEqual(pageErrors(browsers), []);
+});
+
+test("with no direct path, tabs stay relayed, say so, and transfers still complete", async (t) => {
+  const relay = await Relay.start();
+  const browsers = [];
+  t.after(() => { browsers.forEach((b) => b.close()); relay.cleanup(); });
+  // B finds no ICE candidate at all, as behind a firewall that blocks UDP.
+  const a = await open(relay, "a", browsers);
+  const b = await open(relay, "b", browsers, { webrtc: false });
+
+  await joined(a.page, 1);
+  const hello = await call(a.page, "hello", b.id);
+  assert.ok(hello.value, `hello through the relay: ${hello.error}`);
+  // Whichever side started the upgrade, both learn that it failed, and both pages say so.
+  for (const [page, other] of [[a.page, b.id], [b.page, a.id]]) {
+    let last;
+    await waitFor("the link to fall back to the relay",
+      async () => (last = await linkTo(page, other)) === "relayed_fallback", { timeout: 30000 })
+      .catch((e) => { throw new Error(`${e.message} (last seen: ${last})`); });
+    await page.waitForFunction(() => /1 relayed/.test(document.getElementById("peers-known").textContent));
+  }
+
+  assert.equal((await call(a.page, "sign_up", "alice", PASSWORD)).value.username, "alice");
+  const up = await a.page.evaluate(UPLOAD, [3 * MIB, "small.bin"]);
+  assert.equal(up.report.file.copies, 1);
+  const down = await a.page.evaluate(DOWNLOAD, up.report.file.id);
+  assert.deepEqual(down.digest, up.digest);
+
+  assert.deepEqual(pageErrors(browsers), []);
+});
