@@ -47,6 +47,10 @@ export interface KnownPeer {
 }
 export interface HelloReply { peer_id: string; agent: string; connected_peers: number }
 export type PeerEvent = { type: string; [field: string]: unknown };
+export interface PeerInfo {
+  peer_id: string; agent: string | null; protocols: string[]; rtt_ms: number | null;
+  link: "direct" | "relayed" | "relayed_fallback" | null; connections: string[];
+}
 export interface PasswordStrength {
   score: number; acceptable: boolean; warning: string | null;
   suggestions: string[]; crack_time: string;
@@ -546,6 +550,29 @@ impl Peer {
                 .await
                 .map_err(js_error)?;
             Ok(JsValue::from_f64(freed as f64))
+        })
+    }
+
+    /// Opens a connection to a multiaddr ending in `/p2p/<peer id>` (for example another
+    /// libp2p implementation's `<relay>/p2p-circuit/webrtc/p2p/<id>`); resolves to the peer id.
+    #[wasm_bindgen(unchecked_return_type = "Promise<string>")]
+    pub fn connect(&self, addr: String) -> js_sys::Promise {
+        let client = self.client.clone();
+        future_to_promise(async move {
+            let addr: Multiaddr = addr.parse().map_err(js_error)?;
+            let peer = client.connect(addr).await.map_err(js_error)?;
+            Ok(peer.to_string().into())
+        })
+    }
+
+    /// What this peer knows of another: its agent and protocols (identify), last ping round
+    /// trip, link (direct or relayed) and open connections.
+    #[wasm_bindgen(unchecked_return_type = "Promise<PeerInfo>")]
+    pub fn peer_info(&self, peer_id: String) -> js_sys::Promise {
+        let client = self.client.clone();
+        future_to_promise(async move {
+            let peer: PeerId = peer_id.parse().map_err(js_error)?;
+            to_js(&client.peer_info(peer).await.map_err(js_error)?)
         })
     }
 

@@ -4,10 +4,10 @@ use futures::{
     channel::{mpsc, oneshot},
     SinkExt,
 };
-use libp2p::PeerId;
+use libp2p::{Multiaddr, PeerId};
 use serde::Serialize;
 
-use super::{KnownPeer, NetError, Status};
+use super::{KnownPeer, NetError, PeerInfo, Status};
 use crate::protocol::{Request, Response};
 use crate::{
     account::{AccountError, Directory},
@@ -41,6 +41,14 @@ pub(crate) enum Command {
     GetRecord {
         key: Vec<u8>,
         reply: oneshot::Sender<Result<Vec<VerifiedRecord>, NetError>>,
+    },
+    Connect {
+        addr: Multiaddr,
+        reply: oneshot::Sender<Result<PeerId, NetError>>,
+    },
+    PeerInfo {
+        peer: PeerId,
+        reply: oneshot::Sender<PeerInfo>,
     },
 }
 
@@ -115,6 +123,19 @@ impl Client {
             reply,
         })
         .await?
+    }
+
+    /// Opens a connection to `addr` (which must end in `/p2p/<peer id>`), even when one to
+    /// that peer exists already: for diagnostics and interoperability tests, such as dialling
+    /// another libp2p implementation over `/webrtc`.
+    pub async fn connect(&self, addr: Multiaddr) -> Result<PeerId, NetError> {
+        self.ask(|reply| Command::Connect { addr, reply }).await?
+    }
+
+    /// What this peer knows of another: what it announced (identify), the last ping's
+    /// round trip, and how it is connected.
+    pub async fn peer_info(&self, peer: PeerId) -> Result<PeerInfo, NetError> {
+        self.ask(|reply| Command::PeerInfo { peer, reply }).await
     }
 
     /// Answers an inbound request handed out as an [`InboundRequest`](super::InboundRequest).

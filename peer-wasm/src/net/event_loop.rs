@@ -14,7 +14,10 @@ use libp2p::{
     multiaddr::Protocol,
     relay,
     request_response::{self, OutboundRequestId},
-    swarm::SwarmEvent,
+    swarm::{
+        dial_opts::{DialOpts, PeerCondition},
+        ConnectionId, SwarmEvent,
+    },
     Multiaddr, PeerId, Swarm,
 };
 
@@ -22,8 +25,8 @@ use super::{
     behaviour::BehaviourEvent,
     client::Command,
     direct::{Action, Upgrades},
-    peer_id_of, Behaviour, Client, Config, Event, InboundRequest, KnownPeer, NetError, RelayState,
-    Started, Status,
+    peer_id_of, Behaviour, Client, Config, Event, InboundRequest, KnownPeer, NetError, PeerInfo,
+    RelayState, Started, Status,
 };
 use crate::{
     backoff::Backoff,
@@ -107,6 +110,14 @@ pub(crate) struct EventLoop {
     pending_get: HashMap<kad::QueryId, (Vec<(VerifiedRecord, usize)>, GetReply)>,
     /// Relayed connections being upgraded to direct ones, and the requests waiting for them.
     upgrades: Upgrades<Held>,
+    /// Dials asked for by [`Client::connect`], by connection.
+    pending_connects: HashMap<ConnectionId, oneshot::Sender<Result<PeerId, NetError>>>,
+    /// Open connections: to whom, and over what.
+    open: HashMap<ConnectionId, (PeerId, Multiaddr)>,
+    /// What peers announced (agent, protocols).
+    identified: HashMap<PeerId, (String, Vec<String>)>,
+    /// Each peer's last ping round trip, in milliseconds.
+    rtts: HashMap<PeerId, f64>,
 }
 
 impl EventLoop {
@@ -167,6 +178,10 @@ impl EventLoop {
             pending_put: HashMap::new(),
             pending_get: HashMap::new(),
             upgrades: Upgrades::new(config.direct),
+            pending_connects: HashMap::new(),
+            open: HashMap::new(),
+            identified: HashMap::new(),
+            rtts: HashMap::new(),
         };
         event_loop.dial_relay();
         Ok((
@@ -299,7 +314,12 @@ impl EventLoop {
             SwarmEvent::Behaviour(BehaviourEvent::Identify(e)) => self.on_identify(e),
             SwarmEvent::Behaviour(BehaviourEvent::Kad(e)) => self.on_kad(e),
             SwarmEvent::Behaviour(BehaviourEvent::Rpc(e)) => self.on_rpc(e),
-            SwarmEvent::Behaviour(BehaviourEvent::Ping(_) | BehaviourEvent::Signaling(())) => {}
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(e)) => {
+                if let Ok(rtt) = e.result {
+                    self.rtts.insert(e.peer, rtt.as_secs_f64() * 1000.0);
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Signaling(())) => {}
             SwarmEvent::ConnectionEstablished {
                 peer_id,
                 connection_id,
@@ -314,6 +334,13 @@ impl EventLoop {
                     libp2p::core::ConnectedPoint::Dialer { address, .. } => address,
                     libp2p::core::ConnectedPoint::Listener { local_addr, .. } => local_addr,
                 };
+                self.open.insert(
+                    connection_id,
+                    (peer_id, endpoint.get_remote_address().clone()),
+                );
+                if let Some(reply) = self.pending_connects.remove(&connection_id) {
+                    let _ = reply.send(Ok(peer_id));
+                }
                 let actions = self.upgrades.on_established(
                     peer_id,
                     connection_id,
@@ -342,6 +369,7 @@ impl EventLoop {
                 ..
             } => {
                 self.upgrades.on_closed(peer_id, connection_id);
+                self.open.remove(&connection_id);
                 if num_established > 0 {
                     return;
                 }
@@ -360,6 +388,12 @@ impl EventLoop {
                 ..
             } => {
                 tracing::debug!(%peer, "dial failed: {error}");
+                if let Some(reply) = self.pending_connects.remove(&connection_id) {
+                    let _ = reply.send(Err(NetError::Request {
+                        peer,
+                        reason: error.to_string(),
+                    }));
+                }
                 let actions =
                     self.upgrades
                         .on_dial_failed(peer, connection_id, web_time::Instant::now());
@@ -491,6 +525,13 @@ impl EventLoop {
         let identify::Event::Received { peer_id, info, .. } = event else {
             return;
         };
+        self.identified.insert(
+            peer_id,
+            (
+                info.agent_version.clone(),
+                info.protocols.iter().map(ToString::to_string).collect(),
+            ),
+        );
         if !info.protocols.contains(&KAD_PROTOCOL) {
             return;
         }
@@ -827,10 +868,57 @@ impl EventLoop {
                 }
             }
             Command::Shutdown => {}
+            Command::Connect { addr, reply } => self.connect(addr, reply),
+            Command::PeerInfo { peer, reply } => {
+                let _ = reply.send(self.peer_info(peer));
+            }
             Command::ClosestPeers { key, reply } => {
                 let id = self.swarm.behaviour_mut().kad.get_closest_peers(key);
                 self.pending_closest.insert(id, reply);
             }
+        }
+    }
+
+    fn connect(&mut self, addr: Multiaddr, reply: oneshot::Sender<Result<PeerId, NetError>>) {
+        let peer = match peer_id_of(&addr) {
+            Ok(peer) => peer,
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                return;
+            }
+        };
+        let opts = DialOpts::peer_id(peer)
+            .addresses(vec![addr])
+            .condition(PeerCondition::Always)
+            .build();
+        let connection = opts.connection_id();
+        match self.swarm.dial(opts) {
+            Ok(()) => {
+                self.pending_connects.insert(connection, reply);
+            }
+            Err(e) => {
+                let _ = reply.send(Err(NetError::Request {
+                    peer,
+                    reason: e.to_string(),
+                }));
+            }
+        }
+    }
+
+    fn peer_info(&self, peer: PeerId) -> PeerInfo {
+        let (agent, protocols) = self.identified.get(&peer).cloned().unzip();
+        PeerInfo {
+            peer_id: peer.to_string(),
+            agent,
+            protocols: protocols.unwrap_or_default(),
+            rtt_ms: self.rtts.get(&peer).copied(),
+            link: self.upgrades.link(&peer),
+            connections: self
+                .open
+                .values()
+                .filter(|(p, _)| *p == peer)
+                .map(|(_, a)| a.to_string())
+                .collect(),
         }
     }
 

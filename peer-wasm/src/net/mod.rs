@@ -137,6 +137,23 @@ pub struct KnownPeer {
     pub link: Option<direct::Link>,
 }
 
+/// What this peer knows of another, for diagnostics.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PeerInfo {
+    /// Its id.
+    pub peer_id: String,
+    /// Its software, as identify announced it.
+    pub agent: Option<String>,
+    /// The protocols it announced.
+    pub protocols: Vec<String>,
+    /// The last ping's round trip, in milliseconds.
+    pub rtt_ms: Option<f64>,
+    /// How it is connected, when it is.
+    pub link: Option<direct::Link>,
+    /// The addresses of its open connections.
+    pub connections: Vec<String>,
+}
+
 /// Something that happened, for the page's log and the tests.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
