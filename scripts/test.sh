@@ -38,5 +38,6 @@ step "end-to-end: real relay, real Chromium profiles, in a loopback-only network
 step "benchmarks complete on a tiny setting (numbers are not checked; full runs are by hand)"
 scripts/isolated.sh node tests/bench/accounts.mjs --runs 1
 scripts/isolated.sh node tests/bench/files.mjs --sizes 1
+scripts/isolated.sh node tests/bench/webrtc.mjs --mib 1 --runs 1
 
 step "all passed"

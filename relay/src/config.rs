@@ -55,18 +55,20 @@ pub struct Config {
     #[arg(long, env = "JELLYFISH_MAX_CIRCUITS", default_value_t = 256)]
     pub max_circuits: usize,
 
-    /// Most relayed circuits open at once to or from one peer. Every browser that talks to
-    /// another goes through here until direct WebRTC lands, so this is far above libp2p's 4.
+    /// Most relayed circuits open at once to or from one peer. A browser meets every peer it
+    /// talks to here first (DHT walks touch many at once) before going direct, so this is
+    /// above libp2p's 4.
     #[arg(long, env = "JELLYFISH_MAX_CIRCUITS_PER_PEER", default_value_t = 64)]
     pub max_circuits_per_peer: usize,
 
-    /// Most bytes one relayed circuit may carry. Large until peers connect directly over WebRTC;
-    /// then it goes back to what signalling needs (libp2p's default is 128 KiB).
-    #[arg(long, env = "JELLYFISH_MAX_CIRCUIT_BYTES", default_value_t = 1 << 30)]
+    /// Most bytes one relayed circuit may carry. Circuits are for signalling and the first DHT
+    /// exchanges; blocks go over direct WebRTC. libp2p's default. Raise it to let browsers that
+    /// find no direct path (strict firewalls, no STUN) still exchange blocks through the relay.
+    #[arg(long, env = "JELLYFISH_MAX_CIRCUIT_BYTES", default_value_t = 128 * 1024)]
     pub max_circuit_bytes: u64,
 
-    /// Longest a relayed circuit may stay open, in seconds.
-    #[arg(long, env = "JELLYFISH_MAX_CIRCUIT_SECS", default_value_t = 3600)]
+    /// Longest a relayed circuit may stay open, in seconds (libp2p's default).
+    #[arg(long, env = "JELLYFISH_MAX_CIRCUIT_SECS", default_value_t = 120)]
     pub max_circuit_secs: u64,
 }
 

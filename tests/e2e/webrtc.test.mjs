@@ -69,14 +69,13 @@ test("two tabs upgrade to a direct connection and move 64 MiB of blocks past the
   assert.deepEqual(pageErrors(browsers), []);
 });
 
-test("with no direct path, tabs stay relayed, say so, and transfers still complete", async (t) => {
-  const relay = await Relay.start();
+async function noDirectPath(t, relayArgs) {
+  const relay = await Relay.start({ extraArgs: relayArgs });
   const browsers = [];
   t.after(() => { browsers.forEach((b) => b.close()); relay.cleanup(); });
   // B finds no ICE candidate at all, as behind a firewall that blocks UDP.
   const a = await open(relay, "a", browsers);
   const b = await open(relay, "b", browsers, { webrtc: false });
-
   await joined(a.page, 1);
   const hello = await call(a.page, "hello", b.id);
   assert.ok(hello.value, `hello through the relay: ${hello.error}`);
@@ -88,12 +87,23 @@ test("with no direct path, tabs stay relayed, say so, and transfers still comple
       .catch((e) => { throw new Error(`${e.message} (last seen: ${last})`); });
     await page.waitForFunction(() => /1 relayed/.test(document.getElementById("peers-known").textContent));
   }
-
   assert.equal((await call(a.page, "sign_up", "alice", PASSWORD)).value.username, "alice");
+  return { a, b, browsers };
+}
+
+test("relayed circuits are for signalling: with no direct path, blocks do not fit through", async (t) => {
+  // The relay's defaults: 128 KiB and 2 minutes per circuit.
+  const { a, browsers } = await noDirectPath(t, []);
+  const up = await a.page.evaluate(UPLOAD, [3 * MIB, "small.bin"]).catch((e) => ({ error: e.message }));
+  assert.match(up.error || "", /could not be stored/, JSON.stringify(up));
+  assert.deepEqual(pageErrors(browsers), []);
+});
+
+test("with no direct path and circuits allowed to carry blocks, transfers complete relayed", async (t) => {
+  const { a, browsers } = await noDirectPath(t, ["--max-circuit-bytes", String(1 << 30)]);
   const up = await a.page.evaluate(UPLOAD, [3 * MIB, "small.bin"]);
   assert.equal(up.report.file.copies, 1);
   const down = await a.page.evaluate(DOWNLOAD, up.report.file.id);
   assert.deepEqual(down.digest, up.digest);
-
   assert.deepEqual(pageErrors(browsers), []);
 });

@@ -134,12 +134,13 @@ impl<T> Upgrades<T> {
             return actions;
         }
         let state = self.peers.entry(peer).or_default();
+        state.relayed.push(connection);
         if state.direct.is_some() {
-            // A direct connection exists: a relayed one would only split traffic across both.
-            actions.push(Action::Close(connection));
+            // Already direct. A new relayed connection carries signalling for another WebRTC
+            // connection (ours or the remote's), so it stays; it closes when idle, and a request
+            // it carries past the relay's limit is retried over the direct connection.
             return actions;
         }
-        state.relayed.push(connection);
         let recently_failed = state
             .failed_at
             .is_some_and(|at| now.saturating_duration_since(at) < RETRY_AFTER);
@@ -267,10 +268,12 @@ mod tests {
         assert_eq!(upgrades.link(&peer), Some(Link::Direct));
         assert_eq!(upgrades.hold(peer, "next"), Some("next"), "sent at once");
 
-        // A new relayed connection while direct would split traffic: it is closed.
+        // A new relayed connection while direct (signalling for another WebRTC connection) is
+        // left alone, and starts no second upgrade.
         let late = ConnectionId::new_unchecked(7);
-        let actions = upgrades.on_established(peer, late, &relayed_addr(peer), false, now);
-        assert!(matches!(actions[..], [Action::Close(c)] if c == late));
+        let actions = upgrades.on_established(peer, late, &relayed_addr(peer), true, now);
+        assert!(actions.is_empty(), "{actions:?}");
+        assert_eq!(upgrades.link(&peer), Some(Link::Direct));
     }
 
     #[test]

@@ -110,6 +110,8 @@ pub(crate) struct EventLoop {
     pending_get: HashMap<kad::QueryId, (Vec<(VerifiedRecord, usize)>, GetReply)>,
     /// Relayed connections being upgraded to direct ones, and the requests waiting for them.
     upgrades: Upgrades<Held>,
+    /// Relayed connections to close once the signalling they carry is over.
+    closing: HashSet<ConnectionId>,
     /// Dials asked for by [`Client::connect`], by connection.
     pending_connects: HashMap<ConnectionId, oneshot::Sender<Result<PeerId, NetError>>>,
     /// Open connections: to whom, and over what.
@@ -178,6 +180,7 @@ impl EventLoop {
             pending_put: HashMap::new(),
             pending_get: HashMap::new(),
             upgrades: Upgrades::new(config.direct),
+            closing: HashSet::new(),
             pending_connects: HashMap::new(),
             open: HashMap::new(),
             identified: HashMap::new(),
@@ -309,6 +312,45 @@ impl EventLoop {
 
     fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
         let relay_peer = self.relay.as_ref().map(|r| r.peer);
+        if self.closing.is_empty() {
+            self.on_swarm_event_inner(event, relay_peer);
+            return;
+        }
+        // Handshakes end with a connection event: that is when a relayed connection kept for
+        // one may go.
+        let ends_a_handshake = matches!(
+            event,
+            SwarmEvent::ConnectionEstablished { .. }
+                | SwarmEvent::ConnectionClosed { .. }
+                | SwarmEvent::OutgoingConnectionError { .. }
+                | SwarmEvent::IncomingConnectionError { .. }
+        );
+        self.on_swarm_event_inner(event, relay_peer);
+        if ends_a_handshake {
+            self.close_finished_signalling();
+        }
+    }
+
+    /// Closes the relayed connections waiting for their signalling to end, where it has.
+    fn close_finished_signalling(&mut self) {
+        let signaling = &self.swarm.behaviour().signaling;
+        let done: Vec<ConnectionId> = self
+            .closing
+            .iter()
+            .filter(|c| !signaling.is_signaling(**c))
+            .copied()
+            .collect();
+        for connection in done {
+            self.closing.remove(&connection);
+            self.swarm.close_connection(connection);
+        }
+    }
+
+    fn on_swarm_event_inner(
+        &mut self,
+        event: SwarmEvent<BehaviourEvent>,
+        relay_peer: Option<PeerId>,
+    ) {
         match event {
             SwarmEvent::Behaviour(BehaviourEvent::RelayClient(e)) => self.on_relay_client(e),
             SwarmEvent::Behaviour(BehaviourEvent::Identify(e)) => self.on_identify(e),
@@ -370,6 +412,7 @@ impl EventLoop {
             } => {
                 self.upgrades.on_closed(peer_id, connection_id);
                 self.open.remove(&connection_id);
+                self.closing.remove(&connection_id);
                 if num_established > 0 {
                     return;
                 }
@@ -470,7 +513,13 @@ impl EventLoop {
                     }
                 }
                 Action::Close(connection) => {
-                    self.swarm.close_connection(connection);
+                    // Another WebRTC handshake may still run over it (both sides upgrading at
+                    // once, or an explicit connect): then it closes when that one ends.
+                    if self.swarm.behaviour().signaling.is_signaling(connection) {
+                        self.closing.insert(connection);
+                    } else {
+                        self.swarm.close_connection(connection);
+                    }
                 }
                 Action::Release(held) => {
                     for (peer, request, reply) in held {

@@ -4,17 +4,24 @@
 //! The transport cannot reach the swarm itself, so it holds a [`Control`] (to open a stream to
 //! a peer, dialling its circuit address first if needed) and an [`Incoming`] queue (streams the
 //! remote opened). Signalling runs only on relayed connections: that is where the spec puts it,
-//! and the only place where it is needed.
+//! and the only place where it is needed. The behaviour knows which connections carry a
+//! signalling stream right now ([`Behaviour::is_signaling`]), so that a relayed connection
+//! is not closed under a handshake in progress.
 
 use std::{
     collections::{HashMap, VecDeque},
     io,
+    pin::Pin,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
     task::{Context, Poll},
 };
 
 use futures::{
     channel::{mpsc, oneshot},
-    SinkExt, StreamExt,
+    AsyncRead, AsyncWrite, SinkExt, StreamExt,
 };
 use libp2p::{
     core::{transport::PortUse, upgrade::ReadyUpgrade, Endpoint},
@@ -33,9 +40,59 @@ use libp2p::{
 pub const SIGNALING_PROTOCOL: StreamProtocol = StreamProtocol::new("/webrtc-signaling/0.0.1");
 
 /// Streams the remote opened, for the transport's listener.
-pub type Incoming = mpsc::Receiver<(PeerId, Stream)>;
+pub type Incoming = mpsc::Receiver<(PeerId, SignalingStream)>;
 
-type Reply = oneshot::Sender<io::Result<Stream>>;
+type Reply = oneshot::Sender<io::Result<SignalingStream>>;
+
+/// A signalling stream; while it lives, its connection counts as busy signalling.
+pub struct SignalingStream {
+    inner: Stream,
+    active: Arc<AtomicUsize>,
+}
+
+impl SignalingStream {
+    fn new(inner: Stream, active: &Arc<AtomicUsize>) -> Self {
+        active.fetch_add(1, Ordering::Relaxed);
+        Self {
+            inner,
+            active: active.clone(),
+        }
+    }
+}
+
+impl Drop for SignalingStream {
+    fn drop(&mut self) {
+        self.active.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl AsyncRead for SignalingStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for SignalingStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_close(cx)
+    }
+}
 
 struct OpenRequest {
     peer: PeerId,
@@ -53,7 +110,11 @@ pub struct Control {
 impl Control {
     /// A signalling stream to `peer` over a relayed connection, reached at `relayed_addr` if
     /// none is open yet.
-    pub async fn open(&mut self, peer: PeerId, relayed_addr: Multiaddr) -> io::Result<Stream> {
+    pub async fn open(
+        &mut self,
+        peer: PeerId,
+        relayed_addr: Multiaddr,
+    ) -> io::Result<SignalingStream> {
         let (reply, answer) = oneshot::channel();
         self.requests
             .send(OpenRequest {
@@ -78,7 +139,9 @@ fn is_relayed(addr: &Multiaddr) -> bool {
 /// The behaviour; see the module docs.
 pub struct Behaviour {
     requests: mpsc::Receiver<OpenRequest>,
-    incoming: mpsc::Sender<(PeerId, Stream)>,
+    incoming: mpsc::Sender<(PeerId, SignalingStream)>,
+    /// Signalling streams alive, per connection.
+    active: HashMap<ConnectionId, Arc<AtomicUsize>>,
     /// Relayed connections, per peer.
     relayed: HashMap<PeerId, Vec<ConnectionId>>,
     /// Requests waiting for a relayed connection to their peer.
@@ -93,6 +156,7 @@ pub fn new() -> (Behaviour, Control, Incoming) {
     let behaviour = Behaviour {
         requests,
         incoming: incoming_tx,
+        active: HashMap::new(),
         relayed: HashMap::new(),
         waiting: HashMap::new(),
         actions: VecDeque::new(),
@@ -107,6 +171,18 @@ pub fn new() -> (Behaviour, Control, Incoming) {
 }
 
 impl Behaviour {
+    /// Whether `connection` carries a signalling stream right now.
+    pub fn is_signaling(&self, connection: ConnectionId) -> bool {
+        self.active
+            .get(&connection)
+            .is_some_and(|n| n.load(Ordering::Relaxed) > 0)
+    }
+
+    fn handler(&mut self, connection: ConnectionId, peer: PeerId) -> Handler {
+        let active = self.active.entry(connection).or_default().clone();
+        Handler::new(peer, self.incoming.clone(), active)
+    }
+
     fn send_on(&mut self, peer: PeerId, connection: ConnectionId, reply: Reply) {
         self.actions.push_back(ToSwarm::NotifyHandler {
             peer_id: peer,
@@ -132,7 +208,7 @@ impl NetworkBehaviour for Behaviour {
         if is_relayed(local) || is_relayed(remote) {
             self.relayed.entry(peer).or_default().push(connection);
         }
-        Ok(Handler::new(peer, self.incoming.clone()))
+        Ok(self.handler(connection, peer))
     }
 
     fn handle_established_outbound_connection(
@@ -146,7 +222,7 @@ impl NetworkBehaviour for Behaviour {
         if is_relayed(addr) {
             self.relayed.entry(peer).or_default().push(connection);
         }
-        Ok(Handler::new(peer, self.incoming.clone()))
+        Ok(self.handler(connection, peer))
     }
 
     fn on_swarm_event(&mut self, event: FromSwarm) {
@@ -160,6 +236,7 @@ impl NetworkBehaviour for Behaviour {
                 }
             }
             FromSwarm::ConnectionClosed(e) => {
+                self.active.remove(&e.connection_id);
                 if let Some(connections) = self.relayed.get_mut(&e.peer_id) {
                     connections.retain(|c| *c != e.connection_id);
                     if connections.is_empty() {
@@ -225,16 +302,22 @@ impl NetworkBehaviour for Behaviour {
 /// One connection's side of signalling: accepts the remote's streams, opens ours.
 pub struct Handler {
     peer: PeerId,
-    incoming: mpsc::Sender<(PeerId, Stream)>,
+    incoming: mpsc::Sender<(PeerId, SignalingStream)>,
+    active: Arc<AtomicUsize>,
     to_open: VecDeque<Reply>,
     opening: usize,
 }
 
 impl Handler {
-    fn new(peer: PeerId, incoming: mpsc::Sender<(PeerId, Stream)>) -> Self {
+    fn new(
+        peer: PeerId,
+        incoming: mpsc::Sender<(PeerId, SignalingStream)>,
+        active: Arc<AtomicUsize>,
+    ) -> Self {
         Self {
             peer,
             incoming,
+            active,
             to_open: VecDeque::new(),
             opening: 0,
         }
@@ -244,6 +327,7 @@ impl Handler {
 impl Handler {
     /// Hands a stream the remote opened to the transport's listener.
     fn accept(&mut self, stream: Stream) {
+        let stream = SignalingStream::new(stream, &self.active);
         if self.incoming.try_send((self.peer, stream)).is_err() {
             tracing::warn!(peer = %self.peer, "signalling stream dropped: no listener or too many waiting");
         }
@@ -305,7 +389,7 @@ impl ConnectionHandler for Handler {
                 info: reply,
             }) => {
                 self.opening = self.opening.saturating_sub(1);
-                let _ = reply.send(Ok(stream));
+                let _ = reply.send(Ok(SignalingStream::new(stream, &self.active)));
             }
             ConnectionEvent::DialUpgradeError(e) => {
                 self.opening = self.opening.saturating_sub(1);

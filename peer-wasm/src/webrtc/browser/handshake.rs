@@ -17,7 +17,6 @@ use futures::{
     AsyncReadExt, AsyncWriteExt, FutureExt, StreamExt,
 };
 use futures_timer::Delay;
-use libp2p::swarm::Stream;
 use wasm_bindgen::{prelude::Closure, JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{
@@ -30,7 +29,10 @@ use super::{
     connection::{Connection, Watch, INIT_LABEL},
     Error,
 };
-use crate::webrtc::proto::{read_signal, write_signal, Signal, SignalKind};
+use crate::webrtc::{
+    proto::{read_signal, write_signal, Signal, SignalKind},
+    signaling::SignalingStream as Stream,
+};
 
 /// How long the whole exchange may take: js-libp2p's own budget for an inbound upgrade.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
