@@ -16,7 +16,7 @@ pub(crate) struct Behaviour {
     pub(crate) relay_client: relay::client::Behaviour,
     /// Opens and accepts WebRTC signalling streams for the WebRTC transport.
     pub(crate) signaling: crate::webrtc::signaling::Behaviour,
-    pub(crate) identify: identify::Behaviour,
+    pub(crate) identify: super::identify::Identify,
     pub(crate) ping: ping::Behaviour,
     pub(crate) kad: kad::Behaviour<kad::store::MemoryStore>,
     pub(crate) rpc: request_response::Behaviour<protocol::Codec>,
@@ -53,11 +53,11 @@ impl Behaviour {
         Self {
             relay_client,
             signaling,
-            identify: identify::Behaviour::new(
+            identify: super::identify::Identify(identify::Behaviour::new(
                 identify::Config::new(IDENTIFY_PROTOCOL.to_owned(), key.public())
                     .with_agent_version(agent.to_owned())
                     .with_push_listen_addr_updates(true),
-            ),
+            )),
             ping: ping::Behaviour::default(),
             kad,
             rpc: request_response::Behaviour::with_codec(

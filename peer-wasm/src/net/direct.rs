@@ -162,6 +162,15 @@ impl<T> Upgrades<T> {
         actions
     }
 
+    /// A direct dial to `peer` asked for by hand ([`Client::connect`](super::Client::connect))
+    /// counts as its upgrade: no second one starts, and requests wait for it.
+    pub(crate) fn dialling_direct(&mut self, peer: PeerId, connection: ConnectionId) {
+        let state = self.peers.entry(peer).or_default();
+        if state.direct.is_none() && state.upgrading.is_none() {
+            state.upgrading = Some(connection);
+        }
+    }
+
     /// A connection closed.
     pub(crate) fn on_closed(&mut self, peer: PeerId, connection: ConnectionId) {
         let Some(state) = self.peers.get_mut(&peer) else {

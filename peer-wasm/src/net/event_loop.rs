@@ -936,6 +936,7 @@ impl EventLoop {
                 return;
             }
         };
+        let direct = crate::webrtc::split_dial_addr(&addr).is_some();
         let opts = DialOpts::peer_id(peer)
             .addresses(vec![addr])
             .condition(PeerCondition::Always)
@@ -943,6 +944,9 @@ impl EventLoop {
         let connection = opts.connection_id();
         match self.swarm.dial(opts) {
             Ok(()) => {
+                if direct {
+                    self.upgrades.dialling_direct(peer, connection);
+                }
                 self.pending_connects.insert(connection, reply);
             }
             Err(e) => {

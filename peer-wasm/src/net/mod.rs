@@ -18,6 +18,7 @@ mod behaviour;
 mod client;
 pub mod direct;
 mod event_loop;
+mod identify;
 
 use libp2p::{multiaddr::Protocol, Multiaddr, PeerId};
 use serde::Serialize;

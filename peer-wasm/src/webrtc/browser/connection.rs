@@ -1,7 +1,8 @@
 //! A WebRTC connection as libp2p sees it: a `StreamMuxer` whose streams are data channels.
 //! Outbound streams are new channels (label `""`, ordered, browser-chosen ids); inbound ones
-//! arrive through `datachannel` events, which are queued from the moment the peer connection
-//! exists so none is lost before the swarm polls. The handshake's `init` channel is not a
+//! arrive through `datachannel` events. Each inbound channel is wrapped into a stream inside the
+//! event itself, so its first messages (which the remote may send at once) are buffered rather
+//! than lost before the swarm asks for the stream. The handshake's `init` channel is not a
 //! stream. A connection whose state becomes `failed` or `closed` ends with an error.
 
 use std::{
@@ -17,8 +18,7 @@ use libp2p::core::muxing::{StreamMuxer, StreamMuxerEvent};
 use send_wrapper::SendWrapper;
 use wasm_bindgen::{prelude::Closure, JsCast};
 use web_sys::{
-    Event, RtcDataChannel, RtcDataChannelEvent, RtcDataChannelInit, RtcPeerConnection,
-    RtcPeerConnectionState,
+    Event, RtcDataChannelEvent, RtcDataChannelInit, RtcPeerConnection, RtcPeerConnectionState,
 };
 
 use super::channel::Channel;
@@ -31,7 +31,7 @@ const INBOUND_QUEUE: usize = 64;
 /// The peer connection's callbacks, set when it is created and unset when it goes.
 pub(super) struct Watch {
     pub(super) pc: RtcPeerConnection,
-    pub(super) inbound: mpsc::Receiver<RtcDataChannel>,
+    pub(super) inbound: mpsc::Receiver<Channel>,
     state: Rc<RefCell<(RtcPeerConnectionState, Option<Waker>)>>,
     _on_channel: Closure<dyn FnMut(RtcDataChannelEvent)>,
     _on_state: Closure<dyn FnMut(Event)>,
@@ -48,9 +48,9 @@ impl Watch {
                 if channel.label() == INIT_LABEL {
                     return; // the initiator closes it once connected
                 }
-                if tx.try_send(channel.clone()).is_err() {
-                    tracing::warn!("too many inbound WebRTC streams waiting; closing one");
-                    channel.close();
+                if let Err(refused) = tx.try_send(Channel::new(channel)) {
+                    tracing::warn!("too many inbound WebRTC streams waiting; resetting one");
+                    drop(refused.into_inner());
                 }
             })
         };
@@ -124,7 +124,7 @@ impl StreamMuxer for Connection {
     ) -> Poll<Result<Self::Substream, Self::Error>> {
         self.check(cx)?;
         match self.0.inbound.poll_next_unpin(cx) {
-            Poll::Ready(Some(channel)) => Poll::Ready(Ok(Channel::new(channel))),
+            Poll::Ready(Some(channel)) => Poll::Ready(Ok(channel)),
             Poll::Ready(None) => Poll::Ready(Err(ConnectionError("closed".into()))),
             Poll::Pending => Poll::Pending,
         }

@@ -183,15 +183,37 @@ async fn exchange_candidates(
     }
 }
 
-/// Waits for a data channel to reach `state` (or give up after a second: a late `init` is
-/// not worth failing a connection over).
-async fn channel_state(channel: &RtcDataChannel, state: RtcDataChannelState) {
-    for _ in 0..100 {
-        if channel.ready_state() == state {
-            return;
+/// Waits for `channel` to leave the "connecting" state (opened, or already closed by a remote
+/// that closes `init` on arrival, as js-libp2p does), then closes it and waits for it to be
+/// closed, so its id is not reused too early. Bounded: a late `init` is not worth failing a
+/// connection over.
+async fn open_then_close(channel: &RtcDataChannel) {
+    let (tx, mut rx) = mpsc::unbounded::<()>();
+    let on_event = Closure::<dyn FnMut()>::new(move || {
+        let _ = tx.unbounded_send(());
+    });
+    channel.set_onopen(Some(on_event.as_ref().unchecked_ref()));
+    channel.set_onclose(Some(on_event.as_ref().unchecked_ref()));
+    let deadline = Delay::new(Duration::from_secs(1)).fuse();
+    futures::pin_mut!(deadline);
+    let mut closing = false;
+    loop {
+        match channel.ready_state() {
+            RtcDataChannelState::Closed => break,
+            RtcDataChannelState::Connecting => {}
+            _ if !closing => {
+                closing = true;
+                channel.close();
+            }
+            _ => {}
         }
-        Delay::new(Duration::from_millis(10)).await;
+        futures::select! {
+            _ = rx.next() => {}
+            () = deadline => break,
+        }
     }
+    channel.set_onopen(None);
+    channel.set_onclose(None);
 }
 
 pub(super) async fn with_timeout<T>(
@@ -228,8 +250,7 @@ pub(super) async fn initiate(
         exchange_candidates(&watch, &mut candidates, &mut stream).await
     })
     .await?;
-    channel_state(&init, RtcDataChannelState::Open).await;
-    init.close();
+    open_then_close(&init).await;
     let _ = stream.close().await;
     drop(candidates);
     Ok(Connection::new(watch))
