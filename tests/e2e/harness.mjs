@@ -215,6 +215,17 @@ export class Browser {
 
   /** Opens the Jellyfish page and waits until its peer has started. */
   async open(url) {
+    const page = await this.newPage();
+    await page.goto(url);
+    await waitPeer(page);
+    return page;
+  }
+
+  /**
+   * A new tab with the harness's hooks (the fake microphone for WebRTC, page errors collected
+   * in `errors`) and nothing loaded yet: for pages other than Jellyfish's own.
+   */
+  async newPage() {
     const page = await this.context.newPage();
     // Chromium gathers loopback ICE candidates only while the page holds a media permission:
     // the harness (never the product) takes a fake microphone and drops it at once.
@@ -227,8 +238,6 @@ export class Browser {
     }
     page.on("pageerror", (e) => this.errors.push(`${this.name}: ${e.message}`));
     page.on("console", (m) => { if (m.type() === "error") this.errors.push(`${this.name}: ${m.text()}`); });
-    await page.goto(url);
-    await waitPeer(page);
     return page;
   }
 
