@@ -40,6 +40,7 @@ export type RelayState =
 export interface Status {
   peer_id: string; relay: RelayState; reservation: boolean;
   listen_addrs: string[]; connected_peers: string[]; known_peers: number;
+  direct_bytes_sent: number; direct_bytes_received: number;
 }
 export interface KnownPeer {
   peer_id: string; addrs: string[]; connected: boolean;

@@ -63,10 +63,17 @@ pub(crate) fn build_swarm(keypair: Keypair, config: &Config) -> Result<Swarm<Beh
         .build())
 }
 
-/// Builds the swarm for a native process (tests, simulations): TCP, plus circuits. No WebRTC:
-/// the signalling behaviour is there (the behaviour is the same everywhere) but nothing uses it.
+/// Builds the swarm for a native process (tests, simulations): TCP, in-process memory
+/// connections (`/memory/<n>`, for simulations of many peers without sockets), plus circuits.
+/// No WebRTC: the signalling behaviour is there (the behaviour is the same everywhere) but
+/// nothing uses it.
 #[cfg(not(target_arch = "wasm32"))]
 pub(crate) fn build_swarm(keypair: Keypair, config: &Config) -> Result<Swarm<Behaviour>, NetError> {
+    use libp2p::{
+        core::{transport::MemoryTransport, upgrade::Version},
+        Transport,
+    };
+
     Ok(SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
         .with_tcp(
@@ -74,6 +81,15 @@ pub(crate) fn build_swarm(keypair: Keypair, config: &Config) -> Result<Swarm<Beh
             noise::Config::new,
             yamux::Config::default,
         )
+        .map_err(setup_error)?
+        .with_other_transport(|key| {
+            let noise = noise::Config::new(key)
+                .map_err(|e| -> Box<dyn std::error::Error + Send + Sync> { Box::new(e) })?;
+            Ok(MemoryTransport::default()
+                .upgrade(Version::V1)
+                .authenticate(noise)
+                .multiplex(yamux::Config::default()))
+        })
         .map_err(setup_error)?
         .with_relay_client(noise::Config::new, yamux::Config::default)
         .map_err(setup_error)?

@@ -7,7 +7,7 @@ use futures::{
 use libp2p::{Multiaddr, PeerId};
 use serde::Serialize;
 
-use super::{KnownPeer, NetError, PeerInfo, Status};
+use super::{KnownPeer, LookupStats, NetError, PeerInfo, Status};
 use crate::protocol::{Request, Response};
 use crate::{
     account::{AccountError, Directory},
@@ -49,6 +49,10 @@ pub(crate) enum Command {
     PeerInfo {
         peer: PeerId,
         reply: oneshot::Sender<PeerInfo>,
+    },
+    Lookup {
+        key: Vec<u8>,
+        reply: oneshot::Sender<LookupStats>,
     },
 }
 
@@ -156,6 +160,11 @@ impl Client {
     pub async fn closest_peers(&self, key: Vec<u8>) -> Result<Vec<PeerId>, NetError> {
         self.ask(|reply| Command::ClosestPeers { key, reply })
             .await?
+    }
+
+    /// Walks the DHT towards `key` and reports what the walk cost (for the simulation).
+    pub async fn lookup(&self, key: Vec<u8>) -> Result<LookupStats, NetError> {
+        self.ask(|reply| Command::Lookup { key, reply }).await
     }
 
     /// Checks a record, stores it here and on the peers closest to its key.

@@ -1,7 +1,9 @@
 //! Preferring direct connections: when two browsers meet through the relay, the side that
-//! dialled the relayed connection upgrades it to WebRTC; once the direct connection is up, the
-//! relayed one closes, so block traffic never crosses the relay. If the upgrade fails, the
-//! relayed connection stays as the fallback (and another try waits [`RETRY_AFTER`]).
+//! dialled the relayed connection upgrades it to WebRTC. Once the direct connection is up, the
+//! relayed ones are closed before the next request to that peer goes out ([`Upgrades::replaced`]),
+//! so block traffic never crosses the relay, while what already runs on them at the moment of
+//! the upgrade (DHT queries, another handshake) is not cut. If the upgrade fails, the relayed
+//! connection stays as the fallback (and another try waits [`RETRY_AFTER`]).
 //!
 //! Requests to a peer whose upgrade is under way wait for it, so they do not take the relayed
 //! path moments before it closes. Pure bookkeeping: the event loop feeds it connection events
@@ -29,8 +31,6 @@ pub(crate) const RETRY_AFTER: Duration = Duration::from_secs(5 * 60);
 pub(crate) enum Action<T> {
     /// Dial the peer over WebRTC.
     Dial(PeerId, DialOpts),
-    /// Close a relayed connection that a direct one replaces.
-    Close(ConnectionId),
     /// Send these held requests now.
     Release(Vec<T>),
     /// Tell the page.
@@ -125,7 +125,6 @@ impl<T> Upgrades<T> {
             state.direct = Some(connection);
             state.upgrading = None;
             state.failed_at = None;
-            actions.extend(state.relayed.drain(..).map(Action::Close));
             actions.push(Action::Release(std::mem::take(&mut state.held)));
             actions.push(Action::Report(peer, Link::Direct));
             return actions;
@@ -160,6 +159,15 @@ impl<T> Upgrades<T> {
             actions.push(Action::Dial(peer, opts));
         }
         actions
+    }
+
+    /// The relayed connections to `peer` that a direct one replaces: close them before sending
+    /// it a request (none while there is no direct connection).
+    pub(crate) fn replaced(&mut self, peer: &PeerId) -> Vec<ConnectionId> {
+        match self.peers.get_mut(peer) {
+            Some(state) if state.direct.is_some() => std::mem::take(&mut state.relayed),
+            _ => Vec::new(),
+        }
     }
 
     /// A direct dial to `peer` asked for by hand ([`Client::connect`](super::Client::connect))
@@ -272,10 +280,11 @@ mod tests {
 
         let direct = dialled;
         let actions = upgrades.on_established(peer, direct, &webrtc_addr(peer), true, now);
-        assert!(matches!(actions[0], Action::Close(c) if c == relayed));
-        assert!(matches!(&actions[1], Action::Release(held) if held == &["put block"]));
+        assert!(matches!(&actions[0], Action::Release(held) if held == &["put block"]));
         assert_eq!(upgrades.link(&peer), Some(Link::Direct));
         assert_eq!(upgrades.hold(peer, "next"), Some("next"), "sent at once");
+        assert_eq!(upgrades.replaced(&peer), [relayed], "closed before it goes");
+        assert!(upgrades.replaced(&peer).is_empty());
 
         // A new relayed connection while direct (signalling for another WebRTC connection) is
         // left alone, and starts no second upgrade.

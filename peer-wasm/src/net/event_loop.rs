@@ -25,8 +25,8 @@ use super::{
     behaviour::BehaviourEvent,
     client::Command,
     direct::{Action, Upgrades},
-    peer_id_of, Behaviour, Client, Config, Event, InboundRequest, KnownPeer, NetError, PeerInfo,
-    RelayState, Started, Status,
+    peer_id_of, Behaviour, Client, Config, Event, InboundRequest, KnownPeer, LookupStats, NetError,
+    PeerInfo, RelayState, Started, Status,
 };
 use crate::{
     backoff::Backoff,
@@ -34,6 +34,8 @@ use crate::{
     record::{RecordError, VerifiedRecord},
 };
 
+/// How often a request cut by a closing connection is sent again over another one.
+const RETRIES: u8 = 2;
 /// Commands waiting in the queue before `Client` calls start to wait.
 const COMMAND_QUEUE: usize = 32;
 /// Events kept for a slow reader before new ones are dropped.
@@ -46,6 +48,9 @@ type ClosestReply = oneshot::Sender<Result<Vec<PeerId>, NetError>>;
 const INBOUND_QUEUE: usize = 64;
 type PutReply = oneshot::Sender<Result<(), NetError>>;
 type GetReply = oneshot::Sender<Result<Vec<VerifiedRecord>, NetError>>;
+/// A request in flight: its peer, a copy and the retries left (while it may still be sent
+/// again), and who waits for the answer.
+type InFlight = (PeerId, Option<(Request, u8)>, ResponseSender);
 /// A request waiting for a direct connection to its peer.
 type Held = (PeerId, Request, ResponseSender);
 
@@ -97,9 +102,8 @@ pub(crate) struct EventLoop {
     retry: Fuse<Delay>,
     pending_discover: HashMap<kad::QueryId, DiscoverReply>,
     pending_closest: HashMap<kad::QueryId, ClosestReply>,
-    /// Requests in flight: the peer, a copy of the request while it may still be retried, and
-    /// who waits for the answer.
-    pending_requests: HashMap<OutboundRequestId, (PeerId, Option<Request>, ResponseSender)>,
+    /// Requests in flight, by id.
+    pending_requests: HashMap<OutboundRequestId, InFlight>,
     /// Inbound requests handed to the application, by the id it answers with.
     pending_inbound: HashMap<u64, request_response::ResponseChannel<Response>>,
     next_inbound_id: u64,
@@ -110,8 +114,8 @@ pub(crate) struct EventLoop {
     pending_get: HashMap<kad::QueryId, (Vec<(VerifiedRecord, usize)>, GetReply)>,
     /// Relayed connections being upgraded to direct ones, and the requests waiting for them.
     upgrades: Upgrades<Held>,
-    /// Relayed connections to close once the signalling they carry is over.
-    closing: HashSet<ConnectionId>,
+    /// Lookups measured for the simulation, by query.
+    pending_lookups: HashMap<kad::QueryId, oneshot::Sender<LookupStats>>,
     /// Dials asked for by [`Client::connect`], by connection.
     pending_connects: HashMap<ConnectionId, oneshot::Sender<Result<PeerId, NetError>>>,
     /// Open connections: to whom, and over what.
@@ -180,7 +184,7 @@ impl EventLoop {
             pending_put: HashMap::new(),
             pending_get: HashMap::new(),
             upgrades: Upgrades::new(config.direct),
-            closing: HashSet::new(),
+            pending_lookups: HashMap::new(),
             pending_connects: HashMap::new(),
             open: HashMap::new(),
             identified: HashMap::new(),
@@ -312,45 +316,6 @@ impl EventLoop {
 
     fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
         let relay_peer = self.relay.as_ref().map(|r| r.peer);
-        if self.closing.is_empty() {
-            self.on_swarm_event_inner(event, relay_peer);
-            return;
-        }
-        // Handshakes end with a connection event: that is when a relayed connection kept for
-        // one may go.
-        let ends_a_handshake = matches!(
-            event,
-            SwarmEvent::ConnectionEstablished { .. }
-                | SwarmEvent::ConnectionClosed { .. }
-                | SwarmEvent::OutgoingConnectionError { .. }
-                | SwarmEvent::IncomingConnectionError { .. }
-        );
-        self.on_swarm_event_inner(event, relay_peer);
-        if ends_a_handshake {
-            self.close_finished_signalling();
-        }
-    }
-
-    /// Closes the relayed connections waiting for their signalling to end, where it has.
-    fn close_finished_signalling(&mut self) {
-        let signaling = &self.swarm.behaviour().signaling;
-        let done: Vec<ConnectionId> = self
-            .closing
-            .iter()
-            .filter(|c| !signaling.is_signaling(**c))
-            .copied()
-            .collect();
-        for connection in done {
-            self.closing.remove(&connection);
-            self.swarm.close_connection(connection);
-        }
-    }
-
-    fn on_swarm_event_inner(
-        &mut self,
-        event: SwarmEvent<BehaviourEvent>,
-        relay_peer: Option<PeerId>,
-    ) {
         match event {
             SwarmEvent::Behaviour(BehaviourEvent::RelayClient(e)) => self.on_relay_client(e),
             SwarmEvent::Behaviour(BehaviourEvent::Identify(e)) => self.on_identify(e),
@@ -412,7 +377,6 @@ impl EventLoop {
             } => {
                 self.upgrades.on_closed(peer_id, connection_id);
                 self.open.remove(&connection_id);
-                self.closing.remove(&connection_id);
                 if num_established > 0 {
                     return;
                 }
@@ -512,15 +476,6 @@ impl EventLoop {
                         self.carry_out(fallback);
                     }
                 }
-                Action::Close(connection) => {
-                    // Another WebRTC handshake may still run over it (both sides upgrading at
-                    // once, or an explicit connect): then it closes when that one ends.
-                    if self.swarm.behaviour().signaling.is_signaling(connection) {
-                        self.closing.insert(connection);
-                    } else {
-                        self.swarm.close_connection(connection);
-                    }
-                }
                 Action::Release(held) => {
                     for (peer, request, reply) in held {
                         self.send_request(peer, request, reply);
@@ -534,11 +489,17 @@ impl EventLoop {
         }
     }
 
-    /// Sends a request. A copy is kept for one retry: when a direct connection replaces a
-    /// relayed one, requests in flight on the relayed one fail with "connection closed" and go
-    /// again over the direct one.
+    /// Sends a request, over the direct connection when there is one: relayed connections it
+    /// replaced close first. A copy is kept for a retry: a request that a closing connection
+    /// cuts ("connection closed") goes again over another one.
     fn send_request(&mut self, peer: PeerId, request: Request, reply: ResponseSender) {
-        let retry = Some(request.clone());
+        for relayed in self.upgrades.replaced(&peer) {
+            // One still carrying a WebRTC handshake is left to close when idle.
+            if !self.swarm.behaviour().signaling.is_signaling(relayed) {
+                self.swarm.close_connection(relayed);
+            }
+        }
+        let retry = Some((request.clone(), RETRIES));
         let id = self.swarm.behaviour_mut().rpc.send_request(&peer, request);
         self.pending_requests.insert(id, (peer, retry, reply));
     }
@@ -598,8 +559,23 @@ impl EventLoop {
             kad::Event::OutboundQueryProgressed {
                 id,
                 result: kad::QueryResult::GetClosestPeers(result),
+                stats,
                 ..
             } => {
+                if let Some(reply) = self.pending_lookups.remove(&id) {
+                    let found = match &result {
+                        Ok(ok) => ok.peers.len(),
+                        Err(kad::GetClosestPeersError::Timeout { peers, .. }) => peers.len(),
+                    };
+                    let _ = reply.send(LookupStats {
+                        found,
+                        requests: stats.num_requests(),
+                        successes: stats.num_successes(),
+                        failures: stats.num_failures(),
+                        millis: stats.duration().map_or(0.0, |d| d.as_secs_f64() * 1000.0),
+                    });
+                    return;
+                }
                 let reply = match (
                     self.pending_discover.remove(&id),
                     self.pending_closest.remove(&id),
@@ -777,10 +753,11 @@ impl EventLoop {
                 };
                 let closed = matches!(error, request_response::OutboundFailure::ConnectionClosed);
                 match retry {
-                    Some(request) if closed && self.swarm.is_connected(&peer) => {
+                    Some((request, left)) if closed && self.swarm.is_connected(&peer) => {
                         tracing::debug!(%peer, "request cut by a closing connection; sending it again");
+                        let again = (left > 1).then(|| (request.clone(), left - 1));
                         let id = self.swarm.behaviour_mut().rpc.send_request(&peer, request);
-                        self.pending_requests.insert(id, (peer, None, reply));
+                        self.pending_requests.insert(id, (peer, again, reply));
                     }
                     _ => {
                         let _ = reply.send(Err(NetError::Request {
@@ -918,6 +895,10 @@ impl EventLoop {
             }
             Command::Shutdown => {}
             Command::Connect { addr, reply } => self.connect(addr, reply),
+            Command::Lookup { key, reply } => {
+                let id = self.swarm.behaviour_mut().kad.get_closest_peers(key);
+                self.pending_lookups.insert(id, reply);
+            }
             Command::PeerInfo { peer, reply } => {
                 let _ = reply.send(self.peer_info(peer));
             }
@@ -983,6 +964,7 @@ impl EventLoop {
             .map(ToString::to_string)
             .collect();
         listen_addrs.dedup();
+        let (sent, received) = crate::webrtc::traffic();
         let known_peers = self
             .swarm
             .behaviour_mut()
@@ -1004,6 +986,8 @@ impl EventLoop {
                 .map(ToString::to_string)
                 .collect(),
             known_peers,
+            direct_bytes_sent: sent,
+            direct_bytes_received: received,
         }
     }
 

@@ -123,6 +123,10 @@ pub struct Status {
     pub connected_peers: Vec<String>,
     /// Peers in the DHT routing table.
     pub known_peers: usize,
+    /// Bytes sent over direct WebRTC connections since start.
+    pub direct_bytes_sent: u64,
+    /// Bytes received over direct WebRTC connections since start.
+    pub direct_bytes_received: u64,
 }
 
 /// A peer in the DHT routing table.
@@ -136,6 +140,21 @@ pub struct KnownPeer {
     pub connected: bool,
     /// How it is connected, when it is.
     pub link: Option<direct::Link>,
+}
+
+/// What one DHT lookup cost.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct LookupStats {
+    /// Peers it returned (at most k = 20).
+    pub found: usize,
+    /// Requests it sent.
+    pub requests: u32,
+    /// Requests answered.
+    pub successes: u32,
+    /// Requests failed.
+    pub failures: u32,
+    /// How long it took, in milliseconds.
+    pub millis: f64,
 }
 
 /// What this peer knows of another, for diagnostics.

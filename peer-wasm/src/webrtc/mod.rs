@@ -29,7 +29,28 @@ mod browser;
 #[cfg(target_arch = "wasm32")]
 pub use browser::{Config, Transport};
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use libp2p::{multiaddr::Protocol, Multiaddr, PeerId};
+
+/// Bytes this process sent and received over WebRTC data channels, framing included: what a
+/// tab put on the network directly, for the benchmarks' bytes-per-stored-byte figure.
+static SENT: AtomicU64 = AtomicU64::new(0);
+static RECEIVED: AtomicU64 = AtomicU64::new(0);
+
+/// Bytes sent and received over WebRTC data channels so far.
+pub fn traffic() -> (u64, u64) {
+    (
+        SENT.load(Ordering::Relaxed),
+        RECEIVED.load(Ordering::Relaxed),
+    )
+}
+
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+fn count(sent: usize, received: usize) {
+    SENT.fetch_add(sent as u64, Ordering::Relaxed);
+    RECEIVED.fetch_add(received as u64, Ordering::Relaxed);
+}
 
 /// Whether `addr` is a WebRTC address (ends in `/webrtc` or `/webrtc/p2p/<peer>`).
 pub fn is_webrtc(addr: &Multiaddr) -> bool {

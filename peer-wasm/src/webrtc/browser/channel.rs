@@ -61,9 +61,12 @@ impl Shared {
 }
 
 fn send(channel: &RtcDataChannel, frame: &Frame) -> io::Result<()> {
+    let bytes = frame.encode();
     channel
-        .send_with_u8_array(&frame.encode())
-        .map_err(|e| io::Error::new(io::ErrorKind::BrokenPipe, format!("data channel: {e:?}")))
+        .send_with_u8_array(&bytes)
+        .map_err(|e| io::Error::new(io::ErrorKind::BrokenPipe, format!("data channel: {e:?}")))?;
+    crate::webrtc::count(bytes.len(), 0);
+    Ok(())
 }
 
 struct Inner {
@@ -109,6 +112,7 @@ impl Channel {
                     return; // text messages are not part of the protocol
                 };
                 let bytes = js_sys::Uint8Array::new(&buffer).to_vec();
+                crate::webrtc::count(0, bytes.len());
                 let mut shared = shared.borrow_mut();
                 on_bytes(&mut shared, &channel, &bytes);
                 shared.wake_all();

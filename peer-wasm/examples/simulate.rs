@@ -1,0 +1,341 @@
+//! A large Jellyfish network in one process: real peers (the same event loop, DHT, placement,
+//! pledges and holders the browser runs), connected over in-memory transports instead of
+//! WebRTC, so a thousand of them fit on one machine.
+//!
+//! It grows the network step by step and measures DHT lookups at each size (requests sent,
+//! failures, time), then stores files with the shipped parameters (1 MiB blocks, 3 copies, the
+//! sealed index and records in the DHT), makes a growing share of peers leave at once (no
+//! repair runs in between: the worst case), and measures what is still there: account records
+//! (log in), the file index, and whole files (download), beside what independent loss of 3
+//! copies predicts.
+//!
+//! ```sh
+//! cargo run --release -p jellyfish-peer --example simulate -- \
+//!     --steps 100,300,1000 --lookups 50 --files 30 --leave 10,25,50,75
+//! ```
+//! In-memory latency is CPU time only: lookup times show the cost of the work, not of a WAN.
+
+// The simulation runs natively only; for the browser target this example is empty.
+#[cfg(target_arch = "wasm32")]
+fn main() {}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn main() {
+    native::main();
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod native {
+
+    use std::{collections::BTreeMap, ops::ControlFlow, path::PathBuf, time::Duration};
+
+    use futures::{stream, StreamExt};
+    use jellyfish_peer::{
+        account,
+        files::{self, Donation, DEFAULT_REPLICAS},
+        net::{Config, LookupStats},
+        node::{self, Node},
+        record::{dht_key, RecordKind},
+    };
+    use libp2p::{identity::Keypair, multiaddr::Protocol, Multiaddr};
+    use serde::Serialize;
+
+    const PASSWORD: &str = "violet tractor sings under seven moons";
+    const MIB: u64 = 1024 * 1024;
+
+    struct Args {
+        steps: Vec<usize>,
+        lookups: usize,
+        files: usize,
+        leave: Vec<u32>,
+        out: PathBuf,
+    }
+
+    fn parse_args() -> Args {
+        let mut args = Args {
+            steps: vec![100, 300, 1000],
+            lookups: 50,
+            files: 30,
+            leave: vec![10, 25, 50, 75],
+            out: PathBuf::from("tests/bench/results/simulation.json"),
+        };
+        fn list<T: std::str::FromStr>(v: &str) -> Vec<T>
+        where
+            T::Err: std::fmt::Debug,
+        {
+            v.split(',').map(|x| x.trim().parse().unwrap()).collect()
+        }
+        let mut it = std::env::args().skip(1);
+        while let Some(flag) = it.next() {
+            let value = it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
+            match flag.as_str() {
+                "--steps" => args.steps = list(&value),
+                "--lookups" => args.lookups = value.parse().unwrap(),
+                "--files" => args.files = value.parse().unwrap(),
+                "--leave" => args.leave = list(&value),
+                "--out" => args.out = value.into(),
+                other => panic!("unknown flag {other}; see the file's header"),
+            }
+        }
+        args
+    }
+
+    /// A small, fast pseudo-random sequence: the simulation needs spread, not secrecy.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+
+        fn key(&mut self) -> Vec<u8> {
+            (0..4).flat_map(|_| self.next().to_le_bytes()).collect()
+        }
+    }
+
+    fn memory_addr(i: usize) -> Multiaddr {
+        Multiaddr::empty().with(Protocol::Memory(i as u64 + 1))
+    }
+
+    async fn start(i: usize, bootstrap: Option<&Multiaddr>) -> Node {
+        let config = Config {
+            listen: vec![memory_addr(i)],
+            bootstrap: bootstrap.cloned().into_iter().collect(),
+            agent: "jellyfish-sim".into(),
+            ..Default::default()
+        };
+        node::start(Keypair::generate_ed25519(), config, 256 * MIB)
+            .await
+            .unwrap()
+    }
+
+    #[derive(Debug, Clone, Serialize)]
+    struct LookupRow {
+        peers: usize,
+        left_percent: u32,
+        lookups: usize,
+        requests_p50: u32,
+        requests_p95: u32,
+        failures_mean: f64,
+        found_mean: f64,
+        millis_p50: f64,
+        millis_p95: f64,
+    }
+
+    fn percentile<T: Copy + PartialOrd>(values: &mut [T], p: f64) -> T {
+        values.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        values[((values.len() - 1) as f64 * p).round() as usize]
+    }
+
+    async fn measure_lookups(
+        nodes: &[Node],
+        alive: &[bool],
+        count: usize,
+        left_percent: u32,
+        rng: &mut Rng,
+    ) -> LookupRow {
+        let askers: Vec<usize> = (0..count)
+            .map(|_| loop {
+                let i = (rng.next() as usize) % nodes.len();
+                if alive[i] {
+                    break i;
+                }
+            })
+            .collect();
+        let keys: Vec<Vec<u8>> = (0..count).map(|_| rng.key()).collect();
+        let stats: Vec<LookupStats> = stream::iter(askers.into_iter().zip(keys))
+            .map(|(i, key)| async move { nodes[i].client.lookup(key).await.unwrap() })
+            .buffer_unordered(8)
+            .collect()
+            .await;
+        let mut requests: Vec<u32> = stats.iter().map(|s| s.requests).collect();
+        let mut millis: Vec<f64> = stats.iter().map(|s| s.millis).collect();
+        let mean =
+            |f: &dyn Fn(&LookupStats) -> f64| stats.iter().map(f).sum::<f64>() / count as f64;
+        LookupRow {
+            peers: alive.iter().filter(|a| **a).count(),
+            left_percent,
+            lookups: count,
+            requests_p50: percentile(&mut requests, 0.5),
+            requests_p95: percentile(&mut requests, 0.95),
+            failures_mean: mean(&|s| s.failures as f64),
+            found_mean: mean(&|s| s.found as f64),
+            millis_p50: percentile(&mut millis, 0.5),
+            millis_p95: percentile(&mut millis, 0.95),
+        }
+    }
+
+    #[derive(Debug, Clone, Serialize)]
+    struct AvailabilityRow {
+        left_percent: u32,
+        peers_left: usize,
+        log_in: bool,
+        index_record: bool,
+        files_downloadable: usize,
+        files: usize,
+        /// What independent loss predicts: each of a file's 3 sealed objects (data block,
+        /// manifest, index blob) survives unless all 3 of its holders left.
+        predicted_percent: f64,
+    }
+
+    #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+    pub(crate) async fn main() {
+        let args = parse_args();
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut nodes: Vec<Node> = Vec::new();
+        let mut lookups = Vec::new();
+        let started = std::time::Instant::now();
+
+        // Grow the network step by step; new peers join through the first one.
+        for &target in &args.steps {
+            let first = nodes.len();
+            while nodes.len() < target {
+                let bootstrap = (!nodes.is_empty())
+                    .then(|| memory_addr(0).with(Protocol::P2p(nodes[0].client.peer_id())));
+                nodes.push(start(nodes.len(), bootstrap.as_ref()).await);
+            }
+            // Each newcomer walks the DHT once, as a browser does when it starts.
+            stream::iter(&nodes[first..])
+                .for_each_concurrent(16, |n| async move {
+                    let _ = n.client.discover().await;
+                })
+                .await;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let alive = vec![true; nodes.len()];
+            let row = measure_lookups(&nodes, &alive, args.lookups, 0, &mut rng).await;
+            eprintln!(
+                "{} peers up after {:.0} s: {row:?}",
+                nodes.len(),
+                started.elapsed().as_secs_f64()
+            );
+            lookups.push(row);
+        }
+
+        // Store files the way the app does: one user, 3 copies of every sealed block.
+        let (author, reader) = (&nodes[1], &nodes[2]);
+        let session = account::sign_up_with_key_bits(&author.client, "sim", PASSWORD, 2048)
+            .await
+            .unwrap();
+        let mut ids = Vec::new();
+        for f in 0..args.files {
+            let bytes: Vec<u8> = (0..64 * 1024).map(|i| (i * 7 + f) as u8).collect();
+            let report = files::upload(
+                &author.client,
+                &session,
+                &format!("file-{f}.bin"),
+                bytes.as_slice(),
+                DEFAULT_REPLICAS,
+                Donation {
+                    keypair: author.keypair.clone(),
+                    bytes: 64 * 1024 * MIB,
+                },
+                |_| ControlFlow::Continue(()),
+            )
+            .await
+            .unwrap();
+            ids.push(report.file.id);
+        }
+        eprintln!("{} files stored", ids.len());
+
+        // Peers leave (cumulatively); the author, the reader and the bootstrap peer stay.
+        let mut alive = vec![true; nodes.len()];
+        let mut availability = Vec::new();
+        for &percent in std::iter::once(&0).chain(&args.leave) {
+            let keep = [0, 1, 2];
+            let target_gone = nodes.len() * percent as usize / 100;
+            while alive.iter().filter(|a| !**a).count() < target_gone {
+                let i = (rng.next() as usize) % nodes.len();
+                if alive[i] && !keep.contains(&i) {
+                    alive[i] = false;
+                    nodes[i].client.shutdown().await;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let log_in = account::log_in(&reader.client, "sim", PASSWORD).await;
+            let index_record = reader
+                .client
+                .get_record(dht_key(RecordKind::FileIndex, &session.account()))
+                .await
+                .is_ok_and(|r| !r.is_empty());
+            let mut downloadable = 0;
+            if let Ok(reader_session) = &log_in {
+                for id in &ids {
+                    let ok = files::download(&reader.client, reader_session, id, |_| {
+                        ControlFlow::Continue(())
+                    })
+                    .await
+                    .is_ok();
+                    downloadable += usize::from(ok);
+                }
+            }
+            let lost = f64::from(percent) / 100.0;
+            let object_survives = 1.0 - lost.powi(DEFAULT_REPLICAS as i32);
+            let row = AvailabilityRow {
+                left_percent: percent,
+                peers_left: alive.iter().filter(|a| **a).count(),
+                log_in: log_in.is_ok(),
+                index_record,
+                files_downloadable: downloadable,
+                files: ids.len(),
+                predicted_percent: 100.0 * object_survives.powi(3),
+            };
+            eprintln!("{row:?}");
+            availability.push(row);
+            lookups.push(measure_lookups(&nodes, &alive, args.lookups, percent, &mut rng).await);
+        }
+
+        println!("\nDHT lookups (Kademlia k = 20, alpha = 3), in-memory transport, one process");
+        println!("| peers up | left % | requests p50 / p95 | failed requests (mean) | peers found (mean) | ms p50 / p95 |");
+        println!("|---:|---:|---:|---:|---:|---:|");
+        for r in &lookups {
+            println!(
+                "| {} | {} | {} / {} | {:.1} | {:.1} | {:.1} / {:.1} |",
+                r.peers,
+                r.left_percent,
+                r.requests_p50,
+                r.requests_p95,
+                r.failures_mean,
+                r.found_mean,
+                r.millis_p50,
+                r.millis_p95
+            );
+        }
+        println!(
+        "\nAvailability after peers leave at once, no repair ({} files, 3 copies of each block)",
+        ids.len()
+    );
+        println!(
+            "| left % | peers up | log in | file index record | files downloadable | predicted |"
+        );
+        println!("|---:|---:|---|---:|---:|---:|");
+        for r in &availability {
+            println!(
+                "| {} | {} | {} | {} | {} / {} ({:.0} %) | {:.0} % |",
+                r.left_percent,
+                r.peers_left,
+                if r.log_in { "yes" } else { "no" },
+                if r.index_record { "found" } else { "lost" },
+                r.files_downloadable,
+                r.files,
+                100.0 * r.files_downloadable as f64 / r.files.max(1) as f64,
+                r.predicted_percent
+            );
+        }
+        let mut out = BTreeMap::new();
+        out.insert("lookups", serde_json::to_value(&lookups).unwrap());
+        out.insert("availability", serde_json::to_value(&availability).unwrap());
+        out.insert(
+            "seconds",
+            serde_json::to_value(started.elapsed().as_secs_f64()).unwrap(),
+        );
+        if let Some(dir) = args.out.parent() {
+            std::fs::create_dir_all(dir).unwrap();
+        }
+        std::fs::write(&args.out, serde_json::to_string_pretty(&out).unwrap()).unwrap();
+        println!("JSON: {}", args.out.display());
+    }
+}
