@@ -39,6 +39,7 @@ step "benchmarks complete on a tiny setting (numbers are not checked; full runs 
 scripts/isolated.sh node tests/bench/accounts.mjs --runs 1
 scripts/isolated.sh node tests/bench/files.mjs --sizes 1
 scripts/isolated.sh node tests/bench/webrtc.mjs --mib 1 --runs 1
+scripts/isolated.sh node tests/bench/cluster.mjs --peers 4 --sizes 1 --lookups 3 --runs 1 --raw-mib 8
 cargo run --release --locked -p jellyfish-peer --example simulate -- \
   --steps 20 --lookups 3 --files 2 --leave 50
 

@@ -1,60 +1,35 @@
 // Benchmark: sign-up and log-in in real Chromium tabs, beside the raw costs they are made of,
 // measured in the same run on the same machine. Prints a table and writes JSON.
 //   node tests/bench/accounts.mjs [--runs N] [--out file.json]
-import { writeFileSync, mkdirSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { Browser, Relay, waitFor, waitReachable, ROOT } from "../e2e/harness.mjs";
+import { join } from "node:path";
+import { ROOT, Relay, joined, openPeer } from "../e2e/harness.mjs";
+import { PASSWORD, PBKDF2_MS, RSA_KEYGEN_MS, option, summary, writeResults } from "./common.mjs";
 
-const args = process.argv.slice(2);
-const option = (name, fallback) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1] : fallback;
-};
 const RUNS = Number(option("runs", 5));
 const OUT = option("out", join(ROOT, "tests", "bench", "results", "accounts.json"));
-const PASSWORD = "violet tractor sings under seven moons";
 
-const quantile = (values, q) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+/** Milliseconds for the peer's own RustCrypto code to generate an RSA-3072 key. */
+const RUST_RSA_KEYGEN_MS = async () => {
+  const { measure_rsa_keygen_ms } = await import("./pkg/jellyfish_peer.js");
+  return measure_rsa_keygen_ms(3072);
 };
-const summary = (values) => ({ p50: quantile(values, 0.5), p95: quantile(values, 0.95), runs: values.length });
 
 async function main() {
   const relay = await Relay.start();
   const browsers = [];
   try {
     const pages = [];
-    for (const name of ["bench-a", "bench-b", "bench-h"]) {
-      const browser = await Browser.launch(name);
-      browsers.push(browser);
-      const page = await browser.open(relay.url);
-      await waitReachable(page);
-      pages.push(page);
-    }
-    for (const page of pages) {
-      await waitFor("peers in the DHT", () => page.evaluate(() => window.jellyfish.discover()).then((f) => f.length >= 2),
-        { timeout: 45000, interval: 500 });
-    }
+    for (const name of ["bench-a", "bench-b", "bench-h"]) pages.push((await openPeer(relay, name, browsers)).page);
+    for (const page of pages) await joined(page, 2);
     const [author, reader] = pages;
 
     // Baselines: the platform's own PBKDF2 and RSA, and the peer's RustCrypto RSA.
-    const baselines = await author.evaluate(async (runs) => {
-      const time = async (f) => { const t = performance.now(); await f(); return performance.now() - t; };
-      const pbkdf2 = [], rsaWeb = [], rsaRust = [];
-      const enc = new TextEncoder();
-      for (let i = 0; i < runs; i++) {
-        pbkdf2.push(await time(async () => {
-          const key = await crypto.subtle.importKey("raw", enc.encode("password"), "PBKDF2", false, ["deriveBits"]);
-          await crypto.subtle.deriveBits({ name: "PBKDF2", hash: "SHA-256", salt: new Uint8Array(16), iterations: 600000 }, key, 256);
-        }));
-        rsaWeb.push(await time(() => crypto.subtle.generateKey(
-          { name: "RSA-PSS", modulusLength: 3072, publicExponent: new Uint8Array([1, 0, 1]), hash: "SHA-256" }, true, ["sign", "verify"])));
-        const { measure_rsa_keygen_ms } = await import("./pkg/jellyfish_peer.js");
-        rsaRust.push(measure_rsa_keygen_ms(3072));
-      }
-      return { pbkdf2, rsaWeb, rsaRust };
-    }, RUNS);
+    const baselines = { pbkdf2: [], rsaWeb: [], rsaRust: [] };
+    for (let i = 0; i < RUNS; i++) {
+      baselines.pbkdf2.push(await author.evaluate(PBKDF2_MS));
+      baselines.rsaWeb.push(await author.evaluate(RSA_KEYGEN_MS));
+      baselines.rsaRust.push(await author.evaluate(RUST_RSA_KEYGEN_MS));
+    }
 
     const signUp = [], logIn = [];
     const stamp = Date.now().toString(36);
@@ -90,9 +65,7 @@ async function main() {
     console.log("| operation | p50 ms | p95 ms |\n|---|---:|---:|");
     for (const [name, s] of rows) console.log(`| ${name} | ${s.p50.toFixed(0)} | ${s.p95.toFixed(0)} |`);
     for (const [name, ratio] of Object.entries(result.ratios)) console.log(`${name}: ${ratio.toFixed(2)}`);
-    mkdirSync(dirname(OUT), { recursive: true });
-    writeFileSync(OUT, JSON.stringify(result, null, 2));
-    console.log(`JSON: ${OUT}`);
+    writeResults(OUT, result);
   } finally {
     browsers.forEach((b) => b.close());
     relay.cleanup();

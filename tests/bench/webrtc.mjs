@@ -4,22 +4,14 @@
 // transport probes (no sealing, signing, DHT or IndexedDB). The relay is allowed to carry
 // blocks here so that the relayed path can be measured at all.
 //   scripts/isolated.sh node tests/bench/webrtc.mjs [--mib 64] [--runs 3] [--out file.json]
-import { mkdirSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { Browser, Relay, ROOT, waitFor, waitReachable } from "../e2e/harness.mjs";
+import { MIB, median, option, writeResults } from "./common.mjs";
 
-const args = process.argv.slice(2);
-const option = (name, fallback) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1] : fallback;
-};
 const MIB_COUNT = Number(option("mib", 64));
 const RUNS = Number(option("runs", 3));
 const OUT = option("out", join(ROOT, "tests", "bench", "results", "webrtc.json"));
-const MIB = 1024 * 1024;
 const WARM_UP = Math.min(4, MIB_COUNT) * MIB;
-
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 async function open(relay, name, options) {
   const browser = await Browser.launch(`bench-${name}`, options);
@@ -98,9 +90,7 @@ async function main() {
     const [d, r] = rows;
     console.log(`direct / relayed: up ${(d.up_mib_s / r.up_mib_s).toFixed(1)}x, down ${(d.down_mib_s / r.down_mib_s).toFixed(1)}x; ` +
       `the relay carried ${((health.bytes_in + health.bytes_out) / MIB).toFixed(0)} MiB in all (the relayed rows only)`);
-    mkdirSync(dirname(OUT), { recursive: true });
-    writeFileSync(OUT, JSON.stringify({ mib: MIB_COUNT, runs: RUNS, rows, relay: health }, null, 2));
-    console.log(`JSON: ${OUT}`);
+    writeResults(OUT, { mib: MIB_COUNT, runs: RUNS, rows, relay: health });
   } finally {
     browsers.forEach((b) => b.close());
     relay.cleanup();

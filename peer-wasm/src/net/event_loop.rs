@@ -751,7 +751,13 @@ impl EventLoop {
                 let Some((_, retry, reply)) = self.pending_requests.remove(&request_id) else {
                     return;
                 };
-                let closed = matches!(error, request_response::OutboundFailure::ConnectionClosed);
+                // A stream opened on a connection that is closing fails either way: as
+                // "connection closed", or as a failed protocol negotiation.
+                let closed = matches!(
+                    error,
+                    request_response::OutboundFailure::ConnectionClosed
+                        | request_response::OutboundFailure::UnsupportedProtocols
+                );
                 match retry {
                     Some((request, left)) if closed && self.swarm.is_connected(&peer) => {
                         tracing::debug!(%peer, "request cut by a closing connection; sending it again");

@@ -1,0 +1,407 @@
+// Benchmark: a Jellyfish cluster in real browsers. The relay and N headless Chromium profiles
+// on loopback; sign-up, log-in and DHT lookup latency; for each file size, upload and download
+// goodput, time to the first block, network bytes per stored byte, the bytes the relay carried
+// and each tab's peak memory. Every figure stands beside a baseline measured in the same run on
+// the same machine (a raw RTCDataChannel between two tabs in plain JS, the peer's transport
+// probes, WebCrypto AES-GCM, PBKDF2 and RSA, IndexedDB writes, one request round trip), with
+// the ratio between them. Prints a markdown table and writes every raw number as JSON.
+//   scripts/isolated.sh node tests/bench/cluster.mjs [--peers 8] [--sizes 1,16,128] [--lookups 20]
+//     [--runs 3] [--raw-mib 64] [--out tests/bench/results/cluster.json]
+// --runs: sign-ups, log-ins and runs of each baseline. A CI-sized run:
+//   --peers 4 --sizes 1 --lookups 3 --runs 1 --raw-mib 8
+import os from "node:os";
+import { join } from "node:path";
+import { Browser, ROOT, Relay, joined, openPeer, pageErrors } from "../e2e/harness.mjs";
+import {
+  AES_GCM_AND_INDEXEDDB_MS, DOWNLOAD, MIB, PASSWORD, PBKDF2_MS, PROBE_PULL, PROBE_PUSH, RSA_KEYGEN_MS,
+  median, option, rendererPeakMiB, summary, writeResults,
+} from "./common.mjs";
+
+const PEERS = Number(option("peers", 8));
+const SIZES = option("sizes", "1,16,128").split(",").map(Number);
+const LOOKUPS = Number(option("lookups", 20));
+const RUNS = Number(option("runs", 3));
+const RAW_MIB = Number(option("raw-mib", 64));
+const OUT = option("out", join(ROOT, "tests", "bench", "results", "cluster.json"));
+const COPIES = 3; // the peer's default copies per block
+// A fresh WebRTC connection stalls on its first MiBs (SCTP retransmission timeout after the
+// opening burst): baselines that stand for a warm connection send this much first.
+const WARM_UP = 4 * MIB;
+
+// Tab 0 uploads and tab 1 downloads; the peer never stores a block on itself, so three
+// copies need at least three other tabs.
+if (!(PEERS >= COPIES + 1)) throw new Error(`--peers must be at least ${COPIES + 1} for ${COPIES} copies per block`);
+
+/**
+ * Plain JS for a page: one RTCDataChannel to another tab, with no libp2p and no Jellyfish,
+ * signalled through the test runner (the whole SDP, candidates included, in one exchange).
+ */
+const RAW_CHANNEL = () => {
+  const gathered = (pc) => new Promise((resolve) => {
+    if (pc.iceGatheringState === "complete") resolve();
+    pc.addEventListener("icegatheringstatechange", () => { if (pc.iceGatheringState === "complete") resolve(); });
+  });
+  // Chromium offers loopback candidates only to a page that holds a media permission.
+  const takeMicrophone = async () => {
+    const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+    stream.getTracks().forEach((track) => track.stop());
+  };
+  window.rawChannel = {
+    async offer() {
+      await takeMicrophone();
+      this.pc = new RTCPeerConnection({ iceServers: [] });
+      this.channel = this.pc.createDataChannel("raw");
+      this.channel.binaryType = "arraybuffer";
+      this.open = new Promise((resolve) => { this.channel.onopen = resolve; });
+      await this.pc.setLocalDescription(await this.pc.createOffer());
+      await gathered(this.pc);
+      return this.pc.localDescription.toJSON();
+    },
+    async answer(offer) {
+      await takeMicrophone();
+      this.pc = new RTCPeerConnection({ iceServers: [] });
+      // The receiving side: a text message announces how many bytes follow, and once they
+      // have all arrived it answers "done", so the sender times delivery, not queueing.
+      this.pc.ondatachannel = ({ channel }) => {
+        channel.binaryType = "arraybuffer";
+        let expected = 0;
+        let received = 0;
+        channel.onmessage = ({ data }) => {
+          if (typeof data === "string") { expected = Number(data); received = 0; return; }
+          received += data.byteLength;
+          if (received === expected) channel.send("done");
+        };
+      };
+      await this.pc.setRemoteDescription(offer);
+      await this.pc.setLocalDescription(await this.pc.createAnswer());
+      await gathered(this.pc);
+      return this.pc.localDescription.toJSON();
+    },
+    async accept(answer) {
+      await this.pc.setRemoteDescription(answer);
+      await this.open;
+    },
+    // `bytes` in 16 KiB messages (the size of the peer's WebRTC frames), at most 4 MiB queued;
+    // resolves to the milliseconds until the other tab has received them all.
+    async send(bytes) {
+      const { channel } = this;
+      const message = new Uint8Array(16384);
+      channel.bufferedAmountLowThreshold = 1 << 20;
+      const done = new Promise((resolve) => channel.addEventListener("message", resolve, { once: true }));
+      const t = performance.now();
+      channel.send(String(bytes));
+      for (let sent = 0; sent < bytes; sent += message.length) {
+        if (channel.bufferedAmount > 4 << 20) {
+          await new Promise((resolve) => channel.addEventListener("bufferedamountlow", resolve, { once: true }));
+        }
+        channel.send(message);
+      }
+      await done;
+      return performance.now() - t;
+    },
+  };
+};
+
+/**
+ * Warm throughput of a raw data channel between two fresh profiles, launched beside the idle
+ * cluster so that the baseline sees the same machine but shares no browser with a peer.
+ */
+async function rawChannelBaseline(relay) {
+  const browsers = [];
+  try {
+    const pages = [];
+    for (const name of ["raw-a", "raw-b"]) {
+      const browser = await Browser.launch(`bench-${name}`);
+      browsers.push(browser);
+      const page = await browser.newPage();
+      // Any page of the relay's origin will do: loopback HTTP is a secure context (so the
+      // microphone can be asked for), and no Jellyfish peer starts in it.
+      await page.goto(`${relay.url}/health`);
+      await page.evaluate(RAW_CHANNEL);
+      pages.push(page);
+    }
+    const [a, b] = pages;
+    const offer = await a.evaluate(() => window.rawChannel.offer());
+    const answer = await b.evaluate((o) => window.rawChannel.answer(o), offer);
+    await a.evaluate((x) => window.rawChannel.accept(x), answer);
+    await a.evaluate((n) => window.rawChannel.send(n), WARM_UP);
+    const ms = [];
+    for (let i = 0; i < RUNS; i++) ms.push(await a.evaluate((n) => window.rawChannel.send(n), RAW_MIB * MIB));
+    return { mib: RAW_MIB, message_bytes: 16384, ms, mib_s: RAW_MIB / (median(ms) / 1000) };
+  } finally {
+    browsers.forEach((b) => b.close());
+  }
+}
+
+/** Milliseconds a peer method takes in the page, and its error message if it failed. */
+const TIMED = async ([method, args]) => {
+  const t = performance.now();
+  try {
+    await window.jellyfish[method](...args);
+    return { ms: performance.now() - t };
+  } catch (e) {
+    return { ms: performance.now() - t, error: e.message };
+  }
+};
+
+/** Milliseconds for `page` to run `method`, which must succeed. */
+async function timed(page, method, ...args) {
+  const { ms, error } = await page.evaluate(TIMED, [method, args]);
+  if (error) throw new Error(`${method}: ${error}`);
+  return ms;
+}
+
+/**
+ * Uploads `size` bytes; milliseconds in all and to the first progress report (the first block
+ * placed on every holder). The file is one random 1 MiB piece repeated, so the page allocates
+ * 1 MiB of source whatever the size (the Blob's bytes go to the browser process's blob store)
+ * and the tab's peak memory is the peer's; each block is still sealed under its own nonce, so
+ * no two blocks are alike on the wire or in storage.
+ */
+const UPLOAD = async ([size, name]) => {
+  const piece = new Uint8Array(Math.min(size, 1024 * 1024));
+  for (let i = 0; i < piece.length; i += 65536) crypto.getRandomValues(piece.subarray(i, i + 65536));
+  const parts = [];
+  for (let done = 0; done < size; done += piece.length) parts.push(piece.subarray(0, Math.min(piece.length, size - done)));
+  const blob = new Blob(parts);
+  const t = performance.now();
+  let first = null;
+  const report = await window.jellyfish.upload(blob, name, undefined, () => { if (first === null) first = performance.now() - t; });
+  return { ms: performance.now() - t, first_ms: first, id: report.file.id, copies: report.file.copies, complete: report.complete };
+};
+
+/** What every tab has put on direct connections and holds, and the relay's socket counters. */
+async function traffic(pages, relay) {
+  const [statuses, storages, health] = await Promise.all([
+    Promise.all(pages.map((p) => p.evaluate(() => window.jellyfish.status()))),
+    Promise.all(pages.map((p) => p.evaluate(() => window.jellyfish.storage()))),
+    relay.json("/health"),
+  ]);
+  return {
+    direct_sent: statuses.map((s) => s.direct_bytes_sent),
+    held: storages.map((s) => s.used),
+    blocks: storages.map((s) => s.blocks),
+    relay: health,
+  };
+}
+
+const sum = (xs) => xs.reduce((a, b) => a + b, 0);
+
+/**
+ * Bytes moved between two snapshots. `wire` is what the tabs put on the network: their direct
+ * data channels (libp2p framing included; SCTP, DTLS and UDP headers not) plus what they sent
+ * the relay (its `bytes_in`: DHT, signalling, anything relayed). `relay` is everything the
+ * relay's sockets carried both ways.
+ */
+function moved(before, after) {
+  const direct = sum(after.direct_sent) - sum(before.direct_sent);
+  const relayIn = after.relay.bytes_in - before.relay.bytes_in;
+  const relayOut = after.relay.bytes_out - before.relay.bytes_out;
+  return {
+    direct_sent_per_tab: after.direct_sent.map((x, i) => x - before.direct_sent[i]),
+    direct_sent: direct,
+    relay_in: relayIn,
+    relay_out: relayOut,
+    wire: direct + relayIn,
+    relay: relayIn + relayOut,
+    held: sum(after.held) - sum(before.held),
+  };
+}
+
+const directLinks = (page) => page.evaluate(async () => (await window.jellyfish.peers()).filter((p) => p.link === "direct").length);
+
+async function main() {
+  const started = Date.now();
+  const wall = {}; // seconds per phase
+  // A run takes minutes: say on stderr what is done, so a failure shows where it happened.
+  const phase = (name, since) => {
+    wall[name] = (Date.now() - since) / 1000;
+    console.error(`${name}: ${wall[name].toFixed(1)} s`);
+  };
+  const machine = {
+    cpus: os.cpus().length,
+    cpu_model: os.cpus()[0]?.model,
+    memory_gib: os.totalmem() / 2 ** 30,
+    os: `${os.type()} ${os.release()}`,
+    node: process.version,
+    load_average_at_start: os.loadavg(),
+  };
+  const relay = await Relay.start();
+  const browsers = [];
+  try {
+    let t = Date.now();
+    const tabs = [];
+    for (let i = 0; i < PEERS; i++) tabs.push(await openPeer(relay, `bench-cluster${i}`, browsers));
+    const pages = tabs.map((tab) => tab.page);
+    const ids = await Promise.all(pages.map((p) => p.evaluate(() => window.jellyfish.peer_id)));
+    console.error(`relay ${(await relay.json("/api/relay")).peer_id}; tabs ${ids.map((id, i) => `${i} ${id}`).join(", ")}`);
+    for (const page of pages) await joined(page, PEERS - 1);
+    phase("start_and_join", t);
+    machine.chromium = await browsers[0].browser.version();
+    const idlePeakMiB = tabs.map((tab) => rendererPeakMiB(tab.browser));
+    const linksAtJoin = await Promise.all(pages.map(directLinks));
+
+    // DHT lookups, round robin over the tabs: discover() is a Kademlia walk towards the tab's
+    // own id; log-in under a name nobody has is one record lookup that finds nothing (a get
+    // gathers every copy until the walk ends, so a miss walks as far as a hit) with no crypto.
+    // The baseline is one request round trip to another tab, over the same kind of link.
+    t = Date.now();
+    const stamp = Date.now().toString(36);
+    const lookups = { discover: [], get_record_miss: [], hello: [] };
+    for (let i = 0; i < LOOKUPS; i++) {
+      const page = pages[i % PEERS];
+      lookups.discover.push(await timed(page, "discover"));
+      const miss = await page.evaluate(TIMED, ["log_in", [`nobody-${stamp}-${i}`, PASSWORD]]);
+      if (!/no account has this username/.test(miss.error)) throw new Error(`log-in of an unknown name: ${miss.error ?? "succeeded"}`);
+      lookups.get_record_miss.push(miss.ms);
+      lookups.hello.push(await timed(page, "hello", ids[(i + 1) % PEERS]));
+    }
+    phase("lookups", t);
+
+    // Accounts: sign up in tab 0, log in to the same account in tab 1; the last account is
+    // the one the files go to. Baselines: the crypto sign-up and log-in cannot do without.
+    t = Date.now();
+    const [uploader, downloader] = pages;
+    const accounts = { sign_up: [], log_in: [], pbkdf2: [], rsa_keygen: [] };
+    for (let i = 0; i < RUNS; i++) {
+      accounts.pbkdf2.push(await uploader.evaluate(PBKDF2_MS));
+      accounts.rsa_keygen.push(await uploader.evaluate(RSA_KEYGEN_MS));
+      const user = `bench-${stamp}-${i}`;
+      accounts.sign_up.push(await timed(uploader, "sign_up", user, PASSWORD));
+      accounts.log_in.push(await timed(downloader, "log_in", user, PASSWORD));
+    }
+    phase("accounts", t);
+
+    // Files: upload in tab 0, download in tab 1, with the traffic of every tab and the relay.
+    const files = [];
+    for (const mib of SIZES) {
+      t = Date.now();
+      const size = Math.round(mib * MIB);
+      const before = await traffic(pages, relay);
+      const upload = await uploader.evaluate(UPLOAD, [size, `cluster-${mib}.bin`]);
+      const afterUpload = await traffic(pages, relay);
+      const download = await downloader.evaluate(DOWNLOAD, upload.id);
+      if (download.size !== size) throw new Error(`downloaded ${download.size} of ${size} bytes`);
+      const afterDownload = await traffic(pages, relay);
+      files.push({
+        mib,
+        size,
+        upload,
+        download,
+        upload_moved: moved(before, afterUpload),
+        download_moved: moved(afterUpload, afterDownload),
+        peak_mib_per_tab: tabs.map((tab) => rendererPeakMiB(tab.browser)),
+        blocks_per_tab: afterDownload.blocks,
+      });
+      phase(`files_${mib}_mib`, t);
+    }
+    const linksAfterFiles = await Promise.all(pages.map(directLinks));
+
+    // Baselines for the files, after them so they cannot warm anything the files use: a raw
+    // data channel between two more browsers; the transport probes
+    // (the same bytes to 3 other tabs with the upload's block size and blocks in flight, or
+    // from one tab a block at a time as a download fetches), past the cold start first; one
+    // block each way for the time to the first block; AES-GCM and IndexedDB.
+    t = Date.now();
+    const raw = await rawChannelBaseline(relay);
+    const probePeers = ids.slice(1, 1 + COPIES);
+    await uploader.evaluate(PROBE_PUSH, [probePeers, WARM_UP]);
+    await downloader.evaluate(PROBE_PULL, [ids[2], WARM_UP]);
+    const oneBlock = { push: [], pull: [] };
+    for (let i = 0; i < RUNS; i++) {
+      oneBlock.push.push(await uploader.evaluate(PROBE_PUSH, [probePeers, MIB]));
+      oneBlock.pull.push(await downloader.evaluate(PROBE_PULL, [ids[2], MIB]));
+    }
+    // A failed probe is reported (n/a in the table, the error below it) rather than thrown,
+    // so that minutes of measurements of Jellyfish itself are not lost with it.
+    const failures = [];
+    const orNull = (what, promise) => promise.catch((e) => { failures.push(`${what}: ${e.message.split("\n")[0]}`); return null; });
+    for (const file of files) {
+      file.probe_push_ms = await orNull(`${file.mib} MiB probe push`, uploader.evaluate(PROBE_PUSH, [probePeers, file.size]));
+      file.probe_pull_ms = await orNull(`${file.mib} MiB probe pull`, downloader.evaluate(PROBE_PULL, [ids[2], file.size]));
+      Object.assign(file, await uploader.evaluate(AES_GCM_AND_INDEXEDDB_MS, file.size));
+    }
+    phase("baselines", t);
+    machine.load_average_at_end = os.loadavg();
+    wall.total = (Date.now() - started) / 1000;
+
+    // The table: each figure, its baseline from this run, and the ratio figure / baseline.
+    const rows = [];
+    const row = (figure, value, baseline, base, shown = fmt(value)) =>
+      rows.push({ figure, value, shown, baseline, base, ratio: base ? value / base : null });
+    const signUp = summary(accounts.sign_up), logIn = summary(accounts.log_in);
+    const pbkdf2 = median(accounts.pbkdf2), rsa = median(accounts.rsa_keygen);
+    const hello = median(lookups.hello);
+    const p50p95 = (s) => `${fmt(s.p50)} / ${fmt(s.p95)}`;
+    row("sign-up, ms p50 / p95", signUp.p50, "WebCrypto RSA-3072 keygen + PBKDF2 600k, p50", rsa + pbkdf2, p50p95(signUp));
+    row("log-in, ms p50 / p95", logIn.p50, "WebCrypto PBKDF2-SHA256 600k, p50", pbkdf2, p50p95(logIn));
+    row("DHT lookup (discover), ms p50 / p95", summary(lookups.discover).p50, "one request round trip (hello), p50", hello, p50p95(summary(lookups.discover)));
+    row("DHT get-record (miss), ms p50 / p95", summary(lookups.get_record_miss).p50, "one request round trip (hello), p50", hello, p50p95(summary(lookups.get_record_miss)));
+    const rate = (bytes, ms) => (ms ? bytes / MIB / (ms / 1000) : null);
+    const idlePeak = Math.max(...idlePeakMiB);
+    for (const f of files) {
+      const up = rate(f.size, f.upload.ms), down = rate(f.size, f.download.ms);
+      row(`${f.mib} MiB upload goodput, MiB/s`, up, "raw RTCDataChannel, one channel", raw.mib_s);
+      row(`${f.mib} MiB upload goodput, MiB/s`, up, `transport probe, same bytes to ${COPIES} tabs`, rate(f.size, f.probe_push_ms));
+      row(`${f.mib} MiB upload goodput, MiB/s`, up, "WebCrypto AES-256-GCM, 1 MiB pieces", rate(f.size, f.aes_ms));
+      row(`${f.mib} MiB upload goodput, MiB/s`, up, "IndexedDB writes, 1 MiB values", rate(f.size, f.idb_ms));
+      row(`${f.mib} MiB upload, time to first block placed, ms`, f.upload.first_ms, `transport probe, 1 MiB to ${COPIES} tabs`, median(oneBlock.push));
+      row(`${f.mib} MiB upload, network bytes per stored byte`, f.upload_moved.wire / f.size, `${COPIES} copies, nothing else`, COPIES);
+      row(`${f.mib} MiB download goodput, MiB/s`, down, "raw RTCDataChannel, one channel", raw.mib_s);
+      row(`${f.mib} MiB download goodput, MiB/s`, down, "transport probe, same bytes from 1 tab", rate(f.size, f.probe_pull_ms));
+      row(`${f.mib} MiB download, time to first block, ms`, f.download.first_ms, "transport probe, 1 MiB from 1 tab", median(oneBlock.pull));
+      const relayMiB = (f.upload_moved.relay + f.download_moved.relay) / MIB;
+      row(`${f.mib} MiB up + down, MiB the relay carried`, relayMiB, "the file's size, MiB", f.mib);
+      const peak = f.peak_mib_per_tab;
+      row(`${f.mib} MiB, peak tab memory, MiB (uploader / downloader)`, Math.max(...peak),
+        "peak tab memory after joining, before any account", idlePeak, `${fmt(Math.max(...peak))} (${fmt(peak[0])} / ${fmt(peak[1])})`);
+    }
+
+    const result = {
+      options: { peers: PEERS, sizes: SIZES, lookups: LOOKUPS, runs: RUNS, raw_mib: RAW_MIB, copies: COPIES },
+      machine,
+      wall_seconds: wall,
+      baselines: { raw_channel: raw, one_block_probe_ms: oneBlock },
+      tabs: { ids, direct_links_at_join: linksAtJoin, direct_links_after_files: linksAfterFiles, idle_peak_mib: idlePeakMiB },
+      lookups,
+      accounts,
+      files,
+      table: rows,
+      baseline_failures: failures,
+      page_errors: pageErrors(browsers),
+    };
+
+    console.log(`\nCluster benchmark: ${PEERS} tabs, ${COPIES} copies per block, ${machine.cpus} cores (${machine.cpu_model}), ` +
+      `Chromium ${machine.chromium}, load average ${machine.load_average_at_start[0].toFixed(1)} at start, ` +
+      `${machine.load_average_at_end[0].toFixed(1)} at end`);
+    console.log("| figure | Jellyfish | baseline, same run | baseline | Jellyfish / baseline |");
+    console.log("|---|---:|---|---:|---:|");
+    for (const r of rows) console.log(`| ${r.figure} | ${r.shown} | ${r.baseline} | ${fmt(r.base)} | ${fmt(r.ratio)} |`);
+    console.log(`Raw RTCDataChannel: ${RAW_MIB} MiB in 16 KiB messages between two fresh profiles, warm, median of ${RUNS}. ` +
+      `Network bytes: what all tabs put on direct data channels plus what they sent the relay, during the upload. ` +
+      `Tab memory: renderer VmHWM. Upload goodput: the file's bytes, each of which goes to ${COPIES} tabs.`);
+    console.log(`\n| tab | role | direct links (of ${PEERS - 1}) at join / after the files | blocks held | peak MiB after joining | peak MiB at the end |`);
+    console.log("|---:|---|---:|---:|---:|---:|");
+    tabs.forEach((_, i) => {
+      const role = ["uploads, signs up", "downloads, logs in"][i] ?? "holds";
+      console.log(`| ${i} | ${role} | ${linksAtJoin[i]} / ${linksAfterFiles[i]} | ${files.at(-1).blocks_per_tab[i]} | ` +
+        `${fmt(idlePeakMiB[i])} | ${fmt(files.at(-1).peak_mib_per_tab[i])} |`);
+    });
+    console.log(`Wall time: ${Object.entries(wall).map(([k, v]) => `${k} ${v.toFixed(0)} s`).join(", ")}`);
+    if (failures.length) console.log(`Baselines that failed: ${failures.join("; ")}`);
+    if (result.page_errors.length) console.log(`Page errors (${result.page_errors.length}): ${result.page_errors.slice(0, 3).join("; ")}`);
+    writeResults(OUT, result);
+  } finally {
+    browsers.forEach((b) => b.close());
+    relay.cleanup();
+  }
+}
+
+/** A number with about three significant digits. */
+function fmt(x) {
+  if (x === null || x === undefined || Number.isNaN(x)) return "n/a";
+  const abs = Math.abs(x);
+  return x.toFixed(abs >= 100 ? 0 : abs >= 10 ? 1 : abs >= 1 ? 2 : 3);
+}
+
+main().then(() => process.exit(0), (e) => { console.error(e); process.exit(1); });

@@ -1,0 +1,134 @@
+// What the benchmarks share: command-line options, statistics, the tabs' peak memory, the
+// results file, and the baselines that run in a page (functions handed to page.evaluate, so
+// each is self-contained: it cannot see this module's other names).
+import { readFileSync, readdirSync, writeFileSync, mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+
+export const MIB = 1024 * 1024;
+export const PASSWORD = "violet tractor sings under seven moons";
+
+/** The value after `--name` on the command line, or `fallback`. */
+export function option(name, fallback) {
+  const args = process.argv.slice(2);
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1] : fallback;
+}
+
+export const quantile = (values, q) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+};
+export const median = (values) => quantile(values, 0.5);
+export const summary = (values) => ({ p50: quantile(values, 0.5), p95: quantile(values, 0.95), runs: values.length });
+
+/** Peak resident memory (VmHWM) of the renderer processes under a Chromium, in MiB. */
+export function rendererPeakMiB(browser) {
+  const children = new Map();
+  for (const pid of readdirSync("/proc").filter((p) => /^\d+$/.test(p))) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      children.set(Number(pid), ppid);
+    } catch { /* gone */ }
+  }
+  const descendants = new Set([browser.process.pid]);
+  let grew = true;
+  while (grew) {
+    grew = false;
+    for (const [pid, ppid] of children) {
+      if (descendants.has(ppid) && !descendants.has(pid)) { descendants.add(pid); grew = true; }
+    }
+  }
+  let peak = 0;
+  for (const pid of descendants) {
+    try {
+      if (!readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("--type=renderer")) continue;
+      const hwm = readFileSync(`/proc/${pid}/status`, "utf8").match(/VmHWM:\s+(\d+) kB/);
+      if (hwm) peak = Math.max(peak, Number(hwm[1]) / 1024);
+    } catch { /* gone */ }
+  }
+  return peak;
+}
+
+/** Writes a benchmark's results as JSON and says where. */
+export function writeResults(path, result) {
+  mkdirSync(dirname(path), { recursive: true });
+  writeFileSync(path, JSON.stringify(result, null, 2));
+  console.log(`JSON: ${path}`);
+}
+
+// In the page: Jellyfish's own operations, timed.
+
+/** Downloads a file; milliseconds in all and to the first block, and the size received. */
+export const DOWNLOAD = async (id) => {
+  const t = performance.now();
+  let first = null;
+  const blob = await window.jellyfish.download(id, () => { if (first === null) first = performance.now() - t; });
+  return { ms: performance.now() - t, first_ms: first, size: blob.size };
+};
+
+// In the page: baselines.
+
+/** Milliseconds for the transport probe to send `size` bytes to every one of `peers`. */
+export const PROBE_PUSH = async ([peers, size]) => {
+  const t = performance.now();
+  await window.jellyfish.probe_push(peers, size);
+  return performance.now() - t;
+};
+
+/** Milliseconds for the transport probe to fetch `size` bytes from `peer`. */
+export const PROBE_PULL = async ([peer, size]) => {
+  const t = performance.now();
+  await window.jellyfish.probe_pull(peer, size);
+  return performance.now() - t;
+};
+
+/** Milliseconds for WebCrypto PBKDF2-HMAC-SHA256 at 600,000 iterations, the peer's setting. */
+export const PBKDF2_MS = async () => {
+  const t = performance.now();
+  const key = await crypto.subtle.importKey("raw", new TextEncoder().encode("password"), "PBKDF2", false, ["deriveBits"]);
+  await crypto.subtle.deriveBits({ name: "PBKDF2", hash: "SHA-256", salt: new Uint8Array(16), iterations: 600000 }, key, 256);
+  return performance.now() - t;
+};
+
+/** Milliseconds for WebCrypto to generate an RSA-3072 key, the engine sign-up uses. */
+export const RSA_KEYGEN_MS = async () => {
+  const t = performance.now();
+  await crypto.subtle.generateKey(
+    { name: "RSA-PSS", modulusLength: 3072, publicExponent: new Uint8Array([1, 0, 1]), hash: "SHA-256" }, true, ["sign", "verify"]);
+  return performance.now() - t;
+};
+
+/**
+ * Milliseconds to AES-GCM-encrypt `size` bytes with WebCrypto and to write them to IndexedDB,
+ * both in 1 MiB pieces (the block size), one transaction per piece as a holder stores blocks.
+ */
+export const AES_GCM_AND_INDEXEDDB_MS = async (size) => {
+  const chunk = 1024 * 1024;
+  const data = new Uint8Array(Math.min(size, chunk));
+  const key = await crypto.subtle.importKey("raw", new Uint8Array(32), "AES-GCM", false, ["encrypt"]);
+  let t = performance.now();
+  for (let done = 0; done < size; done += chunk) {
+    await crypto.subtle.encrypt({ name: "AES-GCM", iv: crypto.getRandomValues(new Uint8Array(12)) }, key, data);
+  }
+  const aes = performance.now() - t;
+  const db = await new Promise((resolve, reject) => {
+    const open = indexedDB.open("bench-baseline", 1);
+    open.onupgradeneeded = () => open.result.createObjectStore("chunks");
+    open.onsuccess = () => resolve(open.result);
+    open.onerror = () => reject(open.error);
+  });
+  t = performance.now();
+  for (let done = 0, i = 0; done < size; done += chunk, i++) {
+    await new Promise((resolve, reject) => {
+      const tx = db.transaction("chunks", "readwrite");
+      tx.objectStore("chunks").put(data.slice(), i);
+      tx.oncomplete = resolve;
+      tx.onerror = () => reject(tx.error);
+    });
+  }
+  const idb = performance.now() - t;
+  db.close();
+  await new Promise((resolve) => { const del = indexedDB.deleteDatabase("bench-baseline"); del.onsuccess = del.onerror = resolve; });
+  return { aes_ms: aes, idb_ms: idb };
+};
