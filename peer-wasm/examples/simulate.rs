@@ -2,7 +2,8 @@
 //! pledges and holders the browser runs), connected over in-memory transports instead of
 //! WebRTC, so a thousand of them fit on one machine.
 //!
-//! It grows the network step by step and measures DHT lookups at each size (requests sent,
+//! It grows the network step by step (each newcomer joins through a random earlier peer) and
+//! measures DHT lookups at each size (requests sent,
 //! failures, time), then stores files with the shipped parameters (1 MiB blocks, 3 copies, the
 //! sealed index and records in the DHT), makes a growing share of peers leave at once (no
 //! repair runs in between: the worst case), and measures what is still there: account records
@@ -194,8 +195,12 @@ mod native {
         for &target in &args.steps {
             let first = nodes.len();
             while nodes.len() < target {
-                let bootstrap = (!nodes.is_empty())
-                    .then(|| memory_addr(0).with(Protocol::P2p(nodes[0].client.peer_id())));
+                // Through a random earlier peer: one bootstrap peer for all would serve every
+                // newcomer's first lookups alone (browsers spread the same way over relays).
+                let bootstrap = (!nodes.is_empty()).then(|| {
+                    let j = (rng.next() as usize) % nodes.len();
+                    memory_addr(j).with(Protocol::P2p(nodes[j].client.peer_id()))
+                });
                 nodes.push(start(nodes.len(), bootstrap.as_ref()).await);
             }
             // Each newcomer walks the DHT once, as a browser does when it starts.
