@@ -2,15 +2,13 @@
 // only place an account lives is the DHT those tabs form (the relay stores no records).
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { Relay, call, joined, openPeer, pageErrors } from "./harness.mjs";
+import { call, joined, openPeer, pageErrors, startRelay } from "./harness.mjs";
 
 const PASSWORD = "violet tractor sings under seven moons";
 const NEW_PASSWORD = "quiet harbour lanterns drift past midnight";
 
 test("sign up, log in anywhere (with the author gone), change password, log out", async (t) => {
-  const relay = await Relay.start();
-  const browsers = [];
-  t.after(() => { browsers.forEach((b) => b.close()); relay.cleanup(); });
+  const { relay, browsers } = await startRelay(t);
 
   // Two tabs that only hold records for others, and the tab Alice signs up in.
   const holders = [await openPeer(relay, "h1", browsers), await openPeer(relay, "h2", browsers)];

@@ -6,7 +6,7 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { test } from "node:test";
-import { Relay, joined, openPeer, pageErrors, waitFor } from "./harness.mjs";
+import { joined, openPeer, pageErrors, startRelay, waitFor } from "./harness.mjs";
 
 const PASSWORD = "violet tractor sings under seven moons";
 const NEW_PASSWORD = "quiet harbour lanterns drift past midnight";
@@ -66,9 +66,7 @@ async function dropFiles(peer, files, label) {
 const fileNames = (page) => page.$$eval("#file-rows tr th .file-name", (cells) => cells.map((c) => c.textContent));
 
 test("the app: sign up, upload by drop and picker, download, delete, change password, log out", async (t) => {
-  const relay = await Relay.start();
-  const browsers = [];
-  t.after(() => { browsers.forEach((b) => b.close()); relay.cleanup(); });
+  const { relay, browsers } = await startRelay(t);
 
   const holders = [];
   for (const name of ["h1", "h2", "h3"]) holders.push(await openPeer(relay, name, browsers));

@@ -2,7 +2,7 @@
 // circuits between tabs (direct WebRTC is another issue).
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { Relay, call, joined, openPeer, pageErrors, waitReachable } from "./harness.mjs";
+import { call, joined, openPeer, pageErrors, startRelay, waitReachable } from "./harness.mjs";
 
 const PASSWORD = "violet tractor sings under seven moons";
 const MIB = 1024 * 1024;
@@ -67,9 +67,7 @@ const TAMPER_ALL = () => new Promise((resolve, reject) => {
 });
 
 test("upload in one profile, download bit-exact in a fresh one after the uploader closed", async (t) => {
-  const relay = await Relay.start();
-  const browsers = [];
-  t.after(() => { browsers.forEach((b) => b.close()); relay.cleanup(); });
+  const { relay, browsers } = await startRelay(t);
 
   const holders = [];
   for (const name of ["h1", "h2", "h3"]) holders.push(await openPeer(relay, name, browsers));

@@ -2,7 +2,7 @@
 // Run one alone: node --test --test-name-pattern="relay restart" tests/e2e/
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { Browser, Relay, pageErrors, waitFor, waitPeer, waitReachable } from "./harness.mjs";
+import { Browser, pageErrors, Relay, startRelay, waitFor, waitPeer, waitReachable } from "./harness.mjs";
 
 async function discoverUntil(page, wanted) {
   return waitFor(`the DHT to reveal ${wanted}`, async () => {
@@ -12,9 +12,7 @@ async function discoverUntil(page, wanted) {
 }
 
 test("separate profiles find each other through the DHT, say hello, and keep their ids", async (t) => {
-  const relay = await Relay.start();
-  const browsers = [];
-  t.after(() => { browsers.forEach((b) => b.close()); relay.cleanup(); });
+  const { relay, browsers } = await startRelay(t);
 
   const names = ["a", "b", "c"];
   for (const name of names) browsers.push(await Browser.launch(name));

@@ -277,6 +277,17 @@ export function call(page, method, ...args) {
   );
 }
 
+/**
+ * Starts a relay for test `t` and the list its browsers go in; both are stopped and removed
+ * when the test ends, whatever happens to it.
+ */
+export async function startRelay(t, options) {
+  const relay = await Relay.start(options);
+  const browsers = [];
+  t.after(() => { browsers.forEach((b) => b.close()); relay.cleanup(); });
+  return { relay, browsers };
+}
+
 /** Launches a profile, opens the page and waits until its peer is reachable. */
 export async function openPeer(relay, name, browsers) {
   const browser = await Browser.launch(name);

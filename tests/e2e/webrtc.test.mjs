@@ -2,7 +2,7 @@
 // connection, and blocks then bypass the relay; where no direct path exists, they stay relayed.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { Browser, Relay, call, joined, pageErrors, waitFor, waitReachable } from "./harness.mjs";
+import { Browser, call, joined, pageErrors, startRelay, waitFor, waitReachable } from "./harness.mjs";
 
 const PASSWORD = "violet tractor sings under seven moons";
 const MIB = 1024 * 1024;
@@ -38,9 +38,7 @@ const DOWNLOAD = async (id) => {
 };
 
 test("two tabs upgrade to a direct connection and move 64 MiB of blocks past the relay", async (t) => {
-  const relay = await Relay.start();
-  const browsers = [];
-  t.after(() => { browsers.forEach((b) => b.close()); relay.cleanup(); });
+  const { relay, browsers } = await startRelay(t);
   const a = await open(relay, "a", browsers);
   const b = await open(relay, "b", browsers);
 
@@ -70,9 +68,7 @@ test("two tabs upgrade to a direct connection and move 64 MiB of blocks past the
 });
 
 async function noDirectPath(t, relayArgs) {
-  const relay = await Relay.start({ extraArgs: relayArgs });
-  const browsers = [];
-  t.after(() => { browsers.forEach((b) => b.close()); relay.cleanup(); });
+  const { relay, browsers } = await startRelay(t, { extraArgs: relayArgs });
   // B finds no ICE candidate at all, as behind a firewall that blocks UDP.
   const a = await open(relay, "a", browsers);
   const b = await open(relay, "b", browsers, { webrtc: false });

@@ -77,10 +77,6 @@ pub(crate) struct Upgrades<T> {
     peers: HashMap<PeerId, Peer<T>>,
 }
 
-fn is_relayed(addr: &Multiaddr) -> bool {
-    addr.iter().any(|p| p == Protocol::P2pCircuit) && !webrtc::is_webrtc(addr)
-}
-
 impl<T> Upgrades<T> {
     /// Upgrades happen only when `enabled` (where a WebRTC transport exists).
     pub(crate) fn new(enabled: bool) -> Self {
@@ -129,7 +125,7 @@ impl<T> Upgrades<T> {
             actions.push(Action::Report(peer, Link::Direct));
             return actions;
         }
-        if !is_relayed(addr) {
+        if !webrtc::is_relayed(addr) {
             return actions;
         }
         let state = self.peers.entry(peer).or_default();

@@ -447,7 +447,7 @@ impl EventLoop {
     /// Other browsers can reach this one over WebRTC at `<circuit address>/webrtc`: announce
     /// that beside the circuit address itself (identify and the DHT carry it).
     fn announce_webrtc(&mut self, listen: &Multiaddr) {
-        if !self.upgrades.enabled() || !listen.iter().any(|p| p == Protocol::P2pCircuit) {
+        if !self.upgrades.enabled() || !crate::webrtc::through_circuit(listen) {
             return;
         }
         let Some(webrtc) = crate::webrtc::dial_addr_for(listen) else {
@@ -546,9 +546,10 @@ impl EventLoop {
             return;
         }
         // A bare `/webrtc` address (the listener) reaches no one; skip it.
-        let dialable = info.listen_addrs.into_iter().filter(|a| {
-            !crate::webrtc::is_webrtc(a) || a.iter().any(|p| p == Protocol::P2pCircuit)
-        });
+        let dialable = info
+            .listen_addrs
+            .into_iter()
+            .filter(|a| !crate::webrtc::is_webrtc(a) || crate::webrtc::through_circuit(a));
         for addr in dialable {
             self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
         }

@@ -57,6 +57,16 @@ pub fn is_webrtc(addr: &Multiaddr) -> bool {
     addr.iter().any(|p| matches!(p, Protocol::WebRTC))
 }
 
+/// Whether `addr` goes through a circuit relay (any circuit address, WebRTC ones included).
+pub fn through_circuit(addr: &Multiaddr) -> bool {
+    addr.iter().any(|p| p == Protocol::P2pCircuit)
+}
+
+/// Whether `addr` is a plain relayed one: through a circuit, and not a WebRTC address.
+pub fn is_relayed(addr: &Multiaddr) -> bool {
+    through_circuit(addr) && !is_webrtc(addr)
+}
+
 /// Splits `<relayed>/p2p-circuit/webrtc/p2p/<peer>` into the peer and its relayed address
 /// `<relayed>/p2p-circuit/p2p/<peer>`; `None` for any other shape.
 pub fn split_dial_addr(addr: &Multiaddr) -> Option<(PeerId, Multiaddr)> {

@@ -25,7 +25,6 @@ use futures::{
 };
 use libp2p::{
     core::{transport::PortUse, upgrade::ReadyUpgrade, Endpoint},
-    multiaddr::Protocol,
     swarm::{
         dial_opts::{DialOpts, PeerCondition},
         handler::{ConnectionEvent, FullyNegotiatedInbound, FullyNegotiatedOutbound},
@@ -130,12 +129,6 @@ impl Control {
     }
 }
 
-/// Whether an address goes through a relay (and is not itself a WebRTC one).
-fn is_relayed(addr: &Multiaddr) -> bool {
-    addr.iter().any(|p| p == Protocol::P2pCircuit)
-        && !addr.iter().any(|p| matches!(p, Protocol::WebRTC))
-}
-
 /// The behaviour; see the module docs.
 pub struct Behaviour {
     requests: mpsc::Receiver<OpenRequest>,
@@ -205,7 +198,7 @@ impl NetworkBehaviour for Behaviour {
     ) -> Result<THandler<Self>, ConnectionDenied> {
         // An inbound circuit's remote address names only the peer; our listening address
         // names the circuit.
-        if is_relayed(local) || is_relayed(remote) {
+        if super::is_relayed(local) || super::is_relayed(remote) {
             self.relayed.entry(peer).or_default().push(connection);
         }
         Ok(self.handler(connection, peer))
@@ -219,7 +212,7 @@ impl NetworkBehaviour for Behaviour {
         _: Endpoint,
         _: PortUse,
     ) -> Result<THandler<Self>, ConnectionDenied> {
-        if is_relayed(addr) {
+        if super::is_relayed(addr) {
             self.relayed.entry(peer).or_default().push(connection);
         }
         Ok(self.handler(connection, peer))

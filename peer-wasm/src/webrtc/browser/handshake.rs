@@ -226,6 +226,29 @@ pub(super) async fn with_timeout<T>(
     }
 }
 
+/// Creates this side's offer or answer, sends it, then applies it locally: in that order, so
+/// that every candidate it produces follows it on the stream (as js-libp2p expects).
+async fn send_local_description(
+    pc: &RtcPeerConnection,
+    stream: &mut Stream,
+    kind: SignalKind,
+) -> Result<(), Error> {
+    let (created, sdp_type) = match kind {
+        SignalKind::Offer => (pc.create_offer(), RtcSdpType::Offer),
+        _ => (pc.create_answer(), RtcSdpType::Answer),
+    };
+    let description = JsFuture::from(created)
+        .await
+        .map_err(js("creating a session description"))?;
+    let sdp = sdp_of(&description)?;
+    let signal = Signal {
+        kind,
+        data: Some(sdp.clone()),
+    };
+    write_signal(stream, &signal).await?;
+    describe(pc, sdp_type, &sdp, true).await
+}
+
 /// The initiator's side, over a signalling stream it opened.
 pub(super) async fn initiate(
     mut stream: Stream,
@@ -235,16 +258,7 @@ pub(super) async fn initiate(
     let mut candidates = Candidates::watch(&watch.pc);
     let init = watch.pc.create_data_channel(INIT_LABEL);
     with_timeout(async {
-        let offer = JsFuture::from(watch.pc.create_offer())
-            .await
-            .map_err(js("creating an offer"))?;
-        let sdp = sdp_of(&offer)?;
-        let signal = Signal {
-            kind: SignalKind::Offer,
-            data: Some(sdp.clone()),
-        };
-        write_signal(&mut stream, &signal).await?;
-        describe(&watch.pc, RtcSdpType::Offer, &sdp, true).await?;
+        send_local_description(&watch.pc, &mut stream, SignalKind::Offer).await?;
         let answer = expect(read_signal(&mut stream).await?, SignalKind::Answer)?;
         describe(&watch.pc, RtcSdpType::Answer, &answer, false).await?;
         exchange_candidates(&watch, &mut candidates, &mut stream).await
@@ -266,16 +280,7 @@ pub(super) async fn respond(
     with_timeout(async {
         let offer = expect(read_signal(&mut stream).await?, SignalKind::Offer)?;
         describe(&watch.pc, RtcSdpType::Offer, &offer, false).await?;
-        let answer = JsFuture::from(watch.pc.create_answer())
-            .await
-            .map_err(js("creating an answer"))?;
-        let sdp = sdp_of(&answer)?;
-        let signal = Signal {
-            kind: SignalKind::Answer,
-            data: Some(sdp.clone()),
-        };
-        write_signal(&mut stream, &signal).await?;
-        describe(&watch.pc, RtcSdpType::Answer, &sdp, true).await?;
+        send_local_description(&watch.pc, &mut stream, SignalKind::Answer).await?;
         exchange_candidates(&watch, &mut candidates, &mut stream).await
     })
     .await?;
