@@ -180,6 +180,14 @@ where
 {
     let mut bytes = Vec::new();
     io.take(max as u64 + 1).read_to_end(&mut bytes).await?;
+    if bytes.is_empty() {
+        // Closed with nothing said: the connection went away (or the sender gave up), which
+        // the requester may take as a reason to ask again; not a malformed message.
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "the stream closed before any message",
+        ));
+    }
     // libp2p drops a request that never decoded without telling the application: say why here.
     decode(&bytes, max).inspect_err(|e| tracing::warn!("inbound message refused: {e}"))
 }
@@ -252,6 +260,17 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    #[test]
+    fn a_stream_closed_before_any_message_is_a_cut_not_a_malformed_message() {
+        use libp2p::request_response::Codec as _;
+        let mut empty = futures::io::Cursor::new(Vec::new());
+        let read = futures::executor::block_on(Codec.read_response(&RPC_PROTOCOL, &mut empty));
+        assert_eq!(read.unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
+        let mut junk = futures::io::Cursor::new(vec![0xff]);
+        let read = futures::executor::block_on(Codec.read_response(&RPC_PROTOCOL, &mut junk));
+        assert_eq!(read.unwrap_err().kind(), io::ErrorKind::InvalidData);
+    }
 
     #[test]
     fn round_trip() {

@@ -238,6 +238,8 @@ export class Browser {
     }
     page.on("pageerror", (e) => this.errors.push(`${this.name}: ${e.message}`));
     page.on("console", (m) => { if (m.type() === "error") this.errors.push(`${this.name}: ${m.text()}`); });
+    // JELLYFISH_PAGE_LOG=1 echoes every tab's console, for debugging a failing scenario.
+    if (process.env.JELLYFISH_PAGE_LOG) page.on("console", (m) => console.error(`[${this.name}] ${m.text()}`));
     return page;
   }
 

@@ -6,6 +6,7 @@ use libp2p::{
     identify, identity::Keypair, kad, ping, relay, request_response, swarm::NetworkBehaviour,
 };
 
+use super::prefer_direct::PreferDirect;
 use crate::protocol::{self, KAD_PROTOCOL, RPC_PROTOCOL};
 
 /// The identify protocol version Jellyfish peers announce.
@@ -19,7 +20,8 @@ pub(crate) struct Behaviour {
     pub(crate) identify: super::identify::Identify,
     pub(crate) ping: ping::Behaviour,
     pub(crate) kad: kad::Behaviour<kad::store::MemoryStore>,
-    pub(crate) rpc: request_response::Behaviour<protocol::Codec>,
+    /// Block and hello requests: over the direct connection to a peer once there is one.
+    pub(crate) rpc: PreferDirect<request_response::Behaviour<protocol::Codec>>,
 }
 
 impl Behaviour {
@@ -60,11 +62,11 @@ impl Behaviour {
             )),
             ping: ping::Behaviour::default(),
             kad,
-            rpc: request_response::Behaviour::with_codec(
+            rpc: PreferDirect::new(request_response::Behaviour::with_codec(
                 protocol::Codec,
                 [(RPC_PROTOCOL, request_response::ProtocolSupport::Full)],
                 request_response::Config::default().with_request_timeout(Duration::from_secs(30)),
-            ),
+            )),
         }
     }
 }

@@ -1,6 +1,9 @@
 //! The event loop: owns the swarm, runs commands, answers peers, keeps the relay link up.
 
-use std::collections::{HashMap, HashSet};
+use std::{
+    collections::{HashMap, HashSet},
+    time::Duration,
+};
 
 use futures::{
     channel::{mpsc, oneshot},
@@ -30,12 +33,16 @@ use super::{
 };
 use crate::{
     backoff::Backoff,
-    protocol::{Request, Response, KAD_PROTOCOL},
+    protocol::{Request, Response, KAD_PROTOCOL, RPC_PROTOCOL},
     record::{RecordError, VerifiedRecord},
 };
 
 /// How often a request cut by a closing connection is sent again over another one.
-const RETRIES: u8 = 2;
+const RETRIES: u8 = 4;
+/// How long a cut request waits before it first goes again (doubling for each further try):
+/// long enough for the closing connection to be gone, so it is not picked again, and for both
+/// sides of a new direct connection to have seen it.
+const RESEND_AFTER: Duration = Duration::from_millis(150);
 /// Commands waiting in the queue before `Client` calls start to wait.
 const COMMAND_QUEUE: usize = 32;
 /// Events kept for a slow reader before new ones are dropped.
@@ -100,6 +107,9 @@ pub(crate) struct EventLoop {
     relay: Option<RelayLink>,
     bootstrap_peers: HashSet<PeerId>,
     retry: Fuse<Delay>,
+    /// Requests cut by a closing connection, to go again when `resend` fires.
+    to_resend: Vec<(web_time::Instant, PeerId, Request, u8, ResponseSender)>,
+    resend: Fuse<Delay>,
     pending_discover: HashMap<kad::QueryId, DiscoverReply>,
     pending_closest: HashMap<kad::QueryId, ClosestReply>,
     /// Requests in flight, by id.
@@ -175,6 +185,8 @@ impl EventLoop {
             relay,
             bootstrap_peers,
             retry: Fuse::terminated(),
+            to_resend: Vec::new(),
+            resend: Fuse::terminated(),
             pending_discover: HashMap::new(),
             pending_closest: HashMap::new(),
             pending_requests: HashMap::new(),
@@ -218,6 +230,7 @@ impl EventLoop {
                     }
                 },
                 () = &mut self.retry => self.on_retry(),
+                () = &mut self.resend => self.on_resend(),
             }
         }
     }
@@ -405,6 +418,7 @@ impl EventLoop {
                     self.upgrades
                         .on_dial_failed(peer, connection_id, web_time::Instant::now());
                 if !actions.is_empty() {
+                    let error = with_causes(&error);
                     tracing::info!(%peer, "no direct path ({error}); staying relayed");
                 }
                 self.carry_out(actions);
@@ -422,6 +436,7 @@ impl EventLoop {
                 ..
             } if crate::webrtc::is_webrtc(&send_back_addr) => {
                 if let Some(Protocol::P2p(peer)) = send_back_addr.iter().last() {
+                    let error = with_causes(&error);
                     tracing::info!(%peer, "direct connection from the peer failed ({error}); staying relayed");
                     let now = web_time::Instant::now();
                     let actions = self.upgrades.on_inbound_failed(peer, now);
@@ -493,15 +508,53 @@ impl EventLoop {
     /// replaced close first. A copy is kept for a retry: a request that a closing connection
     /// cuts ("connection closed") goes again over another one.
     fn send_request(&mut self, peer: PeerId, request: Request, reply: ResponseSender) {
+        self.send_with_retries(peer, request, reply, RETRIES);
+    }
+
+    fn send_with_retries(
+        &mut self,
+        peer: PeerId,
+        request: Request,
+        reply: ResponseSender,
+        retries: u8,
+    ) {
         for relayed in self.upgrades.replaced(&peer) {
             // One still carrying a WebRTC handshake is left to close when idle.
             if !self.swarm.behaviour().signaling.is_signaling(relayed) {
                 self.swarm.close_connection(relayed);
             }
         }
-        let retry = Some((request.clone(), RETRIES));
+        let retry = (retries > 0).then(|| (request.clone(), retries));
         let id = self.swarm.behaviour_mut().rpc.send_request(&peer, request);
         self.pending_requests.insert(id, (peer, retry, reply));
+    }
+
+    /// Sets the resend timer for the earliest request waiting to go again.
+    fn arm_resend(&mut self, now: web_time::Instant) {
+        if let Some(first) = self.to_resend.iter().map(|(at, ..)| *at).min() {
+            self.resend = Delay::new(first.saturating_duration_since(now)).fuse();
+        }
+    }
+
+    /// Sends the requests cut by closing connections again, over what is left.
+    fn on_resend(&mut self) {
+        let now = web_time::Instant::now();
+        let (due, later) = std::mem::take(&mut self.to_resend)
+            .into_iter()
+            .partition::<Vec<_>, _>(|(at, ..)| *at <= now);
+        self.to_resend = later;
+        self.arm_resend(now);
+        for (_, peer, request, retries, reply) in due {
+            if self.swarm.is_connected(&peer) {
+                tracing::debug!(%peer, "sending a cut request again");
+                self.send_with_retries(peer, request, reply, retries);
+            } else {
+                let _ = reply.send(Err(NetError::Request {
+                    peer,
+                    reason: "the connection closed during the request".into(),
+                }));
+            }
+        }
     }
 
     fn on_listener_closed(&mut self, listener: ListenerId, error: Option<String>) {
@@ -577,16 +630,16 @@ impl EventLoop {
                     });
                     return;
                 }
-                let reply = match (
+                let (discover, closest) = (
                     self.pending_discover.remove(&id),
                     self.pending_closest.remove(&id),
-                ) {
-                    (Some(reply), _) | (None, Some(reply)) => reply,
-                    (None, None) => return,
-                };
-                let peers = match result {
-                    Ok(ok) => ok.peers,
-                    Err(kad::GetClosestPeersError::Timeout { peers, .. }) => peers,
+                );
+                if discover.is_none() && closest.is_none() {
+                    return;
+                }
+                let (key, peers) = match result {
+                    Ok(ok) => (ok.key, ok.peers),
+                    Err(kad::GetClosestPeersError::Timeout { key, peers }) => (key, peers),
                 };
                 let local = *self.swarm.local_peer_id();
                 let mut found = Vec::new();
@@ -602,7 +655,11 @@ impl EventLoop {
                     }
                     found.push(info.peer_id);
                 }
-                let _ = reply.send(Ok(found));
+                if let Some(reply) = discover {
+                    let _ = reply.send(Ok(found));
+                } else if let Some(reply) = closest {
+                    let _ = reply.send(Ok(self.storage_candidates(key, found)));
+                }
             }
             kad::Event::InboundRequest {
                 request:
@@ -752,19 +809,14 @@ impl EventLoop {
                 let Some((_, retry, reply)) = self.pending_requests.remove(&request_id) else {
                     return;
                 };
-                // A stream opened on a connection that is closing fails either way: as
-                // "connection closed", or as a failed protocol negotiation.
-                let closed = matches!(
-                    error,
-                    request_response::OutboundFailure::ConnectionClosed
-                        | request_response::OutboundFailure::UnsupportedProtocols
-                );
                 match retry {
-                    Some((request, left)) if closed && self.swarm.is_connected(&peer) => {
-                        tracing::debug!(%peer, "request cut by a closing connection; sending it again");
-                        let again = (left > 1).then(|| (request.clone(), left - 1));
-                        let id = self.swarm.behaviour_mut().rpc.send_request(&peer, request);
-                        self.pending_requests.insert(id, (peer, again, reply));
+                    Some((request, left)) if cut(&error) && self.swarm.is_connected(&peer) => {
+                        tracing::debug!(%peer, "request cut ({error}); sending it again soon");
+                        let now = web_time::Instant::now();
+                        let wait = RESEND_AFTER * 2u32.pow(u32::from(RETRIES - left));
+                        self.to_resend
+                            .push((now + wait, peer, request, left - 1, reply));
+                        self.arm_resend(now);
                     }
                     _ => {
                         let _ = reply.send(Err(NetError::Request {
@@ -946,6 +998,41 @@ impl EventLoop {
         }
     }
 
+    /// The peers that may hold blocks near `key`, nearest first: those the walk `found`, and
+    /// those in the routing table it did not hear from this time (a walk that lost a peer to a
+    /// closing connection must not leave it out of placement; asking it costs one request).
+    /// Peers known not to hold blocks (the relay, any peer without the block protocol) are left
+    /// out.
+    fn storage_candidates(&mut self, key: Vec<u8>, found: Vec<PeerId>) -> Vec<PeerId> {
+        const MAX: usize = 20;
+        let target = kad::KBucketKey::new(key);
+        let known: Vec<PeerId> = self
+            .swarm
+            .behaviour_mut()
+            .kad
+            .get_closest_local_peers(&target)
+            .take(MAX)
+            .map(|k| *k.preimage())
+            .collect();
+        let relay = self.relay.as_ref().map(|r| r.peer);
+        let rpc = RPC_PROTOCOL.to_string();
+        let mut peers: Vec<PeerId> = found
+            .into_iter()
+            .chain(known)
+            .filter(|p| Some(*p) != relay)
+            .filter(|p| {
+                self.identified
+                    .get(p)
+                    .is_none_or(|(_, protocols)| protocols.contains(&rpc))
+            })
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        peers.sort_by_key(|p| kad::KBucketKey::from(*p).distance(&target));
+        peers.truncate(MAX);
+        peers
+    }
+
     fn peer_info(&self, peer: PeerId) -> PeerInfo {
         let (agent, protocols) = self.identified.get(&peer).cloned().unzip();
         PeerInfo {
@@ -1018,5 +1105,38 @@ impl EventLoop {
             }
         }
         peers
+    }
+}
+
+/// An error with the errors that caused it, as libp2p's own messages leave the cause out
+/// ("Failed to negotiate transport protocol(s)").
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Whether a request failed because its connection went away under it, not because of the
+/// remote's answer: a stream opened on a closing connection fails as "connection closed", as a
+/// failed protocol negotiation (the stream ended before it) or as a stream cut mid-request.
+/// Jellyfish's requests are idempotent (storing a block twice holds it once), so such a request
+/// may go again.
+fn cut(error: &request_response::OutboundFailure) -> bool {
+    use request_response::OutboundFailure;
+    match error {
+        OutboundFailure::ConnectionClosed | OutboundFailure::UnsupportedProtocols => true,
+        OutboundFailure::Io(e) => matches!(
+            e.kind(),
+            std::io::ErrorKind::UnexpectedEof
+                | std::io::ErrorKind::ConnectionReset
+                | std::io::ErrorKind::ConnectionAborted
+                | std::io::ErrorKind::BrokenPipe
+        ),
+        OutboundFailure::DialFailure | OutboundFailure::Timeout => false,
     }
 }

@@ -19,6 +19,7 @@ mod client;
 pub mod direct;
 mod event_loop;
 mod identify;
+mod prefer_direct;
 
 use libp2p::{multiaddr::Protocol, Multiaddr, PeerId};
 use serde::Serialize;

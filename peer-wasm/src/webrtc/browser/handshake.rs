@@ -270,15 +270,29 @@ pub(super) async fn initiate(
     Ok(Connection::new(watch))
 }
 
-/// The responder's side, over a signalling stream the remote opened.
+/// The responder's first step: the offer on a signalling stream the remote opened. `None` when
+/// the remote gives up before sending one (its dial was cancelled), which is no attempt at a
+/// connection at all.
+pub(super) async fn read_offer(mut stream: Stream) -> Option<(Stream, Result<String, Error>)> {
+    let offer = with_timeout(async { Ok(read_signal(&mut stream).await?) }).await;
+    match offer {
+        Ok(signal) => Some((stream, expect(signal, SignalKind::Offer))),
+        Err(e) => {
+            tracing::debug!("a signalling stream ended before its offer: {e}");
+            None
+        }
+    }
+}
+
+/// The rest of the responder's side, once the `offer` came on `stream`.
 pub(super) async fn respond(
     mut stream: Stream,
+    offer: String,
     ice_servers: &[String],
 ) -> Result<Connection, Error> {
     let watch = Watch::new(peer_connection(ice_servers)?);
     let mut candidates = Candidates::watch(&watch.pc);
     with_timeout(async {
-        let offer = expect(read_signal(&mut stream).await?, SignalKind::Offer)?;
         describe(&watch.pc, RtcSdpType::Offer, &offer, false).await?;
         send_local_description(&watch.pc, &mut stream, SignalKind::Answer).await?;
         exchange_candidates(&watch, &mut candidates, &mut stream).await

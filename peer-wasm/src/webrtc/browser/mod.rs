@@ -4,8 +4,10 @@
 //!   the relayed connection (the [`signaling`](crate::webrtc::signaling) behaviour dials the
 //!   circuit first if needed), run the initiator's handshake, and hand the swarm the connection
 //!   as `(peer, muxer)`;
-//! - listen on `/webrtc`: each signalling stream a remote opens becomes an incoming connection
-//!   whose upgrade is the responder's handshake.
+//! - listen on `/webrtc`: each signalling stream a remote opens and sends an offer on becomes an
+//!   incoming connection whose upgrade is the rest of the responder's handshake. (Streams closed
+//!   before their offer are dials the remote cancelled, as libp2p does with the slower of two
+//!   addresses it dials at once: they are dropped quietly, not reported as failed connections.)
 //!
 //! Everything else (`/ws`, plain `/p2p-circuit`) is refused with `MultiaddrNotSupported`, so
 //! the transports after this one in the chain take it.
@@ -20,7 +22,7 @@ use std::{
     task::{Context, Poll},
 };
 
-use futures::{future::BoxFuture, FutureExt, StreamExt};
+use futures::{future::BoxFuture, stream::FuturesUnordered, FutureExt, StreamExt};
 use libp2p::{
     core::{
         muxing::StreamMuxerBox,
@@ -31,7 +33,7 @@ use libp2p::{
 };
 use send_wrapper::SendWrapper;
 
-use super::signaling::{Control, Incoming};
+use super::signaling::{Control, Incoming, SignalingStream};
 
 /// How the transport reaches other browsers.
 #[derive(Debug, Clone, Default)]
@@ -65,12 +67,15 @@ impl From<std::io::Error> for Error {
 }
 
 type Output = (PeerId, StreamMuxerBox);
+type Offer = (SignalingStream, Result<String, Error>);
 
 /// The transport; see the module docs.
 pub struct Transport {
     config: Config,
     control: Control,
     incoming: Incoming,
+    /// Signalling streams a remote opened, until their offer arrives.
+    offers: FuturesUnordered<BoxFuture<'static, Option<(PeerId, Offer)>>>,
     listener: Option<ListenerId>,
     events: VecDeque<TransportEvent<BoxFuture<'static, Result<Output, Error>>, Error>>,
 }
@@ -83,6 +88,7 @@ impl Transport {
             config,
             control,
             incoming,
+            offers: FuturesUnordered::new(),
             listener: None,
             events: VecDeque::new(),
         }
@@ -154,12 +160,20 @@ impl libp2p::core::Transport for Transport {
             return Poll::Ready(event);
         }
         while let Poll::Ready(Some((peer, stream))) = self.incoming.poll_next_unpin(cx) {
-            let Some(listener_id) = self.listener else {
+            if self.listener.is_none() {
                 continue; // not listening: dropping the stream resets it
+            }
+            let offer = handshake::read_offer(stream).map(move |o| o.map(|o| (peer, o)));
+            self.offers.push(SendWrapper::new(offer).boxed());
+        }
+        while let Poll::Ready(Some(offered)) = self.offers.poll_next_unpin(cx) {
+            let (Some(listener_id), Some((peer, (stream, offer)))) = (self.listener, offered)
+            else {
+                continue;
             };
             let ice_servers = self.config.ice_servers.clone();
             let upgrade = SendWrapper::new(async move {
-                let connection = handshake::respond(stream, &ice_servers).await?;
+                let connection = handshake::respond(stream, offer?, &ice_servers).await?;
                 Ok((peer, StreamMuxerBox::new(connection)))
             })
             .boxed();
