@@ -7,9 +7,13 @@ use libp2p::{identity::Keypair, noise, yamux, Swarm, SwarmBuilder};
 
 use crate::net::{Behaviour, Config, NetError};
 
-/// Connections with no open stream close after this long. The relay connection stays up
-/// regardless, held by its reservation.
+/// Connections with no open stream close after this long (unless the config says otherwise).
+/// The relay connection stays up regardless, held by its reservation.
 const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn idle_timeout(config: &Config) -> Duration {
+    config.idle_timeout.unwrap_or(IDLE_CONNECTION_TIMEOUT)
+}
 
 fn setup_error(e: impl std::fmt::Display) -> NetError {
     NetError::Setup(e.to_string())
@@ -57,9 +61,9 @@ pub(crate) fn build_swarm(keypair: Keypair, config: &Config) -> Result<Swarm<Beh
                 }))
         })
         .map_err(setup_error)?
-        .with_behaviour(|key| Behaviour::new(key, relay_client, signaling, &config.agent))
+        .with_behaviour(|key| Behaviour::new(key, relay_client, signaling, config))
         .map_err(setup_error)?
-        .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT))
+        .with_swarm_config(|c| c.with_idle_connection_timeout(idle_timeout(config)))
         .build())
 }
 
@@ -95,10 +99,10 @@ pub(crate) fn build_swarm(keypair: Keypair, config: &Config) -> Result<Swarm<Beh
         .map_err(setup_error)?
         .with_behaviour(|key, relay_client| {
             let (signaling, _, _) = crate::webrtc::signaling::new();
-            Behaviour::new(key, relay_client, signaling, &config.agent)
+            Behaviour::new(key, relay_client, signaling, config)
         })
         .map_err(setup_error)?
-        .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT))
+        .with_swarm_config(|c| c.with_idle_connection_timeout(idle_timeout(config)))
         .build())
 }
 

@@ -29,7 +29,7 @@ impl Behaviour {
         key: &Keypair,
         relay_client: relay::client::Behaviour,
         signaling: crate::webrtc::signaling::Behaviour,
-        agent: &str,
+        config: &super::Config,
     ) -> Self {
         let peer_id = key.public().to_peer_id();
 
@@ -57,10 +57,13 @@ impl Behaviour {
             signaling,
             identify: super::identify::Identify(identify::Behaviour::new(
                 identify::Config::new(IDENTIFY_PROTOCOL.to_owned(), key.public())
-                    .with_agent_version(agent.to_owned())
+                    .with_agent_version(config.agent.clone())
                     .with_push_listen_addr_updates(true),
             )),
-            ping: ping::Behaviour::default(),
+            ping: ping::Behaviour::new(match config.ping_interval {
+                Some(interval) => ping::Config::new().with_interval(interval),
+                None => ping::Config::new(),
+            }),
             kad,
             rpc: PreferDirect::new(request_response::Behaviour::with_codec(
                 protocol::Codec,

@@ -45,6 +45,10 @@ pub struct Config {
     pub direct: bool,
     /// ICE servers for WebRTC (STUN or TURN URLs).
     pub ice_servers: Vec<String>,
+    /// How long a connection with nothing to do stays open; `None`: 60 s.
+    pub idle_timeout: Option<std::time::Duration>,
+    /// How often connected peers ping each other; `None`: libp2p's 15 s.
+    pub ping_interval: Option<std::time::Duration>,
 }
 
 /// Errors of network operations, each with a message a person can act on.
