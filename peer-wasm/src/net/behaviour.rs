@@ -45,6 +45,9 @@ impl Behaviour {
         kad_config.set_provider_record_ttl(None);
         kad_config.set_replication_interval(Some(Duration::from_secs(10 * 60)));
         kad_config.set_publication_interval(Some(Duration::from_secs(60 * 60)));
+        if let Some(interval) = config.bootstrap_interval {
+            kad_config.set_periodic_bootstrap_interval(Some(interval));
+        }
         let mut kad =
             kad::Behaviour::with_config(peer_id, kad::store::MemoryStore::new(peer_id), kad_config);
         // Browser peers are reachable through their relay reservation, so they answer DHT

@@ -49,6 +49,8 @@ pub struct Config {
     pub idle_timeout: Option<std::time::Duration>,
     /// How often connected peers ping each other; `None`: libp2p's 15 s.
     pub ping_interval: Option<std::time::Duration>,
+    /// How often the peer refreshes its DHT routing table by walking it; `None`: libp2p's 5 min.
+    pub bootstrap_interval: Option<std::time::Duration>,
 }
 
 /// Errors of network operations, each with a message a person can act on.
