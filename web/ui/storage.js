@@ -13,6 +13,11 @@ export function setupStorage({ getPeer }) {
   const unit = $("donation-unit");
   let browserQuota = null;
   let timer = 0;
+  // Whether the person has touched the form since the view opened: the current donation,
+  // fetched when the view opens, must not overwrite what they typed in the meantime.
+  let edited = false;
+  input.addEventListener("input", () => { edited = true; });
+  unit.addEventListener("change", () => { edited = true; });
 
   function fillDonation(capacity) {
     const inGb = capacity >= GB;
@@ -38,7 +43,7 @@ export function setupStorage({ getPeer }) {
     try {
       const s = await peer.storage();
       renderStorage(s);
-      if (fill) fillDonation(s.capacity);
+      if (fill && !edited) fillDonation(s.capacity);
     } catch (e) {
       $("held-text").textContent = sentence(e.message);
     }
@@ -82,6 +87,7 @@ export function setupStorage({ getPeer }) {
     /** The view opened: fill the form and keep the figures fresh while it shows. */
     show() {
       $("donation-message").textContent = "";
+      edited = false;
       refresh({ fill: true });
       clearInterval(timer);
       timer = setInterval(refresh, REFRESH_MS);
