@@ -37,6 +37,8 @@ use crate::{
     record::{RecordError, VerifiedRecord},
 };
 
+/// A new connection to a bootstrap peer walks the DHT again only this long after the last walk.
+const REBOOTSTRAP_AFTER: Duration = Duration::from_secs(5 * 60);
 /// How often a request cut by a closing connection is sent again over another one.
 const RETRIES: u8 = 4;
 /// How long a cut request waits before it first goes again (doubling for each further try):
@@ -106,6 +108,8 @@ pub(crate) struct EventLoop {
     agent: String,
     relay: Option<RelayLink>,
     bootstrap_peers: HashSet<PeerId>,
+    /// When this peer last walked the DHT to fill its routing table.
+    last_bootstrap: Option<web_time::Instant>,
     retry: Fuse<Delay>,
     /// Requests cut by a closing connection, to go again when `resend` fires.
     to_resend: Vec<(web_time::Instant, PeerId, Request, u8, ResponseSender)>,
@@ -184,6 +188,7 @@ impl EventLoop {
             agent: config.agent,
             relay,
             bootstrap_peers,
+            last_bootstrap: None,
             retry: Fuse::terminated(),
             to_resend: Vec::new(),
             resend: Fuse::terminated(),
@@ -320,6 +325,7 @@ impl EventLoop {
     }
 
     fn bootstrap(&mut self) {
+        self.last_bootstrap = Some(web_time::Instant::now());
         if let Err(e) = self.swarm.behaviour_mut().kad.bootstrap() {
             tracing::debug!("DHT bootstrap skipped: {e}");
         }
@@ -375,7 +381,16 @@ impl EventLoop {
                 if Some(peer_id) == relay_peer {
                     self.relay_connected();
                 } else if self.bootstrap_peers.contains(&peer_id) {
-                    self.bootstrap();
+                    // Connections to a bootstrap peer come and go (it is a peer like any
+                    // other, and idle connections close): walking the DHT again each time one
+                    // opens made every native peer re-walk it every minute or so. Kademlia
+                    // refreshes the routing table on its own schedule after the first walk.
+                    let recent = self
+                        .last_bootstrap
+                        .is_some_and(|at| at.elapsed() < REBOOTSTRAP_AFTER);
+                    if !recent {
+                        self.bootstrap();
+                    }
                 }
                 self.emit(Event::PeerConnected {
                     peer_id: peer_id.to_string(),
