@@ -158,10 +158,21 @@ impl<T> Upgrades<T> {
     }
 
     /// The relayed connections to `peer` that a direct one replaces: close them before sending
-    /// it a request (none while there is no direct connection).
-    pub(crate) fn replaced(&mut self, peer: &PeerId) -> Vec<ConnectionId> {
+    /// it a request (none while there is no direct connection). Those still `busy` (carrying a
+    /// WebRTC handshake) stay listed, to be handed out once they are free.
+    pub(crate) fn replaced(
+        &mut self,
+        peer: &PeerId,
+        busy: impl Fn(ConnectionId) -> bool,
+    ) -> Vec<ConnectionId> {
         match self.peers.get_mut(peer) {
-            Some(state) if state.direct.is_some() => std::mem::take(&mut state.relayed),
+            Some(state) if state.direct.is_some() => {
+                let (busy, free) = std::mem::take(&mut state.relayed)
+                    .into_iter()
+                    .partition(|c| busy(*c));
+                state.relayed = busy;
+                free
+            }
             _ => Vec::new(),
         }
     }
@@ -279,8 +290,16 @@ mod tests {
         assert!(matches!(&actions[0], Action::Release(held) if held == &["put block"]));
         assert_eq!(upgrades.link(&peer), Some(Link::Direct));
         assert_eq!(upgrades.hold(peer, "next"), Some("next"), "sent at once");
-        assert_eq!(upgrades.replaced(&peer), [relayed], "closed before it goes");
-        assert!(upgrades.replaced(&peer).is_empty());
+        assert!(
+            upgrades.replaced(&peer, |_| true).is_empty(),
+            "kept while it signals"
+        );
+        assert_eq!(
+            upgrades.replaced(&peer, |_| false),
+            [relayed],
+            "closed before it goes"
+        );
+        assert!(upgrades.replaced(&peer, |_| false).is_empty());
 
         // A new relayed connection while direct (signalling for another WebRTC connection) is
         // left alone, and starts no second upgrade.

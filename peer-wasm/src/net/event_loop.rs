@@ -533,11 +533,10 @@ impl EventLoop {
         reply: ResponseSender,
         retries: u8,
     ) {
-        for relayed in self.upgrades.replaced(&peer) {
-            // One still carrying a WebRTC handshake is left to close when idle.
-            if !self.swarm.behaviour().signaling.is_signaling(relayed) {
-                self.swarm.close_connection(relayed);
-            }
+        // One still carrying a WebRTC handshake is closed by a later request.
+        let signaling = &self.swarm.behaviour().signaling;
+        for relayed in self.upgrades.replaced(&peer, |c| signaling.is_signaling(c)) {
+            self.swarm.close_connection(relayed);
         }
         let retry = (retries > 0).then(|| (request.clone(), retries));
         let id = self.swarm.behaviour_mut().rpc.send_request(&peer, request);

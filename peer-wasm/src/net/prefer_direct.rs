@@ -131,6 +131,37 @@ fn closed(
     })
 }
 
+/// Asks `behaviour` for the handler of an established connection, as the swarm does.
+fn register<B: NetworkBehaviour>(
+    behaviour: &mut B,
+    connection: ConnectionId,
+    peer: PeerId,
+    endpoint: &ConnectedPoint,
+) -> Result<THandler<B>, ConnectionDenied> {
+    match endpoint {
+        ConnectedPoint::Dialer {
+            address,
+            role_override,
+            port_use,
+        } => behaviour.handle_established_outbound_connection(
+            connection,
+            peer,
+            address,
+            *role_override,
+            *port_use,
+        ),
+        ConnectedPoint::Listener {
+            local_addr,
+            send_back_addr,
+        } => behaviour.handle_established_inbound_connection(
+            connection,
+            peer,
+            local_addr,
+            send_back_addr,
+        ),
+    }
+}
+
 impl<B: NetworkBehaviour> PreferDirect<B> {
     fn on_established(&mut self, e: ConnectionEstablished) {
         let peer = self.peers.entry(e.peer_id).or_default();
@@ -181,34 +212,8 @@ impl<B: NetworkBehaviour> PreferDirect<B> {
                 // The direct path is gone: the relayed connections are the fallback again
                 // (shown before the close goes in, so the peer never looks disconnected).
                 for (connection, endpoint) in std::mem::take(&mut peer.hidden) {
-                    let registered = match &endpoint {
-                        ConnectedPoint::Dialer {
-                            address,
-                            role_override,
-                            port_use,
-                        } => self
-                            .inner
-                            .handle_established_outbound_connection(
-                                connection,
-                                e.peer_id,
-                                address,
-                                *role_override,
-                                *port_use,
-                            )
-                            .map(drop),
-                        ConnectedPoint::Listener {
-                            local_addr,
-                            send_back_addr,
-                        } => self
-                            .inner
-                            .handle_established_inbound_connection(
-                                connection,
-                                e.peer_id,
-                                local_addr,
-                                send_back_addr,
-                            )
-                            .map(drop),
-                    };
+                    let registered =
+                        register(&mut self.inner, connection, e.peer_id, &endpoint).map(drop);
                     if registered.is_err() {
                         tracing::debug!(peer = %e.peer_id, "a relayed connection stays hidden");
                         continue;
@@ -365,23 +370,7 @@ mod tests {
         static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
         let connection =
             ConnectionId::new_unchecked(NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
-        let _handler = match endpoint {
-            ConnectedPoint::Dialer { address, .. } => rpc
-                .handle_established_outbound_connection(
-                    connection,
-                    peer,
-                    address,
-                    Endpoint::Dialer,
-                    PortUse::New,
-                )
-                .unwrap(),
-            ConnectedPoint::Listener {
-                local_addr,
-                send_back_addr,
-            } => rpc
-                .handle_established_inbound_connection(connection, peer, local_addr, send_back_addr)
-                .unwrap(),
-        };
+        let _handler = register(rpc, connection, peer, endpoint).unwrap();
         let others = rpc
             .peers
             .get(&peer)
