@@ -37,7 +37,8 @@ use crate::{
     record::{RecordError, VerifiedRecord},
 };
 
-/// A new connection to a bootstrap peer walks the DHT again only this long after the last walk.
+/// A peer cut off from every other walks the DHT again on reconnecting to a bootstrap peer, at
+/// most this often.
 const REBOOTSTRAP_AFTER: Duration = Duration::from_secs(5 * 60);
 /// How often a request cut by a closing connection is sent again over another one.
 const RETRIES: u8 = 4;
@@ -381,14 +382,17 @@ impl EventLoop {
                 if Some(peer_id) == relay_peer {
                     self.relay_connected();
                 } else if self.bootstrap_peers.contains(&peer_id) {
-                    // Connections to a bootstrap peer come and go (it is a peer like any
-                    // other, and idle connections close): walking the DHT again each time one
-                    // opens made every native peer re-walk it every minute or so. Kademlia
-                    // refreshes the routing table on its own schedule after the first walk.
+                    // Walk the DHT on the first connection to a bootstrap peer, and again only
+                    // when it is the way back in after being cut off from every peer (at most
+                    // every 5 min). Connections to a bootstrap peer come and go like any other
+                    // (idle connections close): walking each time one opened made 1,000 native
+                    // peers keep two cores busy with handshakes. Kademlia refreshes the routing
+                    // table on its own schedule after the first walk.
+                    let cut_off = self.swarm.connected_peers().count() == 1;
                     let recent = self
                         .last_bootstrap
                         .is_some_and(|at| at.elapsed() < REBOOTSTRAP_AFTER);
-                    if !recent {
+                    if self.last_bootstrap.is_none() || (cut_off && !recent) {
                         self.bootstrap();
                     }
                 }
