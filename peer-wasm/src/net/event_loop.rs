@@ -19,7 +19,7 @@ use libp2p::{
     request_response::{self, OutboundRequestId},
     swarm::{
         dial_opts::{DialOpts, PeerCondition},
-        ConnectionId, SwarmEvent,
+        ConnectionId, DialError, SwarmEvent,
     },
     Multiaddr, PeerId, Swarm,
 };
@@ -117,6 +117,10 @@ pub(crate) struct EventLoop {
     resend: Fuse<Delay>,
     pending_discover: HashMap<kad::QueryId, DiscoverReply>,
     pending_closest: HashMap<kad::QueryId, ClosestReply>,
+    /// Requests to peers no address was known for, waiting for a DHT lookup of the peer.
+    pending_find: HashMap<kad::QueryId, (PeerId, Request, ResponseSender)>,
+    /// Peers the last dial knew no address for.
+    unaddressed: HashSet<PeerId>,
     /// Requests in flight, by id.
     pending_requests: HashMap<OutboundRequestId, InFlight>,
     /// Inbound requests handed to the application, by the id it answers with.
@@ -195,6 +199,8 @@ impl EventLoop {
             resend: Fuse::terminated(),
             pending_discover: HashMap::new(),
             pending_closest: HashMap::new(),
+            pending_find: HashMap::new(),
+            unaddressed: HashSet::new(),
             pending_requests: HashMap::new(),
             pending_inbound: HashMap::new(),
             next_inbound_id: 0,
@@ -365,6 +371,7 @@ impl EventLoop {
                     connection_id,
                     (peer_id, endpoint.get_remote_address().clone()),
                 );
+                self.unaddressed.remove(&peer_id);
                 if let Some(reply) = self.pending_connects.remove(&connection_id) {
                     let _ = reply.send(Ok(peer_id));
                 }
@@ -427,6 +434,9 @@ impl EventLoop {
                 ..
             } => {
                 tracing::debug!(%peer, "dial failed: {error}");
+                if matches!(error, DialError::NoAddresses) {
+                    self.unaddressed.insert(peer);
+                }
                 if let Some(reply) = self.pending_connects.remove(&connection_id) {
                     let _ = reply.send(Err(NetError::Request {
                         peer,
@@ -648,11 +658,12 @@ impl EventLoop {
                     });
                     return;
                 }
-                let (discover, closest) = (
+                let (discover, closest, find) = (
                     self.pending_discover.remove(&id),
                     self.pending_closest.remove(&id),
+                    self.pending_find.remove(&id),
                 );
-                if discover.is_none() && closest.is_none() {
+                if discover.is_none() && closest.is_none() && find.is_none() {
                     return;
                 }
                 let (key, peers) = match result {
@@ -677,6 +688,16 @@ impl EventLoop {
                     let _ = reply.send(Ok(found));
                 } else if let Some(reply) = closest {
                     let _ = reply.send(Ok(self.storage_candidates(key, found)));
+                } else if let Some((peer, request, reply)) = find {
+                    if found.contains(&peer) {
+                        self.send_with_retries(peer, request, reply, 0);
+                    } else {
+                        let _ = reply.send(Err(NetError::Request {
+                            peer,
+                            reason: "no address is known for it, and the DHT did not find it"
+                                .into(),
+                        }));
+                    }
                 }
             }
             kad::Event::InboundRequest {
@@ -835,6 +856,17 @@ impl EventLoop {
                         self.to_resend
                             .push((now + wait, peer, request, left - 1, reply));
                         self.arm_resend(now);
+                    }
+                    Some((request, _))
+                        if matches!(error, request_response::OutboundFailure::DialFailure)
+                            && self.unaddressed.remove(&peer) =>
+                    {
+                        // Nothing here knew where the peer is (a holder named in an index, say,
+                        // that is not in this peer's routing table): ask the DHT, then try once
+                        // more.
+                        tracing::debug!(%peer, "no address known; looking the peer up");
+                        let id = self.swarm.behaviour_mut().kad.get_closest_peers(peer);
+                        self.pending_find.insert(id, (peer, request, reply));
                     }
                     _ => {
                         let _ = reply.send(Err(NetError::Request {
