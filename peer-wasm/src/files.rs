@@ -348,6 +348,8 @@ async fn fetch(
     block: &BlockRef,
 ) -> Result<Vec<u8>, String> {
     let mut tried = Vec::new();
+    // What each listed holder said, then what the last other peer said: the error names both.
+    let mut holder_errors = Vec::new();
     let mut last_error = String::from("no holder known");
     let listed: Vec<PeerId> = block
         .holders
@@ -387,9 +389,18 @@ async fn fetch(
                 Ok(other) => last_error = format!("unexpected answer {other:?}"),
                 Err(e) => last_error = e.to_string(),
             }
+            if round == 0 {
+                holder_errors.push(format!("{peer}: {last_error}"));
+            }
         }
     }
-    Err(last_error)
+    if holder_errors.is_empty() {
+        return Err(last_error);
+    }
+    Err(format!(
+        "{}; peers near its address: {last_error}",
+        holder_errors.join("; ")
+    ))
 }
 
 /// The account's index, and the record that points at it (if any).

@@ -19,7 +19,7 @@ use libp2p::{
     request_response::{self, OutboundRequestId},
     swarm::{
         dial_opts::{DialOpts, PeerCondition},
-        ConnectionId, DialError, SwarmEvent,
+        ConnectionId, SwarmEvent,
     },
     Multiaddr, PeerId, Swarm,
 };
@@ -117,10 +117,8 @@ pub(crate) struct EventLoop {
     resend: Fuse<Delay>,
     pending_discover: HashMap<kad::QueryId, DiscoverReply>,
     pending_closest: HashMap<kad::QueryId, ClosestReply>,
-    /// Requests to peers no address was known for, waiting for a DHT lookup of the peer.
+    /// Requests that failed to dial their peer, waiting for a DHT lookup of its addresses.
     pending_find: HashMap<kad::QueryId, (PeerId, Request, ResponseSender)>,
-    /// Peers the last dial knew no address for.
-    unaddressed: HashSet<PeerId>,
     /// Requests in flight, by id.
     pending_requests: HashMap<OutboundRequestId, InFlight>,
     /// Inbound requests handed to the application, by the id it answers with.
@@ -200,7 +198,6 @@ impl EventLoop {
             pending_discover: HashMap::new(),
             pending_closest: HashMap::new(),
             pending_find: HashMap::new(),
-            unaddressed: HashSet::new(),
             pending_requests: HashMap::new(),
             pending_inbound: HashMap::new(),
             next_inbound_id: 0,
@@ -371,7 +368,6 @@ impl EventLoop {
                     connection_id,
                     (peer_id, endpoint.get_remote_address().clone()),
                 );
-                self.unaddressed.remove(&peer_id);
                 if let Some(reply) = self.pending_connects.remove(&connection_id) {
                     let _ = reply.send(Ok(peer_id));
                 }
@@ -434,9 +430,6 @@ impl EventLoop {
                 ..
             } => {
                 tracing::debug!(%peer, "dial failed: {error}");
-                if matches!(error, DialError::NoAddresses) {
-                    self.unaddressed.insert(peer);
-                }
                 if let Some(reply) = self.pending_connects.remove(&connection_id) {
                     let _ = reply.send(Err(NetError::Request {
                         peer,
@@ -694,8 +687,7 @@ impl EventLoop {
                     } else {
                         let _ = reply.send(Err(NetError::Request {
                             peer,
-                            reason: "no address is known for it, and the DHT did not find it"
-                                .into(),
+                            reason: "it could not be dialled, and the DHT did not find it".into(),
                         }));
                     }
                 }
@@ -858,13 +850,13 @@ impl EventLoop {
                         self.arm_resend(now);
                     }
                     Some((request, _))
-                        if matches!(error, request_response::OutboundFailure::DialFailure)
-                            && self.unaddressed.remove(&peer) =>
+                        if matches!(error, request_response::OutboundFailure::DialFailure) =>
                     {
-                        // Nothing here knew where the peer is (a holder named in an index, say,
-                        // that is not in this peer's routing table): ask the DHT, then try once
-                        // more.
-                        tracing::debug!(%peer, "no address known; looking the peer up");
+                        // This peer knew no address for it (a holder named in an index, say,
+                        // that is not in the routing table), or only an old one: ask the DHT
+                        // where the peer is, then try once more. (A dial that finds no address
+                        // fails inside the swarm, with no event to tell it apart.)
+                        tracing::debug!(%peer, "dial failed; looking the peer up");
                         let id = self.swarm.behaviour_mut().kad.get_closest_peers(peer);
                         self.pending_find.insert(id, (peer, request, reply));
                     }
