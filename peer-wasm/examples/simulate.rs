@@ -2,13 +2,14 @@
 //! pledges and holders the browser runs), connected over in-memory transports instead of
 //! WebRTC, so a thousand of them fit on one machine.
 //!
-//! It grows the network step by step (each newcomer joins through a random earlier peer) and
-//! measures DHT lookups at each size (requests sent,
-//! failures, time), then stores files with the shipped parameters (1 MiB blocks, 3 copies, the
-//! sealed index and records in the DHT), makes a growing share of peers leave at once (no
-//! repair runs in between: the worst case), and measures what is still there: account records
-//! (log in), the file index, and whole files (download), beside what independent loss of 3
-//! copies predicts.
+//! It grows the network step by step, newcomers arriving in waves of `--wave` (default 100),
+//! each joining through a random earlier peer, and measures DHT lookups at each size (requests
+//! sent, failures, time, and hops: the lookup replayed in rounds on the peers' real routing
+//! tables). Then it stores files with the shipped parameters (1 MiB blocks, 3 copies, the sealed
+//! index and records in the DHT), makes a growing share of peers leave at once (no repair runs
+//! in between: the worst case), and measures what is still there: account records (log in),
+//! the file index, and whole files (download), beside what independent loss of 3 copies
+//! predicts.
 //!
 //! ```sh
 //! cargo run --release -p jellyfish-peer --example simulate -- \
@@ -21,9 +22,10 @@
 //! for themselves: peers ping every `--ping-secs` (default 600; a browser every 15 s, but in
 //! memory there is no latency to measure) and refresh their routing tables every
 //! `--bootstrap-secs` (default 3600; a browser every 5 min: 1,000 peers doing that saturate two
-//! cores, lookups start to time out at 30 s, and the figures show the machine, not the DHT). Keeping idle connections longer saves Noise handshakes (300 peers come
-//! up in 70 s with 900 s, against 111 s with a browser's 60 s and 15 s) but holds every
-//! connection a peer ever made: a 1,000-peer run with 900 s ran out of 24 GiB.
+//! cores, lookups start to time out at 30 s, and the figures show the machine, not the DHT).
+//! Keeping idle connections longer saves Noise handshakes (300 peers come up in 70 s with 900 s,
+//! against 111 s with a browser's 60 s and 15 s) but holds every connection a peer ever made: a
+//! 1,000-peer run with 900 s ran out of 24 GiB.
 
 // The simulation runs natively only; for the browser target this example is empty.
 #[cfg(target_arch = "wasm32")]
@@ -38,7 +40,12 @@ fn main() {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod native {
 
-    use std::{collections::BTreeMap, ops::ControlFlow, path::PathBuf, time::Duration};
+    use std::{
+        collections::{BTreeMap, HashMap, HashSet},
+        ops::ControlFlow,
+        path::PathBuf,
+        time::Duration,
+    };
 
     use futures::{stream, StreamExt};
     use jellyfish_peer::{
@@ -48,7 +55,7 @@ mod native {
         node::{self, Node},
         record::{dht_key, RecordKind},
     };
-    use libp2p::{identity::Keypair, multiaddr::Protocol, Multiaddr};
+    use libp2p::{identity::Keypair, kad::KBucketKey, multiaddr::Protocol, Multiaddr, PeerId};
     use serde::Serialize;
 
     const PASSWORD: &str = "violet tractor sings under seven moons";
@@ -63,6 +70,7 @@ mod native {
         idle_secs: u64,
         ping_secs: u64,
         bootstrap_secs: u64,
+        wave: usize,
     }
 
     fn parse_args() -> Args {
@@ -75,6 +83,7 @@ mod native {
             idle_secs: 60,
             ping_secs: 600,
             bootstrap_secs: 3600,
+            wave: 100,
         };
         fn list<T: std::str::FromStr>(v: &str) -> Vec<T>
         where
@@ -94,6 +103,7 @@ mod native {
                 "--idle-secs" => args.idle_secs = value.parse().unwrap(),
                 "--ping-secs" => args.ping_secs = value.parse().unwrap(),
                 "--bootstrap-secs" => args.bootstrap_secs = value.parse().unwrap(),
+                "--wave" => args.wave = value.parse::<usize>().unwrap().max(1),
                 other => panic!("unknown flag {other}; see the file's header"),
             }
         }
@@ -146,9 +156,88 @@ mod native {
         found_mean: f64,
         millis_p50: f64,
         millis_p95: f64,
+        /// Rounds of α requests until the closest live peer to the key was known ([`hops`]).
+        hops_p50: u32,
+        hops_p95: u32,
+        /// Rounds until the lookup ends (the k closest known peers all asked).
+        rounds_p50: u32,
+        rounds_p95: u32,
+        /// Share of replayed lookups that met the closest live peer at all.
+        found_closest: f64,
     }
 
-    fn percentile<T: Copy + PartialOrd>(values: &mut [T], p: f64) -> T {
+    /// Kademlia's bucket size and parallelism, as the peers run it (libp2p's defaults).
+    const K: usize = 20;
+    const ALPHA: usize = 3;
+
+    /// Every live peer's routing table, as it is now.
+    async fn routing_tables(nodes: &[Node], alive: &[bool]) -> HashMap<PeerId, Vec<PeerId>> {
+        // Asked concurrently: one at a time, a thousand busy event loops take minutes to answer.
+        let live = nodes.iter().zip(alive).filter(|(_, alive)| **alive);
+        stream::iter(live)
+            .map(|(node, _)| async move {
+                let table = node.client.peers().await.unwrap_or_default();
+                let ids = table
+                    .iter()
+                    .filter_map(|p| p.peer_id.parse().ok())
+                    .collect();
+                (node.client.peer_id(), ids)
+            })
+            .buffer_unordered(64)
+            .collect()
+            .await
+    }
+
+    /// Replays a lookup for `key` from `from` on the peers' real routing tables, in rounds:
+    /// each round asks the α closest not yet asked among the k closest known, and each live
+    /// peer asked answers with the k closest in its table (a peer that left answers nothing).
+    /// On a WAN every round is one round trip, which in-memory times cannot show. Returns the
+    /// round in which the closest live peer was first known (0: `from` knew it, or is it), if
+    /// ever, and the rounds until the lookup ended.
+    fn hops(tables: &HashMap<PeerId, Vec<PeerId>>, from: PeerId, key: &[u8]) -> (Option<u32>, u32) {
+        let target = KBucketKey::new(key.to_vec());
+        let distance = |p: &PeerId| KBucketKey::from(*p).distance(&target);
+        let closest = tables.keys().min_by_key(|p| distance(p)).copied();
+        let mut known: BTreeMap<_, PeerId> =
+            tables[&from].iter().map(|p| (distance(p), *p)).collect();
+        let mut asked = HashSet::from([from]);
+        let knows_closest = |known: &BTreeMap<_, PeerId>| {
+            closest == Some(from) || known.values().any(|p| Some(*p) == closest)
+        };
+        let mut found_at = knows_closest(&known).then_some(0);
+        let mut rounds = 0;
+        loop {
+            let batch: Vec<PeerId> = known
+                .values()
+                .take(K)
+                .filter(|p| !asked.contains(*p))
+                .take(ALPHA)
+                .copied()
+                .collect();
+            if batch.is_empty() {
+                return (found_at, rounds);
+            }
+            rounds += 1;
+            for peer in batch {
+                asked.insert(peer);
+                let Some(table) = tables.get(&peer) else {
+                    known.retain(|_, p| *p != peer);
+                    continue;
+                };
+                let mut answer: Vec<_> = table.iter().map(|p| (distance(p), *p)).collect();
+                answer.sort();
+                known.extend(answer.into_iter().take(K));
+            }
+            if found_at.is_none() && knows_closest(&known) {
+                found_at = Some(rounds);
+            }
+        }
+    }
+
+    fn percentile<T: Copy + PartialOrd + Default>(values: &mut [T], p: f64) -> T {
+        if values.is_empty() {
+            return T::default();
+        }
         values.sort_by(|a, b| a.partial_cmp(b).unwrap());
         values[((values.len() - 1) as f64 * p).round() as usize]
     }
@@ -169,11 +258,19 @@ mod native {
             })
             .collect();
         let keys: Vec<Vec<u8>> = (0..count).map(|_| rng.key()).collect();
-        let stats: Vec<LookupStats> = stream::iter(askers.into_iter().zip(keys))
-            .map(|(i, key)| async move { nodes[i].client.lookup(key).await.unwrap() })
+        let stats: Vec<LookupStats> = stream::iter(askers.iter().zip(&keys))
+            .map(|(i, key)| async move { nodes[*i].client.lookup(key.clone()).await.unwrap() })
             .buffer_unordered(8)
             .collect()
             .await;
+        let tables = routing_tables(nodes, alive).await;
+        let replayed: Vec<(Option<u32>, u32)> = askers
+            .iter()
+            .zip(&keys)
+            .map(|(i, key)| hops(&tables, nodes[*i].client.peer_id(), key))
+            .collect();
+        let mut hops_to_closest: Vec<u32> = replayed.iter().filter_map(|r| r.0).collect();
+        let mut rounds: Vec<u32> = replayed.iter().map(|r| r.1).collect();
         let mut requests: Vec<u32> = stats.iter().map(|s| s.requests).collect();
         let mut millis: Vec<f64> = stats.iter().map(|s| s.millis).collect();
         let mean =
@@ -188,6 +285,12 @@ mod native {
             found_mean: mean(&|s| s.found as f64),
             millis_p50: percentile(&mut millis, 0.5),
             millis_p95: percentile(&mut millis, 0.95),
+            hops_p50: percentile(&mut hops_to_closest, 0.5),
+            hops_p95: percentile(&mut hops_to_closest, 0.95),
+            rounds_p50: percentile(&mut rounds, 0.5),
+            rounds_p95: percentile(&mut rounds, 0.95),
+            found_closest: replayed.iter().filter(|r| r.0.is_some()).count() as f64
+                / count.max(1) as f64,
         }
     }
 
@@ -237,22 +340,33 @@ mod native {
 
         // Grow the network step by step; new peers join through the first one.
         for &target in &args.steps {
-            let first = nodes.len();
             while nodes.len() < target {
-                // Through a random earlier peer: one bootstrap peer for all would serve every
-                // newcomer's first lookups alone (browsers spread the same way over relays).
-                let bootstrap = (!nodes.is_empty()).then(|| {
-                    let j = (rng.next() as usize) % nodes.len();
-                    memory_addr(j).with(Protocol::P2p(nodes[j].client.peer_id()))
-                });
-                nodes.push(start(nodes.len(), bootstrap.as_ref(), &args).await);
+                // Newcomers arrive in waves: hundreds starting in the same second would each
+                // walk the DHT at once, and on two cores the walks time out and are tried again
+                // faster than they finish (700 at once had not come up after 30 min).
+                let first = nodes.len();
+                while nodes.len() < target.min(first + args.wave) {
+                    // Through a random earlier peer: one bootstrap peer for all would serve
+                    // every newcomer's first lookups alone (browsers spread the same way over
+                    // relays).
+                    let bootstrap = (!nodes.is_empty()).then(|| {
+                        let j = (rng.next() as usize) % nodes.len();
+                        memory_addr(j).with(Protocol::P2p(nodes[j].client.peer_id()))
+                    });
+                    nodes.push(start(nodes.len(), bootstrap.as_ref(), &args).await);
+                }
+                // Each newcomer walks the DHT once, as a browser does when it starts.
+                stream::iter(&nodes[first..])
+                    .for_each_concurrent(16, |n| async move {
+                        let _ = n.client.discover().await;
+                    })
+                    .await;
+                eprintln!(
+                    "  {} peers up after {:.0} s",
+                    nodes.len(),
+                    started.elapsed().as_secs_f64()
+                );
             }
-            // Each newcomer walks the DHT once, as a browser does when it starts.
-            stream::iter(&nodes[first..])
-                .for_each_concurrent(16, |n| async move {
-                    let _ = n.client.discover().await;
-                })
-                .await;
             let alive = vec![true; nodes.len()];
             let up_after = started.elapsed().as_secs_f64();
             let settled = settle(&nodes, &alive, &mut rng).await.as_secs_f64();
@@ -287,6 +401,9 @@ mod native {
             )
             .await
             .unwrap();
+            if report.file.copies < DEFAULT_REPLICAS as u32 {
+                eprintln!("  file-{f}: {} copies of its blocks", report.file.copies);
+            }
             ids.push(report.file.id);
         }
         eprintln!("{} files stored", ids.len());
@@ -318,6 +435,7 @@ mod native {
                         ControlFlow::Continue(())
                     })
                     .await
+                    .map_err(|e| eprintln!("  download of file {id} failed: {e}"))
                     .is_ok();
                     downloadable += usize::from(ok);
                 }
@@ -345,11 +463,11 @@ mod native {
             println!("| {peers} | {up:.0} | {settled:.0} |");
         }
         println!("\nDHT lookups (Kademlia k = 20, alpha = 3), in-memory transport, one process");
-        println!("| peers up | left % | requests p50 / p95 | failed requests (mean) | peers found (mean) | ms p50 / p95 |");
-        println!("|---:|---:|---:|---:|---:|---:|");
+        println!("| peers up | left % | requests p50 / p95 | failed requests (mean) | peers found (mean) | ms p50 / p95 | hops to closest p50 / p95 | rounds p50 / p95 | closest met |");
+        println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         for r in &lookups {
             println!(
-                "| {} | {} | {} / {} | {:.1} | {:.1} | {:.1} / {:.1} |",
+                "| {} | {} | {} / {} | {:.1} | {:.1} | {:.1} / {:.1} | {} / {} | {} / {} | {:.0} % |",
                 r.peers,
                 r.left_percent,
                 r.requests_p50,
@@ -357,7 +475,12 @@ mod native {
                 r.failures_mean,
                 r.found_mean,
                 r.millis_p50,
-                r.millis_p95
+                r.millis_p95,
+                r.hops_p50,
+                r.hops_p95,
+                r.rounds_p50,
+                r.rounds_p95,
+                100.0 * r.found_closest
             );
         }
         println!(
