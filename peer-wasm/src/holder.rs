@@ -2,7 +2,9 @@
 //!
 //! A store request is honoured only if the block is no larger than a sealed block, its owner's
 //! key is a usable RSA key, the owner signed the block's address, it fits in the donated space,
-//! and the owner's pledges ([`crate::pledge`]) cover what this peer would then hold for them. A delete is honoured only when signed by the key that stored the block.
+//! and the owner's pledges ([`crate::pledge`]) cover what this peer would then hold for them.
+//! A delete, signed by an owner, drops only that owner's claim on the block: the bytes stay
+//! for any other owner who stored the same sealed block.
 
 use futures::{channel::mpsc, StreamExt};
 
@@ -13,7 +15,7 @@ use crate::{
     platform::Shared,
     pledge,
     protocol::{delete_statement, store_statement, Request, Response},
-    store::BlockStore,
+    store::{BlockStore, Release},
 };
 
 /// Answers inbound block requests until the network stops.
@@ -85,13 +87,11 @@ pub async fn answer(store: &BlockStore, request: Request) -> Response {
             if key.verify(&delete_statement(&id), &signature).is_err() {
                 return refused("the owner's signature does not cover this delete");
             }
-            match store.owner_of(&id).await {
-                Ok(Some(held_by)) if held_by == sha256(&owner) => match store.delete(&id).await {
-                    Ok(_) => Response::Deleted,
-                    Err(e) => refused(e.to_string()),
-                },
-                Ok(Some(_)) => refused("only the block's owner may delete it"),
-                Ok(None) => Response::Deleted,
+            match store.release(&id, &sha256(&owner)).await {
+                Ok(Release::NotHeld | Release::Released | Release::Deleted) => Response::Deleted,
+                Ok(Release::NotClaimed) => {
+                    refused("only an owner who stored the block may delete it")
+                }
                 Err(e) => refused(e.to_string()),
             }
         }
@@ -186,13 +186,63 @@ mod tests {
 
         // Deleting frees the owner's allowance again.
         let first = BlockId::of(&block(10));
-        let delete = Request::DeleteBlock {
-            id: first,
-            owner: alice.der.clone(),
-            signature: alice.key.sign(&delete_statement(&first)),
-        };
-        assert_eq!(answer(&store, delete).await, Response::Deleted);
+        assert_eq!(
+            answer(&store, delete(&alice, first)).await,
+            Response::Deleted
+        );
         let again = answer(&store, alice.store(block(200), vec![alices])).await;
         assert_eq!(again, Response::Stored);
+    }
+
+    fn delete(owner: &Owner, id: BlockId) -> Request {
+        Request::DeleteBlock {
+            id,
+            owner: owner.der.clone(),
+            signature: owner.key.sign(&delete_statement(&id)),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_first_storer_cannot_delete_another_owners_block() {
+        let store = BlockStore::open(1024 * MIB).await.unwrap();
+        let (alice, mallory, eve) = (Owner::new(), Owner::new(), Owner::new());
+        let donor = Keypair::generate_ed25519();
+        let alices = Pledge::sign(&donor, alice.hash(), 30 * MIB).unwrap();
+        let mallorys = Pledge::sign(&donor, mallory.hash(), 30 * MIB).unwrap();
+        let bytes = block(5);
+        let id = BlockId::of(&bytes);
+
+        // The attack: Mallory has a copy of Alice's sealed block (she held it, or saw it
+        // pass), stores it first, and deletes it once Alice has stored it too.
+        let first = answer(&store, mallory.store(bytes.clone(), vec![mallorys])).await;
+        assert_eq!(first, Response::Stored);
+        let second = answer(&store, alice.store(bytes.clone(), vec![alices])).await;
+        assert_eq!(second, Response::Stored);
+        assert_eq!(store.usage().await.unwrap().used, MIB, "held once");
+        assert_eq!(store.held_for(&alice.hash()).await.unwrap(), MIB);
+        assert_eq!(store.held_for(&mallory.hash()).await.unwrap(), MIB);
+        assert_eq!(
+            answer(&store, delete(&mallory, id)).await,
+            Response::Deleted
+        );
+
+        // Alice's block is untouched, and Mallory's share of it is gone.
+        let fetched = answer(&store, Request::FetchBlock { id }).await;
+        assert_eq!(fetched, Response::Block { bytes });
+        assert_eq!(store.held_for(&mallory.hash()).await.unwrap(), 0);
+        assert_eq!(store.claims(&id).await.unwrap(), vec![alice.hash()]);
+
+        // Someone with no claim cannot delete it at all.
+        let stranger = answer(&store, delete(&eve, id)).await;
+        assert!(is_refused(&stranger, "only an owner"), "{stranger:?}");
+
+        // Alice's delete takes it.
+        assert_eq!(answer(&store, delete(&alice, id)).await, Response::Deleted);
+        let gone = answer(&store, Request::FetchBlock { id }).await;
+        assert!(is_refused(&gone, "not held"), "{gone:?}");
+        assert_eq!(store.usage().await.unwrap().used, 0);
+        assert_eq!(store.held_for(&alice.hash()).await.unwrap(), 0);
+        // Deleting what is gone is done, not an error: deletes are retried.
+        assert_eq!(answer(&store, delete(&alice, id)).await, Response::Deleted);
     }
 }

@@ -3,8 +3,12 @@
 //! One type, [`BlockStore`], with the same methods on both targets: in the browser the blocks
 //! live in IndexedDB (they survive reloads and restarts), natively in memory (tests and
 //! simulations). The store never holds more than its capacity, nor more for one owner than the
-//! allowance their pledges earn ([`crate::pledge`]); every block remembers the hash of its
-//! owner's key, so only the owner can have it deleted.
+//! allowance their pledges earn ([`crate::pledge`]).
+//!
+//! A block is held once however many owners stored it, with one claim per owner (the hash of
+//! the owner's key). Each claim counts against its owner's allowance; a delete drops only the
+//! caller's claim, and the bytes go when the last claim does. So storing someone else's sealed
+//! bytes first and then deleting them takes nothing from the other owner.
 
 use serde::Serialize;
 
@@ -47,6 +51,28 @@ pub struct Usage {
     pub blocks: u64,
 }
 
+/// What a delete did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Release {
+    /// The block is not held here.
+    NotHeld,
+    /// The block is held, but the caller has no claim on it: nothing changed.
+    NotClaimed,
+    /// The caller's claim is gone; the block stays for its other owners.
+    Released,
+    /// The caller's claim was the last: the block is gone.
+    Deleted,
+}
+
+/// Refuses a second claim of `size` that would exceed the owner's allowance (the bytes are
+/// held already, so the donation is not touched).
+fn check_claim(held: u64, allowance: u64, size: u64) -> Result<(), StoreError> {
+    if held.saturating_add(size) > allowance {
+        return Err(StoreError::OverAllowance { held, allowance });
+    }
+    Ok(())
+}
+
 /// Refuses a block of `size` that would overfill the donation or the owner's allowance.
 fn check_room(
     used: u64,
@@ -58,10 +84,7 @@ fn check_room(
     if used.saturating_add(size) > capacity {
         return Err(StoreError::Full { used, capacity });
     }
-    if held.saturating_add(size) > allowance {
-        return Err(StoreError::OverAllowance { held, allowance });
-    }
-    Ok(())
+    check_claim(held, allowance, size)
 }
 
 #[cfg(target_arch = "wasm32")]
@@ -73,7 +96,7 @@ pub use native::BlockStore;
 mod native {
     use std::{collections::HashMap, sync::Mutex};
 
-    use super::{OwnerHash, StoreError, Usage};
+    use super::{OwnerHash, Release, StoreError, Usage};
     use crate::block::BlockId;
 
     /// Blocks in memory, for native peers.
@@ -86,8 +109,9 @@ mod native {
     struct Inner {
         capacity: u64,
         used: u64,
-        blocks: HashMap<BlockId, (Vec<u8>, OwnerHash)>,
-        /// Bytes held per owner.
+        /// Each block's bytes and the owners with a claim on it.
+        blocks: HashMap<BlockId, (Vec<u8>, Vec<OwnerHash>)>,
+        /// Bytes claimed per owner.
         owners: HashMap<OwnerHash, u64>,
     }
 
@@ -109,7 +133,8 @@ mod native {
         }
 
         /// Holds a block for `owner`, unless it would not fit in the donation or in the
-        /// owner's `allowance`. Holding it again is a no-op.
+        /// owner's `allowance`. Holding it again for the same owner is a no-op; for another
+        /// owner it adds their claim (counted against their allowance, not the donation).
         pub async fn put(
             &self,
             id: BlockId,
@@ -118,15 +143,27 @@ mod native {
             allowance: u64,
         ) -> Result<(), StoreError> {
             let mut inner = self.lock()?;
-            if inner.blocks.contains_key(&id) {
-                return Ok(());
-            }
             let size = bytes.len() as u64;
             let held = inner.owners.get(&owner).copied().unwrap_or(0);
-            super::check_room(inner.used, inner.capacity, held, allowance, size)?;
-            inner.used += size;
+            match inner
+                .blocks
+                .get(&id)
+                .map(|(_, claims)| claims.contains(&owner))
+            {
+                Some(true) => return Ok(()),
+                Some(false) => {
+                    super::check_claim(held, allowance, size)?;
+                    if let Some((_, claims)) = inner.blocks.get_mut(&id) {
+                        claims.push(owner);
+                    }
+                }
+                None => {
+                    super::check_room(inner.used, inner.capacity, held, allowance, size)?;
+                    inner.used += size;
+                    inner.blocks.insert(id, (bytes, vec![owner]));
+                }
+            }
             *inner.owners.entry(owner).or_insert(0) += size;
-            inner.blocks.insert(id, (bytes, owner));
             Ok(())
         }
 
@@ -140,25 +177,41 @@ mod native {
             Ok(self.lock()?.blocks.get(id).map(|(bytes, _)| bytes.clone()))
         }
 
-        /// Who owns a held block.
-        pub async fn owner_of(&self, id: &BlockId) -> Result<Option<OwnerHash>, StoreError> {
-            Ok(self.lock()?.blocks.get(id).map(|(_, owner)| *owner))
+        /// The owners with a claim on a held block (empty if it is not held).
+        pub async fn claims(&self, id: &BlockId) -> Result<Vec<OwnerHash>, StoreError> {
+            Ok(self
+                .lock()?
+                .blocks
+                .get(id)
+                .map(|(_, claims)| claims.clone())
+                .unwrap_or_default())
         }
 
-        /// Drops a block; `true` if it was held.
-        pub async fn delete(&self, id: &BlockId) -> Result<bool, StoreError> {
+        /// Drops `owner`'s claim on a block, and the block with the last claim.
+        pub async fn release(
+            &self,
+            id: &BlockId,
+            owner: &OwnerHash,
+        ) -> Result<Release, StoreError> {
             let mut inner = self.lock()?;
-            match inner.blocks.remove(id) {
-                Some((bytes, owner)) => {
-                    let size = bytes.len() as u64;
-                    inner.used -= size;
-                    if let Some(held) = inner.owners.get_mut(&owner) {
-                        *held = held.saturating_sub(size);
-                    }
-                    Ok(true)
-                }
-                None => Ok(false),
+            let Some((bytes, claims)) = inner.blocks.get_mut(id) else {
+                return Ok(Release::NotHeld);
+            };
+            let Some(at) = claims.iter().position(|c| c == owner) else {
+                return Ok(Release::NotClaimed);
+            };
+            claims.swap_remove(at);
+            let size = bytes.len() as u64;
+            let last = claims.is_empty();
+            if let Some(held) = inner.owners.get_mut(owner) {
+                *held = held.saturating_sub(size);
             }
+            if !last {
+                return Ok(Release::Released);
+            }
+            inner.blocks.remove(id);
+            inner.used = inner.used.saturating_sub(size);
+            Ok(Release::Deleted)
         }
 
         /// Changes the donated space. Blocks already held stay, even over the new limit.
@@ -202,7 +255,7 @@ mod browser {
     use rexie::{Rexie, TransactionMode};
     use wasm_bindgen::{JsCast, JsValue};
 
-    use super::{OwnerHash, StoreError, Usage};
+    use super::{OwnerHash, Release, StoreError, Usage};
     use crate::block::BlockId;
 
     const BLOCKS: &str = "blocks";
@@ -286,6 +339,43 @@ mod browser {
             .map_err(backend)
     }
 
+    fn bytes_field(value: &JsValue, name: &str) -> Option<Vec<u8>> {
+        get_field(value, name)
+            .and_then(|v| v.dyn_into::<Uint8Array>().ok())
+            .map(|a| a.to_vec())
+    }
+
+    /// The owners with a claim on a stored block value: its `owners` array, or the single
+    /// `owner` that blocks stored before claims existed carry.
+    fn claims_of(value: &JsValue) -> Vec<OwnerHash> {
+        let listed = get_field(value, "owners")
+            .and_then(|v| v.dyn_into::<js_sys::Array>().ok())
+            .map(|owners| {
+                owners
+                    .iter()
+                    .filter_map(|o| o.dyn_into::<Uint8Array>().ok())
+                    .filter_map(|o| o.to_vec().try_into().ok())
+                    .collect()
+            });
+        listed.unwrap_or_else(|| {
+            bytes_field(value, "owner")
+                .and_then(|o| o.try_into().ok())
+                .into_iter()
+                .collect()
+        })
+    }
+
+    fn set_claims(value: &JsValue, claims: &[OwnerHash]) -> Result<(), StoreError> {
+        let owners: js_sys::Array = claims
+            .iter()
+            .map(|c| JsValue::from(Uint8Array::from(&c[..])))
+            .collect();
+        Reflect::set(value, &"owners".into(), &owners).map_err(|e| backend(format!("{e:?}")))?;
+        Reflect::delete_property(value.unchecked_ref(), &"owner".into())
+            .map_err(|e| backend(format!("{e:?}")))?;
+        Ok(())
+    }
+
     impl BlockStore {
         /// One read-write transaction over the blocks and the usage counters, so both change
         /// together or not at all.
@@ -312,7 +402,8 @@ mod browser {
         }
 
         /// Holds a block for `owner`, unless it would not fit in the donation or in the
-        /// owner's `allowance`. Holding it again is a no-op.
+        /// owner's `allowance`. Holding it again for the same owner is a no-op; for another
+        /// owner it adds their claim (counted against their allowance, not the donation).
         pub async fn put(
             &self,
             id: BlockId,
@@ -322,27 +413,45 @@ mod browser {
         ) -> Result<(), StoreError> {
             let (tx, blocks, meta) = self.write_blocks_and_meta()?;
             let key = JsValue::from_str(&id.to_hex());
-            if blocks.key_exists(key.clone()).await.map_err(backend)? {
-                return tx.done().await.map(|_| ()).map_err(backend);
-            }
-            let mut usage = load_usage(&meta).await?;
+            let existing = blocks
+                .get(key.clone())
+                .await
+                .map_err(backend)?
+                .filter(|v| !v.is_undefined());
             let held = load_held(&meta, &owner).await?;
             let size = bytes.len() as u64;
-            if let Err(refused) =
-                super::check_room(usage.used, usage.capacity, held, allowance, size)
-            {
-                let _ = tx.abort().await;
-                return Err(refused);
+            match existing {
+                Some(value) => {
+                    let mut claims = claims_of(&value);
+                    if claims.contains(&owner) {
+                        return tx.done().await.map(|_| ()).map_err(backend);
+                    }
+                    if let Err(refused) = super::check_claim(held, allowance, size) {
+                        let _ = tx.abort().await;
+                        return Err(refused);
+                    }
+                    claims.push(owner);
+                    set_claims(&value, &claims)?;
+                    blocks.put(&value, Some(&key)).await.map_err(backend)?;
+                }
+                None => {
+                    let mut usage = load_usage(&meta).await?;
+                    if let Err(refused) =
+                        super::check_room(usage.used, usage.capacity, held, allowance, size)
+                    {
+                        let _ = tx.abort().await;
+                        return Err(refused);
+                    }
+                    let value = Object::new();
+                    Reflect::set(&value, &"bytes".into(), &Uint8Array::from(bytes.as_slice()))
+                        .map_err(|e| backend(format!("{e:?}")))?;
+                    set_claims(&value, &[owner])?;
+                    blocks.add(&value, Some(&key)).await.map_err(backend)?;
+                    usage.used += size;
+                    usage.blocks += 1;
+                    save_usage(&meta, &usage).await?;
+                }
             }
-            let value = Object::new();
-            Reflect::set(&value, &"bytes".into(), &Uint8Array::from(bytes.as_slice()))
-                .map_err(|e| backend(format!("{e:?}")))?;
-            Reflect::set(&value, &"owner".into(), &Uint8Array::from(&owner[..]))
-                .map_err(|e| backend(format!("{e:?}")))?;
-            blocks.add(&value, Some(&key)).await.map_err(backend)?;
-            usage.used += size;
-            usage.blocks += 1;
-            save_usage(&meta, &usage).await?;
             save_held(&meta, &owner, held + size).await?;
             tx.done().await.map(|_| ()).map_err(backend)
         }
@@ -373,31 +482,26 @@ mod browser {
             Ok(value.filter(|v| !v.is_undefined()))
         }
 
-        fn bytes_field(value: &JsValue, name: &str) -> Option<Vec<u8>> {
-            get_field(value, name)
-                .and_then(|v| v.dyn_into::<Uint8Array>().ok())
-                .map(|a| a.to_vec())
-        }
-
         /// A held block's bytes.
         pub async fn get(&self, id: &BlockId) -> Result<Option<Vec<u8>>, StoreError> {
+            Ok(self.read(id).await?.and_then(|v| bytes_field(&v, "bytes")))
+        }
+
+        /// The owners with a claim on a held block (empty if it is not held).
+        pub async fn claims(&self, id: &BlockId) -> Result<Vec<OwnerHash>, StoreError> {
             Ok(self
                 .read(id)
                 .await?
-                .and_then(|v| Self::bytes_field(&v, "bytes")))
+                .map(|v| claims_of(&v))
+                .unwrap_or_default())
         }
 
-        /// Who owns a held block.
-        pub async fn owner_of(&self, id: &BlockId) -> Result<Option<OwnerHash>, StoreError> {
-            Ok(self
-                .read(id)
-                .await?
-                .and_then(|v| Self::bytes_field(&v, "owner"))
-                .and_then(|o| o.try_into().ok()))
-        }
-
-        /// Drops a block; `true` if it was held.
-        pub async fn delete(&self, id: &BlockId) -> Result<bool, StoreError> {
+        /// Drops `owner`'s claim on a block, and the block with the last claim.
+        pub async fn release(
+            &self,
+            id: &BlockId,
+            owner: &OwnerHash,
+        ) -> Result<Release, StoreError> {
             let (tx, blocks, meta) = self.write_blocks_and_meta()?;
             let key = JsValue::from_str(&id.to_hex());
             let held = blocks
@@ -405,24 +509,33 @@ mod browser {
                 .await
                 .map_err(backend)?
                 .filter(|v| !v.is_undefined());
-            let Some(held) = held else {
+            let Some(value) = held else {
                 tx.done().await.map_err(backend)?;
-                return Ok(false);
+                return Ok(Release::NotHeld);
             };
-            let size = Self::bytes_field(&held, "bytes").map_or(0, |b| b.len() as u64);
-            let owner: Option<OwnerHash> =
-                Self::bytes_field(&held, "owner").and_then(|o| o.try_into().ok());
-            blocks.delete(key).await.map_err(backend)?;
-            let mut usage = load_usage(&meta).await?;
-            usage.used = usage.used.saturating_sub(size);
-            usage.blocks = usage.blocks.saturating_sub(1);
-            save_usage(&meta, &usage).await?;
-            if let Some(owner) = owner {
-                let before = load_held(&meta, &owner).await?;
-                save_held(&meta, &owner, before.saturating_sub(size)).await?;
-            }
+            let mut claims = claims_of(&value);
+            let Some(at) = claims.iter().position(|c| c == owner) else {
+                tx.done().await.map_err(backend)?;
+                return Ok(Release::NotClaimed);
+            };
+            claims.swap_remove(at);
+            let size = bytes_field(&value, "bytes").map_or(0, |b| b.len() as u64);
+            let before = load_held(&meta, owner).await?;
+            save_held(&meta, owner, before.saturating_sub(size)).await?;
+            let release = if claims.is_empty() {
+                blocks.delete(key).await.map_err(backend)?;
+                let mut usage = load_usage(&meta).await?;
+                usage.used = usage.used.saturating_sub(size);
+                usage.blocks = usage.blocks.saturating_sub(1);
+                save_usage(&meta, &usage).await?;
+                Release::Deleted
+            } else {
+                set_claims(&value, &claims)?;
+                blocks.put(&value, Some(&key)).await.map_err(backend)?;
+                Release::Released
+            };
             tx.done().await.map_err(backend)?;
-            Ok(true)
+            Ok(release)
         }
 
         /// Changes the donated space. Blocks already held stay, even over the new limit.
@@ -491,15 +604,40 @@ mod browser_tests {
 
         // A new handle on the same database (a reload) sees the same blocks.
         let reopened = BlockStore::open(5).await.unwrap();
-        assert_eq!(reopened.get(&id_a).await.unwrap(), Some(a));
-        assert_eq!(reopened.owner_of(&id_a).await.unwrap(), Some([7; 32]));
+        assert_eq!(reopened.get(&id_a).await.unwrap(), Some(a.clone()));
+        assert_eq!(reopened.claims(&id_a).await.unwrap(), vec![[7; 32]]);
         let usage = reopened.usage().await.unwrap();
         assert_eq!(usage.capacity, 1000, "an existing donation is kept");
         assert_eq!(usage.used, start.used + 600);
 
-        assert!(reopened.delete(&id_a).await.unwrap());
-        assert!(!reopened.delete(&id_a).await.unwrap());
-        assert_eq!(reopened.usage().await.unwrap().used, start.used);
+        // A second owner of the same bytes: a claim of their own, no second copy on disk.
+        let other = [8; 32];
+        let other_held = reopened.held_for(&other).await.unwrap();
+        reopened
+            .put(id_a, a.clone(), other, u64::MAX)
+            .await
+            .unwrap();
+        assert_eq!(reopened.usage().await.unwrap().used, start.used + 600);
+        assert_eq!(reopened.held_for(&other).await.unwrap(), other_held + 600);
+        assert_eq!(
+            reopened.release(&id_a, &[9; 32]).await.unwrap(),
+            Release::NotClaimed
+        );
+        assert_eq!(
+            reopened.release(&id_a, &owner).await.unwrap(),
+            Release::Released
+        );
+        assert_eq!(reopened.get(&id_a).await.unwrap(), Some(a));
         assert_eq!(reopened.held_for(&owner).await.unwrap(), held);
+        assert_eq!(
+            reopened.release(&id_a, &other).await.unwrap(),
+            Release::Deleted
+        );
+        assert_eq!(
+            reopened.release(&id_a, &other).await.unwrap(),
+            Release::NotHeld
+        );
+        assert_eq!(reopened.usage().await.unwrap().used, start.used);
+        assert_eq!(reopened.held_for(&other).await.unwrap(), other_held);
     }
 }
