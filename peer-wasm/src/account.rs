@@ -24,7 +24,9 @@ use crate::{
         sha256, CryptoError, SymmetricKey,
     },
     protocol,
-    record::{dht_key, AccountId, RecordError, RecordKind, SignedRecord, VerifiedRecord},
+    record::{
+        dht_key, AccountId, FoundRecord, RecordError, RecordKind, SignedRecord, VerifiedRecord,
+    },
 };
 
 /// Shortest and longest usernames.
@@ -38,8 +40,19 @@ pub const MAX_PASSWORD_LEN: usize = 256;
 /// Where account records are read and written: the DHT.
 #[allow(async_fn_in_trait)]
 pub trait Directory {
-    /// The verified records under `key`: per owner the newest, the most widely held first.
-    async fn get(&self, key: Vec<u8>) -> Result<Vec<VerifiedRecord>, AccountError>;
+    /// The verified records under `key`: per owner the newest, the most widely held first,
+    /// each with how many other peers answered with it. Empty only when enough peers were
+    /// heard to say so; else [`AccountError::Unreachable`].
+    async fn find(&self, key: Vec<u8>) -> Result<Vec<FoundRecord>, AccountError>;
+    /// [`Directory::find`] without the holder counts.
+    async fn get(&self, key: Vec<u8>) -> Result<Vec<VerifiedRecord>, AccountError> {
+        Ok(self
+            .find(key)
+            .await?
+            .into_iter()
+            .map(|f| f.record)
+            .collect())
+    }
     /// Stores a record on the peers responsible for it.
     async fn put(&self, record: SignedRecord) -> Result<(), AccountError>;
 }
@@ -77,10 +90,50 @@ pub enum AccountError {
     /// A cryptographic operation failed.
     #[error(transparent)]
     Crypto(#[from] CryptoError),
+    /// Too few peers answered to tell whether the account or name exists: the tab is still
+    /// joining the network, or the network is in churn. Never reported as "unknown user".
+    #[error("can't reach enough peers to check; try again (heard from {heard}, {needed} needed)")]
+    Unreachable {
+        /// Peers that answered.
+        heard: usize,
+        /// Peers that had to answer.
+        needed: usize,
+    },
+    /// The account's records were sent out, but no other peer holds them: the account would
+    /// live only in this tab.
+    #[error("no other peer kept the account's records; the network may be too small, try again")]
+    NotHeldElsewhere,
     /// The network could not be reached or did not answer.
     #[error("network: {0}")]
     Network(String),
 }
+
+impl AccountError {
+    /// A stable code for each kind of failure, for the page to switch on (never the text).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::BadUsername => "bad_username",
+            Self::WeakPassword { .. } => "weak_password",
+            Self::NameTaken => "name_taken",
+            Self::UnknownUser => "unknown_user",
+            Self::WrongPassword => "wrong_password",
+            Self::Damaged(_) => "account_damaged",
+            Self::Record(_) => "record_refused",
+            Self::Crypto(_) => "crypto_failed",
+            Self::Unreachable { .. } | Self::NotHeldElsewhere | Self::Network(_) => {
+                "network_unreachable"
+            }
+        }
+    }
+}
+
+/// How long log-in and sign-up wait for the network to answer before saying it cannot be
+/// reached: a tab that was just opened joins in a second or two on a calm network; 30 s
+/// covers a relay reconnect and a DHT walk past departed peers (each dial gives up in 10 s).
+pub const NETWORK_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The first pause before a lookup that heard too few peers goes again (doubling to 4 s).
+const RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// The strength estimate of a password, for the sign-up form's meter.
 #[derive(Debug, Clone, Serialize)]
@@ -271,8 +324,7 @@ pub async fn sign_up_with_key_bits(
     let username = normalize_username(username)?;
     check_password(password, &username)?;
     let account = account_id(&username);
-    if !dir
-        .get(dht_key(RecordKind::PublicKey, &account))
+    if !records_of(dir, RecordKind::PublicKey, &account)
         .await?
         .is_empty()
     {
@@ -304,8 +356,14 @@ pub async fn sign_up_with_key_bits(
     // The public key first: it claims the name.
     let private_key_record =
         VerifiedRecord::from_wire(&private_record.key(), &private_record.to_wire())?;
-    for record in [public_record, private_record, user_key_record] {
-        dir.put(record).await?;
+    let records = [public_record, private_record, user_key_record];
+    for record in &records {
+        dir.put(record.clone()).await?;
+    }
+    // Done only once other peers hold the records, read back from them: a put acknowledged by
+    // libp2p may still have been filtered out by its holders.
+    for record in &records {
+        confirm_held_elsewhere(dir, record).await?;
     }
     Ok(Session {
         username,
@@ -314,6 +372,34 @@ pub async fn sign_up_with_key_bits(
         user_key,
         private_key_record: std::sync::Mutex::new(private_key_record),
     })
+}
+
+/// Reads `record` back from the network until another peer answers with it (the same or a
+/// newer version by the same owner), for up to [`NETWORK_WAIT`].
+async fn confirm_held_elsewhere(
+    dir: &impl Directory,
+    record: &SignedRecord,
+) -> Result<(), AccountError> {
+    let deadline = web_time::Instant::now() + NETWORK_WAIT;
+    let mut pause = RETRY_PAUSE;
+    loop {
+        let held = records_of(dir, record.kind, &record.account)
+            .await?
+            .iter()
+            .any(|f| {
+                f.record.record().owner == record.owner
+                    && f.record.record().seq >= record.seq
+                    && f.remote_holders > 0
+            });
+        if held {
+            return Ok(());
+        }
+        if web_time::Instant::now() + pause >= deadline {
+            return Err(AccountError::NotHeldElsewhere);
+        }
+        futures_timer::Delay::new(pause).await;
+        pause = (pause * 2).min(std::time::Duration::from_secs(4));
+    }
 }
 
 /// Opens a private-key record with a password.
@@ -335,21 +421,62 @@ async fn open_private_key(
     Ok(PrivateKey::from_pkcs8(&pkcs8)?)
 }
 
-/// The newest record of `kind` signed by `owner`; copies by anyone else are ignored.
-async fn owned_record(
+/// Log-in tries at most this many keys that claim a username (most widely held first): enough
+/// for the real owner to be among them when a few Sybils answer with made-up accounts, few
+/// enough that a wrong password costs at most this many key derivations (about 60 ms each in
+/// the browser's WebCrypto).
+pub const MAX_OWNERS_TRIED: usize = 4;
+
+/// The verified records under the DHT key of `kind` for `account`, checked once more to be of
+/// that kind and account (the network layer checks the key; this keeps the account code from
+/// trusting anything else).
+///
+/// A lookup that heard too few peers to tell goes again, with growing pauses, for up to
+/// [`NETWORK_WAIT`]: log-in and sign-up typed the instant the page opens wait for the tab to
+/// join instead of hearing "no such account".
+async fn records_of(
     dir: &impl Directory,
     kind: RecordKind,
     account: &AccountId,
+) -> Result<Vec<FoundRecord>, AccountError> {
+    let deadline = web_time::Instant::now() + NETWORK_WAIT;
+    let mut pause = RETRY_PAUSE;
+    let found = loop {
+        match dir.find(dht_key(kind, account)).await {
+            Err(AccountError::Unreachable { .. })
+                if web_time::Instant::now() + pause < deadline =>
+            {
+                futures_timer::Delay::new(pause).await;
+                pause = (pause * 2).min(std::time::Duration::from_secs(4));
+            }
+            other => break other?,
+        }
+    };
+    Ok(found
+        .into_iter()
+        .filter(|f| f.record.record().kind == kind && f.record.record().account == *account)
+        .collect())
+}
+
+/// The newest record among `records` signed by `owner`; copies by anyone else are ignored.
+fn owned_by(
+    records: &[FoundRecord],
+    kind: RecordKind,
     owner: &PublicKey,
 ) -> Result<VerifiedRecord, AccountError> {
-    dir.get(dht_key(kind, account))
-        .await?
-        .into_iter()
-        .find(|r| r.owner() == owner)
+    records
+        .iter()
+        .find(|f| f.record.owner() == owner)
+        .map(|f| f.record.clone())
         .ok_or_else(|| AccountError::Damaged(format!("the {kind:?} record is missing")))
 }
 
 /// Opens an account from its records and republishes them (the owner keeps them alive).
+///
+/// Several keys may claim a username: the real owner's, and any that hostile peers made up and
+/// answer with, however many of them there are. The account is the one whose sealed private
+/// key opens with the password; the others are tried and passed over (at most
+/// [`MAX_OWNERS_TRIED`], most widely held first).
 pub async fn log_in(
     dir: &impl Directory,
     username: &str,
@@ -357,36 +484,61 @@ pub async fn log_in(
 ) -> Result<Session, AccountError> {
     let username = normalize_username(username).map_err(|_| AccountError::UnknownUser)?;
     let account = account_id(&username);
-    // The name belongs to the key most holders vouch for; the other records must be its own.
-    let public_record = dir
-        .get(dht_key(RecordKind::PublicKey, &account))
-        .await?
-        .into_iter()
-        .next()
-        .ok_or(AccountError::UnknownUser)?;
-    let owner = public_record.owner().clone();
-    let private_record = owned_record(dir, RecordKind::PrivateKey, &account, &owner).await?;
-    let user_key_record = owned_record(dir, RecordKind::UserKey, &account, &owner).await?;
-
-    let private = open_private_key(&private_record, &account, password).await?;
-    if private.public() != owner {
-        return Err(AccountError::Damaged(
-            "the private key does not match the public key".into(),
-        ));
+    let claims = records_of(dir, RecordKind::PublicKey, &account).await?;
+    if claims.is_empty() {
+        return Err(AccountError::UnknownUser);
     }
-    let wrapped: WrappedUserKey = decode_body(&user_key_record)?;
-    let user_key = SymmetricKey::from_slice(&private.unwrap_key(&wrapped.wrapped)?)?;
+    let private_records = records_of(dir, RecordKind::PrivateKey, &account).await?;
+    let user_key_records = records_of(dir, RecordKind::UserKey, &account).await?;
 
-    for record in [&public_record, &private_record, &user_key_record] {
-        dir.put(record.record().clone()).await?;
+    // What to report if no claim opens: a wrong password over a damaged stranger's claim.
+    let mut failure = None;
+    for FoundRecord {
+        record: public_record,
+        ..
+    } in claims.into_iter().take(MAX_OWNERS_TRIED)
+    {
+        let owner = public_record.owner().clone();
+        let opened = async {
+            let private_record = owned_by(&private_records, RecordKind::PrivateKey, &owner)?;
+            let private = open_private_key(&private_record, &account, password).await?;
+            if private.public() != owner {
+                return Err(AccountError::Damaged(
+                    "the private key does not match the public key".into(),
+                ));
+            }
+            Ok((private_record, private))
+        }
+        .await;
+        let (private_record, private) = match opened {
+            Ok(opened) => opened,
+            // Not this key's account (or not this password): try the next claim.
+            Err(AccountError::WrongPassword) => {
+                failure = Some(AccountError::WrongPassword);
+                continue;
+            }
+            Err(e @ AccountError::Damaged(_)) => {
+                failure.get_or_insert(e);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let user_key_record = owned_by(&user_key_records, RecordKind::UserKey, &owner)?;
+        let wrapped: WrappedUserKey = decode_body(&user_key_record)?;
+        let user_key = SymmetricKey::from_slice(&private.unwrap_key(&wrapped.wrapped)?)?;
+
+        for record in [&public_record, &private_record, &user_key_record] {
+            dir.put(record.record().clone()).await?;
+        }
+        return Ok(Session {
+            username,
+            account,
+            private,
+            user_key,
+            private_key_record: std::sync::Mutex::new(private_record),
+        });
     }
-    Ok(Session {
-        username,
-        account,
-        private,
-        user_key,
-        private_key_record: std::sync::Mutex::new(private_record),
-    })
+    Err(failure.unwrap_or(AccountError::WrongPassword))
 }
 
 /// Reseals the private key under `new_password` (new salt) and publishes it with a higher
@@ -399,7 +551,6 @@ pub async fn change_password(
     new_password: &str,
 ) -> Result<(), AccountError> {
     check_password(new_password, &session.username)?;
-    let key = dht_key(RecordKind::PrivateKey, &session.account);
     let held = session
         .private_key_record
         .lock()
@@ -408,12 +559,11 @@ pub async fn change_password(
     open_private_key(&held, &session.account, current_password).await?;
     let held_seq = held.record().seq;
     let owner = session.public_key();
-    let network_seq = dir
-        .get(key)
+    let network_seq = records_of(dir, RecordKind::PrivateKey, &session.account)
         .await?
         .iter()
-        .find(|r| r.owner() == &owner)
-        .map_or(0, |r| r.record().seq);
+        .find(|f| f.record.owner() == &owner)
+        .map_or(0, |f| f.record.record().seq);
     let body = seal_private_key(&session.account, &session.private, new_password).await?;
     let record = session.sign(RecordKind::PrivateKey, held_seq.max(network_seq) + 1, body)?;
     let verified = VerifiedRecord::from_wire(&record.key(), &record.to_wire())?;

@@ -20,7 +20,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
 use crate::{
-    account::{self, Session},
+    account::{self, AccountError, Session},
     files::{self, FileError, Source},
     net::{self, Client, Event},
     store::BlockStore,
@@ -57,6 +57,13 @@ export interface PasswordStrength {
   suggestions: string[]; crack_time: string;
 }
 export interface Account { username: string }
+/** How sign_up, log_in and change_password reject: switch on `code`, show `message`. */
+export interface AccountFailure extends Error {
+  code: "bad_username" | "weak_password" | "name_taken" | "unknown_user" | "wrong_password"
+    | "account_damaged" | "record_refused" | "crypto_failed" | "network_unreachable";
+  /** With network_unreachable from a lookup: peers heard, and peers needed. */
+  heard?: number; needed?: number;
+}
 export interface Storage {
   capacity: number; used: number; blocks: number;
   browser_quota: number | null; persisted: boolean;
@@ -146,6 +153,18 @@ fn logged_in(session: &RefCell<Option<Rc<Session>>>) -> Result<Rc<Session>, JsVa
 
 fn js_error(e: impl std::fmt::Display) -> JsValue {
     JsError::new(&e.to_string()).into()
+}
+
+/// An account failure as a JavaScript `Error` whose `code` is stable (see
+/// [`AccountError::code`]): the page switches on the code, never on the message text.
+fn account_error(e: AccountError) -> JsValue {
+    let error: JsValue = JsError::new(&e.to_string()).into();
+    let _ = js_sys::Reflect::set(&error, &"code".into(), &e.code().into());
+    if let AccountError::Unreachable { heard, needed } = e {
+        let _ = js_sys::Reflect::set(&error, &"heard".into(), &(heard as f64).into());
+        let _ = js_sys::Reflect::set(&error, &"needed".into(), &(needed as f64).into());
+    }
+    error
 }
 
 fn to_js<T: Serialize>(value: &T) -> Result<JsValue, JsValue> {
@@ -332,23 +351,26 @@ impl Peer {
         })
     }
 
-    /// Creates an account and logs in to it. Rejects with a message saying why otherwise
-    /// (weak password and how to improve it, name taken, network not reachable).
+    /// Creates an account and logs in to it. Rejects with an `Error` whose `code` says why
+    /// (`weak_password` with advice in the message, `name_taken`, `network_unreachable` when
+    /// too few peers answered to tell whether the name is free, ...); done only once other
+    /// peers hold the account's records.
     #[wasm_bindgen(unchecked_return_type = "Promise<Account>")]
     pub fn sign_up(&self, username: String, password: String) -> js_sys::Promise {
         let (client, session) = (self.client.clone(), self.session.clone());
         future_to_promise(async move {
             let new = account::sign_up(&client, &username, &password)
                 .await
-                .map_err(js_error)?;
+                .map_err(account_error)?;
             let info = AccountInfo::of(&new);
             *session.borrow_mut() = Some(Rc::new(new));
             to_js(&info)
         })
     }
 
-    /// Logs in from the records in the network. "wrong password" and "no account has this
-    /// username" are distinct errors; nothing is kept after a failure.
+    /// Logs in from the records in the network. Rejects with an `Error` whose `code` is
+    /// `wrong_password`, `unknown_user` (only when enough peers answered) or
+    /// `network_unreachable` (too few answered within 30 s); nothing is kept after a failure.
     #[wasm_bindgen(unchecked_return_type = "Promise<Account>")]
     pub fn log_in(&self, username: String, password: String) -> js_sys::Promise {
         let (client, session) = (self.client.clone(), self.session.clone());
@@ -356,7 +378,7 @@ impl Peer {
             session.borrow_mut().take();
             let opened = account::log_in(&client, &username, &password)
                 .await
-                .map_err(js_error)?;
+                .map_err(account_error)?;
             let info = AccountInfo::of(&opened);
             *session.borrow_mut() = Some(Rc::new(opened));
             to_js(&info)
@@ -375,7 +397,7 @@ impl Peer {
             let open = logged_in(&session)?;
             account::change_password(&client, &open, &current_password, &new_password)
                 .await
-                .map_err(js_error)?;
+                .map_err(account_error)?;
             Ok(JsValue::UNDEFINED)
         })
     }

@@ -229,6 +229,15 @@ impl VerifiedRecord {
     }
 }
 
+/// A record a lookup found, with how many other peers answered with (a version of) it.
+#[derive(Debug, Clone)]
+pub struct FoundRecord {
+    /// The newest version seen.
+    pub record: VerifiedRecord,
+    /// How many other peers answered with it (the looking peer's own copy not counted).
+    pub remote_holders: usize,
+}
+
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     #![allow(clippy::unwrap_used)]

@@ -169,3 +169,62 @@ async fn records_outlive_the_peer_that_wrote_them() {
     let session = account::log_in(&peers[10], "bob", PASSWORD).await.unwrap();
     assert_eq!(session.username(), "bob");
 }
+
+/// A peer started with no contact: a browser tab whose network has not answered yet.
+async fn newcomer() -> Client {
+    let config = jellyfish_peer::net::Config {
+        listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
+        agent: "jellyfish-test".into(),
+        ..Default::default()
+    };
+    jellyfish_peer::node::start(libp2p::identity::Keypair::generate_ed25519(), config, 0)
+        .await
+        .unwrap()
+        .client
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_answer_from_silence_a_tab_that_has_not_joined_waits_for_the_network() {
+    let nodes = common::cluster(4, |_| 0).await;
+    let peers: Vec<Client> = nodes.iter().map(|n| n.client.clone()).collect();
+    let alice = account::sign_up_with_key_bits(&peers[1], "alice", PASSWORD, BITS)
+        .await
+        .unwrap();
+    let contact = common::dialable(&nodes[0]).await;
+
+    // Alone, a lookup heard nobody: that is not "no record".
+    let lone = newcomer().await;
+    let key = dht_key(RecordKind::PublicKey, &account::account_id("alice"));
+    let silence = lone.get_record(key).await;
+    assert!(
+        matches!(silence, Err(NetError::TooFewPeers { heard: 0, .. })),
+        "{silence:?}"
+    );
+
+    // Log-in and sign-up typed the instant the tab opens wait for it to join, then answer
+    // right: Alice's account opens, and her name is taken.
+    let login = tokio::spawn({
+        let lone = lone.clone();
+        async move { account::log_in(&lone, "alice", PASSWORD).await }
+    });
+    let other = newcomer().await;
+    let signup = tokio::spawn({
+        let other = other.clone();
+        async move { account::sign_up_with_key_bits(&other, "alice", NEW_PASSWORD, BITS).await }
+    });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        !login.is_finished(),
+        "log-in answered before any peer was heard"
+    );
+    assert!(
+        !signup.is_finished(),
+        "sign-up answered before any peer was heard"
+    );
+    lone.connect(contact.clone()).await.unwrap();
+    other.connect(contact).await.unwrap();
+    let session = login.await.unwrap().unwrap();
+    assert_eq!(session.user_key(), alice.user_key());
+    let taken = signup.await.unwrap();
+    assert!(matches!(taken, Err(AccountError::NameTaken)), "{taken:?}");
+}

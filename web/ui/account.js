@@ -30,7 +30,7 @@ export function setupAccount({ getPeer, estimate, username, onLoggedOut }) {
     } catch (e) {
       setBusy([$("password-fields")], submit, "", "Change password");
       error.textContent = sentence(e.message);
-      (/wrong password/.test(e.message) ? current : next).focus();
+      (e.code === "wrong_password" ? current : next).focus();
     }
   });
 

@@ -79,23 +79,36 @@ export function setupAuth({ peerReady, estimate, onAccount }) {
     if (!password.value) { error.textContent = "Enter your password."; password.focus(); return; }
     const m = MODES[mode()];
     setBusy(fieldsets, submit, "Connecting…", m.submit);
+    let watch;
     try {
       const peer = await peerReady;
-      setBusy(fieldsets, submit, m.busy, m.submit);
+      // Until another peer is connected, the peer is still joining: log-in and sign-up wait
+      // for the network (up to 30 s) rather than answer from silence. Say so.
+      const label = async () => {
+        const status = await peer.status().catch(() => null);
+        const others = status ? status.connected_peers.length - (status.relay.state === "connected" ? 1 : 0) : 0;
+        setBusy(fieldsets, submit, others > 0 ? m.busy : "Finding the network…", m.submit);
+      };
+      await label();
+      watch = setInterval(label, 500);
       const name = username.value.trim();
       const account = mode() === "signup"
         ? await peer.sign_up(name, password.value)
         : await peer.log_in(name, password.value);
+      clearInterval(watch);
       password.value = "";
       hidePassword();
       meter.update();
       setBusy(fieldsets, submit, "", m.submit);
       onAccount(account);
     } catch (e) {
+      clearInterval(watch);
       setBusy(fieldsets, submit, "", m.submit);
-      error.textContent = sentence(e.message);
-      // Put the cursor where the fix goes.
-      const aboutName = /username|account has/.test(e.message);
+      error.textContent = e.code === "network_unreachable"
+        ? "Can't reach enough peers to check; try again."
+        : sentence(e.message);
+      // Put the cursor where the fix goes (the page switches on the code, never on the text).
+      const aboutName = ["bad_username", "name_taken", "unknown_user"].includes(e.code);
       (aboutName ? username : password).focus();
     }
   });

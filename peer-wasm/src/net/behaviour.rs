@@ -9,6 +9,9 @@ use libp2p::{
 use super::prefer_direct::PreferDirect;
 use crate::protocol::{self, KAD_PROTOCOL, RPC_PROTOCOL};
 
+/// Kademlia's k: libp2p's default replication factor and bucket size.
+const K_VALUE: u16 = 20;
+
 /// The identify protocol version Jellyfish peers announce.
 pub(crate) const IDENTIFY_PROTOCOL: &str = "/jellyfish/id/1";
 
@@ -42,6 +45,10 @@ impl Behaviour {
         // Records never expire on their own: an account must not vanish because its owner was
         // away. Holders re-replicate what they hold; owners republish at login.
         kad_config.set_record_ttl(None);
+        // Every peer that answered a record lookup without the record is reported (as a
+        // "cache candidate"), up to k: a lookup that finds nothing must know how many peers it
+        // heard before it says so (net::record_policy). Nothing is cached by it.
+        kad_config.set_caching(kad::Caching::Enabled { max_peers: K_VALUE });
         kad_config.set_provider_record_ttl(None);
         kad_config.set_replication_interval(Some(Duration::from_secs(10 * 60)));
         kad_config.set_publication_interval(Some(Duration::from_secs(60 * 60)));

@@ -11,7 +11,7 @@ use super::{KnownPeer, LookupStats, NetError, PeerInfo, Status};
 use crate::protocol::{Request, Response};
 use crate::{
     account::{AccountError, Directory},
-    record::{SignedRecord, VerifiedRecord},
+    record::{FoundRecord, SignedRecord, VerifiedRecord},
 };
 
 /// A request for the event loop, with the oneshot its answer goes to.
@@ -40,7 +40,7 @@ pub(crate) enum Command {
     },
     GetRecord {
         key: Vec<u8>,
-        reply: oneshot::Sender<Result<Vec<VerifiedRecord>, NetError>>,
+        reply: oneshot::Sender<Result<Vec<FoundRecord>, NetError>>,
     },
     Connect {
         addr: Multiaddr,
@@ -178,7 +178,21 @@ impl Client {
     /// each owner the newest, ordered by how many holders vouch for that owner. Malformed and
     /// badly signed copies are dropped; a record by another owner (a forgery or a squatter)
     /// stays apart, so the caller can pick the one signed by the key it trusts.
+    ///
+    /// An empty answer means no record exists only because enough peers were heard
+    /// ([`super::SILENCE_QUORUM`]); a lookup that heard too few fails with
+    /// [`NetError::TooFewPeers`] instead.
     pub async fn get_record(&self, key: Vec<u8>) -> Result<Vec<VerifiedRecord>, NetError> {
+        Ok(self
+            .find_record(key)
+            .await?
+            .into_iter()
+            .map(|found| found.record)
+            .collect())
+    }
+
+    /// [`Client::get_record`], with how many other peers answered with each record.
+    pub async fn find_record(&self, key: Vec<u8>) -> Result<Vec<FoundRecord>, NetError> {
         self.ask(|reply| Command::GetRecord { key, reply }).await?
     }
 
@@ -197,8 +211,8 @@ impl Client {
 }
 
 impl Directory for Client {
-    async fn get(&self, key: Vec<u8>) -> Result<Vec<VerifiedRecord>, AccountError> {
-        self.get_record(key).await.map_err(AccountError::from)
+    async fn find(&self, key: Vec<u8>) -> Result<Vec<FoundRecord>, AccountError> {
+        self.find_record(key).await.map_err(AccountError::from)
     }
 
     async fn put(&self, record: SignedRecord) -> Result<(), AccountError> {
@@ -210,6 +224,7 @@ impl From<NetError> for AccountError {
     fn from(e: NetError) -> Self {
         match e {
             NetError::Record(e) => AccountError::Record(e),
+            NetError::TooFewPeers { heard, needed } => AccountError::Unreachable { heard, needed },
             other => AccountError::Network(other.to_string()),
         }
     }

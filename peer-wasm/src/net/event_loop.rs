@@ -28,8 +28,11 @@ use super::{
     behaviour::BehaviourEvent,
     client::Command,
     direct::{Action, Upgrades},
-    peer_id_of, Behaviour, Client, Config, Event, InboundRequest, KnownPeer, LookupStats, NetError,
-    PeerInfo, RelayState, Started, Status,
+    peer_id_of,
+    queries::Query,
+    record_policy::{self, GetAnswers},
+    Behaviour, Client, Config, Event, InboundRequest, KnownPeer, LookupStats, NetError, PeerInfo,
+    RelayState, Started, Status,
 };
 use crate::{
     backoff::Backoff,
@@ -51,13 +54,9 @@ const COMMAND_QUEUE: usize = 32;
 /// Events kept for a slow reader before new ones are dropped.
 const EVENT_QUEUE: usize = 256;
 
-type DiscoverReply = oneshot::Sender<Result<Vec<PeerId>, NetError>>;
-type ResponseSender = oneshot::Sender<Result<Response, NetError>>;
-type ClosestReply = oneshot::Sender<Result<Vec<PeerId>, NetError>>;
+use super::queries::ResponseSender;
 /// Inbound requests waiting for the application before new ones are refused as "busy".
 const INBOUND_QUEUE: usize = 64;
-type PutReply = oneshot::Sender<Result<(), NetError>>;
-type GetReply = oneshot::Sender<Result<Vec<VerifiedRecord>, NetError>>;
 /// A request in flight: its peer, a copy and the retries left (while it may still be sent
 /// again), and who waits for the answer.
 type InFlight = (PeerId, Option<(Request, u8)>, ResponseSender);
@@ -115,24 +114,16 @@ pub(crate) struct EventLoop {
     /// Requests cut by a closing connection, to go again when `resend` fires.
     to_resend: Vec<(web_time::Instant, PeerId, Request, u8, ResponseSender)>,
     resend: Fuse<Delay>,
-    pending_discover: HashMap<kad::QueryId, DiscoverReply>,
-    pending_closest: HashMap<kad::QueryId, ClosestReply>,
-    /// Requests that failed to dial their peer, waiting for a DHT lookup of its addresses.
-    pending_find: HashMap<kad::QueryId, (PeerId, Request, ResponseSender)>,
+    /// Kademlia queries in flight, by id, with what each is for.
+    queries: HashMap<kad::QueryId, Query>,
     /// Requests in flight, by id.
     pending_requests: HashMap<OutboundRequestId, InFlight>,
     /// Inbound requests handed to the application, by the id it answers with.
     pending_inbound: HashMap<u64, request_response::ResponseChannel<Response>>,
     next_inbound_id: u64,
     inbound: mpsc::Sender<InboundRequest>,
-    pending_put: HashMap<kad::QueryId, PutReply>,
-    /// Get queries: per owner, the newest record seen and how many holders vouched for that
-    /// owner; and who waits for the answer.
-    pending_get: HashMap<kad::QueryId, (Vec<(VerifiedRecord, usize)>, GetReply)>,
     /// Relayed connections being upgraded to direct ones, and the requests waiting for them.
     upgrades: Upgrades<Held>,
-    /// Lookups measured for the simulation, by query.
-    pending_lookups: HashMap<kad::QueryId, oneshot::Sender<LookupStats>>,
     /// Dials asked for by [`Client::connect`], by connection.
     pending_connects: HashMap<ConnectionId, oneshot::Sender<Result<PeerId, NetError>>>,
     /// Open connections: to whom, and over what.
@@ -195,17 +186,12 @@ impl EventLoop {
             retry: Fuse::terminated(),
             to_resend: Vec::new(),
             resend: Fuse::terminated(),
-            pending_discover: HashMap::new(),
-            pending_closest: HashMap::new(),
-            pending_find: HashMap::new(),
+            queries: HashMap::new(),
             pending_requests: HashMap::new(),
             pending_inbound: HashMap::new(),
             next_inbound_id: 0,
             inbound: inbound_tx,
-            pending_put: HashMap::new(),
-            pending_get: HashMap::new(),
             upgrades: Upgrades::new(config.direct),
-            pending_lookups: HashMap::new(),
             pending_connects: HashMap::new(),
             open: HashMap::new(),
             identified: HashMap::new(),
@@ -637,13 +623,16 @@ impl EventLoop {
                 stats,
                 ..
             } => {
-                if let Some(reply) = self.pending_lookups.remove(&id) {
-                    let found = match &result {
-                        Ok(ok) => ok.peers.len(),
-                        Err(kad::GetClosestPeersError::Timeout { peers, .. }) => peers.len(),
-                    };
+                let Some(query) = self.queries.remove(&id) else {
+                    return;
+                };
+                let (key, peers) = match result {
+                    Ok(ok) => (ok.key, ok.peers),
+                    Err(kad::GetClosestPeersError::Timeout { key, peers }) => (key, peers),
+                };
+                if let Query::Lookup(reply) = query {
                     let _ = reply.send(LookupStats {
-                        found,
+                        found: peers.len(),
                         requests: stats.num_requests(),
                         successes: stats.num_successes(),
                         failures: stats.num_failures(),
@@ -651,18 +640,6 @@ impl EventLoop {
                     });
                     return;
                 }
-                let (discover, closest, find) = (
-                    self.pending_discover.remove(&id),
-                    self.pending_closest.remove(&id),
-                    self.pending_find.remove(&id),
-                );
-                if discover.is_none() && closest.is_none() && find.is_none() {
-                    return;
-                }
-                let (key, peers) = match result {
-                    Ok(ok) => (ok.key, ok.peers),
-                    Err(kad::GetClosestPeersError::Timeout { key, peers }) => (key, peers),
-                };
                 let local = *self.swarm.local_peer_id();
                 let mut found = Vec::new();
                 for info in peers {
@@ -677,19 +654,29 @@ impl EventLoop {
                     }
                     found.push(info.peer_id);
                 }
-                if let Some(reply) = discover {
-                    let _ = reply.send(Ok(found));
-                } else if let Some(reply) = closest {
-                    let _ = reply.send(Ok(self.storage_candidates(key, found)));
-                } else if let Some((peer, request, reply)) = find {
-                    if found.contains(&peer) {
-                        self.send_with_retries(peer, request, reply, 0);
-                    } else {
-                        let _ = reply.send(Err(NetError::Request {
-                            peer,
-                            reason: "it could not be dialled, and the DHT did not find it".into(),
-                        }));
+                match query {
+                    Query::Discover(reply) => {
+                        let _ = reply.send(Ok(found));
                     }
+                    Query::Closest(reply) => {
+                        let _ = reply.send(Ok(self.storage_candidates(key, found)));
+                    }
+                    Query::Find {
+                        peer,
+                        request,
+                        reply,
+                    } => {
+                        if found.contains(&peer) {
+                            self.send_with_retries(peer, request, reply, 0);
+                        } else {
+                            let _ = reply.send(Err(NetError::Request {
+                                peer,
+                                reason: "it could not be dialled, and the DHT did not find it"
+                                    .into(),
+                            }));
+                        }
+                    }
+                    other => tracing::debug!(?other, "a peers walk ended for another query"),
                 }
             }
             kad::Event::InboundRequest {
@@ -712,7 +699,7 @@ impl EventLoop {
                 result: kad::QueryResult::PutRecord(result),
                 ..
             } => {
-                if let Some(reply) = self.pending_put.remove(&id) {
+                if let Some(Query::Put(reply)) = self.queries.remove(&id) {
                     let _ = reply.send(
                         result
                             .map(|_| ())
@@ -724,8 +711,8 @@ impl EventLoop {
                 id,
                 result: kad::QueryResult::GetRecord(result),
                 step,
-                ..
-            } => self.on_get_record_progress(id, result, step.last),
+                stats,
+            } => self.on_get_record_progress(id, result, step.last, &stats),
             kad::Event::RoutingUpdated { peer, .. } => {
                 tracing::debug!(%peer, "DHT routing table updated");
             }
@@ -738,13 +725,9 @@ impl EventLoop {
         use kad::store::RecordStore;
         let key = kad::RecordKey::new(&record.record().key());
         let store = self.swarm.behaviour_mut().kad.store_mut();
-        if let Some(held) = store.get(&key) {
-            // What we hold was checked when it came in; if it no longer verifies, replace it.
-            if let Ok(held) = VerifiedRecord::from_wire(key.as_ref(), &held.value) {
-                if !record.may_replace(&held)? {
-                    return Ok(());
-                }
-            }
+        let held = store.get(&key).map(|held| held.value.clone());
+        if !record_policy::may_store(record, held.as_deref())? {
+            return Ok(());
         }
         let value = record.wire().to_vec();
         store
@@ -757,39 +740,66 @@ impl EventLoop {
         id: kad::QueryId,
         result: Result<kad::GetRecordOk, kad::GetRecordError>,
         last: bool,
+        stats: &kad::QueryStats,
     ) {
-        let Some((seen, _)) = self.pending_get.get_mut(&id) else {
+        let Some(Query::Get(answers, _)) = self.queries.get_mut(&id) else {
             return;
         };
-        if let Ok(kad::GetRecordOk::FoundRecord(found)) = result {
-            match VerifiedRecord::from_wire(found.record.key.as_ref(), &found.record.value) {
-                Ok(candidate) => {
-                    let same_owner = seen
-                        .iter_mut()
-                        .find(|(held, _)| held.record().owner == candidate.record().owner);
-                    match same_owner {
-                        Some((held, holders)) => {
-                            *holders += 1;
-                            if candidate.may_replace(held) == Ok(true) {
-                                *held = candidate;
-                            }
-                        }
-                        None => seen.push((candidate, 1)),
-                    }
+        match result {
+            Ok(kad::GetRecordOk::FoundRecord(found)) => {
+                // Checked against the key asked for, not the one the answer names.
+                let record = &found.record;
+                if let Err(e) = answers.offer(found.peer, record.key.as_ref(), &record.value) {
+                    tracing::info!(peer = ?found.peer, "ignored a bad record: {e}");
                 }
-                Err(e) => tracing::info!(peer = ?found.peer, "ignored a bad record: {e}"),
             }
-        }
-        if last {
-            if let Some((mut seen, reply)) = self.pending_get.remove(&id) {
-                seen.sort_by_key(|(_, holders)| std::cmp::Reverse(*holders));
-                if let Some((record, _)) = seen.first() {
-                    // Keep a copy of the newest version most holders agree on: it spreads.
-                    let _ = self.store_record(record);
-                }
-                let _ = reply.send(Ok(seen.into_iter().map(|(record, _)| record).collect()));
+            Ok(kad::GetRecordOk::FinishedWithNoAdditionalRecord { cache_candidates }) => {
+                answers.answered_without(cache_candidates.into_values());
             }
+            Err(kad::GetRecordError::NotFound { closest_peers, .. }) => {
+                answers.answered_without(closest_peers);
+            }
+            Err(e) => tracing::debug!("record lookup: {e}"),
         }
+        if !last {
+            return;
+        }
+        let Some(Query::Get(answers, reply)) = self.queries.remove(&id) else {
+            return;
+        };
+        if answers.refused() > 0 {
+            tracing::info!(
+                refused = answers.refused(),
+                "record lookup: answers refused"
+            );
+        }
+        let unreachable = stats.num_failures() as usize;
+        let found = match answers.finish(|peer| self.holds_records(peer), unreachable) {
+            Ok(found) => found,
+            Err(too_few) => {
+                let _ = reply.send(Err(NetError::TooFewPeers {
+                    heard: too_few.heard,
+                    needed: too_few.needed,
+                }));
+                return;
+            }
+        };
+        if let Some(first) = found.first() {
+            // Keep a copy of the newest version most holders agree on: it spreads.
+            let _ = self.store_record(&first.record);
+        }
+        let _ = reply.send(Ok(found));
+    }
+
+    /// Whether `peer` may hold records: not the relay, and (once identified) a Jellyfish peer.
+    fn holds_records(&self, peer: &PeerId) -> bool {
+        let relay = self.relay.as_ref().map(|r| r.peer);
+        let rpc = RPC_PROTOCOL.to_string();
+        Some(*peer) != relay
+            && self
+                .identified
+                .get(peer)
+                .is_none_or(|(_, protocols)| protocols.contains(&rpc))
     }
 
     fn on_rpc(&mut self, event: request_response::Event<Request, Response>) {
@@ -858,7 +868,14 @@ impl EventLoop {
                         // fails inside the swarm, with no event to tell it apart.)
                         tracing::debug!(%peer, "dial failed; looking the peer up");
                         let id = self.swarm.behaviour_mut().kad.get_closest_peers(peer);
-                        self.pending_find.insert(id, (peer, request, reply));
+                        self.queries.insert(
+                            id,
+                            Query::Find {
+                                peer,
+                                request,
+                                reply,
+                            },
+                        );
                     }
                     _ => {
                         let _ = reply.send(Err(NetError::Request {
@@ -938,7 +955,7 @@ impl EventLoop {
                 }
                 let local = *self.swarm.local_peer_id();
                 let id = self.swarm.behaviour_mut().kad.get_closest_peers(local);
-                self.pending_discover.insert(id, reply);
+                self.queries.insert(id, Query::Discover(reply));
             }
             Command::PutRecord { record, reply } => {
                 if let Err(e) = self.store_record(&record) {
@@ -956,7 +973,7 @@ impl EventLoop {
                     .put_record(kad_record, kad::Quorum::One)
                 {
                     Ok(id) => {
-                        self.pending_put.insert(id, reply);
+                        self.queries.insert(id, Query::Put(reply));
                     }
                     Err(e) => {
                         let _ = reply.send(Err(NetError::NotStored(e.to_string())));
@@ -969,7 +986,8 @@ impl EventLoop {
                     .behaviour_mut()
                     .kad
                     .get_record(kad::RecordKey::new(&key));
-                self.pending_get.insert(id, (Vec::new(), reply));
+                self.queries
+                    .insert(id, Query::Get(GetAnswers::new(key), reply));
             }
             Command::Request {
                 peer,
@@ -998,14 +1016,14 @@ impl EventLoop {
             Command::Connect { addr, reply } => self.connect(addr, reply),
             Command::Lookup { key, reply } => {
                 let id = self.swarm.behaviour_mut().kad.get_closest_peers(key);
-                self.pending_lookups.insert(id, reply);
+                self.queries.insert(id, Query::Lookup(reply));
             }
             Command::PeerInfo { peer, reply } => {
                 let _ = reply.send(self.peer_info(peer));
             }
             Command::ClosestPeers { key, reply } => {
                 let id = self.swarm.behaviour_mut().kad.get_closest_peers(key);
-                self.pending_closest.insert(id, reply);
+                self.queries.insert(id, Query::Closest(reply));
             }
         }
     }
@@ -1056,17 +1074,10 @@ impl EventLoop {
             .take(MAX)
             .map(|k| *k.preimage())
             .collect();
-        let relay = self.relay.as_ref().map(|r| r.peer);
-        let rpc = RPC_PROTOCOL.to_string();
         let mut peers: Vec<PeerId> = found
             .into_iter()
             .chain(known)
-            .filter(|p| Some(*p) != relay)
-            .filter(|p| {
-                self.identified
-                    .get(p)
-                    .is_none_or(|(_, protocols)| protocols.contains(&rpc))
-            })
+            .filter(|p| self.holds_records(p))
             .collect::<HashSet<_>>()
             .into_iter()
             .collect();

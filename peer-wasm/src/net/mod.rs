@@ -20,6 +20,8 @@ pub mod direct;
 mod event_loop;
 mod identify;
 mod prefer_direct;
+mod queries;
+mod record_policy;
 
 use libp2p::{multiaddr::Protocol, Multiaddr, PeerId};
 use serde::Serialize;
@@ -27,6 +29,7 @@ use serde::Serialize;
 pub(crate) use behaviour::Behaviour;
 pub use client::{Client, HelloReply};
 use event_loop::EventLoop;
+pub use record_policy::SILENCE_QUORUM;
 
 /// How a peer joins the network.
 #[derive(Debug, Clone, Default)]
@@ -80,6 +83,15 @@ pub enum NetError {
     /// A record was refused before it left this peer.
     #[error(transparent)]
     Record(#[from] crate::record::RecordError),
+    /// A lookup found nothing, but heard from too few peers for that to mean there is
+    /// nothing: the tab is still joining, or the network is in churn.
+    #[error("can't reach enough peers to check (heard from {heard}, {needed} needed); try again")]
+    TooFewPeers {
+        /// Peers holding the protocol that answered.
+        heard: usize,
+        /// Peers that had to answer ([`SILENCE_QUORUM`], or every peer the lookup tried).
+        needed: usize,
+    },
     /// No other peer took a copy of a record.
     #[error("no other peer stored the record ({0}); the network may be too small or unreachable")]
     NotStored(String),

@@ -1,6 +1,8 @@
 //! What the native cluster tests share: starting many peers over loopback TCP.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub(crate) mod hostile;
+
 use std::time::Duration;
 
 use jellyfish_peer::{

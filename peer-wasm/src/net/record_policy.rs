@@ -1,0 +1,336 @@
+//! What a record must be to be stored here, and how the answers to one lookup are merged.
+//! Pure: the event loop feeds it bytes from the wire and does what it says.
+//!
+//! The rule that matters most: an answer is checked against the key that was *asked for*,
+//! never against the key the answering peer wrote into its answer. A peer on the lookup path
+//! could otherwise answer every query with some other account's validly signed record (one it
+//! was asked to store earlier) and make every free username look taken.
+
+use std::collections::HashSet;
+
+use libp2p::PeerId;
+
+use crate::record::{FoundRecord, RecordError, VerifiedRecord};
+
+/// How many peers a lookup must hear from before "there is no such record" is believed: this
+/// many, or every peer the walk tried when it tried fewer (a network of two tabs), and never
+/// none. Three is what Kademlia's own record replication aims for below `k`, and it means a
+/// lookup that reached only one or two peers while others did not answer (a tab still joining,
+/// a network still forming, departed peers in the routing table) says "try again", never "no
+/// such account" or "this name is free".
+pub const SILENCE_QUORUM: usize = 3;
+
+/// A lookup found nothing, but heard from too few peers for that to mean anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TooFewHeard {
+    /// Peers that hold the protocol and answered.
+    pub(crate) heard: usize,
+    /// Peers that had to answer.
+    pub(crate) needed: usize,
+}
+
+/// The peers a lookup must hear from, given those it heard and those that did not answer.
+pub(crate) fn needed(heard: usize, unreachable: usize) -> usize {
+    SILENCE_QUORUM.min(heard + unreachable).max(1)
+}
+
+/// Whether `record` may be stored where `held` (the bytes stored under the same key, if any)
+/// is: `Ok(true)` to store it, `Ok(false)` when it is the record already held.
+///
+/// A held copy that no longer verifies (it was checked when it came in, so this means the
+/// rules changed) is replaced.
+pub(crate) fn may_store(record: &VerifiedRecord, held: Option<&[u8]>) -> Result<bool, RecordError> {
+    let key = record.record().key();
+    match held.map(|wire| VerifiedRecord::from_wire(&key, wire)) {
+        Some(Ok(held)) => record.may_replace(&held),
+        Some(Err(_)) | None => Ok(true),
+    }
+}
+
+/// The answers to one record lookup, merged per owner: for each key that signed a record
+/// under the key asked for, the newest version seen and which holders vouched for it.
+#[derive(Debug)]
+pub(crate) struct GetAnswers {
+    key: Vec<u8>,
+    /// Per owner: the newest record, the remote peers that answered with it, and whether
+    /// this peer holds a copy.
+    seen: Vec<(VerifiedRecord, HashSet<PeerId>, bool)>,
+    refused: usize,
+    /// Remote peers that answered without a record.
+    without: HashSet<PeerId>,
+}
+
+impl GetAnswers {
+    /// Starts a lookup of the records under `key`.
+    pub(crate) fn new(key: Vec<u8>) -> Self {
+        Self {
+            key,
+            seen: Vec::new(),
+            refused: 0,
+            without: HashSet::new(),
+        }
+    }
+
+    /// Takes one holder's answer: `from` is who answered (`None`: this peer's own copy),
+    /// `answered_key` the key it says the record is stored under, `wire` the record. An answer
+    /// for another key than the one asked for, or one that fails verification, is refused and
+    /// counted; it never reaches the caller, and its sender does not count as heard.
+    pub(crate) fn offer(
+        &mut self,
+        from: Option<PeerId>,
+        answered_key: &[u8],
+        wire: &[u8],
+    ) -> Result<(), RecordError> {
+        let checked = if answered_key == self.key.as_slice() {
+            VerifiedRecord::from_wire(&self.key, wire)
+        } else {
+            Err(RecordError::WrongKey)
+        };
+        let candidate = match checked {
+            Ok(candidate) => candidate,
+            Err(e) => {
+                self.refused += 1;
+                return Err(e);
+            }
+        };
+        let same_owner = self
+            .seen
+            .iter_mut()
+            .find(|(held, ..)| held.record().owner == candidate.record().owner);
+        let (_, holders, local) = match same_owner {
+            Some(entry) => {
+                if candidate.may_replace(&entry.0) == Ok(true) {
+                    entry.0 = candidate;
+                }
+                entry
+            }
+            None => {
+                self.seen.push((candidate, HashSet::new(), false));
+                let last = self.seen.len() - 1;
+                &mut self.seen[last]
+            }
+        };
+        match from {
+            Some(peer) => {
+                holders.insert(peer);
+            }
+            None => *local = true,
+        }
+        Ok(())
+    }
+
+    /// Peers that answered the lookup without a record.
+    pub(crate) fn answered_without(&mut self, peers: impl IntoIterator<Item = PeerId>) {
+        self.without.extend(peers);
+    }
+
+    /// How many answers were refused.
+    pub(crate) fn refused(&self) -> usize {
+        self.refused
+    }
+
+    /// Per owner the newest record, the most widely held first (ties keep the order seen).
+    ///
+    /// Found records stand on their own (each is signed). An empty answer is given only if
+    /// enough peers were heard ([`needed`]): `counts` says which peers count (those that hold
+    /// the protocol, not the relay), `unreachable` how many peers the walk could not reach.
+    pub(crate) fn finish(
+        mut self,
+        counts: impl Fn(&PeerId) -> bool,
+        unreachable: usize,
+    ) -> Result<Vec<FoundRecord>, TooFewHeard> {
+        if self.seen.is_empty() {
+            let heard = self.without.iter().filter(|p| counts(p)).count();
+            let needed = needed(heard, unreachable);
+            if heard < needed {
+                return Err(TooFewHeard { heard, needed });
+            }
+        }
+        let weight = |(_, holders, local): &(VerifiedRecord, HashSet<PeerId>, bool)| {
+            holders.len() + usize::from(*local)
+        };
+        self.seen.sort_by_key(|e| std::cmp::Reverse(weight(e)));
+        Ok(self
+            .seen
+            .into_iter()
+            .map(|(record, holders, _)| FoundRecord {
+                record,
+                remote_holders: holders.len(),
+            })
+            .collect())
+    }
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::sync::OnceLock;
+
+    use super::*;
+    use crate::{
+        crypto::rsa_keys::PrivateKey,
+        record::{AccountId, RecordKind, SignedRecord},
+    };
+
+    fn key(n: u8) -> &'static PrivateKey {
+        static KEYS: OnceLock<Vec<PrivateKey>> = OnceLock::new();
+        &KEYS.get_or_init(|| {
+            (0..3)
+                .map(|_| PrivateKey::generate_bits(2048).unwrap())
+                .collect()
+        })[usize::from(n)]
+    }
+
+    fn record(owner: u8, account: u8, seq: u64) -> SignedRecord {
+        SignedRecord::sign(
+            RecordKind::PublicKey,
+            AccountId([account; 32]),
+            seq,
+            key(owner),
+            Vec::new(),
+        )
+        .unwrap()
+    }
+
+    fn peer() -> Option<PeerId> {
+        Some(PeerId::random())
+    }
+
+    fn everyone(_: &PeerId) -> bool {
+        true
+    }
+
+    fn verified(r: &SignedRecord) -> VerifiedRecord {
+        VerifiedRecord::from_wire(&r.key(), &r.to_wire()).unwrap()
+    }
+
+    #[test]
+    fn an_answer_for_another_key_is_refused_whatever_key_it_names() {
+        let asked = record(0, 1, 1).key();
+        let other_account = record(1, 2, 1);
+        let mut answers = GetAnswers::new(asked.clone());
+        // The attack: a validly signed record of another account, under its own key...
+        let liar = PeerId::random();
+        assert_eq!(
+            answers.offer(Some(liar), &other_account.key(), &other_account.to_wire()),
+            Err(RecordError::WrongKey)
+        );
+        // ...or claimed to be under the key asked for.
+        assert_eq!(
+            answers.offer(Some(liar), &asked, &other_account.to_wire()),
+            Err(RecordError::WrongKey)
+        );
+        assert_eq!(answers.refused(), 2);
+        let honest: Vec<PeerId> = (0..3).map(|_| PeerId::random()).collect();
+        answers.answered_without(honest);
+        let found = answers.finish(everyone, 0).unwrap();
+        assert!(found.is_empty(), "the name must look free");
+    }
+
+    #[test]
+    fn answers_merge_per_owner_newest_first_most_held_first() {
+        let asked = record(0, 1, 1).key();
+        let mut answers = GetAnswers::new(asked.clone());
+        let squatter = record(1, 1, 7);
+        answers.offer(peer(), &asked, &squatter.to_wire()).unwrap();
+        answers
+            .offer(None, &asked, &record(0, 1, 1).to_wire())
+            .unwrap();
+        for seq in [3, 2] {
+            answers
+                .offer(peer(), &asked, &record(0, 1, seq).to_wire())
+                .unwrap();
+        }
+        assert!(answers.offer(peer(), &asked, b"\xffjunk").is_err());
+        let merged = answers.finish(everyone, 5).unwrap();
+        assert_eq!(merged.len(), 2);
+        assert_eq!(
+            merged[0].record.record().seq,
+            3,
+            "three holders, newest kept"
+        );
+        assert_eq!(merged[0].record.record().owner, record(0, 1, 1).owner);
+        assert_eq!(
+            merged[0].remote_holders, 2,
+            "its own copy is not a remote holder"
+        );
+        assert_eq!(merged[1].record.record(), &squatter);
+        assert_eq!(merged[1].remote_holders, 1);
+    }
+
+    #[test]
+    fn nothing_found_means_nothing_only_when_enough_peers_were_heard() {
+        let asked = record(0, 1, 1).key();
+        let silence = |heard: usize, unreachable: usize| {
+            let mut answers = GetAnswers::new(asked.clone());
+            answers.answered_without((0..heard).map(|_| PeerId::random()));
+            answers
+                .finish(everyone, unreachable)
+                .map(|found| found.len())
+        };
+        // A tab that reached nobody (alone with the relay, or still joining) knows nothing.
+        assert_eq!(
+            silence(0, 0),
+            Err(TooFewHeard {
+                heard: 0,
+                needed: 1
+            })
+        );
+        // Two tabs: the other one is every peer there is.
+        assert_eq!(silence(1, 0), Ok(0));
+        // One answer while three peers did not: a network in churn, not an answer.
+        assert_eq!(
+            silence(1, 3),
+            Err(TooFewHeard {
+                heard: 1,
+                needed: 3
+            })
+        );
+        assert_eq!(
+            silence(2, 1),
+            Err(TooFewHeard {
+                heard: 2,
+                needed: 3
+            })
+        );
+        assert_eq!(silence(3, 17), Ok(0));
+        // Peers that do not count (the relay, which holds no records) are not heard.
+        let mut answers = GetAnswers::new(asked.clone());
+        let relay = PeerId::random();
+        answers.answered_without([relay]);
+        assert_eq!(
+            answers.finish(|p| *p != relay, 0).map(|f| f.len()),
+            Err(TooFewHeard {
+                heard: 0,
+                needed: 1
+            })
+        );
+        // A record found stands on its own: it is signed.
+        let mut answers = GetAnswers::new(asked.clone());
+        answers
+            .offer(peer(), &asked, &record(0, 1, 1).to_wire())
+            .unwrap();
+        assert_eq!(answers.finish(everyone, 9).map(|f| f.len()), Ok(1));
+    }
+
+    #[test]
+    fn storing_follows_the_replacement_rules() {
+        let v1 = verified(&record(0, 1, 1));
+        let v2 = verified(&record(0, 1, 2));
+        assert_eq!(may_store(&v1, None), Ok(true));
+        assert_eq!(may_store(&v2, Some(v1.wire())), Ok(true));
+        assert_eq!(may_store(&v1, Some(v1.wire())), Ok(false));
+        assert_eq!(
+            may_store(&v1, Some(v2.wire())),
+            Err(RecordError::Stale { new: 1, held: 2 })
+        );
+        let thief = verified(&record(2, 1, 9));
+        assert_eq!(
+            may_store(&thief, Some(v1.wire())),
+            Err(RecordError::NotOwner)
+        );
+        // A held copy that no longer verifies is replaced.
+        assert_eq!(may_store(&v1, Some(b"garbage")), Ok(true));
+    }
+}

@@ -1,0 +1,168 @@
+//! Hostile peers in a native cluster: each test performs one attack with real libp2p peers
+//! speaking Jellyfish's DHT protocol, and shows honest users unaffected.
+#![cfg(not(target_arch = "wasm32"))]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{collections::HashMap, sync::atomic::Ordering, sync::Mutex, time::Duration};
+
+use jellyfish_peer::{
+    account::{self, AccountError, Directory},
+    net::Client,
+    record::{dht_key, FoundRecord, RecordKind, SignedRecord, VerifiedRecord},
+};
+use libp2p::PeerId;
+
+mod common;
+use common::hostile::{self, Forge, Hostile};
+
+const BITS: usize = 2048;
+const PASSWORD: &str = "violet tractor sings under seven moons";
+const MALLORY_PASSWORD: &str = "mallory keeps seven forged lanterns";
+
+/// Waits until every honest peer's DHT walk finds each hostile peer, so the attack is sure to
+/// be on the lookup path.
+async fn until_known(peers: &[Client], hostiles: &[Hostile]) {
+    for peer in peers {
+        let mut found = Vec::new();
+        for _ in 0..100 {
+            found = peer.discover().await.unwrap_or_default();
+            if hostiles.iter().all(|h| found.contains(&h.peer_id)) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let missing: Vec<PeerId> = hostiles
+            .iter()
+            .map(|h| h.peer_id)
+            .filter(|h| !found.contains(h))
+            .collect();
+        assert!(missing.is_empty(), "hostile peers never found: {missing:?}");
+    }
+}
+
+/// Collects the records a sign-up writes, without a network: how the attacker makes a
+/// complete, validly signed account of her own under someone else's name.
+#[derive(Default)]
+struct Collect(Mutex<Vec<SignedRecord>>);
+
+impl Directory for Collect {
+    async fn find(&self, key: Vec<u8>) -> Result<Vec<FoundRecord>, AccountError> {
+        let records = self.0.lock().unwrap();
+        Ok(records
+            .iter()
+            .filter(|r| r.key() == key)
+            .map(|r| FoundRecord {
+                record: VerifiedRecord::from_wire(&key, &r.to_wire()).unwrap(),
+                remote_holders: 1,
+            })
+            .collect())
+    }
+
+    async fn put(&self, record: SignedRecord) -> Result<(), AccountError> {
+        self.0.lock().unwrap().push(record);
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_answering_with_another_accounts_record_cannot_take_free_names() {
+    let nodes = common::cluster(5, |_| 0).await;
+    let first = common::dialable(&nodes[0]).await;
+    let peers: Vec<Client> = nodes.iter().map(|n| n.client.clone()).collect();
+    let liar = hostile::start(first, Forge::FirstStoredForAnyKey).await;
+    until_known(&peers, std::slice::from_ref(&liar)).await;
+
+    let alice = account::sign_up_with_key_bits(&peers[0], "alice", PASSWORD, BITS)
+        .await
+        .unwrap();
+    assert!(
+        liar.stored.load(Ordering::SeqCst) > 0,
+        "the liar was asked to store Alice's records"
+    );
+
+    // The attack: every record query the liar sees is answered with Alice's record.
+    let bob = account::sign_up_with_key_bits(&peers[3], "bob", PASSWORD, BITS).await;
+    assert!(
+        liar.forged_answers.load(Ordering::SeqCst) > 0,
+        "the liar answered record queries"
+    );
+    let bob = bob.expect("a free name is free whatever one peer answers");
+    assert_eq!(bob.username(), "bob");
+
+    // The network layer alone refuses the liar's answers: a free name's lookup finds nothing.
+    let free = dht_key(RecordKind::PublicKey, &account::account_id("dave"));
+    for peer in &peers {
+        let found = peer.get_record(free.clone()).await.unwrap();
+        assert!(found.is_empty(), "{found:?}");
+    }
+
+    let again = account::log_in(&peers[4], "bob", PASSWORD).await.unwrap();
+    assert_eq!(again.user_key(), bob.user_key());
+    let again = account::log_in(&peers[1], "alice", PASSWORD).await.unwrap();
+    assert_eq!(again.user_key(), alice.user_key());
+    let nobody = account::log_in(&peers[2], "carol", PASSWORD).await;
+    assert!(
+        matches!(nobody, Err(AccountError::UnknownUser)),
+        "{nobody:?}"
+    );
+    // The one refusal a taken name still gets is for the name that is taken.
+    let taken = account::sign_up_with_key_bits(&peers[2], "alice", PASSWORD, BITS).await;
+    assert!(matches!(taken, Err(AccountError::NameTaken)), "{taken:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sybils_outvoting_the_real_key_cannot_lock_a_user_out() {
+    let nodes = common::cluster(3, |_| 0).await;
+    let first = common::dialable(&nodes[0]).await;
+    let peers: Vec<Client> = nodes.iter().map(|n| n.client.clone()).collect();
+    let alice = account::sign_up_with_key_bits(&peers[0], "alice", PASSWORD, BITS)
+        .await
+        .unwrap();
+
+    // Mallory makes a complete account named "alice" with her own key and password, and four
+    // Sybils answer it for Alice's keys: more voices than Alice's honest holders.
+    let forged = Collect::default();
+    account::sign_up_with_key_bits(&forged, "alice", MALLORY_PASSWORD, BITS)
+        .await
+        .unwrap();
+    let records: HashMap<Vec<u8>, Vec<u8>> = forged
+        .0
+        .into_inner()
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.key(), r.to_wire()))
+        .collect();
+    let mut sybils = Vec::new();
+    for _ in 0..4 {
+        sybils.push(hostile::start(first.clone(), Forge::These(records.clone())).await);
+    }
+    until_known(&peers, &sybils).await;
+
+    // The attack has the majority: most holders vouch for Mallory's key.
+    let public_key = dht_key(RecordKind::PublicKey, &account::account_id("alice"));
+    let votes = peers[1].get_record(public_key).await.unwrap();
+    assert_eq!(votes.len(), 2, "Alice's key and Mallory's");
+    assert_ne!(
+        votes[0].owner(),
+        &alice.public_key(),
+        "the Sybils out-vote Alice"
+    );
+
+    // Alice logs in anyway, everywhere, and gets her own account.
+    for peer in &peers {
+        let session = account::log_in(peer, "alice", PASSWORD).await.unwrap();
+        assert_eq!(session.user_key(), alice.user_key());
+        assert_eq!(session.public_key(), alice.public_key());
+    }
+    // A wrong password is still a wrong password, not a way into either account.
+    let wrong = account::log_in(&peers[2], "alice", "not the password at all").await;
+    assert!(
+        matches!(wrong, Err(AccountError::WrongPassword)),
+        "{wrong:?}"
+    );
+    let answered: usize = sybils
+        .iter()
+        .map(|s| s.forged_answers.load(Ordering::SeqCst))
+        .sum();
+    assert!(answered > 0, "the Sybils answered");
+}
