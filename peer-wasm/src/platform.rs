@@ -19,6 +19,16 @@ fn setup_error(e: impl std::fmt::Display) -> NetError {
     NetError::Setup(e.to_string())
 }
 
+/// Addresses of one peer a browser dials at once. Every address of another browser goes
+/// through the relay (a circuit, or WebRTC signalled over a circuit), and libp2p's relay client
+/// opens at most 10 circuits at a time over one relay connection, silently failing the rest
+/// ("Dropping in-flight connect request because we are at capacity"). With libp2p's default of
+/// 8 addresses at once, a newcomer's first DHT walks (3 peers in flight per walk, 2 or 3
+/// addresses each) overflowed that on a network of 9 tabs, every dial failed, and the tab stayed
+/// alone. One at a time keeps a walk within the relay's limit.
+#[cfg(target_arch = "wasm32")]
+const BROWSER_DIAL_CONCURRENCY: std::num::NonZeroU8 = std::num::NonZeroU8::MIN;
+
 /// Builds the swarm for a browser tab: WebSocket to the relay, circuits through it, and direct
 /// WebRTC to other browsers. The WebRTC transport comes first in the chain: the relay client
 /// would otherwise take `/p2p-circuit/webrtc` addresses for plain circuits.
@@ -63,7 +73,10 @@ pub(crate) fn build_swarm(keypair: Keypair, config: &Config) -> Result<Swarm<Beh
         .map_err(setup_error)?
         .with_behaviour(|key| Behaviour::new(key, relay_client, signaling, config))
         .map_err(setup_error)?
-        .with_swarm_config(|c| c.with_idle_connection_timeout(idle_timeout(config)))
+        .with_swarm_config(|c| {
+            c.with_idle_connection_timeout(idle_timeout(config))
+                .with_dial_concurrency_factor(BROWSER_DIAL_CONCURRENCY)
+        })
         .build())
 }
 

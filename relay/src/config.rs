@@ -70,6 +70,27 @@ pub struct Config {
     /// Longest a relayed circuit may stay open, in seconds (libp2p's default).
     #[arg(long, env = "JELLYFISH_MAX_CIRCUIT_SECS", default_value_t = 120)]
     pub max_circuit_secs: u64,
+
+    /// Most circuits one peer may open per minute. A tab meets every peer of its first DHT
+    /// walks through a circuit before going direct; libp2p's default (30 per 2 minutes) is too
+    /// few for a tab joining a network of a few dozen peers.
+    #[arg(
+        long,
+        env = "JELLYFISH_CIRCUITS_PER_PEER_PER_MINUTE",
+        default_value_t = 120
+    )]
+    pub circuits_per_peer_per_minute: u32,
+
+    /// Most circuits opened from one IP address per minute. libp2p's default of 60 counts every
+    /// tab behind one address together: 12 tabs on one machine (or one office NAT) used it up
+    /// within a minute of joining, and newcomers were then denied every circuit and stayed
+    /// alone.
+    #[arg(
+        long,
+        env = "JELLYFISH_CIRCUITS_PER_IP_PER_MINUTE",
+        default_value_t = 1200
+    )]
+    pub circuits_per_ip_per_minute: u32,
 }
 
 impl Config {

@@ -1,6 +1,6 @@
 //! The relay's libp2p side: transports, behaviour and the event loop that keeps the counters.
 
-use std::{sync::Arc, time::Duration};
+use std::{num::NonZeroU32, sync::Arc, time::Duration};
 
 use futures::StreamExt;
 use libp2p::{
@@ -65,14 +65,26 @@ impl Network {
             .map_err(|e| net_err(&e))?
             .with_behaviour(|key| {
                 let peer_id = key.public().to_peer_id();
+                let per_minute = |n: u32| NonZeroU32::new(n.max(1)).unwrap_or(NonZeroU32::MIN);
                 let relay_config = relay::Config {
                     max_reservations: config.max_reservations,
                     max_circuits: config.max_circuits,
                     max_circuits_per_peer: config.max_circuits_per_peer,
                     max_circuit_bytes: config.max_circuit_bytes,
                     max_circuit_duration: config.max_circuit_duration(),
+                    // Replaced below: libp2p's defaults are sized for a public relay of
+                    // servers, not tabs that meet every peer through it.
+                    circuit_src_rate_limiters: Vec::new(),
                     ..Default::default()
-                };
+                }
+                .circuit_src_per_peer(
+                    per_minute(config.circuits_per_peer_per_minute),
+                    Duration::from_secs(60),
+                )
+                .circuit_src_per_ip(
+                    per_minute(config.circuits_per_ip_per_minute),
+                    Duration::from_secs(60),
+                );
                 let mut kad_config = kad::Config::new(KAD_PROTOCOL);
                 // The relay is a DHT contact, never a store: every inbound record reaches the
                 // event loop as an event and is dropped there.

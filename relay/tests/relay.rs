@@ -24,6 +24,8 @@ fn config(data_dir: &std::path::Path) -> Config {
         max_circuits_per_peer: 4,
         max_circuit_bytes: 1 << 20,
         max_circuit_secs: 60,
+        circuits_per_peer_per_minute: 120,
+        circuits_per_ip_per_minute: 1200,
     }
 }
 

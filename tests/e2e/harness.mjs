@@ -271,10 +271,16 @@ export async function waitReachable(page, timeout = 30000) {
   }, { timeout });
 }
 
-/** Runs a peer method in the page; resolves to `{ value }` or `{ error: message }`. */
+/**
+ * Runs a peer method in the page; resolves to `{ value }`, or `{ error: message }` plus the
+ * error's stable `code` where it has one.
+ */
 export function call(page, method, ...args) {
   return page.evaluate(
-    ([method, args]) => window.jellyfish[method](...args).then((value) => ({ value }), (e) => ({ error: e.message })),
+    ([method, args]) => window.jellyfish[method](...args).then(
+      (value) => ({ value }),
+      (e) => (e.code ? { error: e.message, code: e.code } : { error: e.message }),
+    ),
     [method, args],
   );
 }

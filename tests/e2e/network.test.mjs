@@ -1,0 +1,90 @@
+// The network as people meet it: a fresh browser whose person types the instant the form
+// shows, before the tab has heard from any other peer. The answer must come from peers that
+// were heard ("Finding the network…" meanwhile), never from a lookup that reached nobody.
+import assert from "node:assert/strict";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { test } from "node:test";
+import { ARTIFACTS, Browser, call, joined, openPeer, pageErrors, startRelay } from "./harness.mjs";
+
+const PASSWORD = "violet tractor sings under seven moons";
+const OTHER_PASSWORD = "quiet harbour lanterns drift past midnight";
+const ROUNDS = 3;
+
+/**
+ * Opens the page in a fresh profile and submits the form the moment it shows: no wait for the
+ * peer to start, reach the relay or join the DHT. Resolves to "ok" (the file view opened) or
+ * the error the form showed, and the busy labels the button went through.
+ */
+async function typeAtOnce(relay, browsers, name, mode, username, password) {
+  const browser = await Browser.launch(name);
+  browsers.push(browser);
+  const page = await browser.newPage();
+  // Records every label of the submit button, to see what the person was told meanwhile.
+  await page.addInitScript(() => {
+    window.__labels = [];
+    setInterval(() => {
+      const text = document.getElementById("auth-submit")?.textContent;
+      if (text && window.__labels.at(-1) !== text) window.__labels.push(text);
+    }, 25);
+  });
+  await page.goto(relay.url);
+  if (mode === "signup") await page.getByRole("radio", { name: "Sign up" }).check();
+  await page.getByLabel("Username").fill(username);
+  await page.getByLabel("Password", { exact: true }).fill(password);
+  await page.getByRole("button", { name: mode === "signup" ? "Create account" : "Log in" }).click();
+  const outcome = await page.waitForFunction(() => {
+    const error = document.getElementById("auth-error").textContent.trim();
+    const files = document.getElementById("files-title");
+    return error || (files && files.offsetParent !== null ? "ok" : "");
+  }, null, { timeout: 90000, polling: 100 });
+  const result = await outcome.jsonValue();
+  const labels = await page.evaluate(() => window.__labels);
+  if (result !== "ok" && !/taken/.test(result)) {
+    const seen = await page.evaluate(async () => ({ status: await window.jellyfish.status(), peers: await window.jellyfish.peers() }));
+    console.log(`${name}: ${result}\n${JSON.stringify(seen, null, 1)}`);
+    mkdirSync(ARTIFACTS, { recursive: true });
+    writeFileSync(join(ARTIFACTS, `network-${name}-relay.log`), relay.log);
+  }
+  return { page, result, labels };
+}
+
+test("typed the instant the form shows: log-in and sign-up answer right, every time", async (t) => {
+  const { relay, browsers } = await startRelay(t);
+  const holders = [];
+  for (const name of ["h1", "h2", "h3"]) holders.push(await openPeer(relay, name, browsers));
+  await joined(holders[2].page, 3);
+  assert.deepEqual(await call(holders[0].page, "sign_up", "alice", PASSWORD), { value: { username: "alice" } });
+
+  for (let round = 1; round <= ROUNDS; round++) {
+    const login = await typeAtOnce(relay, browsers, `login-${round}`, "login", "alice", PASSWORD);
+    assert.equal(login.result, "ok", `round ${round}: log-in typed at once (labels: ${login.labels})`);
+    assert.deepEqual((await call(login.page, "account")).value, { username: "alice" });
+
+    const taken = await typeAtOnce(relay, browsers, `taken-${round}`, "signup", "alice", OTHER_PASSWORD);
+    assert.match(taken.result, /taken/, `round ${round}: a taken name typed at once is taken (labels: ${taken.labels})`);
+
+    const fresh = await typeAtOnce(relay, browsers, `new-${round}`, "signup", `newcomer-${round}`, PASSWORD);
+    assert.equal(fresh.result, "ok", `round ${round}: a free name typed at once (labels: ${fresh.labels})`);
+    console.log(`round ${round}: labels seen: log-in ${JSON.stringify(login.labels)}; sign-up ${JSON.stringify(fresh.labels)}`);
+  }
+
+  // Every newcomer's account opens elsewhere: sign-up was done only once others held it.
+  for (let round = 1; round <= ROUNDS; round++) {
+    assert.deepEqual(await call(holders[1].page, "log_in", `newcomer-${round}`, PASSWORD), { value: { username: `newcomer-${round}` } });
+  }
+  assert.deepEqual(pageErrors(browsers), []);
+});
+
+test("a tab alone with the relay says it can't check, never that the account does not exist", async (t) => {
+  const { relay, browsers } = await startRelay(t);
+  const lone = await openPeer(relay, "lone", browsers);
+  const started = Date.now();
+  const result = await call(lone.page, "log_in", "alice", PASSWORD);
+  const waited = Date.now() - started;
+  assert.equal(result.code, "network_unreachable", JSON.stringify(result));
+  assert.match(result.error, /can't reach enough peers/);
+  assert.ok(waited >= 25000, `it waited for the network (${waited} ms)`);
+  const signUp = await call(lone.page, "sign_up", "alice", PASSWORD);
+  assert.equal(signUp.code, "network_unreachable", JSON.stringify(signUp));
+});
