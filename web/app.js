@@ -47,10 +47,12 @@ function loggedIn(who) {
   $("whoami").querySelector(".avatar").textContent = who.username.charAt(0).toUpperCase();
   showView("files");
   announce(`Logged in as ${who.username}.`);
+  $("key-warning").hidden = !who.key_changed;
 }
 
 function loggedOut() {
   account = null;
+  $("key-warning").hidden = true;
   views.transfers.reset();
   views.files.reset();
   views.account.reset();

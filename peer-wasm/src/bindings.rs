@@ -56,7 +56,8 @@ export interface PasswordStrength {
   score: number; acceptable: boolean; warning: string | null;
   suggestions: string[]; crack_time: string;
 }
-export interface Account { username: string }
+/** key_changed: present (true) when the account's key differs from the one this browser saw. */
+export interface Account { username: string; key_changed?: true }
 /** How sign_up, log_in and change_password reject: switch on `code`, show `message`. */
 export interface AccountFailure extends Error {
   code: "bad_username" | "weak_password" | "name_taken" | "unknown_user" | "wrong_password"
@@ -134,13 +135,39 @@ pub(crate) fn pick_relay_addr(addrs: &[String]) -> Option<Multiaddr> {
 #[derive(Serialize)]
 struct AccountInfo {
     username: String,
+    /// Set (and only then sent) when the account's key differs from the one this browser saw
+    /// at its last log-in here: a rotation the user did elsewhere, or an impostor's account.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    key_changed: bool,
 }
 
 impl AccountInfo {
     fn of(session: &Session) -> Self {
         Self {
             username: session.username().to_owned(),
+            key_changed: false,
         }
+    }
+
+    /// [`AccountInfo::of`] a fresh log-in: remembers the account's key in this browser
+    /// (`localStorage`) and says whether it changed since the last log-in here.
+    fn remembering_key(session: &Session) -> Self {
+        let mut info = Self::of(session);
+        let Some(storage) = web_sys::window().and_then(|w| w.local_storage().ok().flatten()) else {
+            return info;
+        };
+        let Ok(der) = session.public_key().to_der() else {
+            return info;
+        };
+        let fingerprint: String = crate::crypto::sha256(&der)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let slot = format!("jellyfish.account-key.{}", session.username());
+        let previous = storage.get_item(&slot).ok().flatten();
+        let _ = storage.set_item(&slot, &fingerprint);
+        info.key_changed = previous.is_some_and(|p| p != fingerprint);
+        info
     }
 }
 
@@ -362,7 +389,7 @@ impl Peer {
             let new = account::sign_up(&client, &username, &password)
                 .await
                 .map_err(account_error)?;
-            let info = AccountInfo::of(&new);
+            let info = AccountInfo::remembering_key(&new);
             *session.borrow_mut() = Some(Rc::new(new));
             to_js(&info)
         })
@@ -379,7 +406,7 @@ impl Peer {
             let opened = account::log_in(&client, &username, &password)
                 .await
                 .map_err(account_error)?;
-            let info = AccountInfo::of(&opened);
+            let info = AccountInfo::remembering_key(&opened);
             *session.borrow_mut() = Some(Rc::new(opened));
             to_js(&info)
         })

@@ -60,6 +60,15 @@ test("typed the instant the form shows: log-in and sign-up answer right, every t
     const login = await typeAtOnce(relay, browsers, `login-${round}`, "login", "alice", PASSWORD);
     assert.equal(login.result, "ok", `round ${round}: log-in typed at once (labels: ${login.labels})`);
     assert.deepEqual((await call(login.page, "account")).value, { username: "alice" });
+    assert.equal(await login.page.isHidden("#key-warning"), true, "the same key as before: no warning");
+    if (round === 1) {
+      // The browser remembers the account's key: a different one at the next log-in here
+      // (an impostor's account, or a rotation done elsewhere) is flagged, once.
+      await login.page.evaluate(() => localStorage.setItem("jellyfish.account-key.alice", "00".repeat(32)));
+      await call(login.page, "log_out");
+      assert.deepEqual(await call(login.page, "log_in", "alice", PASSWORD), { value: { username: "alice", key_changed: true } });
+      assert.deepEqual(await call(login.page, "log_in", "alice", PASSWORD), { value: { username: "alice" } });
+    }
 
     const taken = await typeAtOnce(relay, browsers, `taken-${round}`, "signup", "alice", OTHER_PASSWORD);
     assert.match(taken.result, /taken/, `round ${round}: a taken name typed at once is taken (labels: ${taken.labels})`);
