@@ -39,7 +39,7 @@ export type RelayState =
   | { state: "reconnecting"; retry_in_ms: number; attempts: number };
 export interface Status {
   peer_id: string; relay: RelayState; reservation: boolean;
-  listen_addrs: string[]; connected_peers: string[]; known_peers: number;
+  listen_addrs: string[]; connected_peers: string[]; known_peers: number; records_held: number;
   direct_bytes_sent: number; direct_bytes_received: number;
 }
 export interface KnownPeer {

@@ -103,6 +103,18 @@ pub enum RecordError {
     /// Same sequence number as the record held, different content.
     #[error("record refused: sequence {0} is already held with other content")]
     Conflict(u64),
+    /// Sent by another peer to one that is not among the closest to its key.
+    #[error("record refused: this peer is not among the closest to its key")]
+    NotClosest,
+    /// Its owner has as many records held here as one owner may.
+    #[error("record refused: its owner already has {0} records held here")]
+    OwnerCap(usize),
+    /// Its sender sent as many new records lately as one sender may.
+    #[error("record refused: its sender sent {0} new records lately")]
+    SenderCap(u32),
+    /// The store is full of records closer to this peer.
+    #[error("record refused: this peer's record store is full of closer records")]
+    StoreFull,
 }
 
 impl SignedRecord {

@@ -166,3 +166,53 @@ async fn sybils_outvoting_the_real_key_cannot_lock_a_user_out() {
         .sum();
     assert!(answered > 0, "the Sybils answered");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_valid_records_cannot_fill_the_network() {
+    let nodes = common::cluster(6, |_| 0).await;
+    let first = common::dialable(&nodes[0]).await;
+    let peers: Vec<Client> = nodes.iter().map(|n| n.client.clone()).collect();
+    let flooder = hostile::start(first, Forge::These(HashMap::new())).await;
+    until_known(&peers, std::slice::from_ref(&flooder)).await;
+
+    // The attack: 24 keys each sign 40 valid public-key records for made-up accounts (960 in
+    // all, near the 1,024 a peer holds), pushed at the network as fast as Kademlia goes.
+    let mut flood = Vec::new();
+    for k in 0..24u32 {
+        let key = jellyfish_peer::crypto::rsa_keys::PrivateKey::generate_bits(BITS).unwrap();
+        for n in 0..40u32 {
+            let name = format!("made-up-{k}-{n}");
+            let record = SignedRecord::sign(
+                RecordKind::PublicKey,
+                account::account_id(&name),
+                1,
+                &key,
+                Vec::new(),
+            )
+            .unwrap();
+            flood.push(libp2p::kad::Record::new(
+                libp2p::kad::RecordKey::new(&record.key()),
+                record.to_wire(),
+            ));
+        }
+    }
+    let acknowledged = flooder.flood(flood).await;
+    assert!(acknowledged > 0, "the flood reached the network");
+
+    // Each honest peer kept at most one sender's budget of it, and at most 8 per key.
+    for (i, peer) in peers.iter().enumerate() {
+        let held = peer.status().await.unwrap().records_held;
+        assert!(
+            held <= jellyfish_peer::net::record_limits::MAX_NEW_RECORDS_PER_SENDER as usize,
+            "peer {i} holds {held} records"
+        );
+    }
+    // Honest users are unaffected: sign up, log in elsewhere, and their names are taken.
+    let alice = account::sign_up_with_key_bits(&peers[1], "alice", PASSWORD, BITS)
+        .await
+        .unwrap();
+    let again = account::log_in(&peers[4], "alice", PASSWORD).await.unwrap();
+    assert_eq!(again.user_key(), alice.user_key());
+    let taken = account::sign_up_with_key_bits(&peers[5], "alice", PASSWORD, BITS).await;
+    assert!(matches!(taken, Err(AccountError::NameTaken)), "{taken:?}");
+}

@@ -42,9 +42,10 @@ impl Behaviour {
         kad_config.set_record_filtering(kad::StoreInserts::FilterBoth);
         kad_config.set_query_timeout(Duration::from_secs(30));
         kad_config.set_max_packet_size(4 * crate::record::MAX_RECORD_BYTES);
-        // Records never expire on their own: an account must not vanish because its owner was
-        // away. Holders re-replicate what they hold; owners republish at login.
-        kad_config.set_record_ttl(None);
+        // Records expire 90 days after their owner last published them (net::record_limits):
+        // owners republish at log-in and hourly while logged in (the publication interval);
+        // holders re-replicate what they hold with the time left.
+        kad_config.set_record_ttl(Some(super::record_limits::RECORD_TTL));
         // Every peer that answered a record lookup without the record is reported (as a
         // "cache candidate"), up to k: a lookup that finds nothing must know how many peers it
         // heard before it says so (net::record_policy). Nothing is cached by it.
@@ -55,8 +56,14 @@ impl Behaviour {
         if let Some(interval) = config.bootstrap_interval {
             kad_config.set_periodic_bootstrap_interval(Some(interval));
         }
-        let mut kad =
-            kad::Behaviour::with_config(peer_id, kad::store::MemoryStore::new(peer_id), kad_config);
+        let store = kad::store::MemoryStore::with_config(
+            peer_id,
+            kad::store::MemoryStoreConfig {
+                max_records: super::record_limits::MAX_RECORDS,
+                ..Default::default()
+            },
+        );
+        let mut kad = kad::Behaviour::with_config(peer_id, store, kad_config);
         // Browser peers are reachable through their relay reservation, so they answer DHT
         // queries like any other peer; automatic mode would keep them clients forever because
         // they have no confirmed external address of their own.

@@ -30,6 +30,7 @@ use super::{
     direct::{Action, Upgrades},
     peer_id_of,
     queries::Query,
+    record_limits::{Admit, Candidate, HeldRecords, RecordLimits},
     record_policy::{self, GetAnswers},
     Behaviour, Client, Config, Event, InboundRequest, KnownPeer, LookupStats, NetError, PeerInfo,
     RelayState, Started, Status,
@@ -116,6 +117,8 @@ pub(crate) struct EventLoop {
     resend: Fuse<Delay>,
     /// Kademlia queries in flight, by id, with what each is for.
     queries: HashMap<kad::QueryId, Query>,
+    /// What this peer keeps of others' records ([`super::record_limits`]).
+    record_limits: RecordLimits,
     /// Requests in flight, by id.
     pending_requests: HashMap<OutboundRequestId, InFlight>,
     /// Inbound requests handed to the application, by the id it answers with.
@@ -187,6 +190,7 @@ impl EventLoop {
             to_resend: Vec::new(),
             resend: Fuse::terminated(),
             queries: HashMap::new(),
+            record_limits: RecordLimits::default(),
             pending_requests: HashMap::new(),
             pending_inbound: HashMap::new(),
             next_inbound_id: 0,
@@ -688,7 +692,7 @@ impl EventLoop {
                     },
             } => match VerifiedRecord::from_wire(record.key.as_ref(), &record.value) {
                 Ok(verified) => {
-                    if let Err(e) = self.store_record(&verified) {
+                    if let Err(e) = self.store_record(&verified, Some(source), record.expires) {
                         tracing::info!(%source, "DHT record refused: {e}");
                     }
                 }
@@ -720,19 +724,83 @@ impl EventLoop {
         }
     }
 
-    /// Stores a verified record if it may replace what is held under its key.
-    fn store_record(&mut self, record: &VerifiedRecord) -> Result<(), RecordError> {
+    /// Stores a verified record if it may replace what is held under its key and the record
+    /// limits let it in. `sender`: the peer that sent it (`None`: this peer's own, or one a
+    /// lookup found); `expires`: when the sender says it expires.
+    fn store_record(
+        &mut self,
+        record: &VerifiedRecord,
+        sender: Option<PeerId>,
+        expires: Option<web_time::Instant>,
+    ) -> Result<(), RecordError> {
         use kad::store::RecordStore;
+        let now = web_time::Instant::now();
         let key = kad::RecordKey::new(&record.record().key());
+        let expires = RecordLimits::expiry(expires, now);
+        let local = kad::KBucketKey::from(*self.swarm.local_peer_id());
+        let target = kad::KBucketKey::new(key.to_vec());
+        let distance = target.distance(&local);
+        let closer_known = match sender {
+            Some(_) => self
+                .swarm
+                .behaviour_mut()
+                .kad
+                .get_closest_local_peers(&target)
+                .take(20)
+                .filter(|peer| peer.distance(&target) < distance)
+                .count(),
+            None => 0,
+        };
         let store = self.swarm.behaviour_mut().kad.store_mut();
-        let held = store.get(&key).map(|held| held.value.clone());
-        if !record_policy::may_store(record, held.as_deref())? {
+        let held = store.get(&key).map(|held| held.into_owned());
+        if !record_policy::may_store(record, held.as_ref().map(|h| h.value.as_slice()))? {
+            // The same record again: its owner (or a holder passing it on) keeps it alive.
+            if let Some(mut held) = held.filter(|h| h.expires.is_some_and(|at| at < expires)) {
+                held.expires = Some(expires);
+                let _ = store.put(held);
+            }
             return Ok(());
         }
-        let value = record.wire().to_vec();
+        let candidate = Candidate {
+            key: key.clone(),
+            owner: crate::crypto::sha256(&record.record().owner),
+            sender,
+            closer_known,
+            distance,
+            replaces: held.is_some(),
+        };
+        let count = store.records().count();
+        let farthest = (count >= super::record_limits::MAX_RECORDS)
+            .then(|| {
+                store
+                    .records()
+                    .map(|r| {
+                        let d = kad::KBucketKey::new(r.key.to_vec()).distance(&local);
+                        (r.key.clone(), d)
+                    })
+                    .max_by_key(|(_, d)| *d)
+            })
+            .flatten();
+        let admit = {
+            let exists = |k: &kad::RecordKey| store.get(k).is_some();
+            let held = HeldRecords {
+                exists: &exists,
+                count,
+                farthest,
+            };
+            self.record_limits.admit(&candidate, &held, now)?
+        };
+        if let Admit::EvictThenStore(farthest) = admit {
+            store.remove(&farthest);
+        }
+        let mut stored = kad::Record::new(key.clone(), record.wire().to_vec());
+        stored.expires = Some(expires);
         store
-            .put(kad::Record::new(key, value))
-            .map_err(|e| RecordError::Malformed(format!("the local store refused it: {e}")))
+            .put(stored)
+            .map_err(|e| RecordError::Malformed(format!("the local store refused it: {e}")))?;
+        let exists = |k: &kad::RecordKey| store.get(k).is_some();
+        self.record_limits.stored(key, candidate.owner, &exists);
+        Ok(())
     }
 
     fn on_get_record_progress(
@@ -786,7 +854,7 @@ impl EventLoop {
         };
         if let Some(first) = found.first() {
             // Keep a copy of the newest version most holders agree on: it spreads.
-            let _ = self.store_record(&first.record);
+            let _ = self.store_record(&first.record, None, None);
         }
         let _ = reply.send(Ok(found));
     }
@@ -958,7 +1026,7 @@ impl EventLoop {
                 self.queries.insert(id, Query::Discover(reply));
             }
             Command::PutRecord { record, reply } => {
-                if let Err(e) = self.store_record(&record) {
+                if let Err(e) = self.store_record(&record, None, None) {
                     let _ = reply.send(Err(e.into()));
                     return;
                 }
@@ -1133,6 +1201,10 @@ impl EventLoop {
                 .map(ToString::to_string)
                 .collect(),
             known_peers,
+            records_held: {
+                use kad::store::RecordStore;
+                self.swarm.behaviour_mut().kad.store_mut().records().count()
+            },
             direct_bytes_sent: sent,
             direct_bytes_received: received,
         }

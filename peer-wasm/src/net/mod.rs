@@ -21,6 +21,7 @@ mod event_loop;
 mod identify;
 mod prefer_direct;
 mod queries;
+pub mod record_limits;
 mod record_policy;
 
 use libp2p::{multiaddr::Protocol, Multiaddr, PeerId};
@@ -142,6 +143,9 @@ pub struct Status {
     pub connected_peers: Vec<String>,
     /// Peers in the DHT routing table.
     pub known_peers: usize,
+    /// DHT records this peer holds (its own and others'), at most
+    /// [`record_limits::MAX_RECORDS`].
+    pub records_held: usize,
     /// Bytes sent over direct WebRTC connections since start.
     pub direct_bytes_sent: u64,
     /// Bytes received over direct WebRTC connections since start.

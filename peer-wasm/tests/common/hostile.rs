@@ -13,7 +13,7 @@ use std::{
     time::Duration,
 };
 
-use futures::StreamExt;
+use futures::{channel::mpsc, channel::oneshot, SinkExt, StreamExt};
 use jellyfish_peer::protocol::KAD_PROTOCOL;
 use libp2p::{
     identify,
@@ -39,10 +39,11 @@ pub(crate) enum Forge {
     These(HashMap<Vec<u8>, Vec<u8>>),
 }
 
-/// What the test can see of a running hostile peer.
+/// What the test can see of a running hostile peer, and how it tells it to act.
 #[derive(Clone)]
 pub(crate) struct Hostile {
     pub(crate) peer_id: PeerId,
+    flood: mpsc::Sender<(Vec<Record>, oneshot::Sender<usize>)>,
     /// Record queries answered with a forged record.
     pub(crate) forged_answers: Arc<AtomicUsize>,
     /// Records it was asked to store.
@@ -158,14 +159,58 @@ pub(crate) async fn start(bootstrap: Multiaddr, forge: Forge) -> Hostile {
     };
     swarm.behaviour_mut().kad.add_address(&first, bootstrap);
     swarm.behaviour_mut().kad.bootstrap().unwrap();
+    let (flood, mut floods) = mpsc::channel::<(Vec<Record>, oneshot::Sender<usize>)>(1);
     tokio::spawn(async move {
+        // Puts in flight, and how many other peers acknowledged the flood so far.
+        let mut pending: HashMap<kad::QueryId, ()> = HashMap::new();
+        let mut acknowledged = 0;
+        let mut done: Option<oneshot::Sender<usize>> = None;
         loop {
-            swarm.select_next_some().await;
+            tokio::select! {
+                event = swarm.select_next_some() => {
+                    if let libp2p::swarm::SwarmEvent::Behaviour(BehaviourEvent::Kad(
+                        kad::Event::OutboundQueryProgressed {
+                            id,
+                            result: kad::QueryResult::PutRecord(result),
+                            ..
+                        },
+                    )) = event
+                    {
+                        if pending.remove(&id).is_some() && result.is_ok() {
+                            acknowledged += 1;
+                        }
+                        if pending.is_empty() {
+                            if let Some(done) = done.take() {
+                                let _ = done.send(acknowledged);
+                            }
+                        }
+                    }
+                }
+                Some((records, reply)) = floods.next() => {
+                    for record in records {
+                        if let Ok(id) = swarm.behaviour_mut().kad.put_record(record, kad::Quorum::One) {
+                            pending.insert(id, ());
+                        }
+                    }
+                    done = Some(reply);
+                }
+            }
         }
     });
     Hostile {
         peer_id,
+        flood,
         forged_answers,
         stored,
+    }
+}
+
+impl Hostile {
+    /// Puts `records` into the DHT as fast as Kademlia goes; resolves to how many puts at least
+    /// one other peer acknowledged (an acknowledgement says nothing of whether it kept it).
+    pub(crate) async fn flood(&self, records: Vec<Record>) -> usize {
+        let (tx, rx) = oneshot::channel();
+        self.flood.clone().send((records, tx)).await.unwrap();
+        rx.await.unwrap()
     }
 }
