@@ -574,6 +574,45 @@ pub async fn change_password(
     Ok(())
 }
 
+/// The decoders of account record bodies, for the fuzz tests.
+#[cfg(all(test, not(target_arch = "wasm32")))]
+pub(crate) mod fuzz_targets {
+    use super::*;
+
+    /// Valid encodings of each body, by name.
+    pub(crate) fn seeds() -> Vec<(&'static str, Vec<u8>)> {
+        let sealed = SealedPrivateKey {
+            kdf: KdfParams::fresh(),
+            sealed: Sealed {
+                nonce: [5; 12],
+                ciphertext: vec![6; 1200],
+            },
+        };
+        let wrapped = WrappedUserKey {
+            wrapped: vec![7; 384],
+        };
+        [
+            ("sealed private key", protocol::encode(&sealed)),
+            ("wrapped user key", protocol::encode(&wrapped)),
+        ]
+        .into_iter()
+        .filter_map(|(name, bytes)| Some((name, bytes.ok()?)))
+        .collect()
+    }
+
+    /// Decodes `bytes` as the body `name` names, and checks what decodes as log-in would.
+    pub(crate) fn decode_as(name: &str, bytes: &[u8]) {
+        let max = crate::record::MAX_RECORD_BYTES;
+        if name == "sealed private key" {
+            if let Ok(sealed) = protocol::decode::<SealedPrivateKey>(bytes, max) {
+                let _ = sealed.kdf.check();
+            }
+        } else {
+            let _ = protocol::decode::<WrappedUserKey>(bytes, max);
+        }
+    }
+}
+
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     #![allow(clippy::unwrap_used)]

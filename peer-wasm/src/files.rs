@@ -762,6 +762,70 @@ pub async fn delete(
     Ok(freed)
 }
 
+/// The decoders of what a holder hands back (manifests, the index and its pointer, after
+/// decryption), for the fuzz tests: valid encodings to mutate, and one decoder per name.
+#[cfg(all(test, not(target_arch = "wasm32")))]
+pub(crate) mod fuzz_targets {
+    use super::*;
+
+    /// Valid encodings of each type, by name.
+    pub(crate) fn seeds() -> Vec<(&'static str, Vec<u8>)> {
+        let block = BlockRef {
+            id: BlockId([7; 32]),
+            holders: vec!["12D3KooWExample".into(), String::new()],
+        };
+        let entry = FileEntry {
+            id: FileId([1; 16]),
+            name: "photo.jpg".into(),
+            size: 5 << 20,
+            created_ms: 1_700_000_000_000,
+            key: Sealed {
+                nonce: [2; 12],
+                ciphertext: vec![3; 48],
+            },
+            manifest: block.clone(),
+            copies: 3,
+        };
+        let keypair = Keypair::generate_ed25519();
+        let mut index = FileIndex {
+            files: vec![entry.clone(), entry],
+            donations: Default::default(),
+        };
+        if let Ok(pledge) = Pledge::sign(&keypair, [4; 32], 1 << 30) {
+            index.donations.insert("peer".into(), pledge);
+        }
+        let manifest = Manifest {
+            blocks: vec![block.clone(); 3],
+        };
+        [
+            ("manifest", encode(&manifest)),
+            ("index", encode(&index)),
+            ("index pointer", encode(&IndexPointer { blob: block })),
+        ]
+        .into_iter()
+        .filter_map(|(name, bytes)| Some((name, bytes.ok()?)))
+        .collect()
+    }
+
+    /// Decodes `bytes` as the type `name` names, and uses what decodes as the peer would.
+    pub(crate) fn decode_as(name: &str, bytes: &[u8]) {
+        match name {
+            "manifest" => {
+                let _ = decode::<Manifest>(bytes).map(|m| m.blocks.len());
+            }
+            "index" => {
+                if let Ok(index) = decode::<FileIndex>(bytes) {
+                    let _ = index.quota(3);
+                    let _ = crate::pledge::allowance(&index.pledges(), &[4; 32]);
+                }
+            }
+            _ => {
+                let _ = decode::<IndexPointer>(bytes);
+            }
+        }
+    }
+}
+
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;

@@ -37,6 +37,9 @@ pub mod record;
 pub mod store;
 pub mod webrtc;
 
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod fuzz;
+
 #[cfg(target_arch = "wasm32")]
 pub mod bindings;
 #[cfg(target_arch = "wasm32")]
