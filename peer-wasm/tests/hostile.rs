@@ -216,3 +216,46 @@ async fn a_flood_of_valid_records_cannot_fill_the_network() {
     let taken = account::sign_up_with_key_bits(&peers[5], "alice", PASSWORD, BITS).await;
     assert!(matches!(taken, Err(AccountError::NameTaken)), "{taken:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_spammer_cannot_make_a_holder_busy_for_everyone() {
+    use jellyfish_peer::protocol::{Request, Response};
+
+    let nodes = common::cluster(3, |_| 0).await;
+    let (holder, spammer, honest) = (
+        nodes[0].client.peer_id(),
+        nodes[1].client.clone(),
+        nodes[2].client.clone(),
+    );
+    // The attack: a few hundred requests at once, each making the holder send 1 MiB.
+    let spam: Vec<_> = (0..400)
+        .map(|_| {
+            let spammer = spammer.clone();
+            tokio::spawn(async move {
+                spammer
+                    .request(holder, Request::Fill { len: 1 << 20 })
+                    .await
+            })
+        })
+        .collect();
+    // Meanwhile an honest peer's requests are answered, not refused as "busy".
+    let id = jellyfish_peer::block::BlockId([1; 32]);
+    let mut answered = 0;
+    for _ in 0..10 {
+        let answer = honest.request(holder, Request::FetchBlock { id }).await;
+        match answer {
+            Ok(Response::Refused { reason }) if reason.contains("not held") => answered += 1,
+            other => panic!("an honest request during the spam: {other:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(answered, 10);
+    let mut refused = 0;
+    for task in spam {
+        if let Ok(Response::Refused { reason }) = task.await.unwrap() {
+            assert!(reason.contains("busy"), "{reason}");
+            refused += 1;
+        }
+    }
+    assert!(refused > 0, "the spammer was held to its share");
+}

@@ -160,9 +160,20 @@ impl Network {
                 Stats::incr(&stats.connections);
                 Stats::incr(&stats.connections_total);
             }
-            SwarmEvent::ConnectionClosed { peer_id, .. } => {
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established,
+                ..
+            } => {
                 tracing::debug!(%peer_id, "connection closed");
                 Stats::decr(&stats.connections);
+                if num_established == 0 {
+                    // A browser is reachable only through its connection here (its circuit
+                    // address names this relay): once that is gone, so is the peer. Forget it,
+                    // so lookups are not sent towards tabs that closed, where every circuit
+                    // would be denied and a newcomer meeting only those would stay alone.
+                    self.swarm.behaviour_mut().kad.remove_peer(&peer_id);
+                }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Relay(event)) => self.on_relay(event),
             SwarmEvent::Behaviour(BehaviourEvent::Identify(event)) => self.on_identify(event),

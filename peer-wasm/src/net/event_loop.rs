@@ -58,6 +58,11 @@ const EVENT_QUEUE: usize = 256;
 use super::queries::ResponseSender;
 /// Inbound requests waiting for the application before new ones are refused as "busy".
 const INBOUND_QUEUE: usize = 64;
+/// Inbound requests of one peer waiting for the application at once: a peer that sends more is
+/// told it is busy, so one spammer cannot fill the queue and make this holder busy for
+/// everyone (it takes 8 peers to fill it). An uploader keeps 4 blocks in flight, so 8 is twice
+/// what an honest peer needs.
+const INBOUND_PER_PEER: usize = 8;
 /// A request in flight: its peer, a copy and the retries left (while it may still be sent
 /// again), and who waits for the answer.
 type InFlight = (PeerId, Option<(Request, u8)>, ResponseSender);
@@ -122,7 +127,9 @@ pub(crate) struct EventLoop {
     /// Requests in flight, by id.
     pending_requests: HashMap<OutboundRequestId, InFlight>,
     /// Inbound requests handed to the application, by the id it answers with.
-    pending_inbound: HashMap<u64, request_response::ResponseChannel<Response>>,
+    pending_inbound: HashMap<u64, (PeerId, request_response::ResponseChannel<Response>)>,
+    /// How many of `pending_inbound` each peer has.
+    inbound_per_peer: HashMap<PeerId, usize>,
     next_inbound_id: u64,
     inbound: mpsc::Sender<InboundRequest>,
     /// Relayed connections being upgraded to direct ones, and the requests waiting for them.
@@ -193,6 +200,7 @@ impl EventLoop {
             record_limits: RecordLimits::default(),
             pending_requests: HashMap::new(),
             pending_inbound: HashMap::new(),
+            inbound_per_peer: HashMap::new(),
             next_inbound_id: 0,
             inbound: inbound_tx,
             upgrades: Upgrades::new(config.direct),
@@ -406,6 +414,10 @@ impl EventLoop {
                     return;
                 }
                 tracing::debug!(%peer_id, ?cause, "disconnected");
+                // What it announced and its round trip are kept only while connected, so these
+                // maps stay as small as the set of connected peers.
+                self.identified.remove(&peer_id);
+                self.rtts.remove(&peer_id);
                 if Some(peer_id) == relay_peer {
                     self.relay_lost();
                 }
@@ -983,11 +995,19 @@ impl EventLoop {
         request: Request,
         channel: request_response::ResponseChannel<Response>,
     ) {
+        let waiting = self.inbound_per_peer.get(&peer).copied().unwrap_or(0);
+        if waiting >= INBOUND_PER_PEER {
+            let reason =
+                format!("busy: {waiting} of your requests are waiting; send fewer at once");
+            self.answer(channel, Response::Refused { reason });
+            return;
+        }
         let id = self.next_inbound_id;
         self.next_inbound_id += 1;
         match self.inbound.try_send(InboundRequest { id, peer, request }) {
             Ok(()) => {
-                self.pending_inbound.insert(id, channel);
+                self.pending_inbound.insert(id, (peer, channel));
+                *self.inbound_per_peer.entry(peer).or_insert(0) += 1;
             }
             Err(e) => {
                 let reason = if e.is_full() {
@@ -1076,7 +1096,13 @@ impl EventLoop {
                 }
             }
             Command::Respond { id, response } => {
-                if let Some(channel) = self.pending_inbound.remove(&id) {
+                if let Some((peer, channel)) = self.pending_inbound.remove(&id) {
+                    if let Some(waiting) = self.inbound_per_peer.get_mut(&peer) {
+                        *waiting = waiting.saturating_sub(1);
+                        if *waiting == 0 {
+                            self.inbound_per_peer.remove(&peer);
+                        }
+                    }
                     self.answer(channel, response);
                 }
             }
