@@ -28,6 +28,7 @@ use super::{
     behaviour::BehaviourEvent,
     client::Command,
     direct::{Action, Upgrades},
+    outbound::{Failure, Next, Outbound},
     peer_id_of,
     queries::Query,
     record_limits::{Admit, Candidate, HeldRecords, RecordLimits},
@@ -44,18 +45,11 @@ use crate::{
 /// A peer cut off from every other walks the DHT again on reconnecting to a bootstrap peer, at
 /// most this often.
 const REBOOTSTRAP_AFTER: Duration = Duration::from_secs(5 * 60);
-/// How often a request cut by a closing connection is sent again over another one.
-const RETRIES: u8 = 4;
-/// How long a cut request waits before it first goes again (doubling for each further try):
-/// long enough for the closing connection to be gone, so it is not picked again, and for both
-/// sides of a new direct connection to have seen it.
-const RESEND_AFTER: Duration = Duration::from_millis(150);
 /// Commands waiting in the queue before `Client` calls start to wait.
 const COMMAND_QUEUE: usize = 32;
 /// Events kept for a slow reader before new ones are dropped.
 const EVENT_QUEUE: usize = 256;
 
-use super::queries::ResponseSender;
 /// Inbound requests waiting for the application before new ones are refused as "busy".
 const INBOUND_QUEUE: usize = 64;
 /// Inbound requests of one peer waiting for the application at once: a peer that sends more is
@@ -63,11 +57,6 @@ const INBOUND_QUEUE: usize = 64;
 /// everyone (it takes 8 peers to fill it). An uploader keeps 4 blocks in flight, so 8 is twice
 /// what an honest peer needs.
 const INBOUND_PER_PEER: usize = 8;
-/// A request in flight: its peer, a copy and the retries left (while it may still be sent
-/// again), and who waits for the answer.
-type InFlight = (PeerId, Option<(Request, u8)>, ResponseSender);
-/// A request waiting for a direct connection to its peer.
-type Held = (PeerId, Request, ResponseSender);
 
 /// The link to the relay: where it is, whether we are connected, our reservation.
 struct RelayLink {
@@ -118,14 +107,14 @@ pub(crate) struct EventLoop {
     last_bootstrap: Option<web_time::Instant>,
     retry: Fuse<Delay>,
     /// Requests cut by a closing connection, to go again when `resend` fires.
-    to_resend: Vec<(web_time::Instant, PeerId, Request, u8, ResponseSender)>,
+    to_resend: Vec<(web_time::Instant, Outbound)>,
     resend: Fuse<Delay>,
     /// Kademlia queries in flight, by id, with what each is for.
     queries: HashMap<kad::QueryId, Query>,
     /// What this peer keeps of others' records ([`super::record_limits`]).
     record_limits: RecordLimits,
     /// Requests in flight, by id.
-    pending_requests: HashMap<OutboundRequestId, InFlight>,
+    pending_requests: HashMap<OutboundRequestId, Outbound>,
     /// Inbound requests handed to the application, by the id it answers with.
     pending_inbound: HashMap<u64, (PeerId, request_response::ResponseChannel<Response>)>,
     /// How many of `pending_inbound` each peer has.
@@ -133,7 +122,7 @@ pub(crate) struct EventLoop {
     next_inbound_id: u64,
     inbound: mpsc::Sender<InboundRequest>,
     /// Relayed connections being upgraded to direct ones, and the requests waiting for them.
-    upgrades: Upgrades<Held>,
+    upgrades: Upgrades<Outbound>,
     /// Dials asked for by [`Client::connect`], by connection.
     pending_connects: HashMap<ConnectionId, oneshot::Sender<Result<PeerId, NetError>>>,
     /// Open connections: to whom, and over what.
@@ -502,7 +491,7 @@ impl EventLoop {
     }
 
     /// Does what the upgrade bookkeeping asks.
-    fn carry_out(&mut self, actions: Vec<Action<Held>>) {
+    fn carry_out(&mut self, actions: Vec<Action<Outbound>>) {
         for action in actions {
             match action {
                 Action::Dial(peer, opts) => {
@@ -516,8 +505,8 @@ impl EventLoop {
                     }
                 }
                 Action::Release(held) => {
-                    for (peer, request, reply) in held {
-                        self.send_request(peer, request, reply);
+                    for outbound in held {
+                        self.send_request(outbound);
                     }
                 }
                 Action::Report(peer, link) => self.emit(Event::Link {
@@ -529,32 +518,25 @@ impl EventLoop {
     }
 
     /// Sends a request, over the direct connection when there is one: relayed connections it
-    /// replaced close first. A copy is kept for a retry: a request that a closing connection
-    /// cuts ("connection closed") goes again over another one.
-    fn send_request(&mut self, peer: PeerId, request: Request, reply: ResponseSender) {
-        self.send_with_retries(peer, request, reply, RETRIES);
-    }
-
-    fn send_with_retries(
-        &mut self,
-        peer: PeerId,
-        request: Request,
-        reply: ResponseSender,
-        retries: u8,
-    ) {
+    /// replaced close first. While it may go again ([`super::outbound`]) a copy stays here.
+    fn send_request(&mut self, mut outbound: Outbound) {
+        let peer = outbound.peer;
         // One still carrying a WebRTC handshake is closed by a later request.
         let signaling = &self.swarm.behaviour().signaling;
         for relayed in self.upgrades.replaced(&peer, |c| signaling.is_signaling(c)) {
             self.swarm.close_connection(relayed);
         }
-        let retry = (retries > 0).then(|| (request.clone(), retries));
+        let Some(request) = outbound.take_to_send() else {
+            tracing::warn!(%peer, "a request was sent twice; dropped");
+            return;
+        };
         let id = self.swarm.behaviour_mut().rpc.send_request(&peer, request);
-        self.pending_requests.insert(id, (peer, retry, reply));
+        self.pending_requests.insert(id, outbound);
     }
 
     /// Sets the resend timer for the earliest request waiting to go again.
     fn arm_resend(&mut self, now: web_time::Instant) {
-        if let Some(first) = self.to_resend.iter().map(|(at, ..)| *at).min() {
+        if let Some(first) = self.to_resend.iter().map(|(at, _)| *at).min() {
             self.resend = Delay::new(first.saturating_duration_since(now)).fuse();
         }
     }
@@ -564,18 +546,16 @@ impl EventLoop {
         let now = web_time::Instant::now();
         let (due, later) = std::mem::take(&mut self.to_resend)
             .into_iter()
-            .partition::<Vec<_>, _>(|(at, ..)| *at <= now);
+            .partition::<Vec<_>, _>(|(at, _)| *at <= now);
         self.to_resend = later;
         self.arm_resend(now);
-        for (_, peer, request, retries, reply) in due {
-            if self.swarm.is_connected(&peer) {
-                tracing::debug!(%peer, "sending a cut request again");
-                self.send_with_retries(peer, request, reply, retries);
+        for (_, outbound) in due {
+            if self.swarm.is_connected(&outbound.peer) {
+                tracing::debug!(peer = %outbound.peer, "sending a cut request again");
+                self.send_request(outbound);
             } else {
-                let _ = reply.send(Err(NetError::Request {
-                    peer,
-                    reason: "the connection closed during the request".into(),
-                }));
+                let (reply, error) = outbound.gone();
+                let _ = reply.send(Err(error));
             }
         }
     }
@@ -677,16 +657,12 @@ impl EventLoop {
                     Query::Closest(reply) => {
                         let _ = reply.send(Ok(self.storage_candidates(key, found)));
                     }
-                    Query::Find {
-                        peer,
-                        request,
-                        reply,
-                    } => {
-                        if found.contains(&peer) {
-                            self.send_with_retries(peer, request, reply, 0);
+                    Query::Find(outbound) => {
+                        if found.contains(&outbound.peer) {
+                            self.send_request(outbound.last_try());
                         } else {
-                            let _ = reply.send(Err(NetError::Request {
-                                peer,
+                            let _ = outbound.reply.send(Err(NetError::Request {
+                                peer: outbound.peer,
                                 reason: "it could not be dialled, and the DHT did not find it"
                                     .into(),
                             }));
@@ -915,8 +891,8 @@ impl EventLoop {
                     },
                 ..
             } => {
-                if let Some((_, _, reply)) = self.pending_requests.remove(&request_id) {
-                    let _ = reply.send(Ok(response));
+                if let Some(outbound) = self.pending_requests.remove(&request_id) {
+                    let _ = outbound.reply.send(Ok(response));
                 } else {
                     tracing::debug!(%peer, "an answer nobody waits for");
                 }
@@ -927,41 +903,26 @@ impl EventLoop {
                 error,
                 ..
             } => {
-                let Some((_, retry, reply)) = self.pending_requests.remove(&request_id) else {
+                let Some(outbound) = self.pending_requests.remove(&request_id) else {
                     return;
                 };
-                match retry {
-                    Some((request, left)) if cut(&error) && self.swarm.is_connected(&peer) => {
+                let now = web_time::Instant::now();
+                let connected = self.swarm.is_connected(&peer);
+                match outbound.on_failure(Failure::of(&error), connected, now) {
+                    Next::Resend(at, outbound) => {
                         tracing::debug!(%peer, "request cut ({error}); sending it again soon");
-                        let now = web_time::Instant::now();
-                        let wait = RESEND_AFTER * 2u32.pow(u32::from(RETRIES - left));
-                        self.to_resend
-                            .push((now + wait, peer, request, left - 1, reply));
+                        self.to_resend.push((at, outbound));
                         self.arm_resend(now);
                     }
-                    Some((request, _))
-                        if matches!(error, request_response::OutboundFailure::DialFailure) =>
-                    {
-                        // This peer knew no address for it (a holder named in an index, say,
-                        // that is not in the routing table), or only an old one: ask the DHT
-                        // where the peer is, then try once more. (A dial that finds no address
-                        // fails inside the swarm, with no event to tell it apart.)
+                    Next::LookUp(outbound) => {
+                        // A dial that finds no address fails inside the swarm, with no event
+                        // to tell it apart: ask the DHT where the peer is.
                         tracing::debug!(%peer, "dial failed; looking the peer up");
                         let id = self.swarm.behaviour_mut().kad.get_closest_peers(peer);
-                        self.queries.insert(
-                            id,
-                            Query::Find {
-                                peer,
-                                request,
-                                reply,
-                            },
-                        );
+                        self.queries.insert(id, Query::Find(outbound));
                     }
-                    _ => {
-                        let _ = reply.send(Err(NetError::Request {
-                            peer,
-                            reason: error.to_string(),
-                        }));
+                    Next::Fail(reply, error) => {
+                        let _ = reply.send(Err(error));
                     }
                 }
             }
@@ -1089,10 +1050,11 @@ impl EventLoop {
                     }));
                     return;
                 }
-                if let Some((peer, request, reply)) =
-                    self.upgrades.hold(peer, (peer, request, reply))
+                if let Some(outbound) = self
+                    .upgrades
+                    .hold(peer, Outbound::new(peer, request, reply))
                 {
-                    self.send_request(peer, request, reply);
+                    self.send_request(outbound);
                 }
             }
             Command::Respond { id, response } => {
@@ -1270,24 +1232,4 @@ fn with_causes(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
-}
-
-/// Whether a request failed because its connection went away under it, not because of the
-/// remote's answer: a stream opened on a closing connection fails as "connection closed", as a
-/// failed protocol negotiation (the stream ended before it) or as a stream cut mid-request.
-/// Jellyfish's requests are idempotent (storing a block twice holds it once), so such a request
-/// may go again.
-fn cut(error: &request_response::OutboundFailure) -> bool {
-    use request_response::OutboundFailure;
-    match error {
-        OutboundFailure::ConnectionClosed | OutboundFailure::UnsupportedProtocols => true,
-        OutboundFailure::Io(e) => matches!(
-            e.kind(),
-            std::io::ErrorKind::UnexpectedEof
-                | std::io::ErrorKind::ConnectionReset
-                | std::io::ErrorKind::ConnectionAborted
-                | std::io::ErrorKind::BrokenPipe
-        ),
-        OutboundFailure::DialFailure | OutboundFailure::Timeout => false,
-    }
 }

@@ -19,6 +19,7 @@ mod client;
 pub mod direct;
 mod event_loop;
 mod identify;
+mod outbound;
 mod prefer_direct;
 mod queries;
 pub mod record_limits;

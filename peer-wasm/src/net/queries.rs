@@ -4,11 +4,8 @@
 use futures::channel::oneshot;
 use libp2p::PeerId;
 
-use super::{record_policy::GetAnswers, LookupStats, NetError};
-use crate::{
-    protocol::{Request, Response},
-    record::FoundRecord,
-};
+use super::{outbound::Outbound, record_policy::GetAnswers, LookupStats, NetError};
+use crate::{protocol::Response, record::FoundRecord};
 
 /// Who waits for the answer to a request to another peer.
 pub(crate) type ResponseSender = oneshot::Sender<Result<Response, NetError>>;
@@ -25,14 +22,7 @@ pub(crate) enum Query {
     /// A measured walk, for the simulation ([`super::Client::lookup`]).
     Lookup(oneshot::Sender<LookupStats>),
     /// Where a peer is: a request that could not dial it goes once more if the walk finds it.
-    Find {
-        /// The peer looked up.
-        peer: PeerId,
-        /// The request to send it.
-        request: Request,
-        /// Who waits for the answer.
-        reply: ResponseSender,
-    },
+    Find(Outbound),
     /// Storing a record on the peers closest to its key.
     Put(oneshot::Sender<Result<(), NetError>>),
     /// Reading the records under a key: the answers so far, and who waits for them.
