@@ -322,9 +322,9 @@ async fn place(
             match answer {
                 Ok(Response::Stored) => holders.push(*peer),
                 Ok(Response::Refused { reason }) => {
-                    last_error = format!("{peer} refused: {reason}")
+                    last_error = format!("{peer} refused: {}", protocol::quote(&reason))
                 }
-                Ok(other) => last_error = format!("{peer} answered {other:?}"),
+                Ok(other) => last_error = format!("{peer} answered {}", other.kind()),
                 Err(e) => last_error = e.to_string(),
             }
         }
@@ -385,8 +385,10 @@ async fn fetch(
                         }
                     }
                 }
-                Ok(Response::Refused { reason }) => last_error = reason,
-                Ok(other) => last_error = format!("unexpected answer {other:?}"),
+                Ok(Response::Refused { reason }) => {
+                    last_error = format!("refused: {}", protocol::quote(&reason))
+                }
+                Ok(other) => last_error = format!("unexpected answer: {}", other.kind()),
                 Err(e) => last_error = e.to_string(),
             }
             if round == 0 {

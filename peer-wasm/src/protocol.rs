@@ -255,6 +255,40 @@ impl libp2p::request_response::Codec for Codec {
 }
 
 // Native only: the browser test runner runs #[wasm_bindgen_test]s.
+/// Longest quote of another peer's words shown to a person.
+pub const MAX_QUOTE_CHARS: usize = 80;
+
+impl Response {
+    /// What kind of answer it is, in a word: for messages, never the bytes it carries.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Hello { .. } => "hello",
+            Self::Stored => "stored",
+            Self::Block { .. } => "a block",
+            Self::Deleted => "deleted",
+            Self::Discarded => "discarded",
+            Self::Refused { .. } => "refused",
+        }
+    }
+}
+
+/// Another peer's words (a refusal reason), made safe to show: control characters dropped,
+/// at most [`MAX_QUOTE_CHARS`] characters, in quotes so it reads as a quote and not as
+/// Jellyfish speaking. A hostile peer could otherwise put a page of text, or instructions
+/// that look like ours, into every error a person sees.
+pub fn quote(words: &str) -> String {
+    let mut clean: String = words
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(MAX_QUOTE_CHARS + 1)
+        .collect();
+    if clean.chars().count() > MAX_QUOTE_CHARS {
+        clean = clean.chars().take(MAX_QUOTE_CHARS - 1).collect();
+        clean.push('…');
+    }
+    format!("\"{}\"", clean.trim())
+}
+
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -348,5 +382,22 @@ mod tests {
         assert!(err.to_string().contains("larger than the limit"), "{err}");
         // Only one byte past the limit was read from the stream.
         assert_eq!(cursor.position() as usize, MAX_REQUEST_BYTES + 1);
+    }
+
+    #[test]
+    fn other_peers_words_are_quoted_short_and_clean() {
+        assert_eq!(
+            quote("busy; try another peer"),
+            "\"busy; try another peer\""
+        );
+        let long = "x".repeat(5000);
+        let quoted = quote(&long);
+        assert_eq!(quoted.chars().count(), MAX_QUOTE_CHARS + 2);
+        assert!(quoted.ends_with("…\""));
+        assert_eq!(quote("line\nbreak\u{1b}[31m"), "\"line break [31m\"");
+        let block = Response::Block {
+            bytes: vec![0; 1 << 20],
+        };
+        assert_eq!(block.kind(), "a block");
     }
 }

@@ -104,7 +104,9 @@ export function setupAuth({ peerReady, estimate, onAccount }) {
     } catch (e) {
       clearInterval(watch);
       setBusy(fieldsets, submit, "", m.submit);
-      error.textContent = e.code === "network_unreachable"
+      // A lookup that heard too few peers (it carries `heard`) gets the one plain sentence;
+      // any other failure says what happened.
+      error.textContent = e.code === "network_unreachable" && e.heard !== undefined
         ? "Can't reach enough peers to check; try again."
         : sentence(e.message);
       // Put the cursor where the fix goes (the page switches on the code, never on the text).

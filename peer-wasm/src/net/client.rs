@@ -110,10 +110,13 @@ impl Client {
                 agent,
                 connected_peers,
             }),
-            Response::Refused { reason } => Err(NetError::Request { peer, reason }),
+            Response::Refused { reason } => Err(NetError::Request {
+                peer,
+                reason: format!("refused: {}", crate::protocol::quote(&reason)),
+            }),
             other => Err(NetError::Request {
                 peer,
-                reason: format!("unexpected answer {other:?}"),
+                reason: format!("unexpected answer: {}", other.kind()),
             }),
         }
     }
