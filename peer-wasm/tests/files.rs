@@ -231,3 +231,28 @@ async fn an_upload_nobody_can_hold_fails_and_changes_nothing() {
         ["small.txt"]
     );
 }
+
+/// A reader that holds a copy of the block it wants reads it from its own holder: when the
+/// other copies are gone or altered, that copy is the file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_holding_a_copy_reads_it_from_itself() {
+    use jellyfish_peer::{
+        block::BlockId,
+        protocol::{Request, Response},
+    };
+
+    let nodes = common::cluster(3, |_| 64 * MIB).await;
+    let me = &nodes[1];
+    let bytes = vec![42u8; 1000];
+    let id = BlockId::of(&bytes);
+    me.store
+        .put(id, bytes.clone(), [1; 32], u64::MAX)
+        .await
+        .unwrap();
+    let answer = me
+        .client
+        .request(me.client.peer_id(), Request::FetchBlock { id })
+        .await
+        .unwrap();
+    assert_eq!(answer, Response::Block { bytes });
+}

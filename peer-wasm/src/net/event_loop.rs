@@ -95,6 +95,14 @@ impl RelayLink {
     }
 }
 
+/// Who waits for the answer to a request handed to the application.
+enum Asker {
+    /// Another peer, over its stream.
+    Remote(request_response::ResponseChannel<Response>),
+    /// This peer itself (a reader that holds a copy of the block it wants, say).
+    Local(super::queries::ResponseSender),
+}
+
 /// Owns the swarm; see the module map in [`crate::net`].
 pub(crate) struct EventLoop {
     swarm: Swarm<Behaviour>,
@@ -116,7 +124,7 @@ pub(crate) struct EventLoop {
     /// Requests in flight, by id.
     pending_requests: HashMap<OutboundRequestId, Outbound>,
     /// Inbound requests handed to the application, by the id it answers with.
-    pending_inbound: HashMap<u64, (PeerId, request_response::ResponseChannel<Response>)>,
+    pending_inbound: HashMap<u64, (PeerId, Asker)>,
     /// How many of `pending_inbound` each peer has.
     inbound_per_peer: HashMap<PeerId, usize>,
     next_inbound_id: u64,
@@ -869,7 +877,7 @@ impl EventLoop {
                 ..
             } => {
                 let Request::Hello { agent } = request else {
-                    self.hand_to_application(peer, request, channel);
+                    self.hand_to_application(peer, request, Asker::Remote(channel));
                     return;
                 };
                 self.emit(Event::HelloReceived {
@@ -950,24 +958,20 @@ impl EventLoop {
     }
 
     /// Block requests need storage, which is async: the application answers them.
-    fn hand_to_application(
-        &mut self,
-        peer: PeerId,
-        request: Request,
-        channel: request_response::ResponseChannel<Response>,
-    ) {
+    /// A request to this peer itself goes the same way, answered by its own holder.
+    fn hand_to_application(&mut self, peer: PeerId, request: Request, asker: Asker) {
         let waiting = self.inbound_per_peer.get(&peer).copied().unwrap_or(0);
         if waiting >= INBOUND_PER_PEER {
             let reason =
                 format!("busy: {waiting} of your requests are waiting; send fewer at once");
-            self.answer(channel, Response::Refused { reason });
+            self.reply(asker, Response::Refused { reason });
             return;
         }
         let id = self.next_inbound_id;
         self.next_inbound_id += 1;
         match self.inbound.try_send(InboundRequest { id, peer, request }) {
             Ok(()) => {
-                self.pending_inbound.insert(id, (peer, channel));
+                self.pending_inbound.insert(id, (peer, asker));
                 *self.inbound_per_peer.entry(peer).or_insert(0) += 1;
             }
             Err(e) => {
@@ -976,12 +980,21 @@ impl EventLoop {
                 } else {
                     "not serving blocks"
                 };
-                self.answer(
-                    channel,
+                self.reply(
+                    asker,
                     Response::Refused {
                         reason: reason.into(),
                     },
                 );
+            }
+        }
+    }
+
+    fn reply(&mut self, asker: Asker, response: Response) {
+        match asker {
+            Asker::Remote(channel) => self.answer(channel, response),
+            Asker::Local(reply) => {
+                let _ = reply.send(Ok(response));
             }
         }
     }
@@ -1044,10 +1057,9 @@ impl EventLoop {
                 reply,
             } => {
                 if peer == *self.swarm.local_peer_id() {
-                    let _ = reply.send(Err(NetError::Request {
-                        peer,
-                        reason: "a peer does not ask itself".into(),
-                    }));
+                    // A peer asking itself (it holds a copy of what it wants) gets its own
+                    // holder's answer, with no network in between.
+                    self.hand_to_application(peer, request, Asker::Local(reply));
                     return;
                 }
                 if let Some(outbound) = self
@@ -1058,14 +1070,14 @@ impl EventLoop {
                 }
             }
             Command::Respond { id, response } => {
-                if let Some((peer, channel)) = self.pending_inbound.remove(&id) {
+                if let Some((peer, asker)) = self.pending_inbound.remove(&id) {
                     if let Some(waiting) = self.inbound_per_peer.get_mut(&peer) {
                         *waiting = waiting.saturating_sub(1);
                         if *waiting == 0 {
                             self.inbound_per_peer.remove(&peer);
                         }
                     }
-                    self.answer(channel, response);
+                    self.reply(asker, response);
                 }
             }
             Command::Shutdown => {}
