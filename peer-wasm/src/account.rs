@@ -7,7 +7,16 @@
 //! RSA-OAEP-SHA256 to the public key. All three are signed by the new key.
 //!
 //! Log in: fetch the records, derive the key, open the private key, unwrap the user key.
-//! Change password: reseal the private key with a new salt at a higher sequence number.
+//!
+//! Change password: rotate the keys. The old sealed private key is public and never expires, so
+//! resealing it would leave the account to anyone who kept a copy and learns the old password.
+//! Instead a new RSA key pair and a new user key are made, the old key hands over to the new one
+//! ([`crate::key_history`]), and the new records replace the old ones at their holders. The new
+//! private-key record is the commit point: it also carries, sealed under the new password, the
+//! new user key and the earlier ones (so what was sealed before stays readable), which makes a
+//! change that a closed tab cut short complete at the next log-in. Log-in opens only the newest
+//! key of each line of hand-overs, so the old password opens nothing any more; a copy of the
+//! old records opens only what was written before the change.
 //!
 //! The network is reached through [`Directory`], so these workflows run the same against the
 //! real DHT ([`crate::net::Client`]) and in tests.
@@ -23,6 +32,7 @@ use crate::{
         rsa_keys::{PrivateKey, PublicKey},
         sha256, CryptoError, SymmetricKey,
     },
+    key_history::{self, KeyLink, MAX_KEY_LINKS},
     protocol,
     record::{
         dht_key, AccountId, FoundRecord, RecordError, RecordKind, SignedRecord, VerifiedRecord,
@@ -212,7 +222,28 @@ pub fn account_id(normalized: &str) -> AccountId {
 #[derive(Serialize, Deserialize)]
 struct SealedPrivateKey {
     kdf: KdfParams,
+    /// The PKCS#8 private key.
     sealed: Sealed,
+    /// [`UserKeys`], sealed under the same password-derived key; only after a key rotation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    user_keys: Option<Sealed>,
+}
+
+/// The user keys a rotated account's private-key record carries.
+#[derive(Serialize, Deserialize)]
+struct UserKeys {
+    current: [u8; 32],
+    /// Earlier user keys, newest first, at most [`MAX_KEY_LINKS`]: what was sealed under them
+    /// before the password changed stays readable.
+    earlier: Vec<[u8; 32]>,
+}
+
+impl Drop for UserKeys {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        self.current.zeroize();
+        self.earlier.iter_mut().for_each(Zeroize::zeroize);
+    }
 }
 
 /// The body of a user-key record.
@@ -226,17 +257,43 @@ fn private_key_aad(account: &AccountId) -> Vec<u8> {
     [b"jellyfish/private-key/v1/".as_slice(), &account.0].concat()
 }
 
+fn user_keys_aad(account: &AccountId) -> Vec<u8> {
+    [b"jellyfish/user-keys/v1/".as_slice(), &account.0].concat()
+}
+
+fn encode_body<T: Serialize>(body: &T) -> Result<Vec<u8>, AccountError> {
+    protocol::encode(body).map_err(|e| AccountError::Damaged(e.to_string()))
+}
+
 async fn seal_private_key(
     account: &AccountId,
     private: &PrivateKey,
     password: &str,
+    user_keys: Option<&UserKeys>,
 ) -> Result<Vec<u8>, AccountError> {
     let kdf = KdfParams::fresh();
     let key = fast::derive_key(password, &kdf).await?;
     let pkcs8 = private.to_pkcs8()?;
     let sealed = fast::seal(&key, &private_key_aad(account), &pkcs8).await?;
-    protocol::encode(&SealedPrivateKey { kdf, sealed })
-        .map_err(|e| AccountError::Damaged(e.to_string()))
+    let user_keys = match user_keys {
+        Some(keys) => {
+            let plain = Zeroizing::new(encode_body(keys)?);
+            Some(fast::seal(&key, &user_keys_aad(account), &plain).await?)
+        }
+        None => None,
+    };
+    encode_body(&SealedPrivateKey {
+        kdf,
+        sealed,
+        user_keys,
+    })
+}
+
+/// The body of a user-key record: `user_key` wrapped to `owner`.
+fn wrap_user_key(owner: &PublicKey, user_key: &SymmetricKey) -> Result<Vec<u8>, AccountError> {
+    encode_body(&WrappedUserKey {
+        wrapped: owner.wrap(user_key.as_bytes())?,
+    })
 }
 
 fn decode_body<T: serde::de::DeserializeOwned>(record: &VerifiedRecord) -> Result<T, AccountError> {
@@ -250,8 +307,12 @@ pub struct Session {
     account: AccountId,
     private: PrivateKey,
     user_key: SymmetricKey,
+    /// The user keys before the last password changes, newest first.
+    earlier_user_keys: Vec<SymmetricKey>,
+    /// How the account's earlier keys handed over to `private` (empty if it never rotated).
+    history: Vec<KeyLink>,
     /// The private-key record as last published: changing the password checks against it.
-    private_key_record: std::sync::Mutex<VerifiedRecord>,
+    private_key_record: VerifiedRecord,
 }
 
 impl std::fmt::Debug for Session {
@@ -278,6 +339,25 @@ impl Session {
         &self.user_key
     }
 
+    /// The user key, then the ones before the last password changes (newest first): what was
+    /// sealed before a change opens with one of them.
+    pub fn user_keys(&self) -> impl Iterator<Item = &SymmetricKey> {
+        std::iter::once(&self.user_key).chain(&self.earlier_user_keys)
+    }
+
+    /// How the account's earlier keys handed over to this one, oldest first.
+    pub fn history(&self) -> &[KeyLink] {
+        &self.history
+    }
+
+    /// Whether `key` is this account's key or one it had before a password change.
+    pub fn is_own_key(&self, key: &PublicKey) -> bool {
+        *key == self.public_key()
+            || key
+                .to_der()
+                .is_ok_and(|der| key_history::descends_from(&self.history, &der))
+    }
+
     /// The account's id.
     pub fn account(&self) -> AccountId {
         self.account
@@ -288,18 +368,19 @@ impl Session {
         self.private.sign(statement)
     }
 
-    /// Signs a record of this account.
+    /// Signs a record of this account (with its key history).
     pub fn sign(
         &self,
         kind: RecordKind,
         seq: u64,
         body: Vec<u8>,
     ) -> Result<SignedRecord, AccountError> {
-        Ok(SignedRecord::sign(
+        Ok(SignedRecord::sign_with_history(
             kind,
             self.account,
             seq,
             &self.private,
+            self.history.clone(),
             body,
         )?)
     }
@@ -340,17 +421,14 @@ pub async fn sign_up_with_key_bits(
         account,
         1,
         &private,
-        seal_private_key(&account, &private, password).await?,
+        seal_private_key(&account, &private, password, None).await?,
     )?;
-    let wrapped = WrappedUserKey {
-        wrapped: private.public().wrap(user_key.as_bytes())?,
-    };
     let user_key_record = SignedRecord::sign(
         RecordKind::UserKey,
         account,
         1,
         &private,
-        protocol::encode(&wrapped).map_err(|e| AccountError::Damaged(e.to_string()))?,
+        wrap_user_key(&private.public(), &user_key)?,
     )?;
 
     // The public key first: it claims the name.
@@ -370,7 +448,9 @@ pub async fn sign_up_with_key_bits(
         account,
         private,
         user_key,
-        private_key_record: std::sync::Mutex::new(private_key_record),
+        earlier_user_keys: Vec::new(),
+        history: Vec::new(),
+        private_key_record,
     })
 }
 
@@ -402,23 +482,40 @@ async fn confirm_held_elsewhere(
     }
 }
 
-/// Opens a private-key record with a password.
+/// Opens a private-key record with a password: the private key, and the user keys a rotated
+/// account's record carries.
 async fn open_private_key(
     record: &VerifiedRecord,
     account: &AccountId,
     password: &str,
-) -> Result<PrivateKey, AccountError> {
+) -> Result<(PrivateKey, Option<UserKeys>), AccountError> {
     let sealed: SealedPrivateKey = decode_body(record)?;
     let key = fast::derive_key(password, &sealed.kdf).await?;
+    let wrong_password = |e| match e {
+        CryptoError::Decrypt => AccountError::WrongPassword,
+        other => AccountError::Crypto(other),
+    };
     let pkcs8 = Zeroizing::new(
         fast::open(&key, &private_key_aad(account), &sealed.sealed)
             .await
-            .map_err(|e| match e {
-                CryptoError::Decrypt => AccountError::WrongPassword,
-                other => AccountError::Crypto(other),
-            })?,
+            .map_err(wrong_password)?,
     );
-    Ok(PrivateKey::from_pkcs8(&pkcs8)?)
+    let private = PrivateKey::from_pkcs8(&pkcs8)?;
+    let user_keys = match &sealed.user_keys {
+        Some(keys) => {
+            let plain = Zeroizing::new(
+                fast::open(&key, &user_keys_aad(account), keys)
+                    .await
+                    .map_err(wrong_password)?,
+            );
+            Some(
+                protocol::decode::<UserKeys>(&plain, crate::record::MAX_RECORD_BYTES)
+                    .map_err(|e| AccountError::Damaged(format!("user keys: {e}")))?,
+            )
+        }
+        None => None,
+    };
+    Ok((private, user_keys))
 }
 
 /// Log-in tries at most this many keys that claim a username (most widely held first): enough
@@ -459,16 +556,35 @@ async fn records_of(
 }
 
 /// The newest record among `records` signed by `owner`; copies by anyone else are ignored.
-fn owned_by(
-    records: &[FoundRecord],
-    kind: RecordKind,
-    owner: &PublicKey,
-) -> Result<VerifiedRecord, AccountError> {
+fn owned_by<'a>(records: &'a [FoundRecord], owner: &PublicKey) -> Option<&'a VerifiedRecord> {
     records
         .iter()
         .find(|f| f.record.owner() == owner)
-        .map(|f| f.record.clone())
-        .ok_or_else(|| AccountError::Damaged(format!("the {kind:?} record is missing")))
+        .map(|f| &f.record)
+}
+
+/// The private-key records log-in tries, in order: for each claim on the name (most widely held
+/// first), the newest key of its line of hand-overs (the claim's own key if it never rotated).
+/// A key that handed over to a later one is never tried: after a password change the old
+/// password opens nothing, even where a holder still answers with the old records.
+fn keys_to_try(claims: &[FoundRecord], private_records: &[FoundRecord]) -> Vec<VerifiedRecord> {
+    let superseded = |record: &VerifiedRecord| {
+        private_records
+            .iter()
+            .any(|later| later.record.descends_from(&record.record().owner))
+    };
+    let mut heads: Vec<VerifiedRecord> = Vec::new();
+    for claim in claims {
+        let claimed = &claim.record.record().owner;
+        for candidate in private_records.iter().map(|f| &f.record) {
+            let in_line = &candidate.record().owner == claimed || candidate.descends_from(claimed);
+            if in_line && !superseded(candidate) && !heads.contains(candidate) {
+                heads.push(candidate.clone());
+            }
+        }
+    }
+    heads.truncate(MAX_OWNERS_TRIED);
+    heads
 }
 
 /// Opens an account from its records and republishes them (the owner keeps them alive).
@@ -476,7 +592,9 @@ fn owned_by(
 /// Several keys may claim a username: the real owner's, and any that hostile peers made up and
 /// answer with, however many of them there are. The account is the one whose sealed private
 /// key opens with the password; the others are tried and passed over (at most
-/// [`MAX_OWNERS_TRIED`], most widely held first).
+/// [`MAX_OWNERS_TRIED`], most widely held first). Only the newest key of a line of hand-overs
+/// is tried ([`keys_to_try`]); if a password change was cut short after its private-key
+/// record, the log-in publishes the rest.
 pub async fn log_in(
     dir: &impl Directory,
     username: &str,
@@ -491,28 +609,14 @@ pub async fn log_in(
     let private_records = records_of(dir, RecordKind::PrivateKey, &account).await?;
     let user_key_records = records_of(dir, RecordKind::UserKey, &account).await?;
 
-    // What to report if no claim opens: a wrong password over a damaged stranger's claim.
+    // What to report if no key opens: a wrong password over a damaged stranger's claim.
     let mut failure = None;
-    for FoundRecord {
-        record: public_record,
-        ..
-    } in claims.into_iter().take(MAX_OWNERS_TRIED)
-    {
-        let owner = public_record.owner().clone();
-        let opened = async {
-            let private_record = owned_by(&private_records, RecordKind::PrivateKey, &owner)?;
-            let private = open_private_key(&private_record, &account, password).await?;
-            if private.public() != owner {
-                return Err(AccountError::Damaged(
-                    "the private key does not match the public key".into(),
-                ));
-            }
-            Ok((private_record, private))
-        }
-        .await;
-        let (private_record, private) = match opened {
+    for private_record in keys_to_try(&claims, &private_records) {
+        let owner = private_record.owner().clone();
+        let (private, user_keys) = match open_private_key(&private_record, &account, password).await
+        {
             Ok(opened) => opened,
-            // Not this key's account (or not this password): try the next claim.
+            // Not this key's account (or not this password): try the next.
             Err(AccountError::WrongPassword) => {
                 failure = Some(AccountError::WrongPassword);
                 continue;
@@ -523,55 +627,159 @@ pub async fn log_in(
             }
             Err(e) => return Err(e),
         };
-        let user_key_record = owned_by(&user_key_records, RecordKind::UserKey, &owner)?;
-        let wrapped: WrappedUserKey = decode_body(&user_key_record)?;
-        let user_key = SymmetricKey::from_slice(&private.unwrap_key(&wrapped.wrapped)?)?;
-
-        for record in [&public_record, &private_record, &user_key_record] {
-            dir.put(record.record().clone()).await?;
+        if private.public() != owner {
+            failure.get_or_insert(AccountError::Damaged(
+                "the private key does not match its record".into(),
+            ));
+            continue;
         }
-        return Ok(Session {
+        let user_key_record = owned_by(&user_key_records, &owner);
+        let (user_key, earlier_user_keys) = match (&user_keys, user_key_record) {
+            (Some(keys), _) => (
+                SymmetricKey::from_bytes(keys.current),
+                keys.earlier
+                    .iter()
+                    .copied()
+                    .map(SymmetricKey::from_bytes)
+                    .collect(),
+            ),
+            (None, Some(record)) => {
+                let wrapped: WrappedUserKey = decode_body(record)?;
+                let raw = private.unwrap_key(&wrapped.wrapped)?;
+                (SymmetricKey::from_slice(&raw)?, Vec::new())
+            }
+            (None, None) => {
+                return Err(AccountError::Damaged(
+                    "the UserKey record is missing".into(),
+                ))
+            }
+        };
+        let session = Session {
             username,
             account,
             private,
             user_key,
-            private_key_record: std::sync::Mutex::new(private_record),
-        });
+            earlier_user_keys,
+            history: private_record.record().history.clone(),
+            private_key_record: private_record.clone(),
+        };
+        republish(dir, &session, &claims, user_key_record).await?;
+        return Ok(session);
     }
-    Err(failure.unwrap_or(AccountError::WrongPassword))
+    Err(failure.unwrap_or_else(|| {
+        AccountError::Damaged("no private-key record belongs to a claim on the name".into())
+    }))
 }
 
-/// Reseals the private key under `new_password` (new salt) and publishes it with a higher
-/// sequence number. The identity, the user key and everything they protect stay the same.
-/// `current_password` must open the private key as held: an unattended tab is not enough.
+/// Puts the session's records back (their holders keep them another [`crate::net`] record
+/// lifetime), signing the public-key and user-key records anew where a password change was
+/// cut short before they were published.
+async fn republish(
+    dir: &impl Directory,
+    session: &Session,
+    claims: &[FoundRecord],
+    user_key_record: Option<&VerifiedRecord>,
+) -> Result<(), AccountError> {
+    let owner = session.public_key();
+    // Past the newest claim in the line, so holders of an older one take it.
+    let next_seq = claims
+        .iter()
+        .map(|f| f.record.record().seq)
+        .max()
+        .unwrap_or(0)
+        + 1;
+    let public = match owned_by(claims, &owner) {
+        Some(record) => record.record().clone(),
+        None => session.sign(RecordKind::PublicKey, next_seq, Vec::new())?,
+    };
+    let user_key = match user_key_record {
+        Some(record) => record.record().clone(),
+        None => session.sign(
+            RecordKind::UserKey,
+            next_seq,
+            wrap_user_key(&owner, &session.user_key)?,
+        )?,
+    };
+    for record in [
+        public,
+        session.private_key_record.record().clone(),
+        user_key,
+    ] {
+        dir.put(record).await?;
+    }
+    Ok(())
+}
+
+/// Changes the password by rotating the account's keys, and returns the session of the new
+/// keys (the old session must no longer be used). `current_password` must open the private key
+/// as held: an unattended tab is not enough.
+///
+/// A new RSA key pair and user key are made; the old key hands over to the new one; the new
+/// private-key record (sealed under the new password, carrying the new and earlier user keys)
+/// is published first, then the user-key and public-key records. Done once another peer holds
+/// the new private-key record. What the user key sealed (the file index, file keys) is re-sealed
+/// by [`crate::files::finish_rotation`].
 pub async fn change_password(
     dir: &impl Directory,
     session: &Session,
     current_password: &str,
     new_password: &str,
-) -> Result<(), AccountError> {
+) -> Result<Session, AccountError> {
     check_password(new_password, &session.username)?;
-    let held = session
-        .private_key_record
-        .lock()
-        .map_err(|_| AccountError::Damaged("session lock poisoned".into()))?
-        .clone();
-    open_private_key(&held, &session.account, current_password).await?;
-    let held_seq = held.record().seq;
-    let owner = session.public_key();
+    let held = &session.private_key_record;
+    open_private_key(held, &session.account, current_password).await?;
+
+    let private = fast::generate_rsa(session.private.bits()).await?;
+    let user_key = SymmetricKey::random();
+    let history = key_history::extended(
+        &session.history,
+        KeyLink::sign(&session.private, &private.public())?,
+    );
+    let mut earlier: Vec<[u8; 32]> = session.user_keys().map(|k| *k.as_bytes()).collect();
+    earlier.truncate(MAX_KEY_LINKS);
+    let user_keys = UserKeys {
+        current: *user_key.as_bytes(),
+        earlier,
+    };
     let network_seq = records_of(dir, RecordKind::PrivateKey, &session.account)
         .await?
         .iter()
-        .find(|f| f.record.owner() == &owner)
-        .map_or(0, |f| f.record.record().seq);
-    let body = seal_private_key(&session.account, &session.private, new_password).await?;
-    let record = session.sign(RecordKind::PrivateKey, held_seq.max(network_seq) + 1, body)?;
-    let verified = VerifiedRecord::from_wire(&record.key(), &record.to_wire())?;
-    dir.put(record).await?;
-    if let Ok(mut held) = session.private_key_record.lock() {
-        *held = verified;
-    }
-    Ok(())
+        .map(|f| f.record.record().seq)
+        .max()
+        .unwrap_or(0);
+    let seq = held.record().seq.max(network_seq) + 1;
+    let body = seal_private_key(&session.account, &private, new_password, Some(&user_keys)).await?;
+    let next = Session {
+        username: session.username.clone(),
+        account: session.account,
+        private,
+        user_key,
+        earlier_user_keys: user_keys
+            .earlier
+            .iter()
+            .copied()
+            .map(SymmetricKey::from_bytes)
+            .collect(),
+        history,
+        private_key_record: held.clone(),
+    };
+    let record = next.sign(RecordKind::PrivateKey, seq, body)?;
+    let private_key_record = VerifiedRecord::from_wire(&record.key(), &record.to_wire())?;
+    // The commit point: from here on the new password opens the account and the old does not.
+    dir.put(record.clone()).await?;
+    let user_key_record = next.sign(
+        RecordKind::UserKey,
+        seq,
+        wrap_user_key(&next.public_key(), &next.user_key)?,
+    )?;
+    dir.put(user_key_record).await?;
+    dir.put(next.sign(RecordKind::PublicKey, seq, Vec::new())?)
+        .await?;
+    confirm_held_elsewhere(dir, &record).await?;
+    Ok(Session {
+        private_key_record,
+        ..next
+    })
 }
 
 /// The decoders of account record bodies, for the fuzz tests.
@@ -587,6 +795,10 @@ pub(crate) mod fuzz_targets {
                 nonce: [5; 12],
                 ciphertext: vec![6; 1200],
             },
+            user_keys: Some(Sealed {
+                nonce: [7; 12],
+                ciphertext: vec![8; 300],
+            }),
         };
         let wrapped = WrappedUserKey {
             wrapped: vec![7; 384],

@@ -150,7 +150,8 @@ impl AccountInfo {
     }
 
     /// [`AccountInfo::of`] a fresh log-in: remembers the account's key in this browser
-    /// (`localStorage`) and says whether it changed since the last log-in here.
+    /// (`localStorage`) and says whether it changed since the last log-in here. A key that the
+    /// remembered one handed over to (a password change) is no change.
     fn remembering_key(session: &Session) -> Self {
         let mut info = Self::of(session);
         let Some(storage) = web_sys::window().and_then(|w| w.local_storage().ok().flatten()) else {
@@ -159,14 +160,23 @@ impl AccountInfo {
         let Ok(der) = session.public_key().to_der() else {
             return info;
         };
-        let fingerprint: String = crate::crypto::sha256(&der)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let fingerprint = |der: &[u8]| -> String {
+            crate::crypto::sha256(der)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect()
+        };
+        let current = fingerprint(&der);
         let slot = format!("jellyfish.account-key.{}", session.username());
         let previous = storage.get_item(&slot).ok().flatten();
-        let _ = storage.set_item(&slot, &fingerprint);
-        info.key_changed = previous.is_some_and(|p| p != fingerprint);
+        let _ = storage.set_item(&slot, &current);
+        info.key_changed = previous.is_some_and(|p| {
+            p != current
+                && !session
+                    .history()
+                    .iter()
+                    .any(|link| fingerprint(&link.previous) == p)
+        });
         info
     }
 }
@@ -192,6 +202,39 @@ fn account_error(e: AccountError) -> JsValue {
         let _ = js_sys::Reflect::set(&error, &"needed".into(), &(needed as f64).into());
     }
     error
+}
+
+/// What this browser donates, to pledge with an upload or a re-sealed index.
+async fn donation(
+    store: &BlockStore,
+    keypair: &libp2p::identity::Keypair,
+) -> Result<files::Donation, JsValue> {
+    Ok(files::Donation {
+        keypair: keypair.clone(),
+        bytes: store.usage().await.map_err(js_error)?.capacity,
+    })
+}
+
+/// Re-seals the file index under a rotated account's new keys ([`files::finish_rotation`]).
+/// The password change itself is done whatever happens here: until this succeeds the index
+/// opens with the earlier user key the session keeps, and the next log-in tries again.
+async fn finish_rotation(
+    client: &net::Client,
+    session: &Session,
+    store: &BlockStore,
+    keypair: &libp2p::identity::Keypair,
+) {
+    let finished = match donation(store, keypair).await {
+        Ok(donation) => files::finish_rotation(client, session, files::DEFAULT_REPLICAS, donation)
+            .await
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(format!("{e:?}")),
+    };
+    match finished {
+        Ok(true) => tracing::info!("file index re-sealed under the account's new keys"),
+        Ok(false) => {}
+        Err(e) => tracing::warn!("file index not re-sealed yet (next log-in tries again): {e}"),
+    }
 }
 
 fn to_js<T: Serialize>(value: &T) -> Result<JsValue, JsValue> {
@@ -400,31 +443,52 @@ impl Peer {
     /// `network_unreachable` (too few answered within 30 s); nothing is kept after a failure.
     #[wasm_bindgen(unchecked_return_type = "Promise<Account>")]
     pub fn log_in(&self, username: String, password: String) -> js_sys::Promise {
-        let (client, session) = (self.client.clone(), self.session.clone());
+        let (client, session, store, keypair) = (
+            self.client.clone(),
+            self.session.clone(),
+            self.store.clone(),
+            self.keypair.clone(),
+        );
         future_to_promise(async move {
             session.borrow_mut().take();
             let opened = account::log_in(&client, &username, &password)
                 .await
                 .map_err(account_error)?;
+            if !opened.history().is_empty() {
+                // A password change cut short before its files were re-sealed finishes here.
+                finish_rotation(&client, &opened, &store, &keypair).await;
+            }
             let info = AccountInfo::remembering_key(&opened);
             *session.borrow_mut() = Some(Rc::new(opened));
             to_js(&info)
         })
     }
 
-    /// Changes the password of the logged-in account (the current one confirms it).
+    /// Changes the password of the logged-in account (the current one confirms it): the
+    /// account's keys rotate, and the file index and file keys are re-sealed under the new ones,
+    /// so nothing written from now on opens with the old password.
     #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
     pub fn change_password(
         &self,
         current_password: String,
         new_password: String,
     ) -> js_sys::Promise {
-        let (client, session) = (self.client.clone(), self.session.clone());
+        let (client, session, store, keypair) = (
+            self.client.clone(),
+            self.session.clone(),
+            self.store.clone(),
+            self.keypair.clone(),
+        );
         future_to_promise(async move {
             let open = logged_in(&session)?;
-            account::change_password(&client, &open, &current_password, &new_password)
-                .await
-                .map_err(account_error)?;
+            let rotated =
+                account::change_password(&client, &open, &current_password, &new_password)
+                    .await
+                    .map_err(account_error)?;
+            let rotated = Rc::new(rotated);
+            *session.borrow_mut() = Some(rotated.clone());
+            AccountInfo::remembering_key(&rotated);
+            finish_rotation(&client, &rotated, &store, &keypair).await;
             Ok(JsValue::UNDEFINED)
         })
     }
@@ -507,10 +571,7 @@ impl Peer {
         );
         future_to_promise(async move {
             let open = logged_in(&session)?;
-            let donation = files::Donation {
-                keypair,
-                bytes: store.usage().await.map_err(js_error)?.capacity,
-            };
+            let donation = donation(&store, &keypair).await?;
             let total = JsValue::from_f64(blob.size());
             let replicas = replicas.map_or(files::DEFAULT_REPLICAS, |r| r.max(1) as usize);
             let progress = |done: u64| {

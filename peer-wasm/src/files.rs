@@ -347,6 +347,17 @@ async fn fetch(
     position: u64,
     block: &BlockRef,
 ) -> Result<Vec<u8>, String> {
+    fetch_with(client, &[key], file, position, block).await
+}
+
+/// [`fetch`], opening with the first of `keys` that fits (the index, after a password change).
+async fn fetch_with(
+    client: &Client,
+    keys: &[&SymmetricKey],
+    file: &FileId,
+    position: u64,
+    block: &BlockRef,
+) -> Result<Vec<u8>, String> {
     let mut tried = Vec::new();
     // What each listed holder said, then what the last other peer said: the error names both.
     let mut holder_errors = Vec::new();
@@ -377,13 +388,13 @@ async fn fetch(
             .await
             {
                 Ok(Response::Block { bytes }) => {
-                    match open_block(key, file, position, &block.id, &bytes).await {
-                        Ok(plain) => return Ok(plain),
-                        Err(e) => {
-                            tracing::warn!(%peer, "bad block from holder: {e}");
-                            last_error = e.to_string();
+                    for key in keys {
+                        match open_block(key, file, position, &block.id, &bytes).await {
+                            Ok(plain) => return Ok(plain),
+                            Err(e) => last_error = e.to_string(),
                         }
                     }
+                    tracing::warn!(%peer, "bad block from holder: {last_error}");
                 }
                 Ok(Response::Refused { reason }) => {
                     last_error = format!("refused: {}", protocol::quote(&reason))
@@ -405,31 +416,82 @@ async fn fetch(
     ))
 }
 
-/// The account's index, and the record that points at it (if any).
+/// The account's index, and the record that points at it (if any). After a password change
+/// not yet finished ([`finish_rotation`]) the record is an earlier key's and the index is sealed
+/// under an earlier user key. Pledges for any other owner than the session's key are dropped:
+/// holders would not count them.
 async fn load_index(
     client: &Client,
     session: &Session,
 ) -> Result<(FileIndex, Option<VerifiedRecord>), FileError> {
     let owner = session.public_key();
-    let record = client
+    let records = client
         .get_record(dht_key(RecordKind::FileIndex, &session.account()))
-        .await?
-        .into_iter()
-        .find(|r| r.owner() == &owner);
+        .await?;
+    let record = records
+        .iter()
+        .find(|r| r.owner() == &owner)
+        .or_else(|| records.iter().find(|r| session.is_own_key(r.owner())))
+        .cloned();
     let Some(record) = record else {
         return Ok((FileIndex::default(), None));
     };
     let pointer: IndexPointer = decode(&record.record().body)?;
-    let plain = fetch(
+    let keys: Vec<&SymmetricKey> = session.user_keys().collect();
+    let plain = fetch_with(
         client,
-        session.user_key(),
+        &keys,
         &index_file_id(session),
         META_POSITION,
         &pointer.blob,
     )
     .await
     .map_err(|reason| FileError::Damaged(format!("the index cannot be fetched: {reason}")))?;
-    Ok((decode(&plain)?, Some(record)))
+    let mut index: FileIndex = decode(&plain)?;
+    let owner = owner_hash(session)?;
+    index.donations.retain(|_, pledge| pledge.owner == owner);
+    Ok((index, Some(record)))
+}
+
+/// Opens a file's key with the user key, or one from before a password change.
+async fn open_file_key(session: &Session, entry: &FileEntry) -> Result<SymmetricKey, FileError> {
+    let mut failure = CryptoError::Decrypt;
+    for user_key in session.user_keys() {
+        match fast::open(user_key, &file_key_aad(&entry.id), &entry.key).await {
+            Ok(raw) => return Ok(SymmetricKey::from_slice(&raw)?),
+            Err(e) => failure = e,
+        }
+    }
+    Err(failure.into())
+}
+
+/// Finishes a password change for the files: re-seals the index and every file key under the
+/// session's (new) user key and points the index record, signed by the new key, at it; the old
+/// index blob is freed. Returns whether there was anything to do (nothing when the index is
+/// already the current key's). Files' blocks stay as they are: their keys did not change, and
+/// the new key may free them (holders accept the hand-over, [`crate::holder`]).
+pub async fn finish_rotation(
+    client: &Client,
+    session: &Session,
+    replicas: usize,
+    donation: Donation,
+) -> Result<bool, FileError> {
+    let (mut index, record) = load_index(client, session).await?;
+    let Some(record) = record else {
+        return Ok(false);
+    };
+    if record.owner() == &session.public_key() {
+        return Ok(false);
+    }
+    for entry in &mut index.files {
+        let key = open_file_key(session, entry).await?;
+        entry.key =
+            fast::seal(session.user_key(), &file_key_aad(&entry.id), key.as_bytes()).await?;
+    }
+    let (peer, pledge) = donation.pledge(session)?;
+    index.donations.insert(peer, pledge);
+    save_index(client, session, &index, Some(&record), replicas).await?;
+    Ok(true)
 }
 
 /// Seals and stores a new index, then points the account's record at it.
@@ -489,6 +551,7 @@ async fn free(client: &Client, session: &Session, block: &BlockRef) -> usize {
             id: block.id,
             owner: owner.clone(),
             signature: signature.clone(),
+            history: session.history().to_vec(),
         };
         if let Ok(Response::Deleted) = client.request(holder, request).await {
             freed += 1;
@@ -695,9 +758,7 @@ async fn entry_and_key(
         .iter()
         .position(|f| f.id == file)
         .ok_or(FileError::NoSuchFile)?;
-    let entry = &index.files[at];
-    let raw = fast::open(session.user_key(), &file_key_aad(&entry.id), &entry.key).await?;
-    let key = SymmetricKey::from_slice(&raw)?;
+    let key = open_file_key(session, &index.files[at]).await?;
     Ok((index, record, at, key))
 }
 

@@ -211,8 +211,12 @@ fn fuzz_the_request_response_envelope_and_the_holder() {
         Request::FetchBlock { id },
         Request::DeleteBlock {
             id,
-            owner: der,
+            owner: der.clone(),
             signature: vec![1; 256],
+            history: vec![crate::key_history::KeyLink {
+                previous: der,
+                signature: vec![2; 256],
+            }],
         },
         Request::Discard {
             payload: vec![0; 100],
@@ -258,7 +262,7 @@ fn fuzz_the_request_response_envelope_and_the_holder() {
 fn fuzz_records_pledges_and_account_bodies() {
     let key = owner();
     let account = AccountId([3; 32]);
-    let records: Vec<SignedRecord> = [
+    let mut records: Vec<SignedRecord> = [
         (RecordKind::PublicKey, Vec::new()),
         (RecordKind::UserKey, vec![5; 400]),
         (RecordKind::FileIndex, vec![6; 80]),
@@ -266,6 +270,20 @@ fn fuzz_records_pledges_and_account_bodies() {
     .into_iter()
     .map(|(kind, body)| SignedRecord::sign(kind, account, 7, &key, body).unwrap())
     .collect();
+    // A record of an account that changed its password: it carries a hand-over.
+    let next = crate::crypto::rsa_keys::PrivateKey::generate_bits(2048).unwrap();
+    let link = crate::key_history::KeyLink::sign(&key, &next.public()).unwrap();
+    records.push(
+        SignedRecord::sign_with_history(
+            RecordKind::PrivateKey,
+            account,
+            8,
+            &next,
+            vec![link],
+            vec![4; 300],
+        )
+        .unwrap(),
+    );
     let seeds: Vec<Vec<u8>> = records.iter().map(SignedRecord::to_wire).collect();
     let keys: Vec<Vec<u8>> = records.iter().map(SignedRecord::key).collect();
     let mut which = 0;

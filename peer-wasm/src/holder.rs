@@ -11,6 +11,7 @@ use futures::{channel::mpsc, StreamExt};
 use crate::{
     block::{BlockId, MAX_SEALED_BLOCK},
     crypto::{rsa_keys::PublicKey, sha256},
+    key_history,
     net::{Client, InboundRequest},
     platform::Shared,
     pledge,
@@ -80,6 +81,7 @@ pub async fn answer(store: &BlockStore, request: Request) -> Response {
             id,
             owner,
             signature,
+            history,
         } => {
             let Ok(key) = PublicKey::from_der(&owner) else {
                 return refused("unusable owner key");
@@ -87,13 +89,23 @@ pub async fn answer(store: &BlockStore, request: Request) -> Response {
             if key.verify(&delete_statement(&id), &signature).is_err() {
                 return refused("the owner's signature does not cover this delete");
             }
-            match store.release(&id, &sha256(&owner)).await {
-                Ok(Release::NotHeld | Release::Released | Release::Deleted) => Response::Deleted,
-                Ok(Release::NotClaimed) => {
-                    refused("only an owner who stored the block may delete it")
-                }
-                Err(e) => refused(e.to_string()),
+            if let Err(e) = key_history::verify(&history, &owner) {
+                return refused(e.to_string());
             }
+            // The signer's own claim, else one of its earlier keys' (newest first): after a
+            // password change the account frees what it stored before.
+            let claimants = std::iter::once(owner.as_slice())
+                .chain(history.iter().rev().map(|l| l.previous.as_slice()));
+            for claimant in claimants {
+                match store.release(&id, &sha256(claimant)).await {
+                    Ok(Release::NotClaimed) => continue,
+                    Ok(Release::NotHeld | Release::Released | Release::Deleted) => {
+                        return Response::Deleted
+                    }
+                    Err(e) => return refused(e.to_string()),
+                }
+            }
+            refused("only an owner who stored the block may delete it")
         }
         Request::Discard { .. } => Response::Discarded,
         Request::Fill { len } => Response::Block {
@@ -199,7 +211,46 @@ mod tests {
             id,
             owner: owner.der.clone(),
             signature: owner.key.sign(&delete_statement(&id)),
+            history: Vec::new(),
         }
+    }
+
+    #[tokio::test]
+    async fn a_later_key_frees_what_an_earlier_one_stored_and_a_thief_does_not() {
+        use crate::key_history::KeyLink;
+        let store = BlockStore::open(1024 * MIB).await.unwrap();
+        let (old, new, thief) = (Owner::new(), Owner::new(), Owner::new());
+        let donor = Keypair::generate_ed25519();
+        let pledge = Pledge::sign(&donor, old.hash(), 30 * MIB).unwrap();
+        let bytes = block(7);
+        let id = BlockId::of(&bytes);
+        assert_eq!(
+            answer(&store, old.store(bytes, vec![pledge])).await,
+            Response::Stored
+        );
+        let delete_with = |owner: &Owner, history: Vec<KeyLink>| Request::DeleteBlock {
+            id,
+            owner: owner.der.clone(),
+            signature: owner.key.sign(&delete_statement(&id)),
+            history,
+        };
+        // The thief names the old key as his past, without its signature: refused.
+        let forged = KeyLink {
+            previous: old.der.clone(),
+            signature: thief.key.sign(b"anything"),
+        };
+        let refused = answer(&store, delete_with(&thief, vec![forged])).await;
+        assert!(is_refused(&refused, "key history refused"), "{refused:?}");
+        // Without history the new key has no claim; with the old key's hand-over it frees it.
+        let bare = answer(&store, delete_with(&new, Vec::new())).await;
+        assert!(is_refused(&bare, "only an owner"), "{bare:?}");
+        let link = KeyLink::sign(&old.key, &new.key.public()).unwrap();
+        assert_eq!(
+            answer(&store, delete_with(&new, vec![link])).await,
+            Response::Deleted
+        );
+        assert_eq!(store.held_for(&old.hash()).await.unwrap(), 0);
+        assert_eq!(store.usage().await.unwrap().used, 0);
     }
 
     #[tokio::test]

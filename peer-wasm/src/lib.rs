@@ -10,6 +10,8 @@
 //! - [`backoff`]: when to try the relay again. Pure.
 //! - [`crypto`]: AES-256-GCM, PBKDF2, RSA (PSS, OAEP), with a WebCrypto engine in the browser.
 //! - [`record`]: signed DHT records and the checks every peer runs before storing one. Pure.
+//! - [`key_history`]: how an account hands over from one key to the next when its password
+//!   changes. Pure.
 //! - [`pledge`]: what a browser donates for a user, signed, and the allowance holders derive.
 //! - [`account`]: sign up, log in, change password, over a [`account::Directory`].
 //! - [`net`]: the libp2p side: behaviour, event loop, and the [`net::Client`] handle the rest
@@ -27,6 +29,7 @@ pub mod block;
 pub mod crypto;
 pub mod files;
 pub mod holder;
+pub mod key_history;
 pub mod net;
 pub mod node;
 mod platform;

@@ -70,6 +70,10 @@ pub enum Request {
         /// The owner's RSA-PSS signature over [`delete_statement`] of the address.
         #[serde(with = "crate::crypto::aead::serde_bytes_vec")]
         signature: Vec<u8>,
+        /// The owner's hand-overs from its account's earlier keys ([`crate::key_history`]):
+        /// a block claimed by an earlier key may be freed by a later one.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        history: Vec<crate::key_history::KeyLink>,
     },
     /// A transport probe: bytes to receive and drop, answered with [`Response::Discarded`].
     /// Benchmarks send these to measure what the connection alone does ([`crate::probe`]).

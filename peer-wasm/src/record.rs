@@ -5,12 +5,16 @@
 //! peer checks a record with [`VerifiedRecord::from_wire`] before storing or serving it, and
 //! [`VerifiedRecord::may_replace`] before it replaces one it holds: a record is refused if it is
 //! oversized, malformed, of an unknown type, stored under the wrong key, badly signed, signed by
-//! another owner than the record it would replace, or older than it.
+//! another owner than the record it would replace, or older than it. After a password change the
+//! account's records are signed by a new key and carry the chain of hand-overs from the earlier
+//! ones ([`crate::key_history`]): a record by a later key replaces one by an earlier key, never
+//! the other way round.
 
 use serde::{Deserialize, Serialize};
 
 use crate::{
     crypto::{aead::serde_bytes_vec, rsa_keys::PublicKey, sha256, CryptoError},
+    key_history::{self, HistoryError, KeyLink},
     protocol,
 };
 
@@ -68,6 +72,10 @@ pub struct SignedRecord {
     /// The content, by kind.
     #[serde(with = "serde_bytes_vec")]
     pub body: Vec<u8>,
+    /// The hand-overs from the account's earlier keys to `owner`, oldest first; empty until
+    /// the account's first password change.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<KeyLink>,
     /// RSA-PSS-SHA256 by the owner over [`SignedRecord::signed_bytes`].
     #[serde(with = "serde_bytes_vec")]
     pub signature: Vec<u8>,
@@ -89,9 +97,12 @@ pub enum RecordError {
     /// The owner key is unusable or the signature does not verify.
     #[error("record refused: bad owner key or signature ({0})")]
     BadSignature(CryptoError),
-    /// Signed by another key than the record it would replace.
+    /// Signed by another key than the record it would replace, and not one it handed over to.
     #[error("record refused: signed by another owner than the record held")]
     NotOwner,
+    /// Its chain of key hand-overs does not verify.
+    #[error(transparent)]
+    BadHistory(#[from] HistoryError),
     /// Older than the record held.
     #[error("record refused: sequence {new} is older than the {held} held")]
     Stale {
@@ -130,6 +141,9 @@ impl SignedRecord {
             owner: &'a Vec<u8>,
             #[serde(with = "serde_bytes_vec")]
             body: &'a Vec<u8>,
+            // Left out when empty, so records of accounts that never rotated sign as before.
+            #[serde(skip_serializing_if = "<[KeyLink]>::is_empty")]
+            history: &'a [KeyLink],
         }
         protocol::encode(&Signed {
             domain: "jellyfish-record-v1",
@@ -138,16 +152,29 @@ impl SignedRecord {
             seq: self.seq,
             owner: &self.owner,
             body: &self.body,
+            history: &self.history,
         })
         .unwrap_or_default()
     }
 
-    /// Builds and signs a record.
+    /// Builds and signs a record of an account that never rotated its key.
     pub fn sign(
         kind: RecordKind,
         account: AccountId,
         seq: u64,
         owner: &crate::crypto::rsa_keys::PrivateKey,
+        body: Vec<u8>,
+    ) -> Result<Self, CryptoError> {
+        Self::sign_with_history(kind, account, seq, owner, Vec::new(), body)
+    }
+
+    /// Builds and signs a record carrying the owner's chain of hand-overs.
+    pub fn sign_with_history(
+        kind: RecordKind,
+        account: AccountId,
+        seq: u64,
+        owner: &crate::crypto::rsa_keys::PrivateKey,
+        history: Vec<KeyLink>,
         body: Vec<u8>,
     ) -> Result<Self, CryptoError> {
         let mut record = Self {
@@ -156,6 +183,7 @@ impl SignedRecord {
             seq,
             owner: owner.public().to_der()?,
             body,
+            history,
             signature: Vec::new(),
         };
         record.signature = owner.sign(&record.signed_bytes());
@@ -201,6 +229,7 @@ impl VerifiedRecord {
         owner
             .verify(&record.signed_bytes(), &record.signature)
             .map_err(RecordError::BadSignature)?;
+        key_history::verify(&record.history, &record.owner)?;
         Ok(Self {
             record,
             owner,
@@ -209,10 +238,14 @@ impl VerifiedRecord {
     }
 
     /// Whether this record may replace `held` (the one stored under the same key).
-    /// `Ok(false)` means it is the same record: nothing to do.
+    /// `Ok(false)` means it is the same record: nothing to do. A record by a key that `held`'s
+    /// owner handed over to replaces it whatever the sequence numbers.
     pub fn may_replace(&self, held: &VerifiedRecord) -> Result<bool, RecordError> {
         if self.record.owner != held.record.owner {
-            return Err(RecordError::NotOwner);
+            return match self.descends_from(&held.record.owner) {
+                true => Ok(true),
+                false => Err(RecordError::NotOwner),
+            };
         }
         match self.record.seq.cmp(&held.record.seq) {
             std::cmp::Ordering::Less => Err(RecordError::Stale {
@@ -233,6 +266,12 @@ impl VerifiedRecord {
     /// The owner's verified public key.
     pub fn owner(&self) -> &PublicKey {
         &self.owner
+    }
+
+    /// Whether this record's owner took over from `earlier` (SPKI DER) by a verified chain of
+    /// hand-overs.
+    pub fn descends_from(&self, earlier: &[u8]) -> bool {
+        key_history::descends_from(&self.record.history, earlier)
     }
 
     /// The bytes as stored.
@@ -334,5 +373,47 @@ mod tests {
             verified(&theirs).unwrap().may_replace(&v1),
             Err(RecordError::NotOwner)
         );
+    }
+
+    #[test]
+    fn a_later_key_replaces_an_earlier_one_and_never_the_reverse() {
+        use crate::key_history::KeyLink;
+        let account = AccountId([1; 32]);
+        let old = verified(&record(5, b"old")).unwrap();
+        let next = PrivateKey::generate_bits(2048).unwrap();
+        let link = KeyLink::sign(owner(), &next.public()).unwrap();
+        let sign = |key: &PrivateKey, history: Vec<KeyLink>, seq| {
+            let r = SignedRecord::sign_with_history(
+                RecordKind::UserKey,
+                account,
+                seq,
+                key,
+                history,
+                b"new".to_vec(),
+            )
+            .unwrap();
+            verified(&r)
+        };
+        // The hand-over travels with the record: a lower sequence number does not matter.
+        let rotated = sign(&next, vec![link.clone()], 1).unwrap();
+        assert!(rotated.descends_from(&old.record().owner));
+        assert_eq!(rotated.may_replace(&old), Ok(true));
+        assert_eq!(old.may_replace(&rotated), Err(RecordError::NotOwner));
+        // Whoever kept the old key can hand over too, but never past the new key.
+        let thief = PrivateKey::generate_bits(2048).unwrap();
+        let side = sign(
+            &thief,
+            vec![KeyLink::sign(owner(), &thief.public()).unwrap()],
+            9,
+        );
+        assert_eq!(
+            side.unwrap().may_replace(&rotated),
+            Err(RecordError::NotOwner)
+        );
+        // A history that does not end at the signer is refused outright.
+        assert!(matches!(
+            sign(&thief, vec![link], 2),
+            Err(RecordError::BadHistory(_))
+        ));
     }
 }

@@ -118,28 +118,31 @@ async fn sign_up_log_in_change_password_and_refuse_bad_input() {
         matches!(unconfirmed, Err(AccountError::WrongPassword)),
         "{unconfirmed:?}"
     );
-    account::change_password(&peers[15], &session, PASSWORD, NEW_PASSWORD)
+    let rotated = account::change_password(&peers[15], &session, PASSWORD, NEW_PASSWORD)
         .await
         .unwrap();
+    // The keys rotated: a new key pair and user key; the old user key stays readable.
+    assert_ne!(rotated.public_key(), alice.public_key());
+    assert_ne!(rotated.user_key(), alice.user_key());
+    assert!(rotated.user_keys().any(|k| k == alice.user_key()));
+    assert!(rotated.is_own_key(&alice.public_key()));
 
     // Replaying the old private-key record is refused where the new one is held...
     let replay = peers[15].put_record(old_record.clone()).await;
     assert!(
-        matches!(
-            replay,
-            Err(NetError::Record(RecordError::Stale { new: 1, held: 2 }))
-        ),
+        matches!(replay, Err(NetError::Record(RecordError::NotOwner))),
         "{replay:?}"
     );
     // ...and pushed from elsewhere, it does not win either (checked by the logins below).
     let _ = peers[6].put_record(old_record).await;
 
-    // Everywhere: the new password works, the old one fails, the user key is unchanged.
+    // Everywhere: the new password opens the new keys, the old one opens nothing.
     for (i, peer) in peers.iter().enumerate().step_by(4) {
         let session = account::log_in(peer, "alice", NEW_PASSWORD)
             .await
             .unwrap_or_else(|e| panic!("peer {i}: {e}"));
-        assert_eq!(session.user_key(), alice.user_key());
+        assert_eq!(session.user_key(), rotated.user_key());
+        assert_eq!(session.public_key(), rotated.public_key());
         let old = account::log_in(peer, "alice", PASSWORD).await;
         assert!(
             matches!(old, Err(AccountError::WrongPassword)),
@@ -149,9 +152,10 @@ async fn sign_up_log_in_change_password_and_refuse_bad_input() {
     let newest = peers[19].get_record(private_key).await.unwrap();
     let alices = newest
         .iter()
-        .find(|r| r.owner() == &alice.public_key())
+        .find(|r| r.owner() == &rotated.public_key())
         .unwrap();
     assert_eq!(alices.record().seq, 2);
+    assert!(alices.descends_from(&alice.public_key().to_der().unwrap()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

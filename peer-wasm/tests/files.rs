@@ -6,7 +6,7 @@
 use std::{ops::ControlFlow, time::Duration};
 
 use jellyfish_peer::{
-    account::{self, Session},
+    account,
     files::{self, Donation, FileError, DEFAULT_REPLICAS},
     node::Node,
     probe,
@@ -18,6 +18,8 @@ const MIB: u64 = 1024 * 1024;
 
 mod common;
 
+use common::{download, pattern};
+
 async fn cluster(donation: impl Fn(usize) -> u64) -> Vec<Node> {
     common::cluster(PEERS, donation).await
 }
@@ -27,22 +29,6 @@ fn donation(node: &Node, bytes: u64) -> Donation {
         keypair: node.keypair.clone(),
         bytes,
     }
-}
-
-fn pattern(len: usize, seed: u8) -> Vec<u8> {
-    (0..len)
-        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
-        .collect()
-}
-
-async fn download(node: &Node, session: &Session, id: &str) -> Result<Vec<u8>, FileError> {
-    let mut out = Vec::new();
-    files::download(&node.client, session, id, |block| {
-        out.extend_from_slice(&block);
-        ControlFlow::Continue(())
-    })
-    .await?;
-    Ok(out)
 }
 
 async fn blocks_held(nodes: &[Node]) -> Vec<u64> {

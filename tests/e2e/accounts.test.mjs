@@ -7,6 +7,19 @@ import { call, joined, openPeer, pageErrors, startRelay } from "./harness.mjs";
 const PASSWORD = "violet tractor sings under seven moons";
 const NEW_PASSWORD = "quiet harbour lanterns drift past midnight";
 
+// Uploads deterministic bytes made in the page; resolves to the file's id and SHA-256.
+const UPLOAD = async ([name, size, seed]) => {
+  const bytes = new Uint8Array(size);
+  for (let i = 0; i < size; i++) bytes[i] = (i * 31 + seed) & 0xff;
+  const digest = Array.from(new Uint8Array(await crypto.subtle.digest("SHA-256", bytes)));
+  const report = await window.jellyfish.upload(new Blob([bytes]), name);
+  return { id: report.file.id, digest };
+};
+const DIGEST = async (id) => {
+  const bytes = new Uint8Array(await (await window.jellyfish.download(id)).arrayBuffer());
+  return Array.from(new Uint8Array(await crypto.subtle.digest("SHA-256", bytes)));
+};
+
 test("sign up, log in anywhere (with the author gone), change password, log out", async (t) => {
   const { relay, browsers } = await startRelay(t);
 
@@ -43,15 +56,26 @@ test("sign up, log in anywhere (with the author gone), change password, log out"
   assert.equal((await call(d.page, "account")).value, null, "a failed login leaves no session");
   assert.match((await call(d.page, "log_in", "nobody-here", PASSWORD)).error, /no account has this username/);
 
-  // B changes the password (the current one confirms it).
+  // B stores a file, then changes the password (the current one confirms it): the account's
+  // keys rotate, and B stores another file under the new keys.
+  const before = await b.page.evaluate(UPLOAD, ["before.bin", 300 * 1024, 1]);
   assert.match((await call(b.page, "change_password", "wrong current", NEW_PASSWORD)).error, /wrong password/);
   assert.deepEqual(await call(b.page, "change_password", PASSWORD, NEW_PASSWORD), { value: undefined });
+  const after = await b.page.evaluate(UPLOAD, ["after.bin", 200 * 1024, 2]);
 
-  // In a fresh profile C the new password works and the old one fails.
+  // In a fresh profile C the old password fails, the new one works and opens both files.
   const c = await openPeer(relay, "c", browsers);
   await joined(c.page, 2);
-  assert.match((await call(c.page, "log_in", "alice", PASSWORD)).error, /wrong password/);
+  const old = await call(c.page, "log_in", "alice", PASSWORD);
+  assert.equal(old.code, "wrong_password", JSON.stringify(old));
   assert.deepEqual(await call(c.page, "log_in", "alice", NEW_PASSWORD), { value: { username: "alice" } });
+  const listed = (await call(c.page, "list_files")).value.map((f) => f.name);
+  assert.deepEqual(listed, ["before.bin", "after.bin"]);
+  assert.deepEqual(await c.page.evaluate(DIGEST, before.id), before.digest);
+  assert.deepEqual(await c.page.evaluate(DIGEST, after.id), after.digest);
+
+  // D remembered the old key: the new one is its verified successor, not a changed key.
+  assert.deepEqual(await call(d.page, "log_in", "alice", NEW_PASSWORD), { value: { username: "alice" } });
 
   // Log out wipes the session.
   await call(b.page, "log_out");

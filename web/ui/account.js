@@ -18,14 +18,14 @@ export function setupAccount({ getPeer, estimate, username, onLoggedOut }) {
     message.textContent = "";
     if (!current.value) { error.textContent = "Enter your current password."; current.focus(); return; }
     if (!next.value) { error.textContent = "Enter a new password."; next.focus(); return; }
-    setBusy([$("password-fields")], submit, "Re-sealing your keys…", "Change password");
+    setBusy([$("password-fields")], submit, "Making your new keys…", "Change password");
     try {
       await getPeer().change_password(current.value, next.value);
       current.value = "";
       next.value = "";
       meter.update();
       setBusy([$("password-fields")], submit, "", "Change password");
-      message.textContent = "Password changed. Use the new one from now on, in every browser.";
+      message.textContent = "Password changed: your account has new keys, and the old password opens nothing from now on. Use the new one in every browser.";
       submit.focus();
     } catch (e) {
       setBusy([$("password-fields")], submit, "", "Change password");

@@ -54,6 +54,12 @@ impl PrivateKey {
             .map_err(bad_key)
     }
 
+    /// The modulus size in bits.
+    pub fn bits(&self) -> usize {
+        use rsa::traits::PublicKeyParts;
+        self.0.size() * 8
+    }
+
     /// The public half.
     pub fn public(&self) -> PublicKey {
         PublicKey(self.0.to_public_key())

@@ -3,9 +3,11 @@
 
 pub(crate) mod hostile;
 
-use std::time::Duration;
+use std::{ops::ControlFlow, time::Duration};
 
 use jellyfish_peer::{
+    account::Session,
+    files::{self, FileError},
     net::Config,
     node::{self, Node},
 };
@@ -53,4 +55,26 @@ pub(crate) async fn dialable(node: &Node) -> Multiaddr {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Deterministic bytes for a test file.
+pub(crate) fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+/// Downloads a whole file through `node`.
+pub(crate) async fn download(
+    node: &Node,
+    session: &Session,
+    id: &str,
+) -> Result<Vec<u8>, FileError> {
+    let mut out = Vec::new();
+    files::download(&node.client, session, id, |block| {
+        out.extend_from_slice(&block);
+        ControlFlow::Continue(())
+    })
+    .await?;
+    Ok(out)
 }

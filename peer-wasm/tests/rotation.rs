@@ -1,0 +1,269 @@
+//! A password change rotates the account's keys (hostile-peers item 6), over a cluster of 20
+//! native peers with block stores: the real DHT, real crypto (PBKDF2 at 600,000 iterations;
+//! RSA keys of 2,048 bits to keep key generation quick).
+#![cfg(not(target_arch = "wasm32"))]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{cell::Cell, ops::ControlFlow};
+
+use jellyfish_peer::{
+    account::{self, AccountError, Directory, Session},
+    files::{self, Donation, FileError, DEFAULT_REPLICAS},
+    net::Client,
+    node::Node,
+    record::{dht_key, FoundRecord, RecordKind, SignedRecord, VerifiedRecord},
+};
+
+const PEERS: usize = 20;
+const PASSWORD: &str = "violet tractor sings under seven moons";
+const NEW_PASSWORD: &str = "quiet harbour lanterns drift past midnight";
+const MIB: u64 = 1024 * 1024;
+
+mod common;
+
+use common::{download, pattern};
+
+fn donation(node: &Node) -> Donation {
+    Donation {
+        keypair: node.keypair.clone(),
+        bytes: 64 * MIB,
+    }
+}
+
+async fn upload(node: &Node, session: &Session, name: &str, bytes: &[u8]) -> String {
+    files::upload(
+        &node.client,
+        session,
+        name,
+        bytes,
+        DEFAULT_REPLICAS,
+        donation(node),
+        |_| ControlFlow::Continue(()),
+    )
+    .await
+    .unwrap()
+    .file
+    .id
+}
+
+/// Every record of `kind` for `username` that the network holds, signed by `owner`'s key.
+async fn copy_of(client: &Client, kind: RecordKind, session: &Session) -> VerifiedRecord {
+    client
+        .get_record(dht_key(kind, &session.account()))
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|r| r.owner() == &session.public_key())
+        .unwrap()
+}
+
+/// The network, plus a hostile holder that still answers with the account's old records (it
+/// kept copies from before the password change and ignores the new ones).
+struct WithStaleHolder<'a> {
+    network: &'a Client,
+    old: Vec<VerifiedRecord>,
+}
+
+impl Directory for WithStaleHolder<'_> {
+    async fn find(&self, key: Vec<u8>) -> Result<Vec<FoundRecord>, AccountError> {
+        let mut found = self.network.find(key.clone()).await?;
+        for record in self.old.iter().filter(|r| r.record().key() == key) {
+            // Answered by many Sybils: the old records are the most widely held.
+            found.insert(
+                0,
+                FoundRecord {
+                    record: record.clone(),
+                    remote_holders: 50,
+                },
+            );
+        }
+        Ok(found)
+    }
+
+    async fn put(&self, record: SignedRecord) -> Result<(), AccountError> {
+        self.network.put(record).await
+    }
+}
+
+/// Only old copies: someone who kept the old records, offline.
+struct OldCopies(Vec<VerifiedRecord>);
+
+impl Directory for OldCopies {
+    async fn find(&self, key: Vec<u8>) -> Result<Vec<FoundRecord>, AccountError> {
+        Ok(self
+            .0
+            .iter()
+            .filter(|r| r.record().key() == key)
+            .map(|r| FoundRecord {
+                record: r.clone(),
+                remote_holders: 3,
+            })
+            .collect())
+    }
+
+    async fn put(&self, _: SignedRecord) -> Result<(), AccountError> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_change_rotates_the_keys_and_the_old_password_opens_nothing_new() {
+    let nodes = common::cluster(PEERS, |_| 64 * MIB).await;
+    let (author, reader) = (&nodes[2], &nodes[9]);
+    let alice = account::sign_up_with_key_bits(&author.client, "alice", PASSWORD, 2048)
+        .await
+        .unwrap();
+    let before = pattern((MIB + 777) as usize, 3);
+    let before_id = upload(author, &alice, "before.bin", &before).await;
+
+    // Someone keeps copies of the account's records as they are before the change.
+    let mut old = Vec::new();
+    for kind in [
+        RecordKind::PublicKey,
+        RecordKind::PrivateKey,
+        RecordKind::UserKey,
+        RecordKind::FileIndex,
+    ] {
+        old.push(copy_of(&author.client, kind, &alice).await);
+    }
+
+    let rotated = account::change_password(&author.client, &alice, PASSWORD, NEW_PASSWORD)
+        .await
+        .unwrap();
+    assert_ne!(rotated.public_key(), alice.public_key());
+    // The index and its file keys are re-sealed under the new keys, once.
+    let finished =
+        files::finish_rotation(&author.client, &rotated, DEFAULT_REPLICAS, donation(author));
+    assert!(finished.await.unwrap());
+    let again =
+        files::finish_rotation(&author.client, &rotated, DEFAULT_REPLICAS, donation(author));
+    assert!(!again.await.unwrap());
+    let after = pattern(5000, 9);
+    let after_id = upload(author, &rotated, "after.txt", &after).await;
+
+    // A fresh peer: the new password opens everything, old and new, bit-exact.
+    let session = account::log_in(&reader.client, "alice", NEW_PASSWORD)
+        .await
+        .unwrap();
+    assert_eq!(session.public_key(), rotated.public_key());
+    let names: Vec<String> = files::list(&reader.client, &session)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|f| f.name)
+        .collect();
+    assert_eq!(names, ["before.bin", "after.txt"]);
+    assert_eq!(
+        download(reader, &session, &before_id).await.unwrap(),
+        before
+    );
+    assert_eq!(download(reader, &session, &after_id).await.unwrap(), after);
+
+    // The old password fails, even with hostile holders answering with the old records.
+    let wrong = account::log_in(&reader.client, "alice", PASSWORD).await;
+    assert!(
+        matches!(wrong, Err(AccountError::WrongPassword)),
+        "{wrong:?}"
+    );
+    let stale = WithStaleHolder {
+        network: &reader.client,
+        old: old.clone(),
+    };
+    let wrong = account::log_in(&stale, "alice", PASSWORD).await;
+    assert!(
+        matches!(wrong, Err(AccountError::WrongPassword)),
+        "{wrong:?}"
+    );
+    let through_stale = account::log_in(&stale, "alice", NEW_PASSWORD)
+        .await
+        .unwrap();
+    assert_eq!(through_stale.public_key(), rotated.public_key());
+
+    // The old records with the old password open the old keys, and those open nothing written
+    // after the change: not the new index, not the new file.
+    let thief = account::log_in(&OldCopies(old), "alice", PASSWORD)
+        .await
+        .unwrap();
+    assert_eq!(thief.public_key(), alice.public_key());
+    assert!(files::list(&reader.client, &thief)
+        .await
+        .unwrap()
+        .is_empty());
+    let stolen = download(reader, &thief, &after_id).await;
+    assert!(matches!(stolen, Err(FileError::NoSuchFile)), "{stolen:?}");
+
+    // The new key frees what the old key stored: deleting the old file empties the network.
+    let freed = files::delete(&reader.client, &session, &before_id, DEFAULT_REPLICAS)
+        .await
+        .unwrap();
+    assert!(freed >= 2 * DEFAULT_REPLICAS, "freed {freed} copies");
+}
+
+/// A tab that closes right after the new private-key record went out (the commit point)
+/// leaves a change that the next log-in, anywhere, completes.
+struct CutShort<'a> {
+    network: &'a Client,
+    puts_left: Cell<usize>,
+}
+
+impl Directory for CutShort<'_> {
+    async fn find(&self, key: Vec<u8>) -> Result<Vec<FoundRecord>, AccountError> {
+        self.network.find(key).await
+    }
+
+    async fn put(&self, record: SignedRecord) -> Result<(), AccountError> {
+        match self.puts_left.get() {
+            0 => Err(AccountError::Network("the tab closed".into())),
+            n => {
+                self.puts_left.set(n - 1);
+                self.network.put(record).await
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_change_cut_short_completes_at_the_next_log_in() {
+    let nodes = common::cluster(PEERS, |_| 64 * MIB).await;
+    let (author, reader) = (&nodes[4], &nodes[13]);
+    let alice = account::sign_up_with_key_bits(&author.client, "alice", PASSWORD, 2048)
+        .await
+        .unwrap();
+    let bytes = pattern(3000, 5);
+    let id = upload(author, &alice, "kept.txt", &bytes).await;
+
+    let cut = CutShort {
+        network: &author.client,
+        puts_left: Cell::new(1),
+    };
+    let interrupted = account::change_password(&cut, &alice, PASSWORD, NEW_PASSWORD).await;
+    assert!(
+        matches!(interrupted, Err(AccountError::Network(_))),
+        "{interrupted:?}"
+    );
+
+    // The new password opens the account; the old one no longer does; the file is there,
+    // still under the index the old key wrote, and the log-in published the missing records.
+    let wrong = account::log_in(&reader.client, "alice", PASSWORD).await;
+    assert!(
+        matches!(wrong, Err(AccountError::WrongPassword)),
+        "{wrong:?}"
+    );
+    let session = account::log_in(&reader.client, "alice", NEW_PASSWORD)
+        .await
+        .unwrap();
+    assert_ne!(session.public_key(), alice.public_key());
+    assert_eq!(download(reader, &session, &id).await.unwrap(), bytes);
+    let claim = copy_of(&reader.client, RecordKind::PublicKey, &session).await;
+    assert!(claim.descends_from(&alice.public_key().to_der().unwrap()));
+    copy_of(&reader.client, RecordKind::UserKey, &session).await;
+
+    let finished =
+        files::finish_rotation(&reader.client, &session, DEFAULT_REPLICAS, donation(reader));
+    assert!(finished.await.unwrap());
+    assert_eq!(download(reader, &session, &id).await.unwrap(), bytes);
+    let again = account::log_in(&nodes[17].client, "alice", NEW_PASSWORD)
+        .await
+        .unwrap();
+    assert_eq!(download(&nodes[17], &again, &id).await.unwrap(), bytes);
+}
