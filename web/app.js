@@ -4,7 +4,7 @@
 //   auth.js      the sign-up / log-in form          strength.js  the password meter
 //   files.js     the file table, drop zone, picker  drop.js      files out of a drop
 //   transfers.js upload/download queue and progress storage.js   donation and quotas
-//   account.js   change password, log out
+//   account.js   change password, log out        consent.js   the first-use donation question
 // `window.jellyfish` exposes the running peer for the end-to-end tests and for curious people
 // with a console.
 import init, { start, password_strength } from "./pkg/jellyfish_peer.js";
@@ -15,6 +15,7 @@ import { setupTransfers } from "./ui/transfers.js";
 import { setupFiles } from "./ui/files.js";
 import { setupStorage } from "./ui/storage.js";
 import { setupAccount } from "./ui/account.js";
+import { setupConsent } from "./ui/consent.js";
 
 let peer = null;
 let account = null;
@@ -35,6 +36,7 @@ function showView(name, { focus = true } = {}) {
   }
   views.storage.hide();
   views[name].show?.();
+  if (name === "files") views.consent.check();
   if (focus) $(`${name}-title`).focus();
 }
 
@@ -56,6 +58,7 @@ function loggedOut() {
   views.transfers.reset();
   views.files.reset();
   views.account.reset();
+  views.consent.hide();
   views.storage.hide();
   for (const view of VIEWS) $(`${view}-view`).hidden = true;
   $("nav").hidden = true;
@@ -73,6 +76,7 @@ function setup(peerReady) {
     files: setupFiles({ getPeer, transfers }),
     storage: setupStorage({ getPeer }),
     account: setupAccount({ getPeer, estimate, username: () => account?.username || "", onLoggedOut: loggedOut }),
+    consent: setupConsent({ getPeer, onChoose: () => showView("storage") }),
   };
   for (const tab of document.querySelectorAll(".nav-item")) {
     tab.addEventListener("click", () => showView(tab.dataset.view));

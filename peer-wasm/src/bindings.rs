@@ -68,6 +68,10 @@ export interface AccountFailure extends Error {
 export interface Storage {
   capacity: number; used: number; blocks: number;
   browser_quota: number | null; persisted: boolean;
+  /** Whether the person agreed to a donation in this browser (until then it donates 0). */
+  agreed: boolean;
+  /** The donation to propose: 10 % of the browser's quota, 64 MiB to 5 GiB. */
+  suggested: number;
 }
 export interface FileInfo { id: string; name: string; size: number; created_ms: number; copies: number }
 export interface UploadReport { file: FileInfo; replicas: number; complete: boolean }
@@ -97,6 +101,22 @@ pub struct Peer {
     persisted: bool,
     /// The browser's storage quota, when it says.
     browser_quota: Option<f64>,
+    /// The donation the page proposes on first use.
+    suggested_donation: u64,
+}
+
+/// Where this browser remembers that the person agreed to donate (set by `set_donation`).
+const DONATION_AGREED: &str = "jellyfish.donation-agreed";
+
+fn local_storage() -> Option<web_sys::Storage> {
+    web_sys::window().and_then(|w| w.local_storage().ok().flatten())
+}
+
+/// Whether the person agreed to a donation in this browser.
+fn donation_agreed() -> bool {
+    local_storage()
+        .and_then(|s| s.get_item(DONATION_AGREED).ok().flatten())
+        .is_some()
 }
 
 /// How strong a password is, and what would make it stronger (for the sign-up form's meter).
@@ -154,7 +174,7 @@ impl AccountInfo {
     /// remembered one handed over to (a password change) is no change.
     fn remembering_key(session: &Session) -> Self {
         let mut info = Self::of(session);
-        let Some(storage) = web_sys::window().and_then(|w| w.local_storage().ok().flatten()) else {
+        let Some(storage) = local_storage() else {
             return info;
         };
         let Ok(der) = session.public_key().to_der() else {
@@ -268,12 +288,19 @@ pub async fn start(
         ..Default::default()
     };
     let (browser_quota, persisted) = storage_facts().await;
-    let donation = browser_quota.map_or(MIN_DONATION, |q| {
+    let suggested_donation = browser_quota.map_or(MIN_DONATION, |q| {
         ((q * DEFAULT_DONATION_SHARE) as u64).clamp(MIN_DONATION, MAX_DONATION)
     });
-    let node = crate::node::start(keypair, config, donation)
+    // A tab donates only once the person agreed to an amount (`set_donation`); until then it
+    // holds nothing new for others and pledges nothing (a profile from before this rule keeps
+    // what it holds, but takes no more).
+    let agreed = donation_agreed();
+    let node = crate::node::start(keypair, config, 0)
         .await
         .map_err(js_error)?;
+    if !agreed {
+        node.store.set_capacity(0).await.map_err(js_error)?;
+    }
     Ok(Peer {
         keypair: node.keypair,
         client: node.client,
@@ -282,6 +309,7 @@ pub async fn start(
         store: node.store,
         persisted,
         browser_quota,
+        suggested_donation,
     })
 }
 
@@ -519,8 +547,12 @@ impl Peer {
     /// What this browser donates and holds for others.
     #[wasm_bindgen(unchecked_return_type = "Promise<Storage>")]
     pub fn storage(&self) -> js_sys::Promise {
-        let (store, persisted, browser_quota) =
-            (self.store.clone(), self.persisted, self.browser_quota);
+        let (store, persisted, browser_quota, suggested) = (
+            self.store.clone(),
+            self.persisted,
+            self.browser_quota,
+            self.suggested_donation,
+        );
         future_to_promise(async move {
             #[derive(Serialize)]
             struct Storage {
@@ -528,17 +560,22 @@ impl Peer {
                 usage: crate::store::Usage,
                 browser_quota: Option<f64>,
                 persisted: bool,
+                agreed: bool,
+                suggested: u64,
             }
             let usage = store.usage().await.map_err(js_error)?;
             to_js(&Storage {
                 usage,
                 browser_quota,
                 persisted,
+                agreed: donation_agreed(),
+                suggested,
             })
         })
     }
 
-    /// Sets how many bytes this browser donates. What it holds already stays.
+    /// Sets how many bytes this browser donates, as the person agreed (the first call is the
+    /// consent: until then the tab donates nothing). What it holds already stays.
     #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
     pub fn set_donation(&self, bytes: f64) -> js_sys::Promise {
         let store = self.store.clone();
@@ -547,6 +584,11 @@ impl Peer {
                 return Err(js_error("the donation is a number of bytes, 0 or more"));
             }
             store.set_capacity(bytes as u64).await.map_err(js_error)?;
+            if let Some(storage) = local_storage() {
+                storage
+                    .set_item(DONATION_AGREED, "1")
+                    .map_err(|_| js_error("this browser cannot remember the donation"))?;
+            }
             Ok(JsValue::UNDEFINED)
         })
     }

@@ -14,10 +14,44 @@ use tower_http::{services::ServeDir, set_header::SetResponseHeaderLayer};
 
 use crate::{stats::Snapshot, Config, RelayError, Stats};
 
-/// The page may run its own scripts and wasm, and talk to the relay over WebSocket; nothing else.
+/// The page may run its own scripts and wasm, and talk to this relay over WebSocket; nothing
+/// else. `{connect}` becomes the relay's own WebSocket addresses ([`content_security_policy`]):
+/// a modified or injected script cannot send what it reads to another host. (WebRTC between
+/// tabs is not governed by `connect-src`; its peers are found through this relay.)
 const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; \
-     connect-src 'self' ws: wss:; style-src 'self'; img-src 'self' data:; object-src 'none'; \
+     connect-src 'self'{connect}; style-src 'self'; img-src 'self' data:; object-src 'none'; \
      base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// The policy with `connect-src` limited to the relay's announced WebSocket addresses
+/// (multiaddrs such as `/ip4/127.0.0.1/tcp/9090/ws/p2p/...` become `ws://127.0.0.1:9090`).
+/// Addresses that are not WebSocket, or not a plain IP or DNS host, are left out.
+pub(crate) fn content_security_policy(addrs: &[String]) -> String {
+    let mut sources: Vec<String> = addrs.iter().filter_map(|a| websocket_url(a)).collect();
+    sources.sort();
+    sources.dedup();
+    let connect: String = sources.iter().map(|s| format!(" {s}")).collect();
+    CONTENT_SECURITY_POLICY.replace("{connect}", &connect)
+}
+
+fn websocket_url(multiaddr: &str) -> Option<String> {
+    let parts: Vec<&str> = multiaddr.split('/').collect();
+    let (host, rest) = match parts.get(1..3)? {
+        ["ip4", ip] => (ip.to_string(), &parts[3..]),
+        ["ip6", ip] => (format!("[{ip}]"), &parts[3..]),
+        ["dns" | "dns4" | "dns6", name] => (name.to_string(), &parts[3..]),
+        _ => return None,
+    };
+    let ok_host = host
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "[]:.-".contains(c));
+    let (port, scheme) = match rest {
+        ["tcp", port, "ws", ..] => (*port, "ws"),
+        ["tcp", port, "wss", ..] | ["tcp", port, "tls", "ws", ..] => (*port, "wss"),
+        _ => return None,
+    };
+    let port: u16 = port.parse().ok()?;
+    ok_host.then(|| format!("{scheme}://{host}:{port}"))
+}
 
 #[derive(Clone)]
 struct AppState {
@@ -63,7 +97,7 @@ impl Server {
                 source,
             })?;
         let state = AppState {
-            stats,
+            stats: stats.clone(),
             ice_servers: Arc::new(config.ice_servers.clone()),
             peer_id,
             started: Instant::now(),
@@ -76,9 +110,9 @@ impl Server {
             .route("/health", get(health))
             .fallback_service(ServeDir::new(&config.www_dir))
             .with_state(state)
-            .layer(header(
-                header::CONTENT_SECURITY_POLICY,
-                CONTENT_SECURITY_POLICY,
+            .layer(axum::middleware::map_response_with_state(
+                stats,
+                with_content_security_policy,
             ))
             .layer(header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
             .layer(header(header::REFERRER_POLICY, "no-referrer"))
@@ -107,6 +141,20 @@ impl Server {
     }
 }
 
+/// Sets the policy from the addresses the relay announces now (they are known once the
+/// libp2p listeners are up, and may change).
+async fn with_content_security_policy(
+    State(stats): State<Arc<Stats>>,
+    mut response: axum::response::Response,
+) -> axum::response::Response {
+    if let Ok(value) = HeaderValue::from_str(&content_security_policy(&stats.addrs())) {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, value);
+    }
+    response
+}
+
 async fn relay_info(State(state): State<AppState>) -> Json<RelayInfo> {
     Json(RelayInfo {
         peer_id: state.peer_id.clone(),
@@ -122,4 +170,35 @@ async fn health(State(state): State<AppState>) -> Json<Health> {
         uptime_secs: state.started.elapsed().as_secs(),
         counters: state.stats.snapshot(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connect_src_names_only_the_relays_websocket_addresses() {
+        let addrs = [
+            "/ip4/127.0.0.1/tcp/9090/ws/p2p/12D3KooW".to_string(),
+            "/ip4/10.0.0.5/tcp/9090/ws/p2p/12D3KooW".to_string(),
+            "/ip6/::1/tcp/9091/ws/p2p/12D3KooW".to_string(),
+            "/dns4/relay.example.org/tcp/443/tls/ws/p2p/12D3KooW".to_string(),
+            "/ip4/127.0.0.1/tcp/9092/p2p/12D3KooW".to_string(),
+            "/ip4/127.0.0.1/udp/9093/webrtc-direct/p2p/12D3KooW".to_string(),
+            "/dns4/evil.org;script-src *;/tcp/1/ws".to_string(),
+            "garbage".to_string(),
+        ];
+        let policy = content_security_policy(&addrs);
+        assert!(
+            policy.contains(
+                "connect-src 'self' ws://10.0.0.5:9090 ws://127.0.0.1:9090 ws://[::1]:9091 \
+                 wss://relay.example.org:443; style-src"
+            ),
+            "{policy}"
+        );
+        assert!(!policy.contains("evil"), "{policy}");
+        assert!(!policy.contains("ws: "), "{policy}");
+        let none = content_security_policy(&[]);
+        assert!(none.contains("connect-src 'self'; style-src"), "{none}");
+    }
 }

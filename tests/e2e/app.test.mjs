@@ -70,14 +70,17 @@ test("the app: sign up, upload by drop and picker, download, delete, change pass
 
   const holders = [];
   for (const name of ["h1", "h2", "h3"]) holders.push(await openPeer(relay, name, browsers));
-  const a = await openPeer(relay, "a", browsers);
+  // A's person answers the page's donation question themselves.
+  const a = await openPeer(relay, "a", browsers, { donate: false });
   const { page } = a;
   await page.setViewportSize(DESKTOP);
   await joined(page, 4);
 
   // The login screen, with the network footer.
   await page.getByRole("heading", { name: "Log in to Jellyfish" }).waitFor();
-  assert.match(await page.textContent("#donation-line"), /This tab donates .+ keep it open/);
+  // Nothing is donated before the person agrees.
+  await page.waitForFunction(() => /donates no space/.test(document.getElementById("donation-line").textContent));
+  assert.equal((await page.evaluate(() => window.jellyfish.storage())).capacity, 0);
   await shots(a, "login");
   await axe(page, "login");
 
@@ -104,8 +107,18 @@ test("the app: sign up, upload by drop and picker, download, delete, change pass
   await page.waitForSelector("#empty:not([hidden])");
   assert.match(await page.textContent("#empty"), /Drop files here or press Upload/);
   assert.equal(await page.textContent(".whoami-name"), "alice");
+  // First use: the page asks how much to donate, and donates only once the person agrees.
+  await page.waitForSelector("#donate-card:not([hidden])");
+  assert.match(await page.textContent("#donate-card"), /Nothing is donated until you agree/);
+  const offer = await page.evaluate(() => window.jellyfish.storage());
+  assert.equal(offer.agreed, false);
   await shots(a, "files-empty");
-  await axe(page, "the empty file view");
+  await axe(page, "the empty file view with the donation question");
+  await page.getByRole("button", { name: /^Donate / }).click();
+  await page.waitForSelector("#donate-card[hidden]", { state: "attached" });
+  const agreed = await page.evaluate(() => window.jellyfish.storage());
+  assert.deepEqual([agreed.agreed, agreed.capacity], [true, offer.suggested]);
+  await page.waitForFunction(() => /This tab donates .+ keep it open/.test(document.getElementById("donation-line").textContent));
 
   // Two files dropped, a third (2 MiB) picked with the Upload button: one queue, one at a time.
   const dropped = [["notes.txt", 5 * 1024, 1], ["photo.jpg", 12 * 1024, 2]];

@@ -91,7 +91,12 @@ test("the relay serves the page with security headers and its own addresses", as
   t.after(() => relay.cleanup());
   const response = await fetch(relay.url + "/");
   assert.equal(response.status, 200);
-  assert.match(response.headers.get("content-security-policy"), /script-src 'self' 'wasm-unsafe-eval'/);
+  const csp = response.headers.get("content-security-policy");
+  assert.match(csp, /script-src 'self' 'wasm-unsafe-eval'/);
+  // The page may open WebSockets to this relay only, not to any host.
+  const connect = csp.split(";").find((d) => d.trim().startsWith("connect-src")).trim().split(/\s+/);
+  assert.ok(connect.includes(`ws://127.0.0.1:${relay.p2pPort}`), csp);
+  assert.ok(!connect.includes("ws:") && !connect.includes("wss:") && !connect.includes("*"), csp);
   assert.equal(response.headers.get("x-content-type-options"), "nosniff");
   const wasm = await fetch(relay.url + "/pkg/jellyfish_peer_bg.wasm");
   assert.equal(wasm.headers.get("content-type"), "application/wasm");

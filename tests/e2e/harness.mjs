@@ -297,11 +297,19 @@ export async function startRelay(t, options) {
 }
 
 /** Launches a profile, opens the page and waits until its peer is reachable. */
-export async function openPeer(relay, name, browsers) {
+export async function openPeer(relay, name, browsers, { donate = true } = {}) {
   const browser = await Browser.launch(name);
   browsers.push(browser);
   const page = await browser.open(relay.url);
   await waitReachable(page);
+  // A tab donates only once its person agrees; most tests agree to the suggested amount
+  // straight away (the app test answers the page's question as a person would).
+  if (donate) {
+    await page.evaluate(async () => {
+      const storage = await window.jellyfish.storage();
+      if (!storage.agreed) await window.jellyfish.set_donation(storage.suggested);
+    });
+  }
   return { browser, page };
 }
 

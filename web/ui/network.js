@@ -86,7 +86,7 @@ function renderPeers(peers, self) {
 function renderDonation(storage) {
   $("donation-line").textContent = storage.capacity > 0
     ? `This tab donates ${formatBytes(storage.capacity)}; keep it open to help the network.`
-    : "This tab donates no space. You can change that under Storage once logged in.";
+    : "This tab donates no space yet: it gives space only once you agree to an amount (under Storage, once logged in).";
 }
 
 /** Refreshes the footer every second for as long as the page lives. */

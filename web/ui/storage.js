@@ -43,7 +43,8 @@ export function setupStorage({ getPeer }) {
     try {
       const s = await peer.storage();
       renderStorage(s);
-      if (fill && !edited) fillDonation(s.capacity);
+      // Before the person agreed to a donation the form proposes the suggested amount.
+      if (fill && !edited) fillDonation(s.agreed ? s.capacity : s.suggested);
     } catch (e) {
       $("held-text").textContent = sentence(e.message);
     }
