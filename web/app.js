@@ -93,7 +93,7 @@ async function main() {
   await init();
   wasmReady = true;
   const relay = await relayInfo();
-  peer = await start(relay.addrs, relay.ice_servers || []);
+  peer = await start(relay.addrs, relay.ice_servers || [], relay.probes === true);
   window.jellyfish = peer;
   started.resolve(peer);
   showPeerId(peer.peer_id);

@@ -265,11 +265,13 @@ fn to_js<T: Serialize>(value: &T) -> Result<JsValue, JsValue> {
 
 /// Starts this tab's peer: loads (or creates) its identity from IndexedDB and connects to the
 /// relay at one of `relay_addrs` (as `/api/relay` lists them). `ice_servers` (STUN or TURN
-/// URLs, also from `/api/relay`) help direct connections through NATs.
+/// URLs, also from `/api/relay`) help direct connections through NATs. `probes` (also from
+/// `/api/relay`): whether this network answers transport probes (benchmark networks only).
 #[wasm_bindgen]
 pub async fn start(
     relay_addrs: Vec<String>,
     ice_servers: Option<Vec<String>>,
+    probes: Option<bool>,
 ) -> Result<Peer, JsValue> {
     let relay = pick_relay_addr(&relay_addrs).ok_or_else(|| {
         js_error("the relay announced no WebSocket address ending in /p2p/<id>; check its --listen")
@@ -285,6 +287,7 @@ pub async fn start(
         listen: vec![Multiaddr::empty().with(libp2p::multiaddr::Protocol::WebRTC)],
         direct: true,
         ice_servers: ice_servers.unwrap_or_default(),
+        answer_probes: probes.unwrap_or(false),
         ..Default::default()
     };
     let (browser_quota, persisted) = storage_facts().await;

@@ -230,7 +230,11 @@ fn fuzz_the_request_response_envelope_and_the_holder() {
     let store = block_on(BlockStore::open(64 << 20)).unwrap();
     fuzz("requests, answered by a holder", 1, &seeds, |bytes| {
         if let Ok(request) = protocol::decode::<Request>(bytes, MAX_REQUEST_BYTES) {
-            let _ = block_on(crate::holder::answer(&store, request));
+            let _ = block_on(crate::holder::answer(
+                &store,
+                request,
+                crate::holder::Probes::Answered,
+            ));
         }
     });
 

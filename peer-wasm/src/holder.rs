@@ -19,14 +19,25 @@ use crate::{
     store::{BlockStore, Release},
 };
 
+/// Whether a holder answers transport probes (`Discard`, `Fill`): only on networks run for
+/// benchmarks ([`crate::net::Config::answer_probes`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Probes {
+    /// Answered: the network measures its transport.
+    Answered,
+    /// Refused: a 20-byte request for 1 MiB is an amplifier anywhere else.
+    Refused,
+}
+
 /// Answers inbound block requests until the network stops.
 pub(crate) async fn serve(
     client: Client,
     mut inbound: mpsc::Receiver<InboundRequest>,
     store: Shared<BlockStore>,
+    probes: Probes,
 ) {
     while let Some(InboundRequest { id, peer, request }) = inbound.next().await {
-        let response = answer(&store, request).await;
+        let response = answer(&store, request, probes).await;
         if let Response::Refused { reason } = &response {
             tracing::info!(%peer, "block request refused: {reason}");
         }
@@ -43,7 +54,7 @@ fn refused(reason: impl Into<String>) -> Response {
 }
 
 /// The answer to one request, and its effect on the store.
-pub async fn answer(store: &BlockStore, request: Request) -> Response {
+pub async fn answer(store: &BlockStore, request: Request, probes: Probes) -> Response {
     match request {
         Request::StoreBlock {
             block,
@@ -106,6 +117,9 @@ pub async fn answer(store: &BlockStore, request: Request) -> Response {
                 }
             }
             refused("only an owner who stored the block may delete it")
+        }
+        Request::Discard { .. } | Request::Fill { .. } if probes == Probes::Refused => {
+            refused("transport probes are off on this network")
         }
         Request::Discard { .. } => Response::Discarded,
         Request::Fill { len } => Response::Block {
@@ -170,7 +184,7 @@ mod tests {
         let donor = Keypair::generate_ed25519();
 
         // A freeloader: no pledge, nothing stored.
-        let refused = answer(&store, mallory.store(block(1), vec![])).await;
+        let refused = answer(&store, mallory.store(block(1), vec![]), Probes::Answered).await;
         assert!(
             is_refused(&refused, "donations do not cover"),
             "{refused:?}"
@@ -178,7 +192,12 @@ mod tests {
 
         // Borrowing alice's pledge does not help mallory.
         let alices = Pledge::sign(&donor, alice.hash(), 3 * MIB).unwrap();
-        let refused = answer(&store, mallory.store(block(2), vec![alices.clone()])).await;
+        let refused = answer(
+            &store,
+            mallory.store(block(2), vec![alices.clone()]),
+            Probes::Answered,
+        )
+        .await;
         assert!(is_refused(&refused, "another user"), "{refused:?}");
 
         // Alice's 3 MiB donation earns 1 MiB here, plus the slack for manifests and indexes.
@@ -188,10 +207,16 @@ mod tests {
             let stored = answer(
                 &store,
                 alice.store(block(10 + seed as u8), vec![alices.clone()]),
+                Probes::Answered,
             );
             assert_eq!(stored.await, Response::Stored);
         }
-        let over = answer(&store, alice.store(block(200), vec![alices.clone()])).await;
+        let over = answer(
+            &store,
+            alice.store(block(200), vec![alices.clone()]),
+            Probes::Answered,
+        )
+        .await;
         assert!(is_refused(&over, "donations do not cover"), "{over:?}");
         assert_eq!(store.held_for(&alice.hash()).await.unwrap(), fits * MIB);
         assert_eq!(store.held_for(&mallory.hash()).await.unwrap(), 0);
@@ -199,10 +224,15 @@ mod tests {
         // Deleting frees the owner's allowance again.
         let first = BlockId::of(&block(10));
         assert_eq!(
-            answer(&store, delete(&alice, first)).await,
+            answer(&store, delete(&alice, first), Probes::Answered).await,
             Response::Deleted
         );
-        let again = answer(&store, alice.store(block(200), vec![alices])).await;
+        let again = answer(
+            &store,
+            alice.store(block(200), vec![alices]),
+            Probes::Answered,
+        )
+        .await;
         assert_eq!(again, Response::Stored);
     }
 
@@ -225,7 +255,7 @@ mod tests {
         let bytes = block(7);
         let id = BlockId::of(&bytes);
         assert_eq!(
-            answer(&store, old.store(bytes, vec![pledge])).await,
+            answer(&store, old.store(bytes, vec![pledge]), Probes::Answered).await,
             Response::Stored
         );
         let delete_with = |owner: &Owner, history: Vec<KeyLink>| Request::DeleteBlock {
@@ -239,14 +269,14 @@ mod tests {
             previous: old.der.clone(),
             signature: thief.key.sign(b"anything"),
         };
-        let refused = answer(&store, delete_with(&thief, vec![forged])).await;
+        let refused = answer(&store, delete_with(&thief, vec![forged]), Probes::Answered).await;
         assert!(is_refused(&refused, "key history refused"), "{refused:?}");
         // Without history the new key has no claim; with the old key's hand-over it frees it.
-        let bare = answer(&store, delete_with(&new, Vec::new())).await;
+        let bare = answer(&store, delete_with(&new, Vec::new()), Probes::Answered).await;
         assert!(is_refused(&bare, "only an owner"), "{bare:?}");
         let link = KeyLink::sign(&old.key, &new.key.public()).unwrap();
         assert_eq!(
-            answer(&store, delete_with(&new, vec![link])).await,
+            answer(&store, delete_with(&new, vec![link]), Probes::Answered).await,
             Response::Deleted
         );
         assert_eq!(store.held_for(&old.hash()).await.unwrap(), 0);
@@ -265,35 +295,67 @@ mod tests {
 
         // The attack: Mallory has a copy of Alice's sealed block (she held it, or saw it
         // pass), stores it first, and deletes it once Alice has stored it too.
-        let first = answer(&store, mallory.store(bytes.clone(), vec![mallorys])).await;
+        let first = answer(
+            &store,
+            mallory.store(bytes.clone(), vec![mallorys]),
+            Probes::Answered,
+        )
+        .await;
         assert_eq!(first, Response::Stored);
-        let second = answer(&store, alice.store(bytes.clone(), vec![alices])).await;
+        let second = answer(
+            &store,
+            alice.store(bytes.clone(), vec![alices]),
+            Probes::Answered,
+        )
+        .await;
         assert_eq!(second, Response::Stored);
         assert_eq!(store.usage().await.unwrap().used, MIB, "held once");
         assert_eq!(store.held_for(&alice.hash()).await.unwrap(), MIB);
         assert_eq!(store.held_for(&mallory.hash()).await.unwrap(), MIB);
         assert_eq!(
-            answer(&store, delete(&mallory, id)).await,
+            answer(&store, delete(&mallory, id), Probes::Answered).await,
             Response::Deleted
         );
 
         // Alice's block is untouched, and Mallory's share of it is gone.
-        let fetched = answer(&store, Request::FetchBlock { id }).await;
+        let fetched = answer(&store, Request::FetchBlock { id }, Probes::Answered).await;
         assert_eq!(fetched, Response::Block { bytes });
         assert_eq!(store.held_for(&mallory.hash()).await.unwrap(), 0);
         assert_eq!(store.claims(&id).await.unwrap(), vec![alice.hash()]);
 
         // Someone with no claim cannot delete it at all.
-        let stranger = answer(&store, delete(&eve, id)).await;
+        let stranger = answer(&store, delete(&eve, id), Probes::Answered).await;
         assert!(is_refused(&stranger, "only an owner"), "{stranger:?}");
 
         // Alice's delete takes it.
-        assert_eq!(answer(&store, delete(&alice, id)).await, Response::Deleted);
-        let gone = answer(&store, Request::FetchBlock { id }).await;
+        assert_eq!(
+            answer(&store, delete(&alice, id), Probes::Answered).await,
+            Response::Deleted
+        );
+        let gone = answer(&store, Request::FetchBlock { id }, Probes::Answered).await;
         assert!(is_refused(&gone, "not held"), "{gone:?}");
         assert_eq!(store.usage().await.unwrap().used, 0);
         assert_eq!(store.held_for(&alice.hash()).await.unwrap(), 0);
         // Deleting what is gone is done, not an error: deletes are retried.
-        assert_eq!(answer(&store, delete(&alice, id)).await, Response::Deleted);
+        assert_eq!(
+            answer(&store, delete(&alice, id), Probes::Answered).await,
+            Response::Deleted
+        );
+    }
+
+    #[tokio::test]
+    async fn transport_probes_are_answered_only_where_probes_are_on() {
+        let store = BlockStore::open(MIB).await.unwrap();
+        for request in [
+            Request::Fill { len: 1 << 20 },
+            Request::Discard {
+                payload: vec![1; 10],
+            },
+        ] {
+            let off = answer(&store, request.clone(), Probes::Refused).await;
+            assert!(is_refused(&off, "probes are off"), "{off:?}");
+            let on = answer(&store, request, Probes::Answered).await;
+            assert!(!matches!(on, Response::Refused { .. }), "{on:?}");
+        }
     }
 }

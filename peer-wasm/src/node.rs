@@ -35,11 +35,16 @@ pub enum StartError {
 /// was chosen before.
 pub async fn start(keypair: Keypair, config: Config, donation: u64) -> Result<Node, StartError> {
     let store = Shared::new(BlockStore::open(donation).await?);
+    let probes = match config.answer_probes {
+        true => crate::holder::Probes::Answered,
+        false => crate::holder::Probes::Refused,
+    };
     let started = net::start(keypair.clone(), config)?;
     platform::spawn(crate::holder::serve(
         started.client.clone(),
         started.inbound,
         store.clone(),
+        probes,
     ));
     Ok(Node {
         keypair,

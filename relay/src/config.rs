@@ -91,6 +91,26 @@ pub struct Config {
         default_value_t = 1200
     )]
     pub circuits_per_ip_per_minute: u32,
+
+    /// Most connections one IP address may hold at once. A tab holds one connection (and one
+    /// reservation) here, so this is how many tabs one machine or NAT may have open; without
+    /// it one address could take every reservation.
+    #[arg(long, env = "JELLYFISH_CONNECTIONS_PER_IP", default_value_t = 256)]
+    pub connections_per_ip: u32,
+
+    /// Most connections in all.
+    #[arg(long, env = "JELLYFISH_MAX_CONNECTIONS", default_value_t = 8192)]
+    pub max_connections: u32,
+
+    /// New connections are refused while the relay's process uses more than this share of the
+    /// machine's memory, in percent.
+    #[arg(long, env = "JELLYFISH_MAX_MEMORY_PERCENT", default_value_t = 80.0)]
+    pub max_memory_percent: f64,
+
+    /// Let the pages answer transport probes (1 MiB of zeros for a 20-byte request): only on a
+    /// network run for benchmarks. The pages read it from `/api/relay`.
+    #[arg(long, env = "JELLYFISH_ALLOW_PROBES")]
+    pub allow_probes: bool,
 }
 
 impl Config {

@@ -57,6 +57,7 @@ fn websocket_url(multiaddr: &str) -> Option<String> {
 struct AppState {
     stats: Arc<Stats>,
     ice_servers: Arc<Vec<String>>,
+    probes: bool,
     peer_id: String,
     started: Instant,
 }
@@ -68,6 +69,8 @@ struct RelayInfo {
     addrs: Vec<String>,
     /// For direct WebRTC between pages (`--ice-server`).
     ice_servers: Vec<String>,
+    /// Whether pages answer transport probes (`--allow-probes`, benchmark networks only).
+    probes: bool,
 }
 
 #[derive(Serialize)]
@@ -99,6 +102,7 @@ impl Server {
         let state = AppState {
             stats: stats.clone(),
             ice_servers: Arc::new(config.ice_servers.clone()),
+            probes: config.allow_probes,
             peer_id,
             started: Instant::now(),
         };
@@ -160,6 +164,7 @@ async fn relay_info(State(state): State<AppState>) -> Json<RelayInfo> {
         peer_id: state.peer_id.clone(),
         addrs: state.stats.addrs(),
         ice_servers: state.ice_servers.to_vec(),
+        probes: state.probes,
     })
 }
 

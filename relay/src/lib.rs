@@ -11,6 +11,7 @@
 //! - `counting`: a socket wrapper that counts the bytes the relay moves.
 //! - `network`: the libp2p swarm (WebSocket, noise, yamux, identify, ping, circuit relay v2,
 //!   Kademlia) and its event loop.
+//! - `per_ip`: a cap on the connections (so the reservations) one IP address holds.
 //! - `http`: the site, `/api/relay` (where to reach us) and `/health` (counters).
 //! - [`Stats`]: the counters both sides share.
 
@@ -19,6 +20,7 @@ mod counting;
 mod http;
 mod identity;
 mod network;
+mod per_ip;
 mod stats;
 
 use std::net::SocketAddr;

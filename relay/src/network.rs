@@ -4,10 +4,11 @@ use std::{num::NonZeroU32, sync::Arc, time::Duration};
 
 use futures::StreamExt;
 use libp2p::{
+    connection_limits::{self, ConnectionLimits},
     core::{muxing::StreamMuxerBox, transport::Boxed, upgrade::Version},
     identify,
     identity::Keypair,
-    kad, noise, ping, relay,
+    kad, memory_connection_limits, noise, ping, relay,
     swarm::{NetworkBehaviour, SwarmEvent},
     tcp, websocket, yamux, Multiaddr, PeerId, StreamProtocol, Swarm, SwarmBuilder, Transport,
 };
@@ -18,8 +19,19 @@ use crate::{counting::Counted, Config, RelayError, Stats};
 const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/jellyfish/kad/1.0.0");
 const IDENTIFY_PROTOCOL: &str = "/jellyfish/id/1";
 
+/// Connections one peer may hold to the relay: a tab needs one; two more for a reload racing
+/// the old connection's close.
+const MAX_CONNECTIONS_PER_PEER: u32 = 3;
+/// Inbound connections still being set up (TCP, WebSocket, noise, yamux) at once.
+const MAX_PENDING_INBOUND: u32 = 256;
+
 #[derive(NetworkBehaviour)]
 struct Behaviour {
+    /// The limits come first, so that a connection over them is refused before any protocol
+    /// sees it.
+    limits: connection_limits::Behaviour,
+    memory: memory_connection_limits::Behaviour,
+    per_ip: crate::per_ip::Behaviour,
     relay: relay::Behaviour,
     identify: identify::Behaviour,
     ping: ping::Behaviour,
@@ -96,6 +108,16 @@ impl Network {
                 );
                 kad.set_mode(Some(kad::Mode::Server));
                 Behaviour {
+                    limits: connection_limits::Behaviour::new(
+                        ConnectionLimits::default()
+                            .with_max_established_per_peer(Some(MAX_CONNECTIONS_PER_PEER))
+                            .with_max_established(Some(config.max_connections))
+                            .with_max_pending_incoming(Some(MAX_PENDING_INBOUND)),
+                    ),
+                    memory: memory_connection_limits::Behaviour::with_max_percentage(
+                        (config.max_memory_percent / 100.0).clamp(0.01, 1.0),
+                    ),
+                    per_ip: crate::per_ip::Behaviour::new(config.connections_per_ip),
                     relay: relay::Behaviour::new(peer_id, relay_config),
                     identify: identify::Behaviour::new(
                         identify::Config::new(IDENTIFY_PROTOCOL.to_owned(), key.public())

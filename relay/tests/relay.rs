@@ -26,6 +26,10 @@ fn config(data_dir: &std::path::Path) -> Config {
         max_circuit_secs: 60,
         circuits_per_peer_per_minute: 120,
         circuits_per_ip_per_minute: 1200,
+        connections_per_ip: 256,
+        max_connections: 1024,
+        max_memory_percent: 95.0,
+        allow_probes: false,
     }
 }
 
@@ -162,6 +166,7 @@ async fn refuses_records_survives_garbage_and_reports_counters() {
     let info = json_body(&http_get(http, "/api/relay").await);
     assert_eq!(info["peer_id"], relay_id.to_string());
     assert_eq!(info["ice_servers"][0], "stun:stun.example.org:3478");
+    assert_eq!(info["probes"], false);
 
     // The data directory holds the identity key and nothing else.
     let files: Vec<_> = std::fs::read_dir(&data_dir)
@@ -176,4 +181,107 @@ async fn refuses_records_survives_garbage_and_reports_counters() {
         .expect("a prompt shutdown")
         .unwrap();
     std::fs::remove_dir_all(&data_dir).unwrap();
+}
+
+/// A libp2p client that dials the relay and reports, after `hold`, whether it is still
+/// connected (the relay drops a connection it refuses right after the handshake).
+async fn stays_connected(
+    relay: Multiaddr,
+    hold: Duration,
+    leave: tokio::sync::oneshot::Receiver<()>,
+) -> bool {
+    let mut client = libp2p::SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_websocket(noise::Config::new, yamux::Config::default)
+        .await
+        .unwrap()
+        .with_behaviour(|_| libp2p::swarm::dummy::Behaviour)
+        .unwrap()
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+        .build();
+    client.dial(relay).unwrap();
+    let mut connected = false;
+    let deadline = tokio::time::sleep(hold);
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            () = &mut deadline => break,
+            event = client.select_next_some() => match event {
+                SwarmEvent::ConnectionEstablished { .. } => connected = true,
+                SwarmEvent::ConnectionClosed { num_established: 0, .. } => connected = false,
+                _ => {}
+            },
+        }
+    }
+    // Stay connected until told to leave, so the relay keeps counting this connection.
+    if connected {
+        let _ = tokio::time::timeout(Duration::from_secs(30), async {
+            tokio::select! {
+                _ = leave => {}
+                () = async { loop { client.select_next_some().await; } } => {}
+            }
+        })
+        .await;
+    }
+    connected
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_cannot_take_every_slot() {
+    let data_dir = std::env::temp_dir().join(format!("jf-relay-ip-{}", std::process::id()));
+    let relay = Relay::bind(Config {
+        connections_per_ip: 3,
+        ..config(&data_dir)
+    })
+    .await
+    .unwrap();
+    let stats = relay.stats();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(relay.run(async {
+        let _ = stopped.await;
+    }));
+    let relay_addr: Multiaddr = loop {
+        if let Some(addr) = stats.addrs().first() {
+            break addr.parse().unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+
+    // Five clients from 127.0.0.1, one after another: three are let in, two are refused.
+    let mut leave = Vec::new();
+    let mut clients = Vec::new();
+    for _ in 0..5 {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        leave.push(tx);
+        let addr = relay_addr.clone();
+        clients.push(tokio::spawn(stays_connected(
+            addr,
+            Duration::from_secs(2),
+            rx,
+        )));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The first three leave; a newcomer from the same address then gets in.
+    for tx in leave.drain(..3) {
+        let _ = tx.send(());
+    }
+    let mut connected = Vec::new();
+    for client in clients {
+        connected.push(client.await.unwrap());
+    }
+    assert_eq!(connected, [true, true, true, false, false]);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (_tx, rx) = tokio::sync::oneshot::channel();
+    let newcomer = tokio::spawn(stays_connected(relay_addr, Duration::from_secs(2), rx));
+    drop(_tx);
+    assert!(
+        newcomer.await.unwrap(),
+        "a slot freed by a leaver is taken again"
+    );
+
+    drop(leave);
+    stop.send(()).unwrap();
+    let _ = tokio::time::timeout(Duration::from_secs(10), running).await;
+    let _ = std::fs::remove_dir_all(&data_dir);
 }

@@ -15,7 +15,7 @@ const RUST_RSA_KEYGEN_MS = async () => {
 };
 
 async function main() {
-  const relay = await Relay.start();
+  const relay = await Relay.start({ extraArgs: ["--allow-probes"] });
   const browsers = [];
   try {
     const pages = [];

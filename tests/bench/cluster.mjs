@@ -226,7 +226,7 @@ async function main() {
     node: process.version,
     load_average_at_start: os.loadavg(),
   };
-  const relay = await Relay.start();
+  const relay = await Relay.start({ extraArgs: ["--allow-probes"] });
   const browsers = [];
   try {
     let t = Date.now();

@@ -24,7 +24,7 @@ const UPLOAD = async ([size, name]) => {
 };
 
 async function main() {
-  const relay = await Relay.start();
+  const relay = await Relay.start({ extraArgs: ["--allow-probes"] });
   const browsers = [];
   try {
     const peers = [];

@@ -39,7 +39,7 @@ const PULL = async ([peer, bytes]) => {
 };
 
 async function main() {
-  const relay = await Relay.start({ extraArgs: ["--max-circuit-bytes", String(2 ** 40), "--max-circuit-secs", "3600"] });
+  const relay = await Relay.start({ extraArgs: ["--allow-probes", "--max-circuit-bytes", String(2 ** 40), "--max-circuit-secs", "3600"] });
   const browsers = [];
   try {
     const a = await open(relay, "a");

@@ -304,13 +304,16 @@ export async function openPeer(relay, name, browsers, { donate = true } = {}) {
   await waitReachable(page);
   // A tab donates only once its person agrees; most tests agree to the suggested amount
   // straight away (the app test answers the page's question as a person would).
-  if (donate) {
-    await page.evaluate(async () => {
-      const storage = await window.jellyfish.storage();
-      if (!storage.agreed) await window.jellyfish.set_donation(storage.suggested);
-    });
-  }
+  if (donate) await agreeToDonate(page);
   return { browser, page };
+}
+
+/** Agrees, as the tab's person, to donate the amount the page suggests. */
+export async function agreeToDonate(page) {
+  await page.evaluate(async () => {
+    const storage = await window.jellyfish.storage();
+    if (!storage.agreed) await window.jellyfish.set_donation(storage.suggested);
+  });
 }
 
 /** Waits until a page's DHT lookups see at least `count` other peers. */

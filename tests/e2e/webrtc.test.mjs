@@ -2,7 +2,7 @@
 // connection, and blocks then bypass the relay; where no direct path exists, they stay relayed.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { Browser, call, joined, pageErrors, startRelay, waitFor, waitReachable } from "./harness.mjs";
+import { Browser, agreeToDonate, call, joined, pageErrors, startRelay, waitFor, waitReachable } from "./harness.mjs";
 
 const PASSWORD = "violet tractor sings under seven moons";
 const MIB = 1024 * 1024;
@@ -12,6 +12,7 @@ async function open(relay, name, browsers, options) {
   browsers.push(browser);
   const page = await browser.open(relay.url);
   await waitReachable(page);
+  await agreeToDonate(page);
   return { browser, page, id: await page.evaluate(() => window.jellyfish.peer_id) };
 }
 

@@ -3,7 +3,11 @@
 use std::time::Duration;
 
 use libp2p::{
-    identify, identity::Keypair, kad, ping, relay, request_response, swarm::NetworkBehaviour,
+    connection_limits::{self, ConnectionLimits},
+    identify,
+    identity::Keypair,
+    kad, ping, relay, request_response,
+    swarm::NetworkBehaviour,
 };
 
 use super::prefer_direct::PreferDirect;
@@ -15,8 +19,33 @@ const K_VALUE: u16 = 20;
 /// The identify protocol version Jellyfish peers announce.
 pub(crate) const IDENTIFY_PROTOCOL: &str = "/jellyfish/id/1";
 
+/// Connections to one peer: the relayed one, the direct one, and room for both sides dialling
+/// at once (which can make a second of each).
+pub const MAX_CONNECTIONS_PER_PEER: u32 = 4;
+/// Connections in all: a tab talks to its k-buckets' worth of peers (k = 20 per bucket, a few
+/// buckets filled in a network of thousands) and the peers it places blocks on; 256 leaves room
+/// and bounds what a crowd of Sybils can open (each connection costs a data channel or a
+/// relayed stream and its buffers).
+pub const MAX_CONNECTIONS: u32 = 256;
+/// Inbound connections still being set up: a dial storm is refused before it costs handshakes.
+pub const MAX_PENDING_INBOUND: u32 = 32;
+/// Concurrent request streams on one connection (libp2p's default is 100): each may carry a
+/// 1 MiB block, so this bounds the bytes one connection holds in requests to about 16 MiB. An
+/// upload keeps at most its pipeline (4 blocks) in flight to one peer.
+pub const MAX_STREAMS_PER_CONNECTION: usize = 16;
+
+/// The connection limits every peer applies (also to the relay's connection).
+pub(crate) fn connection_limits() -> ConnectionLimits {
+    ConnectionLimits::default()
+        .with_max_established_per_peer(Some(MAX_CONNECTIONS_PER_PEER))
+        .with_max_established(Some(MAX_CONNECTIONS))
+        .with_max_pending_incoming(Some(MAX_PENDING_INBOUND))
+}
+
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
+    /// First, so that a connection over the limits is refused before any protocol sees it.
+    pub(crate) limits: connection_limits::Behaviour,
     pub(crate) relay_client: relay::client::Behaviour,
     /// Opens and accepts WebRTC signalling streams for the WebRTC transport.
     pub(crate) signaling: crate::webrtc::signaling::Behaviour,
@@ -70,6 +99,7 @@ impl Behaviour {
         kad.set_mode(Some(kad::Mode::Server));
 
         Self {
+            limits: connection_limits::Behaviour::new(connection_limits()),
             relay_client,
             signaling,
             identify: super::identify::Identify(identify::Behaviour::new(
@@ -85,7 +115,9 @@ impl Behaviour {
             rpc: PreferDirect::new(request_response::Behaviour::with_codec(
                 protocol::Codec,
                 [(RPC_PROTOCOL, request_response::ProtocolSupport::Full)],
-                request_response::Config::default().with_request_timeout(Duration::from_secs(30)),
+                request_response::Config::default()
+                    .with_request_timeout(Duration::from_secs(30))
+                    .with_max_concurrent_streams(MAX_STREAMS_PER_CONNECTION),
             )),
         }
     }

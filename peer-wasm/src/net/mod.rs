@@ -29,6 +29,9 @@ use libp2p::{multiaddr::Protocol, Multiaddr, PeerId};
 use serde::Serialize;
 
 pub(crate) use behaviour::Behaviour;
+pub use behaviour::{
+    MAX_CONNECTIONS, MAX_CONNECTIONS_PER_PEER, MAX_PENDING_INBOUND, MAX_STREAMS_PER_CONNECTION,
+};
 pub use client::{Client, HelloReply};
 use event_loop::EventLoop;
 pub use record_policy::SILENCE_QUORUM;
@@ -56,6 +59,10 @@ pub struct Config {
     pub ping_interval: Option<std::time::Duration>,
     /// How often the peer refreshes its DHT routing table by walking it; `None`: libp2p's 5 min.
     pub bootstrap_interval: Option<std::time::Duration>,
+    /// Whether this peer's holder answers transport probes ([`crate::probe`]): only on
+    /// networks run for benchmarks (the relay's `--allow-probes`). Elsewhere a 20-byte request
+    /// for 1 MiB of zeros is an amplifier, and probes are refused.
+    pub answer_probes: bool,
 }
 
 /// Errors of network operations, each with a message a person can act on.

@@ -60,7 +60,27 @@ pub struct Received {
     pub reply: Option<Flag>,
 }
 
+/// Most bytes a stream keeps received and not yet read: four times the largest message any
+/// Jellyfish protocol sends (a 1 MiB block in its envelope, [`crate::protocol`]). The spec has
+/// no receive window, so without a cap a data channel buffers whatever a peer sends while the
+/// reader is busy; a stream that goes over is reset.
+pub const RECEIVE_LIMIT: usize = 4 * crate::protocol::MAX_REQUEST_BYTES;
+
 impl StreamState {
+    /// Applies a frame from the remote to a stream holding `unread` received bytes not yet
+    /// read: a frame that would take them over [`RECEIVE_LIMIT`] resets the stream (its data is
+    /// dropped and RESET goes back).
+    pub fn on_frame_with_unread(&mut self, frame: Frame, unread: usize) -> Received {
+        if self.read == ReadHalf::Open && unread.saturating_add(frame.data.len()) > RECEIVE_LIMIT {
+            self.abort();
+            return Received {
+                data: Vec::new(),
+                reply: Some(Flag::Reset),
+            };
+        }
+        self.on_frame(frame)
+    }
+
     /// Applies a frame from the remote.
     pub fn on_frame(&mut self, frame: Frame) -> Received {
         let mut received = Received::default();
@@ -250,5 +270,33 @@ mod tests {
         s.channel_closed();
         assert_eq!((s.read, s.write), (ReadHalf::Reset, WriteHalf::Reset));
         assert!(s.is_done());
+    }
+
+    #[test]
+    fn a_sender_that_outruns_the_reader_past_the_limit_is_reset() {
+        let frame = |n: usize| Frame {
+            flag: None,
+            data: vec![7; n],
+        };
+        let mut s = StreamState::default();
+        // Up to the limit, bytes are kept for the reader.
+        let got = s.on_frame_with_unread(frame(1000), RECEIVE_LIMIT - 1000);
+        assert_eq!((got.data.len(), got.reply), (1000, None));
+        assert_eq!(s.read, ReadHalf::Open);
+        // One byte more and the stream is reset both ways.
+        let got = s.on_frame_with_unread(frame(1), RECEIVE_LIMIT);
+        assert_eq!(
+            got,
+            Received {
+                data: Vec::new(),
+                reply: Some(Flag::Reset)
+            }
+        );
+        assert_eq!(s.read, ReadHalf::Reset);
+        assert_eq!(s.write, WriteHalf::Reset);
+        // A whole largest message always fits in an empty buffer.
+        let mut fresh = StreamState::default();
+        let got = fresh.on_frame_with_unread(frame(crate::protocol::MAX_REQUEST_BYTES), 0);
+        assert_eq!(got.data.len(), crate::protocol::MAX_REQUEST_BYTES);
     }
 }

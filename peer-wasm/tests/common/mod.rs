@@ -23,6 +23,8 @@ pub(crate) async fn cluster(count: usize, donation: impl Fn(usize) -> u64) -> Ve
             listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
             bootstrap: first.iter().cloned().collect(),
             agent: "jellyfish-test".into(),
+            // The files tests measure the transport with probes; the spam test sends them.
+            answer_probes: true,
             ..Default::default()
         };
         let node = node::start(Keypair::generate_ed25519(), config, donation(i))

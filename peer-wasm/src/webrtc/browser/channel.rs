@@ -5,7 +5,8 @@
 //! Flow control is the channel's own send buffer: a write waits while more than
 //! [`SEND_WINDOW`] bytes are queued and resumes when the buffer drains below
 //! [`SEND_LOW_WATER`] (a stop-and-wait at 16 KiB, as some implementations do, is far slower).
-//! There is no receive window in the spec; received bytes wait in memory until read.
+//! There is no receive window in the spec; received bytes wait in memory until read, at most
+//! [`RECEIVE_LIMIT`] of them: a stream that goes over is reset.
 
 use std::{
     cell::RefCell,
@@ -25,7 +26,7 @@ use web_sys::{MessageEvent, RtcDataChannel, RtcDataChannelState, RtcDataChannelT
 
 use crate::webrtc::{
     proto::{Flag, Frame, FrameDecoder, MAX_FRAME_DATA},
-    stream_state::{reset_error, ReadHalf, StreamState},
+    stream_state::{reset_error, ReadHalf, StreamState, RECEIVE_LIMIT},
 };
 
 /// Bytes queued in the channel before writes wait.
@@ -167,9 +168,13 @@ fn on_bytes(shared: &mut Shared, channel: &RtcDataChannel, bytes: &[u8]) {
         }
     };
     for frame in frames {
-        let received = shared.state.on_frame(frame);
+        let unread = shared.received.len();
+        let received = shared.state.on_frame_with_unread(frame, unread);
         shared.received.extend(received.data);
         if let Some(reply) = received.reply {
+            if reply == Flag::Reset {
+                tracing::warn!("resetting a WebRTC stream: over {RECEIVE_LIMIT} bytes unread");
+            }
             let _ = send(channel, &Frame::flag(reply));
         }
     }
