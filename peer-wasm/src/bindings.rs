@@ -73,6 +73,10 @@ export interface Storage {
   /** The donation to propose: 10 % of the browser's quota, 64 MiB to 5 GiB. */
   suggested: number;
 }
+export interface AuditReport {
+  blocks: number; challenges: number; held: number; files_degraded: number;
+  failures: { file: string; peer: string; answered: boolean; reason: string }[];
+}
 export interface FileInfo { id: string; name: string; size: number; created_ms: number; copies: number }
 export interface UploadReport { file: FileInfo; replicas: number; complete: boolean }
 "#;
@@ -636,6 +640,23 @@ impl Peer {
             )
             .await
             .map_err(js_error)?;
+            to_js(&report)
+        })
+    }
+
+    /// Audits the holders of the user's files: each listed holder of each file's manifest and
+    /// of up to `blocks_per_file` (default 4) random blocks is asked to prove it still holds
+    /// it, checked against the block's address. Files whose holders failed or did not answer
+    /// get a lower copy count in the index.
+    #[wasm_bindgen(unchecked_return_type = "Promise<AuditReport>")]
+    pub fn audit(&self, blocks_per_file: Option<u32>) -> js_sys::Promise {
+        let (client, session) = (self.client.clone(), self.session.clone());
+        future_to_promise(async move {
+            let open = logged_in(&session)?;
+            let per_file = blocks_per_file.map_or(4, |n| n as usize);
+            let report = files::audit(&client, &open, per_file, files::DEFAULT_REPLICAS)
+                .await
+                .map_err(js_error)?;
             to_js(&report)
         })
     }

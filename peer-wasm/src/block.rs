@@ -3,14 +3,15 @@
 //! A file is cut into [`BLOCK_SIZE`] plaintext pieces. Each is sealed with the file's own
 //! AES-256-GCM key and a fresh random nonce, with associated data naming the file and the
 //! piece's position, so a holder cannot swap pieces between files or positions unnoticed. A
-//! sealed block is `nonce || ciphertext || tag`, and its address ([`BlockId`]) is the SHA-256 of
-//! those bytes: whoever fetches it checks the hash before anything else.
+//! sealed block is `nonce || ciphertext || tag`, and its address ([`BlockId`]) is the root of a
+//! SHA-256 Merkle tree over those bytes ([`crate::proof`]): whoever fetches it checks the
+//! address before anything else, and anyone can challenge a holder to prove it still holds it.
 
 use serde::{Deserialize, Serialize};
 
 use crate::crypto::{
     aead::{Sealed, NONCE_LEN},
-    fast, random_bytes, sha256, CryptoError, SymmetricKey,
+    fast, random_bytes, CryptoError, SymmetricKey,
 };
 
 /// Plaintext bytes per block (the last block of a file may be shorter).
@@ -20,14 +21,14 @@ pub const SEAL_OVERHEAD: usize = NONCE_LEN + 16;
 /// Largest sealed block a holder accepts.
 pub const MAX_SEALED_BLOCK: usize = BLOCK_SIZE + SEAL_OVERHEAD;
 
-/// A block's address: SHA-256 of its sealed bytes.
+/// A block's address: the Merkle root of its sealed bytes ([`crate::proof::root`]).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct BlockId(pub [u8; 32]);
 
 impl BlockId {
     /// The address of sealed bytes.
     pub fn of(sealed: &[u8]) -> Self {
-        Self(sha256(sealed))
+        Self(crate::proof::root(sealed))
     }
 
     /// Lower-case hex, as stored in IndexedDB.

@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     account::Session,
+    audit,
     block::{open_block, seal_block, BlockError, BlockId, FileId, BLOCK_SIZE},
     crypto::{aead::Sealed, fast, sha256, CryptoError, SymmetricKey},
     net::{Client, NetError},
@@ -801,6 +802,70 @@ pub async fn download(
         }
     }
     Ok(info(entry))
+}
+
+/// Audits the holders of the user's files: for each file its manifest and up to
+/// `blocks_per_file` of its blocks picked at random, every listed holder is challenged to prove
+/// it still holds the block ([`crate::audit`]). A holder that fails or does not answer is
+/// counted as gone: a file's copy count becomes the fewest holders that proved a block, and the
+/// index is saved when one went down (the page's "Copies" column shows it; repair acts on it).
+pub async fn audit(
+    client: &Client,
+    session: &Session,
+    blocks_per_file: usize,
+    replicas: usize,
+) -> Result<audit::Report, FileError> {
+    let (mut index, record) = load_index(client, session).await?;
+    let mut report = audit::Report::default();
+    for entry in &mut index.files {
+        let key = open_file_key(session, entry).await?;
+        let mut refs = vec![entry.manifest.clone()];
+        if let Ok(manifest) = manifest(client, entry, &key).await {
+            let mut blocks = manifest.blocks;
+            // A random pick: a holder cannot know which blocks will be asked for.
+            for i in (1..blocks.len()).rev() {
+                let j = u32::from_le_bytes(crate::crypto::random_bytes()) as usize % (i + 1);
+                blocks.swap(i, j);
+            }
+            refs.extend(blocks.into_iter().take(blocks_per_file));
+        }
+        let mut fewest = u32::MAX;
+        for block in &refs {
+            report.blocks += 1;
+            let mut proved = 0;
+            for holder in block
+                .holders
+                .iter()
+                .filter_map(|h| h.parse::<PeerId>().ok())
+            {
+                report.challenges += 1;
+                let (answered, reason) = match audit::challenge(client, holder, block.id).await {
+                    audit::Outcome::Held => {
+                        report.held += 1;
+                        proved += 1;
+                        continue;
+                    }
+                    audit::Outcome::Failed(reason) => (true, reason),
+                    audit::Outcome::Unanswered(reason) => (false, reason),
+                };
+                report.failures.push(audit::Failure {
+                    file: entry.name.clone(),
+                    peer: holder.to_string(),
+                    answered,
+                    reason,
+                });
+            }
+            fewest = fewest.min(proved);
+        }
+        if fewest < entry.copies {
+            entry.copies = fewest;
+            report.files_degraded += 1;
+        }
+    }
+    if report.files_degraded > 0 {
+        save_index(client, session, &index, record.as_ref(), replicas).await?;
+    }
+    Ok(report)
 }
 
 /// Removes a file from the index everywhere, then asks its holders to free the space.

@@ -222,6 +222,10 @@ fn fuzz_the_request_response_envelope_and_the_holder() {
             payload: vec![0; 100],
         },
         Request::Fill { len: 1000 },
+        Request::Prove {
+            id,
+            challenge: 0xdead_beef,
+        },
     ];
     let seeds: Vec<Vec<u8>> = requests
         .iter()
@@ -238,6 +242,7 @@ fn fuzz_the_request_response_envelope_and_the_holder() {
         }
     });
 
+    let proved: Vec<u8> = (0..5 * crate::proof::LEAF + 77).map(|i| i as u8).collect();
     let responses = [
         Response::Hello {
             agent: "x".into(),
@@ -252,13 +257,22 @@ fn fuzz_the_request_response_envelope_and_the_holder() {
         Response::Refused {
             reason: "busy".into(),
         },
+        Response::Proof {
+            proof: crate::proof::prove(&proved, 3),
+        },
     ];
     let seeds: Vec<Vec<u8>> = responses
         .iter()
         .map(|r| protocol::encode(r).unwrap())
         .collect();
-    fuzz("responses", 2, &seeds, |bytes| {
-        let _ = protocol::decode::<Response>(bytes, MAX_RESPONSE_BYTES);
+    // A proof is checked as the auditor checks it, against the proved block's address.
+    let address = crate::proof::root(&proved);
+    fuzz("responses, proofs checked", 2, &seeds, |bytes| {
+        if let Ok(Response::Proof { proof }) =
+            protocol::decode::<Response>(bytes, MAX_RESPONSE_BYTES)
+        {
+            let _ = crate::proof::verify(&address, 3, &proof);
+        }
     });
 }
 

@@ -83,6 +83,13 @@ pub async fn answer(store: &BlockStore, request: Request, probes: Probes) -> Res
                 Err(e) => refused(e.to_string()),
             }
         }
+        Request::Prove { id, challenge } => match store.get(&id).await {
+            Ok(Some(bytes)) => Response::Proof {
+                proof: crate::proof::prove(&bytes, challenge),
+            },
+            Ok(None) => refused("block not held here"),
+            Err(e) => refused(e.to_string()),
+        },
         Request::FetchBlock { id } => match store.get(&id).await {
             Ok(Some(bytes)) => Response::Block { bytes },
             Ok(None) => refused("block not held here"),

@@ -12,7 +12,10 @@
 //! - [`record`]: signed DHT records and the checks every peer runs before storing one. Pure.
 //! - [`key_history`]: how an account hands over from one key to the next when its password
 //!   changes. Pure.
+//! - [`proof`]: block addresses as Merkle roots, and proofs that a holder still holds a block,
+//!   checked against the address alone. Pure.
 //! - [`pledge`]: what a browser donates for a user, signed, and the allowance holders derive.
+//! - [`audit`]: challenging holders to prove they still hold what they were given.
 //! - [`account`]: sign up, log in, change password, over a [`account::Directory`].
 //! - [`net`]: the libp2p side: behaviour, event loop, and the [`net::Client`] handle the rest
 //!   of the code (and the page) drives. Nothing else names the swarm.
@@ -24,6 +27,7 @@
 //! net -> {record, protocol, backoff, platform}.
 
 pub mod account;
+pub mod audit;
 pub mod backoff;
 pub mod block;
 pub mod crypto;
@@ -35,6 +39,7 @@ pub mod node;
 mod platform;
 pub mod pledge;
 pub mod probe;
+pub mod proof;
 pub mod protocol;
 pub mod record;
 pub mod store;

@@ -75,6 +75,15 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         history: Vec<crate::key_history::KeyLink>,
     },
+    /// A storage challenge: asks the holder to prove it holds a block, with the leaf the
+    /// challenge names ([`crate::proof`]); answered with [`Response::Proof`] or
+    /// [`Response::Refused`]. Anyone may ask: the answer is checked against the address alone.
+    Prove {
+        /// The block's address.
+        id: crate::block::BlockId,
+        /// A random number naming the leaf ([`crate::proof::leaf_for`]).
+        challenge: u32,
+    },
     /// A transport probe: bytes to receive and drop, answered with [`Response::Discarded`].
     /// Benchmarks send these to measure what the connection alone does ([`crate::probe`]).
     Discard {
@@ -120,6 +129,11 @@ pub enum Response {
     },
     /// The block is gone.
     Deleted,
+    /// The answer to [`Request::Prove`].
+    Proof {
+        /// One leaf of the block and its path to the address.
+        proof: crate::proof::Proof,
+    },
     /// The answer to [`Request::Discard`].
     Discarded,
     /// The request was understood but refused; the text says why.
@@ -270,6 +284,7 @@ impl Response {
             Self::Stored => "stored",
             Self::Block { .. } => "a block",
             Self::Deleted => "deleted",
+            Self::Proof { .. } => "a proof",
             Self::Discarded => "discarded",
             Self::Refused { .. } => "refused",
         }

@@ -246,6 +246,18 @@ mod native {
             }
             altered
         }
+
+        /// Drops every held block while keeping the books as if they were held, as a holder
+        /// that takes blocks and throws them away would (for tests). Returns how many.
+        #[doc(hidden)]
+        pub fn drop_all(&self) -> usize {
+            let Ok(mut inner) = self.lock() else {
+                return 0;
+            };
+            let dropped = inner.blocks.len();
+            inner.blocks.clear();
+            dropped
+        }
     }
 }
 

@@ -242,3 +242,91 @@ async fn a_peer_holding_a_copy_reads_it_from_itself() {
         .unwrap();
     assert_eq!(answer, Response::Block { bytes });
 }
+
+/// A holder that takes blocks and throws them away is found by the owner's audit, which asks
+/// for a random leaf of a block and checks the answer against the address alone; a holder
+/// that left does not answer. Both count as gone; honest holders pass, and the file still
+/// downloads from them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_audit_finds_holders_that_dropped_or_left() {
+    let mut nodes = cluster(|_| 64 * MIB).await;
+    let author = 2;
+    let session = account::sign_up_with_key_bits(&nodes[author].client, "alice", PASSWORD, 2048)
+        .await
+        .unwrap();
+    let bytes = pattern((2 * MIB + 999) as usize, 5);
+    let report = files::upload(
+        &nodes[author].client,
+        &session,
+        "kept.bin",
+        bytes.as_slice(),
+        DEFAULT_REPLICAS,
+        donation(&nodes[author], 64 * MIB),
+        |_| ControlFlow::Continue(()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.file.copies, DEFAULT_REPLICAS as u32);
+
+    // All honest: every challenge is answered with a valid proof.
+    let clean = files::audit(&nodes[author].client, &session, 10, DEFAULT_REPLICAS)
+        .await
+        .unwrap();
+    assert_eq!(clean.blocks, 4, "the manifest and 3 data blocks");
+    assert_eq!(clean.held, clean.challenges, "{clean:?}");
+    assert!(
+        clean.failures.is_empty() && clean.files_degraded == 0,
+        "{clean:?}"
+    );
+
+    // One holder drops what it holds (keeping its books), another leaves the network.
+    let holders: Vec<usize> = {
+        let mut held = Vec::new();
+        for (i, node) in nodes.iter().enumerate() {
+            if i != author && node.store.usage().await.unwrap().blocks > 0 {
+                held.push(i);
+            }
+        }
+        held
+    };
+    assert!(holders.len() >= 2, "{holders:?}");
+    let (dropper, leaver) = (holders[0], holders[1]);
+    let dropper_id = nodes[dropper].client.peer_id().to_string();
+    assert!(nodes[dropper].store.drop_all() > 0);
+    let gone = nodes.remove(leaver);
+    let leaver_id = gone.client.peer_id().to_string();
+    gone.client.shutdown().await;
+    let author = if leaver < author { author - 1 } else { author };
+
+    let found = files::audit(&nodes[author].client, &session, 10, DEFAULT_REPLICAS)
+        .await
+        .unwrap();
+    let failed: Vec<(&str, bool)> = found
+        .failures
+        .iter()
+        .map(|f| (f.peer.as_str(), f.answered))
+        .collect();
+    assert!(failed.contains(&(dropper_id.as_str(), true)), "{found:?}");
+    assert!(failed.contains(&(leaver_id.as_str(), false)), "{found:?}");
+    assert!(
+        found
+            .failures
+            .iter()
+            .all(|f| f.peer == dropper_id || f.peer == leaver_id),
+        "only the dropper and the leaver fail: {found:?}"
+    );
+    assert_eq!(found.held + found.failures.len(), found.challenges);
+    assert_eq!(found.files_degraded, 1);
+
+    // The index now says so, and the file still downloads from the honest holders.
+    let listed = files::list(&nodes[author].client, &session).await.unwrap();
+    assert!(listed[0].copies < DEFAULT_REPLICAS as u32, "{listed:?}");
+    let reader = &nodes[11];
+    let again = account::log_in(&reader.client, "alice", PASSWORD)
+        .await
+        .unwrap();
+    assert_eq!(
+        download(reader, &again, &report.file.id).await.unwrap(),
+        bytes
+    );
+}

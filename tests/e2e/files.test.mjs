@@ -38,6 +38,19 @@ const CANCEL_DOWNLOAD = (id) => {
   return window.jellyfish.download(id, () => abort.abort(), abort.signal).then(() => "finished", (e) => e.message);
 };
 
+// Empties this profile's block store in IndexedDB, as a holder that takes blocks and throws
+// them away would (its books still say it holds them).
+const DROP_ALL = () => new Promise((resolve, reject) => {
+  const open = indexedDB.open("jellyfish");
+  open.onerror = () => reject(open.error);
+  open.onsuccess = () => {
+    const tx = open.result.transaction("blocks", "readwrite");
+    tx.objectStore("blocks").clear();
+    tx.oncomplete = () => { open.result.close(); resolve(); };
+    tx.onerror = () => reject(tx.error);
+  };
+});
+
 async function totalBlocks(peers) {
   let total = 0;
   for (const p of peers) total += (await call(p.page, "storage")).value.blocks;
@@ -134,6 +147,19 @@ test("upload in one profile, download bit-exact in a fresh one after the uploade
   assert.ok(await holders[0].page.evaluate(TAMPER_ALL) > 0);
   const big = uploaded[3];
   assert.deepEqual((await f.page.evaluate(DOWNLOAD_DIGEST, big.id)).digest, big.digest);
+
+  // That holder then throws away everything it holds: the owner's audit (a challenge for a
+  // random leaf of every block, checked against the block's address alone) finds it, and only
+  // it; the files it held count one copy fewer.
+  const dropper = await holders[0].page.evaluate(() => window.jellyfish.peer_id);
+  await holders[0].page.evaluate(DROP_ALL);
+  const audit = (await call(f.page, "audit", 1000)).value;
+  assert.ok(audit.held > 0 && audit.held + audit.failures.length === audit.challenges, JSON.stringify(audit));
+  assert.ok(audit.failures.length > 0, JSON.stringify(audit));
+  assert.ok(audit.failures.every((x) => x.peer === dropper && x.answered), JSON.stringify(audit.failures));
+  assert.ok(audit.files_degraded > 0, JSON.stringify(audit));
+  const degraded = (await call(f.page, "list_files")).value;
+  assert.ok(degraded.some((x) => x.copies < 3), JSON.stringify(degraded));
 
   // What a tab holds for others survives a reload (IndexedDB), and it serves it again.
   const before = (await call(holders[1].page, "storage")).value;

@@ -1,0 +1,80 @@
+//! Storage audits: a challenge to a holder to prove it still holds a block, checked against the
+//! block's address alone ([`crate::proof`]). The owner audits the holders of its files
+//! ([`crate::files::audit`]); a holder that fails or does not answer is counted as gone.
+
+use libp2p::PeerId;
+use serde::Serialize;
+
+use crate::{
+    block::BlockId,
+    net::Client,
+    proof,
+    protocol::{self, Request, Response},
+};
+
+/// How long a holder has to answer a challenge: a proof is one 4 KiB leaf, so a holder that
+/// has the block answers in one round trip; 10 s also covers a dial through the relay.
+pub const ANSWER_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// What one challenge found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The holder proved it holds the block.
+    Held,
+    /// The holder answered, but not with a valid proof: it no longer holds the block (or lies).
+    Failed(String),
+    /// The holder could not be reached or did not answer in time.
+    Unanswered(String),
+}
+
+/// Challenges `holder` for a random leaf of block `id`.
+pub async fn challenge(client: &Client, holder: PeerId, id: BlockId) -> Outcome {
+    let challenge = u32::from_le_bytes(crate::crypto::random_bytes());
+    let ask = client.request(holder, Request::Prove { id, challenge });
+    let deadline = futures_timer::Delay::new(ANSWER_DEADLINE);
+    let answer = match futures::future::select(Box::pin(ask), deadline).await {
+        futures::future::Either::Left((answer, _)) => answer,
+        futures::future::Either::Right(_) => {
+            return Outcome::Unanswered(format!("no answer in {} s", ANSWER_DEADLINE.as_secs()))
+        }
+    };
+    match answer {
+        Ok(Response::Proof { proof }) => match proof::verify(&id.0, challenge, &proof) {
+            Ok(()) => Outcome::Held,
+            Err(e) => Outcome::Failed(e.to_string()),
+        },
+        Ok(Response::Refused { reason }) => {
+            Outcome::Failed(format!("refused: {}", protocol::quote(&reason)))
+        }
+        Ok(other) => Outcome::Failed(format!("unexpected answer: {}", other.kind())),
+        Err(e) => Outcome::Unanswered(e.to_string()),
+    }
+}
+
+/// A holder that did not prove it holds a block of a file.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Failure {
+    /// The file's name.
+    pub file: String,
+    /// The holder's peer id.
+    pub peer: String,
+    /// Whether it answered (with no valid proof) or not at all.
+    pub answered: bool,
+    /// What went wrong.
+    pub reason: String,
+}
+
+/// What an audit of the user's files found.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct Report {
+    /// Blocks audited.
+    pub blocks: usize,
+    /// Challenges sent (one per holder of each audited block).
+    pub challenges: usize,
+    /// Challenges answered with a valid proof.
+    pub held: usize,
+    /// The others.
+    pub failures: Vec<Failure>,
+    /// Files whose copy count went down.
+    pub files_degraded: usize,
+}
