@@ -51,6 +51,26 @@ pub async fn challenge(client: &Client, holder: PeerId, id: BlockId) -> Outcome 
     }
 }
 
+/// Audits a peer whose pledge a holder counts: asks what it holds and challenges every sampled
+/// block. Silent if it does not answer (no browser behind the key, or offline).
+pub async fn audit_donor(client: &Client, peer: PeerId) -> crate::donor_audit::Outcome {
+    use crate::donor_audit::Outcome as Donor;
+    let ask = client.request(peer, Request::Inventory);
+    let deadline = futures_timer::Delay::new(ANSWER_DEADLINE);
+    let sample = match futures::future::select(Box::pin(ask), deadline).await {
+        futures::future::Either::Left((Ok(Response::Inventory { sample, .. }), _)) => sample,
+        _ => return Donor::Silent,
+    };
+    for id in sample.into_iter().take(protocol::MAX_INVENTORY_SAMPLE) {
+        match challenge(client, peer, id).await {
+            Outcome::Held => {}
+            Outcome::Failed(_) => return Donor::FailedChallenge,
+            Outcome::Unanswered(_) => return Donor::Silent,
+        }
+    }
+    Donor::Answered
+}
+
 /// A holder that did not prove it holds a block of a file.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Failure {
@@ -73,6 +93,8 @@ pub struct Report {
     pub challenges: usize,
     /// Challenges answered with a valid proof.
     pub held: usize,
+    /// The distinct holders challenged (peer ids).
+    pub holders: Vec<String>,
     /// The others.
     pub failures: Vec<Failure>,
     /// Files whose copy count went down.

@@ -74,7 +74,7 @@ export interface Storage {
   suggested: number;
 }
 export interface AuditReport {
-  blocks: number; challenges: number; held: number; files_degraded: number;
+  blocks: number; challenges: number; held: number; holders: string[]; files_degraded: number;
   failures: { file: string; peer: string; answered: boolean; reason: string }[];
 }
 export interface FileInfo { id: string; name: string; size: number; created_ms: number; copies: number }

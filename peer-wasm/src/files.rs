@@ -839,6 +839,9 @@ pub async fn audit(
                 .filter_map(|h| h.parse::<PeerId>().ok())
             {
                 report.challenges += 1;
+                if !report.holders.contains(&holder.to_string()) {
+                    report.holders.push(holder.to_string());
+                }
                 let (answered, reason) = match audit::challenge(client, holder, block.id).await {
                     audit::Outcome::Held => {
                         report.held += 1;

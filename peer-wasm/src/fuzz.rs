@@ -222,6 +222,7 @@ fn fuzz_the_request_response_envelope_and_the_holder() {
             payload: vec![0; 100],
         },
         Request::Fill { len: 1000 },
+        Request::Inventory,
         Request::Prove {
             id,
             challenge: 0xdead_beef,
@@ -238,6 +239,7 @@ fn fuzz_the_request_response_envelope_and_the_holder() {
                 &store,
                 request,
                 crate::holder::Probes::Answered,
+                crate::holder::Pledges::InFull,
             ));
         }
     });
@@ -259,6 +261,10 @@ fn fuzz_the_request_response_envelope_and_the_holder() {
         },
         Response::Proof {
             proof: crate::proof::prove(&proved, 3),
+        },
+        Response::Inventory {
+            held: 1 << 30,
+            sample: vec![BlockId([7; 32]); 4],
         },
     ];
     let seeds: Vec<Vec<u8>> = responses

@@ -6,16 +6,24 @@
 //! A delete, signed by an owner, drops only that owner's claim on the block: the bytes stay
 //! for any other owner who stored the same sealed block.
 
+use std::{
+    collections::{BTreeMap, HashSet},
+    sync::Mutex,
+};
+
 use futures::{channel::mpsc, StreamExt};
+use libp2p::PeerId;
+use web_time::Instant;
 
 use crate::{
     block::{BlockId, MAX_SEALED_BLOCK},
     crypto::{rsa_keys::PublicKey, sha256},
+    donor_audit::{self, Book},
     key_history,
     net::{Client, InboundRequest},
     platform::Shared,
     pledge,
-    protocol::{delete_statement, store_statement, Request, Response},
+    protocol::{delete_statement, store_statement, Request, Response, MAX_INVENTORY_SAMPLE},
     store::{BlockStore, Release},
 };
 
@@ -29,15 +37,91 @@ pub enum Probes {
     Refused,
 }
 
+/// How a holder counts an owner's pledges.
+#[derive(Clone, Copy)]
+pub enum Pledges<'a> {
+    /// Each valid pledge in full (unit tests of the other rules).
+    InFull,
+    /// Each by its peer's audits ([`crate::donor_audit`]); peers due for one are queued for the
+    /// auditor that runs beside the holder.
+    Audited(&'a DonorAudits),
+}
+
+/// What the holder knows of pledging peers, and the queue of peers to audit.
+pub struct DonorAudits {
+    book: Mutex<Book>,
+    /// Peers queued and not yet audited (each is queued once).
+    queued: Mutex<HashSet<PeerId>>,
+    /// One sender, locked: a clone per send would each bring a slot of its own and leave the
+    /// queue unbounded.
+    due: Mutex<mpsc::Sender<PeerId>>,
+}
+
+/// Peers waiting for an audit at once; beyond, a peer is queued at its owner's next store (and
+/// its pledge stays within the owner's one provisional share meanwhile).
+const AUDIT_QUEUE: usize = 64;
+
+impl DonorAudits {
+    /// The book, and the queue the auditor ([`audit_donors`]) reads.
+    pub fn new() -> (Shared<Self>, mpsc::Receiver<PeerId>) {
+        let (due, queue) = mpsc::channel(AUDIT_QUEUE);
+        let audits = Self {
+            book: Mutex::new(Book::default()),
+            queued: Mutex::new(HashSet::new()),
+            due: Mutex::new(due),
+        };
+        (Shared::new(audits), queue)
+    }
+
+    /// What `donors` count for now; queues those due for an audit.
+    fn donated(&self, donors: &BTreeMap<PeerId, u64>) -> u64 {
+        let now = Instant::now();
+        let Ok(book) = self.book.lock() else {
+            return 0;
+        };
+        if let (Ok(mut queued), Ok(mut due)) = (self.queued.lock(), self.due.lock()) {
+            for peer in donors.keys().filter(|p| book.due(p, now)) {
+                if queued.insert(*peer) && due.try_send(*peer).is_err() {
+                    queued.remove(peer);
+                }
+            }
+        }
+        book.donated(donors, now)
+    }
+
+    fn record(&self, peer: PeerId, outcome: donor_audit::Outcome) {
+        if let Ok(mut book) = self.book.lock() {
+            book.record(peer, outcome, Instant::now());
+        }
+        if let Ok(mut queued) = self.queued.lock() {
+            queued.remove(&peer);
+        }
+    }
+}
+
+/// Audits the pledging peers the holder queues, one at a time, until the network stops.
+pub(crate) async fn audit_donors(
+    client: Client,
+    mut queue: mpsc::Receiver<PeerId>,
+    audits: Shared<DonorAudits>,
+) {
+    while let Some(peer) = queue.next().await {
+        let outcome = crate::audit::audit_donor(&client, peer).await;
+        tracing::info!(%peer, ?outcome, "pledging peer audited");
+        audits.record(peer, outcome);
+    }
+}
+
 /// Answers inbound block requests until the network stops.
 pub(crate) async fn serve(
     client: Client,
     mut inbound: mpsc::Receiver<InboundRequest>,
     store: Shared<BlockStore>,
     probes: Probes,
+    audits: Shared<DonorAudits>,
 ) {
     while let Some(InboundRequest { id, peer, request }) = inbound.next().await {
-        let response = answer(&store, request, probes).await;
+        let response = answer(&store, request, probes, Pledges::Audited(&audits)).await;
         if let Response::Refused { reason } = &response {
             tracing::info!(%peer, "block request refused: {reason}");
         }
@@ -54,7 +138,12 @@ fn refused(reason: impl Into<String>) -> Response {
 }
 
 /// The answer to one request, and its effect on the store.
-pub async fn answer(store: &BlockStore, request: Request, probes: Probes) -> Response {
+pub async fn answer(
+    store: &BlockStore,
+    request: Request,
+    probes: Probes,
+    pledges_count: Pledges<'_>,
+) -> Response {
     match request {
         Request::StoreBlock {
             block,
@@ -74,10 +163,14 @@ pub async fn answer(store: &BlockStore, request: Request, probes: Probes) -> Res
                 return refused("the owner's signature does not cover this block");
             }
             let owner = sha256(&owner);
-            let allowance = match pledge::allowance(&pledges, &owner) {
-                Ok(allowance) => allowance,
+            let donors = match pledge::donors(&pledges, &owner) {
+                Ok(donors) => donors,
                 Err(e) => return refused(e.to_string()),
             };
+            let allowance = pledge::allowance_of(match pledges_count {
+                Pledges::InFull => donors.values().sum(),
+                Pledges::Audited(audits) => audits.donated(&donors),
+            });
             match store.put(id, block, owner, allowance).await {
                 Ok(()) => Response::Stored,
                 Err(e) => refused(e.to_string()),
@@ -90,6 +183,16 @@ pub async fn answer(store: &BlockStore, request: Request, probes: Probes) -> Res
             Ok(None) => refused("block not held here"),
             Err(e) => refused(e.to_string()),
         },
+        Request::Inventory => {
+            let held = match store.usage().await {
+                Ok(usage) => usage.used,
+                Err(e) => return refused(e.to_string()),
+            };
+            match store.sample(MAX_INVENTORY_SAMPLE).await {
+                Ok(sample) => Response::Inventory { held, sample },
+                Err(e) => refused(e.to_string()),
+            }
+        }
         Request::FetchBlock { id } => match store.get(&id).await {
             Ok(Some(bytes)) => Response::Block { bytes },
             Ok(None) => refused("block not held here"),
@@ -191,7 +294,13 @@ mod tests {
         let donor = Keypair::generate_ed25519();
 
         // A freeloader: no pledge, nothing stored.
-        let refused = answer(&store, mallory.store(block(1), vec![]), Probes::Answered).await;
+        let refused = answer(
+            &store,
+            mallory.store(block(1), vec![]),
+            Probes::Answered,
+            Pledges::InFull,
+        )
+        .await;
         assert!(
             is_refused(&refused, "donations do not cover"),
             "{refused:?}"
@@ -203,6 +312,7 @@ mod tests {
             &store,
             mallory.store(block(2), vec![alices.clone()]),
             Probes::Answered,
+            Pledges::InFull,
         )
         .await;
         assert!(is_refused(&refused, "another user"), "{refused:?}");
@@ -215,6 +325,7 @@ mod tests {
                 &store,
                 alice.store(block(10 + seed as u8), vec![alices.clone()]),
                 Probes::Answered,
+                Pledges::InFull,
             );
             assert_eq!(stored.await, Response::Stored);
         }
@@ -222,6 +333,7 @@ mod tests {
             &store,
             alice.store(block(200), vec![alices.clone()]),
             Probes::Answered,
+            Pledges::InFull,
         )
         .await;
         assert!(is_refused(&over, "donations do not cover"), "{over:?}");
@@ -231,13 +343,20 @@ mod tests {
         // Deleting frees the owner's allowance again.
         let first = BlockId::of(&block(10));
         assert_eq!(
-            answer(&store, delete(&alice, first), Probes::Answered).await,
+            answer(
+                &store,
+                delete(&alice, first),
+                Probes::Answered,
+                Pledges::InFull
+            )
+            .await,
             Response::Deleted
         );
         let again = answer(
             &store,
             alice.store(block(200), vec![alices]),
             Probes::Answered,
+            Pledges::InFull,
         )
         .await;
         assert_eq!(again, Response::Stored);
@@ -262,7 +381,13 @@ mod tests {
         let bytes = block(7);
         let id = BlockId::of(&bytes);
         assert_eq!(
-            answer(&store, old.store(bytes, vec![pledge]), Probes::Answered).await,
+            answer(
+                &store,
+                old.store(bytes, vec![pledge]),
+                Probes::Answered,
+                Pledges::InFull
+            )
+            .await,
             Response::Stored
         );
         let delete_with = |owner: &Owner, history: Vec<KeyLink>| Request::DeleteBlock {
@@ -276,14 +401,32 @@ mod tests {
             previous: old.der.clone(),
             signature: thief.key.sign(b"anything"),
         };
-        let refused = answer(&store, delete_with(&thief, vec![forged]), Probes::Answered).await;
+        let refused = answer(
+            &store,
+            delete_with(&thief, vec![forged]),
+            Probes::Answered,
+            Pledges::InFull,
+        )
+        .await;
         assert!(is_refused(&refused, "key history refused"), "{refused:?}");
         // Without history the new key has no claim; with the old key's hand-over it frees it.
-        let bare = answer(&store, delete_with(&new, Vec::new()), Probes::Answered).await;
+        let bare = answer(
+            &store,
+            delete_with(&new, Vec::new()),
+            Probes::Answered,
+            Pledges::InFull,
+        )
+        .await;
         assert!(is_refused(&bare, "only an owner"), "{bare:?}");
         let link = KeyLink::sign(&old.key, &new.key.public()).unwrap();
         assert_eq!(
-            answer(&store, delete_with(&new, vec![link]), Probes::Answered).await,
+            answer(
+                &store,
+                delete_with(&new, vec![link]),
+                Probes::Answered,
+                Pledges::InFull
+            )
+            .await,
             Response::Deleted
         );
         assert_eq!(store.held_for(&old.hash()).await.unwrap(), 0);
@@ -306,6 +449,7 @@ mod tests {
             &store,
             mallory.store(bytes.clone(), vec![mallorys]),
             Probes::Answered,
+            Pledges::InFull,
         )
         .await;
         assert_eq!(first, Response::Stored);
@@ -313,6 +457,7 @@ mod tests {
             &store,
             alice.store(bytes.clone(), vec![alices]),
             Probes::Answered,
+            Pledges::InFull,
         )
         .await;
         assert_eq!(second, Response::Stored);
@@ -320,32 +465,62 @@ mod tests {
         assert_eq!(store.held_for(&alice.hash()).await.unwrap(), MIB);
         assert_eq!(store.held_for(&mallory.hash()).await.unwrap(), MIB);
         assert_eq!(
-            answer(&store, delete(&mallory, id), Probes::Answered).await,
+            answer(
+                &store,
+                delete(&mallory, id),
+                Probes::Answered,
+                Pledges::InFull
+            )
+            .await,
             Response::Deleted
         );
 
         // Alice's block is untouched, and Mallory's share of it is gone.
-        let fetched = answer(&store, Request::FetchBlock { id }, Probes::Answered).await;
+        let fetched = answer(
+            &store,
+            Request::FetchBlock { id },
+            Probes::Answered,
+            Pledges::InFull,
+        )
+        .await;
         assert_eq!(fetched, Response::Block { bytes });
         assert_eq!(store.held_for(&mallory.hash()).await.unwrap(), 0);
         assert_eq!(store.claims(&id).await.unwrap(), vec![alice.hash()]);
 
         // Someone with no claim cannot delete it at all.
-        let stranger = answer(&store, delete(&eve, id), Probes::Answered).await;
+        let stranger = answer(&store, delete(&eve, id), Probes::Answered, Pledges::InFull).await;
         assert!(is_refused(&stranger, "only an owner"), "{stranger:?}");
 
         // Alice's delete takes it.
         assert_eq!(
-            answer(&store, delete(&alice, id), Probes::Answered).await,
+            answer(
+                &store,
+                delete(&alice, id),
+                Probes::Answered,
+                Pledges::InFull
+            )
+            .await,
             Response::Deleted
         );
-        let gone = answer(&store, Request::FetchBlock { id }, Probes::Answered).await;
+        let gone = answer(
+            &store,
+            Request::FetchBlock { id },
+            Probes::Answered,
+            Pledges::InFull,
+        )
+        .await;
         assert!(is_refused(&gone, "not held"), "{gone:?}");
         assert_eq!(store.usage().await.unwrap().used, 0);
         assert_eq!(store.held_for(&alice.hash()).await.unwrap(), 0);
         // Deleting what is gone is done, not an error: deletes are retried.
         assert_eq!(
-            answer(&store, delete(&alice, id), Probes::Answered).await,
+            answer(
+                &store,
+                delete(&alice, id),
+                Probes::Answered,
+                Pledges::InFull
+            )
+            .await,
             Response::Deleted
         );
     }
@@ -359,9 +534,9 @@ mod tests {
                 payload: vec![1; 10],
             },
         ] {
-            let off = answer(&store, request.clone(), Probes::Refused).await;
+            let off = answer(&store, request.clone(), Probes::Refused, Pledges::InFull).await;
             assert!(is_refused(&off, "probes are off"), "{off:?}");
-            let on = answer(&store, request, Probes::Answered).await;
+            let on = answer(&store, request, Probes::Answered, Pledges::InFull).await;
             assert!(!matches!(on, Response::Refused { .. }), "{on:?}");
         }
     }

@@ -14,6 +14,7 @@
 //!   changes. Pure.
 //! - [`proof`]: block addresses as Merkle roots, and proofs that a holder still holds a block,
 //!   checked against the address alone. Pure.
+//! - [`donor_audit`]: how a holder counts a pledge by the audits of its peer. Pure.
 //! - [`pledge`]: what a browser donates for a user, signed, and the allowance holders derive.
 //! - [`audit`]: challenging holders to prove they still hold what they were given.
 //! - [`account`]: sign up, log in, change password, over a [`account::Directory`].
@@ -31,6 +32,7 @@ pub mod audit;
 pub mod backoff;
 pub mod block;
 pub mod crypto;
+pub mod donor_audit;
 pub mod files;
 pub mod holder;
 pub mod key_history;

@@ -40,11 +40,18 @@ pub async fn start(keypair: Keypair, config: Config, donation: u64) -> Result<No
         false => crate::holder::Probes::Refused,
     };
     let started = net::start(keypair.clone(), config)?;
+    let (audits, queue) = crate::holder::DonorAudits::new();
     platform::spawn(crate::holder::serve(
         started.client.clone(),
         started.inbound,
         store.clone(),
         probes,
+        audits.clone(),
+    ));
+    platform::spawn(crate::holder::audit_donors(
+        started.client.clone(),
+        queue,
+        audits,
     ));
     Ok(Node {
         keypair,

@@ -9,8 +9,9 @@
 //! owner's pledges earn ([`allowance`]). A freeloader with no pledge gets nothing stored, and one
 //! cannot borrow another user's pledge (it names the owner's key) or inflate it (it is signed).
 //!
-//! What a pledge does not prove is that the donating peer really keeps the space free: that needs
-//! storage challenges, which are not built yet (docs/ARCHITECTURE.md, "Quota").
+//! A pledge alone does not prove that the donating peer keeps anything: holders count each one
+//! by the audits of its peer ([`crate::donor_audit`]), so a key minted for a pledge, with no
+//! browser behind it, counts nothing.
 
 use libp2p::{
     identity::{Keypair, PublicKey},
@@ -103,10 +104,11 @@ impl Pledge {
     }
 }
 
-/// What `owner`'s pledges let one holder keep for them: the donations of distinct peers, divided
-/// by [`NETWORK_REPLICAS`], plus [`ALLOWANCE_SLACK`]. No pledge, no allowance. A bad pledge
-/// refuses the whole request, so a client learns of its mistake instead of silently losing quota.
-pub fn allowance(pledges: &[Pledge], owner: &OwnerHash) -> Result<u64, PledgeError> {
+/// The donating peers of valid pledges for `owner`, each once with its largest pledge.
+pub fn donors(
+    pledges: &[Pledge],
+    owner: &OwnerHash,
+) -> Result<std::collections::BTreeMap<PeerId, u64>, PledgeError> {
     if pledges.len() > MAX_PLEDGES {
         return Err(PledgeError::TooMany);
     }
@@ -116,12 +118,24 @@ pub fn allowance(pledges: &[Pledge], owner: &OwnerHash) -> Result<u64, PledgeErr
         let counted = donors.entry(peer).or_insert(0u64);
         *counted = (*counted).max(bytes);
     }
-    let donated: u64 = donors.values().sum();
-    Ok(if donated == 0 {
+    Ok(donors)
+}
+
+/// What a holder may hold for `owner`: the pledges, each counted in full, divided by the copies
+/// each block takes, plus [`ALLOWANCE_SLACK`]; nothing without a pledge. Every pledge must be
+/// valid and the owner's, or the request is refused. Holders count pledges by their peers'
+/// audits instead ([`crate::donor_audit::donated`], then [`allowance_of`]).
+pub fn allowance(pledges: &[Pledge], owner: &OwnerHash) -> Result<u64, PledgeError> {
+    Ok(allowance_of(donors(pledges, owner)?.values().sum()))
+}
+
+/// What `donated` bytes (as counted) let a holder hold for their owner.
+pub fn allowance_of(donated: u64) -> u64 {
+    if donated == 0 {
         0
     } else {
         donated / NETWORK_REPLICAS + ALLOWANCE_SLACK
-    })
+    }
 }
 
 #[cfg(all(test, not(target_arch = "wasm32")))]

@@ -84,6 +84,10 @@ pub enum Request {
         /// A random number naming the leaf ([`crate::proof::leaf_for`]).
         challenge: u32,
     },
+    /// Asks a peer what it holds, answered with [`Response::Inventory`]: holders ask it of the
+    /// peers whose pledges they count, then challenge each sampled block
+    /// ([`crate::donor_audit`]).
+    Inventory,
     /// A transport probe: bytes to receive and drop, answered with [`Response::Discarded`].
     /// Benchmarks send these to measure what the connection alone does ([`crate::probe`]).
     Discard {
@@ -98,6 +102,9 @@ pub enum Request {
         len: u32,
     },
 }
+
+/// Most block addresses an inventory names.
+pub const MAX_INVENTORY_SAMPLE: usize = 4;
 
 /// What an owner signs to have a block stored.
 pub fn store_statement(id: &crate::block::BlockId) -> Vec<u8> {
@@ -129,6 +136,13 @@ pub enum Response {
     },
     /// The block is gone.
     Deleted,
+    /// The answer to [`Request::Inventory`].
+    Inventory {
+        /// Bytes held for others.
+        held: u64,
+        /// Up to [`MAX_INVENTORY_SAMPLE`] addresses of held blocks, picked at random.
+        sample: Vec<crate::block::BlockId>,
+    },
     /// The answer to [`Request::Prove`].
     Proof {
         /// One leaf of the block and its path to the address.
@@ -285,6 +299,7 @@ impl Response {
             Self::Block { .. } => "a block",
             Self::Deleted => "deleted",
             Self::Proof { .. } => "a proof",
+            Self::Inventory { .. } => "an inventory",
             Self::Discarded => "discarded",
             Self::Refused { .. } => "refused",
         }

@@ -230,6 +230,18 @@ mod native {
             })
         }
 
+        /// Up to `n` addresses of held blocks, picked at random.
+        pub async fn sample(&self, n: usize) -> Result<Vec<BlockId>, StoreError> {
+            let inner = self.lock()?;
+            let mut ids: Vec<BlockId> = inner.blocks.keys().copied().collect();
+            for i in (1..ids.len()).rev() {
+                let j = u32::from_le_bytes(crate::crypto::random_bytes()) as usize % (i + 1);
+                ids.swap(i, j);
+            }
+            ids.truncate(n);
+            Ok(ids)
+        }
+
         /// Flips a bit in every held block, as a dishonest holder would (for tests).
         /// Returns how many blocks were altered.
         #[doc(hidden)]
@@ -548,6 +560,40 @@ mod browser {
             };
             tx.done().await.map_err(backend)?;
             Ok(release)
+        }
+
+        /// Up to `n` addresses of held blocks: the ones after a random address (wrapping
+        /// round to the first), so a sample is a random run of the store's key order.
+        pub async fn sample(&self, n: usize) -> Result<Vec<BlockId>, StoreError> {
+            let tx = self
+                .db
+                .transaction(&[BLOCKS], TransactionMode::ReadOnly)
+                .map_err(backend)?;
+            let blocks = tx.store(BLOCKS).map_err(backend)?;
+            let limit = u32::try_from(n).unwrap_or(u32::MAX);
+            let start = BlockId(crate::crypto::random_bytes()).to_hex();
+            let from = rexie::KeyRange::lower_bound(&start.into(), Some(false)).map_err(backend)?;
+            let mut keys = blocks
+                .get_all_keys(Some(from), Some(limit))
+                .await
+                .map_err(backend)?;
+            if keys.len() < n {
+                let rest = u32::try_from(n - keys.len()).unwrap_or(u32::MAX);
+                keys.extend(
+                    blocks
+                        .get_all_keys(None, Some(rest))
+                        .await
+                        .map_err(backend)?,
+                );
+            }
+            tx.done().await.map_err(backend)?;
+            let mut ids: Vec<BlockId> = keys
+                .iter()
+                .filter_map(|k| k.as_string().and_then(|hex| BlockId::from_hex(&hex)))
+                .collect();
+            ids.sort();
+            ids.dedup();
+            Ok(ids)
         }
 
         /// Changes the donated space. Blocks already held stay, even over the new limit.

@@ -280,15 +280,13 @@ async fn an_audit_finds_holders_that_dropped_or_left() {
     );
 
     // One holder drops what it holds (keeping its books), another leaves the network.
-    let holders: Vec<usize> = {
-        let mut held = Vec::new();
-        for (i, node) in nodes.iter().enumerate() {
-            if i != author && node.store.usage().await.unwrap().blocks > 0 {
-                held.push(i);
-            }
-        }
-        held
-    };
+    let holders: Vec<usize> = (0..nodes.len())
+        .filter(|&i| {
+            clean
+                .holders
+                .contains(&nodes[i].client.peer_id().to_string())
+        })
+        .collect();
     assert!(holders.len() >= 2, "{holders:?}");
     let (dropper, leaver) = (holders[0], holders[1]);
     let dropper_id = nodes[dropper].client.peer_id().to_string();

@@ -327,3 +327,114 @@ async fn a_peer_opening_connection_after_connection_is_held_to_its_share() {
     let reply = nodes[1].client.hello(target).await.unwrap();
     assert!(reply.agent.starts_with("jellyfish"), "{reply:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pledges_minted_from_fresh_keys_buy_no_storage() {
+    use jellyfish_peer::{
+        crypto::sha256,
+        pledge::Pledge,
+        protocol::{store_statement, Request, Response},
+    };
+    use libp2p::identity::Keypair;
+    const MIB: u64 = 1 << 20;
+
+    let nodes = common::cluster(5, |_| 1 << 30).await;
+    let mallory = account::sign_up_with_key_bits(&nodes[2].client, "mallory", PASSWORD, BITS)
+        .await
+        .unwrap();
+    let owner = mallory.public_key().to_der().unwrap();
+    // The attack: pledges of 5 GiB each, signed by keys minted for the purpose, with no
+    // browser behind them. Counted in full they would buy 40 GiB / 3 on every holder.
+    let minted: Vec<Pledge> = (0..8)
+        .map(|_| Pledge::sign(&Keypair::generate_ed25519(), sha256(&owner), 5 << 30).unwrap())
+        .collect();
+    let holder = nodes[3].client.peer_id();
+    let block = |seed: u64| -> Vec<u8> {
+        (0..MIB)
+            .map(|i| (i ^ seed.wrapping_mul(7919)) as u8)
+            .collect()
+    };
+    let store = |seed: u64| {
+        let block = block(seed);
+        let id = jellyfish_peer::block::BlockId::of(&block);
+        Request::StoreBlock {
+            signature: mallory.sign_statement(&store_statement(&id)),
+            block,
+            owner: owner.clone(),
+            pledges: minted.clone(),
+        }
+    };
+    // Store 1 MiB blocks until refused; then, once the holder has audited the minted keys
+    // (none answers), every further block is refused.
+    let mut stored = Vec::new();
+    let mut refused_at = None;
+    let started = std::time::Instant::now();
+    for seed in 0..200u64 {
+        match nodes[2].client.request(holder, store(seed)).await.unwrap() {
+            Response::Stored => stored.push(seed),
+            Response::Refused { reason } => {
+                assert!(reason.contains("donations do not cover"), "{reason}");
+                refused_at.get_or_insert(seed);
+                if started.elapsed() > Duration::from_secs(6) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    // At most the one provisional share (64 MiB / 3 copies + 8 MiB slack) while the audits ran.
+    assert!(
+        refused_at.is_some(),
+        "never refused, {} MiB stored",
+        stored.len()
+    );
+    assert!(
+        stored.len() <= 30,
+        "{} MiB stored with minted pledges",
+        stored.len()
+    );
+    // Audited, the minted keys count nothing: even with everything freed again, not one more
+    // block is taken (the provisional share alone would take 29 again).
+    for seed in &stored {
+        let id = jellyfish_peer::block::BlockId::of(&block(*seed));
+        let delete = Request::DeleteBlock {
+            id,
+            owner: owner.clone(),
+            signature: mallory.sign_statement(&jellyfish_peer::protocol::delete_statement(&id)),
+            history: Vec::new(),
+        };
+        let answer = nodes[2].client.request(holder, delete).await.unwrap();
+        assert_eq!(answer, Response::Deleted);
+    }
+    let after_audits = nodes[2]
+        .client
+        .request(holder, store(10_000))
+        .await
+        .unwrap();
+    assert!(
+        matches!(&after_audits, Response::Refused { reason } if reason.contains("0 allowed")),
+        "{after_audits:?}"
+    );
+
+    // An honest user whose pledge is this running peer's stores as before.
+    let alice = account::sign_up_with_key_bits(&nodes[1].client, "alice", PASSWORD, BITS)
+        .await
+        .unwrap();
+    let bytes = vec![9u8; (3 * MIB) as usize];
+    let report = jellyfish_peer::files::upload(
+        &nodes[1].client,
+        &alice,
+        "honest.bin",
+        bytes.as_slice(),
+        3,
+        jellyfish_peer::files::Donation {
+            keypair: nodes[1].keypair.clone(),
+            bytes: 1 << 30,
+        },
+        |_| std::ops::ControlFlow::Continue(()),
+    )
+    .await
+    .unwrap();
+    assert!(report.complete, "{report:?}");
+}
