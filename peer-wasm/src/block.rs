@@ -38,14 +38,7 @@ impl BlockId {
 
     /// Parses [`BlockId::to_hex`].
     pub fn from_hex(hex: &str) -> Option<Self> {
-        if hex.len() != 64 {
-            return None;
-        }
-        let mut out = [0u8; 32];
-        for (i, byte) in out.iter_mut().enumerate() {
-            *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
-        }
-        Some(Self(out))
+        from_hex(hex).map(Self)
     }
 }
 
@@ -53,6 +46,18 @@ impl std::fmt::Debug for BlockId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "BlockId({}…)", &self.to_hex()[..12])
     }
+}
+
+/// `N` bytes from exactly `2 N` hex digits.
+fn from_hex<const N: usize>(hex: &str) -> Option<[u8; N]> {
+    if hex.len() != 2 * N {
+        return None;
+    }
+    let mut out = [0u8; N];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
 }
 
 /// A file's random identity, part of every block's associated data.
@@ -72,14 +77,7 @@ impl FileId {
 
     /// Parses [`FileId::to_hex`].
     pub fn from_hex(hex: &str) -> Option<Self> {
-        if hex.len() != 32 {
-            return None;
-        }
-        let mut out = [0u8; 16];
-        for (i, byte) in out.iter_mut().enumerate() {
-            *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
-        }
-        Some(Self(out))
+        from_hex(hex).map(Self)
     }
 }
 

@@ -253,6 +253,11 @@ mod tests {
 
     const MIB: u64 = 1024 * 1024;
 
+    /// A holder's answer where probes are on and pledges count in full (other rules' tests).
+    async fn ask(store: &BlockStore, request: Request) -> Response {
+        answer(store, request, Probes::Answered, Pledges::InFull).await
+    }
+
     struct Owner {
         key: PrivateKey,
         der: Vec<u8>,
@@ -294,13 +299,7 @@ mod tests {
         let donor = Keypair::generate_ed25519();
 
         // A freeloader: no pledge, nothing stored.
-        let refused = answer(
-            &store,
-            mallory.store(block(1), vec![]),
-            Probes::Answered,
-            Pledges::InFull,
-        )
-        .await;
+        let refused = ask(&store, mallory.store(block(1), vec![])).await;
         assert!(
             is_refused(&refused, "donations do not cover"),
             "{refused:?}"
@@ -308,57 +307,28 @@ mod tests {
 
         // Borrowing alice's pledge does not help mallory.
         let alices = Pledge::sign(&donor, alice.hash(), 3 * MIB).unwrap();
-        let refused = answer(
-            &store,
-            mallory.store(block(2), vec![alices.clone()]),
-            Probes::Answered,
-            Pledges::InFull,
-        )
-        .await;
+        let refused = ask(&store, mallory.store(block(2), vec![alices.clone()])).await;
         assert!(is_refused(&refused, "another user"), "{refused:?}");
 
         // Alice's 3 MiB donation earns 1 MiB here, plus the slack for manifests and indexes.
         let allowance = 3 * MIB / NETWORK_REPLICAS + ALLOWANCE_SLACK;
         let fits = allowance / MIB;
         for seed in 0..fits {
-            let stored = answer(
+            let stored = ask(
                 &store,
                 alice.store(block(10 + seed as u8), vec![alices.clone()]),
-                Probes::Answered,
-                Pledges::InFull,
             );
             assert_eq!(stored.await, Response::Stored);
         }
-        let over = answer(
-            &store,
-            alice.store(block(200), vec![alices.clone()]),
-            Probes::Answered,
-            Pledges::InFull,
-        )
-        .await;
+        let over = ask(&store, alice.store(block(200), vec![alices.clone()])).await;
         assert!(is_refused(&over, "donations do not cover"), "{over:?}");
         assert_eq!(store.held_for(&alice.hash()).await.unwrap(), fits * MIB);
         assert_eq!(store.held_for(&mallory.hash()).await.unwrap(), 0);
 
         // Deleting frees the owner's allowance again.
         let first = BlockId::of(&block(10));
-        assert_eq!(
-            answer(
-                &store,
-                delete(&alice, first),
-                Probes::Answered,
-                Pledges::InFull
-            )
-            .await,
-            Response::Deleted
-        );
-        let again = answer(
-            &store,
-            alice.store(block(200), vec![alices]),
-            Probes::Answered,
-            Pledges::InFull,
-        )
-        .await;
+        assert_eq!(ask(&store, delete(&alice, first)).await, Response::Deleted);
+        let again = ask(&store, alice.store(block(200), vec![alices])).await;
         assert_eq!(again, Response::Stored);
     }
 
@@ -381,13 +351,7 @@ mod tests {
         let bytes = block(7);
         let id = BlockId::of(&bytes);
         assert_eq!(
-            answer(
-                &store,
-                old.store(bytes, vec![pledge]),
-                Probes::Answered,
-                Pledges::InFull
-            )
-            .await,
+            ask(&store, old.store(bytes, vec![pledge])).await,
             Response::Stored
         );
         let delete_with = |owner: &Owner, history: Vec<KeyLink>| Request::DeleteBlock {
@@ -401,32 +365,14 @@ mod tests {
             previous: old.der.clone(),
             signature: thief.key.sign(b"anything"),
         };
-        let refused = answer(
-            &store,
-            delete_with(&thief, vec![forged]),
-            Probes::Answered,
-            Pledges::InFull,
-        )
-        .await;
+        let refused = ask(&store, delete_with(&thief, vec![forged])).await;
         assert!(is_refused(&refused, "key history refused"), "{refused:?}");
         // Without history the new key has no claim; with the old key's hand-over it frees it.
-        let bare = answer(
-            &store,
-            delete_with(&new, Vec::new()),
-            Probes::Answered,
-            Pledges::InFull,
-        )
-        .await;
+        let bare = ask(&store, delete_with(&new, Vec::new())).await;
         assert!(is_refused(&bare, "only an owner"), "{bare:?}");
         let link = KeyLink::sign(&old.key, &new.key.public()).unwrap();
         assert_eq!(
-            answer(
-                &store,
-                delete_with(&new, vec![link]),
-                Probes::Answered,
-                Pledges::InFull
-            )
-            .await,
+            ask(&store, delete_with(&new, vec![link])).await,
             Response::Deleted
         );
         assert_eq!(store.held_for(&old.hash()).await.unwrap(), 0);
@@ -445,84 +391,33 @@ mod tests {
 
         // The attack: Mallory has a copy of Alice's sealed block (she held it, or saw it
         // pass), stores it first, and deletes it once Alice has stored it too.
-        let first = answer(
-            &store,
-            mallory.store(bytes.clone(), vec![mallorys]),
-            Probes::Answered,
-            Pledges::InFull,
-        )
-        .await;
+        let first = ask(&store, mallory.store(bytes.clone(), vec![mallorys])).await;
         assert_eq!(first, Response::Stored);
-        let second = answer(
-            &store,
-            alice.store(bytes.clone(), vec![alices]),
-            Probes::Answered,
-            Pledges::InFull,
-        )
-        .await;
+        let second = ask(&store, alice.store(bytes.clone(), vec![alices])).await;
         assert_eq!(second, Response::Stored);
         assert_eq!(store.usage().await.unwrap().used, MIB, "held once");
         assert_eq!(store.held_for(&alice.hash()).await.unwrap(), MIB);
         assert_eq!(store.held_for(&mallory.hash()).await.unwrap(), MIB);
-        assert_eq!(
-            answer(
-                &store,
-                delete(&mallory, id),
-                Probes::Answered,
-                Pledges::InFull
-            )
-            .await,
-            Response::Deleted
-        );
+        assert_eq!(ask(&store, delete(&mallory, id)).await, Response::Deleted);
 
         // Alice's block is untouched, and Mallory's share of it is gone.
-        let fetched = answer(
-            &store,
-            Request::FetchBlock { id },
-            Probes::Answered,
-            Pledges::InFull,
-        )
-        .await;
+        let fetched = ask(&store, Request::FetchBlock { id }).await;
         assert_eq!(fetched, Response::Block { bytes });
         assert_eq!(store.held_for(&mallory.hash()).await.unwrap(), 0);
         assert_eq!(store.claims(&id).await.unwrap(), vec![alice.hash()]);
 
         // Someone with no claim cannot delete it at all.
-        let stranger = answer(&store, delete(&eve, id), Probes::Answered, Pledges::InFull).await;
+        let stranger = ask(&store, delete(&eve, id)).await;
         assert!(is_refused(&stranger, "only an owner"), "{stranger:?}");
 
         // Alice's delete takes it.
-        assert_eq!(
-            answer(
-                &store,
-                delete(&alice, id),
-                Probes::Answered,
-                Pledges::InFull
-            )
-            .await,
-            Response::Deleted
-        );
-        let gone = answer(
-            &store,
-            Request::FetchBlock { id },
-            Probes::Answered,
-            Pledges::InFull,
-        )
-        .await;
+        assert_eq!(ask(&store, delete(&alice, id)).await, Response::Deleted);
+        let gone = ask(&store, Request::FetchBlock { id }).await;
         assert!(is_refused(&gone, "not held"), "{gone:?}");
         assert_eq!(store.usage().await.unwrap().used, 0);
         assert_eq!(store.held_for(&alice.hash()).await.unwrap(), 0);
         // Deleting what is gone is done, not an error: deletes are retried.
-        assert_eq!(
-            answer(
-                &store,
-                delete(&alice, id),
-                Probes::Answered,
-                Pledges::InFull
-            )
-            .await,
-            Response::Deleted
-        );
+        assert_eq!(ask(&store, delete(&alice, id)).await, Response::Deleted);
     }
 
     #[tokio::test]
@@ -536,7 +431,7 @@ mod tests {
         ] {
             let off = answer(&store, request.clone(), Probes::Refused, Pledges::InFull).await;
             assert!(is_refused(&off, "probes are off"), "{off:?}");
-            let on = answer(&store, request, Probes::Answered, Pledges::InFull).await;
+            let on = ask(&store, request).await;
             assert!(!matches!(on, Response::Refused { .. }), "{on:?}");
         }
     }
