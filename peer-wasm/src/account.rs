@@ -313,6 +313,9 @@ pub struct Session {
     history: Vec<KeyLink>,
     /// The private-key record as last published: changing the password checks against it.
     private_key_record: VerifiedRecord,
+    /// Another newest key shares an earlier key with this one: someone who held an earlier
+    /// key (and so knew an earlier password) handed it over to a key of their own.
+    forked: bool,
 }
 
 impl std::fmt::Debug for Session {
@@ -348,6 +351,12 @@ impl Session {
     /// How the account's earlier keys handed over to this one, oldest first.
     pub fn history(&self) -> &[KeyLink] {
         &self.history
+    }
+
+    /// Whether another line of hand-overs branches off this account's history: whoever kept
+    /// an earlier key made a key of their own from it. The page warns, as for a changed key.
+    pub fn forked(&self) -> bool {
+        self.forked
     }
 
     /// Whether `key` is this account's key or one it had before a password change.
@@ -451,6 +460,7 @@ pub async fn sign_up_with_key_bits(
         earlier_user_keys: Vec::new(),
         history: Vec::new(),
         private_key_record,
+        forked: false,
     })
 }
 
@@ -587,6 +597,20 @@ fn keys_to_try(claims: &[FoundRecord], private_records: &[FoundRecord]) -> Vec<V
     heads
 }
 
+/// Whether another of `heads` shares an earlier key with `head`: a fork of its history.
+fn forked(head: &VerifiedRecord, heads: &[VerifiedRecord]) -> bool {
+    let earlier: Vec<&[u8]> = head
+        .record()
+        .history
+        .iter()
+        .map(|l| l.previous.as_slice())
+        .collect();
+    heads.iter().filter(|h| *h != head).any(|other| {
+        earlier.iter().any(|key| other.descends_from(key))
+            || head.descends_from(&other.record().owner)
+    })
+}
+
 /// Opens an account from its records and republishes them (the owner keeps them alive).
 ///
 /// Several keys may claim a username: the real owner's, and any that hostile peers made up and
@@ -611,7 +635,8 @@ pub async fn log_in(
 
     // What to report if no key opens: a wrong password over a damaged stranger's claim.
     let mut failure = None;
-    for private_record in keys_to_try(&claims, &private_records) {
+    let heads = keys_to_try(&claims, &private_records);
+    for private_record in heads.clone() {
         let owner = private_record.owner().clone();
         let (private, user_keys) = match open_private_key(&private_record, &account, password).await
         {
@@ -661,9 +686,14 @@ pub async fn log_in(
             user_key,
             earlier_user_keys,
             history: private_record.record().history.clone(),
+            forked: forked(&private_record, &heads),
             private_key_record: private_record.clone(),
         };
-        republish(dir, &session, &claims, user_key_record).await?;
+        // Upkeep, not part of opening the account: a holder that took a fork (or a record it
+        // will not replace) refuses it, and that must not keep the owner out.
+        if let Err(e) = republish(dir, &session, &claims, user_key_record).await {
+            tracing::warn!("logged in; the account's records were not all republished: {e}");
+        }
         return Ok(session);
     }
     Err(failure.unwrap_or_else(|| {
@@ -684,10 +714,11 @@ async fn republish(
     // Past the newest claim in the line, so holders of an older one take it.
     let next_seq = claims
         .iter()
+        .filter(|f| session.is_own_key(f.record.owner()))
         .map(|f| f.record.record().seq)
         .max()
         .unwrap_or(0)
-        + 1;
+        .saturating_add(1);
     let public = match owned_by(claims, &owner) {
         Some(record) => record.record().clone(),
         None => session.sign(RecordKind::PublicKey, next_seq, Vec::new())?,
@@ -716,8 +747,9 @@ async fn republish(
 ///
 /// A new RSA key pair and user key are made; the old key hands over to the new one; the new
 /// private-key record (sealed under the new password, carrying the new and earlier user keys)
-/// is published first, then the user-key and public-key records. Done once another peer holds
-/// the new private-key record. What the user key sealed (the file index, file keys) is re-sealed
+/// is published first: once it is out the change is done and the new session comes back, even
+/// if the user-key and public-key records that follow, or the read-back from another peer, fail
+/// (the next log-in publishes them). What the user key sealed (the file index, file keys) is re-sealed
 /// by [`crate::files::finish_rotation`].
 pub async fn change_password(
     dir: &impl Directory,
@@ -741,13 +773,16 @@ pub async fn change_password(
         current: *user_key.as_bytes(),
         earlier,
     };
+    // Past the newest record of this account's own line (others' made-up numbers do not count:
+    // across a hand-over the sequence does not decide anyway).
     let network_seq = records_of(dir, RecordKind::PrivateKey, &session.account)
         .await?
         .iter()
+        .filter(|f| session.is_own_key(f.record.owner()))
         .map(|f| f.record.record().seq)
         .max()
         .unwrap_or(0);
-    let seq = held.record().seq.max(network_seq) + 1;
+    let seq = held.record().seq.max(network_seq).saturating_add(1);
     let body = seal_private_key(&session.account, &private, new_password, Some(&user_keys)).await?;
     let next = Session {
         username: session.username.clone(),
@@ -762,24 +797,33 @@ pub async fn change_password(
             .collect(),
         history,
         private_key_record: held.clone(),
+        forked: false,
     };
     let record = next.sign(RecordKind::PrivateKey, seq, body)?;
     let private_key_record = VerifiedRecord::from_wire(&record.key(), &record.to_wire())?;
     // The commit point: from here on the new password opens the account and the old does not.
     dir.put(record.clone()).await?;
-    let user_key_record = next.sign(
-        RecordKind::UserKey,
-        seq,
-        wrap_user_key(&next.public_key(), &next.user_key)?,
-    )?;
-    dir.put(user_key_record).await?;
-    dir.put(next.sign(RecordKind::PublicKey, seq, Vec::new())?)
-        .await?;
-    confirm_held_elsewhere(dir, &record).await?;
-    Ok(Session {
+    let next = Session {
         private_key_record,
         ..next
-    })
+    };
+    // The rest is published again by the next log-in if it fails here: the change is done, and
+    // the tab must go on with the new keys (a retry from the old ones would fork the account).
+    let rest = async {
+        let user_key_record = next.sign(
+            RecordKind::UserKey,
+            seq,
+            wrap_user_key(&next.public_key(), &next.user_key)?,
+        )?;
+        dir.put(user_key_record).await?;
+        dir.put(next.sign(RecordKind::PublicKey, seq, Vec::new())?)
+            .await?;
+        confirm_held_elsewhere(dir, &record).await
+    };
+    if let Err(e) = rest.await {
+        tracing::warn!("password changed; the rest is published at the next log-in: {e}");
+    }
+    Ok(next)
 }
 
 /// The decoders of account record bodies, for the fuzz tests.

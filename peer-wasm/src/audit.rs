@@ -21,8 +21,10 @@ pub const ANSWER_DEADLINE: std::time::Duration = std::time::Duration::from_secs(
 pub enum Outcome {
     /// The holder proved it holds the block.
     Held,
-    /// The holder answered, but not with a valid proof: it no longer holds the block (or lies).
-    Failed(String),
+    /// The holder said it does not hold the block (or refused the challenge).
+    Refused(String),
+    /// The holder answered with a proof that does not lead to the address: it lies.
+    Invalid(String),
     /// The holder could not be reached or did not answer in time.
     Unanswered(String),
 }
@@ -41,12 +43,12 @@ pub async fn challenge(client: &Client, holder: PeerId, id: BlockId) -> Outcome 
     match answer {
         Ok(Response::Proof { proof }) => match proof::verify(&id.0, challenge, &proof) {
             Ok(()) => Outcome::Held,
-            Err(e) => Outcome::Failed(e.to_string()),
+            Err(e) => Outcome::Invalid(e.to_string()),
         },
         Ok(Response::Refused { reason }) => {
-            Outcome::Failed(format!("refused: {}", protocol::quote(&reason)))
+            Outcome::Refused(format!("refused: {}", protocol::quote(&reason)))
         }
-        Ok(other) => Outcome::Failed(format!("unexpected answer: {}", other.kind())),
+        Ok(other) => Outcome::Invalid(format!("unexpected answer: {}", other.kind())),
         Err(e) => Outcome::Unanswered(e.to_string()),
     }
 }
@@ -63,8 +65,10 @@ pub async fn audit_donor(client: &Client, peer: PeerId) -> crate::donor_audit::O
     };
     for id in sample.into_iter().take(protocol::MAX_INVENTORY_SAMPLE) {
         match challenge(client, peer, id).await {
-            Outcome::Held => {}
-            Outcome::Failed(_) => return Donor::FailedChallenge,
+            // A block freed between the inventory and the challenge (index blobs are freed at
+            // every save) is no lie.
+            Outcome::Held | Outcome::Refused(_) => {}
+            Outcome::Invalid(_) => return Donor::FailedChallenge,
             Outcome::Unanswered(_) => return Donor::Silent,
         }
     }

@@ -194,6 +194,12 @@ impl AccountInfo {
         let slot = format!("jellyfish.account-key.{}", session.username());
         let previous = storage.get_item(&slot).ok().flatten();
         let _ = storage.set_item(&slot, &current);
+        // Another line of hand-overs branches off this key's history: whoever kept an earlier
+        // key made one of their own. Warn whatever this browser remembers.
+        if session.forked() {
+            info.key_changed = true;
+            return info;
+        }
         info.key_changed = previous.is_some_and(|p| {
             p != current
                 && !session

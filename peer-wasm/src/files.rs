@@ -848,7 +848,9 @@ pub async fn audit(
                         proved += 1;
                         continue;
                     }
-                    audit::Outcome::Failed(reason) => (true, reason),
+                    audit::Outcome::Refused(reason) | audit::Outcome::Invalid(reason) => {
+                        (true, reason)
+                    }
                     audit::Outcome::Unanswered(reason) => (false, reason),
                 };
                 report.failures.push(audit::Failure {

@@ -85,6 +85,33 @@ impl Directory for WithStaleHolder<'_> {
     }
 }
 
+/// The old copies to read from, and whatever is put kept aside (a thief working offline).
+struct Collecting {
+    old: OldCopies,
+    put: std::sync::Mutex<Vec<SignedRecord>>,
+}
+
+impl Directory for Collecting {
+    async fn find(&self, key: Vec<u8>) -> Result<Vec<FoundRecord>, AccountError> {
+        let mut found = self.old.find(key.clone()).await?;
+        for record in self.put.lock().unwrap().iter().filter(|r| r.key() == key) {
+            found.insert(
+                0,
+                FoundRecord {
+                    record: VerifiedRecord::from_wire(&key, &record.to_wire()).unwrap(),
+                    remote_holders: 1,
+                },
+            );
+        }
+        Ok(found)
+    }
+
+    async fn put(&self, record: SignedRecord) -> Result<(), AccountError> {
+        self.put.lock().unwrap().push(record);
+        Ok(())
+    }
+}
+
 /// Only old copies: someone who kept the old records, offline.
 struct OldCopies(Vec<VerifiedRecord>);
 
@@ -181,7 +208,7 @@ async fn a_password_change_rotates_the_keys_and_the_old_password_opens_nothing_n
 
     // The old records with the old password open the old keys, and those open nothing written
     // after the change: not the new index, not the new file.
-    let thief = account::log_in(&OldCopies(old), "alice", PASSWORD)
+    let thief = account::log_in(&OldCopies(old.clone()), "alice", PASSWORD)
         .await
         .unwrap();
     assert_eq!(thief.public_key(), alice.public_key());
@@ -191,6 +218,40 @@ async fn a_password_change_rotates_the_keys_and_the_old_password_opens_nothing_n
         .is_empty());
     let stolen = download(reader, &thief, &after_id).await;
     assert!(matches!(stolen, Err(FileError::NoSuchFile)), "{stolen:?}");
+
+    // The thief forks: his old key hands over to a key of his own, sealed under the old
+    // password, and Sybils answer with it. Holders of the new records refuse it; a log-in that
+    // hears it opens the right key with the new password, the fork with the old one, and says
+    // the account forked either way (the page warns as for a changed key).
+    let fork = Collecting {
+        old: OldCopies(old.clone()),
+        put: Default::default(),
+    };
+    account::change_password(&fork, &thief, PASSWORD, PASSWORD)
+        .await
+        .unwrap();
+    let forked: Vec<VerifiedRecord> = fork
+        .put
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| VerifiedRecord::from_wire(&r.key(), &r.to_wire()).unwrap())
+        .collect();
+    let refused = reader.client.put_record(forked[0].record().clone()).await;
+    assert!(refused.is_err(), "{refused:?}");
+    let sybils = WithStaleHolder {
+        network: &reader.client,
+        old: forked,
+    };
+    let right = account::log_in(&sybils, "alice", NEW_PASSWORD)
+        .await
+        .unwrap();
+    assert_eq!(right.public_key(), rotated.public_key());
+    assert!(right.forked());
+    let into_fork = account::log_in(&sybils, "alice", PASSWORD).await.unwrap();
+    assert_ne!(into_fork.public_key(), rotated.public_key());
+    assert!(into_fork.forked());
+    assert!(!session.forked(), "no fork heard, no warning");
 
     // The new key frees what the old key stored: deleting the old file empties the network.
     let freed = files::delete(&reader.client, &session, &before_id, DEFAULT_REPLICAS)
@@ -236,11 +297,12 @@ async fn a_password_change_cut_short_completes_at_the_next_log_in() {
         network: &author.client,
         puts_left: Cell::new(1),
     };
-    let interrupted = account::change_password(&cut, &alice, PASSWORD, NEW_PASSWORD).await;
-    assert!(
-        matches!(interrupted, Err(AccountError::Network(_))),
-        "{interrupted:?}"
-    );
+    // Past the commit point the change is done: the new session comes back (the tab must not
+    // stay on the old keys, whose retry would fork the account).
+    let interrupted = account::change_password(&cut, &alice, PASSWORD, NEW_PASSWORD)
+        .await
+        .unwrap();
+    assert_ne!(interrupted.public_key(), alice.public_key());
 
     // The new password opens the account; the old one no longer does; the file is there,
     // still under the index the old key wrote, and the log-in published the missing records.

@@ -29,6 +29,9 @@ pub const MAX_CONNECTIONS_PER_PEER: u32 = 4;
 pub const MAX_CONNECTIONS: u32 = 256;
 /// Inbound connections still being set up: a dial storm is refused before it costs handshakes.
 pub const MAX_PENDING_INBOUND: u32 = 32;
+/// Inbound connections established: below [`MAX_CONNECTIONS`], so that peers dialling in can
+/// never take the room this peer needs to dial out (its relay, the holders it places on).
+pub const MAX_INBOUND: u32 = 192;
 /// Concurrent request streams on one connection (libp2p's default is 100): each may carry a
 /// 1 MiB block, so this bounds the bytes one connection holds in requests to about 16 MiB. An
 /// upload keeps at most its pipeline (4 blocks) in flight to one peer.
@@ -39,6 +42,7 @@ pub(crate) fn connection_limits() -> ConnectionLimits {
     ConnectionLimits::default()
         .with_max_established_per_peer(Some(MAX_CONNECTIONS_PER_PEER))
         .with_max_established(Some(MAX_CONNECTIONS))
+        .with_max_established_incoming(Some(MAX_INBOUND))
         .with_max_pending_incoming(Some(MAX_PENDING_INBOUND))
 }
 

@@ -30,7 +30,8 @@ use serde::Serialize;
 
 pub(crate) use behaviour::Behaviour;
 pub use behaviour::{
-    MAX_CONNECTIONS, MAX_CONNECTIONS_PER_PEER, MAX_PENDING_INBOUND, MAX_STREAMS_PER_CONNECTION,
+    MAX_CONNECTIONS, MAX_CONNECTIONS_PER_PEER, MAX_INBOUND, MAX_PENDING_INBOUND,
+    MAX_STREAMS_PER_CONNECTION,
 };
 pub use client::{Client, HelloReply};
 use event_loop::EventLoop;
