@@ -28,7 +28,9 @@ use crate::{
     net::{Client, NetError},
     pledge::{Pledge, PledgeError, MAX_PLEDGE_BYTES},
     protocol::{self, delete_statement, store_statement, Request, Response},
+    receipt::Placed,
     record::{dht_key, RecordError, RecordKind, VerifiedRecord},
+    store::OwnerHash,
 };
 
 /// Copies of each block, by default.
@@ -280,15 +282,16 @@ fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// Stores sealed bytes on up to `replicas` of the peers closest to their address.
-/// `pledges` go with each request, so holders can check the owner's allowance.
+/// Stores sealed bytes on up to `replicas` of the peers closest to their address, with the
+/// holders' receipts. `pledges` go with each request, so holders can check the owner's
+/// allowance.
 async fn place(
     client: &Client,
     session: &Session,
     pledges: &[Pledge],
     bytes: Vec<u8>,
     replicas: usize,
-) -> Result<BlockRef, (BlockId, String)> {
+) -> Result<(BlockRef, Placed), (BlockId, String)> {
     let id = BlockId::of(&bytes);
     let owner = session
         .public_key()
@@ -299,7 +302,9 @@ async fn place(
         .closest_peers(id.0.to_vec())
         .await
         .map_err(|e| (id, e.to_string()))?;
+    let owner_hash = sha256(&owner);
     let mut holders: Vec<PeerId> = Vec::new();
+    let mut receipts = Vec::new();
     let mut last_error = String::from("no peer to ask");
     // Ask in rounds of as many peers as copies are missing, nearest first.
     let mut remaining = candidates.into_iter();
@@ -321,7 +326,13 @@ async fn place(
         });
         for (peer, answer) in round.iter().zip(join_all(asks).await) {
             match answer {
-                Ok(Response::Stored) => holders.push(*peer),
+                Ok(Response::Stored { receipt }) => {
+                    holders.push(*peer);
+                    // A receipt that does not name the holder that sent it is no use to anyone.
+                    if receipt.verify(&id, &owner_hash).as_ref() == Ok(peer) {
+                        receipts.push((*peer, receipt));
+                    }
+                }
                 Ok(Response::Refused { reason }) => {
                     last_error = format!("{peer} refused: {}", protocol::quote(&reason))
                 }
@@ -333,10 +344,35 @@ async fn place(
     if holders.is_empty() {
         return Err((id, last_error));
     }
-    Ok(BlockRef {
+    let block = BlockRef {
         id,
         holders: holders.iter().map(ToString::to_string).collect(),
-    })
+    };
+    Ok((block, (id, receipts)))
+}
+
+/// Hands each holder of `placed` the receipts of its fellow holders ([`crate::receipt`]), in
+/// the background: best effort, it adds nothing to the upload's time and nothing fails if a
+/// holder does not hear it.
+fn witness(client: &Client, owner: OwnerHash, placed: Vec<Placed>) {
+    let start = u32::from_le_bytes(crate::crypto::random_bytes()) as usize;
+    let requests = crate::receipt::witness_requests(owner, &placed, start);
+    let client = client.clone();
+    crate::platform::spawn(async move {
+        let sends = requests.into_iter().map(|(holder, blocks)| {
+            with_deadline(
+                audit::ANSWER_DEADLINE,
+                client.request(holder, Request::Witness { blocks }),
+            )
+        });
+        let answers = join_all(sends).await;
+        let heard = answers.iter().filter(|a| a.is_ok()).count();
+        tracing::debug!(
+            heard,
+            of = answers.len(),
+            "holders told of their fellow holders"
+        );
+    });
 }
 
 /// Fetches a block from its holders (then from whoever is closest to its address), checking
@@ -510,7 +546,8 @@ async fn save_index(
         &encode(index)?,
     )
     .await?;
-    let blob = place(client, session, &index.pledges(), sealed, replicas)
+    // Not witnessed: an index blob is freed at the next save.
+    let (blob, _) = place(client, session, &index.pledges(), sealed, replicas)
         .await
         .map_err(|(_, reason)| FileError::NoHolder {
             index: META_POSITION,
@@ -622,7 +659,7 @@ pub async fn upload(
         client, session, &pledges, &key, &file, source, replicas, progress,
     )
     .await;
-    let (blocks, offset) = match placed {
+    let (blocks, mut receipts, offset) = match placed {
         Ok(placed) => placed,
         Err((error, placed)) => {
             free_all(client, session, &placed).await;
@@ -634,7 +671,10 @@ pub async fn upload(
     };
     let (_, manifest) = seal_block(&key, &file, META_POSITION, &encode(&manifest)?).await?;
     let manifest = match place(client, session, &pledges, manifest, replicas).await {
-        Ok(manifest) => manifest,
+        Ok((manifest, manifest_receipts)) => {
+            receipts.push(manifest_receipts);
+            manifest
+        }
         Err((_, reason)) => {
             free_all(client, session, &blocks).await;
             return Err(FileError::NoHolder {
@@ -665,6 +705,7 @@ pub async fn upload(
     let file_info = info(&entry);
     index.files.push(entry);
     save_index(client, session, &index, previous.as_ref(), replicas).await?;
+    witness(client, owner_hash(session)?, receipts);
     Ok(UploadReport {
         file: file_info,
         replicas: replicas as u32,
@@ -675,7 +716,8 @@ pub async fn upload(
 /// Reads, seals and places a file's blocks in a bounded pipeline: the next blocks are read and
 /// sealed while earlier ones are being placed, never more than [`PIPELINE`] in flight, so memory
 /// stays flat whatever the file's size. Returns the placed blocks in order and the bytes read;
-/// on failure or cancel, the error and every block placed so far (for freeing).
+/// on failure or cancel, the error and every block placed so far (for freeing). Also returns
+/// the holders' receipts, for [`witness`].
 #[allow(clippy::too_many_arguments)]
 async fn place_blocks(
     client: &Client,
@@ -686,9 +728,10 @@ async fn place_blocks(
     mut source: impl Source,
     replicas: usize,
     mut progress: impl FnMut(u64) -> ControlFlow<()>,
-) -> Result<(Vec<BlockRef>, u64), (FileError, Vec<BlockRef>)> {
+) -> Result<(Vec<BlockRef>, Vec<Placed>, u64), (FileError, Vec<BlockRef>)> {
     let size = source.size();
     let mut blocks = Vec::new();
+    let mut receipts = Vec::new();
     let mut in_flight = FuturesOrdered::new();
     let (mut read, mut placed) = (0u64, 0u64);
     let mut position = 0u64;
@@ -729,8 +772,9 @@ async fn place_blocks(
             break;
         };
         match block {
-            Ok(block) => {
+            Ok((block, block_receipts)) => {
                 blocks.push(block);
+                receipts.push(block_receipts);
                 placed += len;
                 if failure.is_none() && progress(placed).is_break() {
                     failure = Some(FileError::Cancelled);
@@ -743,7 +787,7 @@ async fn place_blocks(
     }
     match failure {
         Some(error) => Err((error, blocks)),
-        None => Ok((blocks, placed)),
+        None => Ok((blocks, receipts, placed)),
     }
 }
 
@@ -970,10 +1014,10 @@ mod tests {
         let answer = with_deadline(std::time::Duration::from_millis(50), silent).await;
         assert!(matches!(answer, Err(NetError::Timeout(_))), "{answer:?}");
         assert!(started.elapsed() < std::time::Duration::from_secs(5));
-        let prompt = async { Ok(Response::Stored) };
+        let prompt = async { Ok(Response::Deleted) };
         assert!(matches!(
             with_deadline(std::time::Duration::from_secs(5), prompt).await,
-            Ok(Response::Stored)
+            Ok(Response::Deleted)
         ));
     }
 }

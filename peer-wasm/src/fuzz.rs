@@ -214,7 +214,7 @@ fn fuzz_the_request_response_envelope_and_the_holder() {
             owner: der.clone(),
             signature: vec![1; 256],
             history: vec![crate::key_history::KeyLink {
-                previous: der,
+                previous: der.clone(),
                 signature: vec![2; 256],
             }],
         },
@@ -223,6 +223,13 @@ fn fuzz_the_request_response_envelope_and_the_holder() {
         },
         Request::Fill { len: 1000 },
         Request::Inventory,
+        Request::Witness {
+            blocks: vec![crate::receipt::Witnessed {
+                id,
+                owner: sha256(&der),
+                receipts: vec![crate::receipt::Receipt::sign(&donor, &id, &sha256(&der)).unwrap()],
+            }],
+        },
         Request::Prove {
             id,
             challenge: 0xdead_beef,
@@ -233,14 +240,17 @@ fn fuzz_the_request_response_envelope_and_the_holder() {
         .map(|r| protocol::encode(r).unwrap())
         .collect();
     let store = block_on(BlockStore::open(64 << 20)).unwrap();
+    let holder_key = Keypair::generate_ed25519();
+    let (audits, _queue) = crate::holder::DonorAudits::new();
     fuzz("requests, answered by a holder", 1, &seeds, |bytes| {
         if let Ok(request) = protocol::decode::<Request>(bytes, MAX_REQUEST_BYTES) {
-            let _ = block_on(crate::holder::answer(
-                &store,
-                request,
-                crate::holder::Probes::Answered,
-                crate::holder::Pledges::InFull,
-            ));
+            let holder = crate::holder::Holder {
+                store: &store,
+                keypair: &holder_key,
+                probes: crate::holder::Probes::Answered,
+                pledges: crate::holder::Pledges::Audited(&audits),
+            };
+            let _ = block_on(crate::holder::answer(holder, request));
         }
     });
 
@@ -250,7 +260,10 @@ fn fuzz_the_request_response_envelope_and_the_holder() {
             agent: "x".into(),
             connected_peers: 3,
         },
-        Response::Stored,
+        Response::Stored {
+            receipt: crate::receipt::Receipt::sign(&donor, &id, &[1; 32]).unwrap(),
+        },
+        Response::Noted { kept: 3 },
         Response::Block {
             bytes: vec![4; 300],
         },
@@ -273,13 +286,20 @@ fn fuzz_the_request_response_envelope_and_the_holder() {
         .collect();
     // A proof is checked as the auditor checks it, against the proved block's address.
     let address = crate::proof::root(&proved);
-    fuzz("responses, proofs checked", 2, &seeds, |bytes| {
-        if let Ok(Response::Proof { proof }) =
-            protocol::decode::<Response>(bytes, MAX_RESPONSE_BYTES)
-        {
-            let _ = crate::proof::verify(&address, 3, &proof);
-        }
-    });
+    fuzz(
+        "responses, proofs and receipts checked",
+        2,
+        &seeds,
+        |bytes| match protocol::decode::<Response>(bytes, MAX_RESPONSE_BYTES) {
+            Ok(Response::Proof { proof }) => {
+                let _ = crate::proof::verify(&address, 3, &proof);
+            }
+            Ok(Response::Stored { receipt }) => {
+                let _ = receipt.verify(&id, &[1; 32]);
+            }
+            _ => {}
+        },
+    );
 }
 
 #[test]

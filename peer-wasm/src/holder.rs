@@ -12,8 +12,8 @@ use std::{
 };
 
 use futures::{channel::mpsc, StreamExt};
-use libp2p::PeerId;
-use web_time::Instant;
+use libp2p::{identity::Keypair, PeerId};
+use web_time::{Duration, Instant};
 
 use crate::{
     block::{BlockId, MAX_SEALED_BLOCK},
@@ -24,7 +24,8 @@ use crate::{
     platform::Shared,
     pledge,
     protocol::{delete_statement, store_statement, Request, Response, MAX_INVENTORY_SAMPLE},
-    store::{BlockStore, Release},
+    receipt::{Receipt, Witnessed, Witnesses, MAX_RECEIPTS_PER_BLOCK, MAX_WITNESSED_BLOCKS},
+    store::{BlockStore, OwnerHash, Release},
 };
 
 /// Whether a holder answers transport probes (`Discard`, `Fill`): only on networks run for
@@ -47,9 +48,24 @@ pub enum Pledges<'a> {
     Audited(&'a DonorAudits),
 }
 
-/// What the holder knows of pledging peers, and the queue of peers to audit.
+/// One holder: what it holds, its key (which signs its receipts), and how it answers.
+#[derive(Clone, Copy)]
+pub struct Holder<'a> {
+    /// The blocks it holds.
+    pub store: &'a BlockStore,
+    /// This peer's key.
+    pub keypair: &'a Keypair,
+    /// Whether it answers transport probes.
+    pub probes: Probes,
+    /// How it counts pledges.
+    pub pledges: Pledges<'a>,
+}
+
+/// What the holder knows of pledging peers and of what other holders were given, and the queue
+/// of peers to audit.
 pub struct DonorAudits {
     book: Mutex<Book>,
+    witnesses: Mutex<Witnesses>,
     /// Peers queued and not yet audited (each is queued once).
     queued: Mutex<HashSet<PeerId>>,
     /// One sender, locked: a clone per send would each bring a slot of its own and leave the
@@ -60,6 +76,12 @@ pub struct DonorAudits {
 /// Peers waiting for an audit at once; beyond, a peer is queued at its owner's next store (and
 /// its pledge stays within the owner's one provisional share meanwhile).
 const AUDIT_QUEUE: usize = 64;
+/// Blocks a peer was given that each audit of it challenges, beyond its own sample.
+const WITNESSED_CHALLENGES: usize = 2;
+/// How long an auditor waits before deciding that a peer which said it lacks a block it was
+/// given dropped it: an owner frees a block at all its holders at once, so a block freed
+/// meanwhile is gone here too by then.
+const FREED_SETTLE: Duration = Duration::from_secs(5);
 
 impl DonorAudits {
     /// The book, and the queue the auditor ([`audit_donors`]) reads.
@@ -67,6 +89,7 @@ impl DonorAudits {
         let (due, queue) = mpsc::channel(AUDIT_QUEUE);
         let audits = Self {
             book: Mutex::new(Book::default()),
+            witnesses: Mutex::new(Witnesses::default()),
             queued: Mutex::new(HashSet::new()),
             due: Mutex::new(due),
         };
@@ -89,6 +112,48 @@ impl DonorAudits {
         book.donated(donors, now)
     }
 
+    /// Keeps the valid receipts of `blocks` held here for the same owner; how many were kept.
+    async fn witness(&self, store: &BlockStore, me: PeerId, blocks: Vec<Witnessed>) -> u32 {
+        let mut kept = 0;
+        for block in blocks {
+            if block.receipts.len() > MAX_RECEIPTS_PER_BLOCK
+                || !holds(store, &block.id, &block.owner).await
+            {
+                continue;
+            }
+            let peers = block
+                .receipts
+                .iter()
+                .filter_map(|r: &Receipt| r.verify(&block.id, &block.owner).ok())
+                .filter(|peer| *peer != me);
+            if let Ok(mut witnesses) = self.witnesses.lock() {
+                for peer in peers {
+                    witnesses.note(peer, block.id, block.owner, Instant::now());
+                    kept += 1;
+                }
+            }
+        }
+        kept
+    }
+
+    /// How many blocks `peer` is known (from receipts) to have been given.
+    pub fn witnessed(&self, peer: &PeerId) -> usize {
+        self.witnesses.lock().map_or(0, |w| w.count(peer))
+    }
+
+    fn to_challenge(&self, peer: &PeerId) -> Vec<(BlockId, OwnerHash)> {
+        let start = u32::from_le_bytes(crate::crypto::random_bytes()) as usize;
+        self.witnesses.lock().map_or(Vec::new(), |w| {
+            w.to_challenge(peer, WITNESSED_CHALLENGES, start, Instant::now())
+        })
+    }
+
+    fn forget(&self, peer: &PeerId, id: &BlockId, owner: &OwnerHash) {
+        if let Ok(mut witnesses) = self.witnesses.lock() {
+            witnesses.forget(peer, id, owner);
+        }
+    }
+
     fn record(&self, peer: PeerId, outcome: donor_audit::Outcome) {
         if let Ok(mut book) = self.book.lock() {
             book.record(peer, outcome, Instant::now());
@@ -99,17 +164,64 @@ impl DonorAudits {
     }
 }
 
+/// Whether this holder holds block `id` for `owner`.
+async fn holds(store: &BlockStore, id: &BlockId, owner: &OwnerHash) -> bool {
+    store
+        .claims(id)
+        .await
+        .is_ok_and(|claims| claims.contains(owner))
+}
+
 /// Audits the pledging peers the holder queues, one at a time, until the network stops.
 pub(crate) async fn audit_donors(
     client: Client,
     mut queue: mpsc::Receiver<PeerId>,
     audits: Shared<DonorAudits>,
+    store: Shared<BlockStore>,
 ) {
     while let Some(peer) = queue.next().await {
-        let outcome = crate::audit::audit_donor(&client, peer).await;
+        let outcome = audit_donor(&client, &audits, &store, peer).await;
         tracing::info!(%peer, ?outcome, "pledging peer audited");
         audits.record(peer, outcome);
     }
+}
+
+/// One audit of a pledging peer: its own sample ([`crate::audit::audit_donor`]), then blocks it
+/// is known to have been given that this holder also holds for the same owner. An inventory is
+/// the peer's word, so one that threw away everything could say "nothing" and pass; a block it
+/// signed for, still held here for its owner, it must still hold.
+async fn audit_donor(
+    client: &Client,
+    audits: &DonorAudits,
+    store: &BlockStore,
+    peer: PeerId,
+) -> donor_audit::Outcome {
+    use crate::audit::Outcome as Challenge;
+    use donor_audit::Outcome;
+    let outcome = crate::audit::audit_donor(client, peer).await;
+    if outcome != Outcome::Answered {
+        return outcome;
+    }
+    for (id, owner) in audits.to_challenge(&peer) {
+        if !holds(store, &id, &owner).await {
+            audits.forget(&peer, &id, &owner);
+            continue;
+        }
+        match crate::audit::challenge(client, peer, id).await {
+            Challenge::Held => {}
+            Challenge::Invalid(_) => return Outcome::FailedChallenge,
+            Challenge::Unanswered(_) => return Outcome::Silent,
+            Challenge::Refused(reason) => {
+                futures_timer::Delay::new(FREED_SETTLE).await;
+                if holds(store, &id, &owner).await {
+                    tracing::warn!(%peer, block = %id.to_hex(), "a peer lacks a block it signed for: {reason}");
+                    return Outcome::FailedChallenge;
+                }
+                audits.forget(&peer, &id, &owner);
+            }
+        }
+    }
+    Outcome::Answered
 }
 
 /// Answers inbound block requests until the network stops.
@@ -117,11 +229,18 @@ pub(crate) async fn serve(
     client: Client,
     mut inbound: mpsc::Receiver<InboundRequest>,
     store: Shared<BlockStore>,
+    keypair: Keypair,
     probes: Probes,
     audits: Shared<DonorAudits>,
 ) {
+    let holder = Holder {
+        store: &store,
+        keypair: &keypair,
+        probes,
+        pledges: Pledges::Audited(&audits),
+    };
     while let Some(InboundRequest { id, peer, request }) = inbound.next().await {
-        let response = answer(&store, request, probes, Pledges::Audited(&audits)).await;
+        let response = answer(holder, request).await;
         if let Response::Refused { reason } = &response {
             tracing::info!(%peer, "block request refused: {reason}");
         }
@@ -138,12 +257,13 @@ fn refused(reason: impl Into<String>) -> Response {
 }
 
 /// The answer to one request, and its effect on the store.
-pub async fn answer(
-    store: &BlockStore,
-    request: Request,
-    probes: Probes,
-    pledges_count: Pledges<'_>,
-) -> Response {
+pub async fn answer(holder: Holder<'_>, request: Request) -> Response {
+    let Holder {
+        store,
+        keypair,
+        probes,
+        pledges: pledges_count,
+    } = holder;
     match request {
         Request::StoreBlock {
             block,
@@ -171,10 +291,28 @@ pub async fn answer(
                 Pledges::InFull => donors.values().sum(),
                 Pledges::Audited(audits) => audits.donated(&donors),
             });
-            match store.put(id, block, owner, allowance).await {
-                Ok(()) => Response::Stored,
+            if let Err(e) = store.put(id, block, owner, allowance).await {
+                return refused(e.to_string());
+            }
+            match Receipt::sign(keypair, &id, &owner) {
+                Ok(receipt) => Response::Stored { receipt },
                 Err(e) => refused(e.to_string()),
             }
+        }
+        Request::Witness { blocks } => {
+            if blocks.len() > MAX_WITNESSED_BLOCKS {
+                return refused(format!(
+                    "at most {MAX_WITNESSED_BLOCKS} blocks per witness request"
+                ));
+            }
+            let kept = match pledges_count {
+                Pledges::Audited(audits) => {
+                    let me = keypair.public().to_peer_id();
+                    audits.witness(store, me, blocks).await
+                }
+                Pledges::InFull => 0,
+            };
+            Response::Noted { kept }
         }
         Request::Prove { id, challenge } => match store.get(&id).await {
             Ok(Some(bytes)) => Response::Proof {
@@ -255,7 +393,21 @@ mod tests {
 
     /// A holder's answer where probes are on and pledges count in full (other rules' tests).
     async fn ask(store: &BlockStore, request: Request) -> Response {
-        answer(store, request, Probes::Answered, Pledges::InFull).await
+        answer(holder(store, Probes::Answered), request).await
+    }
+
+    fn holder(store: &BlockStore, probes: Probes) -> Holder<'_> {
+        static KEY: std::sync::OnceLock<Keypair> = std::sync::OnceLock::new();
+        Holder {
+            store,
+            keypair: KEY.get_or_init(Keypair::generate_ed25519),
+            probes,
+            pledges: Pledges::InFull,
+        }
+    }
+
+    fn is_stored(response: &Response) -> bool {
+        matches!(response, Response::Stored { .. })
     }
 
     struct Owner {
@@ -318,7 +470,7 @@ mod tests {
                 &store,
                 alice.store(block(10 + seed as u8), vec![alices.clone()]),
             );
-            assert_eq!(stored.await, Response::Stored);
+            assert!(is_stored(&stored.await));
         }
         let over = ask(&store, alice.store(block(200), vec![alices.clone()])).await;
         assert!(is_refused(&over, "donations do not cover"), "{over:?}");
@@ -329,7 +481,7 @@ mod tests {
         let first = BlockId::of(&block(10));
         assert_eq!(ask(&store, delete(&alice, first)).await, Response::Deleted);
         let again = ask(&store, alice.store(block(200), vec![alices])).await;
-        assert_eq!(again, Response::Stored);
+        assert!(is_stored(&again), "{again:?}");
     }
 
     fn delete(owner: &Owner, id: BlockId) -> Request {
@@ -350,10 +502,9 @@ mod tests {
         let pledge = Pledge::sign(&donor, old.hash(), 30 * MIB).unwrap();
         let bytes = block(7);
         let id = BlockId::of(&bytes);
-        assert_eq!(
-            ask(&store, old.store(bytes, vec![pledge])).await,
-            Response::Stored
-        );
+        assert!(is_stored(
+            &ask(&store, old.store(bytes, vec![pledge])).await
+        ));
         let delete_with = |owner: &Owner, history: Vec<KeyLink>| Request::DeleteBlock {
             id,
             owner: owner.der.clone(),
@@ -392,9 +543,9 @@ mod tests {
         // The attack: Mallory has a copy of Alice's sealed block (she held it, or saw it
         // pass), stores it first, and deletes it once Alice has stored it too.
         let first = ask(&store, mallory.store(bytes.clone(), vec![mallorys])).await;
-        assert_eq!(first, Response::Stored);
+        assert!(is_stored(&first), "{first:?}");
         let second = ask(&store, alice.store(bytes.clone(), vec![alices])).await;
-        assert_eq!(second, Response::Stored);
+        assert!(is_stored(&second), "{second:?}");
         assert_eq!(store.usage().await.unwrap().used, MIB, "held once");
         assert_eq!(store.held_for(&alice.hash()).await.unwrap(), MIB);
         assert_eq!(store.held_for(&mallory.hash()).await.unwrap(), MIB);
@@ -429,7 +580,7 @@ mod tests {
                 payload: vec![1; 10],
             },
         ] {
-            let off = answer(&store, request.clone(), Probes::Refused, Pledges::InFull).await;
+            let off = answer(holder(&store, Probes::Refused), request.clone()).await;
             assert!(is_refused(&off, "probes are off"), "{off:?}");
             let on = ask(&store, request).await;
             assert!(!matches!(on, Response::Refused { .. }), "{on:?}");

@@ -15,6 +15,8 @@
 //! - [`proof`]: block addresses as Merkle roots, and proofs that a holder still holds a block,
 //!   checked against the address alone. Pure.
 //! - [`donor_audit`]: how a holder counts a pledge by the audits of its peer. Pure.
+//! - [`receipt`]: holders' signed receipts for what they store, and what a co-holder learns
+//!   from them about what other holders were given. Pure.
 //! - [`pledge`]: what a browser donates for a user, signed, and the allowance holders derive.
 //! - [`audit`]: challenging holders to prove they still hold what they were given.
 //! - [`account`]: sign up, log in, change password, over a [`account::Directory`].
@@ -43,6 +45,7 @@ pub mod pledge;
 pub mod probe;
 pub mod proof;
 pub mod protocol;
+pub mod receipt;
 pub mod record;
 pub mod store;
 pub mod webrtc;

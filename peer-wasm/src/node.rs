@@ -18,6 +18,8 @@ pub struct Node {
     pub events: futures::channel::mpsc::Receiver<Event>,
     /// What this peer holds for others.
     pub store: Shared<BlockStore>,
+    /// What this peer's holder knows of pledging peers and of what other holders were given.
+    pub audits: Shared<crate::holder::DonorAudits>,
 }
 
 /// Why a peer could not start.
@@ -45,18 +47,21 @@ pub async fn start(keypair: Keypair, config: Config, donation: u64) -> Result<No
         started.client.clone(),
         started.inbound,
         store.clone(),
+        keypair.clone(),
         probes,
         audits.clone(),
     ));
     platform::spawn(crate::holder::audit_donors(
         started.client.clone(),
         queue,
-        audits,
+        audits.clone(),
+        store.clone(),
     ));
     Ok(Node {
         keypair,
         client: started.client,
         events: started.events,
         store,
+        audits,
     })
 }

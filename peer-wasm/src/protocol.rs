@@ -88,6 +88,13 @@ pub enum Request {
     /// peers whose pledges they count, then challenge each sampled block
     /// ([`crate::donor_audit`]).
     Inventory,
+    /// The receipts of a block's other holders, from its owner after an upload: the receiver,
+    /// itself a holder of each block, may later ask those holders to prove they still hold it
+    /// ([`crate::receipt`]). Answered with [`Response::Noted`].
+    Witness {
+        /// At most [`crate::receipt::MAX_WITNESSED_BLOCKS`].
+        blocks: Vec<crate::receipt::Witnessed>,
+    },
     /// A transport probe: bytes to receive and drop, answered with [`Response::Discarded`].
     /// Benchmarks send these to measure what the connection alone does ([`crate::probe`]).
     Discard {
@@ -126,8 +133,11 @@ pub enum Response {
         /// How many peers the responder is connected to right now.
         connected_peers: u32,
     },
-    /// The block is held.
-    Stored,
+    /// The block is held, and the holder signs for it.
+    Stored {
+        /// The holder's receipt ([`crate::receipt::Receipt`]).
+        receipt: crate::receipt::Receipt,
+    },
     /// The block asked for.
     Block {
         /// Its sealed bytes (the asker checks their hash).
@@ -147,6 +157,11 @@ pub enum Response {
     Proof {
         /// One leaf of the block and its path to the address.
         proof: crate::proof::Proof,
+    },
+    /// The answer to [`Request::Witness`].
+    Noted {
+        /// Receipts kept: valid, for a block the receiver holds for that owner.
+        kept: u32,
     },
     /// The answer to [`Request::Discard`].
     Discarded,
@@ -295,11 +310,12 @@ impl Response {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Hello { .. } => "hello",
-            Self::Stored => "stored",
+            Self::Stored { .. } => "stored",
             Self::Block { .. } => "a block",
             Self::Deleted => "deleted",
             Self::Proof { .. } => "a proof",
             Self::Inventory { .. } => "an inventory",
+            Self::Noted { .. } => "noted",
             Self::Discarded => "discarded",
             Self::Refused { .. } => "refused",
         }

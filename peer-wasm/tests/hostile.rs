@@ -371,7 +371,7 @@ async fn pledges_minted_from_fresh_keys_buy_no_storage() {
     let started = std::time::Instant::now();
     for seed in 0..200u64 {
         match nodes[2].client.request(holder, store(seed)).await.unwrap() {
-            Response::Stored => stored.push(seed),
+            Response::Stored { .. } => stored.push(seed),
             Response::Refused { reason } => {
                 assert!(reason.contains("donations do not cover"), "{reason}");
                 refused_at.get_or_insert(seed);
@@ -437,4 +437,133 @@ async fn pledges_minted_from_fresh_keys_buy_no_storage() {
     .await
     .unwrap();
     assert!(report.complete, "{report:?}");
+}
+
+/// The attack: a donor takes other users' blocks, throws them away, and answers every audit of
+/// its pledge with an empty inventory, which it can prove in full. Its fellow holders know
+/// better: they hold the same blocks, and the uploader handed them its signed receipts. Its
+/// owner's pledge stops counting; an honest donor audited by the same holder keeps counting,
+/// and the uploader's file still downloads from the holders that kept it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_donor_that_throws_away_what_it_was_given_stops_counting() {
+    use jellyfish_peer::{
+        block::BlockId,
+        crypto::sha256,
+        files::{self, Donation},
+        pledge::Pledge,
+        protocol::{store_statement, Request, Response},
+    };
+    const MIB: usize = 1 << 20;
+    let nodes = common::cluster(5, |_| 1 << 30).await;
+    let (holder, honest, dropper) = (3, 1, 2);
+
+    // Alice uploads from node 0: each block lands on three of nodes 1 to 4, which then hear
+    // from her who else holds it.
+    let alice = account::sign_up_with_key_bits(&nodes[0].client, "alice", PASSWORD, BITS)
+        .await
+        .unwrap();
+    let bytes = common::pattern(12 * MIB + 5, 3);
+    let donation = Donation {
+        keypair: nodes[0].keypair.clone(),
+        bytes: 1 << 30,
+    };
+    let report = files::upload(
+        &nodes[0].client,
+        &alice,
+        "photos.bin",
+        bytes.as_slice(),
+        3,
+        donation,
+        |_| std::ops::ControlFlow::Continue(()),
+    )
+    .await
+    .unwrap();
+    assert!(report.complete, "{report:?}");
+    let audits = &nodes[holder].audits;
+    for _ in 0..100 {
+        if [honest, dropper]
+            .iter()
+            .all(|&d| audits.witnessed(&nodes[d].client.peer_id()) > 0)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for d in [honest, dropper] {
+        let known = audits.witnessed(&nodes[d].client.peer_id());
+        assert!(known > 0, "node {holder} never heard what node {d} holds");
+    }
+    // Receipts are challenged once settled (an owner's frees reach every holder first).
+    tokio::time::sleep(jellyfish_peer::receipt::SETTLE).await;
+
+    // The dropper throws away everything; its inventory is now empty, and honest to that.
+    assert!(nodes[dropper].store.drop_all() > 0);
+
+    // Bob's pledge is the honest donor's, Mallory's the dropper's, 1 GiB each.
+    let bob = account::sign_up_with_key_bits(&nodes[4].client, "bob", PASSWORD, BITS)
+        .await
+        .unwrap();
+    let mallory =
+        account::sign_up_with_key_bits(&nodes[4].client, "mallory", MALLORY_PASSWORD, BITS)
+            .await
+            .unwrap();
+    let store_at_holder = |session: &account::Session, donor: usize, seed: u64| {
+        let owner = session.public_key().to_der().unwrap();
+        let pledge = Pledge::sign(&nodes[donor].keypair, sha256(&owner), 1 << 30).unwrap();
+        let block: Vec<u8> = (0..MIB as u64)
+            .map(|i| (i ^ seed.wrapping_mul(104_729)) as u8)
+            .collect();
+        let request = Request::StoreBlock {
+            signature: session.sign_statement(&store_statement(&BlockId::of(&block))),
+            block,
+            owner,
+            pledges: vec![pledge],
+        };
+        nodes[4]
+            .client
+            .request(nodes[holder].client.peer_id(), request)
+    };
+    // Their first stores are taken on the provisional share, and queue both donors' audits.
+    let first = store_at_holder(&bob, honest, 1).await.unwrap();
+    assert!(matches!(first, Response::Stored { .. }), "{first:?}");
+    let mut taken = 0;
+    let started = std::time::Instant::now();
+    loop {
+        match store_at_holder(&mallory, dropper, 1_000 + taken)
+            .await
+            .unwrap()
+        {
+            Response::Stored { .. } => taken += 1,
+            // Voided: nothing at all is allowed (the provisional share says its own number).
+            Response::Refused { reason } if reason.contains(", 0 allowed") => break,
+            Response::Refused { reason } => assert!(reason.contains("allowed"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(40),
+            "the dropper's pledge still counts after {taken} MiB"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(taken <= 30, "{taken} MiB taken before the audit");
+
+    // Bob's donor kept what it was given: his pledge counts in full, well past the
+    // provisional share (64 MiB / 3 + 8 MiB).
+    for seed in 2..42 {
+        let answer = store_at_holder(&bob, honest, seed).await.unwrap();
+        assert!(
+            matches!(answer, Response::Stored { .. }),
+            "bob's block {seed}: {answer:?}"
+        );
+    }
+
+    // Alice loses nothing she can see: her file downloads from the holders that kept it.
+    let reader = &nodes[4];
+    let again = account::log_in(&reader.client, "alice", PASSWORD)
+        .await
+        .unwrap();
+    let downloaded = common::download(reader, &again, &report.file.id)
+        .await
+        .unwrap();
+    assert!(downloaded == bytes, "alice's file came back changed");
 }
