@@ -250,7 +250,7 @@ async fn donation(
 /// opens with the earlier user key the session keeps, and the next log-in tries again.
 async fn finish_rotation(
     client: &net::Client,
-    session: &Session,
+    session: &Rc<Session>,
     store: &BlockStore,
     keypair: &libp2p::identity::Keypair,
 ) {
@@ -263,8 +263,21 @@ async fn finish_rotation(
     match finished {
         Ok(true) => tracing::info!("file index re-sealed under the account's new keys"),
         Ok(false) => {}
-        Err(e) => tracing::warn!("file index not re-sealed yet (next log-in tries again): {e}"),
+        Err(e) => {
+            tracing::warn!("file index not re-sealed yet (next log-in tries again): {e}");
+            return;
+        }
     }
+    // Upkeep, in the background: it asks every holder of every file's blocks (a log-out
+    // meanwhile wipes the keys once it ends).
+    let (client, session) = (client.clone(), session.clone());
+    wasm_bindgen_futures::spawn_local(async move {
+        match files::move_claims(&client, &session, files::DEFAULT_REPLICAS).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!("{n} files' blocks now claimed by the account's new key"),
+            Err(e) => tracing::warn!("claims not moved yet (next log-in tries again): {e}"),
+        }
+    });
 }
 
 fn to_js<T: Serialize>(value: &T) -> Result<JsValue, JsValue> {
@@ -495,12 +508,13 @@ impl Peer {
             let opened = account::log_in(&client, &username, &password)
                 .await
                 .map_err(account_error)?;
+            let opened = Rc::new(opened);
             if !opened.history().is_empty() {
                 // A password change cut short before its files were re-sealed finishes here.
                 finish_rotation(&client, &opened, &store, &keypair).await;
             }
             let info = AccountInfo::remembering_key(&opened);
-            *session.borrow_mut() = Some(Rc::new(opened));
+            *session.borrow_mut() = Some(opened);
             to_js(&info)
         })
     }

@@ -145,6 +145,9 @@ struct FileEntry {
     manifest: BlockRef,
     /// Fewest copies any of its blocks has.
     copies: u32,
+    /// Its blocks are still claimed by a key from before a password change ([`move_claims`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    claims_behind: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -504,9 +507,10 @@ async fn open_file_key(session: &Session, entry: &FileEntry) -> Result<Symmetric
 
 /// Finishes a password change for the files: re-seals the index and every file key under the
 /// session's (new) user key and points the index record, signed by the new key, at it; the old
-/// index blob is freed. Returns whether there was anything to do (nothing when the index is
-/// already the current key's). Files' blocks stay as they are: their keys did not change, and
-/// the new key may free them (holders accept the hand-over, [`crate::holder`]).
+/// index blob is freed, and every file is marked for [`move_claims`], which the caller runs
+/// next (in the background: it asks every holder of every block). Returns whether there was
+/// anything to do (nothing when the index is already the current key's). Files' blocks stay
+/// as they are: their keys did not change.
 pub async fn finish_rotation(
     client: &Client,
     session: &Session,
@@ -524,11 +528,71 @@ pub async fn finish_rotation(
         let key = open_file_key(session, entry).await?;
         entry.key =
             fast::seal(session.user_key(), &file_key_aad(&entry.id), key.as_bytes()).await?;
+        entry.claims_behind = true;
     }
     let (peer, pledge) = donation.pledge(session)?;
     index.donations.insert(peer, pledge);
     save_index(client, session, &index, Some(&record), replicas).await?;
     Ok(true)
+}
+
+/// Claims moved at once: each is one small request to one holder.
+const CLAIMS_IN_FLIGHT: usize = 16;
+
+/// Moves the claims on the blocks of files still claimed by an earlier key to the session's
+/// key, at every holder ([`Request::Claim`]), so that whoever knew the old password cannot
+/// free them with the old key. A file is marked done once every holder answered; one with a
+/// holder out of reach is tried again at the next log-in. Returns how many files were done.
+pub async fn move_claims(
+    client: &Client,
+    session: &Session,
+    replicas: usize,
+) -> Result<usize, FileError> {
+    if session.history().is_empty() {
+        return Ok(0);
+    }
+    let (mut index, record) = load_index(client, session).await?;
+    if !index.files.iter().any(|f| f.claims_behind) {
+        return Ok(0);
+    }
+    let owner = session.public_key().to_der()?;
+    let mut done = 0;
+    for entry in index.files.iter_mut().filter(|f| f.claims_behind) {
+        let key = open_file_key(session, entry).await?;
+        let Ok(manifest) = manifest(client, entry, &key).await else {
+            continue;
+        };
+        let asks: Vec<(BlockId, PeerId)> = manifest
+            .blocks
+            .iter()
+            .chain([&entry.manifest])
+            .flat_map(|b| b.holders.iter().map(move |h| (b.id, h)))
+            .filter_map(|(id, holder)| Some((id, holder.parse::<PeerId>().ok()?)))
+            .collect();
+        let answered = futures::stream::iter(asks)
+            .map(|(id, holder)| {
+                let request = Request::Claim {
+                    id,
+                    owner: owner.clone(),
+                    signature: session.sign_statement(&protocol::claim_statement(&id)),
+                    history: session.history().to_vec(),
+                };
+                with_deadline(audit::ANSWER_DEADLINE, client.request(holder, request))
+            })
+            .buffer_unordered(CLAIMS_IN_FLIGHT)
+            .collect::<Vec<_>>()
+            .await;
+        // A holder that no longer has the block answers Claimed too; one out of reach, or
+        // refusing, leaves the file to be tried again.
+        if answered.iter().all(|a| matches!(a, Ok(Response::Claimed))) {
+            entry.claims_behind = false;
+            done += 1;
+        }
+    }
+    if done > 0 {
+        save_index(client, session, &index, record.as_ref(), replicas).await?;
+    }
+    Ok(done)
 }
 
 /// Seals and stores a new index, then points the account's record at it.
@@ -698,6 +762,7 @@ pub async fn upload(
         key: fast::seal(session.user_key(), &file_key_aad(&file), key.as_bytes()).await?,
         manifest,
         copies,
+        claims_behind: false,
     };
     // Reload right before committing: another browser may have changed the index meanwhile.
     let (mut index, previous) = load_index(client, session).await?;
@@ -962,6 +1027,7 @@ pub(crate) mod fuzz_targets {
             },
             manifest: block.clone(),
             copies: 3,
+            claims_behind: true,
         };
         let keypair = Keypair::generate_ed25519();
         let mut index = FileIndex {

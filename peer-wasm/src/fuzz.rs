@@ -223,6 +223,12 @@ fn fuzz_the_request_response_envelope_and_the_holder() {
         },
         Request::Fill { len: 1000 },
         Request::Inventory,
+        Request::Claim {
+            id,
+            owner: der.clone(),
+            signature: vec![3; 256],
+            history: Vec::new(),
+        },
         Request::Witness {
             blocks: vec![crate::receipt::Witnessed {
                 id,
@@ -264,6 +270,7 @@ fn fuzz_the_request_response_envelope_and_the_holder() {
             receipt: crate::receipt::Receipt::sign(&donor, &id, &[1; 32]).unwrap(),
         },
         Response::Noted { kept: 3 },
+        Response::Claimed,
         Response::Block {
             bytes: vec![4; 300],
         },

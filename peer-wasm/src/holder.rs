@@ -23,7 +23,9 @@ use crate::{
     net::{Client, InboundRequest},
     platform::Shared,
     pledge,
-    protocol::{delete_statement, store_statement, Request, Response, MAX_INVENTORY_SAMPLE},
+    protocol::{
+        claim_statement, delete_statement, store_statement, Request, Response, MAX_INVENTORY_SAMPLE,
+    },
     receipt::{Receipt, Witnessed, Witnesses, MAX_RECEIPTS_PER_BLOCK, MAX_WITNESSED_BLOCKS},
     store::{BlockStore, OwnerHash, Release},
 };
@@ -366,6 +368,12 @@ pub async fn answer(holder: Holder<'_>, request: Request) -> Response {
             }
             refused("only an owner who stored the block may delete it")
         }
+        Request::Claim {
+            id,
+            owner,
+            signature,
+            history,
+        } => claim(store, id, &owner, &signature, &history).await,
         Request::Discard { .. } | Request::Fill { .. } if probes == Probes::Refused => {
             refused("transport probes are off on this network")
         }
@@ -374,6 +382,56 @@ pub async fn answer(holder: Holder<'_>, request: Request) -> Response {
             bytes: vec![0; (len as usize).min(MAX_SEALED_BLOCK)],
         },
         Request::Hello { .. } => refused("hello is answered by the network layer"),
+    }
+}
+
+/// Moves the claim of the newest of `owner`'s earlier keys on block `id` to `owner`. The bytes
+/// held do not change, so the move takes nothing from the donation nor needs an allowance.
+async fn claim(
+    store: &BlockStore,
+    id: BlockId,
+    owner: &[u8],
+    signature: &[u8],
+    history: &[key_history::KeyLink],
+) -> Response {
+    let Ok(key) = PublicKey::from_der(owner) else {
+        return refused("unusable owner key");
+    };
+    if key.verify(&claim_statement(&id), signature).is_err() {
+        return refused("the owner's signature does not cover this claim");
+    }
+    if let Err(e) = key_history::verify(history, owner) {
+        return refused(e.to_string());
+    }
+    let claims = match store.claims(&id).await {
+        Ok(claims) if claims.is_empty() => return Response::Claimed,
+        Ok(claims) => claims,
+        Err(e) => return refused(e.to_string()),
+    };
+    let current = sha256(owner);
+    if claims.contains(&current) {
+        return Response::Claimed;
+    }
+    let Some(earlier) = history
+        .iter()
+        .rev()
+        .map(|link| sha256(&link.previous))
+        .find(|earlier| claims.contains(earlier))
+    else {
+        return refused("no earlier key of this account claims the block");
+    };
+    // Take the new claim before dropping the old one: a failure between leaves both.
+    let bytes = match store.get(&id).await {
+        Ok(Some(bytes)) => bytes,
+        Ok(None) => return Response::Claimed,
+        Err(e) => return refused(e.to_string()),
+    };
+    if let Err(e) = store.put(id, bytes, current, u64::MAX).await {
+        return refused(e.to_string());
+    }
+    match store.release(&id, &earlier).await {
+        Ok(_) => Response::Claimed,
+        Err(e) => refused(e.to_string()),
     }
 }
 
@@ -528,6 +586,57 @@ mod tests {
         );
         assert_eq!(store.held_for(&old.hash()).await.unwrap(), 0);
         assert_eq!(store.usage().await.unwrap().used, 0);
+    }
+
+    #[tokio::test]
+    async fn a_later_key_takes_over_the_claim_and_the_old_key_can_free_nothing() {
+        use crate::key_history::KeyLink;
+        let store = BlockStore::open(1024 * MIB).await.unwrap();
+        let (old, new, thief) = (Owner::new(), Owner::new(), Owner::new());
+        let donor = Keypair::generate_ed25519();
+        let pledge = Pledge::sign(&donor, old.hash(), 30 * MIB).unwrap();
+        let bytes = block(8);
+        let id = BlockId::of(&bytes);
+        assert!(is_stored(
+            &ask(&store, old.store(bytes.clone(), vec![pledge])).await
+        ));
+        let claim = |owner: &Owner, history: Vec<KeyLink>| Request::Claim {
+            id,
+            owner: owner.der.clone(),
+            signature: owner.key.sign(&claim_statement(&id)),
+            history,
+        };
+        // A thief naming the old key as his past, without its hand-over, takes nothing.
+        let forged = KeyLink {
+            previous: old.der.clone(),
+            signature: thief.key.sign(b"anything"),
+        };
+        let refused = ask(&store, claim(&thief, vec![forged])).await;
+        assert!(is_refused(&refused, "key history refused"), "{refused:?}");
+        let bare = ask(&store, claim(&new, Vec::new())).await;
+        assert!(is_refused(&bare, "no earlier key"), "{bare:?}");
+
+        let link = KeyLink::sign(&old.key, &new.key.public()).unwrap();
+        let usage = store.usage().await.unwrap();
+        assert_eq!(
+            ask(&store, claim(&new, vec![link.clone()])).await,
+            Response::Claimed
+        );
+        assert_eq!(
+            ask(&store, claim(&new, vec![link])).await,
+            Response::Claimed,
+            "again: done already"
+        );
+        assert_eq!(store.claims(&id).await.unwrap(), vec![new.hash()]);
+        assert_eq!(store.usage().await.unwrap(), usage, "the same bytes");
+        assert_eq!(store.held_for(&old.hash()).await.unwrap(), 0);
+        assert_eq!(store.held_for(&new.hash()).await.unwrap(), MIB);
+
+        // Whoever knew the old password, and so holds the old key, can free nothing.
+        let stale = ask(&store, delete(&old, id)).await;
+        assert!(is_refused(&stale, "only an owner"), "{stale:?}");
+        let fetched = ask(&store, Request::FetchBlock { id }).await;
+        assert_eq!(fetched, Response::Block { bytes });
     }
 
     #[tokio::test]

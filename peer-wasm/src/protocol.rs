@@ -75,6 +75,22 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         history: Vec<crate::key_history::KeyLink>,
     },
+    /// Moves an account's claim on a block from one of its earlier keys to its current one,
+    /// after a password change: the old key, which whoever knew the old password may hold,
+    /// then has no claim left to free the block with. Answered with [`Response::Claimed`] or
+    /// [`Response::Refused`].
+    Claim {
+        /// The block's address.
+        id: crate::block::BlockId,
+        /// The account's current RSA public key, SPKI DER.
+        #[serde(with = "crate::crypto::aead::serde_bytes_vec")]
+        owner: Vec<u8>,
+        /// Its RSA-PSS signature over [`claim_statement`] of the address.
+        #[serde(with = "crate::crypto::aead::serde_bytes_vec")]
+        signature: Vec<u8>,
+        /// The hand-overs from the earlier keys to `owner` ([`crate::key_history`]).
+        history: Vec<crate::key_history::KeyLink>,
+    },
     /// A storage challenge: asks the holder to prove it holds a block, with the leaf the
     /// challenge names ([`crate::proof`]); answered with [`Response::Proof`] or
     /// [`Response::Refused`]. Anyone may ask: the answer is checked against the address alone.
@@ -123,6 +139,11 @@ pub fn delete_statement(id: &crate::block::BlockId) -> Vec<u8> {
     [b"jellyfish/delete/v1/".as_slice(), &id.0].concat()
 }
 
+/// What an account's current key signs to take over its earlier key's claim on a block.
+pub fn claim_statement(id: &crate::block::BlockId) -> Vec<u8> {
+    [b"jellyfish/claim/v1/".as_slice(), &id.0].concat()
+}
+
 /// What a peer answers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Response {
@@ -146,6 +167,8 @@ pub enum Response {
     },
     /// The block is gone.
     Deleted,
+    /// The block is held for the account's current key (or not held at all).
+    Claimed,
     /// The answer to [`Request::Inventory`].
     Inventory {
         /// Bytes held for others.
@@ -313,6 +336,7 @@ impl Response {
             Self::Stored { .. } => "stored",
             Self::Block { .. } => "a block",
             Self::Deleted => "deleted",
+            Self::Claimed => "claimed",
             Self::Proof { .. } => "a proof",
             Self::Inventory { .. } => "an inventory",
             Self::Noted { .. } => "noted",

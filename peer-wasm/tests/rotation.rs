@@ -165,6 +165,48 @@ async fn a_password_change_rotates_the_keys_and_the_old_password_opens_nothing_n
     let again =
         files::finish_rotation(&author.client, &rotated, DEFAULT_REPLICAS, donation(author));
     assert!(!again.await.unwrap());
+    let moved = files::move_claims(&author.client, &rotated, DEFAULT_REPLICAS);
+    assert_eq!(moved.await.unwrap(), 1, "the one file's blocks");
+    let again = files::move_claims(&author.client, &rotated, DEFAULT_REPLICAS);
+    assert_eq!(again.await.unwrap(), 0, "done once");
+
+    // Every copy of the file's blocks is now claimed by the new key: whoever knew the old
+    // password, and so can open the old private key, frees none of them.
+    let old_hash = jellyfish_peer::crypto::sha256(&alice.public_key().to_der().unwrap());
+    let new_hash = jellyfish_peer::crypto::sha256(&rotated.public_key().to_der().unwrap());
+    let mut copies = 0;
+    for node in &nodes {
+        for id in node.store.sample(usize::MAX).await.unwrap() {
+            let claims = node.store.claims(&id).await.unwrap();
+            assert!(
+                !claims.contains(&old_hash),
+                "still the old key's: {claims:?}"
+            );
+            if !claims.contains(&new_hash) {
+                continue;
+            }
+            copies += 1;
+            let delete = jellyfish_peer::protocol::Request::DeleteBlock {
+                id,
+                owner: alice.public_key().to_der().unwrap(),
+                signature: alice.sign_statement(&jellyfish_peer::protocol::delete_statement(&id)),
+                history: Vec::new(),
+            };
+            let answer = reader
+                .client
+                .request(node.client.peer_id(), delete)
+                .await
+                .unwrap();
+            assert!(
+                matches!(&answer, jellyfish_peer::protocol::Response::Refused { reason } if reason.contains("only an owner")),
+                "{answer:?}"
+            );
+        }
+    }
+    assert!(
+        copies >= 3 * 3,
+        "{copies} copies of two data blocks, a manifest and the index"
+    );
     let after = pattern(5000, 9);
     let after_id = upload(author, &rotated, "after.txt", &after).await;
 
