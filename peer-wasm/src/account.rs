@@ -236,6 +236,20 @@ struct UserKeys {
     /// Earlier user keys, newest first, at most [`MAX_KEY_LINKS`]: what was sealed under them
     /// before the password changed stays readable.
     earlier: Vec<[u8; 32]>,
+    /// The file-index pointer as it was when the password changed ([`Session::index_at_change`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    index_at_change: Option<IndexAtChange>,
+}
+
+/// The account's file-index pointer (the body of its `FileIndex` record) when its password
+/// last changed, sealed with the new keys. Until the index is re-sealed under the new key, the
+/// newest index record is still the old key's, which whoever knew the old password could
+/// replace (to plant files or hide them); the index read is then this one instead.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexAtChange {
+    /// The record body; empty if the account had no index yet (a pointer never is).
+    #[serde(with = "crate::crypto::aead::serde_bytes_vec")]
+    pub body: Vec<u8>,
 }
 
 impl Drop for UserKeys {
@@ -316,6 +330,8 @@ pub struct Session {
     /// Another newest key shares an earlier key with this one: someone who held an earlier
     /// key (and so knew an earlier password) handed it over to a key of their own.
     forked: bool,
+    /// The file-index pointer when the password last changed, if it did.
+    index_at_change: Option<IndexAtChange>,
 }
 
 impl std::fmt::Debug for Session {
@@ -357,6 +373,12 @@ impl Session {
     /// an earlier key made a key of their own from it. The page warns, as for a changed key.
     pub fn forked(&self) -> bool {
         self.forked
+    }
+
+    /// The file-index pointer as it was when the password last changed ([`IndexAtChange`]):
+    /// what to read instead of an earlier key's index record.
+    pub fn index_at_change(&self) -> Option<&IndexAtChange> {
+        self.index_at_change.as_ref()
     }
 
     /// Whether `key` is this account's key or one it had before a password change.
@@ -461,6 +483,7 @@ pub async fn sign_up_with_key_bits(
         history: Vec::new(),
         private_key_record,
         forked: false,
+        index_at_change: None,
     })
 }
 
@@ -659,6 +682,7 @@ pub async fn log_in(
             continue;
         }
         let user_key_record = owned_by(&user_key_records, &owner);
+        let index_at_change = user_keys.as_ref().and_then(|k| k.index_at_change.clone());
         let (user_key, earlier_user_keys) = match (&user_keys, user_key_record) {
             (Some(keys), _) => (
                 SymmetricKey::from_bytes(keys.current),
@@ -688,6 +712,7 @@ pub async fn log_in(
             history: private_record.record().history.clone(),
             forked: forked(&private_record, &heads),
             private_key_record: private_record.clone(),
+            index_at_change,
         };
         // Upkeep, not part of opening the account: a holder that took a fork (or a record it
         // will not replace) refuses it, and that must not keep the owner out.
@@ -772,6 +797,7 @@ pub async fn change_password(
     let user_keys = UserKeys {
         current: *user_key.as_bytes(),
         earlier,
+        index_at_change: Some(index_at_change(dir, session).await?),
     };
     // Past the newest record of this account's own line (others' made-up numbers do not count:
     // across a hand-over the sequence does not decide anyway).
@@ -798,6 +824,7 @@ pub async fn change_password(
         history,
         private_key_record: held.clone(),
         forked: false,
+        index_at_change: user_keys.index_at_change.clone(),
     };
     let record = next.sign(RecordKind::PrivateKey, seq, body)?;
     let private_key_record = VerifiedRecord::from_wire(&record.key(), &record.to_wire())?;
@@ -824,6 +851,32 @@ pub async fn change_password(
         tracing::warn!("password changed; the rest is published at the next log-in: {e}");
     }
     Ok(next)
+}
+
+/// The account's file-index pointer now: its current key's index record, else (a change not
+/// yet finished) what the last change pinned. Read from peers that answered: a lookup that
+/// reached nobody stops the change before its commit point.
+async fn index_at_change(
+    dir: &impl Directory,
+    session: &Session,
+) -> Result<IndexAtChange, AccountError> {
+    let records = records_of(dir, RecordKind::FileIndex, &session.account).await?;
+    if let Some(current) = owned_by(&records, &session.public_key()) {
+        return Ok(IndexAtChange {
+            body: current.record().body.clone(),
+        });
+    }
+    if let Some(pinned) = &session.index_at_change {
+        return Ok(pinned.clone());
+    }
+    // An earlier key's index with no pin (a change from before pins were kept), or none.
+    let earlier = records
+        .iter()
+        .filter(|f| session.is_own_key(f.record.owner()))
+        .max_by_key(|f| f.record.record().seq);
+    Ok(IndexAtChange {
+        body: earlier.map_or_else(Vec::new, |f| f.record.record().body.clone()),
+    })
 }
 
 /// The decoders of account record bodies, for the fuzz tests.

@@ -476,7 +476,16 @@ async fn load_index(
     let Some(record) = record else {
         return Ok((FileIndex::default(), None));
     };
-    let pointer: IndexPointer = decode(&record.record().body)?;
+    // An earlier key's record, before the change is finished: whoever knew the old password
+    // may have replaced it since, so the pointer read is the one the change pinned.
+    let body = match session.index_at_change() {
+        Some(pinned) if record.owner() != &owner => &pinned.body,
+        _ => &record.record().body,
+    };
+    if body.is_empty() {
+        return Ok((FileIndex::default(), Some(record)));
+    }
+    let pointer: IndexPointer = decode(body)?;
     let keys: Vec<&SymmetricKey> = session.user_keys().collect();
     let plain = fetch_with(
         client,

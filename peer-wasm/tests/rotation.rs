@@ -346,6 +346,27 @@ async fn a_password_change_cut_short_completes_at_the_next_log_in() {
         .unwrap();
     assert_ne!(interrupted.public_key(), alice.public_key());
 
+    // Before anyone finishes the change, whoever knew the old password writes with the old
+    // key: a file planted in the index the old key still signs. (Writing the index frees the
+    // one before; this attacker plants only, so the test puts the freed copies back. One who
+    // also frees them destroys the index: a risk for as long as a change stays unfinished.)
+    let mut held = Vec::new();
+    for node in &nodes {
+        for id in node.store.sample(usize::MAX).await.unwrap() {
+            let bytes = node.store.get(&id).await.unwrap().unwrap();
+            held.push((node, id, bytes, node.store.claims(&id).await.unwrap()));
+        }
+    }
+    let planted = upload(author, &alice, "planted.exe", &pattern(2000, 6)).await;
+    for (node, id, bytes, claims) in held {
+        if node.store.get(&id).await.unwrap().is_none() {
+            for owner in claims {
+                let bytes = bytes.clone();
+                node.store.put(id, bytes, owner, u64::MAX).await.unwrap();
+            }
+        }
+    }
+
     // The new password opens the account; the old one no longer does; the file is there,
     // still under the index the old key wrote, and the log-in published the missing records.
     let wrong = account::log_in(&reader.client, "alice", PASSWORD).await;
@@ -358,6 +379,14 @@ async fn a_password_change_cut_short_completes_at_the_next_log_in() {
         .unwrap();
     assert_ne!(session.public_key(), alice.public_key());
     assert_eq!(download(reader, &session, &id).await.unwrap(), bytes);
+    // The index read is the one pinned at the change: the planted file is not there.
+    let names = |listed: Vec<files::FileInfo>| -> Vec<String> {
+        listed.into_iter().map(|f| f.name).collect()
+    };
+    let listed = files::list(&reader.client, &session).await.unwrap();
+    assert_eq!(names(listed), ["kept.txt"]);
+    let hidden = download(reader, &session, &planted).await;
+    assert!(matches!(hidden, Err(FileError::NoSuchFile)), "{hidden:?}");
     let claim = copy_of(&reader.client, RecordKind::PublicKey, &session).await;
     assert!(claim.descends_from(&alice.public_key().to_der().unwrap()));
     copy_of(&reader.client, RecordKind::UserKey, &session).await;
@@ -370,4 +399,20 @@ async fn a_password_change_cut_short_completes_at_the_next_log_in() {
         .await
         .unwrap();
     assert_eq!(download(&nodes[17], &again, &id).await.unwrap(), bytes);
+    let listed = files::list(&nodes[17].client, &again).await.unwrap();
+    assert_eq!(names(listed), ["kept.txt"], "re-sealed without it");
+    // And the old key can no longer write the index at all.
+    let refused = files::upload(
+        &author.client,
+        &alice,
+        "late.exe",
+        pattern(100, 1).as_slice(),
+        DEFAULT_REPLICAS,
+        donation(author),
+        |_| ControlFlow::Continue(()),
+    )
+    .await;
+    assert!(refused.is_err(), "{refused:?}");
+    let listed = files::list(&nodes[17].client, &again).await.unwrap();
+    assert_eq!(names(listed), ["kept.txt"]);
 }
