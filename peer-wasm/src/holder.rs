@@ -78,6 +78,9 @@ pub struct DonorAudits {
 /// Peers waiting for an audit at once; beyond, a peer is queued at its owner's next store (and
 /// its pledge stays within the owner's one provisional share meanwhile).
 const AUDIT_QUEUE: usize = 64;
+/// Audits run at once: a silent peer takes the whole answer deadline (10 s), so one owner's
+/// request naming many minted keys must not hold up the audits of everyone else's donors.
+const AUDITS_AT_ONCE: usize = 8;
 /// Blocks a peer was given that each audit of it challenges, beyond its own sample.
 const WITNESSED_CHALLENGES: usize = 2;
 /// How long an auditor waits before deciding that a peer which said it lacks a block it was
@@ -174,18 +177,24 @@ async fn holds(store: &BlockStore, id: &BlockId, owner: &OwnerHash) -> bool {
         .is_ok_and(|claims| claims.contains(owner))
 }
 
-/// Audits the pledging peers the holder queues, one at a time, until the network stops.
+/// Audits the pledging peers the holder queues, [`AUDITS_AT_ONCE`] at a time, until the
+/// network stops.
 pub(crate) async fn audit_donors(
     client: Client,
-    mut queue: mpsc::Receiver<PeerId>,
+    queue: mpsc::Receiver<PeerId>,
     audits: Shared<DonorAudits>,
     store: Shared<BlockStore>,
 ) {
-    while let Some(peer) = queue.next().await {
-        let outcome = audit_donor(&client, &audits, &store, peer).await;
-        tracing::info!(%peer, ?outcome, "pledging peer audited");
-        audits.record(peer, outcome);
-    }
+    queue
+        .for_each_concurrent(AUDITS_AT_ONCE, |peer| {
+            let (client, audits, store) = (&client, &audits, &store);
+            async move {
+                let outcome = audit_donor(client, audits, store, peer).await;
+                tracing::info!(%peer, ?outcome, "pledging peer audited");
+                audits.record(peer, outcome);
+            }
+        })
+        .await;
 }
 
 /// One audit of a pledging peer: its own sample ([`crate::audit::audit_donor`]), then blocks it
@@ -317,6 +326,11 @@ pub async fn answer(holder: Holder<'_>, request: Request) -> Response {
             Response::Noted { kept }
         }
         Request::Prove { id, challenge } => match store.get(&id).await {
+            // A block stored before addresses were hash-tree roots (its address is the plain
+            // SHA-256) cannot be proved: say so rather than send a proof that fails as a lie.
+            Ok(Some(bytes)) if BlockId::of(&bytes) != id => {
+                refused("this block predates storage proofs")
+            }
             Ok(Some(bytes)) => Response::Proof {
                 proof: crate::proof::prove(&bytes, challenge),
             },
@@ -678,6 +692,23 @@ mod tests {
         assert_eq!(store.held_for(&alice.hash()).await.unwrap(), 0);
         // Deleting what is gone is done, not an error: deletes are retried.
         assert_eq!(ask(&store, delete(&alice, id)).await, Response::Deleted);
+    }
+
+    #[tokio::test]
+    async fn a_block_from_before_storage_proofs_is_declined_not_proved_wrong() {
+        let store = BlockStore::open(64 * MIB).await.unwrap();
+        let bytes = block(3);
+        let legacy = BlockId(sha256(&bytes));
+        store.put(legacy, bytes, [1; 32], u64::MAX).await.unwrap();
+        let answer = ask(
+            &store,
+            Request::Prove {
+                id: legacy,
+                challenge: 7,
+            },
+        )
+        .await;
+        assert!(is_refused(&answer, "predates storage proofs"), "{answer:?}");
     }
 
     #[tokio::test]
