@@ -303,8 +303,21 @@ pub async fn start(
     let keypair = crate::identity_store::load_or_create(&db)
         .await
         .map_err(js_error)?;
+    // The DHT records this tab held before a reload come back; changes are kept from now on.
+    // Without IndexedDB (private browsing) records are kept in memory only, as before.
+    let persisted_records = match crate::record_journal::load(&db).await {
+        Ok(records) => records,
+        Err(e) => {
+            tracing::warn!("DHT records held before are not available: {e}");
+            Vec::new()
+        }
+    };
+    let (record_journal, journal) = futures::channel::mpsc::unbounded();
+    wasm_bindgen_futures::spawn_local(crate::record_journal::keep(db, journal));
     let config = net::Config {
         relay: Some(relay),
+        record_journal: Some(record_journal),
+        persisted_records,
         agent: crate::AGENT.to_owned(),
         // Other browsers reach this one directly over WebRTC, signalled through the relay.
         listen: vec![Multiaddr::empty().with(libp2p::multiaddr::Protocol::WebRTC)],

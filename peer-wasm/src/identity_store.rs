@@ -13,6 +13,8 @@ const STORE: &str = "peer";
 /// Object stores of the block store (crate::store), created here with the database.
 const BLOCKS: &str = "blocks";
 const META: &str = "meta";
+/// The DHT records this peer holds (crate::record_journal).
+pub(crate) const RECORDS: &str = "records";
 const IDENTITY_KEY: &str = "identity";
 
 /// Why the identity could not be loaded or saved.
@@ -26,12 +28,13 @@ pub(crate) enum IdentityError {
 
 /// Opens (creating or upgrading if needed) the peer's database.
 pub(crate) async fn open() -> Result<Rexie, IdentityError> {
-    // Version 2 added the block store's object stores.
+    // Version 2 added the block store's object stores, version 3 the DHT records.
     Ok(Rexie::builder(DATABASE)
-        .version(2)
+        .version(3)
         .add_object_store(ObjectStore::new(STORE))
         .add_object_store(ObjectStore::new(BLOCKS))
         .add_object_store(ObjectStore::new(META))
+        .add_object_store(ObjectStore::new(RECORDS))
         .build()
         .await?)
 }

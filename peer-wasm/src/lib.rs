@@ -24,6 +24,8 @@
 //!   of the code (and the page) drives. Nothing else names the swarm.
 //! - `platform`: what differs between browser and native (transports, spawning).
 //! - `identity_store` (browser only): this profile's peer key in IndexedDB.
+//! - `record_journal` (browser only): the DHT records this tab holds, kept in IndexedDB across
+//!   reloads ([`net::journaled_store`] journals each change).
 //! - `bindings` (browser only): the JavaScript API, a thin layer over [`net::Client`].
 //!
 //! Dependencies point one way: bindings -> account -> {net, record, crypto};
@@ -57,6 +59,8 @@ mod fuzz;
 pub mod bindings;
 #[cfg(target_arch = "wasm32")]
 mod identity_store;
+#[cfg(target_arch = "wasm32")]
+mod record_journal;
 
 /// The agent string this build announces to other peers.
 pub const AGENT: &str = concat!("jellyfish/", env!("CARGO_PKG_VERSION"));

@@ -232,3 +232,102 @@ async fn no_answer_from_silence_a_tab_that_has_not_joined_waits_for_the_network(
     let taken = signup.await.unwrap();
     assert!(matches!(taken, Err(AccountError::NameTaken)), "{taken:?}");
 }
+
+/// Starts a peer that keeps its records across restarts, as a tab does in IndexedDB: its
+/// record changes go to `journal`, and it starts with `kept`.
+async fn restartable(
+    keypair: &libp2p::identity::Keypair,
+    bootstrap: libp2p::Multiaddr,
+    kept: Vec<jellyfish_peer::net::journaled_store::PersistedRecord>,
+) -> (
+    jellyfish_peer::node::Node,
+    futures::channel::mpsc::UnboundedReceiver<jellyfish_peer::net::journaled_store::Change>,
+) {
+    let (journal, changes) = futures::channel::mpsc::unbounded();
+    let config = jellyfish_peer::net::Config {
+        listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
+        bootstrap: vec![bootstrap],
+        agent: "jellyfish-test".into(),
+        record_journal: Some(journal),
+        persisted_records: kept,
+        ..Default::default()
+    };
+    let node = jellyfish_peer::node::start(keypair.clone(), config, 0)
+        .await
+        .unwrap();
+    (node, changes)
+}
+
+/// A holder that restarts (a tab reloaded, a browser reopened) still serves the records it
+/// held, from its journal, even when every other peer that held them is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_holder_that_restarts_still_serves_the_records_it_held() {
+    use futures::StreamExt;
+    use jellyfish_peer::net::journaled_store::Change;
+
+    let mut nodes = common::cluster(3, |_| 0).await;
+    let first = common::dialable(&nodes[0]).await;
+    let keypair = libp2p::identity::Keypair::generate_ed25519();
+    let (holder, mut changes) = restartable(&keypair, first, Vec::new()).await;
+    for _ in 0..50 {
+        if holder.client.discover().await.unwrap_or_default().len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    account::sign_up_with_key_bits(&nodes[1].client, "alice", PASSWORD, 2048)
+        .await
+        .unwrap();
+
+    // What the holder journalled, applied in order: its store as it would be reloaded.
+    let mut kept: std::collections::BTreeMap<Vec<u8>, _> = Default::default();
+    holder.client.shutdown().await;
+    drop(holder);
+    while let Some(change) = changes.next().await {
+        match change {
+            Change::Put(record) => {
+                kept.insert(record.key.clone(), record);
+            }
+            Change::Remove(key) => {
+                kept.remove(&key);
+            }
+        }
+    }
+    assert!(
+        kept.len() >= 3,
+        "the account's three records: {}",
+        kept.len()
+    );
+
+    // Everyone who held the account goes; a new network forms around the restarted holder.
+    for node in nodes.drain(..) {
+        node.client.shutdown().await;
+    }
+    let bootstrap = common::cluster(1, |_| 0).await;
+    let meeting = common::dialable(&bootstrap[0]).await;
+    let (again, _changes) =
+        restartable(&keypair, meeting.clone(), kept.into_values().collect()).await;
+    let reader = restartable(
+        &libp2p::identity::Keypair::generate_ed25519(),
+        meeting,
+        Vec::new(),
+    )
+    .await
+    .0;
+    for _ in 0..50 {
+        if reader
+            .client
+            .discover()
+            .await
+            .unwrap_or_default()
+            .contains(&again.client.peer_id())
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let session = account::log_in(&reader.client, "alice", PASSWORD)
+        .await
+        .unwrap();
+    assert_eq!(session.username(), "alice");
+}

@@ -2,7 +2,7 @@
 // only place an account lives is the DHT those tabs form (the relay stores no records).
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { call, joined, openPeer, pageErrors, startRelay } from "./harness.mjs";
+import { call, joined, openPeer, pageErrors, startRelay, status, waitFor, waitReachable } from "./harness.mjs";
 
 const PASSWORD = "violet tractor sings under seven moons";
 const NEW_PASSWORD = "quiet harbour lanterns drift past midnight";
@@ -85,5 +85,29 @@ test("sign up, log in anywhere (with the author gone), change password, log out"
   const health = await relay.json("/health");
   assert.ok(health.records_refused > 0, JSON.stringify(health));
 
+  assert.deepEqual(pageErrors(browsers), []);
+});
+
+test("a holder tab reloads: the records it held come back from IndexedDB and are still served", async (t) => {
+  const { relay, browsers } = await startRelay(t);
+  const holder = await openPeer(relay, "keeper", browsers);
+  const other = await openPeer(relay, "other", browsers);
+  const author = await openPeer(relay, "author", browsers);
+  await joined(author.page, 2);
+  assert.deepEqual(await call(author.page, "sign_up", "carol", PASSWORD), { value: { username: "carol" } });
+  await waitFor("the holder to hold carol's records", async () => (await status(holder.page)).records_held >= 3);
+
+  // Every other tab with the account leaves, so the holder alone has it; then it reloads.
+  author.browser.close();
+  other.browser.close();
+  await holder.page.reload();
+  await waitReachable(holder.page);
+  const held = (await status(holder.page)).records_held;
+  assert.ok(held >= 3, `records held right after the reload: ${held}`);
+
+  // A fresh profile logs in from the reloaded holder alone.
+  const reader = await openPeer(relay, "reader", browsers);
+  await joined(reader.page, 1);
+  assert.deepEqual(await call(reader.page, "log_in", "carol", PASSWORD), { value: { username: "carol" } });
   assert.deepEqual(pageErrors(browsers), []);
 });

@@ -55,7 +55,7 @@ pub(crate) struct Behaviour {
     pub(crate) signaling: crate::webrtc::signaling::Behaviour,
     pub(crate) identify: super::identify::Identify,
     pub(crate) ping: ping::Behaviour,
-    pub(crate) kad: kad::Behaviour<kad::store::MemoryStore>,
+    pub(crate) kad: kad::Behaviour<super::journaled_store::JournaledStore>,
     /// Block and hello requests: over the direct connection to a peer once there is one.
     pub(crate) rpc: PreferDirect<request_response::Behaviour<protocol::Codec>>,
 }
@@ -89,12 +89,15 @@ impl Behaviour {
         if let Some(interval) = config.bootstrap_interval {
             kad_config.set_periodic_bootstrap_interval(Some(interval));
         }
-        let store = kad::store::MemoryStore::with_config(
-            peer_id,
-            kad::store::MemoryStoreConfig {
-                max_records: super::record_limits::MAX_RECORDS,
-                ..Default::default()
-            },
+        let store = super::journaled_store::JournaledStore::new(
+            kad::store::MemoryStore::with_config(
+                peer_id,
+                kad::store::MemoryStoreConfig {
+                    max_records: super::record_limits::MAX_RECORDS,
+                    ..Default::default()
+                },
+            ),
+            config.record_journal.clone(),
         );
         let mut kad = kad::Behaviour::with_config(peer_id, store, kad_config);
         // Browser peers are reachable through their relay reservation, so they answer DHT

@@ -28,6 +28,7 @@ use super::{
     behaviour::BehaviourEvent,
     client::Command,
     direct::{Action, Upgrades},
+    journaled_store::PersistedRecord,
     outbound::{Failure, Next, Outbound},
     peer_id_of,
     queries::Query,
@@ -145,8 +146,9 @@ impl EventLoop {
     /// Sets the swarm up as `config` says and returns the loop, its client and its events.
     pub(crate) fn new(
         mut swarm: Swarm<Behaviour>,
-        config: Config,
+        mut config: Config,
     ) -> Result<(Self, Started), NetError> {
+        let persisted_records = std::mem::take(&mut config.persisted_records);
         for addr in &config.listen {
             swarm
                 .listen_on(addr.clone())
@@ -206,6 +208,7 @@ impl EventLoop {
             identified: HashMap::new(),
             rtts: HashMap::new(),
         };
+        event_loop.restore(persisted_records);
         event_loop.dial_relay();
         Ok((
             event_loop,
@@ -717,6 +720,27 @@ impl EventLoop {
                 tracing::debug!(%peer, "DHT routing table updated");
             }
             _ => {}
+        }
+    }
+
+    /// Takes back the records held before a reload, through the same checks as any record
+    /// sent by another peer (signature, replacement, limits); expired ones stay dropped.
+    fn restore(&mut self, persisted: Vec<PersistedRecord>) {
+        let (now, wall) = (web_time::Instant::now(), web_time::SystemTime::now());
+        let mut restored = 0;
+        for record in persisted {
+            let Some(expires) = record.expires(now, wall) else {
+                continue;
+            };
+            let stored = VerifiedRecord::from_wire(&record.key, &record.value)
+                .and_then(|verified| self.store_record(&verified, None, Some(expires)));
+            match stored {
+                Ok(()) => restored += 1,
+                Err(e) => tracing::info!("a kept DHT record was not restored: {e}"),
+            }
+        }
+        if restored > 0 {
+            tracing::info!(restored, "DHT records held before the reload are back");
         }
     }
 

@@ -19,6 +19,7 @@ mod client;
 pub mod direct;
 mod event_loop;
 mod identify;
+pub mod journaled_store;
 mod outbound;
 mod prefer_direct;
 mod queries;
@@ -64,6 +65,11 @@ pub struct Config {
     /// networks run for benchmarks (the relay's `--allow-probes`). Elsewhere a 20-byte request
     /// for 1 MiB of zeros is an amplifier, and probes are refused.
     pub answer_probes: bool,
+    /// Where record changes go to be kept across reloads ([`journaled_store`]); `None`: kept
+    /// in memory only.
+    pub record_journal: Option<futures::channel::mpsc::UnboundedSender<journaled_store::Change>>,
+    /// The records kept before this start, taken back through the usual checks.
+    pub persisted_records: Vec<journaled_store::PersistedRecord>,
 }
 
 /// Errors of network operations, each with a message a person can act on.
