@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
-import { ARTIFACTS, Browser, call, joined, openPeer, pageErrors, startRelay } from "./harness.mjs";
+import { agreeToDonate, ARTIFACTS, Browser, call, joined, openPeer, pageErrors, startRelay, waitFor } from "./harness.mjs";
 
 const PASSWORD = "violet tractor sings under seven moons";
 const OTHER_PASSWORD = "quiet harbour lanterns drift past midnight";
@@ -96,4 +96,44 @@ test("a tab alone with the relay says it can't check, never that the account doe
   assert.ok(waited >= 25000, `it waited for the network (${waited} ms)`);
   const signUp = await call(lone.page, "sign_up", "alice", PASSWORD);
   assert.equal(signUp.code, "network_unreachable", JSON.stringify(signUp));
+});
+
+test("after heavy churn a newcomer knows the live tabs within seconds, and signs up and logs in at once", async (t) => {
+  const { relay, browsers } = await startRelay(t);
+  const alice = await openPeer(relay, "alice", browsers);
+  const donors = [];
+  for (const name of ["d1", "d2", "d3", "d4"]) donors.push(await openPeer(relay, name, browsers));
+  await joined(alice.page, 4);
+  assert.deepEqual(await call(alice.page, "sign_up", "alice", PASSWORD), { value: { username: "alice" } });
+
+  // Churn: five tabs open and close in turn, while three of the first donors close for good.
+  for (let i = 1; i <= 5; i++) {
+    const passing = await openPeer(relay, `c${i}`, browsers);
+    await joined(passing.page, 2);
+    if (i <= 3) await donors[i - 1].browser.close();
+    await passing.browser.close();
+  }
+  const live = [await alice.page.evaluate(() => window.jellyfish.peer_id), await donors[3].page.evaluate(() => window.jellyfish.peer_id)];
+
+  // A newcomer: how long until its DHT walks know every live tab, from its page load.
+  const browser = await Browser.launch("newcomer");
+  browsers.push(browser);
+  const opened = Date.now();
+  const page = await browser.open(relay.url);
+  let knownAfter;
+  await waitFor("the newcomer to know every live tab", async () => {
+    const found = await page.evaluate(() => window.jellyfish.discover());
+    if (live.every((p) => found.includes(p))) knownAfter = Date.now() - opened;
+    return knownAfter !== undefined;
+  }, { timeout: 60000, interval: 250 });
+  console.log(`after churn, a newcomer knew all ${live.length} live tabs ${knownAfter} ms after its page load`);
+  assert.ok(knownAfter < 20000, `${knownAfter} ms`);
+
+  // It logs in and signs up at once, from the tabs that are there.
+  assert.deepEqual(await call(page, "log_in", "alice", PASSWORD), { value: { username: "alice" } });
+  await call(page, "log_out");
+  await agreeToDonate(page);
+  assert.deepEqual(await call(page, "sign_up", "erin", PASSWORD), { value: { username: "erin" } });
+  assert.deepEqual(await call(donors[3].page, "log_in", "erin", PASSWORD), { value: { username: "erin" } });
+  assert.deepEqual(pageErrors(browsers), []);
 });

@@ -432,6 +432,13 @@ impl EventLoop {
                 ..
             } => {
                 tracing::debug!(%peer, "dial failed: {error}");
+                if departed(&error) {
+                    // The relay holds no reservation for it: the tab closed. Out of the routing
+                    // table, so lookups stop counting it as a peer that might hold a record but
+                    // did not answer, and walks stop handing it on. It comes back if it returns.
+                    tracing::info!(%peer, "peer left (the relay has no reservation for it)");
+                    self.swarm.behaviour_mut().kad.remove_peer(&peer);
+                }
                 if let Some(reply) = self.pending_connects.remove(&connection_id) {
                     let _ = reply.send(Err(NetError::Request {
                         peer,
@@ -1259,6 +1266,21 @@ impl EventLoop {
 
 /// An error with the errors that caused it, as libp2p's own messages leave the cause out
 /// ("Failed to negotiate transport protocol(s)").
+/// Whether a dial failed only because the relay holds no reservation for the peer (circuit
+/// relay v2's NO_RESERVATION): a browser tab is reachable only through its reservation, so it
+/// has left.
+fn departed(error: &libp2p::swarm::DialError) -> bool {
+    match error {
+        libp2p::swarm::DialError::Transport(attempts) => {
+            !attempts.is_empty()
+                && attempts.iter().all(|(_, e)| {
+                    with_causes(e).contains("Relay has no reservation for destination")
+                })
+        }
+        _ => false,
+    }
+}
+
 fn with_causes(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
