@@ -50,11 +50,28 @@ function loggedIn(who) {
   showView("files");
   announce(`Logged in as ${who.username}.`);
   $("key-warning").hidden = !who.key_changed;
+  watchAlone(who);
+}
+
+/** While the account lives in this tab alone, say so; the notice goes once others hold it. */
+function watchAlone(who) {
+  const notice = $("alone-notice");
+  notice.hidden = !who.alone;
+  if (!who.alone) return;
+  const timer = setInterval(async () => {
+    const now = await getPeer().account().catch(() => null);
+    if (!now?.alone) {
+      clearInterval(timer);
+      notice.hidden = true;
+      if (now) announce("Your account is now held by other tabs too.");
+    }
+  }, 2000);
 }
 
 function loggedOut() {
   account = null;
   $("key-warning").hidden = true;
+  $("alone-notice").hidden = true;
   views.transfers.reset();
   views.files.reset();
   views.account.reset();

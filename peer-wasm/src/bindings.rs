@@ -10,7 +10,7 @@
 //! Every method returns plain JSON-like objects; failures reject with an `Error` whose
 //! message says what went wrong.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 use futures::{channel::mpsc, lock::Mutex, StreamExt};
 use libp2p::{Multiaddr, PeerId};
@@ -57,7 +57,7 @@ export interface PasswordStrength {
   suggestions: string[]; crack_time: string;
 }
 /** key_changed: present (true) when the account's key differs from the one this browser saw. */
-export interface Account { username: string; key_changed?: true }
+export interface Account { username: string; key_changed?: true; alone?: true }
 /** How sign_up, log_in and change_password reject: switch on `code`, show `message`. */
 export interface AccountFailure extends Error {
   code: "bad_username" | "weak_password" | "name_taken" | "unknown_user" | "wrong_password"
@@ -107,6 +107,9 @@ pub struct Peer {
     browser_quota: Option<f64>,
     /// The donation the page proposes on first use.
     suggested_donation: u64,
+    /// The logged-in account was made here as the first on an empty network and no other
+    /// peer holds its records yet.
+    alone: Rc<Cell<bool>>,
 }
 
 /// Where this browser remembers that the person agreed to donate (set by `set_donation`).
@@ -163,6 +166,10 @@ struct AccountInfo {
     /// at its last log-in here: a rotation the user did elsewhere, or an impostor's account.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     key_changed: bool,
+    /// Set (and only then sent) while the account lives in this tab alone: made as the first
+    /// on an empty network, not yet held by any other peer.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    alone: bool,
 }
 
 impl AccountInfo {
@@ -170,6 +177,7 @@ impl AccountInfo {
         Self {
             username: session.username().to_owned(),
             key_changed: false,
+            alone: false,
         }
     }
 
@@ -349,6 +357,7 @@ pub async fn start(
         persisted,
         browser_quota,
         suggested_donation,
+        alone: Rc::new(Cell::new(false)),
     })
 }
 
@@ -505,6 +514,57 @@ impl Peer {
         })
     }
 
+    /// Signs up the first person on a network with no other peer yet: the page offers it only
+    /// after an ordinary sign-up could not reach enough peers and the relay, which sees every
+    /// tab, says this is the only one. The account's records stay in this tab (and its
+    /// IndexedDB) and go out as soon as another peer appears; until then `account()` says
+    /// `alone`, and closing this tab for good loses the account. Rejects with `name_taken`
+    /// if this tab, or a peer that answers, holds the name.
+    #[wasm_bindgen(unchecked_return_type = "Promise<Account>")]
+    pub fn sign_up_alone(&self, username: String, password: String) -> js_sys::Promise {
+        let (client, session, alone) = (
+            self.client.clone(),
+            self.session.clone(),
+            self.alone.clone(),
+        );
+        future_to_promise(async move {
+            let (new, unpublished) = account::sign_up_alone(&client, &username, &password)
+                .await
+                .map_err(account_error)?;
+            let new = Rc::new(new);
+            let info = AccountInfo {
+                alone: true,
+                ..AccountInfo::remembering_key(&new)
+            };
+            *session.borrow_mut() = Some(new.clone());
+            alone.set(true);
+            // Out to the first peers that appear, read back from them; tried again while this
+            // account stays logged in (after a log-out or reload, the next log-in republishes).
+            wasm_bindgen_futures::spawn_local(async move {
+                loop {
+                    let still_in = session
+                        .borrow()
+                        .as_ref()
+                        .is_some_and(|open| Rc::ptr_eq(open, &new));
+                    if !still_in {
+                        alone.set(false);
+                        return;
+                    }
+                    match unpublished.publish(&client).await {
+                        Ok(()) => {
+                            tracing::info!("the first account is now held by other peers");
+                            alone.set(false);
+                            return;
+                        }
+                        Err(e) => tracing::debug!("first account not yet published: {e}"),
+                    }
+                    futures_timer::Delay::new(std::time::Duration::from_secs(2)).await;
+                }
+            });
+            to_js(&info)
+        })
+    }
+
     /// Logs in from the records in the network. Rejects with an `Error` whose `code` is
     /// `wrong_password`, `unknown_user` (only when enough peers answered) or
     /// `network_unreachable` (too few answered within 30 s); nothing is kept after a failure.
@@ -575,10 +635,13 @@ impl Peer {
     /// The logged-in account, or `null`.
     #[wasm_bindgen(unchecked_return_type = "Promise<Account | null>")]
     pub fn account(&self) -> js_sys::Promise {
-        let session = self.session.clone();
+        let (session, alone) = (self.session.clone(), self.alone.get());
         future_to_promise(async move {
             match session.borrow().as_ref() {
-                Some(open) => to_js(&AccountInfo::of(open)),
+                Some(open) => to_js(&AccountInfo {
+                    alone,
+                    ..AccountInfo::of(open)
+                }),
                 None => Ok(JsValue::NULL),
             }
         })

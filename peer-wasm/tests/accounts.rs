@@ -331,3 +331,49 @@ async fn a_holder_that_restarts_still_serves_the_records_it_held() {
         .unwrap();
     assert_eq!(session.username(), "alice");
 }
+
+/// The first person on a network with no other peer yet signs up in their tab alone; the
+/// account goes out as soon as peers appear, and then opens anywhere, with the first tab gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_person_on_an_empty_network_signs_up_and_the_account_goes_out_when_peers_come() {
+    let first = common::cluster(1, |_| 0).await;
+    let lone = &first[0].client;
+    // (An ordinary sign-up here waits 30 s and says it can't reach enough peers:
+    // no_answer_from_silence_a_tab_that_has_not_joined_waits_for_the_network.)
+    let (alice, unpublished) = account::sign_up_alone(lone, "alice", PASSWORD)
+        .await
+        .unwrap();
+    assert_eq!(alice.username(), "alice");
+    let again = account::sign_up_alone(lone, "alice", "another long password for alice").await;
+    assert!(matches!(again, Err(AccountError::NameTaken)), "{again:?}");
+    let opened = account::log_in(lone, "alice", PASSWORD).await.unwrap();
+    assert_eq!(opened.public_key(), alice.public_key());
+
+    // Others come; the records go out to them and are read back.
+    let meeting = common::dialable(&first[0]).await;
+    let mut others = Vec::new();
+    for _ in 0..3 {
+        let config = jellyfish_peer::net::Config {
+            listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
+            bootstrap: vec![meeting.clone()],
+            agent: "jellyfish-test".into(),
+            ..Default::default()
+        };
+        let keypair = libp2p::identity::Keypair::generate_ed25519();
+        others.push(
+            jellyfish_peer::node::start(keypair, config, 0)
+                .await
+                .unwrap(),
+        );
+    }
+    unpublished.publish(lone).await.unwrap();
+
+    // The first tab goes for good; the account opens from the others.
+    first[0].client.shutdown().await;
+    let session = account::log_in(&others[2].client, "alice", PASSWORD)
+        .await
+        .unwrap();
+    assert_eq!(session.public_key(), alice.public_key());
+    let taken = account::sign_up_with_key_bits(&others[1].client, "alice", PASSWORD, 2048).await;
+    assert!(matches!(taken, Err(AccountError::NameTaken)), "{taken:?}");
+}

@@ -137,3 +137,34 @@ test("after heavy churn a newcomer knows the live tabs within seconds, and signs
   assert.deepEqual(await call(donors[3].page, "log_in", "erin", PASSWORD), { value: { username: "erin" } });
   assert.deepEqual(pageErrors(browsers), []);
 });
+
+test("the first person on a fresh network signs up in their tab; the account goes out when a second tab joins", async (t) => {
+  const { relay, browsers } = await startRelay(t);
+  const first = await openPeer(relay, "first", browsers);
+  const page = first.page;
+  await page.getByRole("radio", { name: "Sign up" }).check();
+  await page.getByLabel("Username").fill("founder");
+  await page.getByLabel("Password", { exact: true }).fill(PASSWORD);
+  await page.getByRole("button", { name: "Create account" }).click();
+  // Alone with the relay: offered at once, in plain words, never "name is free" from silence.
+  const offer = page.getByRole("button", { name: "Create it in this tab" });
+  await offer.waitFor({ timeout: 15000 });
+  assert.match(await page.locator("#first-here").textContent(), /lives only in this tab until someone else opens Jellyfish/);
+  await offer.click();
+  await page.locator("#files-title").waitFor({ state: "visible", timeout: 30000 });
+  assert.equal(await page.isVisible("#alone-notice"), true, "the page says the account lives here alone");
+  assert.deepEqual((await call(page, "account")).value, { username: "founder", alone: true });
+
+  // A second tab joins: the account goes out to it, and the notice goes.
+  const second = await openPeer(relay, "second", browsers);
+  await page.locator("#alone-notice").waitFor({ state: "hidden", timeout: 60000 });
+  assert.deepEqual((await call(page, "account")).value, { username: "founder" });
+
+  // The first tab closes for good; a third profile logs in from the second, and the name is taken.
+  await first.browser.close();
+  const third = await openPeer(relay, "third", browsers);
+  await joined(third.page, 1);
+  assert.deepEqual(await call(third.page, "log_in", "founder", PASSWORD), { value: { username: "founder" } });
+  assert.equal((await call(second.page, "sign_up", "founder", OTHER_PASSWORD)).code, "name_taken");
+  assert.deepEqual(pageErrors(browsers), []);
+});

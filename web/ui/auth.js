@@ -39,6 +39,21 @@ export function setBusy(fieldsets, button, busyText, idleText) {
 }
 
 /**
+ * Whether this tab is the only one on the network: it holds its own reservation at the relay,
+ * and the relay (whose `/health` counts every tab's) holds no other.
+ */
+async function aloneOnNetwork(peer) {
+  try {
+    const status = await peer.status();
+    if (!status.reservation || status.connected_peers.length > 1) return false;
+    const health = await (await fetch("/health", { cache: "no-store" })).json();
+    return health.reservations <= 1;
+  } catch {
+    return false;
+  }
+}
+
+/**
  * `peerReady` resolves to the started peer (the form works before it has: a submit waits);
  * `estimate(password, username)` is the peer's strength estimate or null while loading;
  * `onAccount(account)` runs after a successful sign-up or log-in.
@@ -53,6 +68,15 @@ export function setupAuth({ peerReady, estimate, onAccount }) {
   const hidePassword = revealToggle(form.querySelector(".reveal"), password);
   const meter = strengthMeter($("signup-strength"), password, (p) => estimate(p, username.value));
   const mode = () => form.elements.mode.value;
+  const firstHere = $("first-here");
+  // In: the password forgotten by the form, the button back, the account view.
+  const done = (account, m) => {
+    password.value = "";
+    hidePassword();
+    meter.update();
+    setBusy(fieldsets, submit, "", m.submit);
+    onAccount(account);
+  };
 
   function renderMode() {
     const m = MODES[mode()];
@@ -89,6 +113,15 @@ export function setupAuth({ peerReady, estimate, onAccount }) {
         const others = status ? status.connected_peers.length - (status.relay.state === "connected" ? 1 : 0) : 0;
         setBusy(fieldsets, submit, others > 0 ? m.busy : "Finding the network…", m.submit);
       };
+      if (mode() === "signup" && await aloneOnNetwork(peer)) {
+        // Nobody else to hold the account or to ask whether the name is free: offer the
+        // first-on-the-network sign-up at once rather than wait 30 s for a network that is
+        // not there.
+        setBusy(fieldsets, submit, "", m.submit);
+        firstHere.hidden = false;
+        firstHere.querySelector("button").focus();
+        return;
+      }
       await label();
       watch = setInterval(label, 500);
       const name = username.value.trim();
@@ -96,11 +129,7 @@ export function setupAuth({ peerReady, estimate, onAccount }) {
         ? await peer.sign_up(name, password.value)
         : await peer.log_in(name, password.value);
       clearInterval(watch);
-      password.value = "";
-      hidePassword();
-      meter.update();
-      setBusy(fieldsets, submit, "", m.submit);
-      onAccount(account);
+      done(account, m);
     } catch (e) {
       clearInterval(watch);
       setBusy(fieldsets, submit, "", m.submit);
@@ -109,9 +138,34 @@ export function setupAuth({ peerReady, estimate, onAccount }) {
       error.textContent = e.code === "network_unreachable" && e.heard !== undefined
         ? "Can't reach enough peers to check; try again."
         : sentence(e.message);
+      // The first person on a fresh network: the relay sees every tab, and this is the only
+      // one, so the account can only live here for now. Offer that, plainly.
+      if (mode() === "signup" && e.code === "network_unreachable" && await aloneOnNetwork(await peerReady)) {
+        firstHere.hidden = false;
+        firstHere.querySelector("button").focus();
+        return;
+      }
       // Put the cursor where the fix goes (the page switches on the code, never on the text).
       const aboutName = ["bad_username", "name_taken", "unknown_user"].includes(e.code);
       (aboutName ? username : password).focus();
+    }
+  });
+
+  form.addEventListener("change", () => { firstHere.hidden = true; });
+  username.addEventListener("input", () => { firstHere.hidden = true; });
+  $("first-here-submit").addEventListener("click", async () => {
+    const m = MODES.signup;
+    const name = username.value.trim();
+    firstHere.hidden = true;
+    error.textContent = "";
+    setBusy(fieldsets, submit, m.busy, m.submit);
+    try {
+      const peer = await peerReady;
+      done(await peer.sign_up_alone(name, password.value), m);
+    } catch (e) {
+      setBusy(fieldsets, submit, "", m.submit);
+      error.textContent = sentence(e.message);
+      (e.code === "name_taken" ? username : password).focus();
     }
   });
 
