@@ -244,10 +244,11 @@ struct UserKeys {
 /// The account's file-index pointer (the body of its `FileIndex` record) when its password
 /// last changed, sealed with the new keys. Until the index is re-sealed under the new key, the
 /// newest index record is still the old key's, which whoever knew the old password could
-/// replace (to plant files or hide them); the index read is then this one instead.
+/// replace (to plant files or hide them); the index read is then this one instead. Not kept
+/// when the change found no index record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IndexAtChange {
-    /// The record body; empty if the account had no index yet (a pointer never is).
+    /// The record body.
     #[serde(with = "crate::crypto::aead::serde_bytes_vec")]
     pub body: Vec<u8>,
 }
@@ -894,7 +895,7 @@ pub async fn change_password(
     let user_keys = UserKeys {
         current: *user_key.as_bytes(),
         earlier,
-        index_at_change: Some(index_at_change(dir, session).await?),
+        index_at_change: index_at_change(dir, session).await?,
     };
     // Past the newest record of this account's own line (others' made-up numbers do not count:
     // across a hand-over the sequence does not decide anyway).
@@ -950,30 +951,26 @@ pub async fn change_password(
     Ok(next)
 }
 
-/// The account's file-index pointer now: its current key's index record, else (a change not
-/// yet finished) what the last change pinned. Read from peers that answered: a lookup that
-/// reached nobody stops the change before its commit point.
+/// The account's file-index pointer now, to pin at a change: the newest index record signed
+/// by this account's current or an earlier key, read from peers that answered (a lookup that
+/// reached nobody stops the change before its commit point). `None` when none was found: an
+/// empty pin would hide an index that merely went unheard, so nothing is pinned then.
 async fn index_at_change(
     dir: &impl Directory,
     session: &Session,
-) -> Result<IndexAtChange, AccountError> {
+) -> Result<Option<IndexAtChange>, AccountError> {
     let records = records_of(dir, RecordKind::FileIndex, &session.account).await?;
-    if let Some(current) = owned_by(&records, &session.public_key()) {
-        return Ok(IndexAtChange {
-            body: current.record().body.clone(),
-        });
-    }
-    if let Some(pinned) = &session.index_at_change {
-        return Ok(pinned.clone());
-    }
-    // An earlier key's index with no pin (a change from before pins were kept), or none.
-    let earlier = records
-        .iter()
-        .filter(|f| session.is_own_key(f.record.owner()))
-        .max_by_key(|f| f.record.record().seq);
-    Ok(IndexAtChange {
-        body: earlier.map_or_else(Vec::new, |f| f.record.record().body.clone()),
-    })
+    let current = owned_by(&records, &session.public_key());
+    let newest_own = || {
+        records
+            .iter()
+            .filter(|f| session.is_own_key(f.record.owner()))
+            .max_by_key(|f| f.record.record().seq)
+            .map(|f| &f.record)
+    };
+    Ok(current.or_else(newest_own).map(|record| IndexAtChange {
+        body: record.record().body.clone(),
+    }))
 }
 
 /// The decoders of account record bodies, for the fuzz tests.

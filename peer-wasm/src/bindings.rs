@@ -10,7 +10,7 @@
 //! Every method returns plain JSON-like objects; failures reject with an `Error` whose
 //! message says what went wrong.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 
 use futures::{channel::mpsc, lock::Mutex, StreamExt};
 use libp2p::{Multiaddr, PeerId};
@@ -107,9 +107,9 @@ pub struct Peer {
     browser_quota: Option<f64>,
     /// The donation the page proposes on first use.
     suggested_donation: u64,
-    /// The logged-in account was made here as the first on an empty network and no other
-    /// peer holds its records yet.
-    alone: Rc<Cell<bool>>,
+    /// The session made here as the first on an empty network whose records no other peer
+    /// holds yet (if it is still the logged-in one, `account()` says `alone`).
+    alone: Rc<RefCell<std::rc::Weak<Session>>>,
 }
 
 /// Where this browser remembers that the person agreed to donate (set by `set_donation`).
@@ -357,7 +357,7 @@ pub async fn start(
         persisted,
         browser_quota,
         suggested_donation,
-        alone: Rc::new(Cell::new(false)),
+        alone: Rc::new(RefCell::new(std::rc::Weak::new())),
     })
 }
 
@@ -536,24 +536,27 @@ impl Peer {
                 alone: true,
                 ..AccountInfo::remembering_key(&new)
             };
-            *session.borrow_mut() = Some(new.clone());
-            alone.set(true);
+            let mine = Rc::downgrade(&new);
+            *session.borrow_mut() = Some(new);
+            *alone.borrow_mut() = mine.clone();
             // Out to the first peers that appear, read back from them; tried again while this
             // account stays logged in (after a log-out or reload, the next log-in republishes).
+            // Only a weak handle here: a log-out wipes the keys at once.
             wasm_bindgen_futures::spawn_local(async move {
                 loop {
                     let still_in = session
                         .borrow()
                         .as_ref()
-                        .is_some_and(|open| Rc::ptr_eq(open, &new));
+                        .is_some_and(|open| std::rc::Weak::ptr_eq(&mine, &Rc::downgrade(open)));
                     if !still_in {
-                        alone.set(false);
                         return;
                     }
                     match unpublished.publish(&client).await {
                         Ok(()) => {
                             tracing::info!("the first account is now held by other peers");
-                            alone.set(false);
+                            if std::rc::Weak::ptr_eq(&alone.borrow(), &mine) {
+                                *alone.borrow_mut() = std::rc::Weak::new();
+                            }
                             return;
                         }
                         Err(e) => tracing::debug!("first account not yet published: {e}"),
@@ -635,11 +638,11 @@ impl Peer {
     /// The logged-in account, or `null`.
     #[wasm_bindgen(unchecked_return_type = "Promise<Account | null>")]
     pub fn account(&self) -> js_sys::Promise {
-        let (session, alone) = (self.session.clone(), self.alone.get());
+        let (session, alone) = (self.session.clone(), self.alone.clone());
         future_to_promise(async move {
             match session.borrow().as_ref() {
                 Some(open) => to_js(&AccountInfo {
-                    alone,
+                    alone: std::rc::Weak::ptr_eq(&alone.borrow(), &Rc::downgrade(open)),
                     ..AccountInfo::of(open)
                 }),
                 None => Ok(JsValue::NULL),

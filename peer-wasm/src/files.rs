@@ -329,12 +329,16 @@ async fn place(
         });
         for (peer, answer) in round.iter().zip(join_all(asks).await) {
             match answer {
-                Ok(Response::Stored { receipt }) => {
+                // Only a holder that signs for the block counts: one that took it without a
+                // receipt naming itself could drop it with no co-holder ever able to ask.
+                Ok(Response::Stored { receipt })
+                    if receipt.verify(&id, &owner_hash).as_ref() == Ok(peer) =>
+                {
                     holders.push(*peer);
-                    // A receipt that does not name the holder that sent it is no use to anyone.
-                    if receipt.verify(&id, &owner_hash).as_ref() == Ok(peer) {
-                        receipts.push((*peer, receipt));
-                    }
+                    receipts.push((*peer, receipt));
+                }
+                Ok(Response::Stored { .. }) => {
+                    last_error = format!("{peer} stored it without a valid receipt")
                 }
                 Ok(Response::Refused { reason }) => {
                     last_error = format!("{peer} refused: {}", protocol::quote(&reason))
@@ -482,9 +486,6 @@ async fn load_index(
         Some(pinned) if record.owner() != &owner => &pinned.body,
         _ => &record.record().body,
     };
-    if body.is_empty() {
-        return Ok((FileIndex::default(), Some(record)));
-    }
     let pointer: IndexPointer = decode(body)?;
     let keys: Vec<&SymmetricKey> = session.user_keys().collect();
     let plain = fetch_with(
@@ -560,13 +561,13 @@ pub async fn move_claims(
     if session.history().is_empty() {
         return Ok(0);
     }
-    let (mut index, record) = load_index(client, session).await?;
+    let (index, _) = load_index(client, session).await?;
     if !index.files.iter().any(|f| f.claims_behind) {
         return Ok(0);
     }
     let owner = session.public_key().to_der()?;
-    let mut done = 0;
-    for entry in index.files.iter_mut().filter(|f| f.claims_behind) {
+    let mut done = Vec::new();
+    for entry in index.files.iter().filter(|f| f.claims_behind) {
         let key = open_file_key(session, entry).await?;
         let Ok(manifest) = manifest(client, entry, &key).await else {
             continue;
@@ -594,14 +595,19 @@ pub async fn move_claims(
         // A holder that no longer has the block answers Claimed too; one out of reach, or
         // refusing, leaves the file to be tried again.
         if answered.iter().all(|a| matches!(a, Ok(Response::Claimed))) {
-            entry.claims_behind = false;
-            done += 1;
+            done.push(entry.id);
         }
     }
-    if done > 0 {
-        save_index(client, session, &index, record.as_ref(), replicas).await?;
+    if done.is_empty() {
+        return Ok(0);
     }
-    Ok(done)
+    // Reload right before committing: the claims took a while, and the index may have changed.
+    let (mut index, record) = load_index(client, session).await?;
+    for entry in index.files.iter_mut().filter(|f| done.contains(&f.id)) {
+        entry.claims_behind = false;
+    }
+    save_index(client, session, &index, record.as_ref(), replicas).await?;
+    Ok(done.len())
 }
 
 /// Seals and stores a new index, then points the account's record at it.

@@ -200,7 +200,13 @@ pub(crate) async fn audit_donors(
 /// One audit of a pledging peer: its own sample ([`crate::audit::audit_donor`]), then blocks it
 /// is known to have been given that this holder also holds for the same owner. An inventory is
 /// the peer's word, so one that threw away everything could say "nothing" and pass; a block it
-/// signed for, still held here for its owner, it must still hold.
+/// signed for, still held here for its owner, it should still hold.
+///
+/// A peer that lacks such a block counts as silent for this audit (its online share falls as
+/// if it were offline), not as a failed proof: the owner may have freed that copy alone (a
+/// delete that timed out here, or an owner out to hurt the donor), and nothing here can tell.
+/// Each such block is asked about once; a dropper lacks every block it was given, so every
+/// audit finds another, while a stray copy costs an honest donor one audit's share.
 async fn audit_donor(
     client: &Client,
     audits: &DonorAudits,
@@ -224,11 +230,12 @@ async fn audit_donor(
             Challenge::Unanswered(_) => return Outcome::Silent,
             Challenge::Refused(reason) => {
                 futures_timer::Delay::new(FREED_SETTLE).await;
-                if holds(store, &id, &owner).await {
-                    tracing::warn!(%peer, block = %id.to_hex(), "a peer lacks a block it signed for: {reason}");
-                    return Outcome::FailedChallenge;
-                }
+                let still_held = holds(store, &id, &owner).await;
                 audits.forget(&peer, &id, &owner);
+                if still_held {
+                    tracing::warn!(%peer, block = %id.to_hex(), "a peer lacks a block it signed for: {reason}");
+                    return Outcome::Silent;
+                }
             }
         }
     }

@@ -21,7 +21,8 @@ pub const RPC_PROTOCOL: StreamProtocol = StreamProtocol::new("/jellyfish/rpc/1")
 pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/jellyfish/kad/1.0.0");
 
 /// Version stamped into every message; a peer refuses messages of another version.
-pub const WIRE_VERSION: u16 = 1;
+/// 2: stores are answered with a receipt; witness and claim requests.
+pub const WIRE_VERSION: u16 = 2;
 
 /// Largest request a peer reads. Room for a 1 MiB block plus its envelope, later.
 pub const MAX_REQUEST_BYTES: usize = 1024 * 1024 + 64 * 1024;
@@ -423,7 +424,7 @@ mod tests {
     fn hand_made_envelope_decodes_like_ours() {
         // The cluster test hand-encodes envelopes; this keeps its encoding honest.
         let ours = encode(&Request::Hello { agent: "x".into() }).unwrap();
-        let mut theirs = vec![0xa2, 0x61, b'v', 0x19, 0x00, 0x01, 0x64];
+        let mut theirs = vec![0xa2, 0x61, b'v', 0x19, 0x00, 0x02, 0x64];
         theirs.extend_from_slice(b"body");
         theirs.extend_from_slice(&[0xa1, 0x65]);
         theirs.extend_from_slice(b"Hello");

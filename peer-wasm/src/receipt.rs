@@ -152,6 +152,7 @@ impl Witnesses {
             .iter()
             .filter(|g| now.saturating_duration_since(g.at) >= SETTLE)
             .collect();
+        let start = start % settled.len().max(1);
         (0..n.min(settled.len()))
             .map(|i| settled[(start + i) % settled.len()])
             .map(|g| (g.id, g.owner))
@@ -192,6 +193,7 @@ pub fn witness_requests(
         .into_iter()
         .map(|(holder, blocks)| {
             let n = blocks.len().min(MAX_WITNESSED_BLOCKS);
+            let start = start % blocks.len();
             let witnessed = (0..n)
                 .map(|i| blocks[(start + i * blocks.len() / n) % blocks.len()])
                 .map(|(id, receipts)| Witnessed {

@@ -43,6 +43,10 @@ pub(crate) struct Network {
     swarm: Swarm<Behaviour>,
     stats: Arc<Stats>,
     external_addrs: Vec<Multiaddr>,
+    /// The peers holding a reservation now. Counted as a set: libp2p's relay also reports a
+    /// closed reservation for connections that never held one, so a plain counter drifts low,
+    /// and the page trusts this number to tell a tab it is the first on the network.
+    reserved: std::collections::HashSet<PeerId>,
 }
 
 /// WebSocket over TCP, every socket counted.
@@ -144,6 +148,7 @@ impl Network {
             swarm,
             stats,
             external_addrs: config.external_addrs.clone(),
+            reserved: Default::default(),
         })
     }
 
@@ -228,9 +233,8 @@ impl Network {
                 renewed,
             } => {
                 tracing::info!(%src_peer_id, renewed, "reservation accepted");
-                if !renewed {
-                    Stats::incr(&stats.reservations);
-                }
+                self.reserved.insert(src_peer_id);
+                Stats::set(&stats.reservations, self.reserved.len() as u64);
                 Stats::incr(&stats.reservations_total);
             }
             relay::Event::ReservationReqDenied { src_peer_id, .. } => {
@@ -238,8 +242,10 @@ impl Network {
             }
             relay::Event::ReservationClosed { src_peer_id }
             | relay::Event::ReservationTimedOut { src_peer_id } => {
-                tracing::info!(%src_peer_id, "reservation ended");
-                Stats::decr(&stats.reservations);
+                if self.reserved.remove(&src_peer_id) {
+                    tracing::info!(%src_peer_id, "reservation ended");
+                }
+                Stats::set(&stats.reservations, self.reserved.len() as u64);
             }
             relay::Event::CircuitReqAccepted {
                 src_peer_id,

@@ -72,6 +72,10 @@ impl Stats {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
+    pub(crate) fn set(gauge: &AtomicU64, value: u64) {
+        gauge.store(value, Ordering::Relaxed);
+    }
+
     pub(crate) fn decr(counter: &AtomicU64) {
         // Saturating: a close we never saw open must not wrap the gauge around.
         let _ = counter.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| v.checked_sub(1));

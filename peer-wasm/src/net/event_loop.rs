@@ -736,14 +736,18 @@ impl EventLoop {
         let (now, wall) = (web_time::Instant::now(), web_time::SystemTime::now());
         let mut restored = 0;
         for record in persisted {
-            let Some(expires) = record.expires(now, wall) else {
-                continue;
+            let stored = match record.expires(now, wall) {
+                Some(expires) => VerifiedRecord::from_wire(&record.key, &record.value)
+                    .and_then(|verified| self.store_record(&verified, None, Some(expires))),
+                None => Err(RecordError::Malformed("expired".into())),
             };
-            let stored = VerifiedRecord::from_wire(&record.key, &record.value)
-                .and_then(|verified| self.store_record(&verified, None, Some(expires)));
             match stored {
                 Ok(()) => restored += 1,
-                Err(e) => tracing::info!("a kept DHT record was not restored: {e}"),
+                Err(e) => {
+                    tracing::info!("a kept DHT record was not restored: {e}");
+                    let key = kad::RecordKey::new(&record.key);
+                    self.swarm.behaviour_mut().kad.store_mut().forget(&key);
+                }
             }
         }
         if restored > 0 {

@@ -63,6 +63,10 @@ impl PersistedRecord {
     }
 }
 
+/// A copy of a held record whose expiry moves by less than this is not written again: holders
+/// and owners re-send records often, and each write is an IndexedDB transaction.
+pub const REWRITE_AFTER: Duration = Duration::from_secs(60 * 60);
+
 /// A [`MemoryStore`] that journals record changes (providers are not journalled: Jellyfish
 /// publishes none).
 pub struct JournaledStore {
@@ -89,6 +93,16 @@ impl JournaledStore {
     }
 }
 
+impl JournaledStore {
+    /// Drops a kept record that did not come back (expired, or refused by today's checks)
+    /// from the journal, so it is not read again at every start.
+    pub fn forget(&mut self, key: &RecordKey) {
+        if self.memory.get(key).is_none() {
+            self.note(Change::Remove(key.to_vec()));
+        }
+    }
+}
+
 impl RecordStore for JournaledStore {
     type RecordsIter<'a> = <MemoryStore as RecordStore>::RecordsIter<'a>;
     type ProvidedIter<'a> = <MemoryStore as RecordStore>::ProvidedIter<'a>;
@@ -98,9 +112,14 @@ impl RecordStore for JournaledStore {
     }
 
     fn put(&mut self, r: kad::Record) -> kad::store::Result<()> {
-        let persisted = self
-            .journal
-            .is_some()
+        let refresh_only = self.memory.get(&r.key).is_some_and(|held| {
+            held.value == r.value
+                && match (held.expires, r.expires) {
+                    (Some(old), Some(new)) => new.saturating_duration_since(old) < REWRITE_AFTER,
+                    _ => false,
+                }
+        });
+        let persisted = (self.journal.is_some() && !refresh_only)
             .then(|| PersistedRecord::of(&r, Instant::now(), SystemTime::now()));
         self.memory.put(r)?;
         if let Some(persisted) = persisted {
@@ -155,6 +174,10 @@ mod tests {
         record.expires = Some(now + Duration::from_secs(3600));
         store.put(record.clone()).unwrap();
         store.remove(&RecordKey::new(&b"nobody")); // nothing held: nothing journalled
+                                                   // The same record again, a minute later: held longer, not written again.
+        let mut again = record.clone();
+        again.expires = Some(now + Duration::from_secs(3660));
+        store.put(again).unwrap();
         store.remove(&record.key);
 
         let wall = SystemTime::now();
