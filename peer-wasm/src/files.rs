@@ -601,13 +601,49 @@ pub async fn move_claims(
     if done.is_empty() {
         return Ok(0);
     }
-    // Reload right before committing: the claims took a while, and the index may have changed.
-    let (mut index, record) = load_index(client, session).await?;
-    for entry in index.files.iter_mut().filter(|f| done.contains(&f.id)) {
-        entry.claims_behind = false;
-    }
-    save_index(client, session, &index, record.as_ref(), replicas).await?;
+    // Onto the newest index: the claims took a while, and the index may have changed.
+    commit_index(client, session, replicas, |index| {
+        for entry in index.files.iter_mut().filter(|f| done.contains(&f.id)) {
+            entry.claims_behind = false;
+        }
+    })
+    .await?;
     Ok(done.len())
+}
+
+/// Times a change is applied to the newest index when another writer (another browser of the
+/// user, or this tab's own upkeep) saved in between.
+const COMMIT_ATTEMPTS: usize = 3;
+
+/// Applies `change` to the newest index and saves it; when another writer took the same
+/// sequence number meanwhile, reloads and applies the change again.
+async fn commit_index(
+    client: &Client,
+    session: &Session,
+    replicas: usize,
+    mut change: impl FnMut(&mut FileIndex),
+) -> Result<(), FileError> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let (mut index, previous) = load_index(client, session).await?;
+        change(&mut index);
+        match save_index(client, session, &index, previous.as_ref(), replicas).await {
+            Err(e) if is_conflict(&e) && attempt < COMMIT_ATTEMPTS => {
+                tracing::info!("the file index changed meanwhile; applying the change again");
+            }
+            saved => return saved,
+        }
+    }
+}
+
+/// Whether saving failed because another writer saved the same sequence number first.
+fn is_conflict(error: &FileError) -> bool {
+    matches!(
+        error,
+        FileError::Record(RecordError::Conflict(_))
+            | FileError::Net(NetError::Record(RecordError::Conflict(_)))
+    )
 }
 
 /// Seals and stores a new index, then points the account's record at it.
@@ -634,9 +670,17 @@ async fn save_index(
         })?;
     let seq = previous.map_or(1, |r| r.record().seq + 1);
     let record = session
-        .sign(RecordKind::FileIndex, seq, encode(&IndexPointer { blob })?)
+        .sign(
+            RecordKind::FileIndex,
+            seq,
+            encode(&IndexPointer { blob: blob.clone() })?,
+        )
         .map_err(|e| FileError::Damaged(e.to_string()))?;
-    client.put_record(record).await?;
+    if let Err(e) = client.put_record(record).await {
+        // Nothing points at the new blob: free it.
+        free(client, session, &blob).await;
+        return Err(e.into());
+    }
     // The previous index blob is garbage now: free it (best effort; a stale copy is harmless).
     if let Some(pointer) = previous.and_then(|r| decode::<IndexPointer>(&r.record().body).ok()) {
         free(client, session, &pointer.blob).await;
@@ -780,11 +824,12 @@ pub async fn upload(
         claims_behind: false,
     };
     // Reload right before committing: another browser may have changed the index meanwhile.
-    let (mut index, previous) = load_index(client, session).await?;
-    index.donations.insert(peer, pledge);
     let file_info = info(&entry);
-    index.files.push(entry);
-    save_index(client, session, &index, previous.as_ref(), replicas).await?;
+    commit_index(client, session, replicas, |index| {
+        index.donations.insert(peer.clone(), pledge.clone());
+        index.files.push(entry.clone());
+    })
+    .await?;
     witness(client, owner_hash(session)?, receipts);
     Ok(UploadReport {
         file: file_info,
@@ -1005,10 +1050,13 @@ pub async fn delete(
     id: &str,
     replicas: usize,
 ) -> Result<usize, FileError> {
-    let (mut index, record, at, key) = entry_and_key(client, session, id).await?;
+    let (mut index, _, at, key) = entry_and_key(client, session, id).await?;
     let entry = index.files.remove(at);
     let manifest = manifest(client, &entry, &key).await.ok();
-    save_index(client, session, &index, record.as_ref(), replicas).await?;
+    commit_index(client, session, replicas, |index| {
+        index.files.retain(|f| f.id != entry.id)
+    })
+    .await?;
 
     let mut refs = manifest.map(|m| m.blocks).unwrap_or_default();
     refs.push(entry.manifest);
