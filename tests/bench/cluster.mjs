@@ -1,5 +1,6 @@
 // Benchmark: a Jellyfish cluster in real browsers. The relay and N headless Chromium profiles
-// on loopback; sign-up, log-in and DHT lookup latency; for each file size, upload and download
+// on loopback; sign-up, log-in and DHT lookup latency; a newcomer after churn (page load to
+// knowing every live tab, and to a log-in typed at once); for each file size, upload and download
 // goodput, time to the first block, network bytes per stored byte, the bytes the relay carried
 // and each tab's peak memory. Every figure stands beside a baseline measured in the same run on
 // the same machine (a raw RTCDataChannel between two tabs in plain JS, the peer's transport
@@ -322,6 +323,43 @@ async function main() {
       Object.assign(file, await uploader.evaluate(AES_GCM_AND_INDEXEDDB_MS, file.size));
     }
     phase("baselines", t);
+
+    // Newcomers after churn: the last tabs close for good, then fresh profiles load the page.
+    // One kind measures the time until its DHT walks know every live tab; the other logs in
+    // the instant the peer has started (a person typing at once) and measures page load to
+    // logged in. Both stand beside one request round trip from this run.
+    t = Date.now();
+    const churn = { know_live_ms: [], log_in_from_load_ms: [] };
+    const leaving = PEERS > 4 ? [PEERS - 1, PEERS - 2] : [PEERS - 1];
+    for (const i of leaving) await tabs[i].browser.close();
+    const live = ids.filter((_, i) => !leaving.includes(i));
+    const newcomer = async (name) => {
+      const browser = await Browser.launch(name);
+      browsers.push(browser);
+      const opened = Date.now();
+      return { browser, page: await browser.open(relay.url), opened };
+    };
+    for (let i = 0; i < RUNS; i++) {
+      const { browser, page, opened } = await newcomer(`bench-newcomer-walk${i}`);
+      let known = null;
+      while (known === null && Date.now() - opened < 60000) {
+        // Before the relay answers, discover() says "not connected yet": that is no peer known.
+        const found = await page.evaluate(() => window.jellyfish.discover().catch(() => []));
+        if (live.every((id) => found.includes(id))) known = Date.now() - opened;
+        else await new Promise((r) => setTimeout(r, 100));
+      }
+      if (known === null) throw new Error("a newcomer did not know every live tab within 60 s");
+      churn.know_live_ms.push(known);
+      await browser.close();
+    }
+    for (let i = 0; i < RUNS; i++) {
+      const { browser, page, opened } = await newcomer(`bench-newcomer-login${i}`);
+      const login = await page.evaluate(TIMED, ["log_in", [`bench-${stamp}-0`, PASSWORD]]);
+      if (login.error) throw new Error(`a newcomer's log-in typed at once: ${login.error}`);
+      churn.log_in_from_load_ms.push(Date.now() - opened);
+      await browser.close();
+    }
+    phase("newcomers_after_churn", t);
     machine.load_average_at_end = os.loadavg();
     wall.total = (Date.now() - started) / 1000;
 
@@ -337,6 +375,11 @@ async function main() {
     row("log-in, ms p50 / p95", logIn.p50, "WebCrypto PBKDF2-SHA256 600k, p50", pbkdf2, p50p95(logIn));
     row("DHT lookup (discover), ms p50 / p95", summary(lookups.discover).p50, "one request round trip (hello), p50", hello, p50p95(summary(lookups.discover)));
     row("DHT get-record (miss), ms p50 / p95", summary(lookups.get_record_miss).p50, "one request round trip (hello), p50", hello, p50p95(summary(lookups.get_record_miss)));
+    const knowLive = summary(churn.know_live_ms), loginFromLoad = summary(churn.log_in_from_load_ms);
+    row(`newcomer after ${leaving.length} of ${PEERS} tabs left: page load to knowing every live tab, ms p50 / p95`, knowLive.p50,
+      "one request round trip (hello), p50", hello, p50p95(knowLive));
+    row("newcomer's log-in typed at once: page load to logged in, ms p50 / p95", loginFromLoad.p50,
+      "one request round trip (hello), p50", hello, p50p95(loginFromLoad));
     const rate = (bytes, ms) => (ms ? bytes / MIB / (ms / 1000) : null);
     const idlePeak = Math.max(...idlePeakMiB);
     for (const f of files) {
@@ -365,6 +408,7 @@ async function main() {
       tabs: { ids, direct_links_at_join: linksAtJoin, direct_links_after_files: linksAfterFiles, idle_peak_mib: idlePeakMiB },
       lookups,
       accounts,
+      newcomers_after_churn: churn,
       files,
       table: rows,
       baseline_failures: failures,
