@@ -110,7 +110,8 @@ async function main() {
   await init();
   wasmReady = true;
   const relay = await relayInfo();
-  peer = await start(relay.addrs, relay.ice_servers || [], relay.probes === true);
+  // The relay's own addresses, then its fellows': the peer keeps two relays.
+  peer = await start([...relay.addrs, ...(relay.fellows || [])], relay.ice_servers || [], relay.probes === true);
   window.jellyfish = peer;
   started.resolve(peer);
   showPeerId(peer.peer_id);

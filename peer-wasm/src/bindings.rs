@@ -38,7 +38,7 @@ export type RelayState =
   | { state: "none" } | { state: "connecting" } | { state: "connected" }
   | { state: "reconnecting"; retry_in_ms: number; attempts: number };
 export interface Status {
-  peer_id: string; relay: RelayState; reservation: boolean;
+  peer_id: string; relay: RelayState; reservation: boolean; relays_connected: string[];
   listen_addrs: string[]; connected_peers: string[]; known_peers: number; records_held: number;
   direct_bytes_sent: number; direct_bytes_received: number;
 }
@@ -140,22 +140,6 @@ pub fn measure_rsa_keygen_ms(bits: usize) -> Result<f64, JsValue> {
     let start = now();
     crate::crypto::rsa_keys::PrivateKey::generate_bits(bits).map_err(js_error)?;
     Ok(now() - start)
-}
-
-/// Picks the relay address a browser can dial: a WebSocket one ending in `/p2p/<id>`.
-pub(crate) fn pick_relay_addr(addrs: &[String]) -> Option<Multiaddr> {
-    addrs
-        .iter()
-        .filter_map(|a| a.parse::<Multiaddr>().ok())
-        .find(|a| {
-            let is_ws = a.iter().any(|p| {
-                matches!(
-                    p,
-                    libp2p::multiaddr::Protocol::Ws(_) | libp2p::multiaddr::Protocol::Wss(_)
-                )
-            });
-            is_ws && net::peer_id_of(a).is_ok()
-        })
 }
 
 /// What the page may know of an account: never a key.
@@ -294,8 +278,8 @@ fn to_js<T: Serialize>(value: &T) -> Result<JsValue, JsValue> {
         .map_err(js_error)
 }
 
-/// Starts this tab's peer: loads (or creates) its identity from IndexedDB and connects to the
-/// relay at one of `relay_addrs` (as `/api/relay` lists them). `ice_servers` (STUN or TURN
+/// Starts this tab's peer: loads (or creates) its identity from IndexedDB and connects to two
+/// of the relays at `relay_addrs` (as `/api/relay` lists them: `addrs`, then `fellows`). `ice_servers` (STUN or TURN
 /// URLs, also from `/api/relay`) help direct connections through NATs. `probes` (also from
 /// `/api/relay`): whether this network answers transport probes (benchmark networks only).
 #[wasm_bindgen]
@@ -304,9 +288,12 @@ pub async fn start(
     ice_servers: Option<Vec<String>>,
     probes: Option<bool>,
 ) -> Result<Peer, JsValue> {
-    let relay = pick_relay_addr(&relay_addrs).ok_or_else(|| {
-        js_error("the relay announced no WebSocket address ending in /p2p/<id>; check its --listen")
-    })?;
+    let relays = net::relay_links::browser_dialable(&relay_addrs);
+    if relays.is_empty() {
+        return Err(js_error(
+            "the relay announced no WebSocket address ending in /p2p/<id>; check its --listen",
+        ));
+    }
     let db = crate::identity_store::open().await.map_err(js_error)?;
     let keypair = crate::identity_store::load_or_create(&db)
         .await
@@ -323,7 +310,7 @@ pub async fn start(
     let (record_journal, journal) = futures::channel::mpsc::unbounded();
     wasm_bindgen_futures::spawn_local(crate::record_journal::keep(db, journal));
     let config = net::Config {
-        relay: Some(relay),
+        relays,
         record_journal: Some(record_journal),
         persisted_records,
         agent: crate::AGENT.to_owned(),
@@ -892,28 +879,5 @@ impl Peer {
                 None => Ok(JsValue::NULL),
             }
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use wasm_bindgen_test::wasm_bindgen_test;
-
-    use super::*;
-
-    #[wasm_bindgen_test]
-    fn picks_the_websocket_address_with_a_peer_id() {
-        let id = PeerId::random();
-        let addrs = vec![
-            "not an address".to_owned(),
-            format!("/ip4/127.0.0.1/tcp/1/p2p/{id}"),
-            "/ip4/127.0.0.1/tcp/2/ws".to_owned(),
-            format!("/ip4/127.0.0.1/tcp/3/ws/p2p/{id}"),
-        ];
-        assert_eq!(
-            pick_relay_addr(&addrs).map(|a| a.to_string()),
-            Some(format!("/ip4/127.0.0.1/tcp/3/ws/p2p/{id}"))
-        );
-        assert!(pick_relay_addr(&addrs[..3]).is_none());
     }
 }

@@ -30,6 +30,13 @@ pub struct Config {
     )]
     pub external_addrs: Vec<Multiaddr>,
 
+    /// Fellow relays of the same network, by the libp2p WebSocket address browsers dial them
+    /// at (`/ip4/192.0.2.7/tcp/8081/ws`, with or without `/p2p/<id>`). The relays join one DHT,
+    /// and `/api/relay` lists the fellows after this relay's own addresses, so a tab keeps two
+    /// relays and stays in the network when one goes down.
+    #[arg(long = "fellow", env = "JELLYFISH_FELLOWS", value_delimiter = ',')]
+    pub fellows: Vec<Multiaddr>,
+
     /// STUN (or TURN) server URLs the pages use to find direct paths between browsers behind
     /// NATs, such as `stun:stun.example.org:3478`. None is right on one machine or a LAN.
     #[arg(

@@ -14,9 +14,9 @@ use tower_http::{services::ServeDir, set_header::SetResponseHeaderLayer};
 
 use crate::{stats::Snapshot, Config, RelayError, Stats};
 
-/// The page may run its own scripts and wasm, and talk to this relay over WebSocket; nothing
-/// else. `{connect}` becomes the relay's own WebSocket addresses ([`content_security_policy`]):
-/// a modified or injected script cannot send what it reads to another host. (WebRTC between
+/// The page may run its own scripts and wasm, and talk to this relay and its fellows over
+/// WebSocket; nothing else. `{connect}` becomes the relays' WebSocket addresses
+/// ([`content_security_policy`]): a modified or injected script cannot send what it reads to another host. (WebRTC between
 /// tabs is not governed by `connect-src`; its peers are found through this relay.)
 const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; \
      connect-src 'self'{connect}; style-src 'self'; img-src 'self' data:; object-src 'none'; \
@@ -67,6 +67,9 @@ struct AppState {
 struct RelayInfo {
     peer_id: String,
     addrs: Vec<String>,
+    /// The fellow relays of this network (`--fellow`), each ending in `/p2p/<id>`: a page keeps
+    /// two relays, so it stays in the network when one goes down.
+    fellows: Vec<String>,
     /// For direct WebRTC between pages (`--ice-server`).
     ice_servers: Vec<String>,
     /// Whether pages answer transport probes (`--allow-probes`, benchmark networks only).
@@ -145,13 +148,15 @@ impl Server {
     }
 }
 
-/// Sets the policy from the addresses the relay announces now (they are known once the
-/// libp2p listeners are up, and may change).
+/// Sets the policy from the addresses the relay and its fellows announce now (they are known
+/// once the libp2p listeners are up and the fellows were reached, and may change).
 async fn with_content_security_policy(
     State(stats): State<Arc<Stats>>,
     mut response: axum::response::Response,
 ) -> axum::response::Response {
-    if let Ok(value) = HeaderValue::from_str(&content_security_policy(&stats.addrs())) {
+    let mut relays = stats.addrs();
+    relays.extend(stats.fellows());
+    if let Ok(value) = HeaderValue::from_str(&content_security_policy(&relays)) {
         response
             .headers_mut()
             .insert(header::CONTENT_SECURITY_POLICY, value);
@@ -163,6 +168,7 @@ async fn relay_info(State(state): State<AppState>) -> Json<RelayInfo> {
     Json(RelayInfo {
         peer_id: state.peer_id.clone(),
         addrs: state.stats.addrs(),
+        fellows: state.stats.fellows(),
         ice_servers: state.ice_servers.to_vec(),
         probes: state.probes,
     })

@@ -47,6 +47,26 @@ pub(crate) struct Network {
     /// closed reservation for connections that never held one, so a plain counter drifts low,
     /// and the page trusts this number to tell a tab it is the first on the network.
     reserved: std::collections::HashSet<PeerId>,
+    /// The fellow relays (`--fellow`): the address browsers dial, and the peer id once known.
+    fellows: Vec<(Multiaddr, Option<PeerId>)>,
+}
+
+/// How often fellow relays not reached yet are dialled again.
+const FELLOW_REDIAL: Duration = Duration::from_secs(5);
+
+/// The address without its `/p2p/<id>` part.
+fn without_peer(addr: &Multiaddr) -> Multiaddr {
+    addr.iter()
+        .filter(|p| !matches!(p, libp2p::multiaddr::Protocol::P2p(_)))
+        .collect()
+}
+
+/// The peer id an address names in its `/p2p/` part, if any.
+fn named_peer(addr: &Multiaddr) -> Option<PeerId> {
+    addr.iter().find_map(|p| match p {
+        libp2p::multiaddr::Protocol::P2p(peer) => Some(peer),
+        _ => None,
+    })
 }
 
 /// WebSocket over TCP, every socket counted.
@@ -149,6 +169,11 @@ impl Network {
             stats,
             external_addrs: config.external_addrs.clone(),
             reserved: Default::default(),
+            fellows: config
+                .fellows
+                .iter()
+                .map(|addr| (addr.clone(), named_peer(addr)))
+                .collect(),
         })
     }
 
@@ -159,11 +184,66 @@ impl Network {
     /// Drives the swarm until `shutdown` completes.
     pub(crate) async fn run(mut self, shutdown: impl std::future::Future<Output = ()>) {
         let mut shutdown = std::pin::pin!(shutdown);
+        self.publish_fellows();
+        let mut redial = tokio::time::interval(FELLOW_REDIAL);
         loop {
             tokio::select! {
                 () = &mut shutdown => return,
                 event = self.swarm.select_next_some() => self.on_event(event),
+                _ = redial.tick() => self.dial_fellows(),
             }
+        }
+    }
+
+    /// Dials the fellow relays this relay has no connection to. Fellows whose id is known stay
+    /// in the routing table while they are away (Kademlia dials them when it needs them); the
+    /// others are dialled until their id is learnt.
+    fn dial_fellows(&mut self) {
+        for (addr, peer) in &self.fellows {
+            if peer.is_some_and(|p| self.swarm.is_connected(&p)) {
+                continue;
+            }
+            if let Err(e) = self.swarm.dial(addr.clone()) {
+                tracing::debug!(%addr, "cannot dial the fellow relay: {e}");
+            }
+        }
+    }
+
+    /// A connection we dialled to `address` reached `peer`: when that is a fellow's address,
+    /// we know its peer id now (a fellow that restarted with a new key is learnt again), and it
+    /// joins our routing table (one DHT for every relay's tabs).
+    fn fellow_connected(&mut self, peer: PeerId, address: &Multiaddr) {
+        let mut learnt = false;
+        for (addr, id) in &mut self.fellows {
+            if without_peer(addr) == without_peer(address) {
+                if *id != Some(peer) {
+                    tracing::info!(%addr, %peer, "fellow relay reached");
+                    learnt = true;
+                }
+                *id = Some(peer);
+                let dial = addr.clone();
+                self.swarm.behaviour_mut().kad.add_address(&peer, dial);
+            }
+        }
+        if learnt {
+            self.publish_fellows();
+        }
+    }
+
+    fn publish_fellows(&self) {
+        let fellows = self
+            .fellows
+            .iter()
+            .filter_map(|(addr, peer)| {
+                let peer = (*peer)?;
+                Some(match named_peer(addr) {
+                    Some(_) => addr.to_string(),
+                    None => format!("{addr}/p2p/{peer}"),
+                })
+            })
+            .collect();
+        if let Ok(mut shared) = self.stats.fellows.write() {
+            *shared = fellows;
         }
     }
 
@@ -182,10 +262,15 @@ impl Network {
             SwarmEvent::ExternalAddrConfirmed { .. } | SwarmEvent::ExternalAddrExpired { .. } => {
                 self.publish_addrs()
             }
-            SwarmEvent::ConnectionEstablished { peer_id, .. } => {
+            SwarmEvent::ConnectionEstablished {
+                peer_id, endpoint, ..
+            } => {
                 tracing::debug!(%peer_id, "connection opened");
                 Stats::incr(&stats.connections);
                 Stats::incr(&stats.connections_total);
+                if let libp2p::core::ConnectedPoint::Dialer { address, .. } = &endpoint {
+                    self.fellow_connected(peer_id, address);
+                }
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
@@ -194,7 +279,8 @@ impl Network {
             } => {
                 tracing::debug!(%peer_id, "connection closed");
                 Stats::decr(&stats.connections);
-                if num_established == 0 {
+                let fellow = self.fellows.iter().any(|(_, id)| *id == Some(peer_id));
+                if num_established == 0 && !fellow {
                     // A browser is reachable only through its connection here (its circuit
                     // address names this relay): once that is gone, so is the peer. Forget it,
                     // so lookups are not sent towards tabs that closed, where every circuit
@@ -280,6 +366,25 @@ impl Network {
         };
         // Browsers announce the circuit address their reservation gives them; keeping it in
         // the routing table is what lets one browser find another through the DHT.
+        // A fellow that dialled us first names its address here. Anyone can name any address,
+        // so we only dial it: the peer id is learnt from a connection we made.
+        let named: Vec<Multiaddr> = self
+            .fellows
+            .iter()
+            .filter(|(addr, id)| {
+                id.is_none()
+                    && info
+                        .listen_addrs
+                        .iter()
+                        .any(|a| without_peer(a) == without_peer(addr))
+            })
+            .map(|(addr, _)| addr.clone())
+            .collect();
+        for addr in named {
+            if let Err(e) = self.swarm.dial(addr.clone()) {
+                tracing::debug!(%addr, "cannot dial the fellow relay: {e}");
+            }
+        }
         if info.protocols.contains(&KAD_PROTOCOL) {
             for addr in info.listen_addrs {
                 self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);

@@ -21,6 +21,9 @@ pub struct Stats {
     pub(crate) records_refused: AtomicU64,
     /// Where browsers can reach the relay over libp2p, each ending in `/p2p/<relay id>`.
     pub(crate) addrs: RwLock<Vec<String>>,
+    /// Where browsers can reach the fellow relays, each ending in `/p2p/<fellow id>` (learnt on
+    /// the first connection when the configuration named no id).
+    pub(crate) fellows: RwLock<Vec<String>>,
 }
 
 /// A point-in-time copy of [`Stats`], as `/health` serves it.
@@ -66,6 +69,11 @@ impl Stats {
     /// The relay's announced libp2p addresses.
     pub fn addrs(&self) -> Vec<String> {
         self.addrs.read().map(|a| a.clone()).unwrap_or_default()
+    }
+
+    /// The fellow relays' addresses whose peer id is known.
+    pub fn fellows(&self) -> Vec<String> {
+        self.fellows.read().map(|a| a.clone()).unwrap_or_default()
     }
 
     pub(crate) fn incr(counter: &AtomicU64) {

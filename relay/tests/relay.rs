@@ -16,6 +16,7 @@ fn config(data_dir: &std::path::Path) -> Config {
         http_addr: "127.0.0.1:0".parse().unwrap(),
         listen: vec!["/ip4/127.0.0.1/tcp/0/ws".parse().unwrap()],
         external_addrs: vec![],
+        fellows: vec![],
         ice_servers: vec!["stun:stun.example.org:3478".into()],
         data_dir: data_dir.to_owned(),
         www_dir: data_dir.join("www"),
@@ -45,6 +46,28 @@ async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
     })
     .await
     .unwrap()
+}
+
+/// A Kademlia client (client mode, so the relay never asks it anything) over WebSocket.
+async fn kad_client() -> libp2p::Swarm<kad::Behaviour<kad::store::MemoryStore>> {
+    libp2p::SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_websocket(noise::Config::new, yamux::Config::default)
+        .await
+        .unwrap()
+        .with_behaviour(|key| {
+            let id = key.public().to_peer_id();
+            let mut kad = kad::Behaviour::with_config(
+                id,
+                kad::store::MemoryStore::new(id),
+                kad::Config::new(KAD_PROTOCOL),
+            );
+            kad.set_mode(Some(kad::Mode::Client));
+            kad
+        })
+        .unwrap()
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(30)))
+        .build()
 }
 
 fn json_body(response: &str) -> serde_json::Value {
@@ -86,24 +109,7 @@ async fn refuses_records_survives_garbage_and_reports_counters() {
     drop(junk);
 
     // A DHT client puts a record on the relay, then asks for it back.
-    let mut client = libp2p::SwarmBuilder::with_new_identity()
-        .with_tokio()
-        .with_websocket(noise::Config::new, yamux::Config::default)
-        .await
-        .unwrap()
-        .with_behaviour(|key| {
-            let id = key.public().to_peer_id();
-            let mut kad = kad::Behaviour::with_config(
-                id,
-                kad::store::MemoryStore::new(id),
-                kad::Config::new(KAD_PROTOCOL),
-            );
-            kad.set_mode(Some(kad::Mode::Client));
-            kad
-        })
-        .unwrap()
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(30)))
-        .build();
+    let mut client = kad_client().await;
     client
         .behaviour_mut()
         .add_address(&relay_id, relay_addr.clone());
@@ -284,4 +290,106 @@ async fn one_address_cannot_take_every_slot() {
     stop.send(()).unwrap();
     let _ = tokio::time::timeout(Duration::from_secs(10), running).await;
     let _ = std::fs::remove_dir_all(&data_dir);
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Two relays name each other as fellows (by address alone, and one with a dead third): each
+/// learns the other's id, lists it in `/api/relay` and lets the page connect to it, and a DHT
+/// client that knows only the first relay is handed the second (one DHT).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fellow_relays_list_each_other_and_share_one_dht() {
+    let base = std::env::temp_dir().join(format!("jf-relay-fellows-{}", std::process::id()));
+    let (port_a, port_b, dead) = (free_port(), free_port(), free_port());
+    let ws = |port: u16| -> Multiaddr { format!("/ip4/127.0.0.1/tcp/{port}/ws").parse().unwrap() };
+    let start = |dir: &str, port: u16, fellows: Vec<Multiaddr>| {
+        let mut c = config(&base.join(dir));
+        c.listen = vec![ws(port)];
+        c.fellows = fellows;
+        Relay::bind(c)
+    };
+    let a = start("a", port_a, vec![ws(port_b), ws(dead)])
+        .await
+        .unwrap();
+    let b = start("b", port_b, vec![ws(port_a)]).await.unwrap();
+    let (http_a, stats_a, id_a) = (a.http_addr(), a.stats(), a.peer_id());
+    let (stats_b, id_b) = (b.stats(), b.peer_id());
+    let (stop_a, stopped_a) = tokio::sync::oneshot::channel::<()>();
+    let (stop_b, stopped_b) = tokio::sync::oneshot::channel::<()>();
+    let running_a = tokio::spawn(a.run(async {
+        let _ = stopped_a.await;
+    }));
+    let running_b = tokio::spawn(b.run(async {
+        let _ = stopped_b.await;
+    }));
+
+    let want_b = format!("/ip4/127.0.0.1/tcp/{port_b}/ws/p2p/{id_b}");
+    let want_a = format!("/ip4/127.0.0.1/tcp/{port_a}/ws/p2p/{id_a}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while stats_a.fellows() != [want_b.clone()] || stats_b.fellows() != [want_a.clone()] {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "fellows not learnt: {:?} {:?}",
+            stats_a.fellows(),
+            stats_b.fellows()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let response = http_get(http_a, "/api/relay").await;
+    let info = json_body(&response);
+    assert_eq!(info["fellows"], serde_json::json!([want_b]), "{info}");
+    let csp = response
+        .lines()
+        .find(|l| {
+            l.to_ascii_lowercase()
+                .starts_with("content-security-policy:")
+        })
+        .expect("a policy")
+        .to_owned();
+    assert!(csp.contains(&format!("ws://127.0.0.1:{port_a}")), "{csp}");
+    assert!(csp.contains(&format!("ws://127.0.0.1:{port_b}")), "{csp}");
+    assert!(
+        !csp.contains(&format!(":{dead}")),
+        "an unreached fellow: {csp}"
+    );
+
+    // A DHT client that knows only relay A walks the DHT and meets relay B.
+    let mut client = kad_client().await;
+    client
+        .behaviour_mut()
+        .add_address(&id_a, want_a.parse().unwrap());
+    client.behaviour_mut().get_closest_peers(id_b);
+    let found = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            if let SwarmEvent::Behaviour(kad::Event::OutboundQueryProgressed {
+                result: kad::QueryResult::GetClosestPeers(result),
+                ..
+            }) = client.select_next_some().await
+            {
+                let peers = match result {
+                    Ok(ok) => ok.peers,
+                    Err(kad::GetClosestPeersError::Timeout { peers, .. }) => peers,
+                };
+                return peers.into_iter().map(|p| p.peer_id).collect::<Vec<_>>();
+            }
+        }
+    })
+    .await
+    .expect("the walk ends");
+    assert!(
+        found.contains(&id_b),
+        "relay B not found through A: {found:?}"
+    );
+
+    stop_a.send(()).unwrap();
+    stop_b.send(()).unwrap();
+    let _ = tokio::time::timeout(Duration::from_secs(10), running_a).await;
+    let _ = tokio::time::timeout(Duration::from_secs(10), running_b).await;
+    let _ = std::fs::remove_dir_all(&base);
 }

@@ -329,3 +329,21 @@ export function pageErrors(browsers) {
   return browsers.flatMap((b) => b.errors)
     .filter((e) => !/closure invoked recursively or after being dropped/.test(e));
 }
+
+/**
+ * Run in a page: makes `size` deterministic bytes, uploads them as `name` and resolves to the
+ * file's id, copies, completeness and the bytes' SHA-256 (so nothing large crosses CDP).
+ */
+export const UPLOAD_IN_PAGE = async ([name, size, seed]) => {
+  const bytes = new Uint8Array(size);
+  for (let i = 0; i < size; i++) bytes[i] = (i * 31 + seed) & 0xff;
+  const digest = Array.from(new Uint8Array(await crypto.subtle.digest("SHA-256", bytes)));
+  const report = await window.jellyfish.upload(new Blob([bytes]), name);
+  return { id: report.file.id, copies: report.file.copies, complete: report.complete, digest };
+};
+
+/** Run in a page: downloads file `id` and resolves to the SHA-256 of its bytes. */
+export const DIGEST_IN_PAGE = async (id) => {
+  const bytes = new Uint8Array(await (await window.jellyfish.download(id)).arrayBuffer());
+  return Array.from(new Uint8Array(await crypto.subtle.digest("SHA-256", bytes)));
+};

@@ -52,7 +52,9 @@ function renderStatus(status) {
     setRelayState(relay.state, relay.state);
     showBanner(relay.state === "connected" ? "" : "Connecting to the relay…");
   }
-  $("reservation").textContent = status.reservation ? "yes" : "no";
+  const relays = (status.relays_connected || []).length;
+  $("reservation").textContent = !status.reservation ? "no"
+    : relays > 1 ? `yes (through ${relays} relays)` : "yes";
 }
 
 // How a connected peer is reached: directly over WebRTC, or through the relay.

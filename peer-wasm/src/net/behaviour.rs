@@ -50,6 +50,8 @@ pub(crate) fn connection_limits() -> ConnectionLimits {
 pub(crate) struct Behaviour {
     /// First, so that a connection over the limits is refused before any protocol sees it.
     pub(crate) limits: connection_limits::Behaviour,
+    /// Refuses dials to relays that are down ([`super::dial_gate`]).
+    pub(crate) gate: super::dial_gate::DialGate,
     pub(crate) relay_client: relay::client::Behaviour,
     /// Opens and accepts WebRTC signalling streams for the WebRTC transport.
     pub(crate) signaling: crate::webrtc::signaling::Behaviour,
@@ -107,6 +109,7 @@ impl Behaviour {
 
         Self {
             limits: connection_limits::Behaviour::new(connection_limits()),
+            gate: Default::default(),
             relay_client,
             signaling,
             identify: super::identify::Identify(identify::Behaviour::new(

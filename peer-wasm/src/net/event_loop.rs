@@ -34,11 +34,11 @@ use super::{
     queries::Query,
     record_limits::{Admit, Candidate, HeldRecords, RecordLimits},
     record_policy::{self, GetAnswers},
+    relay_links::{self, RelayLinks},
     Behaviour, Client, Config, Event, InboundRequest, KnownPeer, LookupStats, NetError, PeerInfo,
-    RelayState, Started, Status,
+    Started, Status,
 };
 use crate::{
-    backoff::Backoff,
     protocol::{Request, Response, KAD_PROTOCOL, RPC_PROTOCOL},
     record::{RecordError, VerifiedRecord},
 };
@@ -59,43 +59,6 @@ const INBOUND_QUEUE: usize = 64;
 /// what an honest peer needs.
 const INBOUND_PER_PEER: usize = 8;
 
-/// The link to the relay: where it is, whether we are connected, our reservation.
-struct RelayLink {
-    addr: Multiaddr,
-    peer: PeerId,
-    connected: bool,
-    circuit_listener: Option<ListenerId>,
-    reservation: bool,
-    backoff: Backoff,
-    attempts: u32,
-    retry_at: Option<web_time::Instant>,
-}
-
-impl RelayLink {
-    fn state(&self) -> RelayState {
-        match (self.connected, self.retry_at) {
-            (true, _) => RelayState::Connected,
-            (false, Some(at)) => RelayState::Reconnecting {
-                retry_in_ms: at
-                    .saturating_duration_since(web_time::Instant::now())
-                    .as_millis() as u64,
-                attempts: self.attempts,
-            },
-            // Dialling again after a loss is still "reconnecting" for the user: the page
-            // keeps its offline banner until the relay is back.
-            (false, None) if self.attempts > 0 => RelayState::Reconnecting {
-                retry_in_ms: 0,
-                attempts: self.attempts,
-            },
-            (false, None) => RelayState::Connecting,
-        }
-    }
-
-    fn circuit_addr(&self) -> Multiaddr {
-        self.addr.clone().with(Protocol::P2pCircuit)
-    }
-}
-
 /// Who waits for the answer to a request handed to the application.
 enum Asker {
     /// Another peer, over its stream.
@@ -110,7 +73,8 @@ pub(crate) struct EventLoop {
     commands: mpsc::Receiver<Command>,
     events: mpsc::Sender<Event>,
     agent: String,
-    relay: Option<RelayLink>,
+    /// The links to the relays ([`relay_links`]).
+    relays: RelayLinks,
     bootstrap_peers: HashSet<PeerId>,
     /// When this peer last walked the DHT to fill its routing table.
     last_bootstrap: Option<web_time::Instant>,
@@ -163,19 +127,11 @@ impl EventLoop {
             }
             bootstrap_peers.insert(peer);
         }
-        let relay = match config.relay {
-            Some(addr) => Some(RelayLink {
-                peer: peer_id_of(&addr)?,
-                addr,
-                connected: false,
-                circuit_listener: None,
-                reservation: false,
-                backoff: Backoff::default(),
-                attempts: 0,
-                retry_at: None,
-            }),
-            None => None,
-        };
+        let relays = config
+            .relays
+            .iter()
+            .map(|addr| Ok((peer_id_of(addr)?, addr.clone())))
+            .collect::<Result<Vec<_>, NetError>>()?;
 
         let (command_tx, commands) = mpsc::channel(COMMAND_QUEUE);
         let (events, event_rx) = mpsc::channel(EVENT_QUEUE);
@@ -189,7 +145,7 @@ impl EventLoop {
             commands,
             events,
             agent: config.agent,
-            relay,
+            relays: RelayLinks::new(relays),
             bootstrap_peers,
             last_bootstrap: None,
             retry: Fuse::terminated(),
@@ -209,7 +165,7 @@ impl EventLoop {
             rtts: HashMap::new(),
         };
         event_loop.restore(persisted_records);
-        event_loop.dial_relay();
+        event_loop.drive_relays();
         Ok((
             event_loop,
             Started {
@@ -236,7 +192,7 @@ impl EventLoop {
                         return;
                     }
                 },
-                () = &mut self.retry => self.on_retry(),
+                () = &mut self.retry => self.drive_relays(),
                 () = &mut self.resend => self.on_resend(),
             }
         }
@@ -250,80 +206,73 @@ impl EventLoop {
         }
     }
 
-    // ---- the relay link ----
+    // ---- the relay links ----
 
-    fn dial_relay(&mut self) {
-        let Some(relay) = self.relay.as_mut() else {
-            return;
-        };
-        relay.retry_at = None;
-        tracing::info!(addr = %relay.addr, "dialling the relay");
-        if let Err(e) = self.swarm.dial(relay.addr.clone()) {
-            tracing::warn!("cannot dial the relay: {e}");
-            self.relay_lost();
+    /// Carries out what the relay links want now ([`RelayLinks::poll`]) and sets the timer
+    /// for their next wake.
+    fn drive_relays(&mut self) {
+        let now = web_time::Instant::now();
+        for action in self.relays.poll(now) {
+            match action {
+                relay_links::Action::Dial(addr) => {
+                    tracing::info!(%addr, "dialling a relay");
+                    let dial = DialOpts::from(addr.clone());
+                    self.swarm.behaviour_mut().gate.allow(dial.connection_id());
+                    if let Err(e) = self.swarm.dial(dial) {
+                        tracing::warn!(%addr, "cannot dial the relay: {e}");
+                        if let Ok(peer) = peer_id_of(&addr) {
+                            self.relay_lost(peer);
+                        }
+                    }
+                }
+                relay_links::Action::Listen { relay, circuit } => {
+                    let listener = match self.swarm.listen_on(circuit) {
+                        Ok(id) => Some(id),
+                        Err(e) => {
+                            tracing::warn!(%relay, "cannot listen through the relay: {e}");
+                            None
+                        }
+                    };
+                    self.relays.on_listening(&relay, listener, now);
+                }
+            }
         }
+        let down: Vec<PeerId> = self.relays.down().collect();
+        self.swarm.behaviour_mut().gate.set_down(down);
+        self.retry = match self.relays.next_wake() {
+            Some(at) => Delay::new(at.saturating_duration_since(now)).fuse(),
+            None => Fuse::terminated(),
+        };
     }
 
-    fn relay_connected(&mut self) {
-        let Some(relay) = self.relay.as_mut() else {
-            return;
-        };
-        relay.connected = true;
-        relay.attempts = 0;
-        relay.retry_at = None;
-        relay.backoff.reset();
-        let (peer, addr) = (relay.peer, relay.addr.clone());
-        tracing::info!(%addr, "connected to the relay");
-        self.swarm.behaviour_mut().kad.add_address(&peer, addr);
-        self.listen_on_circuit();
+    /// A relay's first connection opened: it is a DHT contact, and we ask it for a
+    /// reservation.
+    fn relay_connected(&mut self, peer: PeerId) {
+        let addr = self
+            .relays
+            .connected()
+            .find(|(p, _)| *p == peer)
+            .map(|(_, addr)| addr.clone());
+        if let Some(addr) = addr {
+            tracing::info!(%addr, "connected to a relay");
+            self.swarm.behaviour_mut().kad.add_address(&peer, addr);
+        }
+        self.drive_relays();
         self.bootstrap();
         self.emit(Event::RelayConnected);
     }
 
-    /// Asks the relay for a reservation by listening on a circuit address through it.
-    fn listen_on_circuit(&mut self) {
-        let Some(relay) = self.relay.as_mut() else {
+    /// A relay went away or could not be reached: another takes its place, and it is tried
+    /// again after a growing delay.
+    fn relay_lost(&mut self, peer: PeerId) {
+        let Some(delay) = self.relays.on_lost(&peer, web_time::Instant::now()) else {
             return;
         };
-        if relay.circuit_listener.is_some() {
-            return;
-        }
-        match self.swarm.listen_on(relay.circuit_addr()) {
-            Ok(id) => relay.circuit_listener = Some(id),
-            Err(e) => tracing::warn!("cannot listen through the relay: {e}"),
-        }
-    }
-
-    /// The relay went away or could not be reached: try again after a growing delay.
-    fn relay_lost(&mut self) {
-        let Some(relay) = self.relay.as_mut() else {
-            return;
-        };
-        if relay.retry_at.is_some() {
-            return; // already waiting
-        }
-        relay.connected = false;
-        relay.reservation = false;
-        relay.attempts = relay.attempts.saturating_add(1);
-        let delay = relay.backoff.next_delay();
-        relay.retry_at = Some(web_time::Instant::now() + delay);
-        self.retry = Delay::new(delay).fuse();
-        tracing::warn!(
-            ?delay,
-            attempts = relay.attempts,
-            "relay unreachable; retrying later"
-        );
+        tracing::warn!(%peer, ?delay, "relay unreachable; retrying later");
         self.emit(Event::RelayDisconnected {
             retry_in_ms: delay.as_millis() as u64,
         });
-    }
-
-    fn on_retry(&mut self) {
-        match self.relay.as_ref() {
-            Some(relay) if !relay.connected => self.dial_relay(),
-            Some(_) => self.listen_on_circuit(),
-            None => {}
-        }
+        self.drive_relays();
     }
 
     fn bootstrap(&mut self) {
@@ -336,7 +285,6 @@ impl EventLoop {
     // ---- swarm events ----
 
     fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
-        let relay_peer = self.relay.as_ref().map(|r| r.peer);
         match event {
             SwarmEvent::Behaviour(BehaviourEvent::RelayClient(e)) => self.on_relay_client(e),
             SwarmEvent::Behaviour(BehaviourEvent::Identify(e)) => self.on_identify(e),
@@ -380,8 +328,8 @@ impl EventLoop {
                 if num_established.get() > 1 {
                     return;
                 }
-                if Some(peer_id) == relay_peer {
-                    self.relay_connected();
+                if self.relays.on_connected(&peer_id) {
+                    self.relay_connected(peer_id);
                 } else if self.bootstrap_peers.contains(&peer_id) {
                     // Walk the DHT on the first connection to a bootstrap peer, and again only
                     // when it is the way back in after being cut off from every peer (at most
@@ -418,8 +366,8 @@ impl EventLoop {
                 // maps stay as small as the set of connected peers.
                 self.identified.remove(&peer_id);
                 self.rtts.remove(&peer_id);
-                if Some(peer_id) == relay_peer {
-                    self.relay_lost();
+                if self.relays.is_relay(&peer_id) {
+                    self.relay_lost(peer_id);
                 }
                 self.emit(Event::PeerDisconnected {
                     peer_id: peer_id.to_string(),
@@ -453,12 +401,8 @@ impl EventLoop {
                     tracing::info!(%peer, "no direct path ({error}); staying relayed");
                 }
                 self.carry_out(actions);
-                let relay_down = self
-                    .relay
-                    .as_ref()
-                    .is_some_and(|r| r.peer == peer && !r.connected);
-                if relay_down {
-                    self.relay_lost();
+                if self.relays.is_relay(&peer) && !self.swarm.is_connected(&peer) {
+                    self.relay_lost(peer);
                 }
             }
             SwarmEvent::IncomingConnectionError {
@@ -579,28 +523,20 @@ impl EventLoop {
     }
 
     fn on_listener_closed(&mut self, listener: ListenerId, error: Option<String>) {
-        let Some(relay) = self.relay.as_mut() else {
-            return;
-        };
-        if relay.circuit_listener != Some(listener) {
-            return;
-        }
-        tracing::info!(?error, "the relay circuit listener closed");
-        relay.circuit_listener = None;
-        relay.reservation = false;
-        if relay.connected {
+        if self
+            .relays
+            .on_listener_closed(listener, web_time::Instant::now())
+        {
             // The relay is up but refused or dropped the reservation: ask again later.
-            let delay = relay.backoff.next_delay();
-            self.retry = Delay::new(delay).fuse();
+            tracing::info!(?error, "a relay circuit listener closed");
+            self.drive_relays();
         }
     }
 
     fn on_relay_client(&mut self, event: relay::client::Event) {
         if let relay::client::Event::ReservationReqAccepted { relay_peer_id, .. } = event {
             tracing::info!(%relay_peer_id, "relay reservation accepted");
-            if let Some(relay) = self.relay.as_mut() {
-                relay.reservation = true;
-            }
+            self.relays.on_reservation(&relay_peer_id);
             self.emit(Event::ReservationAccepted);
         }
     }
@@ -892,9 +828,8 @@ impl EventLoop {
 
     /// Whether `peer` may hold records: not the relay, and (once identified) a Jellyfish peer.
     fn holds_records(&self, peer: &PeerId) -> bool {
-        let relay = self.relay.as_ref().map(|r| r.peer);
         let rpc = RPC_PROTOCOL.to_string();
-        Some(*peer) != relay
+        !self.relays.is_relay(peer)
             && self
                 .identified
                 .get(peer)
@@ -1224,11 +1159,13 @@ impl EventLoop {
             .sum();
         Status {
             peer_id: self.swarm.local_peer_id().to_string(),
-            relay: self
-                .relay
-                .as_ref()
-                .map_or(RelayState::None, RelayLink::state),
-            reservation: self.relay.as_ref().is_some_and(|r| r.reservation),
+            relay: self.relays.state(web_time::Instant::now()),
+            reservation: self.relays.reservation(),
+            relays_connected: self
+                .relays
+                .connected()
+                .map(|(p, _)| p.to_string())
+                .collect(),
             listen_addrs,
             connected_peers: self
                 .swarm

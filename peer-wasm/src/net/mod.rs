@@ -4,8 +4,8 @@
 //! - the application (browser bindings or a native test) calls async methods on [`Client`];
 //!   each sends a [`Command`](client::Command) carrying a oneshot for its answer;
 //! - the [`EventLoop`] owns the `Swarm`, turns commands into libp2p calls, keeps the map from
-//!   query and request ids to the waiting oneshots, answers inbound requests, keeps the relay
-//!   connection and reservation up (reconnecting with [`Backoff`](crate::backoff::Backoff)),
+//!   query and request ids to the waiting oneshots, answers inbound requests, keeps two relay
+//!   connections and reservations up ([`relay_links`], reconnecting with backoff),
 //!   and reports what happened as [`Event`]s on a bounded channel;
 //! - block requests need async storage, so the loop hands them out as [`InboundRequest`]s
 //!   (bounded; refused as "busy" when full) and the holder answers with [`Client::respond`];
@@ -16,6 +16,7 @@
 
 mod behaviour;
 mod client;
+mod dial_gate;
 pub mod direct;
 mod event_loop;
 mod identify;
@@ -25,6 +26,7 @@ mod prefer_direct;
 mod queries;
 pub mod record_limits;
 mod record_policy;
+pub(crate) mod relay_links;
 
 use libp2p::{multiaddr::Protocol, Multiaddr, PeerId};
 use serde::Serialize;
@@ -41,9 +43,10 @@ pub use record_policy::SILENCE_QUORUM;
 /// How a peer joins the network.
 #[derive(Debug, Clone, Default)]
 pub struct Config {
-    /// The relay to hold a reservation on, so peers that cannot dial us directly can reach us
-    /// through it. It is also the first DHT contact. Must end in `/p2p/<relay peer id>`.
-    pub relay: Option<Multiaddr>,
+    /// The relays to hold reservations on, so peers that cannot dial us directly can reach us
+    /// through them; they are also the first DHT contacts. [`relay_links::KEEP`] of them are
+    /// kept connected, the first on the list first. Each must end in `/p2p/<relay peer id>`.
+    pub relays: Vec<Multiaddr>,
     /// Further DHT contacts, each ending in `/p2p/<peer id>`.
     pub bootstrap: Vec<Multiaddr>,
     /// Addresses to listen on directly (native peers only; browsers cannot listen).
@@ -150,8 +153,10 @@ pub struct Status {
     pub peer_id: String,
     /// The link to the relay.
     pub relay: RelayState,
-    /// Whether the relay holds a reservation for us (other peers can reach us through it).
+    /// Whether a relay holds a reservation for us (other peers can reach us through it).
     pub reservation: bool,
+    /// The relays connected now (at most [`relay_links::KEEP`]).
+    pub relays_connected: Vec<String>,
     /// Addresses other peers can use to reach us.
     pub listen_addrs: Vec<String>,
     /// Peers with an open connection.
