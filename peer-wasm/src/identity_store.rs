@@ -20,7 +20,11 @@ const IDENTITY_KEY: &str = "identity";
 /// Why the identity could not be loaded or saved.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum IdentityError {
-    #[error("IndexedDB is not available or refused access: {0}")]
+    #[error(
+        "this browser does not let the page keep data (IndexedDB refused: {0}); Jellyfish keeps \
+         this tab's identity and the space it donates there: allow site data for this page, or \
+         open it outside private browsing"
+    )]
     Storage(#[from] rexie::Error),
     #[error("the stored peer identity is corrupt ({0}); clear this site's data to make a new one")]
     Corrupt(String),
