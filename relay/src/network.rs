@@ -53,6 +53,9 @@ pub(crate) struct Network {
 
 /// How often fellow relays not reached yet are dialled again.
 const FELLOW_REDIAL: Duration = Duration::from_secs(5);
+/// Every this many [`FELLOW_REDIAL`]s (1 min), known fellows without a connection are dialled
+/// too.
+const FELLOW_RECHECK: u32 = 12;
 
 /// The address without its `/p2p/<id>` part.
 fn without_peer(addr: &Multiaddr) -> Multiaddr {
@@ -69,13 +72,15 @@ fn named_peer(addr: &Multiaddr) -> Option<PeerId> {
     })
 }
 
-/// WebSocket over TCP, every socket counted.
+/// WebSocket over TCP, every socket counted; DNS names resolved (fellow relays are usually
+/// named like `/dns4/relay.example.org/tcp/443/wss`).
 fn transport(
     key: &Keypair,
     stats: Arc<Stats>,
-) -> Result<Boxed<(PeerId, StreamMuxerBox)>, noise::Error> {
+) -> Result<Boxed<(PeerId, StreamMuxerBox)>, Box<dyn std::error::Error + Send + Sync>> {
     let tcp = tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
         .map(move |stream, _| Counted::new(stream, stats.clone()));
+    let tcp = libp2p::dns::tokio::Transport::system(tcp)?;
     Ok(websocket::Config::new(tcp)
         .upgrade(Version::V1)
         .authenticate(noise::Config::new(key)?)
@@ -94,10 +99,7 @@ impl Network {
         let transport_stats = stats.clone();
         let mut swarm = SwarmBuilder::with_existing_identity(keypair)
             .with_tokio()
-            .with_other_transport(|key| {
-                transport(key, transport_stats)
-                    .map_err(|e| -> Box<dyn std::error::Error + Send + Sync> { Box::new(e) })
-            })
+            .with_other_transport(|key| transport(key, transport_stats))
             .map_err(|e| net_err(&e))?
             .with_behaviour(|key| {
                 let peer_id = key.public().to_peer_id();
@@ -186,22 +188,27 @@ impl Network {
         let mut shutdown = std::pin::pin!(shutdown);
         self.publish_fellows();
         let mut redial = tokio::time::interval(FELLOW_REDIAL);
+        let mut ticks: u32 = 0;
         loop {
             tokio::select! {
                 () = &mut shutdown => return,
                 event = self.swarm.select_next_some() => self.on_event(event),
-                _ = redial.tick() => self.dial_fellows(),
+                _ = redial.tick() => {
+                    self.dial_fellows(ticks % FELLOW_RECHECK == 0);
+                    ticks = ticks.wrapping_add(1);
+                }
             }
         }
     }
 
-    /// Dials the fellow relays this relay has no connection to. Fellows whose id is known stay
-    /// in the routing table while they are away (Kademlia dials them when it needs them); the
-    /// others are dialled until their id is learnt.
-    fn dial_fellows(&mut self) {
+    /// Dials the fellow relays whose id is not known yet, and with `all` also those whose id
+    /// is known but that have no connection now (idle connections close after 60 s; Kademlia
+    /// dials a fellow when it needs it, and this notices one that came back with a new key).
+    fn dial_fellows(&mut self, all: bool) {
         for (addr, peer) in &self.fellows {
-            if peer.is_some_and(|p| self.swarm.is_connected(&p)) {
-                continue;
+            match peer {
+                Some(p) if !all || self.swarm.is_connected(p) => continue,
+                _ => {}
             }
             if let Err(e) = self.swarm.dial(addr.clone()) {
                 tracing::debug!(%addr, "cannot dial the fellow relay: {e}");
@@ -213,6 +220,9 @@ impl Network {
     /// we know its peer id now (a fellow that restarted with a new key is learnt again), and it
     /// joins our routing table (one DHT for every relay's tabs).
     fn fellow_connected(&mut self, peer: PeerId, address: &Multiaddr) {
+        if peer == *self.swarm.local_peer_id() {
+            return; // a relay named among its own fellows
+        }
         let mut learnt = false;
         for (addr, id) in &mut self.fellows {
             if without_peer(addr) == without_peer(address) {

@@ -38,6 +38,9 @@ export function setBusy(fieldsets, button, busyText, idleText) {
   button.setAttribute("aria-busy", busyText ? "true" : "false");
 }
 
+// Connected peers other than the relays (a tab keeps two relays when the network has them).
+const otherPeers = (status) => status.connected_peers.filter((p) => !status.relays_connected.includes(p)).length;
+
 /**
  * Whether this tab is the only one on the network: it holds its own reservation at the relay,
  * and the relay (whose `/health` counts every tab's) holds no other.
@@ -45,7 +48,7 @@ export function setBusy(fieldsets, button, busyText, idleText) {
 async function aloneOnNetwork(peer) {
   try {
     const status = await peer.status();
-    if (!status.reservation || status.connected_peers.length > 1) return false;
+    if (!status.reservation || otherPeers(status) > 0) return false;
     const health = await (await fetch("/health", { cache: "no-store" })).json();
     return health.reservations <= 1;
   } catch {
@@ -110,7 +113,7 @@ export function setupAuth({ peerReady, estimate, onAccount }) {
       // for the network (up to 30 s) rather than answer from silence. Say so.
       const label = async () => {
         const status = await peer.status().catch(() => null);
-        const others = status ? status.connected_peers.length - (status.relay.state === "connected" ? 1 : 0) : 0;
+        const others = status ? otherPeers(status) : 0;
         setBusy(fieldsets, submit, others > 0 ? m.busy : "Finding the network…", m.submit);
       };
       if (mode() === "signup" && await aloneOnNetwork(peer)) {

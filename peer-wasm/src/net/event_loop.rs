@@ -35,6 +35,7 @@ use super::{
     record_limits::{Admit, Candidate, HeldRecords, RecordLimits},
     record_policy::{self, GetAnswers},
     relay_links::{self, RelayLinks},
+    rewalk::Rewalk,
     Behaviour, Client, Config, Event, InboundRequest, KnownPeer, LookupStats, NetError, PeerInfo,
     Started, Status,
 };
@@ -78,6 +79,9 @@ pub(crate) struct EventLoop {
     bootstrap_peers: HashSet<PeerId>,
     /// When this peer last walked the DHT to fill its routing table.
     last_bootstrap: Option<web_time::Instant>,
+    /// Extra walks while the routing table is thin ([`super::rewalk`]), and when the next is due.
+    rewalk: Rewalk,
+    rewalk_at: Fuse<Delay>,
     retry: Fuse<Delay>,
     /// Requests cut by a closing connection, to go again when `resend` fires.
     to_resend: Vec<(web_time::Instant, Outbound)>,
@@ -148,6 +152,8 @@ impl EventLoop {
             relays: RelayLinks::new(relays),
             bootstrap_peers,
             last_bootstrap: None,
+            rewalk: Rewalk::default(),
+            rewalk_at: Fuse::terminated(),
             retry: Fuse::terminated(),
             to_resend: Vec::new(),
             resend: Fuse::terminated(),
@@ -193,6 +199,7 @@ impl EventLoop {
                     }
                 },
                 () = &mut self.retry => self.drive_relays(),
+                () = &mut self.rewalk_at => self.bootstrap(),
                 () = &mut self.resend => self.on_resend(),
             }
         }
@@ -208,32 +215,42 @@ impl EventLoop {
 
     // ---- the relay links ----
 
-    /// Carries out what the relay links want now ([`RelayLinks::poll`]) and sets the timer
-    /// for their next wake.
+    /// Carries out what the relay links want now ([`RelayLinks::poll`]), tells the dial gate
+    /// which relays are down, and sets the timer for the links' next wake.
     fn drive_relays(&mut self) {
         let now = web_time::Instant::now();
-        for action in self.relays.poll(now) {
-            match action {
-                relay_links::Action::Dial(addr) => {
-                    tracing::info!(%addr, "dialling a relay");
-                    let dial = DialOpts::from(addr.clone());
-                    self.swarm.behaviour_mut().gate.allow(dial.connection_id());
-                    if let Err(e) = self.swarm.dial(dial) {
-                        tracing::warn!(%addr, "cannot dial the relay: {e}");
-                        if let Ok(peer) = peer_id_of(&addr) {
-                            self.relay_lost(peer);
+        // A dial that fails at once frees its place for the next relay: poll again, at most
+        // once per relay and once more.
+        for _ in 0..=self.relays.len() {
+            let actions = self.relays.poll(now);
+            if actions.is_empty() {
+                break;
+            }
+            for action in actions {
+                match action {
+                    relay_links::Action::Dial { relay, addr } => {
+                        tracing::info!(%addr, "dialling a relay");
+                        let dial = DialOpts::from(addr);
+                        let id = dial.connection_id();
+                        self.relays.on_dial_started(&relay, id);
+                        self.swarm.behaviour_mut().gate.allow(id);
+                        if let Err(e) = self.swarm.dial(dial) {
+                            tracing::warn!(%relay, "cannot dial the relay: {e}");
+                            if let Some((relay, delay)) = self.relays.on_dial_failed(id, now) {
+                                self.report_relay_down(relay, delay);
+                            }
                         }
                     }
-                }
-                relay_links::Action::Listen { relay, circuit } => {
-                    let listener = match self.swarm.listen_on(circuit) {
-                        Ok(id) => Some(id),
-                        Err(e) => {
-                            tracing::warn!(%relay, "cannot listen through the relay: {e}");
-                            None
-                        }
-                    };
-                    self.relays.on_listening(&relay, listener, now);
+                    relay_links::Action::Listen { relay, circuit } => {
+                        let listener = match self.swarm.listen_on(circuit) {
+                            Ok(id) => Some(id),
+                            Err(e) => {
+                                tracing::warn!(%relay, "cannot listen through the relay: {e}");
+                                None
+                            }
+                        };
+                        self.relays.on_listening(&relay, listener, now);
+                    }
                 }
             }
         }
@@ -245,8 +262,7 @@ impl EventLoop {
         };
     }
 
-    /// A relay's first connection opened: it is a DHT contact, and we ask it for a
-    /// reservation.
+    /// A relay link was taken up: the relay is a DHT contact, and we ask it for a reservation.
     fn relay_connected(&mut self, peer: PeerId) {
         let addr = self
             .relays
@@ -262,17 +278,13 @@ impl EventLoop {
         self.emit(Event::RelayConnected);
     }
 
-    /// A relay went away or could not be reached: another takes its place, and it is tried
-    /// again after a growing delay.
-    fn relay_lost(&mut self, peer: PeerId) {
-        let Some(delay) = self.relays.on_lost(&peer, web_time::Instant::now()) else {
-            return;
-        };
+    /// A relay link was lost or its dial failed: logged and reported; the caller drives the
+    /// links on (another relay takes the place; this one is tried again after `delay`).
+    fn report_relay_down(&mut self, peer: PeerId, delay: Duration) {
         tracing::warn!(%peer, ?delay, "relay unreachable; retrying later");
         self.emit(Event::RelayDisconnected {
             retry_in_ms: delay.as_millis() as u64,
         });
-        self.drive_relays();
     }
 
     fn bootstrap(&mut self) {
@@ -325,12 +337,15 @@ impl EventLoop {
                     web_time::Instant::now(),
                 );
                 self.carry_out(actions);
+                // Any connection may be the one a relay link waits for (a DHT walk can reach a
+                // relay before the link's own dial does).
+                if self.relays.on_connected(&peer_id) {
+                    self.relay_connected(peer_id);
+                }
                 if num_established.get() > 1 {
                     return;
                 }
-                if self.relays.on_connected(&peer_id) {
-                    self.relay_connected(peer_id);
-                } else if self.bootstrap_peers.contains(&peer_id) {
+                if self.bootstrap_peers.contains(&peer_id) {
                     // Walk the DHT on the first connection to a bootstrap peer, and again only
                     // when it is the way back in after being cut off from every peer (at most
                     // every 5 min). Connections to a bootstrap peer come and go like any other
@@ -366,8 +381,10 @@ impl EventLoop {
                 // maps stay as small as the set of connected peers.
                 self.identified.remove(&peer_id);
                 self.rtts.remove(&peer_id);
-                if self.relays.is_relay(&peer_id) {
-                    self.relay_lost(peer_id);
+                let now = web_time::Instant::now();
+                if let Some(delay) = self.relays.on_closed(&peer_id, now) {
+                    self.report_relay_down(peer_id, delay);
+                    self.drive_relays();
                 }
                 self.emit(Event::PeerDisconnected {
                     peer_id: peer_id.to_string(),
@@ -401,8 +418,10 @@ impl EventLoop {
                     tracing::info!(%peer, "no direct path ({error}); staying relayed");
                 }
                 self.carry_out(actions);
-                if self.relays.is_relay(&peer) && !self.swarm.is_connected(&peer) {
-                    self.relay_lost(peer);
+                let now = web_time::Instant::now();
+                if let Some((relay, delay)) = self.relays.on_dial_failed(connection_id, now) {
+                    self.report_relay_down(relay, delay);
+                    self.drive_relays();
                 }
             }
             SwarmEvent::IncomingConnectionError {
@@ -567,6 +586,19 @@ impl EventLoop {
 
     fn on_kad(&mut self, event: kad::Event) {
         match event {
+            kad::Event::OutboundQueryProgressed {
+                result: kad::QueryResult::Bootstrap(_),
+                step,
+                ..
+            } if step.last => {
+                // A walk (ours or Kademlia's own) ended: walk again soon while the table is thin.
+                let known = self.known_peer_count();
+                let now = web_time::Instant::now();
+                self.rewalk_at = match self.rewalk.after_walk(known, now) {
+                    Some(at) => Delay::new(at.saturating_duration_since(now)).fuse(),
+                    None => Fuse::terminated(),
+                };
+            }
             kad::Event::OutboundQueryProgressed {
                 id,
                 result: kad::QueryResult::GetClosestPeers(result),
@@ -1150,13 +1182,7 @@ impl EventLoop {
             .collect();
         listen_addrs.dedup();
         let (sent, received) = crate::webrtc::traffic();
-        let known_peers = self
-            .swarm
-            .behaviour_mut()
-            .kad
-            .kbuckets()
-            .map(|bucket| bucket.num_entries())
-            .sum();
+        let known_peers = self.known_peer_count();
         Status {
             peer_id: self.swarm.local_peer_id().to_string(),
             relay: self.relays.state(web_time::Instant::now()),
@@ -1180,6 +1206,16 @@ impl EventLoop {
             direct_bytes_sent: sent,
             direct_bytes_received: received,
         }
+    }
+
+    /// Peers in the routing table.
+    fn known_peer_count(&mut self) -> usize {
+        self.swarm
+            .behaviour_mut()
+            .kad
+            .kbuckets()
+            .map(|bucket| bucket.num_entries())
+            .sum()
     }
 
     fn known_peers(&mut self) -> Vec<KnownPeer> {

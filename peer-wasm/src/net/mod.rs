@@ -27,6 +27,7 @@ mod queries;
 pub mod record_limits;
 mod record_policy;
 pub(crate) mod relay_links;
+mod rewalk;
 
 use libp2p::{multiaddr::Protocol, Multiaddr, PeerId};
 use serde::Serialize;

@@ -13,7 +13,9 @@
 
 use std::time::Duration;
 
-use libp2p::{core::transport::ListenerId, multiaddr::Protocol, Multiaddr, PeerId};
+use libp2p::{
+    core::transport::ListenerId, multiaddr::Protocol, swarm::ConnectionId, Multiaddr, PeerId,
+};
 use web_time::Instant;
 
 use super::RelayState;
@@ -49,11 +51,21 @@ pub(crate) fn browser_dialable(addrs: &[String]) -> Vec<Multiaddr> {
     picked.into_iter().map(|(_, addr)| addr).collect()
 }
 
+/// How long a dial to a relay may take before the next relay on the list is tried instead (a
+/// relay whose packets are dropped would otherwise hold a place until the browser's TCP
+/// timeout, minutes).
+pub(crate) const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// What the event loop must do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Action {
-    /// Dial this relay.
-    Dial(Multiaddr),
+    /// Dial this relay, and report the dial's id with [`RelayLinks::on_dial_started`].
+    Dial {
+        /// The relay.
+        relay: PeerId,
+        /// Its address, ending in `/p2p/<relay>`.
+        addr: Multiaddr,
+    },
     /// Ask this relay for a reservation by listening on its circuit address; report the
     /// outcome with [`RelayLinks::on_listening`].
     Listen {
@@ -66,9 +78,13 @@ pub(crate) enum Action {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum State {
-    /// Not dialled: waiting for a free place among the [`KEEP`].
+    /// Never dialled: waiting for a free place among the [`KEEP`].
     Idle,
-    Dialing,
+    /// Our dial is under way (its id once the event loop reported it).
+    Dialing {
+        connection: Option<ConnectionId>,
+        since: Instant,
+    },
     Connected {
         /// The circuit listener, once asked for.
         listener: Option<ListenerId>,
@@ -76,10 +92,16 @@ enum State {
         listen_at: Option<Instant>,
         reservation: bool,
     },
-    /// Lost or unreachable: may be dialled again from `until`.
-    Waiting {
-        until: Instant,
-    },
+    /// Lost or unreachable: down (dials to it refused, [`super::dial_gate`]) until dialled
+    /// again, which happens from `until` when a place is free.
+    Waiting { until: Instant },
+}
+
+impl State {
+    /// Holds one of the [`KEEP`] places.
+    fn active(&self) -> bool {
+        matches!(self, Self::Dialing { .. } | Self::Connected { .. })
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -90,6 +112,15 @@ struct Link {
     backoff: Backoff,
     /// Failed attempts since this relay was last connected.
     attempts: u32,
+}
+
+impl Link {
+    fn lose(&mut self, now: Instant) -> Duration {
+        self.attempts = self.attempts.saturating_add(1);
+        let delay = self.backoff.next_delay();
+        self.state = State::Waiting { until: now + delay };
+        delay
+    }
 }
 
 /// Every relay this peer was given, in the order given (the page's own relay first).
@@ -118,6 +149,11 @@ impl RelayLinks {
         Self { links }
     }
 
+    /// How many relays are on the list.
+    pub(crate) fn len(&self) -> usize {
+        self.links.len()
+    }
+
     /// Whether `peer` is one of the relays.
     pub(crate) fn is_relay(&self, peer: &PeerId) -> bool {
         self.links.iter().any(|l| l.peer == *peer)
@@ -131,34 +167,52 @@ impl RelayLinks {
             .map(|l| (l.peer, &l.addr))
     }
 
-    /// The relays that are down: lost or unreachable, waiting out their backoff.
+    /// The relays that are down: lost or unreachable, waiting out their backoff or being
+    /// dialled again by the link (only that dial goes to them).
     pub(crate) fn down(&self) -> impl Iterator<Item = PeerId> + '_ {
         self.links
             .iter()
-            .filter(|l| matches!(l.state, State::Waiting { .. }))
+            .filter(|l| match l.state {
+                State::Waiting { .. } => true,
+                State::Dialing { .. } => l.attempts > 0,
+                _ => false,
+            })
             .map(|l| l.peer)
     }
 
-    /// What is due at `now`: dials to fill the [`KEEP`] places, reservations to ask for.
+    fn active(&self) -> usize {
+        self.links.iter().filter(|l| l.state.active()).count()
+    }
+
+    /// What is due at `now`: dials that took too long given up, dials to fill the [`KEEP`]
+    /// places (relays never tried first, in list order, then those whose wait is over),
+    /// reservations to ask for.
     pub(crate) fn poll(&mut self, now: Instant) -> Vec<Action> {
         let mut actions = Vec::new();
         for link in &mut self.links {
-            if matches!(link.state, State::Waiting { until } if until <= now) {
-                link.state = State::Idle;
+            if matches!(link.state, State::Dialing { since, .. } if since + DIAL_TIMEOUT <= now) {
+                link.lose(now);
             }
         }
-        let mut active = self
-            .links
-            .iter()
-            .filter(|l| matches!(l.state, State::Dialing | State::Connected { .. }))
-            .count();
+        let mut active = self.active();
         for link in &mut self.links {
             if active >= KEEP {
                 break;
             }
-            if link.state == State::Idle {
-                link.state = State::Dialing;
-                actions.push(Action::Dial(link.addr.clone()));
+            let due = match link.state {
+                State::Idle => true,
+                State::Waiting { until } => until <= now,
+                _ => false,
+            };
+            if due {
+                link.state = State::Dialing {
+                    connection: None,
+                    since: now,
+                };
+                actions.push(Action::Dial {
+                    relay: link.peer,
+                    addr: link.addr.clone(),
+                });
                 active += 1;
             }
         }
@@ -181,32 +235,62 @@ impl RelayLinks {
         actions
     }
 
-    /// The first connection to `peer` opened. Returns whether it is a relay.
+    /// The dial of an [`Action::Dial`] has this id (its failure is reported by it).
+    pub(crate) fn on_dial_started(&mut self, peer: &PeerId, id: ConnectionId) {
+        if let Some(Link {
+            state: State::Dialing { connection, .. },
+            ..
+        }) = self.link_mut(peer)
+        {
+            *connection = Some(id);
+        }
+    }
+
+    /// A connection to `peer` opened. Returns whether it is now a relay link: our own dial, or
+    /// any connection to a relay on the list while a place is free (a DHT walk may reach a
+    /// relay first). Other connections to relays (walks reach every relay of the network) are
+    /// not links: no reservation, and their closing means nothing.
     pub(crate) fn on_connected(&mut self, peer: &PeerId) -> bool {
+        let free = self.active() < KEEP;
         let Some(link) = self.link_mut(peer) else {
             return false;
         };
-        link.state = State::Connected {
-            listener: None,
-            listen_at: None,
-            reservation: false,
+        let take = match link.state {
+            State::Dialing { .. } => true,
+            State::Idle | State::Waiting { .. } => free,
+            State::Connected { .. } => false,
         };
-        link.attempts = 0;
-        link.backoff.reset();
-        true
+        if take {
+            link.state = State::Connected {
+                listener: None,
+                listen_at: None,
+                reservation: false,
+            };
+            link.attempts = 0;
+            link.backoff.reset();
+        }
+        take
     }
 
-    /// The last connection to `peer` closed, or a dial to it failed. Returns the wait before
-    /// this relay is tried again, when it is a relay that was up or being dialled.
-    pub(crate) fn on_lost(&mut self, peer: &PeerId, now: Instant) -> Option<Duration> {
+    /// A dial failed. When it was a relay link's own, the relay is down: returns it and the
+    /// wait before it is tried again.
+    pub(crate) fn on_dial_failed(
+        &mut self,
+        id: ConnectionId,
+        now: Instant,
+    ) -> Option<(PeerId, Duration)> {
+        let link = self
+            .links
+            .iter_mut()
+            .find(|l| matches!(l.state, State::Dialing { connection: Some(c), .. } if c == id))?;
+        Some((link.peer, link.lose(now)))
+    }
+
+    /// The last connection to `peer` closed. When it was a relay link, the relay is down:
+    /// returns the wait before it is tried again.
+    pub(crate) fn on_closed(&mut self, peer: &PeerId, now: Instant) -> Option<Duration> {
         let link = self.link_mut(peer)?;
-        if !matches!(link.state, State::Dialing | State::Connected { .. }) {
-            return None;
-        }
-        link.attempts = link.attempts.saturating_add(1);
-        let delay = link.backoff.next_delay();
-        link.state = State::Waiting { until: now + delay };
-        Some(delay)
+        matches!(link.state, State::Connected { .. }).then(|| link.lose(now))
     }
 
     /// The outcome of an [`Action::Listen`]: the listener, or `None` when it could not start
@@ -267,15 +351,12 @@ impl RelayLinks {
 
     /// When [`poll`](Self::poll) next has something to do, if ever without new events.
     pub(crate) fn next_wake(&self) -> Option<Instant> {
-        let active = self
-            .links
-            .iter()
-            .filter(|l| matches!(l.state, State::Dialing | State::Connected { .. }))
-            .count();
+        let free = self.active() < KEEP;
         self.links
             .iter()
             .filter_map(|l| match l.state {
-                State::Waiting { until } if active < KEEP => Some(until),
+                State::Dialing { since, .. } => Some(since + DIAL_TIMEOUT),
+                State::Waiting { until } if free => Some(until),
                 State::Connected {
                     listener: None,
                     listen_at: Some(at),
@@ -300,7 +381,8 @@ impl RelayLinks {
     }
 
     /// The link as the page shows it: connected while any relay is; reconnecting (with the
-    /// soonest retry) once every relay has failed at least once; connecting before that.
+    /// soonest retry) once every relay on the list has failed at least once; connecting
+    /// before that.
     pub(crate) fn state(&self, now: Instant) -> RelayState {
         if self.links.is_empty() {
             return RelayState::None;
@@ -312,16 +394,14 @@ impl RelayLinks {
         {
             return RelayState::Connected;
         }
-        let Some(attempts) = self
+        if self.links.iter().any(|l| l.attempts == 0) {
+            return RelayState::Connecting;
+        }
+        let attempts = self.links.iter().map(|l| l.attempts).min().unwrap_or(0);
+        let dialing = self
             .links
             .iter()
-            .map(|l| l.attempts)
-            .filter(|a| *a > 0)
-            .min()
-        else {
-            return RelayState::Connecting;
-        };
-        let dialing = self.links.iter().any(|l| l.state == State::Dialing);
+            .any(|l| matches!(l.state, State::Dialing { .. }));
         let retry_in_ms = if dialing {
             0
         } else {
@@ -364,11 +444,20 @@ mod tests {
         (peers, links)
     }
 
-    fn dials(actions: &[Action]) -> Vec<String> {
+    /// Carries out the dials of `actions` as the event loop does; returns (relay, dial id).
+    fn dials(links: &mut RelayLinks, actions: &[Action]) -> Vec<(PeerId, ConnectionId)> {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
         actions
             .iter()
             .filter_map(|a| match a {
-                Action::Dial(addr) => Some(addr.to_string()),
+                Action::Dial { relay, addr } => {
+                    assert!(addr.to_string().ends_with(&relay.to_string()));
+                    let id = ConnectionId::new_unchecked(
+                        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+                    );
+                    links.on_dial_started(relay, id);
+                    Some((*relay, id))
+                }
                 Action::Listen { .. } => None,
             })
             .collect()
@@ -382,24 +471,39 @@ mod tests {
                     assert!(circuit.to_string().ends_with("/p2p-circuit"), "{circuit}");
                     Some(*relay)
                 }
-                Action::Dial(_) => None,
+                Action::Dial { .. } => None,
             })
             .collect()
+    }
+
+    /// Three relays listed, the first two dialled and connected.
+    fn first_two_connected() -> (Vec<PeerId>, RelayLinks, Instant) {
+        let (peers, mut links) = relays(3);
+        let now = Instant::now();
+        let actions = links.poll(now);
+        dials(&mut links, &actions);
+        assert!(links.on_connected(&peers[0]));
+        assert!(links.on_connected(&peers[1]));
+        (peers, links, now)
+    }
+
+    fn peers_of(dialled: &[(PeerId, ConnectionId)]) -> Vec<PeerId> {
+        dialled.iter().map(|(p, _)| *p).collect()
     }
 
     #[test]
     fn dials_the_first_two_and_reserves_on_each() {
         let (peers, mut links) = relays(3);
         let now = Instant::now();
-        let first = links.poll(now);
-        assert_eq!(dials(&first).len(), KEEP);
-        assert!(dials(&first)[0].ends_with(&peers[0].to_string()));
-        assert!(dials(&first)[1].ends_with(&peers[1].to_string()));
+        let actions = links.poll(now);
+        let dialled = dials(&mut links, &actions);
+        assert_eq!(peers_of(&dialled), peers[..KEEP]);
         assert_eq!(links.state(now), RelayState::Connecting);
         assert!(links.poll(now).is_empty(), "nothing twice");
 
         assert!(links.on_connected(&peers[0]));
         assert!(!links.on_connected(&PeerId::random()));
+        assert!(!links.on_connected(&peers[0]), "once");
         assert_eq!(links.state(now), RelayState::Connected);
         let actions = links.poll(now);
         assert_eq!(listens(&actions), vec![peers[0]]);
@@ -412,44 +516,50 @@ mod tests {
     }
 
     #[test]
-    fn a_lost_relay_is_replaced_by_the_next_and_retried_only_when_a_place_is_free() {
-        let (peers, mut links) = relays(3);
-        let now = Instant::now();
-        links.poll(now);
-        links.on_connected(&peers[0]);
-        links.on_connected(&peers[1]);
+    fn a_lost_relay_is_replaced_and_stays_down_until_a_place_is_free() {
+        let (peers, mut links, now) = first_two_connected();
         links.poll(now);
 
         // The first relay goes down: the third is dialled at once.
-        let delay = links.on_lost(&peers[0], now).expect("a relay");
+        let delay = links.on_closed(&peers[0], now).expect("a relay link");
         assert_eq!(delay, Duration::from_millis(500));
         assert_eq!(links.down().collect::<Vec<_>>(), vec![peers[0]]);
         let actions = links.poll(now);
-        assert_eq!(dials(&actions).len(), 1);
-        assert!(dials(&actions)[0].ends_with(&peers[2].to_string()));
+        assert_eq!(peers_of(&dials(&mut links, &actions)), vec![peers[2]]);
         links.on_connected(&peers[2]);
         links.poll(now);
-        // Two are up: the lost one is not dialled again when its wait is over.
+        // Two are up: the lost one is neither dialled nor let through once its wait is over.
         assert_eq!(links.next_wake(), None);
-        assert!(dials(&links.poll(now + Duration::from_secs(60))).is_empty());
+        let later = now + Duration::from_secs(60);
+        let actions = links.poll(later);
+        assert!(dials(&mut links, &actions).is_empty());
+        assert_eq!(links.down().collect::<Vec<_>>(), vec![peers[0]]);
 
         // Another goes: now the first is dialled again (its wait is over).
-        links.on_lost(&peers[1], now + Duration::from_secs(61));
-        let again = links.poll(now + Duration::from_secs(61));
-        assert_eq!(dials(&again).len(), 1);
-        assert!(dials(&again)[0].ends_with(&peers[0].to_string()));
+        links.on_closed(&peers[1], later);
+        let actions = links.poll(later);
+        assert_eq!(peers_of(&dials(&mut links, &actions)), vec![peers[0]]);
+        assert_eq!(
+            links.down().collect::<Vec<_>>(),
+            vec![peers[0], peers[1]],
+            "a relay that failed is down while the link dials it again"
+        );
         assert_eq!(links.state(now), RelayState::Connected);
+        assert!(links.on_closed(&peers[1], later).is_none(), "already down");
     }
 
     #[test]
     fn unreachable_relays_are_tried_again_with_a_growing_wait() {
         let (peers, mut links) = relays(2);
         let mut now = Instant::now();
-        links.poll(now);
+        let actions = links.poll(now);
+        let mut dialled = dials(&mut links, &actions);
         let mut waits = Vec::new();
         for _ in 0..4 {
-            let delay = links.on_lost(&peers[0], now).unwrap();
-            links.on_lost(&peers[1], now).unwrap();
+            let (peer, delay) = links.on_dial_failed(dialled[0].1, now).unwrap();
+            assert_eq!(peer, dialled[0].0);
+            links.on_dial_failed(dialled[1].1, now).unwrap();
+            assert!(links.on_dial_failed(dialled[1].1, now).is_none(), "once");
             waits.push(delay.as_millis());
             assert_eq!(links.next_wake(), Some(now + delay));
             assert!(links.poll(now).is_empty(), "not before the wait is over");
@@ -463,24 +573,60 @@ mod tests {
             assert_eq!(retry_in_ms, delay.as_millis() as u64);
             assert_eq!(attempts as usize, waits.len());
             now += delay;
-            assert_eq!(dials(&links.poll(now)).len(), 2);
+            let actions = links.poll(now);
+            dialled = dials(&mut links, &actions);
+            assert_eq!(dialled.len(), 2);
         }
         assert_eq!(waits, [500, 1000, 2000, 4000]);
         // A success resets the wait.
         links.on_connected(&peers[0]);
-        links.on_lost(&peers[0], now);
         assert_eq!(
-            links.on_lost(&peers[1], now),
-            Some(Duration::from_millis(8000))
+            links.on_closed(&peers[0], now),
+            Some(Duration::from_millis(500))
         );
-        assert!(links.on_lost(&peers[1], now).is_none(), "already waiting");
+    }
+
+    #[test]
+    fn a_dial_that_hangs_gives_its_place_to_the_next_relay() {
+        let (peers, mut links) = relays(3);
+        let now = Instant::now();
+        let actions = links.poll(now);
+        let dialled = dials(&mut links, &actions);
+        links.on_connected(&peers[1]);
+        links.poll(now);
+        // The first relay's dial gets no answer: after DIAL_TIMEOUT the third is tried.
+        assert_eq!(links.next_wake(), Some(now + DIAL_TIMEOUT));
+        let late = now + DIAL_TIMEOUT;
+        let actions = links.poll(late);
+        assert_eq!(peers_of(&dials(&mut links, &actions)), vec![peers[2]]);
+        assert_eq!(links.down().collect::<Vec<_>>(), vec![peers[0]]);
+        // The hung dial failing at last changes nothing more.
+        assert!(links.on_dial_failed(dialled[0].1, late).is_none());
+    }
+
+    #[test]
+    fn other_connections_to_relays_are_not_links() {
+        let (peers, mut links, now) = first_two_connected();
+        // A DHT walk reaches the third relay: no third link, no reservation there.
+        assert!(!links.on_connected(&peers[2]));
+        assert!(listens(&links.poll(now)).len() == 2);
+        assert_eq!(links.connected().count(), KEEP);
+        assert!(links.on_closed(&peers[2], now).is_none());
+        // A dial that is not a link's own failing is no loss.
+        assert!(links
+            .on_dial_failed(ConnectionId::new_unchecked(usize::MAX), now)
+            .is_none());
+        // With a place free, a connection made by a walk becomes a link.
+        links.on_closed(&peers[0], now);
+        assert!(links.on_connected(&peers[0]));
     }
 
     #[test]
     fn a_refused_or_dropped_reservation_is_asked_for_again_later() {
         let (peers, mut links) = relays(1);
         let now = Instant::now();
-        links.poll(now);
+        let actions = links.poll(now);
+        dials(&mut links, &actions);
         links.on_connected(&peers[0]);
         links.poll(now);
         let id = ListenerId::next();
@@ -538,6 +684,7 @@ mod tests {
             .parse()
             .unwrap();
         let mut twice = RelayLinks::new([(peer, addr.clone()), (peer, addr)]);
-        assert_eq!(dials(&twice.poll(Instant::now())).len(), 1);
+        let actions = twice.poll(Instant::now());
+        assert_eq!(dials(&mut twice, &actions).len(), 1);
     }
 }
