@@ -72,6 +72,8 @@ export interface Storage {
   agreed: boolean;
   /** The donation to propose: 10 % of the browser's quota, 64 MiB to 5 GiB. */
   suggested: number;
+  /** Why the browser refused the last block write (its storage is full), until one succeeds. */
+  write_refused: string | null;
 }
 export interface AuditReport {
   blocks: number; challenges: number; held: number; holders: string[]; files_degraded: number;
@@ -655,6 +657,9 @@ impl Peer {
                 persisted: bool,
                 agreed: bool,
                 suggested: u64,
+                /// Why the browser refused the last block write (its storage is full), until
+                /// one succeeds.
+                write_refused: Option<String>,
             }
             let usage = store.usage().await.map_err(js_error)?;
             to_js(&Storage {
@@ -663,6 +668,7 @@ impl Peer {
                 persisted,
                 agreed: donation_agreed(),
                 suggested,
+                write_refused: store.write_refused(),
             })
         })
     }

@@ -25,9 +25,28 @@ pub(crate) enum IdentityError {
          this tab's identity and the space it donates there: allow site data for this page, or \
          open it outside private browsing"
     )]
-    Storage(#[from] rexie::Error),
+    Storage(String),
     #[error("the stored peer identity is corrupt ({0}); clear this site's data to make a new one")]
     Corrupt(String),
+}
+
+impl From<rexie::Error> for IdentityError {
+    fn from(e: rexie::Error) -> Self {
+        Self::Storage(error_chain(&e))
+    }
+}
+
+/// An IndexedDB error with its causes: rexie's own message is only "idb error", and what the
+/// browser said (a `QuotaExceededError`, a refusal) is in the cause.
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// Opens (creating or upgrading if needed) the peer's database.

@@ -286,13 +286,16 @@ mod browser {
     const META: &str = "meta";
     const USAGE_KEY: &str = "usage";
 
-    fn backend(e: impl std::fmt::Display) -> StoreError {
-        StoreError::Backend(e.to_string())
+    fn backend(e: impl std::error::Error) -> StoreError {
+        StoreError::Backend(crate::identity_store::error_chain(&e))
     }
 
     /// Blocks in this profile's IndexedDB: they survive reloads and browser restarts.
     pub struct BlockStore {
         db: Rexie,
+        /// Why the browser refused the last block write, until one succeeds (a full disk or
+        /// origin quota: the page tells the person, who can free space or donate less).
+        write_refused: std::sync::Mutex<Option<String>>,
     }
 
     fn get_field(value: &JsValue, name: &str) -> Option<JsValue> {
@@ -319,7 +322,7 @@ mod browser {
             ("blocks", usage.blocks),
         ] {
             Reflect::set(&object, &k.into(), &JsValue::from_f64(v as f64))
-                .map_err(|e| backend(format!("{e:?}")))?;
+                .map_err(|e| StoreError::Backend(format!("{e:?}")))?;
         }
         Ok(object.into())
     }
@@ -394,9 +397,10 @@ mod browser {
             .iter()
             .map(|c| JsValue::from(Uint8Array::from(&c[..])))
             .collect();
-        Reflect::set(value, &"owners".into(), &owners).map_err(|e| backend(format!("{e:?}")))?;
+        Reflect::set(value, &"owners".into(), &owners)
+            .map_err(|e| StoreError::Backend(format!("{e:?}")))?;
         Reflect::delete_property(value.unchecked_ref(), &"owner".into())
-            .map_err(|e| backend(format!("{e:?}")))?;
+            .map_err(|e| StoreError::Backend(format!("{e:?}")))?;
         Ok(())
     }
 
@@ -418,7 +422,10 @@ mod browser {
         /// Opens the profile's block store; `capacity` applies only when none was set before.
         pub async fn open(capacity: u64) -> Result<Self, StoreError> {
             let db = crate::identity_store::open().await.map_err(backend)?;
-            let store = Self { db };
+            let store = Self {
+                db,
+                write_refused: Default::default(),
+            };
             if store.usage().await?.capacity == 0 {
                 store.set_capacity(capacity).await?;
             }
@@ -429,6 +436,31 @@ mod browser {
         /// owner's `allowance`. Holding it again for the same owner is a no-op; for another
         /// owner it adds their claim (counted against their allowance, not the donation).
         pub async fn put(
+            &self,
+            id: BlockId,
+            bytes: Vec<u8>,
+            owner: OwnerHash,
+            allowance: u64,
+        ) -> Result<(), StoreError> {
+            let result = self.write_block(id, bytes, owner, allowance).await;
+            let refused = match &result {
+                Ok(()) => Some(None),
+                Err(StoreError::Backend(why)) => Some(Some(why.clone())),
+                Err(_) => None, // full donation or allowance: the store said no, not the browser
+            };
+            if let (Some(refused), Ok(mut slot)) = (refused, self.write_refused.lock()) {
+                *slot = refused;
+            }
+            result
+        }
+
+        /// Why the browser refused the last block write, if the writes since have not
+        /// succeeded.
+        pub fn write_refused(&self) -> Option<String> {
+            self.write_refused.lock().ok().and_then(|slot| slot.clone())
+        }
+
+        async fn write_block(
             &self,
             id: BlockId,
             bytes: Vec<u8>,
@@ -468,7 +500,7 @@ mod browser {
                     }
                     let value = Object::new();
                     Reflect::set(&value, &"bytes".into(), &Uint8Array::from(bytes.as_slice()))
-                        .map_err(|e| backend(format!("{e:?}")))?;
+                        .map_err(|e| StoreError::Backend(format!("{e:?}")))?;
                     set_claims(&value, &[owner])?;
                     blocks.add(&value, Some(&key)).await.map_err(backend)?;
                     usage.used += size;

@@ -75,6 +75,10 @@ test("a donor whose browser storage is full refuses blocks; the upload goes to o
   const held = (await call(full.page, "storage")).value;
   assert.equal(held.blocks, 0, `the full donor holds nothing: ${JSON.stringify(held)}`);
   assert.ok(await full.page.evaluate(() => window.refusedWrites > 0), "the full donor was asked");
+  // Its person is told, in the footer every view shows, what the browser said.
+  assert.match(held.write_refused, /QuotaExceededError/, JSON.stringify(held));
+  await full.page.waitForFunction(() => /refused to store more/.test(document.getElementById("donation-line").textContent), null, { timeout: 15000 });
+  assert.match(await full.page.textContent("#donation-line"), /refused to store more .*QuotaExceededError.*lower the donation/);
   assert.deepEqual(await alice.page.evaluate(DIGEST_IN_PAGE, file.id), file.digest);
 
   // The full tab still works: it logs in and downloads (reading needs no room).

@@ -86,9 +86,16 @@ function renderPeers(peers, self) {
 }
 
 function renderDonation(storage) {
-  $("donation-line").textContent = storage.capacity > 0
-    ? `This tab donates ${formatBytes(storage.capacity)}; keep it open to help the network.`
-    : "This tab donates no space yet: it gives space only once you agree to an amount (under Storage, once logged in).";
+  const line = $("donation-line");
+  // The browser said no to a block (its disk or this site's quota is full): the donation
+  // promises more than it can keep. Other holders take the blocks meanwhile.
+  line.classList.toggle("bad", Boolean(storage.write_refused));
+  line.textContent = storage.write_refused
+    ? `This tab donates ${formatBytes(storage.capacity)}, but the browser refused to store more `
+      + `(${storage.write_refused.slice(0, 160)}): free some disk space, or lower the donation under Storage.`
+    : storage.capacity > 0
+      ? `This tab donates ${formatBytes(storage.capacity)}; keep it open to help the network.`
+      : "This tab donates no space yet: it gives space only once you agree to an amount (under Storage, once logged in).";
 }
 
 /** Refreshes the footer every second for as long as the page lives. */
