@@ -32,21 +32,8 @@ pub(crate) enum IdentityError {
 
 impl From<rexie::Error> for IdentityError {
     fn from(e: rexie::Error) -> Self {
-        Self::Storage(error_chain(&e))
+        Self::Storage(crate::error_chain::error_chain(&e))
     }
-}
-
-/// An IndexedDB error with its causes: rexie's own message is only "idb error", and what the
-/// browser said (a `QuotaExceededError`, a refusal) is in the cause.
-pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// Opens (creating or upgrading if needed) the peer's database.

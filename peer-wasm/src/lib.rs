@@ -8,6 +8,8 @@
 //! - [`protocol`]: Jellyfish's request-response messages, their version and size limits, and
 //!   the codec that refuses anything else. Pure.
 //! - [`backoff`]: when to try the relay again. Pure.
+//! - `error_chain`: an error's message with its causes (libp2p and IndexedDB keep what
+//!   happened there). Pure.
 //! - [`crypto`]: AES-256-GCM, PBKDF2, RSA (PSS, OAEP), with a WebCrypto engine in the browser.
 //! - [`record`]: signed DHT records and the checks every peer runs before storing one. Pure.
 //! - [`key_history`]: how an account hands over from one key to the next when its password
@@ -37,6 +39,7 @@ pub mod backoff;
 pub mod block;
 pub mod crypto;
 pub mod donor_audit;
+mod error_chain;
 pub mod files;
 pub mod holder;
 pub mod key_history;

@@ -287,7 +287,7 @@ mod browser {
     const USAGE_KEY: &str = "usage";
 
     fn backend(e: impl std::error::Error) -> StoreError {
-        StoreError::Backend(crate::identity_store::error_chain(&e))
+        StoreError::Backend(crate::error_chain::error_chain(&e))
     }
 
     /// Blocks in this profile's IndexedDB: they survive reloads and browser restarts.

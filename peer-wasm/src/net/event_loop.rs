@@ -40,6 +40,7 @@ use super::{
     Started, Status,
 };
 use crate::{
+    error_chain::error_chain,
     protocol::{Request, Response, KAD_PROTOCOL, RPC_PROTOCOL},
     record::{RecordError, VerifiedRecord},
 };
@@ -414,7 +415,7 @@ impl EventLoop {
                     self.upgrades
                         .on_dial_failed(peer, connection_id, web_time::Instant::now());
                 if !actions.is_empty() {
-                    let error = with_causes(&error);
+                    let error = error_chain(&error);
                     tracing::info!(%peer, "no direct path ({error}); staying relayed");
                 }
                 self.carry_out(actions);
@@ -430,7 +431,7 @@ impl EventLoop {
                 ..
             } if crate::webrtc::is_webrtc(&send_back_addr) => {
                 if let Some(Protocol::P2p(peer)) = send_back_addr.iter().last() {
-                    let error = with_causes(&error);
+                    let error = error_chain(&error);
                     tracing::info!(%peer, "direct connection from the peer failed ({error}); staying relayed");
                     let now = web_time::Instant::now();
                     let actions = self.upgrades.on_inbound_failed(peer, now);
@@ -1241,8 +1242,6 @@ impl EventLoop {
     }
 }
 
-/// An error with the errors that caused it, as libp2p's own messages leave the cause out
-/// ("Failed to negotiate transport protocol(s)").
 /// Whether a dial failed only because the relay holds no reservation for the peer (circuit
 /// relay v2's NO_RESERVATION): a browser tab is reachable only through its reservation, so it
 /// has left.
@@ -1251,20 +1250,9 @@ fn departed(error: &libp2p::swarm::DialError) -> bool {
         libp2p::swarm::DialError::Transport(attempts) => {
             !attempts.is_empty()
                 && attempts.iter().all(|(_, e)| {
-                    with_causes(e).contains("Relay has no reservation for destination")
+                    error_chain(e).contains("Relay has no reservation for destination")
                 })
         }
         _ => false,
     }
-}
-
-fn with_causes(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
