@@ -316,12 +316,26 @@ export async function agreeToDonate(page) {
   });
 }
 
-/** Waits until a page's DHT lookups see at least `count` other peers. */
+/** Waits until a page's DHT lookups see at least `count` other peers (relays included). */
 export async function joined(page, count) {
   await waitFor(`the DHT to show ${count} peers`, async () => {
     const found = await page.evaluate(() => window.jellyfish.discover());
     return found.length >= count;
   }, { timeout: 45000, interval: 500 });
+}
+
+/**
+ * Waits until a page's DHT lookups see at least `count` other tabs: the page's relay and its
+ * fellows (from `/api/relay`) do not count, so a test that needs every donor known before it
+ * places blocks is not satisfied by the relay and all but one donor.
+ */
+export async function joinedTabs(page, count) {
+  await waitFor(`the DHT to show ${count} other tabs`, async () => page.evaluate(async (count) => {
+    const relay = await (await fetch("/api/relay", { cache: "no-store" })).json();
+    const relays = [relay.peer_id, ...(relay.fellows || []).map((a) => a.split("/p2p/").pop())];
+    const found = await window.jellyfish.discover();
+    return found.filter((p) => !relays.includes(p)).length >= count;
+  }, count), { timeout: 45000, interval: 500 });
 }
 
 /** Page errors other than the known harmless one from libp2p's websys handlers. */

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { createServer } from "node:net";
 import { test } from "node:test";
-import { Browser, call, freePort, joined, openPeer, pageErrors, Relay, startRelay, status, waitFor, waitReachable, DIGEST_IN_PAGE, UPLOAD_IN_PAGE } from "./harness.mjs";
+import { Browser, call, freePort, joinedTabs, openPeer, pageErrors, Relay, startRelay, status, waitFor, waitReachable, DIGEST_IN_PAGE, UPLOAD_IN_PAGE } from "./harness.mjs";
 
 const PASSWORD = "violet tractor sings under seven moons";
 const MIB = 1024 * 1024;
@@ -56,7 +56,7 @@ test("two relays; one is killed mid-session: tabs keep uploading and downloading
     await waitFor("the tab to hold both relays", async () => (await relaysHeld(tab.page)) === 2);
   }
   phase("four tabs hold both relays");
-  await joined(alice.page, 3);
+  await joinedTabs(alice.page, 3);
   phase("alice knows the donors");
   assert.deepEqual(await call(alice.page, "sign_up", "alice", PASSWORD), { value: { username: "alice" } });
   const first = await alice.page.evaluate(UPLOAD_IN_PAGE, ["first.bin", MIB + 5, 1]);

@@ -2,7 +2,7 @@
 // modes) or full. The person is told why, nothing panics, and nobody's files suffer.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { Browser, call, joined, openPeer, pageErrors, startRelay, status, waitPeer, waitReachable, DIGEST_IN_PAGE, UPLOAD_IN_PAGE } from "./harness.mjs";
+import { Browser, call, joinedTabs, openPeer, pageErrors, startRelay, status, waitPeer, waitReachable, DIGEST_IN_PAGE, UPLOAD_IN_PAGE } from "./harness.mjs";
 
 const PASSWORD = "violet tractor sings under seven moons";
 const MIB = 1024 * 1024;
@@ -66,7 +66,7 @@ test("a donor whose browser storage is full refuses blocks; the upload goes to o
   const donors = [];
   for (const name of ["d1", "d2", "d3"]) donors.push(await openPeer(relay, name, browsers));
   const alice = await openPeer(relay, "alice", browsers);
-  await joined(alice.page, 4);
+  await joinedTabs(alice.page, 4);
   assert.deepEqual(await call(alice.page, "sign_up", "alice", PASSWORD), { value: { username: "alice" } });
 
   const file = await alice.page.evaluate(UPLOAD_IN_PAGE, ["photos.bin", 3 * MIB + 7, 9]);
