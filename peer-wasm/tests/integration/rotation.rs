@@ -19,7 +19,7 @@ const PASSWORD: &str = "violet tractor sings under seven moons";
 const NEW_PASSWORD: &str = "quiet harbour lanterns drift past midnight";
 const MIB: u64 = 1024 * 1024;
 
-mod common;
+use crate::common;
 
 use common::{download, pattern};
 

@@ -16,7 +16,7 @@ const PEERS: usize = 20;
 const PASSWORD: &str = "violet tractor sings under seven moons";
 const MIB: u64 = 1024 * 1024;
 
-mod common;
+use crate::common;
 
 use common::{download, pattern};
 

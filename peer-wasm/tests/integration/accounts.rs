@@ -17,7 +17,7 @@ const BITS: usize = 2048;
 const PASSWORD: &str = "violet tractor sings under seven moons";
 const NEW_PASSWORD: &str = "quiet harbour lanterns drift past midnight";
 
-mod common;
+use crate::common;
 
 /// 20 peers with block stores; the account tests use their network handles.
 async fn cluster() -> Vec<Client> {

@@ -12,7 +12,7 @@ use jellyfish_peer::{
 };
 use libp2p::PeerId;
 
-mod common;
+use crate::common;
 use common::hostile::{self, Forge, Hostile};
 
 const BITS: usize = 2048;
