@@ -33,6 +33,7 @@ use crate::{
         sha256, CryptoError, SymmetricKey,
     },
     key_history::{self, KeyLink, MAX_KEY_LINKS},
+    net::{Client, NetError},
     protocol,
     record::{
         dht_key, AccountId, FoundRecord, RecordError, RecordKind, SignedRecord, VerifiedRecord,
@@ -65,6 +66,17 @@ pub trait Directory {
     }
     /// Stores a record on the peers responsible for it.
     async fn put(&self, record: SignedRecord) -> Result<(), AccountError>;
+}
+
+/// The real directory: the DHT, through the network's handle.
+impl Directory for Client {
+    async fn find(&self, key: Vec<u8>) -> Result<Vec<FoundRecord>, AccountError> {
+        self.find_record(key).await.map_err(AccountError::from)
+    }
+
+    async fn put(&self, record: SignedRecord) -> Result<(), AccountError> {
+        self.put_record(record).await.map_err(AccountError::from)
+    }
 }
 
 /// Why an account operation failed, in words a user can act on.
@@ -115,7 +127,17 @@ pub enum AccountError {
     NotHeldElsewhere,
     /// The network could not be reached or did not answer.
     #[error("network: {0}")]
-    Network(String),
+    Network(#[source] NetError),
+}
+
+impl From<NetError> for AccountError {
+    fn from(e: NetError) -> Self {
+        match e {
+            NetError::Record(e) => AccountError::Record(e),
+            NetError::TooFewPeers { heard, needed } => AccountError::Unreachable { heard, needed },
+            other => AccountError::Network(other),
+        }
+    }
 }
 
 impl AccountError {

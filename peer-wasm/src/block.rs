@@ -20,6 +20,8 @@ pub const BLOCK_SIZE: usize = 1024 * 1024;
 pub const SEAL_OVERHEAD: usize = NONCE_LEN + 16;
 /// Largest sealed block a holder accepts.
 pub const MAX_SEALED_BLOCK: usize = BLOCK_SIZE + SEAL_OVERHEAD;
+// Proofs of storage cover every block a holder accepts.
+const _: () = assert!(MAX_SEALED_BLOCK as u64 <= crate::proof::MAX_SIZE);
 
 /// A block's address: the Merkle root of its sealed bytes ([`crate::proof::root`]).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

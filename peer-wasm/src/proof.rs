@@ -18,9 +18,14 @@ use crate::crypto::aead::serde_bytes_vec;
 /// (8 levels for a 1 MiB block).
 pub const LEAF: usize = 4096;
 
-/// Most levels a proof may have: enough for any block a holder accepts
-/// ([`crate::block::MAX_SEALED_BLOCK`] is 257 leaves, so 9 levels).
+/// Most levels a proof may have: enough for [`MAX_SIZE`] (a sealed block of 1 MiB is 257
+/// leaves, so 9 levels).
 const MAX_DEPTH: usize = 16;
+
+/// Largest tree a proof may claim: 2^(16 - 1) leaves of [`LEAF`] bytes (128 MiB), far above any
+/// block a holder accepts (`block` checks at compile time that its largest block fits), so a
+/// forged size cannot make the checker walk a tree deeper than [`MAX_DEPTH`].
+pub const MAX_SIZE: u64 = (1 << (MAX_DEPTH - 1)) * LEAF as u64;
 
 /// A holder's answer to a challenge: one leaf and the hashes that take it to the root.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -144,7 +149,7 @@ pub fn prove(bytes: &[u8], challenge: u32) -> Proof {
 
 /// Checks that `proof` answers `challenge` for the block at `block_address`.
 pub fn verify(block_address: &[u8; 32], challenge: u32, proof: &Proof) -> Result<(), ProofError> {
-    if proof.size > crate::block::MAX_SEALED_BLOCK as u64 {
+    if proof.size > MAX_SIZE {
         return Err(ProofError::Malformed("larger than any block"));
     }
     let asked = leaf_for(challenge, proof.size);

@@ -8,9 +8,8 @@ use libp2p::{Multiaddr, PeerId};
 use serde::Serialize;
 
 use super::{KnownPeer, LookupStats, NetError, PeerInfo, Status};
-use crate::protocol::{Request, Response};
 use crate::{
-    account::{AccountError, Directory},
+    protocol::{Request, Response},
     record::{FoundRecord, SignedRecord, VerifiedRecord},
 };
 
@@ -210,25 +209,5 @@ impl Client {
             .await
             .map_err(|_| NetError::Stopped)?;
         rx.await.map_err(|_| NetError::Stopped)
-    }
-}
-
-impl Directory for Client {
-    async fn find(&self, key: Vec<u8>) -> Result<Vec<FoundRecord>, AccountError> {
-        self.find_record(key).await.map_err(AccountError::from)
-    }
-
-    async fn put(&self, record: SignedRecord) -> Result<(), AccountError> {
-        self.put_record(record).await.map_err(AccountError::from)
-    }
-}
-
-impl From<NetError> for AccountError {
-    fn from(e: NetError) -> Self {
-        match e {
-            NetError::Record(e) => AccountError::Record(e),
-            NetError::TooFewPeers { heard, needed } => AccountError::Unreachable { heard, needed },
-            other => AccountError::Network(other.to_string()),
-        }
     }
 }

@@ -66,7 +66,7 @@ enum Asker {
     /// Another peer, over its stream.
     Remote(request_response::ResponseChannel<Response>),
     /// This peer itself (a reader that holds a copy of the block it wants, say).
-    Local(super::queries::ResponseSender),
+    Local(super::outbound::ResponseSender),
 }
 
 /// Owns the swarm; see the module map in [`crate::net`].

@@ -28,6 +28,7 @@ pub mod record_limits;
 mod record_policy;
 pub(crate) mod relay_links;
 mod rewalk;
+mod swarm;
 
 use libp2p::{multiaddr::Protocol, Multiaddr, PeerId};
 use serde::Serialize;
@@ -322,7 +323,7 @@ mod tests {
 /// Starts the network side of a peer with `keypair` as `config` says, in the background.
 /// Natively this needs a running tokio runtime. [`crate::node::start`] adds the block holder.
 pub fn start(keypair: libp2p::identity::Keypair, config: Config) -> Result<Started, NetError> {
-    let swarm = crate::platform::build_swarm(keypair, &config)?;
+    let swarm = swarm::build(keypair, &config)?;
     let (event_loop, started) = EventLoop::new(swarm, config)?;
     crate::platform::spawn(event_loop.run());
     Ok(started)

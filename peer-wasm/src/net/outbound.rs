@@ -14,11 +14,15 @@
 
 use std::time::Duration;
 
+use futures::channel::oneshot;
 use libp2p::{request_response::OutboundFailure, PeerId};
 use web_time::Instant;
 
-use super::{queries::ResponseSender, NetError};
-use crate::protocol::Request;
+use super::NetError;
+use crate::protocol::{Request, Response};
+
+/// Who waits for the answer to a request to another peer.
+pub(crate) type ResponseSender = oneshot::Sender<Result<Response, NetError>>;
 
 /// How often a request cut by a closing connection is sent again.
 pub(crate) const RETRIES: u8 = 4;

@@ -5,10 +5,7 @@ use futures::channel::oneshot;
 use libp2p::PeerId;
 
 use super::{outbound::Outbound, record_policy::GetAnswers, LookupStats, NetError};
-use crate::{protocol::Response, record::FoundRecord};
-
-/// Who waits for the answer to a request to another peer.
-pub(crate) type ResponseSender = oneshot::Sender<Result<Response, NetError>>;
+use crate::record::FoundRecord;
 /// Who waits for a list of peers.
 pub(crate) type PeersReply = oneshot::Sender<Result<Vec<PeerId>, NetError>>;
 

@@ -9,7 +9,7 @@ use std::{cell::Cell, ops::ControlFlow};
 use jellyfish_peer::{
     account::{self, AccountError, Directory, Session},
     files::{self, Donation, FileError, DEFAULT_REPLICAS},
-    net::Client,
+    net::{Client, NetError},
     node::Node,
     record::{dht_key, FoundRecord, RecordKind, SignedRecord, VerifiedRecord},
 };
@@ -316,7 +316,7 @@ impl Directory for CutShort<'_> {
 
     async fn put(&self, record: SignedRecord) -> Result<(), AccountError> {
         match self.puts_left.get() {
-            0 => Err(AccountError::Network("the tab closed".into())),
+            0 => Err(AccountError::Network(NetError::Stopped)),
             n => {
                 self.puts_left.set(n - 1);
                 self.network.put(record).await
