@@ -21,6 +21,13 @@ cargo clippy --release --locked --workspace --all-targets -- -D warnings
 step "clippy, wasm32"
 cargo clippy --release --locked -p jellyfish-peer --target wasm32-unknown-unknown --all-targets -- -D warnings
 
+step "docs: every module documented, no broken intra-doc links (private items included)"
+# Private links are fine: these are the developers' docs (--document-private-items).
+export RUSTDOCFLAGS="-D warnings -A rustdoc::private_intra_doc_links"
+cargo doc --release --locked --workspace --no-deps --document-private-items
+cargo doc --release --locked -p jellyfish-peer --target wasm32-unknown-unknown --no-deps --document-private-items
+unset RUSTDOCFLAGS
+
 step "native tests"
 cargo test --release --locked --workspace
 

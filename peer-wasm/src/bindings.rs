@@ -65,6 +65,14 @@ export interface AccountFailure extends Error {
   /** With network_unreachable from a lookup: peers heard, and peers needed. */
   heard?: number; needed?: number;
 }
+/** How upload, download, list_files, delete_file, audit and quota reject. */
+export interface FileFailure extends Error {
+  code: "no_holder" | "unavailable" | "index_unavailable" | "over_quota" | "cancelled"
+    | "no_such_file" | "bad_name" | "read_failed" | "index_damaged" | "block_invalid"
+    | "crypto_failed" | "network_unreachable" | "network" | "record_refused" | "pledge_failed";
+  /** With over_quota, in bytes: the upload's size, what is used, what is allowed. */
+  size?: number; used?: number; quota?: number;
+}
 export interface Storage {
   capacity: number; used: number; blocks: number;
   browser_quota: number | null; persisted: boolean;
@@ -224,6 +232,19 @@ fn account_error(e: AccountError) -> JsValue {
     if let AccountError::Unreachable { heard, needed } = e {
         let _ = js_sys::Reflect::set(&error, &"heard".into(), &(heard as f64).into());
         let _ = js_sys::Reflect::set(&error, &"needed".into(), &(needed as f64).into());
+    }
+    error
+}
+
+/// A file failure as a JavaScript `Error` with a stable `code` (see [`FileError::code`]);
+/// `over_quota` carries `size`, `used` and `quota` in bytes, for the page to word in its units.
+fn file_error(e: FileError) -> JsValue {
+    let error: JsValue = JsError::new(&e.to_string()).into();
+    let _ = js_sys::Reflect::set(&error, &"code".into(), &e.code().into());
+    if let FileError::OverQuota { size, used, quota } = e {
+        for (name, value) in [("size", size), ("used", used), ("quota", quota)] {
+            let _ = js_sys::Reflect::set(&error, &name.into(), &(value as f64).into());
+        }
     }
     error
 }
@@ -731,7 +752,7 @@ impl Peer {
                 progress,
             )
             .await
-            .map_err(js_error)?;
+            .map_err(file_error)?;
             to_js(&report)
         })
     }
@@ -748,7 +769,7 @@ impl Peer {
             let per_file = blocks_per_file.map_or(4, |n| n as usize);
             let report = files::audit(&client, &open, per_file, files::DEFAULT_REPLICAS)
                 .await
-                .map_err(js_error)?;
+                .map_err(file_error)?;
             to_js(&report)
         })
     }
@@ -762,7 +783,7 @@ impl Peer {
             to_js(
                 &files::quota(&client, &open, files::DEFAULT_REPLICAS)
                     .await
-                    .map_err(js_error)?,
+                    .map_err(file_error)?,
             )
         })
     }
@@ -773,7 +794,7 @@ impl Peer {
         let (client, session) = (self.client.clone(), self.session.clone());
         future_to_promise(async move {
             let open = logged_in(&session)?;
-            to_js(&files::list(&client, &open).await.map_err(js_error)?)
+            to_js(&files::list(&client, &open).await.map_err(file_error)?)
         })
     }
 
@@ -804,7 +825,7 @@ impl Peer {
                 go_on(signal.as_ref())
             })
             .await
-            .map_err(js_error)?;
+            .map_err(file_error)?;
             Ok(file.finish()?.into())
         })
     }
@@ -817,7 +838,7 @@ impl Peer {
             let open = logged_in(&session)?;
             let freed = files::delete(&client, &open, &id, files::DEFAULT_REPLICAS)
                 .await
-                .map_err(js_error)?;
+                .map_err(file_error)?;
             Ok(JsValue::from_f64(freed as f64))
         })
     }

@@ -4,34 +4,63 @@
 //! compiled natively it is the same protocol logic, run by `cargo test` as a cluster of peers
 //! in one process.
 //!
-//! The parts, from the wire up:
+//! The parts, from the wire up (every module of the crate is here; "pure" means no I/O, and
+//! such a module is tested natively on its own):
+//!
+//! **Wire and crypto**
 //! - [`protocol`]: Jellyfish's request-response messages, their version and size limits, and
-//!   the codec that refuses anything else. Pure.
-//! - [`backoff`]: when to try the relay again. Pure.
-//! - `error_chain`: an error's message with its causes (libp2p and IndexedDB keep what
-//!   happened there). Pure.
+//!   the codec that refuses anything else; protocol names come from `jellyfish_protocols`,
+//!   shared with the relay. Pure.
 //! - [`crypto`]: AES-256-GCM, PBKDF2, RSA (PSS, OAEP), with a WebCrypto engine in the browser.
 //! - [`record`]: signed DHT records and the checks every peer runs before storing one. Pure.
 //! - [`key_history`]: how an account hands over from one key to the next when its password
 //!   changes. Pure.
+//! - [`backoff`]: when to try the relay again. Pure.
+//! - `error_chain`: an error's message with its causes (libp2p and IndexedDB keep what
+//!   happened there). Pure.
+//!
+//! **Storage protocol**
+//! - [`block`]: how a file becomes sealed, content-addressed blocks, and back. Pure.
 //! - [`proof`]: block addresses as Merkle roots, and proofs that a holder still holds a block,
 //!   checked against the address alone. Pure.
-//! - [`donor_audit`]: how a holder counts a pledge by the audits of its peer. Pure.
+//! - [`pledge`]: what a browser donates for a user, signed, and the allowance holders derive.
 //! - [`receipt`]: holders' signed receipts for what they store, and what a co-holder learns
 //!   from them about what other holders were given. Pure.
-//! - [`pledge`]: what a browser donates for a user, signed, and the allowance holders derive.
+//! - [`donor_audit`]: how a holder counts a pledge by the audits of its peer. Pure.
+//! - [`store`]: the blocks this peer holds for others (IndexedDB in the browser, memory
+//!   natively), within the donated space and each owner's allowance.
+//! - [`holder`]: answers other peers' block requests from the store, and audits donors.
 //! - [`audit`]: challenging holders to prove they still hold what they were given.
-//! - [`account`]: sign up, log in, change password, over a [`account::Directory`].
-//! - [`net`]: the libp2p side: behaviour, event loop, and the [`net::Client`] handle the rest
-//!   of the code (and the page) drives. Nothing else names the swarm.
-//! - `platform`: what differs between browser and native (transports, spawning).
-//! - `identity_store` (browser only): this profile's peer key in IndexedDB.
-//! - `record_journal` (browser only): the DHT records this tab holds, kept in IndexedDB across
-//!   reloads ([`net::journaled_store`] journals each change).
-//! - `bindings` (browser only): the JavaScript API, a thin layer over [`net::Client`].
 //!
-//! Dependencies point one way: bindings -> account -> {net, record, crypto};
-//! net -> {record, protocol, backoff, platform}.
+//! **What a user does**
+//! - [`account`]: sign up, log in, change password, over a [`account::Directory`] (the DHT,
+//!   through [`net::Client`]).
+//! - [`files`]: upload, list, download, delete, audit; typed failures down to each peer asked
+//!   ([`files::Attempts`]).
+//!
+//! **The network and the peer**
+//! - [`net`]: the libp2p side: swarm construction, behaviour, the event loop and its state
+//!   machines, and the [`net::Client`] handle the rest of the code (and the page) drives.
+//!   Nothing else names the swarm.
+//! - [`webrtc`]: the browser-to-browser `/webrtc` transport (signalling over circuits, data
+//!   channels as streams).
+//! - [`node`]: a whole peer: the network plus the holder serving its donated storage.
+//! - [`probe`]: transport probes, the benchmarks' baseline for uploads and downloads.
+//! - `platform`: spawning and sharing tasks, the one thing besides transports that differs
+//!   between browser and native. Depends on nothing else here.
+//!
+//! **Browser only**
+//! - `identity_store`: this profile's peer key in IndexedDB.
+//! - `record_journal`: the DHT records this tab holds, kept in IndexedDB across reloads
+//!   ([`net::journaled_store`] journals each change).
+//! - `bindings`: the JavaScript API, a thin layer over [`node`], [`account`] and [`files`]; each
+//!   failure rejects with an `Error` carrying a stable `code`.
+//!
+//! **Tests only**: `fuzz`, every decoder of network bytes fed mutated input.
+//!
+//! Dependencies point one way (no import circles): bindings -> files -> account -> net ->
+//! {record, protocol, webrtc, backoff, platform}; files -> {block, proof, pledge, receipt,
+//! audit}; node -> {net, holder -> store}.
 
 pub mod account;
 pub mod audit;

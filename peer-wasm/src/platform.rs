@@ -1,5 +1,5 @@
 //! Everything that differs between the browser and a native process apart from the swarm's
-//! transports (those are [`crate::net::swarm`]'s): how tasks are spawned and shared. The rest
+//! transports (those are in `net::swarm`): how tasks are spawned and shared. The rest
 //! of the crate is the same on both. Depends on nothing else in the crate.
 
 /// Runs a task in the background: on the page's event loop in the browser.

@@ -124,7 +124,7 @@ pub fn donors(
 /// What a holder may hold for `owner`: the pledges, each counted in full, divided by the copies
 /// each block takes, plus [`ALLOWANCE_SLACK`]; nothing without a pledge. Every pledge must be
 /// valid and the owner's, or the request is refused. Holders count pledges by their peers'
-/// audits instead ([`crate::donor_audit::donated`], then [`allowance_of`]).
+/// audits instead ([`crate::donor_audit::Book::donated`], then [`allowance_of`]).
 pub fn allowance(pledges: &[Pledge], owner: &OwnerHash) -> Result<u64, PledgeError> {
     Ok(allowance_of(donors(pledges, owner)?.values().sum()))
 }

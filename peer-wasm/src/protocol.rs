@@ -14,11 +14,11 @@ use libp2p::StreamProtocol;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 /// The libp2p protocol name of Jellyfish's request-response protocol.
-pub const RPC_PROTOCOL: StreamProtocol = StreamProtocol::new("/jellyfish/rpc/1");
+pub const RPC_PROTOCOL: StreamProtocol = StreamProtocol::new(jellyfish_protocols::RPC);
 
-/// The Kademlia protocol name: our own DHT, apart from any public one.
-/// The relay speaks the same name (relay/src/network.rs); keep the two equal.
-pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/jellyfish/kad/1.0.0");
+/// The Kademlia protocol name: our own DHT, apart from any public one (the relay's is the same
+/// constant, [`jellyfish_protocols::KAD`]).
+pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new(jellyfish_protocols::KAD);
 
 /// Version stamped into every message; a peer refuses messages of another version.
 /// 2: stores are answered with a receipt; witness and claim requests.

@@ -15,9 +15,9 @@ use libp2p::{
 
 use crate::{counting::Counted, Config, RelayError, Stats};
 
-/// Must equal the peer's `KAD_PROTOCOL` (peer-wasm/src/protocol.rs): one DHT for both.
-const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/jellyfish/kad/1.0.0");
-const IDENTIFY_PROTOCOL: &str = "/jellyfish/id/1";
+/// The peers' DHT: one for tabs and relays ([`jellyfish_protocols`] names both sides' protocols).
+const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new(jellyfish_protocols::KAD);
+const IDENTIFY_PROTOCOL: &str = jellyfish_protocols::IDENTIFY;
 
 /// Connections one peer may hold to the relay: a tab needs one; two more for a reload racing
 /// the old connection's close.

@@ -9,7 +9,7 @@ use jellyfish_relay::{Config, Relay};
 use libp2p::{kad, noise, swarm::SwarmEvent, yamux, Multiaddr, StreamProtocol};
 use std::io::{Read, Write};
 
-const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/jellyfish/kad/1.0.0");
+const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new(jellyfish_protocols::KAD);
 
 fn config(data_dir: &std::path::Path) -> Config {
     Config {

@@ -94,8 +94,8 @@ class Transfer {
       detailText || `${formatBytes(this.total)} in ${formatDuration(seconds)}`);
   }
 
-  fail(message) {
-    this.setState("failed", "Failed", readable(message));
+  fail(e) {
+    this.setState("failed", "Failed", readable(e));
   }
 
   abort() {
@@ -111,13 +111,16 @@ class Transfer {
   }
 }
 
-/** The peer states sizes in bytes ("needs 2097275 bytes … of 1048576"); people read MB. */
-function readable(message) {
-  const text = sentence(message);
-  const quota = text.match(/^Over quota: this upload needs (\d+) bytes but you use (\d+) of (\d+)(.*)$/);
-  if (!quota) return text;
-  const [size, used, limit] = quota.slice(1, 4).map((n) => formatBytes(Number(n)));
-  return `Over quota: this upload needs ${size} but you use ${used} of ${limit}${quota[4]}`;
+/**
+ * What to tell the person about a failed transfer: the peer's sentence, except that an
+ * over-quota failure (code `over_quota`, sizes in bytes) is worded in the units people read.
+ */
+function readable(e) {
+  if (e.code === "over_quota") {
+    const [size, used, quota] = [e.size, e.used, e.quota].map((n) => formatBytes(n));
+    return `Over quota: this upload needs ${size} but you use ${used} of ${quota}; donate more space or delete files.`;
+  }
+  return sentence(e.message);
 }
 
 /** Saves a Blob under `name` the way a download link would. */
@@ -180,8 +183,8 @@ export function setupTransfers({ getPeer, onUploaded }) {
       }
     } catch (e) {
       if (t.cancelled) return;
-      t.fail(e.message);
-      announce(`Upload of ${t.name} failed: ${readable(e.message)}`);
+      t.fail(e);
+      announce(`Upload of ${t.name} failed: ${readable(e)}`);
     } finally {
       onUploaded();
     }
@@ -198,8 +201,8 @@ export function setupTransfers({ getPeer, onUploaded }) {
       announce(`${t.name} downloaded.`);
     } catch (e) {
       if (t.cancelled) return;
-      t.fail(e.message);
-      announce(`Download of ${t.name} failed: ${e.message}`);
+      t.fail(e);
+      announce(`Download of ${t.name} failed: ${readable(e)}`);
     }
   }
 

@@ -17,7 +17,7 @@ use crate::protocol::{self, KAD_PROTOCOL, RPC_PROTOCOL};
 const K_VALUE: u16 = 20;
 
 /// The identify protocol version Jellyfish peers announce.
-pub(crate) const IDENTIFY_PROTOCOL: &str = "/jellyfish/id/1";
+pub(crate) const IDENTIFY_PROTOCOL: &str = jellyfish_protocols::IDENTIFY;
 
 /// Connections to one peer: the relayed one, the direct one, and room for both sides dialling
 /// at once (which can make a second of each).

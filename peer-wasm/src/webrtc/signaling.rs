@@ -36,7 +36,8 @@ use libp2p::{
 };
 
 /// The signalling protocol of libp2p WebRTC (private-to-private).
-pub const SIGNALING_PROTOCOL: StreamProtocol = StreamProtocol::new("/webrtc-signaling/0.0.1");
+pub const SIGNALING_PROTOCOL: StreamProtocol =
+    StreamProtocol::new(jellyfish_protocols::WEBRTC_SIGNALING);
 
 /// Streams the remote opened, for the transport's listener.
 pub type Incoming = mpsc::Receiver<(PeerId, SignalingStream)>;

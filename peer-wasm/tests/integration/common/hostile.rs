@@ -142,7 +142,7 @@ pub(crate) async fn start(bootstrap: Multiaddr, forge: Forge) -> Hostile {
             kad.set_mode(Some(kad::Mode::Server));
             Behaviour {
                 identify: identify::Behaviour::new(identify::Config::new(
-                    "/jellyfish/id/1".into(),
+                    jellyfish_protocols::IDENTIFY.into(),
                     key.public(),
                 )),
                 kad,

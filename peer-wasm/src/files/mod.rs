@@ -14,6 +14,8 @@
 //! by that browser), kept in the sealed index: holders refuse owners whose pledges do not cover
 //! what they would hold ([`crate::pledge`]).
 
+mod attempts;
+
 use std::ops::ControlFlow;
 
 use futures::{future::join_all, stream::FuturesOrdered, StreamExt};
@@ -32,6 +34,8 @@ use crate::{
     record::{dht_key, RecordError, RecordKind, VerifiedRecord},
     store::OwnerHash,
 };
+
+pub use attempts::{Attempts, PeerFailure};
 
 /// Copies of each block, by default.
 pub const DEFAULT_REPLICAS: usize = 3;
@@ -60,23 +64,28 @@ const META_POSITION: u64 = u64::MAX;
 #[non_exhaustive]
 pub enum FileError {
     /// Not a single peer took a block.
-    #[error("upload failed: block {index} could not be stored on any peer ({reason}); nothing was saved")]
+    #[error("upload failed: block {index} could not be stored on any peer ({attempts}); nothing was saved")]
     NoHolder {
-        /// Which block.
+        /// Which block ([`u64::MAX`] for a manifest or the index).
         index: u64,
-        /// What the peers said.
-        reason: String,
+        /// What the peers asked did.
+        #[source]
+        attempts: Attempts,
     },
     /// No holder had a good copy of a block.
-    #[error("block {index} of {name:?} could not be fetched from any holder ({reason})")]
+    #[error("block {index} of {name:?} could not be fetched from any holder ({attempts})")]
     Unavailable {
         /// The file.
         name: String,
-        /// Which block.
+        /// Which block ([`u64::MAX`] for the manifest).
         index: u64,
-        /// What went wrong with the last holder tried.
-        reason: String,
+        /// What the holders, then the peers near the block's address, did.
+        #[source]
+        attempts: Attempts,
     },
+    /// The file index (which lists every file) could not be fetched from any holder.
+    #[error("the file index cannot be fetched ({0}); try again when more peers are online")]
+    IndexUnavailable(#[source] Attempts),
     /// The upload would exceed what the user's donations earn.
     #[error("over quota: this upload needs {size} bytes but you use {used} of {quota}; donate more space or delete files")]
     OverQuota {
@@ -117,6 +126,29 @@ pub enum FileError {
     /// This browser's pledge could not be signed.
     #[error(transparent)]
     Pledge(#[from] PledgeError),
+}
+
+impl FileError {
+    /// A stable code for each kind of failure, for the page to switch on (never the text).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::NoHolder { .. } => "no_holder",
+            Self::Unavailable { .. } => "unavailable",
+            Self::IndexUnavailable(_) => "index_unavailable",
+            Self::OverQuota { .. } => "over_quota",
+            Self::Cancelled => "cancelled",
+            Self::NoSuchFile => "no_such_file",
+            Self::BadName => "bad_name",
+            Self::Read(_) => "read_failed",
+            Self::Damaged(_) => "index_damaged",
+            Self::Block(_) => "block_invalid",
+            Self::Crypto(_) => "crypto_failed",
+            Self::Net(NetError::TooFewPeers { .. }) => "network_unreachable",
+            Self::Net(_) => "network",
+            Self::Record(_) => "record_refused",
+            Self::Pledge(_) => "pledge_failed",
+        }
+    }
 }
 
 /// A stored block and the peers that confirmed holding it.
@@ -293,22 +325,17 @@ async fn place(
     session: &Session,
     pledges: &[Pledge],
     bytes: Vec<u8>,
+    position: u64,
     replicas: usize,
-) -> Result<(BlockRef, Placed), (BlockId, String)> {
+) -> Result<(BlockRef, Placed), FileError> {
     let id = BlockId::of(&bytes);
-    let owner = session
-        .public_key()
-        .to_der()
-        .map_err(|e| (id, e.to_string()))?;
+    let owner = session.public_key().to_der()?;
     let signature = session.sign_statement(&store_statement(&id));
-    let candidates = client
-        .closest_peers(id.0.to_vec())
-        .await
-        .map_err(|e| (id, e.to_string()))?;
+    let candidates = client.closest_peers(id.0.to_vec()).await?;
     let owner_hash = sha256(&owner);
     let mut holders: Vec<PeerId> = Vec::new();
     let mut receipts = Vec::new();
-    let mut last_error = String::from("no peer to ask");
+    let mut attempts = Attempts::default();
     // Ask in rounds of as many peers as copies are missing, nearest first.
     let mut remaining = candidates.into_iter();
     while holders.len() < replicas {
@@ -337,19 +364,20 @@ async fn place(
                     holders.push(*peer);
                     receipts.push((*peer, receipt));
                 }
-                Ok(Response::Stored { .. }) => {
-                    last_error = format!("{peer} stored it without a valid receipt")
-                }
+                Ok(Response::Stored { .. }) => attempts.push(*peer, PeerFailure::NoReceipt),
                 Ok(Response::Refused { reason }) => {
-                    last_error = format!("{peer} refused: {}", protocol::quote(&reason))
+                    attempts.push(*peer, PeerFailure::Refused(reason))
                 }
-                Ok(other) => last_error = format!("{peer} answered {}", other.kind()),
-                Err(e) => last_error = e.to_string(),
+                Ok(other) => attempts.push(*peer, PeerFailure::Unexpected(other.kind())),
+                Err(e) => attempts.push(*peer, PeerFailure::Net(e)),
             }
         }
     }
     if holders.is_empty() {
-        return Err((id, last_error));
+        return Err(FileError::NoHolder {
+            index: position,
+            attempts,
+        });
     }
     let block = BlockRef {
         id,
@@ -390,7 +418,7 @@ async fn fetch(
     file: &FileId,
     position: u64,
     block: &BlockRef,
-) -> Result<Vec<u8>, String> {
+) -> Result<Vec<u8>, Attempts> {
     fetch_with(client, &[key], file, position, block).await
 }
 
@@ -401,11 +429,10 @@ async fn fetch_with(
     file: &FileId,
     position: u64,
     block: &BlockRef,
-) -> Result<Vec<u8>, String> {
+) -> Result<Vec<u8>, Attempts> {
     let mut tried = Vec::new();
-    // What each listed holder said, then what the last other peer said: the error names both.
-    let mut holder_errors = Vec::new();
-    let mut last_error = String::from("no holder known");
+    // What each listed holder did, then each other peer near the address.
+    let mut attempts = Attempts::default();
     let listed: Vec<PeerId> = block
         .holders
         .iter()
@@ -432,32 +459,26 @@ async fn fetch_with(
             .await
             {
                 Ok(Response::Block { bytes }) => {
+                    let mut last = None;
                     for key in keys {
                         match open_block(key, file, position, &block.id, &bytes).await {
                             Ok(plain) => return Ok(plain),
-                            Err(e) => last_error = e.to_string(),
+                            Err(e) => last = Some(e),
                         }
                     }
-                    tracing::warn!(%peer, "bad block from holder: {last_error}");
+                    let error = last.unwrap_or(BlockError::Altered(block.id));
+                    tracing::warn!(%peer, "bad block from holder: {error}");
+                    attempts.push(peer, PeerFailure::BadCopy(error));
                 }
                 Ok(Response::Refused { reason }) => {
-                    last_error = format!("refused: {}", protocol::quote(&reason))
+                    attempts.push(peer, PeerFailure::Refused(reason))
                 }
-                Ok(other) => last_error = format!("unexpected answer: {}", other.kind()),
-                Err(e) => last_error = e.to_string(),
-            }
-            if round == 0 {
-                holder_errors.push(format!("{peer}: {last_error}"));
+                Ok(other) => attempts.push(peer, PeerFailure::Unexpected(other.kind())),
+                Err(e) => attempts.push(peer, PeerFailure::Net(e)),
             }
         }
     }
-    if holder_errors.is_empty() {
-        return Err(last_error);
-    }
-    Err(format!(
-        "{}; peers near its address: {last_error}",
-        holder_errors.join("; ")
-    ))
+    Err(attempts)
 }
 
 /// The account's index, and the record that points at it (if any). After a password change
@@ -496,7 +517,7 @@ async fn load_index(
         &pointer.blob,
     )
     .await
-    .map_err(|reason| FileError::Damaged(format!("the index cannot be fetched: {reason}")))?;
+    .map_err(FileError::IndexUnavailable)?;
     let mut index: FileIndex = decode(&plain)?;
     let owner = owner_hash(session)?;
     index.donations.retain(|_, pledge| pledge.owner == owner);
@@ -662,12 +683,15 @@ async fn save_index(
     )
     .await?;
     // Not witnessed: an index blob is freed at the next save.
-    let (blob, _) = place(client, session, &index.pledges(), sealed, replicas)
-        .await
-        .map_err(|(_, reason)| FileError::NoHolder {
-            index: META_POSITION,
-            reason,
-        })?;
+    let (blob, _) = place(
+        client,
+        session,
+        &index.pledges(),
+        sealed,
+        META_POSITION,
+        replicas,
+    )
+    .await?;
     let seq = previous.map_or(1, |r| r.record().seq + 1);
     let record = session
         .sign(
@@ -793,17 +817,15 @@ pub async fn upload(
         blocks: blocks.clone(),
     };
     let (_, manifest) = seal_block(&key, &file, META_POSITION, &encode(&manifest)?).await?;
-    let manifest = match place(client, session, &pledges, manifest, replicas).await {
+    let placed = place(client, session, &pledges, manifest, META_POSITION, replicas).await;
+    let manifest = match placed {
         Ok((manifest, manifest_receipts)) => {
             receipts.push(manifest_receipts);
             manifest
         }
-        Err((_, reason)) => {
+        Err(error) => {
             free_all(client, session, &blocks).await;
-            return Err(FileError::NoHolder {
-                index: META_POSITION,
-                reason,
-            });
+            return Err(error);
         }
     };
     let copies = blocks
@@ -879,8 +901,8 @@ async fn place_blocks(
                 Ok((len, sealed)) => {
                     let index = position;
                     in_flight.push_back(async move {
-                        let block = place(client, session, pledges, sealed, replicas).await;
-                        (index, len, block)
+                        let block = place(client, session, pledges, sealed, index, replicas).await;
+                        (len, block)
                     });
                     read += len;
                     position += 1;
@@ -893,7 +915,7 @@ async fn place_blocks(
         }
         // Once something failed, the blocks still in flight are awaited (not dropped), so every
         // block that reached a holder is known and can be freed.
-        let Some((index, len, block)) = in_flight.next().await else {
+        let Some((len, block)) = in_flight.next().await else {
             break;
         };
         match block {
@@ -905,8 +927,8 @@ async fn place_blocks(
                     failure = Some(FileError::Cancelled);
                 }
             }
-            Err((_, reason)) => {
-                failure.get_or_insert(FileError::NoHolder { index, reason });
+            Err(error) => {
+                failure.get_or_insert(error);
             }
         }
     }
@@ -939,10 +961,10 @@ async fn manifest(
 ) -> Result<Manifest, FileError> {
     let plain = fetch(client, key, &entry.id, META_POSITION, &entry.manifest)
         .await
-        .map_err(|reason| FileError::Unavailable {
+        .map_err(|attempts| FileError::Unavailable {
             name: entry.name.clone(),
             index: META_POSITION,
-            reason,
+            attempts,
         })?;
     decode(&plain)
 }
@@ -961,10 +983,10 @@ pub async fn download(
     for (position, block) in manifest.blocks.iter().enumerate() {
         let plain = fetch(client, &key, &entry.id, position as u64, block)
             .await
-            .map_err(|reason| FileError::Unavailable {
+            .map_err(|attempts| FileError::Unavailable {
                 name: entry.name.clone(),
                 index: position as u64,
-                reason,
+                attempts,
             })?;
         if sink(plain).is_break() {
             return Err(FileError::Cancelled);
