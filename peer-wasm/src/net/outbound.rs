@@ -162,6 +162,42 @@ impl Outbound {
     }
 }
 
+/// Requests cut by a closing connection, each waiting for the moment it goes again
+/// ([`Next::Resend`]). Generic so it is tested with plain values.
+#[derive(Debug)]
+pub(crate) struct Resends<T> {
+    waiting: Vec<(Instant, T)>,
+}
+
+impl<T> Default for Resends<T> {
+    fn default() -> Self {
+        Self {
+            waiting: Vec::new(),
+        }
+    }
+}
+
+impl<T> Resends<T> {
+    /// `item` goes again at `at`.
+    pub(crate) fn push(&mut self, at: Instant, item: T) {
+        self.waiting.push((at, item));
+    }
+
+    /// What is due at `now`, in the order it was cut; the rest keep waiting.
+    pub(crate) fn take_due(&mut self, now: Instant) -> Vec<T> {
+        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.waiting)
+            .into_iter()
+            .partition(|(at, _)| *at <= now);
+        self.waiting = later;
+        due.into_iter().map(|(_, item)| item).collect()
+    }
+
+    /// When the next one comes due.
+    pub(crate) fn next_at(&self) -> Option<Instant> {
+        self.waiting.iter().map(|(at, _)| *at).min()
+    }
+}
+
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -177,6 +213,23 @@ mod tests {
 
     fn cut() -> Failure {
         Failure::Cut("connection closed".into())
+    }
+
+    #[test]
+    fn resends_come_due_in_order_and_the_rest_wait() {
+        let now = Instant::now();
+        let ms = Duration::from_millis;
+        let mut resends = Resends::default();
+        assert_eq!(resends.next_at(), None);
+        resends.push(now + ms(300), "late");
+        resends.push(now + ms(150), "early");
+        resends.push(now + ms(150), "early too");
+        assert_eq!(resends.next_at(), Some(now + ms(150)));
+        assert!(resends.take_due(now).is_empty());
+        assert_eq!(resends.take_due(now + ms(200)), vec!["early", "early too"]);
+        assert_eq!(resends.next_at(), Some(now + ms(300)));
+        assert_eq!(resends.take_due(now + ms(300)), vec!["late"]);
+        assert_eq!(resends.next_at(), None);
     }
 
     #[test]

@@ -7,8 +7,9 @@
 //! that doubles from 1 s to 60 s, and starts again from 1 s whenever the table grew. In a
 //! network of fewer than 20 tabs that is one walk a minute once settled: a few requests.
 
-use std::time::Duration;
+use std::{collections::HashSet, time::Duration};
 
+use libp2p::PeerId;
 use web_time::Instant;
 
 use crate::backoff::Backoff;
@@ -50,6 +51,58 @@ impl Rewalk {
     }
 }
 
+/// A peer cut off from every other walks the DHT again on reconnecting to a bootstrap peer, at
+/// most this often.
+const REBOOTSTRAP_AFTER: Duration = Duration::from_secs(5 * 60);
+
+/// When this peer walks the DHT: on its first connection to a bootstrap peer; again when a
+/// bootstrap peer is the way back in after being cut off from every peer (at most every
+/// [`REBOOTSTRAP_AFTER`]); and extra walks while the routing table is thin ([`Rewalk`]).
+///
+/// Connections to a bootstrap peer come and go like any other (idle connections close):
+/// walking each time one opened made 1,000 native peers keep two cores busy with handshakes.
+/// Kademlia refreshes the routing table on its own schedule after the first walk.
+#[derive(Debug)]
+pub(crate) struct Walks {
+    bootstrap_peers: HashSet<PeerId>,
+    last: Option<Instant>,
+    rewalk: Rewalk,
+}
+
+impl Walks {
+    /// The walks of a peer that bootstraps from `bootstrap_peers`.
+    pub(crate) fn new(bootstrap_peers: HashSet<PeerId>) -> Self {
+        Self {
+            bootstrap_peers,
+            last: None,
+            rewalk: Rewalk::default(),
+        }
+    }
+
+    /// Whether to walk now that the first connection to `peer` opened; `cut_off` when it is
+    /// the only peer connected.
+    pub(crate) fn on_first_connection(&self, peer: &PeerId, cut_off: bool, now: Instant) -> bool {
+        if !self.bootstrap_peers.contains(peer) {
+            return false;
+        }
+        match self.last {
+            None => true,
+            Some(at) => cut_off && now.saturating_duration_since(at) >= REBOOTSTRAP_AFTER,
+        }
+    }
+
+    /// A walk started.
+    pub(crate) fn walked(&mut self, now: Instant) {
+        self.last = Some(now);
+    }
+
+    /// A walk ended with `known` peers in the routing table: when to walk again, if at all
+    /// ([`Rewalk::after_walk`]).
+    pub(crate) fn after_walk(&mut self, known: usize, now: Instant) -> Option<Instant> {
+        self.rewalk.after_walk(known, now)
+    }
+}
+
 // Native only: the browser test runner runs #[wasm_bindgen_test]s.
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
@@ -81,5 +134,34 @@ mod tests {
         assert_eq!(waits(&mut rewalk, &[2]), [Some(4)]);
         // Full: no extra walk, and the next thin walk starts from 1 s again.
         assert_eq!(waits(&mut rewalk, &[FULL, 25, 5]), [None, None, Some(1)]);
+    }
+
+    #[test]
+    fn a_bootstrap_peer_starts_the_first_walk_and_later_only_a_way_back_in() {
+        let now = Instant::now();
+        let (bootstrap, other) = (PeerId::random(), PeerId::random());
+        let mut walks = Walks::new(HashSet::from([bootstrap]));
+        assert!(
+            !walks.on_first_connection(&other, true, now),
+            "not a bootstrap peer"
+        );
+        assert!(
+            walks.on_first_connection(&bootstrap, false, now),
+            "the first walk"
+        );
+        walks.walked(now);
+        let later = now + REBOOTSTRAP_AFTER;
+        assert!(
+            !walks.on_first_connection(&bootstrap, false, later),
+            "other peers connected"
+        );
+        assert!(
+            !walks.on_first_connection(&bootstrap, true, now + Duration::from_secs(60)),
+            "cut off, but walked a minute ago"
+        );
+        assert!(
+            walks.on_first_connection(&bootstrap, true, later),
+            "the way back in"
+        );
     }
 }

@@ -1,0 +1,353 @@
+//! The DHT: what identify teaches the routing table, walks and record queries as they end,
+//! records stored and read under the record policy ([`crate::net::record_policy`],
+//! [`crate::net::record_limits`]), and which peers may hold blocks.
+
+use std::collections::HashSet;
+
+use futures::future::{Fuse, FutureExt};
+use futures_timer::Delay;
+use libp2p::{identify, kad, PeerId};
+
+use super::EventLoop;
+use crate::net::{
+    journaled_store::PersistedRecord,
+    queries::Query,
+    record_limits::{Admit, Candidate, HeldRecords, RecordLimits},
+    record_policy::{self},
+    LookupStats, NetError,
+};
+use crate::{
+    protocol::{KAD_PROTOCOL, RPC_PROTOCOL},
+    record::{RecordError, VerifiedRecord},
+};
+
+impl EventLoop {
+    pub(super) fn on_identify(&mut self, event: identify::Event) {
+        let identify::Event::Received { peer_id, info, .. } = event else {
+            return;
+        };
+        self.book.on_identified(
+            peer_id,
+            info.agent_version.clone(),
+            info.protocols.iter().map(ToString::to_string).collect(),
+        );
+        if !info.protocols.contains(&KAD_PROTOCOL) {
+            return;
+        }
+        // A bare `/webrtc` address (the listener) reaches no one; skip it.
+        let dialable = info
+            .listen_addrs
+            .into_iter()
+            .filter(|a| !crate::webrtc::is_webrtc(a) || crate::webrtc::through_circuit(a));
+        for addr in dialable {
+            self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+        }
+    }
+
+    pub(super) fn on_kad(&mut self, event: kad::Event) {
+        match event {
+            kad::Event::OutboundQueryProgressed {
+                result: kad::QueryResult::Bootstrap(_),
+                step,
+                ..
+            } if step.last => {
+                // A walk (ours or Kademlia's own) ended: walk again soon while the table is thin.
+                let known = self.known_peer_count();
+                let now = web_time::Instant::now();
+                self.rewalk_at = match self.walks.after_walk(known, now) {
+                    Some(at) => Delay::new(at.saturating_duration_since(now)).fuse(),
+                    None => Fuse::terminated(),
+                };
+            }
+            kad::Event::OutboundQueryProgressed {
+                id,
+                result: kad::QueryResult::GetClosestPeers(result),
+                stats,
+                ..
+            } => {
+                let Some(query) = self.queries.remove(&id) else {
+                    return;
+                };
+                let (key, peers) = match result {
+                    Ok(ok) => (ok.key, ok.peers),
+                    Err(kad::GetClosestPeersError::Timeout { key, peers }) => (key, peers),
+                };
+                if let Query::Lookup(reply) = query {
+                    let _ = reply.send(LookupStats {
+                        found: peers.len(),
+                        requests: stats.num_requests(),
+                        successes: stats.num_successes(),
+                        failures: stats.num_failures(),
+                        millis: stats.duration().map_or(0.0, |d| d.as_secs_f64() * 1000.0),
+                    });
+                    return;
+                }
+                let local = *self.swarm.local_peer_id();
+                let mut found = Vec::new();
+                for info in peers {
+                    if info.peer_id == local {
+                        continue;
+                    }
+                    for addr in info.addrs {
+                        self.swarm
+                            .behaviour_mut()
+                            .kad
+                            .add_address(&info.peer_id, addr);
+                    }
+                    found.push(info.peer_id);
+                }
+                match query {
+                    Query::Discover(reply) => {
+                        let _ = reply.send(Ok(found));
+                    }
+                    Query::Closest(reply) => {
+                        let _ = reply.send(Ok(self.storage_candidates(key, found)));
+                    }
+                    Query::Find(outbound) => {
+                        if found.contains(&outbound.peer) {
+                            self.send_request(outbound.last_try());
+                        } else {
+                            let _ = outbound.reply.send(Err(NetError::Request {
+                                peer: outbound.peer,
+                                reason: "it could not be dialled, and the DHT did not find it"
+                                    .into(),
+                            }));
+                        }
+                    }
+                    other => tracing::debug!(?other, "a peers walk ended for another query"),
+                }
+            }
+            kad::Event::InboundRequest {
+                request:
+                    kad::InboundRequest::PutRecord {
+                        source,
+                        record: Some(record),
+                        ..
+                    },
+            } => match VerifiedRecord::from_wire(record.key.as_ref(), &record.value) {
+                Ok(verified) => {
+                    if let Err(e) = self.store_record(&verified, Some(source), record.expires) {
+                        tracing::info!(%source, "DHT record refused: {e}");
+                    }
+                }
+                Err(e) => tracing::info!(%source, "DHT record refused: {e}"),
+            },
+            kad::Event::OutboundQueryProgressed {
+                id,
+                result: kad::QueryResult::PutRecord(result),
+                ..
+            } => {
+                if let Some(Query::Put(reply)) = self.queries.remove(&id) {
+                    let _ = reply.send(
+                        result
+                            .map(|_| ())
+                            .map_err(|e| NetError::NotStored(e.to_string())),
+                    );
+                }
+            }
+            kad::Event::OutboundQueryProgressed {
+                id,
+                result: kad::QueryResult::GetRecord(result),
+                step,
+                stats,
+            } => self.on_get_record_progress(id, result, step.last, &stats),
+            kad::Event::RoutingUpdated { peer, .. } => {
+                tracing::debug!(%peer, "DHT routing table updated");
+            }
+            _ => {}
+        }
+    }
+
+    /// Takes back the records held before a reload, through the same checks as any record
+    /// sent by another peer (signature, replacement, limits); expired ones stay dropped.
+    pub(super) fn restore(&mut self, persisted: Vec<PersistedRecord>) {
+        let (now, wall) = (web_time::Instant::now(), web_time::SystemTime::now());
+        let mut restored = 0;
+        for record in persisted {
+            let stored = match record.expires(now, wall) {
+                Some(expires) => VerifiedRecord::from_wire(&record.key, &record.value)
+                    .and_then(|verified| self.store_record(&verified, None, Some(expires))),
+                None => Err(RecordError::Malformed("expired".into())),
+            };
+            match stored {
+                Ok(()) => restored += 1,
+                Err(e) => {
+                    tracing::info!("a kept DHT record was not restored: {e}");
+                    let key = kad::RecordKey::new(&record.key);
+                    self.swarm.behaviour_mut().kad.store_mut().forget(&key);
+                }
+            }
+        }
+        if restored > 0 {
+            tracing::info!(restored, "DHT records held before the reload are back");
+        }
+    }
+
+    /// Stores a verified record if it may replace what is held under its key and the record
+    /// limits let it in. `sender`: the peer that sent it (`None`: this peer's own, or one a
+    /// lookup found); `expires`: when the sender says it expires.
+    pub(super) fn store_record(
+        &mut self,
+        record: &VerifiedRecord,
+        sender: Option<PeerId>,
+        expires: Option<web_time::Instant>,
+    ) -> Result<(), RecordError> {
+        use kad::store::RecordStore;
+        let now = web_time::Instant::now();
+        let key = kad::RecordKey::new(&record.record().key());
+        let expires = RecordLimits::expiry(expires, now);
+        let local = kad::KBucketKey::from(*self.swarm.local_peer_id());
+        let target = kad::KBucketKey::new(key.to_vec());
+        let distance = target.distance(&local);
+        let closer_known = match sender {
+            Some(_) => self
+                .swarm
+                .behaviour_mut()
+                .kad
+                .get_closest_local_peers(&target)
+                .take(20)
+                .filter(|peer| peer.distance(&target) < distance)
+                .count(),
+            None => 0,
+        };
+        let store = self.swarm.behaviour_mut().kad.store_mut();
+        let held = store.get(&key).map(|held| held.into_owned());
+        if !record_policy::may_store(record, held.as_ref().map(|h| h.value.as_slice()))? {
+            // The same record again: its owner (or a holder passing it on) keeps it alive.
+            if let Some(mut held) = held.filter(|h| h.expires.is_some_and(|at| at < expires)) {
+                held.expires = Some(expires);
+                let _ = store.put(held);
+            }
+            return Ok(());
+        }
+        let candidate = Candidate {
+            key: key.clone(),
+            owner: crate::crypto::sha256(&record.record().owner),
+            sender,
+            closer_known,
+            distance,
+            replaces: held.is_some(),
+        };
+        let count = store.records().count();
+        let farthest = (count >= crate::net::record_limits::MAX_RECORDS)
+            .then(|| {
+                store
+                    .records()
+                    .map(|r| {
+                        let d = kad::KBucketKey::new(r.key.to_vec()).distance(&local);
+                        (r.key.clone(), d)
+                    })
+                    .max_by_key(|(_, d)| *d)
+            })
+            .flatten();
+        let admit = {
+            let exists = |k: &kad::RecordKey| store.get(k).is_some();
+            let held = HeldRecords {
+                exists: &exists,
+                count,
+                farthest,
+            };
+            self.record_limits.admit(&candidate, &held, now)?
+        };
+        if let Admit::EvictThenStore(farthest) = admit {
+            store.remove(&farthest);
+        }
+        let mut stored = kad::Record::new(key.clone(), record.wire().to_vec());
+        stored.expires = Some(expires);
+        store
+            .put(stored)
+            .map_err(|e| RecordError::Malformed(format!("the local store refused it: {e}")))?;
+        let exists = |k: &kad::RecordKey| store.get(k).is_some();
+        self.record_limits.stored(key, candidate.owner, &exists);
+        Ok(())
+    }
+
+    pub(super) fn on_get_record_progress(
+        &mut self,
+        id: kad::QueryId,
+        result: Result<kad::GetRecordOk, kad::GetRecordError>,
+        last: bool,
+        stats: &kad::QueryStats,
+    ) {
+        let Some(Query::Get(answers, _)) = self.queries.get_mut(&id) else {
+            return;
+        };
+        match result {
+            Ok(kad::GetRecordOk::FoundRecord(found)) => {
+                // Checked against the key asked for, not the one the answer names.
+                let record = &found.record;
+                if let Err(e) = answers.offer(found.peer, record.key.as_ref(), &record.value) {
+                    tracing::info!(peer = ?found.peer, "ignored a bad record: {e}");
+                }
+            }
+            Ok(kad::GetRecordOk::FinishedWithNoAdditionalRecord { cache_candidates }) => {
+                answers.answered_without(cache_candidates.into_values());
+            }
+            Err(kad::GetRecordError::NotFound { closest_peers, .. }) => {
+                answers.answered_without(closest_peers);
+            }
+            Err(e) => tracing::debug!("record lookup: {e}"),
+        }
+        if !last {
+            return;
+        }
+        let Some(Query::Get(answers, reply)) = self.queries.remove(&id) else {
+            return;
+        };
+        if answers.refused() > 0 {
+            tracing::info!(
+                refused = answers.refused(),
+                "record lookup: answers refused"
+            );
+        }
+        let unreachable = stats.num_failures() as usize;
+        let found = match answers.finish(|peer| self.holds_records(peer), unreachable) {
+            Ok(found) => found,
+            Err(too_few) => {
+                let _ = reply.send(Err(NetError::TooFewPeers {
+                    heard: too_few.heard,
+                    needed: too_few.needed,
+                }));
+                return;
+            }
+        };
+        if let Some(first) = found.first() {
+            // Keep a copy of the newest version most holders agree on: it spreads.
+            let _ = self.store_record(&first.record, None, None);
+        }
+        let _ = reply.send(Ok(found));
+    }
+
+    /// Whether `peer` may hold records: not the relay, and (once identified) a Jellyfish peer.
+    pub(super) fn holds_records(&self, peer: &PeerId) -> bool {
+        !self.relays.is_relay(peer) && self.book.may_speak(peer, RPC_PROTOCOL.as_ref())
+    }
+
+    /// The peers that may hold blocks near `key`, nearest first: those the walk `found`, and
+    /// those in the routing table it did not hear from this time (a walk that lost a peer to a
+    /// closing connection must not leave it out of placement; asking it costs one request).
+    /// Peers known not to hold blocks (the relay, any peer without the block protocol) are left
+    /// out.
+    pub(super) fn storage_candidates(&mut self, key: Vec<u8>, found: Vec<PeerId>) -> Vec<PeerId> {
+        const MAX: usize = 20;
+        let target = kad::KBucketKey::new(key);
+        let known: Vec<PeerId> = self
+            .swarm
+            .behaviour_mut()
+            .kad
+            .get_closest_local_peers(&target)
+            .take(MAX)
+            .map(|k| *k.preimage())
+            .collect();
+        let mut peers: Vec<PeerId> = found
+            .into_iter()
+            .chain(known)
+            .filter(|p| self.holds_records(p))
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        peers.sort_by_key(|p| kad::KBucketKey::from(*p).distance(&target));
+        peers.truncate(MAX);
+        peers
+    }
+}

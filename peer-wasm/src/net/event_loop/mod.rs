@@ -1,0 +1,444 @@
+//! The event loop: owns the swarm, runs commands, answers peers, keeps the relay links up.
+//! The decisions live in rooms that do no I/O ([`super::relay_links`], [`super::direct`],
+//! [`super::outbound`], [`super::inbound`], [`super::rewalk`], [`super::record_policy`],
+//! [`super::record_limits`], [`super::peer_book`]); this module carries them out on the swarm.
+//! What the page reads about the network is in `diagnostics`.
+
+mod connections;
+mod dht;
+mod diagnostics;
+mod relays;
+mod requests;
+
+use std::collections::{HashMap, HashSet};
+
+use futures::{
+    channel::{mpsc, oneshot},
+    future::Fuse,
+    StreamExt,
+};
+use futures_timer::Delay;
+use libp2p::{
+    kad,
+    multiaddr::Protocol,
+    request_response::{self, OutboundRequestId},
+    swarm::{ConnectionId, SwarmEvent},
+    PeerId, Swarm,
+};
+
+use super::{
+    behaviour::BehaviourEvent,
+    client::Command,
+    direct::Upgrades,
+    inbound::Waiting,
+    outbound::{Outbound, Resends},
+    peer_book::PeerBook,
+    peer_id_of,
+    queries::Query,
+    record_limits::RecordLimits,
+    record_policy::GetAnswers,
+    relay_links::RelayLinks,
+    rewalk::Walks,
+    Behaviour, Client, Config, Event, InboundRequest, NetError, Started,
+};
+use crate::{error_chain::error_chain, protocol::Response};
+
+/// Commands waiting in the queue before `Client` calls start to wait.
+const COMMAND_QUEUE: usize = 32;
+/// Events kept for a slow reader before new ones are dropped.
+const EVENT_QUEUE: usize = 256;
+
+/// Inbound requests waiting for the application before new ones are refused as "busy" (and
+/// at most [`super::inbound::PER_PEER`] of them from one peer).
+const INBOUND_QUEUE: usize = 64;
+
+/// Who waits for the answer to a request handed to the application.
+enum Asker {
+    /// Another peer, over its stream.
+    Remote(request_response::ResponseChannel<Response>),
+    /// This peer itself (a reader that holds a copy of the block it wants, say).
+    Local(super::outbound::ResponseSender),
+}
+
+/// Owns the swarm; see the module map in [`crate::net`].
+pub(crate) struct EventLoop {
+    swarm: Swarm<Behaviour>,
+    commands: mpsc::Receiver<Command>,
+    events: mpsc::Sender<Event>,
+    agent: String,
+    /// The links to the relays ([`relay_links`]), and when they next want driving.
+    relays: RelayLinks,
+    retry: Fuse<Delay>,
+    /// When to walk the DHT ([`super::rewalk`]), and when the next extra walk is due.
+    walks: Walks,
+    rewalk_at: Fuse<Delay>,
+    /// Requests cut by a closing connection, to go again when `resend` fires.
+    to_resend: Resends<Outbound>,
+    resend: Fuse<Delay>,
+    /// Kademlia queries in flight, by id, with what each is for.
+    queries: HashMap<kad::QueryId, Query>,
+    /// What this peer keeps of others' records ([`super::record_limits`]).
+    record_limits: RecordLimits,
+    /// Requests in flight, by id.
+    pending_requests: HashMap<OutboundRequestId, Outbound>,
+    /// Inbound requests handed to the application ([`super::inbound`]), and its queue.
+    waiting: Waiting<Asker>,
+    inbound: mpsc::Sender<InboundRequest>,
+    /// Relayed connections being upgraded to direct ones, and the requests waiting for them.
+    upgrades: Upgrades<Outbound>,
+    /// Dials asked for by [`Client::connect`], by connection.
+    pending_connects: HashMap<ConnectionId, oneshot::Sender<Result<PeerId, NetError>>>,
+    /// The connected peers: connections, announcements, round trips ([`super::peer_book`]).
+    book: PeerBook,
+}
+
+impl EventLoop {
+    /// Sets the swarm up as `config` says and returns the loop, its client and its events.
+    pub(crate) fn new(
+        mut swarm: Swarm<Behaviour>,
+        mut config: Config,
+    ) -> Result<(Self, Started), NetError> {
+        let persisted_records = std::mem::take(&mut config.persisted_records);
+        for addr in &config.listen {
+            swarm
+                .listen_on(addr.clone())
+                .map_err(|e| NetError::Setup(format!("cannot listen on {addr}: {e}")))?;
+        }
+        let mut bootstrap_peers = HashSet::new();
+        for addr in &config.bootstrap {
+            let peer = peer_id_of(addr)?;
+            swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
+            if let Err(e) = swarm.dial(addr.clone()) {
+                tracing::warn!(%addr, "cannot dial bootstrap peer: {e}");
+            }
+            bootstrap_peers.insert(peer);
+        }
+        let relays = config
+            .relays
+            .iter()
+            .map(|addr| Ok((peer_id_of(addr)?, addr.clone())))
+            .collect::<Result<Vec<_>, NetError>>()?;
+
+        let (command_tx, commands) = mpsc::channel(COMMAND_QUEUE);
+        let (events, event_rx) = mpsc::channel(EVENT_QUEUE);
+        let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_QUEUE);
+        let client = Client {
+            commands: command_tx,
+            peer_id: *swarm.local_peer_id(),
+        };
+        let mut event_loop = Self {
+            swarm,
+            commands,
+            events,
+            agent: config.agent,
+            relays: RelayLinks::new(relays),
+            retry: Fuse::terminated(),
+            walks: Walks::new(bootstrap_peers),
+            rewalk_at: Fuse::terminated(),
+            to_resend: Resends::default(),
+            resend: Fuse::terminated(),
+            queries: HashMap::new(),
+            record_limits: RecordLimits::default(),
+            pending_requests: HashMap::new(),
+            waiting: Waiting::default(),
+            inbound: inbound_tx,
+            upgrades: Upgrades::new(config.direct),
+            pending_connects: HashMap::new(),
+            book: PeerBook::default(),
+        };
+        event_loop.restore(persisted_records);
+        event_loop.drive_relays();
+        Ok((
+            event_loop,
+            Started {
+                client,
+                events: event_rx,
+                inbound: inbound_rx,
+            },
+        ))
+    }
+
+    /// Runs until every [`Client`] is dropped.
+    pub(crate) async fn run(mut self) {
+        loop {
+            futures::select! {
+                event = self.swarm.select_next_some() => self.on_swarm_event(event),
+                command = self.commands.next() => match command {
+                    Some(Command::Shutdown) => {
+                        tracing::info!("asked to stop");
+                        return;
+                    }
+                    Some(command) => self.on_command(command),
+                    None => {
+                        tracing::info!("every client handle is gone; the peer stops");
+                        return;
+                    }
+                },
+                () = &mut self.retry => self.drive_relays(),
+                () = &mut self.rewalk_at => self.bootstrap(),
+                () = &mut self.resend => self.on_resend(),
+            }
+        }
+    }
+
+    fn emit(&mut self, event: Event) {
+        if let Err(e) = self.events.try_send(event) {
+            if e.is_full() {
+                tracing::debug!("event dropped: nobody reads events fast enough");
+            }
+        }
+    }
+
+    // ---- swarm events ----
+
+    fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::Behaviour(BehaviourEvent::RelayClient(e)) => self.on_relay_client(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(e)) => self.on_identify(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Kad(e)) => self.on_kad(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Rpc(e)) => self.on_rpc(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(e)) => {
+                if let Ok(rtt) = e.result {
+                    self.book.on_rtt(e.peer, rtt.as_secs_f64() * 1000.0);
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Signaling(())) => {}
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                connection_id,
+                endpoint,
+                num_established,
+                ..
+            } => {
+                // What the connection goes over: the dialled address, or for an inbound one our
+                // own listening address (a relayed connection's remote address names only the
+                // peer, not the circuit).
+                let via = match &endpoint {
+                    libp2p::core::ConnectedPoint::Dialer { address, .. } => address,
+                    libp2p::core::ConnectedPoint::Listener { local_addr, .. } => local_addr,
+                };
+                self.book.on_established(
+                    connection_id,
+                    peer_id,
+                    endpoint.get_remote_address().clone(),
+                );
+                if let Some(reply) = self.pending_connects.remove(&connection_id) {
+                    let _ = reply.send(Ok(peer_id));
+                }
+                let actions = self.upgrades.on_established(
+                    peer_id,
+                    connection_id,
+                    via,
+                    endpoint.is_dialer(),
+                    web_time::Instant::now(),
+                );
+                self.carry_out(actions);
+                // Any connection may be the one a relay link waits for (a DHT walk can reach a
+                // relay before the link's own dial does).
+                if self.relays.on_connected(&peer_id) {
+                    self.relay_connected(peer_id);
+                }
+                if num_established.get() > 1 {
+                    return;
+                }
+                let cut_off = self.swarm.connected_peers().count() == 1;
+                let now = web_time::Instant::now();
+                if self.walks.on_first_connection(&peer_id, cut_off, now) {
+                    self.bootstrap();
+                }
+                self.emit(Event::PeerConnected {
+                    peer_id: peer_id.to_string(),
+                });
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                connection_id,
+                num_established,
+                cause,
+                ..
+            } => {
+                self.upgrades.on_closed(peer_id, connection_id);
+                self.book
+                    .on_closed(connection_id, peer_id, num_established == 0);
+                if num_established > 0 {
+                    return;
+                }
+                tracing::debug!(%peer_id, ?cause, "disconnected");
+                let now = web_time::Instant::now();
+                if let Some(delay) = self.relays.on_closed(&peer_id, now) {
+                    self.report_relay_down(peer_id, delay);
+                    self.drive_relays();
+                }
+                self.emit(Event::PeerDisconnected {
+                    peer_id: peer_id.to_string(),
+                });
+            }
+            SwarmEvent::OutgoingConnectionError {
+                peer_id: Some(peer),
+                connection_id,
+                error,
+                ..
+            } => {
+                tracing::debug!(%peer, "dial failed: {error}");
+                if departed(&error) {
+                    // The relay holds no reservation for it: the tab closed. Out of the routing
+                    // table, so lookups stop counting it as a peer that might hold a record but
+                    // did not answer, and walks stop handing it on. It comes back if it returns.
+                    tracing::info!(%peer, "peer left (the relay has no reservation for it)");
+                    self.swarm.behaviour_mut().kad.remove_peer(&peer);
+                }
+                if let Some(reply) = self.pending_connects.remove(&connection_id) {
+                    let _ = reply.send(Err(NetError::Request {
+                        peer,
+                        reason: error.to_string(),
+                    }));
+                }
+                let actions =
+                    self.upgrades
+                        .on_dial_failed(peer, connection_id, web_time::Instant::now());
+                if !actions.is_empty() {
+                    let error = error_chain(&error);
+                    tracing::info!(%peer, "no direct path ({error}); staying relayed");
+                }
+                self.carry_out(actions);
+                let now = web_time::Instant::now();
+                if let Some((relay, delay)) = self.relays.on_dial_failed(connection_id, now) {
+                    self.report_relay_down(relay, delay);
+                    self.drive_relays();
+                }
+            }
+            SwarmEvent::IncomingConnectionError {
+                send_back_addr,
+                error,
+                ..
+            } if crate::webrtc::is_webrtc(&send_back_addr) => {
+                if let Some(Protocol::P2p(peer)) = send_back_addr.iter().last() {
+                    let error = error_chain(&error);
+                    tracing::info!(%peer, "direct connection from the peer failed ({error}); staying relayed");
+                    let now = web_time::Instant::now();
+                    let actions = self.upgrades.on_inbound_failed(peer, now);
+                    self.carry_out(actions);
+                }
+            }
+            SwarmEvent::ListenerClosed {
+                listener_id,
+                reason,
+                ..
+            } => self.on_listener_closed(listener_id, reason.err().map(|e| e.to_string())),
+            SwarmEvent::ListenerError { listener_id, error } => {
+                self.on_listener_closed(listener_id, Some(error.to_string()))
+            }
+            SwarmEvent::NewListenAddr { address, .. } => {
+                tracing::info!(%address, "listening");
+                self.announce_webrtc(&address);
+            }
+            _ => {}
+        }
+    }
+
+    // ---- commands ----
+
+    fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Status(reply) => {
+                let _ = reply.send(self.status());
+            }
+            Command::Peers(reply) => {
+                let _ = reply.send(self.known_peers());
+            }
+            Command::Discover(reply) => {
+                let kad = &mut self.swarm.behaviour_mut().kad;
+                if kad.kbuckets().all(|bucket| bucket.num_entries() == 0) {
+                    let _ = reply.send(Err(NetError::NoKnownPeers));
+                    return;
+                }
+                let local = *self.swarm.local_peer_id();
+                let id = self.swarm.behaviour_mut().kad.get_closest_peers(local);
+                self.queries.insert(id, Query::Discover(reply));
+            }
+            Command::PutRecord { record, reply } => {
+                if let Err(e) = self.store_record(&record, None, None) {
+                    let _ = reply.send(Err(e.into()));
+                    return;
+                }
+                let kad_record = kad::Record::new(
+                    kad::RecordKey::new(&record.record().key()),
+                    record.wire().to_vec(),
+                );
+                match self
+                    .swarm
+                    .behaviour_mut()
+                    .kad
+                    .put_record(kad_record, kad::Quorum::One)
+                {
+                    Ok(id) => {
+                        self.queries.insert(id, Query::Put(reply));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(NetError::NotStored(e.to_string())));
+                    }
+                }
+            }
+            Command::GetRecord { key, reply } => {
+                let id = self
+                    .swarm
+                    .behaviour_mut()
+                    .kad
+                    .get_record(kad::RecordKey::new(&key));
+                self.queries
+                    .insert(id, Query::Get(GetAnswers::new(key), reply));
+            }
+            Command::Request {
+                peer,
+                request,
+                reply,
+            } => {
+                if peer == *self.swarm.local_peer_id() {
+                    // A peer asking itself (it holds a copy of what it wants) gets its own
+                    // holder's answer, with no network in between.
+                    self.hand_to_application(peer, request, Asker::Local(reply));
+                    return;
+                }
+                if let Some(outbound) = self
+                    .upgrades
+                    .hold(peer, Outbound::new(peer, request, reply))
+                {
+                    self.send_request(outbound);
+                }
+            }
+            Command::Respond { id, response } => {
+                if let Some((_, asker)) = self.waiting.take(id) {
+                    self.reply(asker, response);
+                }
+            }
+            Command::Shutdown => {}
+            Command::Connect { addr, reply } => self.connect(addr, reply),
+            Command::Lookup { key, reply } => {
+                let id = self.swarm.behaviour_mut().kad.get_closest_peers(key);
+                self.queries.insert(id, Query::Lookup(reply));
+            }
+            Command::PeerInfo { peer, reply } => {
+                let _ = reply.send(self.peer_info(peer));
+            }
+            Command::ClosestPeers { key, reply } => {
+                let id = self.swarm.behaviour_mut().kad.get_closest_peers(key);
+                self.queries.insert(id, Query::Closest(reply));
+            }
+        }
+    }
+}
+
+/// Whether a dial failed only because the relay holds no reservation for the peer (circuit
+/// relay v2's NO_RESERVATION): a browser tab is reachable only through its reservation, so it
+/// has left.
+fn departed(error: &libp2p::swarm::DialError) -> bool {
+    match error {
+        libp2p::swarm::DialError::Transport(attempts) => {
+            !attempts.is_empty()
+                && attempts.iter().all(|(_, e)| {
+                    error_chain(e).contains("Relay has no reservation for destination")
+                })
+        }
+        _ => false,
+    }
+}
