@@ -65,7 +65,8 @@ export interface AccountFailure extends Error {
   /** With network_unreachable from a lookup: peers heard, and peers needed. */
   heard?: number; needed?: number;
 }
-/** How upload, download, list_files, delete_file, audit and quota reject. */
+/** How upload, download, list_files, delete_file, audit and quota reject once logged in
+ * (before log-in they reject with a plain Error, "log in first"). */
 export interface FileFailure extends Error {
   code: "no_holder" | "unavailable" | "index_unavailable" | "over_quota" | "cancelled"
     | "no_such_file" | "bad_name" | "read_failed" | "index_damaged" | "block_invalid"

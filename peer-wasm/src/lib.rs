@@ -53,8 +53,8 @@
 //! - `identity_store`: this profile's peer key in IndexedDB.
 //! - `record_journal`: the DHT records this tab holds, kept in IndexedDB across reloads
 //!   ([`net::journaled_store`] journals each change).
-//! - `bindings`: the JavaScript API, a thin layer over [`node`], [`account`] and [`files`]; each
-//!   failure rejects with an `Error` carrying a stable `code`.
+//! - `bindings`: the JavaScript API, a thin layer over [`node`], [`account`] and [`files`];
+//!   account and file failures reject with an `Error` carrying a stable `code`.
 //!
 //! **Tests only**: `fuzz`, every decoder of network bytes fed mutated input.
 //!

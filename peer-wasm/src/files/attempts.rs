@@ -48,6 +48,16 @@ impl Attempts {
         self.0.is_empty()
     }
 
+    /// Whether every peer asked handed over a copy that failed the checks: the data is there
+    /// but does not open (damaged, or sealed under a key this session does not have).
+    pub fn all_bad_copies(&self) -> bool {
+        !self.0.is_empty()
+            && self
+                .0
+                .iter()
+                .all(|(_, f)| matches!(f, PeerFailure::BadCopy(_)))
+    }
+
     /// Whether every peer asked refused (none was unreachable): the network is there, but
     /// full or unwilling.
     pub fn all_refused(&self) -> bool {
@@ -78,7 +88,7 @@ impl fmt::Display for Attempts {
 }
 
 /// Attempts are the cause of a failed upload or download, so they are an error in their own
-/// right: the page's `Error` carries them as its cause.
+/// right: the `source` of [`super::FileError::NoHolder`] and [`super::FileError::Unavailable`].
 impl std::error::Error for Attempts {}
 
 #[cfg(test)]
@@ -112,5 +122,12 @@ mod tests {
         assert!(attempts.all_refused());
         attempts.push(peers[0], PeerFailure::Net(NetError::Timeout(10)));
         assert!(!attempts.all_refused());
+        assert!(!attempts.all_bad_copies());
+        let mut bad = Attempts::default();
+        bad.push(
+            peers[1],
+            PeerFailure::BadCopy(BlockError::Altered(crate::block::BlockId([0; 32]))),
+        );
+        assert!(bad.all_bad_copies() && !bad.all_refused());
     }
 }

@@ -144,8 +144,8 @@ impl FileError {
             Self::Block(_) => "block_invalid",
             Self::Crypto(_) => "crypto_failed",
             Self::Net(NetError::TooFewPeers { .. }) => "network_unreachable",
+            Self::Net(NetError::Record(_)) | Self::Record(_) => "record_refused",
             Self::Net(_) => "network",
-            Self::Record(_) => "record_refused",
             Self::Pledge(_) => "pledge_failed",
         }
     }
@@ -517,7 +517,15 @@ async fn load_index(
         &pointer.blob,
     )
     .await
-    .map_err(FileError::IndexUnavailable)?;
+    .map_err(|attempts| {
+        // Copies that all fail to open are damage (or a key this session lacks), not absence:
+        // trying again later would not help.
+        if attempts.all_bad_copies() {
+            FileError::Damaged(format!("the index does not open: {attempts}"))
+        } else {
+            FileError::IndexUnavailable(attempts)
+        }
+    })?;
     let mut index: FileIndex = decode(&plain)?;
     let owner = owner_hash(session)?;
     index.donations.retain(|_, pledge| pledge.owner == owner);

@@ -79,15 +79,21 @@ impl Walks {
         }
     }
 
-    /// Whether to walk now that the first connection to `peer` opened; `cut_off` when it is
-    /// the only peer connected.
-    pub(crate) fn on_first_connection(&self, peer: &PeerId, cut_off: bool, now: Instant) -> bool {
+    /// Whether to walk now that the first connection to `peer` opened; `cut_off` says whether
+    /// it is the only peer connected (asked only of a bootstrap peer: counting connections on
+    /// every new one costs a walk over them all).
+    pub(crate) fn on_first_connection(
+        &self,
+        peer: &PeerId,
+        cut_off: impl FnOnce() -> bool,
+        now: Instant,
+    ) -> bool {
         if !self.bootstrap_peers.contains(peer) {
             return false;
         }
         match self.last {
             None => true,
-            Some(at) => cut_off && now.saturating_duration_since(at) >= REBOOTSTRAP_AFTER,
+            Some(at) => now.saturating_duration_since(at) >= REBOOTSTRAP_AFTER && cut_off(),
         }
     }
 
@@ -141,26 +147,27 @@ mod tests {
         let now = Instant::now();
         let (bootstrap, other) = (PeerId::random(), PeerId::random());
         let mut walks = Walks::new(HashSet::from([bootstrap]));
+        let (alone, not_alone) = (|| true, || false);
         assert!(
-            !walks.on_first_connection(&other, true, now),
+            !walks.on_first_connection(&other, alone, now),
             "not a bootstrap peer"
         );
         assert!(
-            walks.on_first_connection(&bootstrap, false, now),
+            walks.on_first_connection(&bootstrap, not_alone, now),
             "the first walk"
         );
         walks.walked(now);
         let later = now + REBOOTSTRAP_AFTER;
         assert!(
-            !walks.on_first_connection(&bootstrap, false, later),
-            "other peers connected"
+            !walks.on_first_connection(&bootstrap, not_alone, later),
+            "others connected"
         );
         assert!(
-            !walks.on_first_connection(&bootstrap, true, now + Duration::from_secs(60)),
+            !walks.on_first_connection(&bootstrap, alone, now + Duration::from_secs(60)),
             "cut off, but walked a minute ago"
         );
         assert!(
-            walks.on_first_connection(&bootstrap, true, later),
+            walks.on_first_connection(&bootstrap, alone, later),
             "the way back in"
         );
     }

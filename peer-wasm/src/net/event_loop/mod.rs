@@ -66,7 +66,7 @@ pub(crate) struct EventLoop {
     commands: mpsc::Receiver<Command>,
     events: mpsc::Sender<Event>,
     agent: String,
-    /// The links to the relays ([`relay_links`]), and when they next want driving.
+    /// The links to the relays ([`super::relay_links`]), and when they next want driving.
     relays: RelayLinks,
     retry: Fuse<Delay>,
     /// When to walk the DHT ([`super::rewalk`]), and when the next extra walk is due.
@@ -241,7 +241,7 @@ impl EventLoop {
                 if num_established.get() > 1 {
                     return;
                 }
-                let cut_off = self.swarm.connected_peers().count() == 1;
+                let cut_off = || self.swarm.connected_peers().count() == 1;
                 let now = web_time::Instant::now();
                 if self.walks.on_first_connection(&peer_id, cut_off, now) {
                     self.bootstrap();
