@@ -141,6 +141,19 @@ impl From<NetError> for AccountError {
 }
 
 impl AccountError {
+    /// Every code [`AccountError::code`] gives (the page's TypeScript union is made from it).
+    pub const CODES: &[&str] = &[
+        "bad_username",
+        "weak_password",
+        "name_taken",
+        "unknown_user",
+        "wrong_password",
+        "account_damaged",
+        "record_refused",
+        "crypto_failed",
+        "network_unreachable",
+    ];
+
     /// A stable code for each kind of failure, for the page to switch on (never the text).
     pub fn code(&self) -> &'static str {
         match self {
@@ -167,7 +180,39 @@ pub const NETWORK_WAIT: std::time::Duration = std::time::Duration::from_secs(30)
 /// The first pause before a lookup that heard too few peers goes again (doubling to 4 s).
 const RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(500);
 
+/// What the page may know of an account: never a key.
+#[cfg_attr(all(test, not(target_arch = "wasm32")), derive(ts_rs::TS))]
+#[cfg_attr(all(test, not(target_arch = "wasm32")), ts(rename = "Account"))]
+#[derive(Debug, Clone, Serialize)]
+pub struct AccountInfo {
+    /// The username.
+    pub username: String,
+    /// Set (true, and only then sent) when the account's key differs from the one this
+    /// browser saw at its last log-in here: a rotation the user did elsewhere, or an
+    /// impostor's account.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(all(test, not(target_arch = "wasm32")), ts(optional))]
+    pub key_changed: Option<bool>,
+    /// Set (true, and only then sent) while the account lives in this tab alone: made as the
+    /// first on an empty network, not yet held by any other peer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(all(test, not(target_arch = "wasm32")), ts(optional))]
+    pub alone: Option<bool>,
+}
+
+impl AccountInfo {
+    /// The account logged in as `session`, with nothing to warn of.
+    pub fn of(session: &Session) -> Self {
+        Self {
+            username: session.username().to_owned(),
+            key_changed: None,
+            alone: None,
+        }
+    }
+}
+
 /// The strength estimate of a password, for the sign-up form's meter.
+#[cfg_attr(all(test, not(target_arch = "wasm32")), derive(ts_rs::TS))]
 #[derive(Debug, Clone, Serialize)]
 pub struct PasswordStrength {
     /// 0 (guessable in seconds) to 4 (very unguessable).

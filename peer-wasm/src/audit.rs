@@ -76,6 +76,8 @@ pub async fn audit_donor(client: &Client, peer: PeerId) -> crate::donor_audit::O
 }
 
 /// A holder that did not prove it holds a block of a file.
+#[cfg_attr(all(test, not(target_arch = "wasm32")), derive(ts_rs::TS))]
+#[cfg_attr(all(test, not(target_arch = "wasm32")), ts(rename = "AuditFailure"))]
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Failure {
     /// The file's name.
@@ -89,6 +91,8 @@ pub struct Failure {
 }
 
 /// What an audit of the user's files found.
+#[cfg_attr(all(test, not(target_arch = "wasm32")), derive(ts_rs::TS))]
+#[cfg_attr(all(test, not(target_arch = "wasm32")), ts(rename = "AuditReport"))]
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct Report {
     /// Blocks audited.

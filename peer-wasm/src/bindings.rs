@@ -20,10 +20,10 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
 use crate::{
-    account::{self, AccountError, Session},
+    account::{self, AccountError, AccountInfo, Session},
     files::{self, FileError, Source},
     net::{self, Client, Event},
-    store::BlockStore,
+    store::{BlockStore, StorageInfo},
 };
 
 /// Default share of the browser's storage quota donated to the network.
@@ -32,65 +32,10 @@ const DEFAULT_DONATION_SHARE: f64 = 0.10;
 const MIN_DONATION: u64 = 64 << 20;
 const MAX_DONATION: u64 = 5 << 30;
 
+/// The types of what the API resolves and rejects with, generated from the Rust types
+/// (`src/ts_types.rs`).
 #[wasm_bindgen(typescript_custom_section)]
-const TS_TYPES: &str = r#"
-export type RelayState =
-  | { state: "none" } | { state: "connecting" } | { state: "connected" }
-  | { state: "reconnecting"; retry_in_ms: number; attempts: number };
-export interface Status {
-  peer_id: string; relay: RelayState; reservation: boolean; relays_connected: string[];
-  listen_addrs: string[]; connected_peers: string[]; known_peers: number; records_held: number;
-  direct_bytes_sent: number; direct_bytes_received: number;
-}
-export interface KnownPeer {
-  peer_id: string; addrs: string[]; connected: boolean;
-  link: "direct" | "relayed" | "relayed_fallback" | null;
-}
-export interface HelloReply { peer_id: string; agent: string; connected_peers: number }
-export type PeerEvent = { type: string; [field: string]: unknown };
-export interface PeerInfo {
-  peer_id: string; agent: string | null; protocols: string[]; rtt_ms: number | null;
-  link: "direct" | "relayed" | "relayed_fallback" | null; connections: string[];
-}
-export interface PasswordStrength {
-  score: number; acceptable: boolean; warning: string | null;
-  suggestions: string[]; crack_time: string;
-}
-/** key_changed: present (true) when the account's key differs from the one this browser saw. */
-export interface Account { username: string; key_changed?: true; alone?: true }
-/** How sign_up, log_in and change_password reject: switch on `code`, show `message`. */
-export interface AccountFailure extends Error {
-  code: "bad_username" | "weak_password" | "name_taken" | "unknown_user" | "wrong_password"
-    | "account_damaged" | "record_refused" | "crypto_failed" | "network_unreachable";
-  /** With network_unreachable from a lookup: peers heard, and peers needed. */
-  heard?: number; needed?: number;
-}
-/** How upload, download, list_files, delete_file, audit and quota reject once logged in
- * (before log-in they reject with a plain Error, "log in first"). */
-export interface FileFailure extends Error {
-  code: "no_holder" | "unavailable" | "index_unavailable" | "over_quota" | "cancelled"
-    | "no_such_file" | "bad_name" | "read_failed" | "index_damaged" | "block_invalid"
-    | "crypto_failed" | "network_unreachable" | "network" | "record_refused" | "pledge_failed";
-  /** With over_quota, in bytes: the upload's size, what is used, what is allowed. */
-  size?: number; used?: number; quota?: number;
-}
-export interface Storage {
-  capacity: number; used: number; blocks: number;
-  browser_quota: number | null; persisted: boolean;
-  /** Whether the person agreed to a donation in this browser (until then it donates 0). */
-  agreed: boolean;
-  /** The donation to propose: 10 % of the browser's quota, 64 MiB to 5 GiB. */
-  suggested: number;
-  /** Why the browser refused the last block write (its storage is full), until one succeeds. */
-  write_refused: string | null;
-}
-export interface AuditReport {
-  blocks: number; challenges: number; held: number; holders: string[]; files_degraded: number;
-  failures: { file: string; peer: string; answered: boolean; reason: string }[];
-}
-export interface FileInfo { id: string; name: string; size: number; created_ms: number; copies: number }
-export interface UploadReport { file: FileInfo; replicas: number; complete: boolean }
-"#;
+const TS_TYPES: &str = include_str!("bindings.d.ts");
 
 #[wasm_bindgen(start)]
 fn on_load() {
@@ -153,34 +98,18 @@ pub fn measure_rsa_keygen_ms(bits: usize) -> Result<f64, JsValue> {
     Ok(now() - start)
 }
 
-/// What the page may know of an account: never a key.
-#[derive(Serialize)]
-struct AccountInfo {
-    username: String,
-    /// Set (and only then sent) when the account's key differs from the one this browser saw
-    /// at its last log-in here: a rotation the user did elsewhere, or an impostor's account.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    key_changed: bool,
-    /// Set (and only then sent) while the account lives in this tab alone: made as the first
-    /// on an empty network, not yet held by any other peer.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    alone: bool,
+/// What the page may know of an account ([`AccountInfo`]), as this browser sees it.
+trait InThisBrowser: Sized {
+    fn remembering_key(session: &Session) -> Self;
 }
 
-impl AccountInfo {
-    fn of(session: &Session) -> Self {
-        Self {
-            username: session.username().to_owned(),
-            key_changed: false,
-            alone: false,
-        }
-    }
-
+impl InThisBrowser for AccountInfo {
     /// [`AccountInfo::of`] a fresh log-in: remembers the account's key in this browser
     /// (`localStorage`) and says whether it changed since the last log-in here. A key that the
     /// remembered one handed over to (a password change) is no change.
     fn remembering_key(session: &Session) -> Self {
         let mut info = Self::of(session);
+        let changed = Some(true);
         let Some(storage) = local_storage() else {
             return info;
         };
@@ -200,16 +129,18 @@ impl AccountInfo {
         // Another line of hand-overs branches off this key's history: whoever kept an earlier
         // key made one of their own. Warn whatever this browser remembers.
         if session.forked() {
-            info.key_changed = true;
+            info.key_changed = changed;
             return info;
         }
-        info.key_changed = previous.is_some_and(|p| {
-            p != current
-                && !session
-                    .history()
-                    .iter()
-                    .any(|link| fingerprint(&link.previous) == p)
-        });
+        let handed_over = |p: &String| {
+            session
+                .history()
+                .iter()
+                .any(|link| fingerprint(&link.previous) == *p)
+        };
+        if previous.is_some_and(|p| p != current && !handed_over(&p)) {
+            info.key_changed = changed;
+        }
         info
     }
 }
@@ -544,7 +475,7 @@ impl Peer {
                 .map_err(account_error)?;
             let new = Rc::new(new);
             let info = AccountInfo {
-                alone: true,
+                alone: Some(true),
                 ..AccountInfo::remembering_key(&new)
             };
             let mine = Rc::downgrade(&new);
@@ -653,7 +584,8 @@ impl Peer {
         future_to_promise(async move {
             match session.borrow().as_ref() {
                 Some(open) => to_js(&AccountInfo {
-                    alone: std::rc::Weak::ptr_eq(&alone.borrow(), &Rc::downgrade(open)),
+                    alone: std::rc::Weak::ptr_eq(&alone.borrow(), &Rc::downgrade(open))
+                        .then_some(true),
                     ..AccountInfo::of(open)
                 }),
                 None => Ok(JsValue::NULL),
@@ -671,20 +603,8 @@ impl Peer {
             self.suggested_donation,
         );
         future_to_promise(async move {
-            #[derive(Serialize)]
-            struct Storage {
-                #[serde(flatten)]
-                usage: crate::store::Usage,
-                browser_quota: Option<f64>,
-                persisted: bool,
-                agreed: bool,
-                suggested: u64,
-                /// Why the browser refused the last block write (its storage is full), until
-                /// one succeeds.
-                write_refused: Option<String>,
-            }
             let usage = store.usage().await.map_err(js_error)?;
-            to_js(&Storage {
+            to_js(&StorageInfo {
                 usage,
                 browser_quota,
                 persisted,
@@ -776,7 +696,7 @@ impl Peer {
     }
 
     /// The logged-in user's storage use and quota (donations / copies per block).
-    #[wasm_bindgen(unchecked_return_type = "Promise<{ used: number; quota: number }>")]
+    #[wasm_bindgen(unchecked_return_type = "Promise<Quota>")]
     pub fn quota(&self) -> js_sys::Promise {
         let (client, session) = (self.client.clone(), self.session.clone());
         future_to_promise(async move {

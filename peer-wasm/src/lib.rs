@@ -56,7 +56,8 @@
 //! - `bindings`: the JavaScript API, a thin layer over [`node`], [`account`] and [`files`];
 //!   account and file failures reject with an `Error` carrying a stable `code`.
 //!
-//! **Tests only**: `fuzz`, every decoder of network bytes fed mutated input.
+//! **Tests only**: `fuzz`, every decoder of network bytes fed mutated input; `ts_types`, the
+//! page's TypeScript types (`src/bindings.d.ts`) generated from the Rust types.
 //!
 //! Dependencies point one way (no import circles): bindings -> files -> account -> net ->
 //! {record, protocol, webrtc, backoff, platform}; files -> {block, proof, pledge, receipt,
@@ -86,6 +87,8 @@ pub mod webrtc;
 
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod fuzz;
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod ts_types;
 
 #[cfg(target_arch = "wasm32")]
 pub mod bindings;

@@ -41,6 +41,7 @@ pub enum StoreError {
 }
 
 /// How much is donated and held.
+#[cfg_attr(all(test, not(target_arch = "wasm32")), derive(ts_rs::TS))]
 #[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
 pub struct Usage {
     /// Bytes donated.
@@ -49,6 +50,26 @@ pub struct Usage {
     pub used: u64,
     /// Blocks held.
     pub blocks: u64,
+}
+
+/// What this browser donates and holds for others, as the page shows it.
+#[cfg_attr(all(test, not(target_arch = "wasm32")), derive(ts_rs::TS))]
+#[cfg_attr(all(test, not(target_arch = "wasm32")), ts(rename = "Storage"))]
+#[derive(Debug, Clone, Serialize)]
+pub struct StorageInfo {
+    /// Donated, used, blocks.
+    #[serde(flatten)]
+    pub usage: Usage,
+    /// The browser's storage quota for the site, when it says.
+    pub browser_quota: Option<f64>,
+    /// Whether the browser granted persistent storage.
+    pub persisted: bool,
+    /// Whether the person agreed to a donation in this browser (until then it donates 0).
+    pub agreed: bool,
+    /// The donation to propose: 10 % of the browser's quota, 64 MiB to 5 GiB.
+    pub suggested: u64,
+    /// Why the browser refused the last block write (its storage is full), until one succeeds.
+    pub write_refused: Option<String>,
 }
 
 /// What a delete did.

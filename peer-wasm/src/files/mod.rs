@@ -129,6 +129,25 @@ pub enum FileError {
 }
 
 impl FileError {
+    /// Every code [`FileError::code`] gives (the page's TypeScript union is made from it).
+    pub const CODES: &[&str] = &[
+        "no_holder",
+        "unavailable",
+        "index_unavailable",
+        "over_quota",
+        "cancelled",
+        "no_such_file",
+        "bad_name",
+        "read_failed",
+        "index_damaged",
+        "block_invalid",
+        "crypto_failed",
+        "network_unreachable",
+        "record_refused",
+        "network",
+        "pledge_failed",
+    ];
+
     /// A stable code for each kind of failure, for the page to switch on (never the text).
     pub fn code(&self) -> &'static str {
         match self {
@@ -210,6 +229,7 @@ impl FileIndex {
 }
 
 /// What a user may store: what their browsers donate, divided by the copies each block takes.
+#[cfg_attr(all(test, not(target_arch = "wasm32")), derive(ts_rs::TS))]
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
 pub struct Quota {
     /// Bytes of files stored.
@@ -245,6 +265,7 @@ struct IndexPointer {
 }
 
 /// What the page shows of a file.
+#[cfg_attr(all(test, not(target_arch = "wasm32")), derive(ts_rs::TS))]
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct FileInfo {
     /// Id for download and delete (hex).
@@ -260,6 +281,7 @@ pub struct FileInfo {
 }
 
 /// What an upload achieved.
+#[cfg_attr(all(test, not(target_arch = "wasm32")), derive(ts_rs::TS))]
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct UploadReport {
     /// The new file.

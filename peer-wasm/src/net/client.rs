@@ -56,6 +56,7 @@ pub(crate) enum Command {
 }
 
 /// Another peer's answer to hello.
+#[cfg_attr(all(test, not(target_arch = "wasm32")), derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct HelloReply {
     /// The peer that answered.

@@ -38,6 +38,7 @@ pub(crate) enum Action<T> {
 }
 
 /// How this peer is connected to another, as the page shows it.
+#[cfg_attr(all(test, not(target_arch = "wasm32")), derive(ts_rs::TS))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Link {

@@ -132,6 +132,7 @@ pub enum NetError {
 }
 
 /// The state of this peer's link to its relay.
+#[cfg_attr(all(test, not(target_arch = "wasm32")), derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum RelayState {
@@ -151,6 +152,7 @@ pub enum RelayState {
 }
 
 /// A snapshot of the peer, for the page and the tests.
+#[cfg_attr(all(test, not(target_arch = "wasm32")), derive(ts_rs::TS))]
 #[derive(Debug, Clone, Serialize)]
 pub struct Status {
     /// This peer's id.
@@ -177,6 +179,7 @@ pub struct Status {
 }
 
 /// A peer in the DHT routing table.
+#[cfg_attr(all(test, not(target_arch = "wasm32")), derive(ts_rs::TS))]
 #[derive(Debug, Clone, Serialize)]
 pub struct KnownPeer {
     /// Its id.
@@ -205,6 +208,7 @@ pub struct LookupStats {
 }
 
 /// What this peer knows of another, for diagnostics.
+#[cfg_attr(all(test, not(target_arch = "wasm32")), derive(ts_rs::TS))]
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct PeerInfo {
     /// Its id.
@@ -222,6 +226,8 @@ pub struct PeerInfo {
 }
 
 /// Something that happened, for the page's log and the tests.
+#[cfg_attr(all(test, not(target_arch = "wasm32")), derive(ts_rs::TS))]
+#[cfg_attr(all(test, not(target_arch = "wasm32")), ts(rename = "PeerEvent"))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {

@@ -1,0 +1,327 @@
+// Generated from the Rust types by src/ts_types.rs: do not edit by hand.
+// JELLYFISH_WRITE_TS=1 cargo test --release -p jellyfish-peer --lib ts_types
+export type Link = "direct" | "relayed" | "relayed_fallback";
+export type RelayState = { "state": "none" } | { "state": "connecting" } | { "state": "connected" } | { "state": "reconnecting",
+/**
+ * Milliseconds until the next attempt, when the state was read.
+ */
+retry_in_ms: number,
+/**
+ * Failed attempts so far.
+ */
+attempts: number, };
+export type Status = {
+/**
+ * This peer's id.
+ */
+peer_id: string,
+/**
+ * The link to the relay.
+ */
+relay: RelayState,
+/**
+ * Whether a relay holds a reservation for us (other peers can reach us through it).
+ */
+reservation: boolean,
+/**
+ * The relays connected now (at most [`relay_links::KEEP`]).
+ */
+relays_connected: Array<string>,
+/**
+ * Addresses other peers can use to reach us.
+ */
+listen_addrs: Array<string>,
+/**
+ * Peers with an open connection.
+ */
+connected_peers: Array<string>,
+/**
+ * Peers in the DHT routing table.
+ */
+known_peers: number,
+/**
+ * DHT records this peer holds (its own and others'), at most
+ * [`record_limits::MAX_RECORDS`].
+ */
+records_held: number,
+/**
+ * Bytes sent over direct WebRTC connections since start.
+ */
+direct_bytes_sent: number,
+/**
+ * Bytes received over direct WebRTC connections since start.
+ */
+direct_bytes_received: number, };
+export type KnownPeer = {
+/**
+ * Its id.
+ */
+peer_id: string,
+/**
+ * Addresses it can be reached at.
+ */
+addrs: Array<string>,
+/**
+ * Whether a connection to it is open.
+ */
+connected: boolean,
+/**
+ * How it is connected, when it is.
+ */
+link: Link | null, };
+export type HelloReply = {
+/**
+ * The peer that answered.
+ */
+peer_id: string,
+/**
+ * Its software.
+ */
+agent: string,
+/**
+ * How many peers it was connected to.
+ */
+connected_peers: number, };
+export type PeerEvent = { "type": "relay_connected" } | { "type": "relay_disconnected",
+/**
+ * Milliseconds until the next attempt.
+ */
+retry_in_ms: number, } | { "type": "reservation_accepted" } | { "type": "peer_connected",
+/**
+ * The peer.
+ */
+peer_id: string, } | { "type": "peer_disconnected",
+/**
+ * The peer.
+ */
+peer_id: string, } | { "type": "link",
+/**
+ * The peer.
+ */
+peer_id: string,
+/**
+ * The new link.
+ */
+link: Link, } | { "type": "hello_received",
+/**
+ * The peer.
+ */
+peer_id: string,
+/**
+ * Its software.
+ */
+agent: string, } | { "type": "inbound_refused",
+/**
+ * The peer that sent it.
+ */
+peer_id: string,
+/**
+ * Why.
+ */
+reason: string, };
+export type PeerInfo = {
+/**
+ * Its id.
+ */
+peer_id: string,
+/**
+ * Its software, as identify announced it.
+ */
+agent: string | null,
+/**
+ * The protocols it announced.
+ */
+protocols: Array<string>,
+/**
+ * The last ping's round trip, in milliseconds.
+ */
+rtt_ms: number | null,
+/**
+ * How it is connected, when it is.
+ */
+link: Link | null,
+/**
+ * The addresses of its open connections.
+ */
+connections: Array<string>, };
+export type PasswordStrength = {
+/**
+ * 0 (guessable in seconds) to 4 (very unguessable).
+ */
+score: number,
+/**
+ * Whether sign-up will accept it.
+ */
+acceptable: boolean,
+/**
+ * What makes it weak, if anything.
+ */
+warning: string | null,
+/**
+ * How to make it stronger.
+ */
+suggestions: Array<string>,
+/**
+ * How long an offline attack on a slow hash would take, in words.
+ */
+crack_time: string, };
+export type Account = {
+/**
+ * The username.
+ */
+username: string,
+/**
+ * Set (true, and only then sent) when the account's key differs from the one this
+ * browser saw at its last log-in here: a rotation the user did elsewhere, or an
+ * impostor's account.
+ */
+key_changed?: boolean,
+/**
+ * Set (true, and only then sent) while the account lives in this tab alone: made as the
+ * first on an empty network, not yet held by any other peer.
+ */
+alone?: boolean, };
+export type Usage = {
+/**
+ * Bytes donated.
+ */
+capacity: number,
+/**
+ * Bytes held for others.
+ */
+used: number,
+/**
+ * Blocks held.
+ */
+blocks: number, };
+export type Storage = {
+/**
+ * The browser's storage quota for the site, when it says.
+ */
+browser_quota: number | null,
+/**
+ * Whether the browser granted persistent storage.
+ */
+persisted: boolean,
+/**
+ * Whether the person agreed to a donation in this browser (until then it donates 0).
+ */
+agreed: boolean,
+/**
+ * The donation to propose: 10 % of the browser's quota, 64 MiB to 5 GiB.
+ */
+suggested: number,
+/**
+ * Why the browser refused the last block write (its storage is full), until one succeeds.
+ */
+write_refused: string | null,
+/**
+ * Bytes donated.
+ */
+capacity: number,
+/**
+ * Bytes held for others.
+ */
+used: number,
+/**
+ * Blocks held.
+ */
+blocks: number, };
+export type AuditFailure = {
+/**
+ * The file's name.
+ */
+file: string,
+/**
+ * The holder's peer id.
+ */
+peer: string,
+/**
+ * Whether it answered (with no valid proof) or not at all.
+ */
+answered: boolean,
+/**
+ * What went wrong.
+ */
+reason: string, };
+export type AuditReport = {
+/**
+ * Blocks audited.
+ */
+blocks: number,
+/**
+ * Challenges sent (one per holder of each audited block).
+ */
+challenges: number,
+/**
+ * Challenges answered with a valid proof.
+ */
+held: number,
+/**
+ * The distinct holders challenged (peer ids).
+ */
+holders: Array<string>,
+/**
+ * The others.
+ */
+failures: Array<AuditFailure>,
+/**
+ * Files whose copy count went down.
+ */
+files_degraded: number, };
+export type FileInfo = {
+/**
+ * Id for download and delete (hex).
+ */
+id: string,
+/**
+ * Its name.
+ */
+name: string,
+/**
+ * Bytes.
+ */
+size: number,
+/**
+ * Upload time, milliseconds since the Unix epoch.
+ */
+created_ms: number,
+/**
+ * Fewest copies any of its blocks had when uploaded.
+ */
+copies: number, };
+export type UploadReport = {
+/**
+ * The new file.
+ */
+file: FileInfo,
+/**
+ * Copies asked for.
+ */
+replicas: number,
+/**
+ * Whether every block reached the asked number of copies.
+ */
+complete: boolean, };
+export type Quota = {
+/**
+ * Bytes of files stored.
+ */
+used: number,
+/**
+ * Bytes the user may store.
+ */
+quota: number, };
+/** How sign_up, log_in and change_password reject: switch on `code`, show `message`. */
+export interface AccountFailure extends Error {
+  code: "bad_username" | "weak_password" | "name_taken" | "unknown_user" | "wrong_password" | "account_damaged" | "record_refused" | "crypto_failed" | "network_unreachable";
+  /** With network_unreachable from a lookup: peers heard, and peers needed. */
+  heard?: number; needed?: number;
+}
+/** How upload, download, list_files, delete_file, audit and quota reject once logged in
+ * (before log-in they reject with a plain Error, "log in first"). */
+export interface FileFailure extends Error {
+  code: "no_holder" | "unavailable" | "index_unavailable" | "over_quota" | "cancelled" | "no_such_file" | "bad_name" | "read_failed" | "index_damaged" | "block_invalid" | "crypto_failed" | "network_unreachable" | "record_refused" | "network" | "pledge_failed";
+  /** With over_quota, in bytes: the upload's size, what is used, what is allowed. */
+  size?: number; used?: number; quota?: number;
+}
