@@ -1,14 +1,23 @@
-//! Connections: direct upgrades carried out ([`crate::net::direct`]'s actions), our WebRTC
-//! address announced, and dials asked for by [`crate::net::Client::connect`].
+//! Connections: opened, closed, failed dials (what each means for the bookkeeping, upgrades,
+//! relay links and the routing table), direct upgrades carried out ([`crate::net::direct`]'s
+//! actions), our WebRTC address announced, and dials asked for by
+//! [`crate::net::Client::connect`].
 
 use futures::channel::oneshot;
 use libp2p::{
-    swarm::dial_opts::{DialOpts, PeerCondition},
+    core::ConnectedPoint,
+    swarm::{
+        dial_opts::{DialOpts, PeerCondition},
+        ConnectionError, ConnectionId, DialError,
+    },
     Multiaddr, PeerId,
 };
 
 use super::EventLoop;
-use crate::net::{direct::Action, outbound::Outbound, peer_id_of, Event, NetError};
+use crate::{
+    error_chain::error_chain,
+    net::{direct::Action, outbound::Outbound, peer_id_of, Event, NetError},
+};
 
 impl EventLoop {
     /// Other browsers can reach this one over WebRTC at `<circuit address>/webrtc`: announce
@@ -79,7 +88,7 @@ impl EventLoop {
                 if direct {
                     self.upgrades.dialling_direct(peer, connection);
                 }
-                self.pending_connects.insert(connection, reply);
+                self.requests.dials.insert(connection, reply);
             }
             Err(e) => {
                 let _ = reply.send(Err(NetError::Request {
@@ -88,5 +97,132 @@ impl EventLoop {
                 }));
             }
         }
+    }
+
+    /// A connection opened: bookkeeping, a waiting dial answered, a direct upgrade perhaps,
+    /// a relay link taken up, a DHT walk if it is the way in.
+    pub(super) fn on_established(
+        &mut self,
+        peer_id: PeerId,
+        connection_id: ConnectionId,
+        endpoint: &ConnectedPoint,
+        num_established: u32,
+    ) {
+        // What the connection goes over: the dialled address, or for an inbound one our
+        // own listening address (a relayed connection's remote address names only the
+        // peer, not the circuit).
+        let via = match endpoint {
+            ConnectedPoint::Dialer { address, .. } => address,
+            ConnectedPoint::Listener { local_addr, .. } => local_addr,
+        };
+        self.book.on_established(
+            connection_id,
+            peer_id,
+            endpoint.get_remote_address().clone(),
+        );
+        if let Some(reply) = self.requests.dials.remove(&connection_id) {
+            let _ = reply.send(Ok(peer_id));
+        }
+        let actions = self.upgrades.on_established(
+            peer_id,
+            connection_id,
+            via,
+            endpoint.is_dialer(),
+            web_time::Instant::now(),
+        );
+        self.carry_out(actions);
+        // Any connection may be the one a relay link waits for (a DHT walk can reach a
+        // relay before the link's own dial does).
+        if self.relays.on_connected(&peer_id) {
+            self.relay_connected(peer_id);
+        }
+        if num_established > 1 {
+            return;
+        }
+        let cut_off = || self.swarm.connected_peers().count() == 1;
+        let now = web_time::Instant::now();
+        if self.dht.walks.on_first_connection(&peer_id, cut_off, now) {
+            self.bootstrap();
+        }
+        self.emit(Event::PeerConnected {
+            peer_id: peer_id.to_string(),
+        });
+    }
+
+    /// A connection closed; with the peer's last one, what was known of it goes.
+    pub(super) fn on_closed(
+        &mut self,
+        peer_id: PeerId,
+        connection_id: ConnectionId,
+        num_established: u32,
+        cause: Option<ConnectionError>,
+    ) {
+        self.upgrades.on_closed(peer_id, connection_id);
+        self.book
+            .on_closed(connection_id, peer_id, num_established == 0);
+        if num_established > 0 {
+            return;
+        }
+        tracing::debug!(%peer_id, ?cause, "disconnected");
+        let now = web_time::Instant::now();
+        if let Some(delay) = self.relays.on_closed(&peer_id, now) {
+            self.report_relay_down(peer_id, delay);
+            self.drive_relays();
+        }
+        self.emit(Event::PeerDisconnected {
+            peer_id: peer_id.to_string(),
+        });
+    }
+
+    /// A dial failed: a departed tab leaves the routing table; a waiting dial, an upgrade or a
+    /// relay link hears of it.
+    pub(super) fn on_dial_error(
+        &mut self,
+        peer: PeerId,
+        connection_id: ConnectionId,
+        error: &DialError,
+    ) {
+        tracing::debug!(%peer, "dial failed: {error}");
+        if departed(error) {
+            // The relay holds no reservation for it: the tab closed. Out of the routing
+            // table, so lookups stop counting it as a peer that might hold a record but
+            // did not answer, and walks stop handing it on. It comes back if it returns.
+            tracing::info!(%peer, "peer left (the relay has no reservation for it)");
+            self.swarm.behaviour_mut().kad.remove_peer(&peer);
+        }
+        if let Some(reply) = self.requests.dials.remove(&connection_id) {
+            let _ = reply.send(Err(NetError::Request {
+                peer,
+                reason: error.to_string(),
+            }));
+        }
+        let actions = self
+            .upgrades
+            .on_dial_failed(peer, connection_id, web_time::Instant::now());
+        if !actions.is_empty() {
+            let error = error_chain(error);
+            tracing::info!(%peer, "no direct path ({error}); staying relayed");
+        }
+        self.carry_out(actions);
+        let now = web_time::Instant::now();
+        if let Some((relay, delay)) = self.relays.on_dial_failed(connection_id, now) {
+            self.report_relay_down(relay, delay);
+            self.drive_relays();
+        }
+    }
+}
+
+/// Whether a dial failed only because the relay holds no reservation for the peer (circuit
+/// relay v2's NO_RESERVATION): a browser tab is reachable only through its reservation, so it
+/// has left.
+fn departed(error: &DialError) -> bool {
+    match error {
+        DialError::Transport(attempts) => {
+            !attempts.is_empty()
+                && attempts.iter().all(|(_, e)| {
+                    error_chain(e).contains("Relay has no reservation for destination")
+                })
+        }
+        _ => false,
     }
 }

@@ -54,7 +54,7 @@ impl EventLoop {
                 // A walk (ours or Kademlia's own) ended: walk again soon while the table is thin.
                 let known = self.known_peer_count();
                 let now = web_time::Instant::now();
-                self.rewalk_at = match self.walks.after_walk(known, now) {
+                self.timers.rewalk = match self.dht.walks.after_walk(known, now) {
                     Some(at) => Delay::new(at.saturating_duration_since(now)).fuse(),
                     None => Fuse::terminated(),
                 };
@@ -65,7 +65,7 @@ impl EventLoop {
                 stats,
                 ..
             } => {
-                let Some(query) = self.queries.remove(&id) else {
+                let Some(query) = self.dht.queries.remove(&id) else {
                     return;
                 };
                 let (key, peers) = match result {
@@ -137,7 +137,7 @@ impl EventLoop {
                 result: kad::QueryResult::PutRecord(result),
                 ..
             } => {
-                if let Some(Query::Put(reply)) = self.queries.remove(&id) {
+                if let Some(Query::Put(reply)) = self.dht.queries.remove(&id) {
                     let _ = reply.send(
                         result
                             .map(|_| ())
@@ -247,7 +247,7 @@ impl EventLoop {
                 count,
                 farthest,
             };
-            self.record_limits.admit(&candidate, &held, now)?
+            self.dht.limits.admit(&candidate, &held, now)?
         };
         if let Admit::EvictThenStore(farthest) = admit {
             store.remove(&farthest);
@@ -258,7 +258,7 @@ impl EventLoop {
             .put(stored)
             .map_err(|e| RecordError::Malformed(format!("the local store refused it: {e}")))?;
         let exists = |k: &kad::RecordKey| store.get(k).is_some();
-        self.record_limits.stored(key, candidate.owner, &exists);
+        self.dht.limits.stored(key, candidate.owner, &exists);
         Ok(())
     }
 
@@ -269,7 +269,7 @@ impl EventLoop {
         last: bool,
         stats: &kad::QueryStats,
     ) {
-        let Some(Query::Get(answers, _)) = self.queries.get_mut(&id) else {
+        let Some(Query::Get(answers, _)) = self.dht.queries.get_mut(&id) else {
             return;
         };
         match result {
@@ -291,7 +291,7 @@ impl EventLoop {
         if !last {
             return;
         }
-        let Some(Query::Get(answers, reply)) = self.queries.remove(&id) else {
+        let Some(Query::Get(answers, reply)) = self.dht.queries.remove(&id) else {
             return;
         };
         if answers.refused() > 0 {

@@ -65,31 +65,61 @@ pub(crate) struct EventLoop {
     swarm: Swarm<Behaviour>,
     commands: mpsc::Receiver<Command>,
     events: mpsc::Sender<Event>,
-    agent: String,
-    /// The links to the relays ([`super::relay_links`]), and when they next want driving.
+    /// Inbound requests: answered here (hello) or handed to the application.
+    inbound: Inbound,
+    /// Requests of this peer waiting for the network.
+    requests: Requests,
+    /// The links to the relays ([`super::relay_links`]).
     relays: RelayLinks,
-    retry: Fuse<Delay>,
-    /// When to walk the DHT ([`super::rewalk`]), and when the next extra walk is due.
-    walks: Walks,
-    rewalk_at: Fuse<Delay>,
-    /// Requests cut by a closing connection, to go again when `resend` fires.
-    to_resend: Resends<Outbound>,
-    resend: Fuse<Delay>,
-    /// Kademlia queries in flight, by id, with what each is for.
-    queries: HashMap<kad::QueryId, Query>,
-    /// What this peer keeps of others' records ([`super::record_limits`]).
-    record_limits: RecordLimits,
-    /// Requests in flight, by id.
-    pending_requests: HashMap<OutboundRequestId, Outbound>,
-    /// Inbound requests handed to the application ([`super::inbound`]), and its queue.
-    waiting: Waiting<Asker>,
-    inbound: mpsc::Sender<InboundRequest>,
+    /// The DHT: queries in flight, what is kept of others' records, when to walk.
+    dht: Dht,
     /// Relayed connections being upgraded to direct ones, and the requests waiting for them.
     upgrades: Upgrades<Outbound>,
-    /// Dials asked for by [`Client::connect`], by connection.
-    pending_connects: HashMap<ConnectionId, oneshot::Sender<Result<PeerId, NetError>>>,
     /// The connected peers: connections, announcements, round trips ([`super::peer_book`]).
     book: PeerBook,
+    /// When the rooms next want to be woken.
+    timers: Timers,
+}
+
+/// Inbound requests, and what answering them needs.
+struct Inbound {
+    /// Our agent string, for hello.
+    agent: String,
+    /// Requests handed to the application ([`super::inbound`]), by id.
+    waiting: Waiting<Asker>,
+    /// The application's queue of them.
+    queue: mpsc::Sender<InboundRequest>,
+}
+
+/// Requests of this peer waiting for the network.
+#[derive(Default)]
+struct Requests {
+    /// Requests to other peers in flight, by id.
+    in_flight: HashMap<OutboundRequestId, Outbound>,
+    /// Requests cut by a closing connection, to go again when `timers.resend` fires.
+    cut: Resends<Outbound>,
+    /// Dials asked for by [`Client::connect`], by connection.
+    dials: HashMap<ConnectionId, oneshot::Sender<Result<PeerId, NetError>>>,
+}
+
+/// The DHT's bookkeeping besides libp2p-kad's own.
+struct Dht {
+    /// Kademlia queries in flight, by id, with what each is for ([`super::queries`]).
+    queries: HashMap<kad::QueryId, Query>,
+    /// What this peer keeps of others' records ([`super::record_limits`]).
+    limits: RecordLimits,
+    /// When to walk the DHT ([`super::rewalk`]).
+    walks: Walks,
+}
+
+/// The loop's timers: each fires when a room wants to be woken.
+struct Timers {
+    /// The relay links' next wake ([`RelayLinks::next_wake`]).
+    relays: Fuse<Delay>,
+    /// The next extra DHT walk while the routing table is thin.
+    rewalk: Fuse<Delay>,
+    /// The first cut request due to go again.
+    resend: Fuse<Delay>,
 }
 
 impl EventLoop {
@@ -130,21 +160,25 @@ impl EventLoop {
             swarm,
             commands,
             events,
-            agent: config.agent,
+            inbound: Inbound {
+                agent: config.agent,
+                waiting: Waiting::default(),
+                queue: inbound_tx,
+            },
+            requests: Requests::default(),
             relays: RelayLinks::new(relays),
-            retry: Fuse::terminated(),
-            walks: Walks::new(bootstrap_peers),
-            rewalk_at: Fuse::terminated(),
-            to_resend: Resends::default(),
-            resend: Fuse::terminated(),
-            queries: HashMap::new(),
-            record_limits: RecordLimits::default(),
-            pending_requests: HashMap::new(),
-            waiting: Waiting::default(),
-            inbound: inbound_tx,
+            dht: Dht {
+                queries: HashMap::new(),
+                limits: RecordLimits::default(),
+                walks: Walks::new(bootstrap_peers),
+            },
             upgrades: Upgrades::new(config.direct),
-            pending_connects: HashMap::new(),
             book: PeerBook::default(),
+            timers: Timers {
+                relays: Fuse::terminated(),
+                rewalk: Fuse::terminated(),
+                resend: Fuse::terminated(),
+            },
         };
         event_loop.restore(persisted_records);
         event_loop.drive_relays();
@@ -174,9 +208,9 @@ impl EventLoop {
                         return;
                     }
                 },
-                () = &mut self.retry => self.drive_relays(),
-                () = &mut self.rewalk_at => self.bootstrap(),
-                () = &mut self.resend => self.on_resend(),
+                () = &mut self.timers.relays => self.drive_relays(),
+                () = &mut self.timers.rewalk => self.bootstrap(),
+                () = &mut self.timers.resend => self.on_resend(),
             }
         }
     }
@@ -209,104 +243,20 @@ impl EventLoop {
                 endpoint,
                 num_established,
                 ..
-            } => {
-                // What the connection goes over: the dialled address, or for an inbound one our
-                // own listening address (a relayed connection's remote address names only the
-                // peer, not the circuit).
-                let via = match &endpoint {
-                    libp2p::core::ConnectedPoint::Dialer { address, .. } => address,
-                    libp2p::core::ConnectedPoint::Listener { local_addr, .. } => local_addr,
-                };
-                self.book.on_established(
-                    connection_id,
-                    peer_id,
-                    endpoint.get_remote_address().clone(),
-                );
-                if let Some(reply) = self.pending_connects.remove(&connection_id) {
-                    let _ = reply.send(Ok(peer_id));
-                }
-                let actions = self.upgrades.on_established(
-                    peer_id,
-                    connection_id,
-                    via,
-                    endpoint.is_dialer(),
-                    web_time::Instant::now(),
-                );
-                self.carry_out(actions);
-                // Any connection may be the one a relay link waits for (a DHT walk can reach a
-                // relay before the link's own dial does).
-                if self.relays.on_connected(&peer_id) {
-                    self.relay_connected(peer_id);
-                }
-                if num_established.get() > 1 {
-                    return;
-                }
-                let cut_off = || self.swarm.connected_peers().count() == 1;
-                let now = web_time::Instant::now();
-                if self.walks.on_first_connection(&peer_id, cut_off, now) {
-                    self.bootstrap();
-                }
-                self.emit(Event::PeerConnected {
-                    peer_id: peer_id.to_string(),
-                });
-            }
+            } => self.on_established(peer_id, connection_id, &endpoint, num_established.get()),
             SwarmEvent::ConnectionClosed {
                 peer_id,
                 connection_id,
                 num_established,
                 cause,
                 ..
-            } => {
-                self.upgrades.on_closed(peer_id, connection_id);
-                self.book
-                    .on_closed(connection_id, peer_id, num_established == 0);
-                if num_established > 0 {
-                    return;
-                }
-                tracing::debug!(%peer_id, ?cause, "disconnected");
-                let now = web_time::Instant::now();
-                if let Some(delay) = self.relays.on_closed(&peer_id, now) {
-                    self.report_relay_down(peer_id, delay);
-                    self.drive_relays();
-                }
-                self.emit(Event::PeerDisconnected {
-                    peer_id: peer_id.to_string(),
-                });
-            }
+            } => self.on_closed(peer_id, connection_id, num_established, cause),
             SwarmEvent::OutgoingConnectionError {
                 peer_id: Some(peer),
                 connection_id,
                 error,
                 ..
-            } => {
-                tracing::debug!(%peer, "dial failed: {error}");
-                if departed(&error) {
-                    // The relay holds no reservation for it: the tab closed. Out of the routing
-                    // table, so lookups stop counting it as a peer that might hold a record but
-                    // did not answer, and walks stop handing it on. It comes back if it returns.
-                    tracing::info!(%peer, "peer left (the relay has no reservation for it)");
-                    self.swarm.behaviour_mut().kad.remove_peer(&peer);
-                }
-                if let Some(reply) = self.pending_connects.remove(&connection_id) {
-                    let _ = reply.send(Err(NetError::Request {
-                        peer,
-                        reason: error.to_string(),
-                    }));
-                }
-                let actions =
-                    self.upgrades
-                        .on_dial_failed(peer, connection_id, web_time::Instant::now());
-                if !actions.is_empty() {
-                    let error = error_chain(&error);
-                    tracing::info!(%peer, "no direct path ({error}); staying relayed");
-                }
-                self.carry_out(actions);
-                let now = web_time::Instant::now();
-                if let Some((relay, delay)) = self.relays.on_dial_failed(connection_id, now) {
-                    self.report_relay_down(relay, delay);
-                    self.drive_relays();
-                }
-            }
+            } => self.on_dial_error(peer, connection_id, &error),
             SwarmEvent::IncomingConnectionError {
                 send_back_addr,
                 error,
@@ -354,7 +304,7 @@ impl EventLoop {
                 }
                 let local = *self.swarm.local_peer_id();
                 let id = self.swarm.behaviour_mut().kad.get_closest_peers(local);
-                self.queries.insert(id, Query::Discover(reply));
+                self.dht.queries.insert(id, Query::Discover(reply));
             }
             Command::PutRecord { record, reply } => {
                 if let Err(e) = self.store_record(&record, None, None) {
@@ -372,7 +322,7 @@ impl EventLoop {
                     .put_record(kad_record, kad::Quorum::One)
                 {
                     Ok(id) => {
-                        self.queries.insert(id, Query::Put(reply));
+                        self.dht.queries.insert(id, Query::Put(reply));
                     }
                     Err(e) => {
                         let _ = reply.send(Err(NetError::NotStored(e.to_string())));
@@ -385,7 +335,8 @@ impl EventLoop {
                     .behaviour_mut()
                     .kad
                     .get_record(kad::RecordKey::new(&key));
-                self.queries
+                self.dht
+                    .queries
                     .insert(id, Query::Get(GetAnswers::new(key), reply));
             }
             Command::Request {
@@ -407,7 +358,7 @@ impl EventLoop {
                 }
             }
             Command::Respond { id, response } => {
-                if let Some((_, asker)) = self.waiting.take(id) {
+                if let Some((_, asker)) = self.inbound.waiting.take(id) {
                     self.reply(asker, response);
                 }
             }
@@ -415,30 +366,15 @@ impl EventLoop {
             Command::Connect { addr, reply } => self.connect(addr, reply),
             Command::Lookup { key, reply } => {
                 let id = self.swarm.behaviour_mut().kad.get_closest_peers(key);
-                self.queries.insert(id, Query::Lookup(reply));
+                self.dht.queries.insert(id, Query::Lookup(reply));
             }
             Command::PeerInfo { peer, reply } => {
                 let _ = reply.send(self.peer_info(peer));
             }
             Command::ClosestPeers { key, reply } => {
                 let id = self.swarm.behaviour_mut().kad.get_closest_peers(key);
-                self.queries.insert(id, Query::Closest(reply));
+                self.dht.queries.insert(id, Query::Closest(reply));
             }
         }
-    }
-}
-
-/// Whether a dial failed only because the relay holds no reservation for the peer (circuit
-/// relay v2's NO_RESERVATION): a browser tab is reachable only through its reservation, so it
-/// has left.
-fn departed(error: &libp2p::swarm::DialError) -> bool {
-    match error {
-        libp2p::swarm::DialError::Transport(attempts) => {
-            !attempts.is_empty()
-                && attempts.iter().all(|(_, e)| {
-                    error_chain(e).contains("Relay has no reservation for destination")
-                })
-        }
-        _ => false,
     }
 }

@@ -53,7 +53,7 @@ impl EventLoop {
         }
         let down: Vec<PeerId> = self.relays.down().collect();
         self.swarm.behaviour_mut().gate.set_down(down);
-        self.retry = match self.relays.next_wake() {
+        self.timers.relays = match self.relays.next_wake() {
             Some(at) => Delay::new(at.saturating_duration_since(now)).fuse(),
             None => Fuse::terminated(),
         };
@@ -85,7 +85,7 @@ impl EventLoop {
     }
 
     pub(super) fn bootstrap(&mut self) {
-        self.walks.walked(web_time::Instant::now());
+        self.dht.walks.walked(web_time::Instant::now());
         if let Err(e) = self.swarm.behaviour_mut().kad.bootstrap() {
             tracing::debug!("DHT bootstrap skipped: {e}");
         }

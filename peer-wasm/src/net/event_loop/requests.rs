@@ -32,20 +32,20 @@ impl EventLoop {
             return;
         };
         let id = self.swarm.behaviour_mut().rpc.send_request(&peer, request);
-        self.pending_requests.insert(id, outbound);
+        self.requests.in_flight.insert(id, outbound);
     }
 
     /// Sets the resend timer for the earliest request waiting to go again.
     pub(super) fn arm_resend(&mut self, now: web_time::Instant) {
-        if let Some(first) = self.to_resend.next_at() {
-            self.resend = Delay::new(first.saturating_duration_since(now)).fuse();
+        if let Some(first) = self.requests.cut.next_at() {
+            self.timers.resend = Delay::new(first.saturating_duration_since(now)).fuse();
         }
     }
 
     /// Sends the requests cut by closing connections again, over what is left.
     pub(super) fn on_resend(&mut self) {
         let now = web_time::Instant::now();
-        let due = self.to_resend.take_due(now);
+        let due = self.requests.cut.take_due(now);
         self.arm_resend(now);
         for outbound in due {
             if self.swarm.is_connected(&outbound.peer) {
@@ -77,7 +77,7 @@ impl EventLoop {
                     agent,
                 });
                 let response = Response::Hello {
-                    agent: self.agent.clone(),
+                    agent: self.inbound.agent.clone(),
                     connected_peers: self.swarm.connected_peers().count() as u32,
                 };
                 self.answer(channel, response);
@@ -91,7 +91,7 @@ impl EventLoop {
                     },
                 ..
             } => {
-                if let Some(outbound) = self.pending_requests.remove(&request_id) {
+                if let Some(outbound) = self.requests.in_flight.remove(&request_id) {
                     let _ = outbound.reply.send(Ok(response));
                 } else {
                     tracing::debug!(%peer, "an answer nobody waits for");
@@ -103,7 +103,7 @@ impl EventLoop {
                 error,
                 ..
             } => {
-                let Some(outbound) = self.pending_requests.remove(&request_id) else {
+                let Some(outbound) = self.requests.in_flight.remove(&request_id) else {
                     return;
                 };
                 let now = web_time::Instant::now();
@@ -111,7 +111,7 @@ impl EventLoop {
                 match outbound.on_failure(Failure::of(&error), connected, now) {
                     Next::Resend(at, outbound) => {
                         tracing::debug!(%peer, "request cut ({error}); sending it again soon");
-                        self.to_resend.push(at, outbound);
+                        self.requests.cut.push(at, outbound);
                         self.arm_resend(now);
                     }
                     Next::LookUp(outbound) => {
@@ -119,7 +119,7 @@ impl EventLoop {
                         // to tell it apart: ask the DHT where the peer is.
                         tracing::debug!(%peer, "dial failed; looking the peer up");
                         let id = self.swarm.behaviour_mut().kad.get_closest_peers(peer);
-                        self.queries.insert(id, Query::Find(outbound));
+                        self.dht.queries.insert(id, Query::Find(outbound));
                     }
                     Next::Fail(reply, error) => {
                         let _ = reply.send(Err(error));
@@ -156,7 +156,7 @@ impl EventLoop {
     /// Block requests need storage, which is async: the application answers them.
     /// A request to this peer itself goes the same way, answered by its own holder.
     pub(super) fn hand_to_application(&mut self, peer: PeerId, request: Request, asker: Asker) {
-        let id = match self.waiting.next_id(&peer) {
+        let id = match self.inbound.waiting.next_id(&peer) {
             Ok(id) => id,
             Err(Busy { waiting }) => {
                 let reason =
@@ -165,8 +165,12 @@ impl EventLoop {
                 return;
             }
         };
-        match self.inbound.try_send(InboundRequest { id, peer, request }) {
-            Ok(()) => self.waiting.insert(id, peer, asker),
+        match self
+            .inbound
+            .queue
+            .try_send(InboundRequest { id, peer, request })
+        {
+            Ok(()) => self.inbound.waiting.insert(id, peer, asker),
             Err(e) => {
                 let reason = if e.is_full() {
                     "busy; try another peer"
