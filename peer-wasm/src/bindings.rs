@@ -403,6 +403,13 @@ impl Peer {
         self.client.peer_id().to_string()
     }
 
+    /// Copies of each block an upload asks for unless told otherwise: the page shows a file's
+    /// copies against this.
+    #[wasm_bindgen(getter)]
+    pub fn replicas(&self) -> u32 {
+        files::DEFAULT_REPLICAS as u32
+    }
+
     /// A snapshot of the peer's state.
     #[wasm_bindgen(unchecked_return_type = "Promise<Status>")]
     pub fn status(&self) -> js_sys::Promise {

@@ -1,0 +1,295 @@
+//! Sealed blocks on the network: placing one on the peers closest to its address (with their
+//! receipts, then witnessed), fetching one from its holders and then from the peers near it,
+//! freeing placed blocks, and the upload pipeline that places a file's blocks.
+
+use super::*;
+
+/// How long a holder may take to hand over one block before the next holder is asked.
+pub(super) const FETCH_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Gives up on `request` after `deadline`, so a slow holder costs at most that.
+pub(super) async fn with_deadline(
+    deadline: std::time::Duration,
+    request: impl std::future::Future<Output = Result<Response, NetError>>,
+) -> Result<Response, NetError> {
+    let request = std::pin::pin!(request);
+    match futures::future::select(request, futures_timer::Delay::new(deadline)).await {
+        futures::future::Either::Left((answer, _)) => answer,
+        futures::future::Either::Right(_) => Err(NetError::Timeout(deadline.as_secs())),
+    }
+}
+
+/// Stores sealed bytes on up to `replicas` of the peers closest to their address, with the
+/// holders' receipts. `pledges` go with each request, so holders can check the owner's
+/// allowance.
+pub(super) async fn place(
+    client: &Client,
+    session: &Session,
+    pledges: &[Pledge],
+    bytes: Vec<u8>,
+    position: u64,
+    replicas: usize,
+) -> Result<(BlockRef, Placed), FileError> {
+    let id = BlockId::of(&bytes);
+    let owner = session.public_key().to_der()?;
+    let signature = session.sign_statement(&store_statement(&id));
+    let candidates = client.closest_peers(id.0.to_vec()).await?;
+    let owner_hash = sha256(&owner);
+    let mut holders: Vec<PeerId> = Vec::new();
+    let mut receipts = Vec::new();
+    let mut attempts = Attempts::default();
+    // Ask in rounds of as many peers as copies are missing, nearest first.
+    let mut remaining = candidates.into_iter();
+    while holders.len() < replicas {
+        let round: Vec<PeerId> = remaining.by_ref().take(replicas - holders.len()).collect();
+        if round.is_empty() {
+            break;
+        }
+        let asks = round.iter().map(|peer| {
+            client.request(
+                *peer,
+                Request::StoreBlock {
+                    block: bytes.clone(),
+                    owner: owner.clone(),
+                    signature: signature.clone(),
+                    pledges: pledges.to_vec(),
+                },
+            )
+        });
+        for (peer, answer) in round.iter().zip(join_all(asks).await) {
+            match answer {
+                // Only a holder that signs for the block counts: one that took it without a
+                // receipt naming itself could drop it with no co-holder ever able to ask.
+                Ok(Response::Stored { receipt })
+                    if receipt.verify(&id, &owner_hash).as_ref() == Ok(peer) =>
+                {
+                    holders.push(*peer);
+                    receipts.push((*peer, receipt));
+                }
+                Ok(Response::Stored { .. }) => attempts.push(*peer, PeerFailure::NoReceipt),
+                Ok(Response::Refused { reason }) => {
+                    attempts.push(*peer, PeerFailure::Refused(reason))
+                }
+                Ok(other) => attempts.push(*peer, PeerFailure::Unexpected(other.kind())),
+                Err(e) => attempts.push(*peer, PeerFailure::Net(e)),
+            }
+        }
+    }
+    if holders.is_empty() {
+        return Err(FileError::NoHolder {
+            index: position,
+            attempts,
+        });
+    }
+    let block = BlockRef {
+        id,
+        holders: holders.iter().map(ToString::to_string).collect(),
+    };
+    Ok((block, (id, receipts)))
+}
+
+/// Hands each holder of `placed` the receipts of its fellow holders ([`crate::receipt`]), in
+/// the background: best effort, it adds nothing to the upload's time and nothing fails if a
+/// holder does not hear it.
+pub(super) fn witness(client: &Client, owner: OwnerHash, placed: Vec<Placed>) {
+    let start = u32::from_le_bytes(crate::crypto::random_bytes()) as usize;
+    let requests = crate::receipt::witness_requests(owner, &placed, start);
+    let client = client.clone();
+    crate::platform::spawn(async move {
+        let sends = requests.into_iter().map(|(holder, blocks)| {
+            with_deadline(
+                audit::ANSWER_DEADLINE,
+                client.request(holder, Request::Witness { blocks }),
+            )
+        });
+        let answers = join_all(sends).await;
+        let heard = answers.iter().filter(|a| a.is_ok()).count();
+        tracing::debug!(
+            heard,
+            of = answers.len(),
+            "holders told of their fellow holders"
+        );
+    });
+}
+
+/// Fetches a block from its holders (then from whoever is closest to its address), checking
+/// each answer against the address and the file key; a bad or missing copy moves on.
+pub(super) async fn fetch(
+    client: &Client,
+    key: &SymmetricKey,
+    file: &FileId,
+    position: u64,
+    block: &BlockRef,
+) -> Result<Vec<u8>, Attempts> {
+    fetch_with(client, &[key], file, position, block).await
+}
+
+/// [`fetch`], opening with the first of `keys` that fits (the index, after a password change).
+pub(super) async fn fetch_with(
+    client: &Client,
+    keys: &[&SymmetricKey],
+    file: &FileId,
+    position: u64,
+    block: &BlockRef,
+) -> Result<Vec<u8>, Attempts> {
+    let mut tried = Vec::new();
+    // What each listed holder did, then each other peer near the address.
+    let mut attempts = Attempts::default();
+    let listed: Vec<PeerId> = block
+        .holders
+        .iter()
+        .filter_map(|h| h.parse().ok())
+        .collect();
+    for round in 0..2 {
+        let peers = if round == 0 {
+            listed.clone()
+        } else {
+            client
+                .closest_peers(block.id.0.to_vec())
+                .await
+                .unwrap_or_default()
+        };
+        for peer in peers {
+            if tried.contains(&peer) {
+                continue;
+            }
+            tried.push(peer);
+            match with_deadline(
+                FETCH_DEADLINE,
+                client.request(peer, Request::FetchBlock { id: block.id }),
+            )
+            .await
+            {
+                Ok(Response::Block { bytes }) => {
+                    let mut last = None;
+                    for key in keys {
+                        match open_block(key, file, position, &block.id, &bytes).await {
+                            Ok(plain) => return Ok(plain),
+                            Err(e) => last = Some(e),
+                        }
+                    }
+                    let error = last.unwrap_or(BlockError::Altered(block.id));
+                    tracing::warn!(%peer, "bad block from holder: {error}");
+                    attempts.push(peer, PeerFailure::BadCopy(error));
+                }
+                Ok(Response::Refused { reason }) => {
+                    attempts.push(peer, PeerFailure::Refused(reason))
+                }
+                Ok(other) => attempts.push(peer, PeerFailure::Unexpected(other.kind())),
+                Err(e) => attempts.push(peer, PeerFailure::Net(e)),
+            }
+        }
+    }
+    Err(attempts)
+}
+
+/// Frees blocks that nothing names any more (an upload that failed or was cancelled), so they
+/// count against no one's allowance.
+pub(super) async fn free_all(client: &Client, session: &Session, blocks: &[BlockRef]) {
+    for block in blocks {
+        free(client, session, block).await;
+    }
+}
+
+/// Asks every holder of a block to drop it; returns how many did.
+pub(super) async fn free(client: &Client, session: &Session, block: &BlockRef) -> usize {
+    let Ok(owner) = session.public_key().to_der() else {
+        return 0;
+    };
+    let signature = session.sign_statement(&delete_statement(&block.id));
+    let mut freed = 0;
+    for holder in block
+        .holders
+        .iter()
+        .filter_map(|h| h.parse::<PeerId>().ok())
+    {
+        let request = Request::DeleteBlock {
+            id: block.id,
+            owner: owner.clone(),
+            signature: signature.clone(),
+            history: session.history().to_vec(),
+        };
+        if let Ok(Response::Deleted) = client.request(holder, request).await {
+            freed += 1;
+        }
+    }
+    freed
+}
+
+/// Reads, seals and places a file's blocks in a bounded pipeline: the next blocks are read and
+/// sealed while earlier ones are being placed, never more than [`PIPELINE`] in flight, so memory
+/// stays flat whatever the file's size. Returns the placed blocks in order and the bytes read;
+/// on failure or cancel, the error and every block placed so far (for freeing). Also returns
+/// the holders' receipts, for [`witness`].
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn place_blocks(
+    client: &Client,
+    session: &Session,
+    pledges: &[Pledge],
+    key: &SymmetricKey,
+    file: &FileId,
+    mut source: impl Source,
+    replicas: usize,
+    mut progress: impl FnMut(u64) -> ControlFlow<()>,
+) -> Result<(Vec<BlockRef>, Vec<Placed>, u64), (FileError, Vec<BlockRef>)> {
+    let size = source.size();
+    let mut blocks = Vec::new();
+    let mut receipts = Vec::new();
+    let mut in_flight = FuturesOrdered::new();
+    let (mut read, mut placed) = (0u64, 0u64);
+    let mut position = 0u64;
+    let mut failure = None;
+    loop {
+        let drain =
+            failure.is_some() || (read >= size && position > 0) || in_flight.len() >= PIPELINE;
+        if !drain {
+            let sealed = async {
+                let plain = source.read(read, BLOCK_SIZE).await?;
+                if plain.is_empty() && read < size {
+                    return Err(FileError::Read(format!(
+                        "the file ended after {read} of {size} bytes"
+                    )));
+                }
+                let (_, sealed) = seal_block(key, file, position, &plain).await?;
+                Ok((plain.len() as u64, sealed))
+            };
+            match sealed.await {
+                Ok((len, sealed)) => {
+                    let index = position;
+                    in_flight.push_back(async move {
+                        let block = place(client, session, pledges, sealed, index, replicas).await;
+                        (len, block)
+                    });
+                    read += len;
+                    position += 1;
+                    if len > 0 || read < size {
+                        continue;
+                    }
+                }
+                Err(e) => failure = Some(e),
+            }
+        }
+        // Once something failed, the blocks still in flight are awaited (not dropped), so every
+        // block that reached a holder is known and can be freed.
+        let Some((len, block)) = in_flight.next().await else {
+            break;
+        };
+        match block {
+            Ok((block, block_receipts)) => {
+                blocks.push(block);
+                receipts.push(block_receipts);
+                placed += len;
+                if failure.is_none() && progress(placed).is_break() {
+                    failure = Some(FileError::Cancelled);
+                }
+            }
+            Err(error) => {
+                failure.get_or_insert(error);
+            }
+        }
+    }
+    match failure {
+        Some(error) => Err((error, blocks)),
+        None => Ok((blocks, receipts, placed)),
+    }
+}
