@@ -4,7 +4,6 @@ import { $, announce, h, icon, sentence } from "./dom.js";
 import { formatBytes, formatDate, formatDay } from "./format.js";
 import { droppedFiles, pickedFiles } from "./drop.js";
 
-const REPLICAS = 3;
 const FIRST_DIRECTION = { name: "ascending", size: "descending", date: "descending" };
 const COMPARE = {
   name: (a, b) => a.name.localeCompare(b.name, undefined, { numeric: true, sensitivity: "base" }),
@@ -12,12 +11,13 @@ const COMPARE = {
   date: (a, b) => a.created_ms - b.created_ms,
 };
 
-function health(copies) {
-  const healthy = copies >= REPLICAS;
+/** A file's copies against the `wanted` copies the peer asks for (its `replicas`). */
+function health(copies, wanted) {
+  const healthy = copies >= wanted;
   return h("span", {
     className: `health ${healthy ? "ok" : "warn"}`,
-    title: healthy ? "Every block is kept by 3 peers." : "Fewer copies than wanted: this file is at risk if those peers leave.",
-  }, icon(healthy ? "check" : "warning"), `${copies} of ${REPLICAS} copies`);
+    title: healthy ? `Every block is kept by ${wanted} peers.` : "Fewer copies than wanted: this file is at risk if those peers leave.",
+  }, icon(healthy ? "check" : "warning"), `${copies} of ${wanted} copies`);
 }
 
 /** `getPeer()` returns the started peer; `transfers` runs uploads and downloads. */
@@ -48,10 +48,10 @@ export function setupFiles({ getPeer, transfers }) {
       h("th", { scope: "row", className: "col-name" },
         h("span", { className: "file-name" }, icon("file"), h("span", { textContent: file.name, title: file.name })),
         // Size, date and copies under the name, shown instead of their columns on narrow screens.
-        h("span", { className: "file-meta" }, `${formatBytes(file.size)} · ${formatDay(file.created_ms)} · `, health(file.copies))),
+        h("span", { className: "file-meta" }, `${formatBytes(file.size)} · ${formatDay(file.created_ms)} · `, health(file.copies, getPeer().replicas))),
       h("td", { className: "col-size", textContent: formatBytes(file.size) }),
       h("td", { className: "col-date" }, h("time", { dateTime: new Date(file.created_ms).toISOString(), textContent: formatDate(file.created_ms) })),
-      h("td", { className: "col-health" }, health(file.copies)),
+      h("td", { className: "col-health" }, health(file.copies, getPeer().replicas)),
       h("td", { className: "col-actions" }, h("span", { className: "actions" }, download, remove)));
   }
 

@@ -5,7 +5,6 @@
 import { $, announce, h, icon, sentence } from "./dom.js";
 import { formatBytes, formatDuration } from "./format.js";
 
-const REPLICAS = 3;
 const SPEED_WINDOW_MS = 5000;
 const LIMITS = { upload: 1, download: 2 };
 
@@ -171,7 +170,7 @@ export function setupTransfers({ getPeer, onUploaded }) {
     t.start();
     announce(`Uploading ${t.name}.`);
     try {
-      const report = await getPeer().upload(t.file, t.name, REPLICAS, (done) => t.progress(done), t.controller.signal);
+      const report = await getPeer().upload(t.file, t.name, undefined, (done) => t.progress(done), t.controller.signal);
       if (t.cancelled) return; // cancelled on our side: the result is no longer wanted
       const copies = report.file.copies;
       if (report.complete) {
