@@ -192,7 +192,7 @@ impl AccountError {
 pub const NETWORK_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The first pause before a lookup that heard too few peers goes again (doubling to 4 s).
-const RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(500);
+pub(crate) const RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// What the page may know of an account: never a key.
 #[cfg_attr(all(test, not(target_arch = "wasm32")), derive(ts_rs::TS))]

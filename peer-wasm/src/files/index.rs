@@ -17,9 +17,22 @@ pub(super) async fn load_index(
     session: &Session,
 ) -> Result<(FileIndex, Option<VerifiedRecord>), FileError> {
     let owner = session.public_key();
-    let records = client
-        .get_record(dht_key(RecordKind::FileIndex, &session.account()))
-        .await?;
+    // A lookup that heard too few peers to tell whether the index exists goes again, with
+    // growing pauses, for up to NETWORK_WAIT (as log-in does): right after a holder tab closed,
+    // the routing table still names it and a lookup can hear two live peers of the three it
+    // needs, and an upload must not fail for that.
+    let key = dht_key(RecordKind::FileIndex, &session.account());
+    let deadline = web_time::Instant::now() + crate::account::NETWORK_WAIT;
+    let mut pause = crate::account::RETRY_PAUSE;
+    let records = loop {
+        match client.get_record(key.clone()).await {
+            Err(NetError::TooFewPeers { .. }) if web_time::Instant::now() + pause < deadline => {
+                futures_timer::Delay::new(pause).await;
+                pause = (pause * 2).min(std::time::Duration::from_secs(4));
+            }
+            other => break other?,
+        }
+    };
     let record = records
         .iter()
         .find(|r| r.owner() == &owner)
