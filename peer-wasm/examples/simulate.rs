@@ -384,23 +384,24 @@ mod native {
         let session = account::sign_up_with_key_bits(&author.client, "sim", PASSWORD, 2048)
             .await
             .unwrap();
+        let drive = files::Drive::new(
+            author.client.clone(),
+            std::sync::Arc::new(session),
+            files::Settings::default(),
+        )
+        .donating(Donation {
+            keypair: author.keypair.clone(),
+            bytes: 64 * 1024 * MIB,
+        });
         let mut ids = Vec::new();
         for f in 0..args.files {
             let bytes: Vec<u8> = (0..64 * 1024).map(|i| (i * 7 + f) as u8).collect();
-            let report = files::upload(
-                &author.client,
-                &session,
-                &format!("file-{f}.bin"),
-                bytes.as_slice(),
-                DEFAULT_REPLICAS,
-                Donation {
-                    keypair: author.keypair.clone(),
-                    bytes: 64 * 1024 * MIB,
-                },
-                |_| ControlFlow::Continue(()),
-            )
-            .await
-            .unwrap();
+            let report = drive
+                .upload(&format!("file-{f}.bin"), bytes.as_slice(), |_| {
+                    ControlFlow::Continue(())
+                })
+                .await
+                .unwrap();
             if report.file.copies < DEFAULT_REPLICAS as u32 {
                 eprintln!("  file-{f}: {} copies of its blocks", report.file.copies);
             }
@@ -422,21 +423,27 @@ mod native {
                 }
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
-            let log_in = account::log_in(&reader.client, "sim", PASSWORD).await;
+            let log_in = account::log_in(&reader.client, "sim", PASSWORD)
+                .await
+                .map(std::sync::Arc::new);
             let index_record = reader
                 .client
-                .get_record(dht_key(RecordKind::FileIndex, &session.account()))
+                .get_record(dht_key(RecordKind::FileIndex, &drive.session().account()))
                 .await
                 .is_ok_and(|r| !r.is_empty());
             let mut downloadable = 0;
             if let Ok(reader_session) = &log_in {
+                let files = files::Drive::new(
+                    reader.client.clone(),
+                    reader_session.clone(),
+                    files::Settings::default(),
+                );
                 for id in &ids {
-                    let ok = files::download(&reader.client, reader_session, id, |_| {
-                        ControlFlow::Continue(())
-                    })
-                    .await
-                    .map_err(|e| eprintln!("  download of file {id} failed: {e}"))
-                    .is_ok();
+                    let ok = files
+                        .download(id, |_| ControlFlow::Continue(()))
+                        .await
+                        .map_err(|e| eprintln!("  download of file {id} failed: {e}"))
+                        .is_ok();
                     downloadable += usize::from(ok);
                 }
             }

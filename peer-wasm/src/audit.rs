@@ -1,6 +1,6 @@
 //! Storage audits: a challenge to a holder to prove it still holds a block, checked against the
 //! block's address alone ([`crate::proof`]). The owner audits the holders of its files
-//! ([`crate::files::audit`]); a holder that fails or does not answer is counted as gone.
+//! ([`crate::files::Drive::audit`]); a holder that fails or does not answer is counted as gone.
 
 use libp2p::PeerId;
 use serde::Serialize;

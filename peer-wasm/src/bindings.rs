@@ -1,4 +1,5 @@
-//! The JavaScript API of the peer: a thin layer over [`crate::net::Client`].
+//! The JavaScript API of the peer: a thin layer over [`App`] (who is logged in, their files)
+//! and [`crate::net::Client`] (the network), translating to and from JavaScript.
 //!
 //! ```js
 //! import init, { start } from "./pkg/jellyfish_peer.js";
@@ -10,8 +11,6 @@
 //! Every method returns plain JSON-like objects; failures reject with an `Error` whose
 //! message says what went wrong.
 
-use std::cell::RefCell;
-
 use futures::{channel::mpsc, lock::Mutex, StreamExt};
 use libp2p::{Multiaddr, PeerId};
 use serde::Serialize;
@@ -21,16 +20,11 @@ use wasm_bindgen_futures::future_to_promise;
 
 use crate::{
     account::{self, AccountError, AccountInfo, Session},
-    files::{self, FileError, Source},
-    net::{self, Client, Event},
-    store::{BlockStore, StorageInfo},
+    app::{App, AppError, Settings},
+    files::{FileError, Source},
+    net::{self, Event},
+    store::StorageInfo,
 };
-
-/// Default share of the browser's storage quota donated to the network.
-const DEFAULT_DONATION_SHARE: f64 = 0.10;
-/// Bounds of the default donation.
-const MIN_DONATION: u64 = 64 << 20;
-const MAX_DONATION: u64 = 5 << 30;
 
 /// The types of what the API resolves and rejects with, generated from the Rust types
 /// (`src/ts_types.rs`).
@@ -50,22 +44,15 @@ fn on_load() {
 /// A running peer.
 #[wasm_bindgen]
 pub struct Peer {
-    /// This tab's peer key; signs its pledges.
-    keypair: libp2p::identity::Keypair,
-    client: Client,
+    /// The peer and who is logged in on it (their keys never leave wasm memory).
+    app: Rc<App>,
     events: Rc<Mutex<mpsc::Receiver<Event>>>,
-    /// The logged-in user's keys; `None` when logged out. Never leaves wasm memory.
-    session: Rc<RefCell<Option<Rc<Session>>>>,
-    store: Rc<BlockStore>,
     /// Whether the browser granted persistent storage.
     persisted: bool,
     /// The browser's storage quota, when it says.
     browser_quota: Option<f64>,
     /// The donation the page proposes on first use.
     suggested_donation: u64,
-    /// The session made here as the first on an empty network whose records no other peer
-    /// holds yet (if it is still the logged-in one, `account()` says `alone`).
-    alone: Rc<RefCell<std::rc::Weak<Session>>>,
 }
 
 /// Where this browser remembers that the person agreed to donate (set by `set_donation`).
@@ -145,13 +132,6 @@ impl InThisBrowser for AccountInfo {
     }
 }
 
-fn logged_in(session: &RefCell<Option<Rc<Session>>>) -> Result<Rc<Session>, JsValue> {
-    session
-        .borrow()
-        .clone()
-        .ok_or_else(|| js_error("log in first"))
-}
-
 fn js_error(e: impl std::fmt::Display) -> JsValue {
     JsError::new(&e.to_string()).into()
 }
@@ -181,50 +161,13 @@ fn file_error(e: FileError) -> JsValue {
     error
 }
 
-/// What this browser donates, to pledge with an upload or a re-sealed index.
-async fn donation(
-    store: &BlockStore,
-    keypair: &libp2p::identity::Keypair,
-) -> Result<files::Donation, JsValue> {
-    Ok(files::Donation {
-        keypair: keypair.clone(),
-        bytes: store.usage().await.map_err(js_error)?.capacity,
-    })
-}
-
-/// Re-seals the file index under a rotated account's new keys ([`files::finish_rotation`]).
-/// The password change itself is done whatever happens here: until this succeeds the index
-/// opens with the earlier user key the session keeps, and the next log-in tries again.
-async fn finish_rotation(
-    client: &net::Client,
-    session: &Rc<Session>,
-    store: &BlockStore,
-    keypair: &libp2p::identity::Keypair,
-) {
-    let finished = match donation(store, keypair).await {
-        Ok(donation) => files::finish_rotation(client, session, files::DEFAULT_REPLICAS, donation)
-            .await
-            .map_err(|e| e.to_string()),
-        Err(e) => Err(format!("{e:?}")),
-    };
-    match finished {
-        Ok(true) => tracing::info!("file index re-sealed under the account's new keys"),
-        Ok(false) => {}
-        Err(e) => {
-            tracing::warn!("file index not re-sealed yet (next log-in tries again): {e}");
-            return;
-        }
+/// An app failure: an account one keeps its `code`; "log in first" and storage failures are
+/// plain errors.
+fn app_error(e: AppError) -> JsValue {
+    match e {
+        AppError::Account(e) => account_error(e),
+        other => js_error(other),
     }
-    // Upkeep, in the background: it asks every holder of every file's blocks (a log-out
-    // meanwhile wipes the keys once it ends).
-    let (client, session) = (client.clone(), session.clone());
-    wasm_bindgen_futures::spawn_local(async move {
-        match files::move_claims(&client, &session, files::DEFAULT_REPLICAS).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!("{n} files' blocks now claimed by the account's new key"),
-            Err(e) => tracing::warn!("claims not moved yet (next log-in tries again): {e}"),
-        }
-    });
 }
 
 fn to_js<T: Serialize>(value: &T) -> Result<JsValue, JsValue> {
@@ -277,9 +220,8 @@ pub async fn start(
         ..Default::default()
     };
     let (browser_quota, persisted) = storage_facts().await;
-    let suggested_donation = browser_quota.map_or(MIN_DONATION, |q| {
-        ((q * DEFAULT_DONATION_SHARE) as u64).clamp(MIN_DONATION, MAX_DONATION)
-    });
+    let settings = Settings::default();
+    let suggested_donation = settings.suggested_donation(browser_quota);
     // A tab donates only once the person agreed to an amount (`set_donation`); until then it
     // holds nothing new for others and pledges nothing (a profile from before this rule keeps
     // what it holds, but takes no more).
@@ -291,15 +233,11 @@ pub async fn start(
         node.store.set_capacity(0).await.map_err(js_error)?;
     }
     Ok(Peer {
-        keypair: node.keypair,
-        client: node.client,
+        app: Rc::new(App::new(node.keypair, node.client, node.store, settings)),
         events: Rc::new(Mutex::new(node.events)),
-        session: Rc::new(RefCell::new(None)),
-        store: node.store,
         persisted,
         browser_quota,
         suggested_donation,
-        alone: Rc::new(RefCell::new(std::rc::Weak::new())),
     })
 }
 
@@ -400,34 +338,34 @@ impl Peer {
     /// This peer's id.
     #[wasm_bindgen(getter)]
     pub fn peer_id(&self) -> String {
-        self.client.peer_id().to_string()
+        self.app.client().peer_id().to_string()
     }
 
     /// Copies of each block an upload asks for unless told otherwise: the page shows a file's
-    /// copies against this.
+    /// copies against this, and divides donations by it.
     #[wasm_bindgen(getter)]
     pub fn replicas(&self) -> u32 {
-        files::DEFAULT_REPLICAS as u32
+        self.app.settings().files.replicas as u32
     }
 
     /// A snapshot of the peer's state.
     #[wasm_bindgen(unchecked_return_type = "Promise<Status>")]
     pub fn status(&self) -> js_sys::Promise {
-        let client = self.client.clone();
+        let client = self.app.client().clone();
         future_to_promise(async move { to_js(&client.status().await.map_err(js_error)?) })
     }
 
     /// The peers in the DHT routing table.
     #[wasm_bindgen(unchecked_return_type = "Promise<KnownPeer[]>")]
     pub fn peers(&self) -> js_sys::Promise {
-        let client = self.client.clone();
+        let client = self.app.client().clone();
         future_to_promise(async move { to_js(&client.peers().await.map_err(js_error)?) })
     }
 
     /// Looks for peers through the DHT; resolves to their ids.
     #[wasm_bindgen(unchecked_return_type = "Promise<string[]>")]
     pub fn discover(&self) -> js_sys::Promise {
-        let client = self.client.clone();
+        let client = self.app.client().clone();
         future_to_promise(async move {
             let peers = client.discover().await.map_err(js_error)?;
             to_js(&peers.iter().map(ToString::to_string).collect::<Vec<_>>())
@@ -437,7 +375,7 @@ impl Peer {
     /// Says hello to another peer by id and resolves to its answer.
     #[wasm_bindgen(unchecked_return_type = "Promise<HelloReply>")]
     pub fn hello(&self, peer_id: String) -> js_sys::Promise {
-        let client = self.client.clone();
+        let client = self.app.client().clone();
         future_to_promise(async move {
             let peer: PeerId = peer_id
                 .parse()
@@ -452,14 +390,13 @@ impl Peer {
     /// peers hold the account's records.
     #[wasm_bindgen(unchecked_return_type = "Promise<Account>")]
     pub fn sign_up(&self, username: String, password: String) -> js_sys::Promise {
-        let (client, session) = (self.client.clone(), self.session.clone());
+        let app = self.app.clone();
         future_to_promise(async move {
-            let new = account::sign_up(&client, &username, &password)
+            let new = app
+                .sign_up(&username, &password)
                 .await
                 .map_err(account_error)?;
-            let info = AccountInfo::remembering_key(&new);
-            *session.borrow_mut() = Some(Rc::new(new));
-            to_js(&info)
+            to_js(&AccountInfo::remembering_key(&new))
         })
     }
 
@@ -471,49 +408,16 @@ impl Peer {
     /// if this tab, or a peer that answers, holds the name.
     #[wasm_bindgen(unchecked_return_type = "Promise<Account>")]
     pub fn sign_up_alone(&self, username: String, password: String) -> js_sys::Promise {
-        let (client, session, alone) = (
-            self.client.clone(),
-            self.session.clone(),
-            self.alone.clone(),
-        );
+        let app = self.app.clone();
         future_to_promise(async move {
-            let (new, unpublished) = account::sign_up_alone(&client, &username, &password)
+            let new = app
+                .sign_up_alone(&username, &password)
                 .await
                 .map_err(account_error)?;
-            let new = Rc::new(new);
-            let info = AccountInfo {
+            to_js(&AccountInfo {
                 alone: Some(true),
                 ..AccountInfo::remembering_key(&new)
-            };
-            let mine = Rc::downgrade(&new);
-            *session.borrow_mut() = Some(new);
-            *alone.borrow_mut() = mine.clone();
-            // Out to the first peers that appear, read back from them; tried again while this
-            // account stays logged in (after a log-out or reload, the next log-in republishes).
-            // Only a weak handle here: a log-out wipes the keys at once.
-            wasm_bindgen_futures::spawn_local(async move {
-                loop {
-                    let still_in = session
-                        .borrow()
-                        .as_ref()
-                        .is_some_and(|open| std::rc::Weak::ptr_eq(&mine, &Rc::downgrade(open)));
-                    if !still_in {
-                        return;
-                    }
-                    match unpublished.publish(&client).await {
-                        Ok(()) => {
-                            tracing::info!("the first account is now held by other peers");
-                            if std::rc::Weak::ptr_eq(&alone.borrow(), &mine) {
-                                *alone.borrow_mut() = std::rc::Weak::new();
-                            }
-                            return;
-                        }
-                        Err(e) => tracing::debug!("first account not yet published: {e}"),
-                    }
-                    futures_timer::Delay::new(std::time::Duration::from_secs(2)).await;
-                }
-            });
-            to_js(&info)
+            })
         })
     }
 
@@ -522,25 +426,13 @@ impl Peer {
     /// `network_unreachable` (too few answered within 30 s); nothing is kept after a failure.
     #[wasm_bindgen(unchecked_return_type = "Promise<Account>")]
     pub fn log_in(&self, username: String, password: String) -> js_sys::Promise {
-        let (client, session, store, keypair) = (
-            self.client.clone(),
-            self.session.clone(),
-            self.store.clone(),
-            self.keypair.clone(),
-        );
+        let app = self.app.clone();
         future_to_promise(async move {
-            session.borrow_mut().take();
-            let opened = account::log_in(&client, &username, &password)
+            let opened = app
+                .log_in(&username, &password)
                 .await
                 .map_err(account_error)?;
-            let opened = Rc::new(opened);
-            if !opened.history().is_empty() {
-                // A password change cut short before its files were re-sealed finishes here.
-                finish_rotation(&client, &opened, &store, &keypair).await;
-            }
-            let info = AccountInfo::remembering_key(&opened);
-            *session.borrow_mut() = Some(opened);
-            to_js(&info)
+            to_js(&AccountInfo::remembering_key(&opened))
         })
     }
 
@@ -553,22 +445,13 @@ impl Peer {
         current_password: String,
         new_password: String,
     ) -> js_sys::Promise {
-        let (client, session, store, keypair) = (
-            self.client.clone(),
-            self.session.clone(),
-            self.store.clone(),
-            self.keypair.clone(),
-        );
+        let app = self.app.clone();
         future_to_promise(async move {
-            let open = logged_in(&session)?;
-            let rotated =
-                account::change_password(&client, &open, &current_password, &new_password)
-                    .await
-                    .map_err(account_error)?;
-            let rotated = Rc::new(rotated);
-            *session.borrow_mut() = Some(rotated.clone());
+            let rotated = app
+                .change_password(&current_password, &new_password)
+                .await
+                .map_err(app_error)?;
             AccountInfo::remembering_key(&rotated);
-            finish_rotation(&client, &rotated, &store, &keypair).await;
             Ok(JsValue::UNDEFINED)
         })
     }
@@ -576,40 +459,37 @@ impl Peer {
     /// Logs out: the account's keys are wiped from memory.
     #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
     pub fn log_out(&self) -> js_sys::Promise {
-        let session = self.session.clone();
-        future_to_promise(async move {
-            // Dropping the last handle on the session wipes its keys.
-            session.borrow_mut().take();
-            Ok(JsValue::UNDEFINED)
-        })
+        self.app.log_out();
+        js_sys::Promise::resolve(&JsValue::UNDEFINED)
     }
 
     /// The logged-in account, or `null`.
     #[wasm_bindgen(unchecked_return_type = "Promise<Account | null>")]
     pub fn account(&self) -> js_sys::Promise {
-        let (session, alone) = (self.session.clone(), self.alone.clone());
-        future_to_promise(async move {
-            match session.borrow().as_ref() {
-                Some(open) => to_js(&AccountInfo {
-                    alone: std::rc::Weak::ptr_eq(&alone.borrow(), &Rc::downgrade(open))
-                        .then_some(true),
-                    ..AccountInfo::of(open)
-                }),
-                None => Ok(JsValue::NULL),
-            }
-        })
+        let info = match self.app.session() {
+            Some(open) => to_js(&AccountInfo {
+                alone: self.app.alone().then_some(true),
+                ..AccountInfo::of(&open)
+            }),
+            None => Ok(JsValue::NULL),
+        };
+        match info {
+            Ok(info) => js_sys::Promise::resolve(&info),
+            Err(e) => js_sys::Promise::reject(&e),
+        }
     }
 
     /// What this browser donates and holds for others.
     #[wasm_bindgen(unchecked_return_type = "Promise<Storage>")]
     pub fn storage(&self) -> js_sys::Promise {
-        let (store, persisted, browser_quota, suggested) = (
-            self.store.clone(),
+        let (app, persisted, browser_quota, suggested) = (
+            self.app.clone(),
             self.persisted,
             self.browser_quota,
             self.suggested_donation,
         );
         future_to_promise(async move {
+            let store = app.store();
             let usage = store.usage().await.map_err(js_error)?;
             to_js(&StorageInfo {
                 usage,
@@ -626,12 +506,12 @@ impl Peer {
     /// consent: until then the tab donates nothing). What it holds already stays.
     #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
     pub fn set_donation(&self, bytes: f64) -> js_sys::Promise {
-        let store = self.store.clone();
+        let app = self.app.clone();
         future_to_promise(async move {
             if !(bytes.is_finite() && bytes >= 0.0) {
                 return Err(js_error("the donation is a number of bytes, 0 or more"));
             }
-            store.set_capacity(bytes as u64).await.map_err(js_error)?;
+            app.set_donation(bytes as u64).await.map_err(app_error)?;
             if let Some(storage) = local_storage() {
                 storage
                     .set_item(DONATION_AGREED, "1")
@@ -641,9 +521,10 @@ impl Peer {
         })
     }
 
-    /// Uploads a `File` or `Blob` under `name`, `replicas` copies of each block (default 3).
-    /// `on_progress(bytesDone, bytesTotal)` is called after each block. Aborting `signal`
-    /// cancels: the promise rejects with "cancelled" and the blocks already placed are freed.
+    /// Uploads a `File` or `Blob` under `name`, `replicas` copies of each block (default:
+    /// [`Peer::replicas`]). `on_progress(bytesDone, bytesTotal)` is called after each block.
+    /// Aborting `signal` cancels: the promise rejects with "cancelled" and the blocks already
+    /// placed are freed.
     #[wasm_bindgen(unchecked_return_type = "Promise<UploadReport>")]
     pub fn upload(
         &self,
@@ -653,34 +534,23 @@ impl Peer {
         on_progress: Option<js_sys::Function>,
         signal: Option<web_sys::AbortSignal>,
     ) -> js_sys::Promise {
-        let (client, session, store, keypair) = (
-            self.client.clone(),
-            self.session.clone(),
-            self.store.clone(),
-            self.keypair.clone(),
-        );
+        let app = self.app.clone();
         future_to_promise(async move {
-            let open = logged_in(&session)?;
-            let donation = donation(&store, &keypair).await?;
+            let mut drive = app.drive().await.map_err(app_error)?;
+            if let Some(replicas) = replicas {
+                drive = drive.replicating(replicas.max(1) as usize);
+            }
             let total = JsValue::from_f64(blob.size());
-            let replicas = replicas.map_or(files::DEFAULT_REPLICAS, |r| r.max(1) as usize);
             let progress = |done: u64| {
                 if let Some(f) = &on_progress {
                     let _ = f.call2(&JsValue::NULL, &JsValue::from_f64(done as f64), &total);
                 }
                 go_on(signal.as_ref())
             };
-            let report = files::upload(
-                &client,
-                &open,
-                &name,
-                BlobSource(blob),
-                replicas,
-                donation,
-                progress,
-            )
-            .await
-            .map_err(file_error)?;
+            let report = drive
+                .upload(&name, BlobSource(blob), progress)
+                .await
+                .map_err(file_error)?;
             to_js(&report)
         })
     }
@@ -691,38 +561,33 @@ impl Peer {
     /// get a lower copy count in the index.
     #[wasm_bindgen(unchecked_return_type = "Promise<AuditReport>")]
     pub fn audit(&self, blocks_per_file: Option<u32>) -> js_sys::Promise {
-        let (client, session) = (self.client.clone(), self.session.clone());
+        let app = self.app.clone();
         future_to_promise(async move {
-            let open = logged_in(&session)?;
-            let per_file = blocks_per_file.map_or(4, |n| n as usize);
-            let report = files::audit(&client, &open, per_file, files::DEFAULT_REPLICAS)
-                .await
-                .map_err(file_error)?;
-            to_js(&report)
+            let mut drive = app.drive().await.map_err(app_error)?;
+            if let Some(n) = blocks_per_file {
+                drive = drive.auditing(n as usize);
+            }
+            to_js(&drive.audit().await.map_err(file_error)?)
         })
     }
 
     /// The logged-in user's storage use and quota (donations / copies per block).
     #[wasm_bindgen(unchecked_return_type = "Promise<Quota>")]
     pub fn quota(&self) -> js_sys::Promise {
-        let (client, session) = (self.client.clone(), self.session.clone());
+        let app = self.app.clone();
         future_to_promise(async move {
-            let open = logged_in(&session)?;
-            to_js(
-                &files::quota(&client, &open, files::DEFAULT_REPLICAS)
-                    .await
-                    .map_err(file_error)?,
-            )
+            let drive = app.drive().await.map_err(app_error)?;
+            to_js(&drive.quota().await.map_err(file_error)?)
         })
     }
 
     /// The logged-in user's files.
     #[wasm_bindgen(unchecked_return_type = "Promise<FileInfo[]>")]
     pub fn list_files(&self) -> js_sys::Promise {
-        let (client, session) = (self.client.clone(), self.session.clone());
+        let app = self.app.clone();
         future_to_promise(async move {
-            let open = logged_in(&session)?;
-            to_js(&files::list(&client, &open).await.map_err(file_error)?)
+            let drive = app.drive().await.map_err(app_error)?;
+            to_js(&drive.list().await.map_err(file_error)?)
         })
     }
 
@@ -736,24 +601,25 @@ impl Peer {
         on_progress: Option<js_sys::Function>,
         signal: Option<web_sys::AbortSignal>,
     ) -> js_sys::Promise {
-        let (client, session) = (self.client.clone(), self.session.clone());
+        let app = self.app.clone();
         future_to_promise(async move {
-            let open = logged_in(&session)?;
+            let drive = app.drive().await.map_err(app_error)?;
             let mut file = BlobSink::default();
             let mut done = 0u64;
-            files::download(&client, &open, &id, |block| {
-                done += block.len() as u64;
-                if let Err(e) = file.push(&block) {
-                    tracing::warn!("could not add a block to the download: {e:?}");
-                    return std::ops::ControlFlow::Break(());
-                }
-                if let Some(f) = &on_progress {
-                    let _ = f.call1(&JsValue::NULL, &JsValue::from_f64(done as f64));
-                }
-                go_on(signal.as_ref())
-            })
-            .await
-            .map_err(file_error)?;
+            drive
+                .download(&id, |block| {
+                    done += block.len() as u64;
+                    if let Err(e) = file.push(&block) {
+                        tracing::warn!("could not add a block to the download: {e:?}");
+                        return std::ops::ControlFlow::Break(());
+                    }
+                    if let Some(f) = &on_progress {
+                        let _ = f.call1(&JsValue::NULL, &JsValue::from_f64(done as f64));
+                    }
+                    go_on(signal.as_ref())
+                })
+                .await
+                .map_err(file_error)?;
             Ok(file.finish()?.into())
         })
     }
@@ -761,12 +627,10 @@ impl Peer {
     /// Deletes a file everywhere; resolves to the number of block copies freed.
     #[wasm_bindgen(unchecked_return_type = "Promise<number>")]
     pub fn delete_file(&self, id: String) -> js_sys::Promise {
-        let (client, session) = (self.client.clone(), self.session.clone());
+        let app = self.app.clone();
         future_to_promise(async move {
-            let open = logged_in(&session)?;
-            let freed = files::delete(&client, &open, &id, files::DEFAULT_REPLICAS)
-                .await
-                .map_err(file_error)?;
+            let drive = app.drive().await.map_err(app_error)?;
+            let freed = drive.delete(&id).await.map_err(file_error)?;
             Ok(JsValue::from_f64(freed as f64))
         })
     }
@@ -775,7 +639,7 @@ impl Peer {
     /// libp2p implementation's `<relay>/p2p-circuit/webrtc/p2p/<id>`); resolves to the peer id.
     #[wasm_bindgen(unchecked_return_type = "Promise<string>")]
     pub fn connect(&self, addr: String) -> js_sys::Promise {
-        let client = self.client.clone();
+        let client = self.app.client().clone();
         future_to_promise(async move {
             let addr: Multiaddr = addr.parse().map_err(js_error)?;
             let peer = client.connect(addr).await.map_err(js_error)?;
@@ -787,7 +651,7 @@ impl Peer {
     /// trip, link (direct or relayed) and open connections.
     #[wasm_bindgen(unchecked_return_type = "Promise<PeerInfo>")]
     pub fn peer_info(&self, peer_id: String) -> js_sys::Promise {
-        let client = self.client.clone();
+        let client = self.app.client().clone();
         future_to_promise(async move {
             let peer: PeerId = peer_id.parse().map_err(js_error)?;
             to_js(&client.peer_info(peer).await.map_err(js_error)?)
@@ -798,7 +662,7 @@ impl Peer {
     /// blocks, with none of Jellyfish's work (see `probe.rs`).
     #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
     pub fn probe_push(&self, peer_ids: Vec<String>, bytes: f64) -> js_sys::Promise {
-        let client = self.client.clone();
+        let client = self.app.client().clone();
         future_to_promise(async move {
             let peers = peer_ids
                 .iter()
@@ -814,7 +678,7 @@ impl Peer {
     /// Benchmark baseline: fetches `bytes` from `peer_id` the way a download fetches blocks.
     #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
     pub fn probe_pull(&self, peer_id: String, bytes: f64) -> js_sys::Promise {
-        let client = self.client.clone();
+        let client = self.app.client().clone();
         future_to_promise(async move {
             let peer = peer_id.parse::<PeerId>().map_err(js_error)?;
             crate::probe::pull(&client, peer, bytes as u64)

@@ -35,8 +35,11 @@
 //! **What a user does**
 //! - [`account`]: sign up, log in, change password, over a [`account::Directory`] (the DHT,
 //!   through [`net::Client`]).
-//! - [`files`]: upload, list, download, delete, audit; typed failures down to each peer asked
-//!   ([`files::Attempts`]).
+//! - [`files`]: a user's [`files::Drive`]: upload, list, download, delete, audit; typed
+//!   failures down to each peer asked ([`files::Attempts`]); its tuning in [`files::Settings`].
+//! - [`app`]: the peer as the page drives it: who is logged in, their drive, this browser's
+//!   donation ([`app::App`], tuned by [`app::Settings`]); `cargo test` drives it as the page
+//!   does.
 //!
 //! **The network and the peer**
 //! - [`net`]: the libp2p side: swarm construction, behaviour, the event loop and its state
@@ -53,17 +56,18 @@
 //! - `identity_store`: this profile's peer key in IndexedDB.
 //! - `record_journal`: the DHT records this tab holds, kept in IndexedDB across reloads
 //!   ([`net::journaled_store`] journals each change).
-//! - `bindings`: the JavaScript API, a thin layer over [`node`], [`account`] and [`files`];
-//!   account and file failures reject with an `Error` carrying a stable `code`.
+//! - `bindings`: the JavaScript API, a thin layer over [`node`] and [`app`]; account and file
+//!   failures reject with an `Error` carrying a stable `code`.
 //!
 //! **Tests only**: `fuzz`, every decoder of network bytes fed mutated input; `ts_types`, the
 //! page's TypeScript types (`src/bindings.d.ts`) generated from the Rust types.
 //!
-//! Dependencies point one way (no import circles): bindings -> files -> account -> net ->
-//! {record, protocol, webrtc, backoff, platform}; files -> {block, proof, pledge, receipt,
-//! audit}; node -> {net, holder -> store}.
+//! Dependencies point one way (no import circles): bindings -> app -> files -> account ->
+//! net -> {record, protocol, webrtc, backoff, platform}; files -> {block, proof, pledge,
+//! receipt, audit}; app -> store; node -> {net, holder -> store}.
 
 pub mod account;
+pub mod app;
 pub mod audit;
 pub mod backoff;
 pub mod block;
@@ -96,6 +100,8 @@ pub mod bindings;
 mod identity_store;
 #[cfg(target_arch = "wasm32")]
 mod record_journal;
+
+pub use platform::Shared;
 
 /// The agent string this build announces to other peers.
 pub const AGENT: &str = concat!("jellyfish/", env!("CARGO_PKG_VERSION"));

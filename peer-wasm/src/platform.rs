@@ -17,7 +17,7 @@ pub(crate) fn spawn(task: impl std::future::Future<Output = ()> + Send + 'static
 /// Shared ownership across tasks: `Arc` natively (tasks may move between threads), `Rc` in the
 /// browser (one thread; the IndexedDB handle is not `Send`).
 #[cfg(not(target_arch = "wasm32"))]
-pub(crate) type Shared<T> = std::sync::Arc<T>;
+pub type Shared<T> = std::sync::Arc<T>;
 /// Shared ownership across tasks: `Rc` in the browser.
 #[cfg(target_arch = "wasm32")]
-pub(crate) type Shared<T> = std::rc::Rc<T>;
+pub type Shared<T> = std::rc::Rc<T>;

@@ -1,7 +1,7 @@
 //! Transport probes: the benchmarks' baseline. They move the same bytes between the same peers
 //! over the same connections as an upload or a download, in the same pattern (blocks of
-//! [`BLOCK_SIZE`], each to every holder, [`PIPELINE`] blocks in flight up; one block at a time
-//! down), with none of Jellyfish's work: no sealing, signing, DHT lookups or IndexedDB.
+//! [`BLOCK_SIZE`], each to every holder, as many blocks in flight up as an upload's
+//! [`Settings::pipeline`]; one block at a time down), with none of Jellyfish's work: no sealing, signing, DHT lookups or IndexedDB.
 //! The gap between a probe and the real operation is what Jellyfish's logic costs.
 
 use futures::{future::try_join_all, StreamExt, TryStreamExt};
@@ -9,7 +9,7 @@ use libp2p::PeerId;
 
 use crate::{
     block::BLOCK_SIZE,
-    files::PIPELINE,
+    files::Settings,
     net::{Client, NetError},
     protocol::{Request, Response},
 };
@@ -36,7 +36,7 @@ pub async fn push(client: &Client, peers: &[PeerId], size: u64) -> Result<(), Ne
             });
             try_join_all(sends)
         })
-        .buffered(PIPELINE)
+        .buffered(Settings::default().pipeline)
         .try_collect::<Vec<_>>()
         .await
         .map(|_| ())

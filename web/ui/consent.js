@@ -37,7 +37,8 @@ export function setupConsent({ getPeer, onChoose }) {
         card.hidden = storage.agreed;
         if (storage.agreed) return;
         $("donate-amount").textContent = formatBytes(suggested);
-        $("donate-space").textContent = formatBytes(Math.floor(suggested / 3));
+        // Each block is kept on `peer.replicas` browsers: a donation earns that fraction of it.
+        $("donate-space").textContent = formatBytes(Math.floor(suggested / peer.replicas));
         accept.textContent = `Donate ${formatBytes(suggested)}`;
       } catch (e) {
         $("donate-error").textContent = sentence(e.message);

@@ -4,9 +4,6 @@
 
 use super::*;
 
-/// How long a holder may take to hand over one block before the next holder is asked.
-pub(super) const FETCH_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
-
 /// Gives up on `request` after `deadline`, so a slow holder costs at most that.
 pub(super) async fn with_deadline(
     deadline: std::time::Duration,
@@ -19,17 +16,16 @@ pub(super) async fn with_deadline(
     }
 }
 
-/// Stores sealed bytes on up to `replicas` of the peers closest to their address, with the
-/// holders' receipts. `pledges` go with each request, so holders can check the owner's
-/// allowance.
+/// Stores sealed bytes on up to [`Settings::replicas`] of the peers closest to their address,
+/// with the holders' receipts. `pledges` go with each request, so holders can check the
+/// owner's allowance.
 pub(super) async fn place(
-    client: &Client,
-    session: &Session,
+    drive: &Drive,
     pledges: &[Pledge],
     bytes: Vec<u8>,
     position: u64,
-    replicas: usize,
 ) -> Result<(BlockRef, Placed), FileError> {
+    let (client, session, replicas) = (&drive.client, &*drive.session, drive.settings.replicas);
     let id = BlockId::of(&bytes);
     let owner = session.public_key().to_der()?;
     let signature = session.sign_statement(&store_statement(&id));
@@ -115,23 +111,24 @@ pub(super) fn witness(client: &Client, owner: OwnerHash, placed: Vec<Placed>) {
 /// Fetches a block from its holders (then from whoever is closest to its address), checking
 /// each answer against the address and the file key; a bad or missing copy moves on.
 pub(super) async fn fetch(
-    client: &Client,
+    drive: &Drive,
     key: &SymmetricKey,
     file: &FileId,
     position: u64,
     block: &BlockRef,
 ) -> Result<Vec<u8>, Attempts> {
-    fetch_with(client, &[key], file, position, block).await
+    fetch_with(drive, &[key], file, position, block).await
 }
 
 /// [`fetch`], opening with the first of `keys` that fits (the index, after a password change).
 pub(super) async fn fetch_with(
-    client: &Client,
+    drive: &Drive,
     keys: &[&SymmetricKey],
     file: &FileId,
     position: u64,
     block: &BlockRef,
 ) -> Result<Vec<u8>, Attempts> {
+    let client = &drive.client;
     let mut tried = Vec::new();
     // What each listed holder did, then each other peer near the address.
     let mut attempts = Attempts::default();
@@ -155,7 +152,7 @@ pub(super) async fn fetch_with(
             }
             tried.push(peer);
             match with_deadline(
-                FETCH_DEADLINE,
+                drive.settings.fetch_deadline,
                 client.request(peer, Request::FetchBlock { id: block.id }),
             )
             .await
@@ -185,14 +182,15 @@ pub(super) async fn fetch_with(
 
 /// Frees blocks that nothing names any more (an upload that failed or was cancelled), so they
 /// count against no one's allowance.
-pub(super) async fn free_all(client: &Client, session: &Session, blocks: &[BlockRef]) {
+pub(super) async fn free_all(drive: &Drive, blocks: &[BlockRef]) {
     for block in blocks {
-        free(client, session, block).await;
+        free(drive, block).await;
     }
 }
 
 /// Asks every holder of a block to drop it; returns how many did.
-pub(super) async fn free(client: &Client, session: &Session, block: &BlockRef) -> usize {
+pub(super) async fn free(drive: &Drive, block: &BlockRef) -> usize {
+    let (client, session) = (&drive.client, &*drive.session);
     let Ok(owner) = session.public_key().to_der() else {
         return 0;
     };
@@ -217,19 +215,16 @@ pub(super) async fn free(client: &Client, session: &Session, block: &BlockRef) -
 }
 
 /// Reads, seals and places a file's blocks in a bounded pipeline: the next blocks are read and
-/// sealed while earlier ones are being placed, never more than [`PIPELINE`] in flight, so memory
-/// stays flat whatever the file's size. Returns the placed blocks in order and the bytes read;
+/// sealed while earlier ones are being placed, never more than [`Settings::pipeline`] in
+/// flight, so memory stays flat whatever the file's size. Returns the placed blocks in order and the bytes read;
 /// on failure or cancel, the error and every block placed so far (for freeing). Also returns
 /// the holders' receipts, for [`witness`].
-#[allow(clippy::too_many_arguments)]
 pub(super) async fn place_blocks(
-    client: &Client,
-    session: &Session,
+    drive: &Drive,
     pledges: &[Pledge],
     key: &SymmetricKey,
     file: &FileId,
     mut source: impl Source,
-    replicas: usize,
     mut progress: impl FnMut(u64) -> ControlFlow<()>,
 ) -> Result<(Vec<BlockRef>, Vec<Placed>, u64), (FileError, Vec<BlockRef>)> {
     let size = source.size();
@@ -240,8 +235,9 @@ pub(super) async fn place_blocks(
     let mut position = 0u64;
     let mut failure = None;
     loop {
-        let drain =
-            failure.is_some() || (read >= size && position > 0) || in_flight.len() >= PIPELINE;
+        let drain = failure.is_some()
+            || (read >= size && position > 0)
+            || in_flight.len() >= drive.settings.pipeline;
         if !drain {
             let sealed = async {
                 let plain = source.read(read, BLOCK_SIZE).await?;
@@ -257,7 +253,7 @@ pub(super) async fn place_blocks(
                 Ok((len, sealed)) => {
                     let index = position;
                     in_flight.push_back(async move {
-                        let block = place(client, session, pledges, sealed, index, replicas).await;
+                        let block = place(drive, pledges, sealed, index).await;
                         (len, block)
                     });
                     read += len;

@@ -9,20 +9,20 @@ use super::*;
 pub(super) const COMMIT_ATTEMPTS: usize = 3;
 
 /// The account's index, and the record that points at it (if any). After a password change
-/// not yet finished ([`finish_rotation`]) the record is an earlier key's and the index is sealed
+/// not yet finished ([`Drive::finish_rotation`]) the record is an earlier key's and the index is sealed
 /// under an earlier user key. Pledges for any other owner than the session's key are dropped:
 /// holders would not count them.
 pub(super) async fn load_index(
-    client: &Client,
-    session: &Session,
+    drive: &Drive,
 ) -> Result<(FileIndex, Option<VerifiedRecord>), FileError> {
+    let (client, session) = (&drive.client, &*drive.session);
     let owner = session.public_key();
     // A lookup that heard too few peers to tell whether the index exists goes again, with
-    // growing pauses, for up to NETWORK_WAIT (as log-in does): right after a holder tab closed,
+    // growing pauses, for up to `network_wait` (as log-in does): right after a holder tab closed,
     // the routing table still names it and a lookup can hear two live peers of the three it
     // needs, and an upload must not fail for that.
     let key = dht_key(RecordKind::FileIndex, &session.account());
-    let deadline = web_time::Instant::now() + crate::account::NETWORK_WAIT;
+    let deadline = web_time::Instant::now() + drive.settings.network_wait;
     let mut pause = crate::account::RETRY_PAUSE;
     let records = loop {
         match client.get_record(key.clone()).await {
@@ -50,7 +50,7 @@ pub(super) async fn load_index(
     let pointer: IndexPointer = decode(body)?;
     let keys: Vec<&SymmetricKey> = session.user_keys().collect();
     let plain = fetch_with(
-        client,
+        drive,
         &keys,
         &index_file_id(session),
         META_POSITION,
@@ -90,17 +90,15 @@ pub(super) async fn open_file_key(
 /// Applies `change` to the newest index and saves it; when another writer took the same
 /// sequence number meanwhile, reloads and applies the change again.
 pub(super) async fn commit_index(
-    client: &Client,
-    session: &Session,
-    replicas: usize,
+    drive: &Drive,
     mut change: impl FnMut(&mut FileIndex),
 ) -> Result<(), FileError> {
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let (mut index, previous) = load_index(client, session).await?;
+        let (mut index, previous) = load_index(drive).await?;
         change(&mut index);
-        match save_index(client, session, &index, previous.as_ref(), replicas).await {
+        match save_index(drive, &index, previous.as_ref()).await {
             Err(e) if is_conflict(&e) && attempt < COMMIT_ATTEMPTS => {
                 tracing::info!("the file index changed meanwhile; applying the change again");
             }
@@ -120,12 +118,11 @@ pub(super) fn is_conflict(error: &FileError) -> bool {
 
 /// Seals and stores a new index, then points the account's record at it.
 pub(super) async fn save_index(
-    client: &Client,
-    session: &Session,
+    drive: &Drive,
     index: &FileIndex,
     previous: Option<&VerifiedRecord>,
-    replicas: usize,
 ) -> Result<(), FileError> {
+    let (client, session) = (&drive.client, &*drive.session);
     let (_, sealed) = seal_block(
         session.user_key(),
         &index_file_id(session),
@@ -134,15 +131,7 @@ pub(super) async fn save_index(
     )
     .await?;
     // Not witnessed: an index blob is freed at the next save.
-    let (blob, _) = place(
-        client,
-        session,
-        &index.pledges(),
-        sealed,
-        META_POSITION,
-        replicas,
-    )
-    .await?;
+    let (blob, _) = place(drive, &index.pledges(), sealed, META_POSITION).await?;
     let seq = previous.map_or(1, |r| r.record().seq + 1);
     let record = session
         .sign(
@@ -153,12 +142,12 @@ pub(super) async fn save_index(
         .map_err(|e| FileError::Damaged(e.to_string()))?;
     if let Err(e) = client.put_record(record).await {
         // Nothing points at the new blob: free it.
-        free(client, session, &blob).await;
+        free(drive, &blob).await;
         return Err(e.into());
     }
     // The previous index blob is garbage now: free it (best effort; a stale copy is harmless).
     if let Some(pointer) = previous.and_then(|r| decode::<IndexPointer>(&r.record().body).ok()) {
-        free(client, session, &pointer.blob).await;
+        free(drive, &pointer.blob).await;
     }
     Ok(())
 }

@@ -19,7 +19,7 @@ mod blocks;
 mod index;
 mod rotation;
 
-use std::ops::ControlFlow;
+use std::{ops::ControlFlow, time::Duration};
 
 use futures::{future::join_all, stream::FuturesOrdered, StreamExt};
 use libp2p::{identity::Keypair, PeerId};
@@ -31,6 +31,7 @@ use crate::{
     block::{open_block, seal_block, BlockError, BlockId, FileId, BLOCK_SIZE},
     crypto::{aead::Sealed, fast, sha256, CryptoError, SymmetricKey},
     net::{Client, NetError},
+    platform::Shared,
     pledge::{Pledge, PledgeError, MAX_PLEDGE_BYTES},
     protocol::{self, delete_statement, store_statement, Request, Response},
     receipt::Placed,
@@ -39,7 +40,6 @@ use crate::{
 };
 
 pub use attempts::{Attempts, PeerFailure};
-pub use rotation::{finish_rotation, move_claims};
 
 // What the rooms share with each other and with the operations here.
 use blocks::*;
@@ -47,10 +47,56 @@ use index::*;
 
 /// Copies of each block, by default.
 pub const DEFAULT_REPLICAS: usize = 3;
-/// Blocks being placed at once during an upload.
-pub(crate) const PIPELINE: usize = 4;
 /// Position used to seal a manifest or an index blob (data blocks count up from 0).
 const META_POSITION: u64 = u64::MAX;
+
+/// How files are stored and fetched: the tuning of this layer, in one place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// Copies of each block an upload asks for: 3 ([`DEFAULT_REPLICAS`]), so a block
+    /// survives two of its holders leaving at once. Quotas divide donations by it.
+    pub replicas: usize,
+    /// Blocks read, sealed and being placed at once during an upload: 4. Enough to keep
+    /// three holders busy per block while the next is sealed; memory stays at about
+    /// `pipeline` x 1 MiB x 2 (plain and sealed) whatever the file's size.
+    pub pipeline: usize,
+    /// How long one holder may take to hand over one block before the next is asked: 10 s.
+    /// A 1 MiB block over a relayed link at 1 MiB/s takes about 1 s; ten times that is a
+    /// holder that is gone or overloaded.
+    pub fetch_deadline: Duration,
+    /// How long a lookup of the file index that heard too few peers is tried again before
+    /// the operation fails: 30 s, as log-in waits ([`crate::account::NETWORK_WAIT`]).
+    pub network_wait: Duration,
+    /// Blocks per file an audit challenges besides the manifest: 4, picked at random, so a
+    /// holder that dropped a quarter of a file's blocks is caught with a 68 % chance per
+    /// audit and over 99 % after four.
+    pub audit_blocks_per_file: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            replicas: DEFAULT_REPLICAS,
+            pipeline: 4,
+            fetch_deadline: Duration::from_secs(10),
+            network_wait: crate::account::NETWORK_WAIT,
+            audit_blocks_per_file: 4,
+        }
+    }
+}
+
+/// A logged-in user's files: every file operation is a method here. It holds what each of
+/// them needs (the network, the session, the [`Settings`] and this browser's donation), so
+/// none takes more than what is particular to it. Cheap to make: one per operation is fine.
+#[derive(Clone)]
+pub struct Drive {
+    client: Client,
+    session: Shared<Session>,
+    settings: Settings,
+    /// What this browser donates, pledged with uploads and re-sealed indexes; `None`: it
+    /// pledges nothing new (the pledges already in the index still count).
+    donation: Option<Donation>,
+}
 
 /// Why a file operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -189,7 +235,7 @@ struct FileEntry {
     manifest: BlockRef,
     /// Fewest copies any of its blocks has.
     copies: u32,
-    /// Its blocks are still claimed by a key from before a password change ([`move_claims`]).
+    /// Its blocks are still claimed by a key from before a password change ([`Drive::move_claims`]).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     claims_behind: bool,
 }
@@ -342,133 +388,282 @@ fn info(entry: &FileEntry) -> FileInfo {
     }
 }
 
-/// The account's files.
-pub async fn list(client: &Client, session: &Session) -> Result<Vec<FileInfo>, FileError> {
-    Ok(load_index(client, session)
-        .await?
-        .0
-        .files
-        .iter()
-        .map(info)
-        .collect())
-}
-
-/// The user's storage use and quota.
-pub async fn quota(
-    client: &Client,
-    session: &Session,
-    replicas: usize,
-) -> Result<Quota, FileError> {
-    Ok(load_index(client, session).await?.0.quota(replicas))
-}
-
-/// Uploads `source` as `name`: checks the quota up front, seals it block by block with a fresh
-/// file key, places each block on `replicas` peers, then commits it to the index.
-/// `donation` is this browser's current donation, which counts towards the quota.
-/// `progress` hears bytes done after each block and may break to cancel the upload.
-pub async fn upload(
-    client: &Client,
-    session: &Session,
-    name: &str,
-    source: impl Source,
-    replicas: usize,
-    donation: Donation,
-    progress: impl FnMut(u64) -> ControlFlow<()>,
-) -> Result<UploadReport, FileError> {
-    if name.is_empty() || name.chars().count() > 255 {
-        return Err(FileError::BadName);
+impl Drive {
+    /// The files of `session`'s account, reached through `client`.
+    pub fn new(client: Client, session: Shared<Session>, settings: Settings) -> Self {
+        Self {
+            client,
+            session,
+            settings,
+            donation: None,
+        }
     }
-    let size = source.size();
-    let (peer, pledge) = donation.pledge(session)?;
-    let (mut index, _) = load_index(client, session).await?;
-    index.donations.insert(peer.clone(), pledge.clone());
-    let Quota { used, quota } = index.quota(replicas);
-    if used.saturating_add(size) > quota {
-        return Err(FileError::OverQuota { size, used, quota });
-    }
-    let pledges = index.pledges();
-    let file = FileId::random();
-    let key = SymmetricKey::random();
-    let placed = place_blocks(
-        client, session, &pledges, &key, &file, source, replicas, progress,
-    )
-    .await;
-    let (blocks, mut receipts, offset) = match placed {
-        Ok(placed) => placed,
-        Err((error, placed)) => {
-            free_all(client, session, &placed).await;
-            return Err(error);
-        }
-    };
-    let manifest = Manifest {
-        blocks: blocks.clone(),
-    };
-    let (_, manifest) = seal_block(&key, &file, META_POSITION, &encode(&manifest)?).await?;
-    let placed = place(client, session, &pledges, manifest, META_POSITION, replicas).await;
-    let manifest = match placed {
-        Ok((manifest, manifest_receipts)) => {
-            receipts.push(manifest_receipts);
-            manifest
-        }
-        Err(error) => {
-            free_all(client, session, &blocks).await;
-            return Err(error);
-        }
-    };
-    let copies = blocks
-        .iter()
-        .chain([&manifest])
-        .map(|b| b.holders.len() as u32)
-        .min()
-        .unwrap_or(0);
 
-    let entry = FileEntry {
-        id: file,
-        name: name.to_owned(),
-        size: offset,
-        created_ms: now_ms(),
-        key: fast::seal(session.user_key(), &file_key_aad(&file), key.as_bytes()).await?,
-        manifest,
-        copies,
-        claims_behind: false,
-    };
-    // Reload right before committing: another browser may have changed the index meanwhile.
-    let file_info = info(&entry);
-    commit_index(client, session, replicas, |index| {
-        index.donations.insert(peer.clone(), pledge.clone());
-        index.files.push(entry.clone());
-    })
-    .await?;
-    witness(client, owner_hash(session)?, receipts);
-    Ok(UploadReport {
-        file: file_info,
-        replicas: replicas as u32,
-        complete: copies as usize >= replicas,
-    })
+    /// This drive, pledging `donation` with what it writes.
+    pub fn donating(mut self, donation: Donation) -> Self {
+        self.donation = Some(donation);
+        self
+    }
+
+    /// This drive, asking for `replicas` copies of each block it places.
+    pub fn replicating(mut self, replicas: usize) -> Self {
+        self.settings.replicas = replicas;
+        self
+    }
+
+    /// This drive, auditing `blocks` random blocks per file besides the manifest.
+    pub fn auditing(mut self, blocks: usize) -> Self {
+        self.settings.audit_blocks_per_file = blocks;
+        self
+    }
+
+    /// The settings it works with.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The session whose files these are.
+    pub fn session(&self) -> &Shared<Session> {
+        &self.session
+    }
+
+    /// This browser's pledge, if it donates.
+    fn pledge(&self) -> Result<Option<(String, Pledge)>, FileError> {
+        self.donation
+            .as_ref()
+            .map(|d| d.pledge(&self.session))
+            .transpose()
+    }
+
+    /// The account's files.
+    pub async fn list(&self) -> Result<Vec<FileInfo>, FileError> {
+        Ok(load_index(self).await?.0.files.iter().map(info).collect())
+    }
+
+    /// The user's storage use and quota, counting this browser's current donation as the
+    /// next upload will (the index keeps what each browser pledged when it last wrote).
+    pub async fn quota(&self) -> Result<Quota, FileError> {
+        let (mut index, _) = load_index(self).await?;
+        if let Some((peer, pledge)) = self.pledge()? {
+            index.donations.insert(peer, pledge);
+        }
+        Ok(index.quota(self.settings.replicas))
+    }
+
+    /// Uploads `source` as `name`: checks the quota up front (this browser's donation counts
+    /// towards it), seals it block by block with a fresh file key, places each block on
+    /// [`Settings::replicas`] peers, then commits it to the index. `progress` hears bytes done
+    /// after each block and may break to cancel the upload.
+    pub async fn upload(
+        &self,
+        name: &str,
+        source: impl Source,
+        progress: impl FnMut(u64) -> ControlFlow<()>,
+    ) -> Result<UploadReport, FileError> {
+        if name.is_empty() || name.chars().count() > 255 {
+            return Err(FileError::BadName);
+        }
+        let (client, session, replicas) = (&self.client, &*self.session, self.settings.replicas);
+        let size = source.size();
+        let pledge = self.pledge()?;
+        let (mut index, _) = load_index(self).await?;
+        if let Some((peer, pledge)) = &pledge {
+            index.donations.insert(peer.clone(), pledge.clone());
+        }
+        let Quota { used, quota } = index.quota(replicas);
+        if used.saturating_add(size) > quota {
+            return Err(FileError::OverQuota { size, used, quota });
+        }
+        let pledges = index.pledges();
+        let file = FileId::random();
+        let key = SymmetricKey::random();
+        let placed = place_blocks(self, &pledges, &key, &file, source, progress).await;
+        let (blocks, mut receipts, offset) = match placed {
+            Ok(placed) => placed,
+            Err((error, placed)) => {
+                free_all(self, &placed).await;
+                return Err(error);
+            }
+        };
+        let manifest = Manifest {
+            blocks: blocks.clone(),
+        };
+        let (_, manifest) = seal_block(&key, &file, META_POSITION, &encode(&manifest)?).await?;
+        let manifest = match place(self, &pledges, manifest, META_POSITION).await {
+            Ok((manifest, manifest_receipts)) => {
+                receipts.push(manifest_receipts);
+                manifest
+            }
+            Err(error) => {
+                free_all(self, &blocks).await;
+                return Err(error);
+            }
+        };
+        let copies = blocks
+            .iter()
+            .chain([&manifest])
+            .map(|b| b.holders.len() as u32)
+            .min()
+            .unwrap_or(0);
+
+        let entry = FileEntry {
+            id: file,
+            name: name.to_owned(),
+            size: offset,
+            created_ms: now_ms(),
+            key: fast::seal(session.user_key(), &file_key_aad(&file), key.as_bytes()).await?,
+            manifest,
+            copies,
+            claims_behind: false,
+        };
+        // Reload right before committing: another browser may have changed the index meanwhile.
+        let file_info = info(&entry);
+        commit_index(self, |index| {
+            if let Some((peer, pledge)) = &pledge {
+                index.donations.insert(peer.clone(), pledge.clone());
+            }
+            index.files.push(entry.clone());
+        })
+        .await?;
+        witness(client, owner_hash(session)?, receipts);
+        Ok(UploadReport {
+            file: file_info,
+            replicas: replicas as u32,
+            complete: copies as usize >= replicas,
+        })
+    }
+
+    /// Downloads a file, handing each checked, opened block to `sink` in order; the sink may
+    /// break to cancel.
+    pub async fn download(
+        &self,
+        id: &str,
+        mut sink: impl FnMut(Vec<u8>) -> ControlFlow<()>,
+    ) -> Result<FileInfo, FileError> {
+        let (index, _, at, key) = entry_and_key(self, id).await?;
+        let entry = &index.files[at];
+        let manifest = manifest(self, entry, &key).await?;
+        for (position, block) in manifest.blocks.iter().enumerate() {
+            let plain = fetch(self, &key, &entry.id, position as u64, block)
+                .await
+                .map_err(|attempts| FileError::Unavailable {
+                    name: entry.name.clone(),
+                    index: position as u64,
+                    attempts,
+                })?;
+            if sink(plain).is_break() {
+                return Err(FileError::Cancelled);
+            }
+        }
+        Ok(info(entry))
+    }
+
+    /// Audits the holders of the user's files: for each file its manifest and
+    /// [`Settings::audit_blocks_per_file`] of its blocks picked at random, every listed holder
+    /// is challenged to prove it still holds the block ([`crate::audit`]). A holder that fails
+    /// or does not answer is counted as gone: a file's copy count becomes the fewest holders
+    /// that proved a block, and the index is saved when one went down (the page's "Copies"
+    /// column shows it; repair acts on it).
+    pub async fn audit(&self) -> Result<audit::Report, FileError> {
+        let (client, session) = (&self.client, &*self.session);
+        let (mut index, record) = load_index(self).await?;
+        let mut report = audit::Report::default();
+        for entry in &mut index.files {
+            let key = open_file_key(session, entry).await?;
+            let mut refs = vec![entry.manifest.clone()];
+            if let Ok(manifest) = manifest(self, entry, &key).await {
+                let mut blocks = manifest.blocks;
+                // A random pick: a holder cannot know which blocks will be asked for.
+                for i in (1..blocks.len()).rev() {
+                    let j = u32::from_le_bytes(crate::crypto::random_bytes()) as usize % (i + 1);
+                    blocks.swap(i, j);
+                }
+                refs.extend(blocks.into_iter().take(self.settings.audit_blocks_per_file));
+            }
+            let mut fewest = u32::MAX;
+            for block in &refs {
+                report.blocks += 1;
+                let mut proved = 0;
+                for holder in block
+                    .holders
+                    .iter()
+                    .filter_map(|h| h.parse::<PeerId>().ok())
+                {
+                    report.challenges += 1;
+                    if !report.holders.contains(&holder.to_string()) {
+                        report.holders.push(holder.to_string());
+                    }
+                    let (answered, reason) = match audit::challenge(client, holder, block.id).await
+                    {
+                        audit::Outcome::Held => {
+                            report.held += 1;
+                            proved += 1;
+                            continue;
+                        }
+                        audit::Outcome::Refused(reason) | audit::Outcome::Invalid(reason) => {
+                            (true, reason)
+                        }
+                        audit::Outcome::Unanswered(reason) => (false, reason),
+                    };
+                    report.failures.push(audit::Failure {
+                        file: entry.name.clone(),
+                        peer: holder.to_string(),
+                        answered,
+                        reason,
+                    });
+                }
+                fewest = fewest.min(proved);
+            }
+            if fewest < entry.copies {
+                entry.copies = fewest;
+                report.files_degraded += 1;
+            }
+        }
+        if report.files_degraded > 0 {
+            save_index(self, &index, record.as_ref()).await?;
+        }
+        Ok(report)
+    }
+
+    /// Removes a file from the index everywhere, then asks its holders to free the space.
+    /// Returns how many block copies were freed.
+    pub async fn delete(&self, id: &str) -> Result<usize, FileError> {
+        let (mut index, _, at, key) = entry_and_key(self, id).await?;
+        let entry = index.files.remove(at);
+        let manifest = manifest(self, &entry, &key).await.ok();
+        commit_index(self, |index| index.files.retain(|f| f.id != entry.id)).await?;
+
+        let mut refs = manifest.map(|m| m.blocks).unwrap_or_default();
+        refs.push(entry.manifest);
+        let mut freed = 0;
+        for block in &refs {
+            freed += free(self, block).await;
+        }
+        Ok(freed)
+    }
 }
 
 async fn entry_and_key(
-    client: &Client,
-    session: &Session,
+    drive: &Drive,
     id: &str,
 ) -> Result<(FileIndex, Option<VerifiedRecord>, usize, SymmetricKey), FileError> {
     let file = FileId::from_hex(id).ok_or(FileError::NoSuchFile)?;
-    let (index, record) = load_index(client, session).await?;
+    let (index, record) = load_index(drive).await?;
     let at = index
         .files
         .iter()
         .position(|f| f.id == file)
         .ok_or(FileError::NoSuchFile)?;
-    let key = open_file_key(session, &index.files[at]).await?;
+    let key = open_file_key(&drive.session, &index.files[at]).await?;
     Ok((index, record, at, key))
 }
 
 async fn manifest(
-    client: &Client,
+    drive: &Drive,
     entry: &FileEntry,
     key: &SymmetricKey,
 ) -> Result<Manifest, FileError> {
-    let plain = fetch(client, key, &entry.id, META_POSITION, &entry.manifest)
+    let plain = fetch(drive, key, &entry.id, META_POSITION, &entry.manifest)
         .await
         .map_err(|attempts| FileError::Unavailable {
             name: entry.name.clone(),
@@ -476,126 +671,6 @@ async fn manifest(
             attempts,
         })?;
     decode(&plain)
-}
-
-/// Downloads a file, handing each checked, opened block to `sink` in order; the sink may break
-/// to cancel.
-pub async fn download(
-    client: &Client,
-    session: &Session,
-    id: &str,
-    mut sink: impl FnMut(Vec<u8>) -> ControlFlow<()>,
-) -> Result<FileInfo, FileError> {
-    let (index, _, at, key) = entry_and_key(client, session, id).await?;
-    let entry = &index.files[at];
-    let manifest = manifest(client, entry, &key).await?;
-    for (position, block) in manifest.blocks.iter().enumerate() {
-        let plain = fetch(client, &key, &entry.id, position as u64, block)
-            .await
-            .map_err(|attempts| FileError::Unavailable {
-                name: entry.name.clone(),
-                index: position as u64,
-                attempts,
-            })?;
-        if sink(plain).is_break() {
-            return Err(FileError::Cancelled);
-        }
-    }
-    Ok(info(entry))
-}
-
-/// Audits the holders of the user's files: for each file its manifest and up to
-/// `blocks_per_file` of its blocks picked at random, every listed holder is challenged to prove
-/// it still holds the block ([`crate::audit`]). A holder that fails or does not answer is
-/// counted as gone: a file's copy count becomes the fewest holders that proved a block, and the
-/// index is saved when one went down (the page's "Copies" column shows it; repair acts on it).
-pub async fn audit(
-    client: &Client,
-    session: &Session,
-    blocks_per_file: usize,
-    replicas: usize,
-) -> Result<audit::Report, FileError> {
-    let (mut index, record) = load_index(client, session).await?;
-    let mut report = audit::Report::default();
-    for entry in &mut index.files {
-        let key = open_file_key(session, entry).await?;
-        let mut refs = vec![entry.manifest.clone()];
-        if let Ok(manifest) = manifest(client, entry, &key).await {
-            let mut blocks = manifest.blocks;
-            // A random pick: a holder cannot know which blocks will be asked for.
-            for i in (1..blocks.len()).rev() {
-                let j = u32::from_le_bytes(crate::crypto::random_bytes()) as usize % (i + 1);
-                blocks.swap(i, j);
-            }
-            refs.extend(blocks.into_iter().take(blocks_per_file));
-        }
-        let mut fewest = u32::MAX;
-        for block in &refs {
-            report.blocks += 1;
-            let mut proved = 0;
-            for holder in block
-                .holders
-                .iter()
-                .filter_map(|h| h.parse::<PeerId>().ok())
-            {
-                report.challenges += 1;
-                if !report.holders.contains(&holder.to_string()) {
-                    report.holders.push(holder.to_string());
-                }
-                let (answered, reason) = match audit::challenge(client, holder, block.id).await {
-                    audit::Outcome::Held => {
-                        report.held += 1;
-                        proved += 1;
-                        continue;
-                    }
-                    audit::Outcome::Refused(reason) | audit::Outcome::Invalid(reason) => {
-                        (true, reason)
-                    }
-                    audit::Outcome::Unanswered(reason) => (false, reason),
-                };
-                report.failures.push(audit::Failure {
-                    file: entry.name.clone(),
-                    peer: holder.to_string(),
-                    answered,
-                    reason,
-                });
-            }
-            fewest = fewest.min(proved);
-        }
-        if fewest < entry.copies {
-            entry.copies = fewest;
-            report.files_degraded += 1;
-        }
-    }
-    if report.files_degraded > 0 {
-        save_index(client, session, &index, record.as_ref(), replicas).await?;
-    }
-    Ok(report)
-}
-
-/// Removes a file from the index everywhere, then asks its holders to free the space.
-/// Returns how many block copies were freed.
-pub async fn delete(
-    client: &Client,
-    session: &Session,
-    id: &str,
-    replicas: usize,
-) -> Result<usize, FileError> {
-    let (mut index, _, at, key) = entry_and_key(client, session, id).await?;
-    let entry = index.files.remove(at);
-    let manifest = manifest(client, &entry, &key).await.ok();
-    commit_index(client, session, replicas, |index| {
-        index.files.retain(|f| f.id != entry.id)
-    })
-    .await?;
-
-    let mut refs = manifest.map(|m| m.blocks).unwrap_or_default();
-    refs.push(entry.manifest);
-    let mut freed = 0;
-    for block in &refs {
-        freed += free(client, session, block).await;
-    }
-    Ok(freed)
 }
 
 /// The decoders of what a holder hands back (manifests, the index and its pointer, after

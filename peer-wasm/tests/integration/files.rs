@@ -7,7 +7,7 @@ use std::{ops::ControlFlow, time::Duration};
 
 use jellyfish_peer::{
     account,
-    files::{self, Donation, FileError, DEFAULT_REPLICAS},
+    files::{Donation, FileError, DEFAULT_REPLICAS},
     node::Node,
     probe,
 };
@@ -16,7 +16,8 @@ const PEERS: usize = 20;
 const PASSWORD: &str = "violet tractor sings under seven moons";
 const MIB: u64 = 1024 * 1024;
 
-use crate::common;
+use crate::common::{self, drive};
+use jellyfish_peer::Shared;
 
 use common::{download, pattern};
 
@@ -43,9 +44,11 @@ async fn blocks_held(nodes: &[Node]) -> Vec<u64> {
 async fn upload_download_tamper_loss_and_delete() {
     let nodes = cluster(|_| 64 * MIB).await;
     let author = &nodes[2];
-    let session = account::sign_up_with_key_bits(&author.client, "alice", PASSWORD, 2048)
-        .await
-        .unwrap();
+    let session = Shared::new(
+        account::sign_up_with_key_bits(&author.client, "alice", PASSWORD, 2048)
+            .await
+            .unwrap(),
+    );
 
     let contents = [
         ("empty.txt", Vec::new()),
@@ -56,20 +59,14 @@ async fn upload_download_tamper_loss_and_delete() {
     let mut ids = Vec::new();
     for (name, bytes) in &contents {
         let mut last = 0;
-        let report = files::upload(
-            &author.client,
-            &session,
-            name,
-            bytes.as_slice(),
-            DEFAULT_REPLICAS,
-            donation(author, 64 * MIB),
-            |done| {
+        let report = drive(&author.client, &session)
+            .donating(donation(author, 64 * MIB))
+            .upload(name, bytes.as_slice(), |done| {
                 last = done;
                 ControlFlow::Continue(())
-            },
-        )
-        .await
-        .unwrap();
+            })
+            .await
+            .unwrap();
         assert!(report.complete, "{report:?}");
         assert_eq!(report.file.copies, DEFAULT_REPLICAS as u32);
         assert_eq!(last, bytes.len() as u64, "progress reaches the whole size");
@@ -83,16 +80,14 @@ async fn upload_download_tamper_loss_and_delete() {
     assert_eq!(held.iter().sum::<u64>(), 3 * (7 + 4 + 1), "{held:?}");
 
     // Cancelled after its first block: an error, nothing listed, and every placed block freed.
-    let cancelled = files::upload(
-        &author.client,
-        &session,
-        "cancelled.bin",
-        pattern((6 * MIB) as usize, 9).as_slice(),
-        DEFAULT_REPLICAS,
-        donation(author, 64 * MIB),
-        |_| ControlFlow::Break(()),
-    )
-    .await;
+    let cancelled = drive(&author.client, &session)
+        .donating(donation(author, 64 * MIB))
+        .upload(
+            "cancelled.bin",
+            pattern((6 * MIB) as usize, 9).as_slice(),
+            |_| ControlFlow::Break(()),
+        )
+        .await;
     assert!(
         matches!(cancelled, Err(FileError::Cancelled)),
         "{cancelled:?}"
@@ -103,7 +98,7 @@ async fn upload_download_tamper_loss_and_delete() {
         "the cancelled upload left no block behind"
     );
     assert_eq!(
-        files::list(&author.client, &session).await.unwrap().len(),
+        drive(&author.client, &session).list().await.unwrap().len(),
         4
     );
 
@@ -119,10 +114,12 @@ async fn upload_download_tamper_loss_and_delete() {
 
     // Another peer logs in and sees the same files, and downloads them bit-exact.
     let reader = &nodes[11];
-    let elsewhere = account::log_in(&reader.client, "alice", PASSWORD)
-        .await
-        .unwrap();
-    let listed = files::list(&reader.client, &elsewhere).await.unwrap();
+    let elsewhere = Shared::new(
+        account::log_in(&reader.client, "alice", PASSWORD)
+            .await
+            .unwrap(),
+    );
+    let listed = drive(&reader.client, &elsewhere).list().await.unwrap();
     assert_eq!(
         listed.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(),
         ["empty.txt", "one.bin", "note.txt", "big.bin"]
@@ -158,7 +155,8 @@ async fn upload_download_tamper_loss_and_delete() {
 
     // Delete: gone from the index everywhere, and holders free the space.
     let before: u64 = blocks_held(&nodes).await.iter().sum();
-    let freed = files::delete(&reader.client, &elsewhere, &ids[3], DEFAULT_REPLICAS)
+    let freed = drive(&reader.client, &elsewhere)
+        .delete(&ids[3])
         .await
         .unwrap();
     assert!(
@@ -167,7 +165,7 @@ async fn upload_download_tamper_loss_and_delete() {
     );
     let after: u64 = blocks_held(&nodes).await.iter().sum();
     assert!(after < before, "{before} -> {after}");
-    let listed = files::list(&author.client, &session).await.unwrap();
+    let listed = drive(&author.client, &session).list().await.unwrap();
     assert_eq!(listed.len(), 3);
     assert!(matches!(
         download(reader, &elsewhere, &ids[3]).await,
@@ -180,38 +178,28 @@ async fn an_upload_nobody_can_hold_fails_and_changes_nothing() {
     // Every peer but the author donates 100 KiB: enough for small blocks, not for 1 MiB ones.
     let nodes = cluster(|i| if i == 0 { 64 * MIB } else { 100 * 1024 }).await;
     let author = &nodes[0];
-    let session = account::sign_up_with_key_bits(&author.client, "bob", PASSWORD, 2048)
+    let session = Shared::new(
+        account::sign_up_with_key_bits(&author.client, "bob", PASSWORD, 2048)
+            .await
+            .unwrap(),
+    );
+    drive(&author.client, &session)
+        .donating(donation(author, 64 * MIB))
+        .upload("small.txt", &b"fits"[..], |_| ControlFlow::Continue(()))
         .await
         .unwrap();
-    files::upload(
-        &author.client,
-        &session,
-        "small.txt",
-        &b"fits"[..],
-        DEFAULT_REPLICAS,
-        donation(author, 64 * MIB),
-        |_| ControlFlow::Continue(()),
-    )
-    .await
-    .unwrap();
     let big = pattern(MIB as usize, 3);
-    let err = files::upload(
-        &author.client,
-        &session,
-        "big.bin",
-        big.as_slice(),
-        DEFAULT_REPLICAS,
-        donation(author, 64 * MIB),
-        |_| ControlFlow::Continue(()),
-    )
-    .await
-    .unwrap_err();
+    let err = drive(&author.client, &session)
+        .donating(donation(author, 64 * MIB))
+        .upload("big.bin", big.as_slice(), |_| ControlFlow::Continue(()))
+        .await
+        .unwrap_err();
     assert!(matches!(err, FileError::NoHolder { index: 0, .. }), "{err}");
     assert!(
         err.to_string().contains("full"),
         "the holders' reason reaches the user: {err}"
     );
-    let listed = files::list(&author.client, &session).await.unwrap();
+    let listed = drive(&author.client, &session).list().await.unwrap();
     assert_eq!(
         listed.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(),
         ["small.txt"]
@@ -251,25 +239,23 @@ async fn a_peer_holding_a_copy_reads_it_from_itself() {
 async fn an_audit_finds_holders_that_dropped_or_left() {
     let mut nodes = cluster(|_| 64 * MIB).await;
     let author = 2;
-    let session = account::sign_up_with_key_bits(&nodes[author].client, "alice", PASSWORD, 2048)
+    let session = Shared::new(
+        account::sign_up_with_key_bits(&nodes[author].client, "alice", PASSWORD, 2048)
+            .await
+            .unwrap(),
+    );
+    let bytes = pattern((2 * MIB + 999) as usize, 5);
+    let report = drive(&nodes[author].client, &session)
+        .donating(donation(&nodes[author], 64 * MIB))
+        .upload("kept.bin", bytes.as_slice(), |_| ControlFlow::Continue(()))
         .await
         .unwrap();
-    let bytes = pattern((2 * MIB + 999) as usize, 5);
-    let report = files::upload(
-        &nodes[author].client,
-        &session,
-        "kept.bin",
-        bytes.as_slice(),
-        DEFAULT_REPLICAS,
-        donation(&nodes[author], 64 * MIB),
-        |_| ControlFlow::Continue(()),
-    )
-    .await
-    .unwrap();
     assert_eq!(report.file.copies, DEFAULT_REPLICAS as u32);
 
     // All honest: every challenge is answered with a valid proof.
-    let clean = files::audit(&nodes[author].client, &session, 10, DEFAULT_REPLICAS)
+    let clean = drive(&nodes[author].client, &session)
+        .auditing(10)
+        .audit()
         .await
         .unwrap();
     assert_eq!(clean.blocks, 4, "the manifest and 3 data blocks");
@@ -296,7 +282,9 @@ async fn an_audit_finds_holders_that_dropped_or_left() {
     gone.client.shutdown().await;
     let author = if leaver < author { author - 1 } else { author };
 
-    let found = files::audit(&nodes[author].client, &session, 10, DEFAULT_REPLICAS)
+    let found = drive(&nodes[author].client, &session)
+        .auditing(10)
+        .audit()
         .await
         .unwrap();
     let failed: Vec<(&str, bool)> = found
@@ -317,12 +305,14 @@ async fn an_audit_finds_holders_that_dropped_or_left() {
     assert_eq!(found.files_degraded, 1);
 
     // The index now says so, and the file still downloads from the honest holders.
-    let listed = files::list(&nodes[author].client, &session).await.unwrap();
+    let listed = drive(&nodes[author].client, &session).list().await.unwrap();
     assert!(listed[0].copies < DEFAULT_REPLICAS as u32, "{listed:?}");
     let reader = &nodes[11];
-    let again = account::log_in(&reader.client, "alice", PASSWORD)
-        .await
-        .unwrap();
+    let again = Shared::new(
+        account::log_in(&reader.client, "alice", PASSWORD)
+            .await
+            .unwrap(),
+    );
     assert_eq!(
         download(reader, &again, &report.file.id).await.unwrap(),
         bytes

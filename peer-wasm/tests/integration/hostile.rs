@@ -12,8 +12,9 @@ use jellyfish_peer::{
 };
 use libp2p::PeerId;
 
-use crate::common;
+use crate::common::{self, drive};
 use common::hostile::{self, Forge, Hostile};
+use jellyfish_peer::Shared;
 
 const BITS: usize = 2048;
 const PASSWORD: &str = "violet tractor sings under seven moons";
@@ -72,9 +73,11 @@ async fn a_peer_answering_with_another_accounts_record_cannot_take_free_names() 
     let liar = hostile::start(first, Forge::FirstStoredForAnyKey).await;
     until_known(&peers, std::slice::from_ref(&liar)).await;
 
-    let alice = account::sign_up_with_key_bits(&peers[0], "alice", PASSWORD, BITS)
-        .await
-        .unwrap();
+    let alice = Shared::new(
+        account::sign_up_with_key_bits(&peers[0], "alice", PASSWORD, BITS)
+            .await
+            .unwrap(),
+    );
     assert!(
         liar.stored.load(Ordering::SeqCst) > 0,
         "the liar was asked to store Alice's records"
@@ -96,9 +99,9 @@ async fn a_peer_answering_with_another_accounts_record_cannot_take_free_names() 
         assert!(found.is_empty(), "{found:?}");
     }
 
-    let again = account::log_in(&peers[4], "bob", PASSWORD).await.unwrap();
+    let again = Shared::new(account::log_in(&peers[4], "bob", PASSWORD).await.unwrap());
     assert_eq!(again.user_key(), bob.user_key());
-    let again = account::log_in(&peers[1], "alice", PASSWORD).await.unwrap();
+    let again = Shared::new(account::log_in(&peers[1], "alice", PASSWORD).await.unwrap());
     assert_eq!(again.user_key(), alice.user_key());
     let nobody = account::log_in(&peers[2], "carol", PASSWORD).await;
     assert!(
@@ -115,9 +118,11 @@ async fn sybils_outvoting_the_real_key_cannot_lock_a_user_out() {
     let nodes = common::cluster(3, |_| 0).await;
     let first = common::dialable(&nodes[0]).await;
     let peers: Vec<Client> = nodes.iter().map(|n| n.client.clone()).collect();
-    let alice = account::sign_up_with_key_bits(&peers[0], "alice", PASSWORD, BITS)
-        .await
-        .unwrap();
+    let alice = Shared::new(
+        account::sign_up_with_key_bits(&peers[0], "alice", PASSWORD, BITS)
+            .await
+            .unwrap(),
+    );
 
     // Mallory makes a complete account named "alice" with her own key and password, and four
     // Sybils answer it for Alice's keys: more voices than Alice's honest holders.
@@ -150,7 +155,7 @@ async fn sybils_outvoting_the_real_key_cannot_lock_a_user_out() {
 
     // Alice logs in anyway, everywhere, and gets her own account.
     for peer in &peers {
-        let session = account::log_in(peer, "alice", PASSWORD).await.unwrap();
+        let session = Shared::new(account::log_in(peer, "alice", PASSWORD).await.unwrap());
         assert_eq!(session.user_key(), alice.user_key());
         assert_eq!(session.public_key(), alice.public_key());
     }
@@ -208,10 +213,12 @@ async fn a_flood_of_valid_records_cannot_fill_the_network() {
         );
     }
     // Honest users are unaffected: sign up, log in elsewhere, and their names are taken.
-    let alice = account::sign_up_with_key_bits(&peers[1], "alice", PASSWORD, BITS)
-        .await
-        .unwrap();
-    let again = account::log_in(&peers[4], "alice", PASSWORD).await.unwrap();
+    let alice = Shared::new(
+        account::sign_up_with_key_bits(&peers[1], "alice", PASSWORD, BITS)
+            .await
+            .unwrap(),
+    );
+    let again = Shared::new(account::log_in(&peers[4], "alice", PASSWORD).await.unwrap());
     assert_eq!(again.user_key(), alice.user_key());
     let taken = account::sign_up_with_key_bits(&peers[5], "alice", PASSWORD, BITS).await;
     assert!(matches!(taken, Err(AccountError::NameTaken)), "{taken:?}");
@@ -339,9 +346,11 @@ async fn pledges_minted_from_fresh_keys_buy_no_storage() {
     const MIB: u64 = 1 << 20;
 
     let nodes = common::cluster(5, |_| 1 << 30).await;
-    let mallory = account::sign_up_with_key_bits(&nodes[2].client, "mallory", PASSWORD, BITS)
-        .await
-        .unwrap();
+    let mallory = Shared::new(
+        account::sign_up_with_key_bits(&nodes[2].client, "mallory", PASSWORD, BITS)
+            .await
+            .unwrap(),
+    );
     let owner = mallory.public_key().to_der().unwrap();
     // The attack: pledges of 5 GiB each, signed by keys minted for the purpose, with no
     // browser behind them. Counted in full they would buy 40 GiB / 3 on every holder.
@@ -418,24 +427,23 @@ async fn pledges_minted_from_fresh_keys_buy_no_storage() {
     );
 
     // An honest user whose pledge is this running peer's stores as before.
-    let alice = account::sign_up_with_key_bits(&nodes[1].client, "alice", PASSWORD, BITS)
-        .await
-        .unwrap();
+    let alice = Shared::new(
+        account::sign_up_with_key_bits(&nodes[1].client, "alice", PASSWORD, BITS)
+            .await
+            .unwrap(),
+    );
     let bytes = vec![9u8; (3 * MIB) as usize];
-    let report = jellyfish_peer::files::upload(
-        &nodes[1].client,
-        &alice,
-        "honest.bin",
-        bytes.as_slice(),
-        3,
-        jellyfish_peer::files::Donation {
+    let report = drive(&nodes[1].client, &alice)
+        .replicating(3)
+        .donating(jellyfish_peer::files::Donation {
             keypair: nodes[1].keypair.clone(),
             bytes: 1 << 30,
-        },
-        |_| std::ops::ControlFlow::Continue(()),
-    )
-    .await
-    .unwrap();
+        })
+        .upload("honest.bin", bytes.as_slice(), |_| {
+            std::ops::ControlFlow::Continue(())
+        })
+        .await
+        .unwrap();
     assert!(report.complete, "{report:?}");
 }
 
@@ -449,7 +457,7 @@ async fn a_donor_that_throws_away_what_it_was_given_stops_counting() {
     use jellyfish_peer::{
         block::BlockId,
         crypto::sha256,
-        files::{self, Donation},
+        files::Donation,
         pledge::Pledge,
         protocol::{store_statement, Request, Response},
     };
@@ -459,25 +467,24 @@ async fn a_donor_that_throws_away_what_it_was_given_stops_counting() {
 
     // Alice uploads from node 0: each block lands on three of nodes 1 to 4, which then hear
     // from her who else holds it.
-    let alice = account::sign_up_with_key_bits(&nodes[0].client, "alice", PASSWORD, BITS)
-        .await
-        .unwrap();
+    let alice = Shared::new(
+        account::sign_up_with_key_bits(&nodes[0].client, "alice", PASSWORD, BITS)
+            .await
+            .unwrap(),
+    );
     let bytes = common::pattern(12 * MIB + 5, 3);
     let donation = Donation {
         keypair: nodes[0].keypair.clone(),
         bytes: 1 << 30,
     };
-    let report = files::upload(
-        &nodes[0].client,
-        &alice,
-        "photos.bin",
-        bytes.as_slice(),
-        3,
-        donation,
-        |_| std::ops::ControlFlow::Continue(()),
-    )
-    .await
-    .unwrap();
+    let report = drive(&nodes[0].client, &alice)
+        .replicating(3)
+        .donating(donation)
+        .upload("photos.bin", bytes.as_slice(), |_| {
+            std::ops::ControlFlow::Continue(())
+        })
+        .await
+        .unwrap();
     assert!(report.complete, "{report:?}");
     let audits = &nodes[holder].audits;
     for _ in 0..100 {
@@ -500,9 +507,11 @@ async fn a_donor_that_throws_away_what_it_was_given_stops_counting() {
     assert!(nodes[dropper].store.drop_all() > 0);
 
     // Bob's pledge is the honest donor's, Mallory's the dropper's, 1 GiB each.
-    let bob = account::sign_up_with_key_bits(&nodes[4].client, "bob", PASSWORD, BITS)
-        .await
-        .unwrap();
+    let bob = Shared::new(
+        account::sign_up_with_key_bits(&nodes[4].client, "bob", PASSWORD, BITS)
+            .await
+            .unwrap(),
+    );
     let mallory =
         account::sign_up_with_key_bits(&nodes[4].client, "mallory", MALLORY_PASSWORD, BITS)
             .await
@@ -567,9 +576,11 @@ async fn a_donor_that_throws_away_what_it_was_given_stops_counting() {
 
     // Alice loses nothing she can see: her file downloads from the holders that kept it.
     let reader = &nodes[4];
-    let again = account::log_in(&reader.client, "alice", PASSWORD)
-        .await
-        .unwrap();
+    let again = Shared::new(
+        account::log_in(&reader.client, "alice", PASSWORD)
+            .await
+            .unwrap(),
+    );
     let downloaded = common::download(reader, &again, &report.file.id)
         .await
         .unwrap();

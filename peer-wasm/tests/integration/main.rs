@@ -7,6 +7,7 @@
 mod common;
 
 mod accounts;
+mod app;
 mod cluster;
 mod files;
 mod hostile;

@@ -19,7 +19,8 @@ const PASSWORD: &str = "violet tractor sings under seven moons";
 const NEW_PASSWORD: &str = "quiet harbour lanterns drift past midnight";
 const MIB: u64 = 1024 * 1024;
 
-use crate::common;
+use crate::common::{self, drive};
+use jellyfish_peer::Shared;
 
 use common::{download, pattern};
 
@@ -30,20 +31,14 @@ fn donation(node: &Node) -> Donation {
     }
 }
 
-async fn upload(node: &Node, session: &Session, name: &str, bytes: &[u8]) -> String {
-    files::upload(
-        &node.client,
-        session,
-        name,
-        bytes,
-        DEFAULT_REPLICAS,
-        donation(node),
-        |_| ControlFlow::Continue(()),
-    )
-    .await
-    .unwrap()
-    .file
-    .id
+async fn upload(node: &Node, session: &Shared<Session>, name: &str, bytes: &[u8]) -> String {
+    drive(&node.client, session)
+        .donating(donation(node))
+        .upload(name, bytes, |_| ControlFlow::Continue(()))
+        .await
+        .unwrap()
+        .file
+        .id
 }
 
 /// Every record of `kind` for `username` that the network holds, signed by `owner`'s key.
@@ -137,9 +132,11 @@ impl Directory for OldCopies {
 async fn a_password_change_rotates_the_keys_and_the_old_password_opens_nothing_new() {
     let nodes = common::cluster(PEERS, |_| 64 * MIB).await;
     let (author, reader) = (&nodes[2], &nodes[9]);
-    let alice = account::sign_up_with_key_bits(&author.client, "alice", PASSWORD, 2048)
-        .await
-        .unwrap();
+    let alice = Shared::new(
+        account::sign_up_with_key_bits(&author.client, "alice", PASSWORD, 2048)
+            .await
+            .unwrap(),
+    );
     let before = pattern((MIB + 777) as usize, 3);
     let before_id = upload(author, &alice, "before.bin", &before).await;
 
@@ -154,21 +151,22 @@ async fn a_password_change_rotates_the_keys_and_the_old_password_opens_nothing_n
         old.push(copy_of(&author.client, kind, &alice).await);
     }
 
-    let rotated = account::change_password(&author.client, &alice, PASSWORD, NEW_PASSWORD)
-        .await
-        .unwrap();
+    let rotated = Shared::new(
+        account::change_password(&author.client, &alice, PASSWORD, NEW_PASSWORD)
+            .await
+            .unwrap(),
+    );
     assert_ne!(rotated.public_key(), alice.public_key());
     // The index and its file keys are re-sealed under the new keys, once.
-    let finished =
-        files::finish_rotation(&author.client, &rotated, DEFAULT_REPLICAS, donation(author));
-    assert!(finished.await.unwrap());
-    let again =
-        files::finish_rotation(&author.client, &rotated, DEFAULT_REPLICAS, donation(author));
-    assert!(!again.await.unwrap());
-    let moved = files::move_claims(&author.client, &rotated, DEFAULT_REPLICAS);
-    assert_eq!(moved.await.unwrap(), 1, "the one file's blocks");
-    let again = files::move_claims(&author.client, &rotated, DEFAULT_REPLICAS);
-    assert_eq!(again.await.unwrap(), 0, "done once");
+    let files = drive(&author.client, &rotated).donating(donation(author));
+    assert!(files.finish_rotation().await.unwrap());
+    assert!(!files.finish_rotation().await.unwrap(), "done once");
+    assert_eq!(
+        files.move_claims().await.unwrap(),
+        1,
+        "the one file's blocks"
+    );
+    assert_eq!(files.move_claims().await.unwrap(), 0, "done once");
 
     // Every copy of the file's blocks is now claimed by the new key: whoever knew the old
     // password, and so can open the old private key, frees none of them.
@@ -211,11 +209,14 @@ async fn a_password_change_rotates_the_keys_and_the_old_password_opens_nothing_n
     let after_id = upload(author, &rotated, "after.txt", &after).await;
 
     // A fresh peer: the new password opens everything, old and new, bit-exact.
-    let session = account::log_in(&reader.client, "alice", NEW_PASSWORD)
-        .await
-        .unwrap();
+    let session = Shared::new(
+        account::log_in(&reader.client, "alice", NEW_PASSWORD)
+            .await
+            .unwrap(),
+    );
     assert_eq!(session.public_key(), rotated.public_key());
-    let names: Vec<String> = files::list(&reader.client, &session)
+    let names: Vec<String> = drive(&reader.client, &session)
+        .list()
         .await
         .unwrap()
         .into_iter()
@@ -243,18 +244,23 @@ async fn a_password_change_rotates_the_keys_and_the_old_password_opens_nothing_n
         matches!(wrong, Err(AccountError::WrongPassword)),
         "{wrong:?}"
     );
-    let through_stale = account::log_in(&stale, "alice", NEW_PASSWORD)
-        .await
-        .unwrap();
+    let through_stale = Shared::new(
+        account::log_in(&stale, "alice", NEW_PASSWORD)
+            .await
+            .unwrap(),
+    );
     assert_eq!(through_stale.public_key(), rotated.public_key());
 
     // The old records with the old password open the old keys, and those open nothing written
     // after the change: not the new index, not the new file.
-    let thief = account::log_in(&OldCopies(old.clone()), "alice", PASSWORD)
-        .await
-        .unwrap();
+    let thief = Shared::new(
+        account::log_in(&OldCopies(old.clone()), "alice", PASSWORD)
+            .await
+            .unwrap(),
+    );
     assert_eq!(thief.public_key(), alice.public_key());
-    assert!(files::list(&reader.client, &thief)
+    assert!(drive(&reader.client, &thief)
+        .list()
         .await
         .unwrap()
         .is_empty());
@@ -285,18 +291,21 @@ async fn a_password_change_rotates_the_keys_and_the_old_password_opens_nothing_n
         network: &reader.client,
         old: forked,
     };
-    let right = account::log_in(&sybils, "alice", NEW_PASSWORD)
-        .await
-        .unwrap();
+    let right = Shared::new(
+        account::log_in(&sybils, "alice", NEW_PASSWORD)
+            .await
+            .unwrap(),
+    );
     assert_eq!(right.public_key(), rotated.public_key());
     assert!(right.forked());
-    let into_fork = account::log_in(&sybils, "alice", PASSWORD).await.unwrap();
+    let into_fork = Shared::new(account::log_in(&sybils, "alice", PASSWORD).await.unwrap());
     assert_ne!(into_fork.public_key(), rotated.public_key());
     assert!(into_fork.forked());
     assert!(!session.forked(), "no fork heard, no warning");
 
     // The new key frees what the old key stored: deleting the old file empties the network.
-    let freed = files::delete(&reader.client, &session, &before_id, DEFAULT_REPLICAS)
+    let freed = drive(&reader.client, &session)
+        .delete(&before_id)
         .await
         .unwrap();
     assert!(freed >= 2 * DEFAULT_REPLICAS, "freed {freed} copies");
@@ -329,9 +338,11 @@ impl Directory for CutShort<'_> {
 async fn a_password_change_cut_short_completes_at_the_next_log_in() {
     let nodes = common::cluster(PEERS, |_| 64 * MIB).await;
     let (author, reader) = (&nodes[4], &nodes[13]);
-    let alice = account::sign_up_with_key_bits(&author.client, "alice", PASSWORD, 2048)
-        .await
-        .unwrap();
+    let alice = Shared::new(
+        account::sign_up_with_key_bits(&author.client, "alice", PASSWORD, 2048)
+            .await
+            .unwrap(),
+    );
     let bytes = pattern(3000, 5);
     let id = upload(author, &alice, "kept.txt", &bytes).await;
 
@@ -341,9 +352,11 @@ async fn a_password_change_cut_short_completes_at_the_next_log_in() {
     };
     // Past the commit point the change is done: the new session comes back (the tab must not
     // stay on the old keys, whose retry would fork the account).
-    let interrupted = account::change_password(&cut, &alice, PASSWORD, NEW_PASSWORD)
-        .await
-        .unwrap();
+    let interrupted = Shared::new(
+        account::change_password(&cut, &alice, PASSWORD, NEW_PASSWORD)
+            .await
+            .unwrap(),
+    );
     assert_ne!(interrupted.public_key(), alice.public_key());
 
     // Before anyone finishes the change, whoever knew the old password writes with the old
@@ -374,16 +387,18 @@ async fn a_password_change_cut_short_completes_at_the_next_log_in() {
         matches!(wrong, Err(AccountError::WrongPassword)),
         "{wrong:?}"
     );
-    let session = account::log_in(&reader.client, "alice", NEW_PASSWORD)
-        .await
-        .unwrap();
+    let session = Shared::new(
+        account::log_in(&reader.client, "alice", NEW_PASSWORD)
+            .await
+            .unwrap(),
+    );
     assert_ne!(session.public_key(), alice.public_key());
     assert_eq!(download(reader, &session, &id).await.unwrap(), bytes);
     // The index read is the one pinned at the change: the planted file is not there.
     let names = |listed: Vec<files::FileInfo>| -> Vec<String> {
         listed.into_iter().map(|f| f.name).collect()
     };
-    let listed = files::list(&reader.client, &session).await.unwrap();
+    let listed = drive(&reader.client, &session).list().await.unwrap();
     assert_eq!(names(listed), ["kept.txt"]);
     let hidden = download(reader, &session, &planted).await;
     assert!(matches!(hidden, Err(FileError::NoSuchFile)), "{hidden:?}");
@@ -391,28 +406,25 @@ async fn a_password_change_cut_short_completes_at_the_next_log_in() {
     assert!(claim.descends_from(&alice.public_key().to_der().unwrap()));
     copy_of(&reader.client, RecordKind::UserKey, &session).await;
 
-    let finished =
-        files::finish_rotation(&reader.client, &session, DEFAULT_REPLICAS, donation(reader));
-    assert!(finished.await.unwrap());
+    let files = drive(&reader.client, &session).donating(donation(reader));
+    assert!(files.finish_rotation().await.unwrap());
     assert_eq!(download(reader, &session, &id).await.unwrap(), bytes);
-    let again = account::log_in(&nodes[17].client, "alice", NEW_PASSWORD)
-        .await
-        .unwrap();
+    let again = Shared::new(
+        account::log_in(&nodes[17].client, "alice", NEW_PASSWORD)
+            .await
+            .unwrap(),
+    );
     assert_eq!(download(&nodes[17], &again, &id).await.unwrap(), bytes);
-    let listed = files::list(&nodes[17].client, &again).await.unwrap();
+    let listed = drive(&nodes[17].client, &again).list().await.unwrap();
     assert_eq!(names(listed), ["kept.txt"], "re-sealed without it");
     // And the old key can no longer write the index at all.
-    let refused = files::upload(
-        &author.client,
-        &alice,
-        "late.exe",
-        pattern(100, 1).as_slice(),
-        DEFAULT_REPLICAS,
-        donation(author),
-        |_| ControlFlow::Continue(()),
-    )
-    .await;
+    let refused = drive(&author.client, &alice)
+        .donating(donation(author))
+        .upload("late.exe", pattern(100, 1).as_slice(), |_| {
+            ControlFlow::Continue(())
+        })
+        .await;
     assert!(refused.is_err(), "{refused:?}");
-    let listed = files::list(&nodes[17].client, &again).await.unwrap();
+    let listed = drive(&nodes[17].client, &again).list().await.unwrap();
     assert_eq!(names(listed), ["kept.txt"]);
 }

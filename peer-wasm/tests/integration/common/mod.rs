@@ -7,9 +7,10 @@ use std::{ops::ControlFlow, time::Duration};
 
 use jellyfish_peer::{
     account::Session,
-    files::{self, FileError},
-    net::Config,
+    files::{self, Drive, FileError},
+    net::{Client, Config},
     node::{self, Node},
+    Shared,
 };
 use libp2p::{identity::Keypair, Multiaddr};
 
@@ -69,14 +70,20 @@ pub(crate) fn pattern(len: usize, seed: u8) -> Vec<u8> {
 /// Downloads a whole file through `node`.
 pub(crate) async fn download(
     node: &Node,
-    session: &Session,
+    session: &Shared<Session>,
     id: &str,
 ) -> Result<Vec<u8>, FileError> {
     let mut out = Vec::new();
-    files::download(&node.client, session, id, |block| {
-        out.extend_from_slice(&block);
-        ControlFlow::Continue(())
-    })
-    .await?;
+    drive(&node.client, session)
+        .download(id, |block| {
+            out.extend_from_slice(&block);
+            ControlFlow::Continue(())
+        })
+        .await?;
     Ok(out)
+}
+
+/// `session`'s files through `client`, with the default settings and no donation.
+pub(crate) fn drive(client: &Client, session: &Shared<Session>) -> Drive {
+    Drive::new(client.clone(), session.clone(), files::Settings::default())
 }
