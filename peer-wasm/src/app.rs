@@ -143,13 +143,12 @@ impl App {
     }
 
     /// Makes `session` the logged-in one; returns its generation.
-    fn enter(&self, session: Session, alone: bool) -> (Shared<Session>, u64) {
-        let session = Shared::new(session);
+    fn enter(&self, session: Shared<Session>, alone: bool) -> u64 {
         self.with_login(|login| {
             login.generation += 1;
-            login.session = Some(session.clone());
+            login.session = Some(session);
             login.alone = alone;
-            (session, login.generation)
+            login.generation
         })
     }
 
@@ -166,7 +165,9 @@ impl App {
             self.settings.rsa_bits,
         )
         .await?;
-        Ok(self.enter(new, false).0)
+        let new = Shared::new(new);
+        self.enter(new.clone(), false);
+        Ok(new)
     }
 
     /// Signs up the first person on a network with no other peer yet: the records stay here
@@ -178,8 +179,11 @@ impl App {
         username: &str,
         password: &str,
     ) -> Result<Shared<Session>, AccountError> {
-        let (new, unpublished) = account::sign_up_alone(&self.client, username, password).await?;
-        let (session, mine) = self.enter(new, true);
+        let (new, unpublished) =
+            account::sign_up_alone(&self.client, username, password, self.settings.rsa_bits)
+                .await?;
+        let session = Shared::new(new);
+        let mine = self.enter(session.clone(), true);
         let (client, login, retry) = (
             self.client.clone(),
             self.login.clone(),
@@ -211,20 +215,21 @@ impl App {
 
     /// Logs in from the records in the network (whoever was logged in is logged out first,
     /// and nobody is after a failure). A password change cut short before the files were
-    /// re-sealed under the new keys finishes here.
+    /// re-sealed under the new keys finishes here, before the session is handed out: no
+    /// upload may write an index under the new key meanwhile, or its files would never be
+    /// marked for [`Drive::move_claims`].
     pub async fn log_in(
         &self,
         username: &str,
         password: &str,
     ) -> Result<Shared<Session>, AccountError> {
         self.log_out();
-        let opened = account::log_in(&self.client, username, password).await?;
-        let history = !opened.history().is_empty();
-        let (session, _) = self.enter(opened, false);
-        if history {
-            self.finish_rotation(&session).await;
+        let opened = Shared::new(account::log_in(&self.client, username, password).await?);
+        if !opened.history().is_empty() {
+            self.finish_rotation(&opened).await;
         }
-        Ok(session)
+        self.enter(opened.clone(), false);
+        Ok(opened)
     }
 
     /// Changes the logged-in account's password (the current one confirms it): the keys
@@ -237,7 +242,9 @@ impl App {
         let open = self.session().ok_or(AppError::LoggedOut)?;
         let rotated =
             account::change_password(&self.client, &open, current_password, new_password).await?;
-        let (rotated, _) = self.enter(rotated, false);
+        // In at once (the old keys open nothing new from now on), then the files follow.
+        let rotated = Shared::new(rotated);
+        self.enter(rotated.clone(), false);
         self.finish_rotation(&rotated).await;
         Ok(rotated)
     }
@@ -251,17 +258,29 @@ impl App {
         });
     }
 
-    /// The logged-in user's files, pledging this browser's current donation.
-    pub async fn drive(&self) -> Result<Drive, AppError> {
+    /// The logged-in user's files, to read, download, delete or audit.
+    pub fn drive(&self) -> Result<Drive, AppError> {
         let session = self.session().ok_or(AppError::LoggedOut)?;
+        Ok(self.drive_of(session))
+    }
+
+    /// The logged-in user's files, pledging this browser's current donation: to upload, or to
+    /// tell the quota as the next upload will count it.
+    pub async fn pledging_drive(&self) -> Result<Drive, AppError> {
+        let session = self.session().ok_or(AppError::LoggedOut)?;
+        self.pledging(self.drive_of(session)).await
+    }
+
+    fn drive_of(&self, session: Shared<Session>) -> Drive {
+        Drive::new(self.client.clone(), session, self.settings.files.clone())
+    }
+
+    async fn pledging(&self, drive: Drive) -> Result<Drive, AppError> {
         let donation = Donation {
             keypair: self.keypair.clone(),
             bytes: self.store.usage().await?.capacity,
         };
-        Ok(
-            Drive::new(self.client.clone(), session, self.settings.files.clone())
-                .donating(donation),
-        )
+        Ok(drive.donating(donation))
     }
 
     /// Sets how many bytes this peer donates. What it holds already stays.
@@ -275,10 +294,8 @@ impl App {
     /// happens here: until this succeeds the index opens with the earlier user key the
     /// session keeps, and the next log-in tries again.
     async fn finish_rotation(&self, session: &Shared<Session>) {
-        let drive = match self.drive().await {
-            // The session just entered, unless a log-out came in between.
-            Ok(drive) if Shared::ptr_eq(drive.session(), session) => drive,
-            Ok(_) | Err(AppError::LoggedOut) => return,
+        let drive = match self.pledging(self.drive_of(session.clone())).await {
+            Ok(drive) => drive,
             Err(e) => {
                 tracing::warn!("file index not re-sealed yet (next log-in tries again): {e}");
                 return;

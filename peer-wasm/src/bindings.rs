@@ -536,7 +536,7 @@ impl Peer {
     ) -> js_sys::Promise {
         let app = self.app.clone();
         future_to_promise(async move {
-            let mut drive = app.drive().await.map_err(app_error)?;
+            let mut drive = app.pledging_drive().await.map_err(app_error)?;
             if let Some(replicas) = replicas {
                 drive = drive.replicating(replicas.max(1) as usize);
             }
@@ -563,7 +563,7 @@ impl Peer {
     pub fn audit(&self, blocks_per_file: Option<u32>) -> js_sys::Promise {
         let app = self.app.clone();
         future_to_promise(async move {
-            let mut drive = app.drive().await.map_err(app_error)?;
+            let mut drive = app.drive().map_err(app_error)?;
             if let Some(n) = blocks_per_file {
                 drive = drive.auditing(n as usize);
             }
@@ -576,7 +576,7 @@ impl Peer {
     pub fn quota(&self) -> js_sys::Promise {
         let app = self.app.clone();
         future_to_promise(async move {
-            let drive = app.drive().await.map_err(app_error)?;
+            let drive = app.pledging_drive().await.map_err(app_error)?;
             to_js(&drive.quota().await.map_err(file_error)?)
         })
     }
@@ -586,7 +586,7 @@ impl Peer {
     pub fn list_files(&self) -> js_sys::Promise {
         let app = self.app.clone();
         future_to_promise(async move {
-            let drive = app.drive().await.map_err(app_error)?;
+            let drive = app.drive().map_err(app_error)?;
             to_js(&drive.list().await.map_err(file_error)?)
         })
     }
@@ -603,7 +603,7 @@ impl Peer {
     ) -> js_sys::Promise {
         let app = self.app.clone();
         future_to_promise(async move {
-            let drive = app.drive().await.map_err(app_error)?;
+            let drive = app.drive().map_err(app_error)?;
             let mut file = BlobSink::default();
             let mut done = 0u64;
             drive
@@ -629,7 +629,7 @@ impl Peer {
     pub fn delete_file(&self, id: String) -> js_sys::Promise {
         let app = self.app.clone();
         future_to_promise(async move {
-            let drive = app.drive().await.map_err(app_error)?;
+            let drive = app.drive().map_err(app_error)?;
             let freed = drive.delete(&id).await.map_err(file_error)?;
             Ok(JsValue::from_f64(freed as f64))
         })

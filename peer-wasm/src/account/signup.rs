@@ -45,11 +45,13 @@ pub async fn sign_up_with_key_bits(
 /// relay, which sees every tab, before it offers this): the name is checked against what this
 /// tab holds, the records go into this tab's own store (kept across reloads) and out to
 /// whoever appears, and [`Unpublished::publish`] says when others hold them. Until then the
-/// account lives in this tab alone: closing it for good loses the account.
+/// account lives in this tab alone: closing it for good loses the account. Its RSA key has
+/// `rsa_bits` bits ([`crate::crypto::rsa_keys::RSA_BITS`] in the app).
 pub async fn sign_up_alone(
     dir: &impl Directory,
     username: &str,
     password: &str,
+    rsa_bits: usize,
 ) -> Result<(Session, Unpublished), AccountError> {
     let username = normalize_username(username)?;
     check_password(password, &username)?;
@@ -67,13 +69,7 @@ pub async fn sign_up_alone(
         Ok(_) | Err(AccountError::Unreachable { .. }) => {}
         Err(e) => return Err(e),
     }
-    let (session, records) = new_account(
-        username,
-        account,
-        password,
-        crate::crypto::rsa_keys::RSA_BITS,
-    )
-    .await?;
+    let (session, records) = new_account(username, account, password, rsa_bits).await?;
     let unpublished = Unpublished { records };
     unpublished.put_all(dir).await;
     Ok((session, unpublished))

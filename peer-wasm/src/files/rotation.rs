@@ -13,8 +13,14 @@ impl Drive {
     /// next (in the background: it asks every holder of every block). Returns whether there was
     /// anything to do (nothing when the index is already the current key's). Files' blocks stay
     /// as they are: their keys did not change.
+    ///
+    /// The pledges in the index were signed for the old key and holders would not count them
+    /// for the new one, so the re-sealed index carries this drive's donation
+    /// ([`Drive::donating`]) in their place; without one it refuses ([`FileError::NoDonation`])
+    /// rather than save an index that pledges nothing (a quota of zero until the next upload).
     pub async fn finish_rotation(&self) -> Result<bool, FileError> {
         let session = &*self.session;
+        let (peer, pledge) = self.pledge()?.ok_or(FileError::NoDonation)?;
         let (mut index, record) = load_index(self).await?;
         let Some(record) = record else {
             return Ok(false);
@@ -28,9 +34,7 @@ impl Drive {
                 fast::seal(session.user_key(), &file_key_aad(&entry.id), key.as_bytes()).await?;
             entry.claims_behind = true;
         }
-        if let Some((peer, pledge)) = self.pledge()? {
-            index.donations.insert(peer, pledge);
-        }
+        index.donations.insert(peer, pledge);
         save_index(self, &index, Some(&record)).await?;
         Ok(true)
     }

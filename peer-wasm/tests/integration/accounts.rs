@@ -340,11 +340,12 @@ async fn the_first_person_on_an_empty_network_signs_up_and_the_account_goes_out_
     let lone = &first[0].client;
     // (An ordinary sign-up here waits 30 s and says it can't reach enough peers:
     // no_answer_from_silence_a_tab_that_has_not_joined_waits_for_the_network.)
-    let (alice, unpublished) = account::sign_up_alone(lone, "alice", PASSWORD)
+    let (alice, unpublished) = account::sign_up_alone(lone, "alice", PASSWORD, BITS)
         .await
         .unwrap();
     assert_eq!(alice.username(), "alice");
-    let again = account::sign_up_alone(lone, "alice", "another long password for alice").await;
+    let again =
+        account::sign_up_alone(lone, "alice", "another long password for alice", BITS).await;
     assert!(matches!(again, Err(AccountError::NameTaken)), "{again:?}");
     let opened = account::log_in(lone, "alice", PASSWORD).await.unwrap();
     assert_eq!(opened.public_key(), alice.public_key());

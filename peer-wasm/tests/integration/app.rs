@@ -35,7 +35,7 @@ fn app(node: &Node) -> App {
 
 async fn download(app: &App, id: &str) -> Result<Vec<u8>, FileError> {
     let mut out = Vec::new();
-    let drive = app.drive().await.unwrap();
+    let drive = app.drive().unwrap();
     drive
         .download(id, |block| {
             out.extend_from_slice(&block);
@@ -51,14 +51,14 @@ async fn sign_up_upload_download_log_out_and_back_in_elsewhere() {
     let (first, second) = (app(&nodes[1]), app(&nodes[2]));
 
     // Nobody logged in: nothing to do files with.
-    assert!(matches!(first.drive().await, Err(AppError::LoggedOut)));
+    assert!(matches!(first.drive(), Err(AppError::LoggedOut)));
     let session = first.sign_up("alice", PASSWORD).await.unwrap();
     assert_eq!(session.username(), "alice");
     assert!(!first.alone());
 
     // Upload 2.5 MiB through the app's drive: its donation counts towards the quota.
     let bytes = pattern((2 * MIB + MIB / 2) as usize, 5);
-    let drive = first.drive().await.unwrap();
+    let drive = first.pledging_drive().await.unwrap();
     let quota = drive.quota().await.unwrap();
     assert_eq!(quota.used, 0);
     assert_eq!(
@@ -76,7 +76,7 @@ async fn sign_up_upload_download_log_out_and_back_in_elsewhere() {
     // Log out: the session is gone and nothing works without one.
     first.log_out();
     assert!(first.session().is_none());
-    assert!(matches!(first.drive().await, Err(AppError::LoggedOut)));
+    assert!(matches!(first.drive(), Err(AppError::LoggedOut)));
     assert!(matches!(
         first.change_password(PASSWORD, NEW_PASSWORD).await,
         Err(AppError::LoggedOut)
@@ -93,7 +93,7 @@ async fn sign_up_upload_download_log_out_and_back_in_elsewhere() {
     );
     assert!(second.session().is_none());
     second.log_in("alice", PASSWORD).await.unwrap();
-    let listed = second.drive().await.unwrap().list().await.unwrap();
+    let listed = second.drive().unwrap().list().await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].name, "photo.jpg");
     assert_eq!(download(&second, &report.file.id).await.unwrap(), bytes);
@@ -114,18 +114,10 @@ async fn sign_up_upload_download_log_out_and_back_in_elsewhere() {
     // Delete through the app: gone for both browsers.
     let freed = first
         .drive()
-        .await
         .unwrap()
         .delete(&report.file.id)
         .await
         .unwrap();
     assert!(freed >= 3, "{freed} copies freed");
-    assert!(second
-        .drive()
-        .await
-        .unwrap()
-        .list()
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(second.drive().unwrap().list().await.unwrap().is_empty());
 }

@@ -158,6 +158,9 @@ async fn a_password_change_rotates_the_keys_and_the_old_password_opens_nothing_n
     );
     assert_ne!(rotated.public_key(), alice.public_key());
     // The index and its file keys are re-sealed under the new keys, once.
+    // Never without this browser's pledge: the old key's pledges do not count for the new.
+    let refused = drive(&author.client, &rotated).finish_rotation().await;
+    assert!(matches!(refused, Err(FileError::NoDonation)), "{refused:?}");
     let files = drive(&author.client, &rotated).donating(donation(author));
     assert!(files.finish_rotation().await.unwrap());
     assert!(!files.finish_rotation().await.unwrap(), "done once");

@@ -1,0 +1,289 @@
+//! The operations on a user's files, as methods of [`Drive`]: list, quota, upload, download,
+//! audit, delete (the password-change upkeep is in `rotation.rs`).
+
+use super::*;
+
+impl Drive {
+    /// The files of `session`'s account, reached through `client`.
+    pub fn new(client: Client, session: Shared<Session>, settings: Settings) -> Self {
+        Self {
+            client,
+            session,
+            settings,
+            donation: None,
+        }
+    }
+
+    /// This drive, pledging `donation` with what it writes.
+    pub fn donating(mut self, donation: Donation) -> Self {
+        self.donation = Some(donation);
+        self
+    }
+
+    /// This drive, asking for `replicas` copies of each block it places.
+    pub fn replicating(mut self, replicas: usize) -> Self {
+        self.settings.replicas = replicas;
+        self
+    }
+
+    /// This drive, auditing `blocks` random blocks per file besides the manifest.
+    pub fn auditing(mut self, blocks: usize) -> Self {
+        self.settings.audit_blocks_per_file = blocks;
+        self
+    }
+
+    /// The settings it works with.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The session whose files these are.
+    pub fn session(&self) -> &Shared<Session> {
+        &self.session
+    }
+
+    /// This browser's pledge, if it donates.
+    pub(super) fn pledge(&self) -> Result<Option<(String, Pledge)>, FileError> {
+        self.donation
+            .as_ref()
+            .map(|d| d.pledge(&self.session))
+            .transpose()
+    }
+
+    /// The account's files.
+    pub async fn list(&self) -> Result<Vec<FileInfo>, FileError> {
+        Ok(load_index(self).await?.0.files.iter().map(info).collect())
+    }
+
+    /// The user's storage use and quota, counting this browser's current donation as the
+    /// next upload will (the index keeps what each browser pledged when it last wrote).
+    pub async fn quota(&self) -> Result<Quota, FileError> {
+        let (mut index, _) = load_index(self).await?;
+        if let Some((peer, pledge)) = self.pledge()? {
+            index.donations.insert(peer, pledge);
+        }
+        Ok(index.quota(self.settings.replicas))
+    }
+
+    /// Uploads `source` as `name`: checks the quota up front (this browser's donation counts
+    /// towards it), seals it block by block with a fresh file key, places each block on
+    /// [`Settings::replicas`] peers, then commits it to the index. `progress` hears bytes done
+    /// after each block and may break to cancel the upload.
+    pub async fn upload(
+        &self,
+        name: &str,
+        source: impl Source,
+        progress: impl FnMut(u64) -> ControlFlow<()>,
+    ) -> Result<UploadReport, FileError> {
+        if name.is_empty() || name.chars().count() > 255 {
+            return Err(FileError::BadName);
+        }
+        let (client, session, replicas) = (&self.client, &*self.session, self.settings.replicas);
+        let size = source.size();
+        let pledge = self.pledge()?;
+        let (mut index, _) = load_index(self).await?;
+        if let Some((peer, pledge)) = &pledge {
+            index.donations.insert(peer.clone(), pledge.clone());
+        }
+        let Quota { used, quota } = index.quota(replicas);
+        if used.saturating_add(size) > quota {
+            return Err(FileError::OverQuota { size, used, quota });
+        }
+        let pledges = index.pledges();
+        let file = FileId::random();
+        let key = SymmetricKey::random();
+        let placed = place_blocks(self, &pledges, &key, &file, source, progress).await;
+        let (blocks, mut receipts, offset) = match placed {
+            Ok(placed) => placed,
+            Err((error, placed)) => {
+                free_all(self, &placed).await;
+                return Err(error);
+            }
+        };
+        let manifest = Manifest {
+            blocks: blocks.clone(),
+        };
+        let (_, manifest) = seal_block(&key, &file, META_POSITION, &encode(&manifest)?).await?;
+        let manifest = match place(self, &pledges, manifest, META_POSITION).await {
+            Ok((manifest, manifest_receipts)) => {
+                receipts.push(manifest_receipts);
+                manifest
+            }
+            Err(error) => {
+                free_all(self, &blocks).await;
+                return Err(error);
+            }
+        };
+        let copies = blocks
+            .iter()
+            .chain([&manifest])
+            .map(|b| b.holders.len() as u32)
+            .min()
+            .unwrap_or(0);
+
+        let entry = FileEntry {
+            id: file,
+            name: name.to_owned(),
+            size: offset,
+            created_ms: now_ms(),
+            key: fast::seal(session.user_key(), &file_key_aad(&file), key.as_bytes()).await?,
+            manifest,
+            copies,
+            claims_behind: false,
+        };
+        // Reload right before committing: another browser may have changed the index meanwhile.
+        let file_info = info(&entry);
+        commit_index(self, |index| {
+            if let Some((peer, pledge)) = &pledge {
+                index.donations.insert(peer.clone(), pledge.clone());
+            }
+            index.files.push(entry.clone());
+        })
+        .await?;
+        witness(client, owner_hash(session)?, receipts);
+        Ok(UploadReport {
+            file: file_info,
+            replicas: replicas as u32,
+            complete: copies as usize >= replicas,
+        })
+    }
+
+    /// Downloads a file, handing each checked, opened block to `sink` in order; the sink may
+    /// break to cancel.
+    pub async fn download(
+        &self,
+        id: &str,
+        mut sink: impl FnMut(Vec<u8>) -> ControlFlow<()>,
+    ) -> Result<FileInfo, FileError> {
+        let (index, _, at, key) = entry_and_key(self, id).await?;
+        let entry = &index.files[at];
+        let manifest = manifest(self, entry, &key).await?;
+        for (position, block) in manifest.blocks.iter().enumerate() {
+            let plain = fetch(self, &key, &entry.id, position as u64, block)
+                .await
+                .map_err(|attempts| FileError::Unavailable {
+                    name: entry.name.clone(),
+                    index: position as u64,
+                    attempts,
+                })?;
+            if sink(plain).is_break() {
+                return Err(FileError::Cancelled);
+            }
+        }
+        Ok(info(entry))
+    }
+
+    /// Audits the holders of the user's files: for each file its manifest and
+    /// [`Settings::audit_blocks_per_file`] of its blocks picked at random, every listed holder
+    /// is challenged to prove it still holds the block ([`crate::audit`]). A holder that fails
+    /// or does not answer is counted as gone: a file's copy count becomes the fewest holders
+    /// that proved a block, and the index is saved when one went down (the page's "Copies"
+    /// column shows it; repair acts on it).
+    pub async fn audit(&self) -> Result<audit::Report, FileError> {
+        let (client, session) = (&self.client, &*self.session);
+        let (mut index, record) = load_index(self).await?;
+        let mut report = audit::Report::default();
+        for entry in &mut index.files {
+            let key = open_file_key(session, entry).await?;
+            let mut refs = vec![entry.manifest.clone()];
+            if let Ok(manifest) = manifest(self, entry, &key).await {
+                let mut blocks = manifest.blocks;
+                // A random pick: a holder cannot know which blocks will be asked for.
+                for i in (1..blocks.len()).rev() {
+                    let j = u32::from_le_bytes(crate::crypto::random_bytes()) as usize % (i + 1);
+                    blocks.swap(i, j);
+                }
+                refs.extend(blocks.into_iter().take(self.settings.audit_blocks_per_file));
+            }
+            let mut fewest = u32::MAX;
+            for block in &refs {
+                report.blocks += 1;
+                let mut proved = 0;
+                for holder in block
+                    .holders
+                    .iter()
+                    .filter_map(|h| h.parse::<PeerId>().ok())
+                {
+                    report.challenges += 1;
+                    if !report.holders.contains(&holder.to_string()) {
+                        report.holders.push(holder.to_string());
+                    }
+                    let (answered, reason) = match audit::challenge(client, holder, block.id).await
+                    {
+                        audit::Outcome::Held => {
+                            report.held += 1;
+                            proved += 1;
+                            continue;
+                        }
+                        audit::Outcome::Refused(reason) | audit::Outcome::Invalid(reason) => {
+                            (true, reason)
+                        }
+                        audit::Outcome::Unanswered(reason) => (false, reason),
+                    };
+                    report.failures.push(audit::Failure {
+                        file: entry.name.clone(),
+                        peer: holder.to_string(),
+                        answered,
+                        reason,
+                    });
+                }
+                fewest = fewest.min(proved);
+            }
+            if fewest < entry.copies {
+                entry.copies = fewest;
+                report.files_degraded += 1;
+            }
+        }
+        if report.files_degraded > 0 {
+            save_index(self, &index, record.as_ref()).await?;
+        }
+        Ok(report)
+    }
+
+    /// Removes a file from the index everywhere, then asks its holders to free the space.
+    /// Returns how many block copies were freed.
+    pub async fn delete(&self, id: &str) -> Result<usize, FileError> {
+        let (mut index, _, at, key) = entry_and_key(self, id).await?;
+        let entry = index.files.remove(at);
+        let manifest = manifest(self, &entry, &key).await.ok();
+        commit_index(self, |index| index.files.retain(|f| f.id != entry.id)).await?;
+
+        let mut refs = manifest.map(|m| m.blocks).unwrap_or_default();
+        refs.push(entry.manifest);
+        let mut freed = 0;
+        for block in &refs {
+            freed += free(self, block).await;
+        }
+        Ok(freed)
+    }
+}
+
+pub(super) async fn entry_and_key(
+    drive: &Drive,
+    id: &str,
+) -> Result<(FileIndex, Option<VerifiedRecord>, usize, SymmetricKey), FileError> {
+    let file = FileId::from_hex(id).ok_or(FileError::NoSuchFile)?;
+    let (index, record) = load_index(drive).await?;
+    let at = index
+        .files
+        .iter()
+        .position(|f| f.id == file)
+        .ok_or(FileError::NoSuchFile)?;
+    let key = open_file_key(&drive.session, &index.files[at]).await?;
+    Ok((index, record, at, key))
+}
+
+pub(super) async fn manifest(
+    drive: &Drive,
+    entry: &FileEntry,
+    key: &SymmetricKey,
+) -> Result<Manifest, FileError> {
+    let plain = fetch(drive, key, &entry.id, META_POSITION, &entry.manifest)
+        .await
+        .map_err(|attempts| FileError::Unavailable {
+            name: entry.name.clone(),
+            index: META_POSITION,
+            attempts,
+        })?;
+    decode(&plain)
+}
