@@ -177,7 +177,7 @@ async fn records_outlive_the_peer_that_wrote_them() {
 /// A peer started with no contact: a browser tab whose network has not answered yet.
 async fn newcomer() -> Client {
     let config = jellyfish_peer::net::Config {
-        listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
+        listen: vec![common::LISTEN.parse().unwrap()],
         agent: "jellyfish-test".into(),
         ..Default::default()
     };
@@ -245,7 +245,7 @@ async fn restartable(
 ) {
     let (journal, changes) = futures::channel::mpsc::unbounded();
     let config = jellyfish_peer::net::Config {
-        listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
+        listen: vec![common::LISTEN.parse().unwrap()],
         bootstrap: vec![bootstrap],
         agent: "jellyfish-test".into(),
         record_journal: Some(journal),
@@ -355,7 +355,7 @@ async fn the_first_person_on_an_empty_network_signs_up_and_the_account_goes_out_
     let mut others = Vec::new();
     for _ in 0..3 {
         let config = jellyfish_peer::net::Config {
-            listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
+            listen: vec![common::LISTEN.parse().unwrap()],
             bootstrap: vec![meeting.clone()],
             agent: "jellyfish-test".into(),
             ..Default::default()

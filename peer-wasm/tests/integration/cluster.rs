@@ -11,9 +11,10 @@ use jellyfish_peer::{
     protocol::{MAX_REQUEST_BYTES, RPC_PROTOCOL},
 };
 use libp2p::{
-    identity::Keypair, noise, request_response, swarm::SwarmEvent, tcp, yamux, Multiaddr, PeerId,
-    StreamProtocol,
+    identity::Keypair, request_response, swarm::SwarmEvent, Multiaddr, PeerId, StreamProtocol,
 };
+
+use crate::common;
 
 const CLUSTER_SIZE: usize = 20;
 
@@ -37,7 +38,7 @@ async fn eventually<T, F: Future<Output = Option<T>>>(
 /// Starts a peer listening on a free loopback port and returns it with its dialable address.
 async fn start_peer(bootstrap: Vec<Multiaddr>) -> (Client, mpsc::Receiver<Event>, Multiaddr) {
     let config = Config {
-        listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
+        listen: vec![common::LISTEN.parse().unwrap()],
         bootstrap,
         agent: "jellyfish-test".into(),
         ..Default::default()
@@ -175,25 +176,14 @@ impl request_response::Codec for RawCodec {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_and_oversized_requests_are_refused_and_the_peer_carries_on() {
     let (peer, events, _) = start_peer(vec![]).await;
-    let mut attacker = libp2p::SwarmBuilder::with_new_identity()
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default(),
-            noise::Config::new,
-            yamux::Config::default,
+    // It keeps the connection up after each answer, as a persistent attacker would.
+    let mut attacker = common::swarm(Keypair::generate_ed25519(), |_| {
+        request_response::Behaviour::with_codec(
+            RawCodec,
+            [(RPC_PROTOCOL, request_response::ProtocolSupport::Outbound)],
+            request_response::Config::default(),
         )
-        .unwrap()
-        .with_behaviour(|_| {
-            request_response::Behaviour::with_codec(
-                RawCodec,
-                [(RPC_PROTOCOL, request_response::ProtocolSupport::Outbound)],
-                request_response::Config::default(),
-            )
-        })
-        .unwrap()
-        // Keep the connection up after each answer, as a persistent attacker would.
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
-        .build();
+    });
     attacker.dial(addr_of(&peer).await).unwrap();
 
     // What each refusal says is checked in protocol.rs; libp2p drops requests that never

@@ -291,18 +291,9 @@ async fn a_peer_opening_connection_after_connection_is_held_to_its_share() {
 
     // The attack: one peer dials the same honest peer again and again, keeping every
     // connection it gets (each would hold buffers and streams on the honest side).
-    let mut attacker = libp2p::SwarmBuilder::with_new_identity()
-        .with_tokio()
-        .with_tcp(
-            libp2p::tcp::Config::default(),
-            libp2p::noise::Config::new,
-            libp2p::yamux::Config::default,
-        )
-        .unwrap()
-        .with_behaviour(|_| libp2p::swarm::dummy::Behaviour)
-        .unwrap()
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
-        .build();
+    let mut attacker = common::swarm(libp2p::identity::Keypair::generate_ed25519(), |_| {
+        libp2p::swarm::dummy::Behaviour
+    });
     const DIALS: u32 = 12;
     for _ in 0..DIALS {
         let opts = DialOpts::peer_id(target)

@@ -1,6 +1,6 @@
 //! The native cluster tests, in one test binary (one link of the whole peer in place of five:
 //! about a minute less per clean CI run on two cores). Each module starts its own peers over
-//! loopback TCP; cargo runs the tests two at a time, as it did per binary.
+//! the in-memory transport (`common::LISTEN`); cargo runs the tests two at a time.
 #![cfg(not(target_arch = "wasm32"))]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

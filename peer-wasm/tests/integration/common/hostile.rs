@@ -10,7 +10,6 @@ use std::{
         atomic::{AtomicUsize, Ordering},
         Arc, Mutex,
     },
-    time::Duration,
 };
 
 use futures::{channel::mpsc, channel::oneshot, SinkExt, StreamExt};
@@ -23,9 +22,8 @@ use libp2p::{
         store::{MemoryStore, RecordStore},
         ProviderRecord, Record, RecordKey,
     },
-    noise,
     swarm::NetworkBehaviour,
-    tcp, yamux, Multiaddr, PeerId, SwarmBuilder,
+    Multiaddr, PeerId,
 };
 
 /// What a hostile peer answers to a record query.
@@ -128,32 +126,18 @@ pub(crate) async fn start(bootstrap: Multiaddr, forge: Forge) -> Hostile {
         forged_answers: forged_answers.clone(),
         stored: stored.clone(),
     };
-    let mut swarm = SwarmBuilder::with_existing_identity(key)
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default(),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .unwrap()
-        .with_behaviour(|key| {
-            let mut kad =
-                kad::Behaviour::with_config(peer_id, store, kad::Config::new(KAD_PROTOCOL));
-            kad.set_mode(Some(kad::Mode::Server));
-            Behaviour {
-                identify: identify::Behaviour::new(identify::Config::new(
-                    jellyfish_protocols::IDENTIFY.into(),
-                    key.public(),
-                )),
-                kad,
-            }
-        })
-        .unwrap()
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
-        .build();
-    swarm
-        .listen_on("/ip4/127.0.0.1/tcp/0".parse().unwrap())
-        .unwrap();
+    let mut swarm = super::swarm(key, |key| {
+        let mut kad = kad::Behaviour::with_config(peer_id, store, kad::Config::new(KAD_PROTOCOL));
+        kad.set_mode(Some(kad::Mode::Server));
+        Behaviour {
+            identify: identify::Behaviour::new(identify::Config::new(
+                jellyfish_protocols::IDENTIFY.into(),
+                key.public(),
+            )),
+            kad,
+        }
+    });
+    swarm.listen_on(super::LISTEN.parse().unwrap()).unwrap();
     let Some(libp2p::multiaddr::Protocol::P2p(first)) = bootstrap.iter().last() else {
         panic!("the bootstrap address must end in /p2p/<peer id>");
     };

@@ -1,4 +1,4 @@
-//! What the native cluster tests share: starting many peers over loopback TCP.
+//! What the native cluster tests share: starting many peers, connected in memory.
 #![allow(dead_code, clippy::unwrap_used)]
 
 pub(crate) mod hostile;
@@ -12,7 +12,12 @@ use jellyfish_peer::{
     node::{self, Node},
     Shared,
 };
-use libp2p::{identity::Keypair, Multiaddr};
+use libp2p::{identity::Keypair, swarm::NetworkBehaviour, Multiaddr, Swarm, SwarmBuilder};
+
+/// Where every test peer listens: an in-process memory transport (`/memory/<n>`, a fresh `n`
+/// for each), so the cluster tests open no sockets and pay no TCP; the peers still speak noise,
+/// yamux, Kademlia and Jellyfish's protocols as over any other transport.
+pub(crate) const LISTEN: &str = "/memory/0";
 
 /// Starts `count` peers, each donating `donation(i)` bytes, all bootstrapped from the first,
 /// and waits until every one's DHT lookups see at least half of the others.
@@ -21,7 +26,7 @@ pub(crate) async fn cluster(count: usize, donation: impl Fn(usize) -> u64) -> Ve
     let mut first: Option<Multiaddr> = None;
     for i in 0..count {
         let config = Config {
-            listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
+            listen: vec![LISTEN.parse().unwrap()],
             bootstrap: first.iter().cloned().collect(),
             agent: "jellyfish-test".into(),
             // The files tests measure the transport with probes; the spam test sends them.
@@ -86,4 +91,31 @@ pub(crate) async fn download(
 /// `session`'s files through `client`, with the default settings and no donation.
 pub(crate) fn drive(client: &Client, session: &Shared<Session>) -> Drive {
     Drive::new(client.clone(), session.clone(), files::Settings::default())
+}
+
+/// A bare libp2p swarm with `behaviour`, for a test that plays a peer Jellyfish's own code
+/// would never be (an attacker, a forger): it reaches the cluster over the same memory
+/// transport, with noise and yamux, and keeps idle connections for 60 s as a persistent
+/// attacker would.
+pub(crate) fn swarm<B: NetworkBehaviour>(
+    key: Keypair,
+    behaviour: impl FnOnce(&Keypair) -> B,
+) -> Swarm<B> {
+    use libp2p::{
+        core::{transport::MemoryTransport, upgrade::Version},
+        noise, yamux, Transport,
+    };
+    SwarmBuilder::with_existing_identity(key)
+        .with_tokio()
+        .with_other_transport(|key| {
+            Ok(MemoryTransport::default()
+                .upgrade(Version::V1)
+                .authenticate(noise::Config::new(key)?)
+                .multiplex(yamux::Config::default()))
+        })
+        .unwrap()
+        .with_behaviour(|key| behaviour(key))
+        .unwrap()
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+        .build()
 }
