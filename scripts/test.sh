@@ -33,7 +33,7 @@ cargo test --release --locked --workspace
 
 step "browser unit tests (wasm-bindgen-test in headless Chromium)"
 CHROMEDRIVER=${CHROMEDRIVER:-/usr/bin/chromedriver} \
-  cargo test --release --locked -p jellyfish-peer --target wasm32-unknown-unknown
+  cargo test --release --locked -p jellyfish-peer --target wasm32-unknown-unknown --lib
 
 step "build the relay and the page"
 cargo build --release --locked -p jellyfish-relay

@@ -1,0 +1,133 @@
+//! What every [`BlockStore`] must do, as one test body run against both: the memory store
+//! natively (`cargo test`) and the IndexedDB store in Chromium (`wasm-bindgen-test`), so the
+//! two cannot drift apart. The browser test adds what only it has: a reload keeps everything.
+#![allow(clippy::unwrap_used)]
+
+use super::*;
+use crate::block::BlockId;
+
+/// Capacity the contract sets.
+const CAPACITY: u64 = 1000;
+
+/// Runs the contract on `store`, which may already hold blocks (IndexedDB is shared by every
+/// test of a profile): every check is relative to what it held before. Leaves the store as it
+/// found it apart from [`CAPACITY`]; returns the one block it leaves behind for `owner` (for
+/// the browser's reload check).
+pub(crate) async fn holds_within_donation_and_allowance(
+    store: &BlockStore,
+    owner: OwnerHash,
+) -> (BlockId, Vec<u8>) {
+    store.set_capacity(CAPACITY).await.unwrap();
+    let start = store.usage().await.unwrap();
+    assert_eq!(start.capacity, CAPACITY);
+
+    // A put counts once, however often it is repeated.
+    let a = vec![1u8; 600];
+    let id_a = BlockId::of(&a);
+    let held = store.held_for(&owner).await.unwrap();
+    store.put(id_a, a.clone(), owner, u64::MAX).await.unwrap();
+    store.put(id_a, a.clone(), owner, u64::MAX).await.unwrap();
+    assert_eq!(store.held_for(&owner).await.unwrap(), held + 600);
+    assert_eq!(store.get(&id_a).await.unwrap(), Some(a.clone()));
+    assert_eq!(store.claims(&id_a).await.unwrap(), vec![owner]);
+    let usage = store.usage().await.unwrap();
+    assert_eq!(
+        (usage.used, usage.blocks),
+        (start.used + 600, start.blocks + 1)
+    );
+
+    // Never more than the donation, nor more for one owner than their allowance; a refusal
+    // changes nothing.
+    let b = vec![2u8; 600];
+    let full = store.put(BlockId::of(&b), b.clone(), owner, u64::MAX).await;
+    assert!(matches!(full, Err(StoreError::Full { .. })), "{full:?}");
+    let small = vec![3u8; 10];
+    let over = store
+        .put(BlockId::of(&small), small.clone(), owner, held + 605)
+        .await;
+    assert!(
+        matches!(over, Err(StoreError::OverAllowance { .. })),
+        "{over:?}"
+    );
+    assert_eq!(store.get(&BlockId::of(&small)).await.unwrap(), None);
+    assert_eq!(store.usage().await.unwrap(), usage);
+
+    // A second owner of the same bytes: a claim of their own, no second copy. Their claim
+    // counts against their allowance, even though the bytes are held already.
+    let other = [owner[0].wrapping_add(1); 32];
+    let other_held = store.held_for(&other).await.unwrap();
+    let refused = store.put(id_a, a.clone(), other, other_held + 599).await;
+    assert!(
+        matches!(refused, Err(StoreError::OverAllowance { .. })),
+        "{refused:?}"
+    );
+    store.put(id_a, a.clone(), other, u64::MAX).await.unwrap();
+    assert_eq!(store.usage().await.unwrap(), usage);
+    assert_eq!(store.held_for(&other).await.unwrap(), other_held + 600);
+
+    // A delete drops only the caller's claim; the bytes go with the last one.
+    let stranger = [owner[0].wrapping_add(2); 32];
+    assert_eq!(
+        store.release(&id_a, &stranger).await.unwrap(),
+        Release::NotClaimed
+    );
+    assert_eq!(
+        store.release(&id_a, &owner).await.unwrap(),
+        Release::Released
+    );
+    assert_eq!(store.get(&id_a).await.unwrap(), Some(a.clone()));
+    assert_eq!(store.held_for(&owner).await.unwrap(), held);
+    assert_eq!(
+        store.release(&id_a, &other).await.unwrap(),
+        Release::Deleted
+    );
+    assert_eq!(
+        store.release(&id_a, &other).await.unwrap(),
+        Release::NotHeld
+    );
+    assert_eq!(store.get(&id_a).await.unwrap(), None);
+    assert_eq!(store.usage().await.unwrap(), start);
+    assert_eq!(store.held_for(&other).await.unwrap(), other_held);
+
+    // Lowering the donation below what is held keeps the blocks and refuses new ones.
+    store.put(id_a, a.clone(), owner, u64::MAX).await.unwrap();
+    store.set_capacity(start.used + 100).await.unwrap();
+    assert_eq!(store.get(&id_a).await.unwrap(), Some(a.clone()));
+    let refused = store.put(BlockId::of(&small), small, owner, u64::MAX).await;
+    assert!(
+        matches!(refused, Err(StoreError::Full { .. })),
+        "{refused:?}"
+    );
+    store.set_capacity(CAPACITY).await.unwrap();
+    (id_a, a)
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+#[tokio::test]
+async fn the_memory_store_keeps_the_contract() {
+    let store = BlockStore::open(0).await.unwrap();
+    let (id, bytes) = holds_within_donation_and_allowance(&store, [7; 32]).await;
+    assert_eq!(store.get(&id).await.unwrap(), Some(bytes));
+}
+
+#[cfg(target_arch = "wasm32")]
+#[wasm_bindgen_test::wasm_bindgen_test]
+async fn the_indexeddb_store_keeps_the_contract_and_a_reload_keeps_everything() {
+    let store = BlockStore::open(CAPACITY).await.unwrap();
+    let (id, bytes) = holds_within_donation_and_allowance(&store, [7; 32]).await;
+    let before = store.usage().await.unwrap();
+
+    // A new handle on the same database (a reload) sees the same blocks, claims and donation.
+    let reopened = BlockStore::open(5).await.unwrap();
+    assert_eq!(reopened.get(&id).await.unwrap(), Some(bytes));
+    assert_eq!(reopened.claims(&id).await.unwrap(), vec![[7; 32]]);
+    assert_eq!(
+        reopened.usage().await.unwrap(),
+        before,
+        "an existing donation is kept"
+    );
+    assert_eq!(
+        reopened.release(&id, &[7; 32]).await.unwrap(),
+        Release::Deleted
+    );
+}

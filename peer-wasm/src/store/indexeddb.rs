@@ -1,0 +1,376 @@
+//! The block store in the profile's IndexedDB: object stores `blocks` and `meta`, every put
+//! and release one transaction that keeps the usage and the per-owner counts in step.
+
+use js_sys::{Object, Reflect, Uint8Array};
+use rexie::{Rexie, TransactionMode};
+use wasm_bindgen::{JsCast, JsValue};
+
+use super::{OwnerHash, Release, StoreError, Usage};
+use crate::block::BlockId;
+
+const BLOCKS: &str = "blocks";
+const META: &str = "meta";
+const USAGE_KEY: &str = "usage";
+
+fn backend(e: impl std::error::Error) -> StoreError {
+    StoreError::Backend(crate::error_chain::error_chain(&e))
+}
+
+/// Blocks in this profile's IndexedDB: they survive reloads and browser restarts.
+pub struct BlockStore {
+    db: Rexie,
+    /// Why the browser refused the last block write, until one succeeds (a full disk or
+    /// origin quota: the page tells the person, who can free space or donate less).
+    write_refused: std::sync::Mutex<Option<String>>,
+}
+
+fn get_field(value: &JsValue, name: &str) -> Option<JsValue> {
+    Reflect::get(value, &name.into())
+        .ok()
+        .filter(|v| !v.is_undefined())
+}
+
+fn read_usage(value: Option<JsValue>) -> Usage {
+    let number = |v: &JsValue, k| get_field(v, k).and_then(|x| x.as_f64()).unwrap_or(0.0) as u64;
+    value.map_or_else(Usage::default, |v| Usage {
+        capacity: number(&v, "capacity"),
+        used: number(&v, "used"),
+        blocks: number(&v, "blocks"),
+    })
+}
+
+fn usage_value(usage: &Usage) -> Result<JsValue, StoreError> {
+    let object = Object::new();
+    for (k, v) in [
+        ("capacity", usage.capacity),
+        ("used", usage.used),
+        ("blocks", usage.blocks),
+    ] {
+        Reflect::set(&object, &k.into(), &JsValue::from_f64(v as f64))
+            .map_err(|e| StoreError::Backend(format!("{e:?}")))?;
+    }
+    Ok(object.into())
+}
+
+async fn load_usage(meta: &rexie::Store) -> Result<Usage, StoreError> {
+    Ok(read_usage(
+        meta.get(USAGE_KEY.into()).await.map_err(backend)?,
+    ))
+}
+
+async fn save_usage(meta: &rexie::Store, usage: &Usage) -> Result<(), StoreError> {
+    meta.put(&usage_value(usage)?, Some(&USAGE_KEY.into()))
+        .await
+        .map(|_| ())
+        .map_err(backend)
+}
+
+fn held_key(owner: &OwnerHash) -> JsValue {
+    let hex: String = owner.iter().map(|b| format!("{b:02x}")).collect();
+    JsValue::from_str(&format!("held/{hex}"))
+}
+
+/// Bytes held for one owner, kept beside the usage counters.
+async fn load_held(meta: &rexie::Store, owner: &OwnerHash) -> Result<u64, StoreError> {
+    Ok(meta
+        .get(held_key(owner))
+        .await
+        .map_err(backend)?
+        .and_then(|v| v.as_f64())
+        .unwrap_or(0.0) as u64)
+}
+
+async fn save_held(meta: &rexie::Store, owner: &OwnerHash, held: u64) -> Result<(), StoreError> {
+    meta.put(&JsValue::from_f64(held as f64), Some(&held_key(owner)))
+        .await
+        .map(|_| ())
+        .map_err(backend)
+}
+
+fn bytes_field(value: &JsValue, name: &str) -> Option<Vec<u8>> {
+    get_field(value, name)
+        .and_then(|v| v.dyn_into::<Uint8Array>().ok())
+        .map(|a| a.to_vec())
+}
+
+/// The owners with a claim on a stored block value: its `owners` array, or the single
+/// `owner` that blocks stored before claims existed carry.
+fn claims_of(value: &JsValue) -> Vec<OwnerHash> {
+    let listed = get_field(value, "owners")
+        .and_then(|v| v.dyn_into::<js_sys::Array>().ok())
+        .map(|owners| {
+            owners
+                .iter()
+                .filter_map(|o| o.dyn_into::<Uint8Array>().ok())
+                .filter_map(|o| o.to_vec().try_into().ok())
+                .collect()
+        });
+    listed.unwrap_or_else(|| {
+        bytes_field(value, "owner")
+            .and_then(|o| o.try_into().ok())
+            .into_iter()
+            .collect()
+    })
+}
+
+fn set_claims(value: &JsValue, claims: &[OwnerHash]) -> Result<(), StoreError> {
+    let owners: js_sys::Array = claims
+        .iter()
+        .map(|c| JsValue::from(Uint8Array::from(&c[..])))
+        .collect();
+    Reflect::set(value, &"owners".into(), &owners)
+        .map_err(|e| StoreError::Backend(format!("{e:?}")))?;
+    Reflect::delete_property(value.unchecked_ref(), &"owner".into())
+        .map_err(|e| StoreError::Backend(format!("{e:?}")))?;
+    Ok(())
+}
+
+impl BlockStore {
+    /// One read-write transaction over the blocks and the usage counters, so both change
+    /// together or not at all.
+    fn write_blocks_and_meta(
+        &self,
+    ) -> Result<(rexie::Transaction, rexie::Store, rexie::Store), StoreError> {
+        let tx = self
+            .db
+            .transaction(&[BLOCKS, META], TransactionMode::ReadWrite)
+            .map_err(backend)?;
+        let blocks = tx.store(BLOCKS).map_err(backend)?;
+        let meta = tx.store(META).map_err(backend)?;
+        Ok((tx, blocks, meta))
+    }
+
+    /// Opens the profile's block store; `capacity` applies only when none was set before.
+    pub async fn open(capacity: u64) -> Result<Self, StoreError> {
+        let db = crate::identity_store::open().await.map_err(backend)?;
+        let store = Self {
+            db,
+            write_refused: Default::default(),
+        };
+        if store.usage().await?.capacity == 0 {
+            store.set_capacity(capacity).await?;
+        }
+        Ok(store)
+    }
+
+    /// Holds a block for `owner`, unless it would not fit in the donation or in the
+    /// owner's `allowance`. Holding it again for the same owner is a no-op; for another
+    /// owner it adds their claim (counted against their allowance, not the donation).
+    pub async fn put(
+        &self,
+        id: BlockId,
+        bytes: Vec<u8>,
+        owner: OwnerHash,
+        allowance: u64,
+    ) -> Result<(), StoreError> {
+        let result = self.write_block(id, bytes, owner, allowance).await;
+        let refused = match &result {
+            Ok(()) => Some(None),
+            Err(StoreError::Backend(why)) => Some(Some(why.clone())),
+            Err(_) => None, // full donation or allowance: the store said no, not the browser
+        };
+        if let (Some(refused), Ok(mut slot)) = (refused, self.write_refused.lock()) {
+            *slot = refused;
+        }
+        result
+    }
+
+    /// Why the browser refused the last block write, if the writes since have not
+    /// succeeded.
+    pub fn write_refused(&self) -> Option<String> {
+        self.write_refused.lock().ok().and_then(|slot| slot.clone())
+    }
+
+    async fn write_block(
+        &self,
+        id: BlockId,
+        bytes: Vec<u8>,
+        owner: OwnerHash,
+        allowance: u64,
+    ) -> Result<(), StoreError> {
+        let (tx, blocks, meta) = self.write_blocks_and_meta()?;
+        let key = JsValue::from_str(&id.to_hex());
+        let existing = blocks
+            .get(key.clone())
+            .await
+            .map_err(backend)?
+            .filter(|v| !v.is_undefined());
+        let held = load_held(&meta, &owner).await?;
+        let size = bytes.len() as u64;
+        match existing {
+            Some(value) => {
+                let mut claims = claims_of(&value);
+                if claims.contains(&owner) {
+                    return tx.done().await.map(|_| ()).map_err(backend);
+                }
+                if let Err(refused) = super::check_claim(held, allowance, size) {
+                    let _ = tx.abort().await;
+                    return Err(refused);
+                }
+                claims.push(owner);
+                set_claims(&value, &claims)?;
+                blocks.put(&value, Some(&key)).await.map_err(backend)?;
+            }
+            None => {
+                let mut usage = load_usage(&meta).await?;
+                if let Err(refused) =
+                    super::check_room(usage.used, usage.capacity, held, allowance, size)
+                {
+                    let _ = tx.abort().await;
+                    return Err(refused);
+                }
+                let value = Object::new();
+                Reflect::set(&value, &"bytes".into(), &Uint8Array::from(bytes.as_slice()))
+                    .map_err(|e| StoreError::Backend(format!("{e:?}")))?;
+                set_claims(&value, &[owner])?;
+                blocks.add(&value, Some(&key)).await.map_err(backend)?;
+                usage.used += size;
+                usage.blocks += 1;
+                save_usage(&meta, &usage).await?;
+            }
+        }
+        save_held(&meta, &owner, held + size).await?;
+        tx.done().await.map(|_| ()).map_err(backend)
+    }
+
+    /// Bytes held for `owner`.
+    pub async fn held_for(&self, owner: &OwnerHash) -> Result<u64, StoreError> {
+        let tx = self
+            .db
+            .transaction(&[META], TransactionMode::ReadOnly)
+            .map_err(backend)?;
+        let held = load_held(&tx.store(META).map_err(backend)?, owner).await?;
+        tx.done().await.map_err(backend)?;
+        Ok(held)
+    }
+
+    async fn read(&self, id: &BlockId) -> Result<Option<JsValue>, StoreError> {
+        let tx = self
+            .db
+            .transaction(&[BLOCKS], TransactionMode::ReadOnly)
+            .map_err(backend)?;
+        let value = tx
+            .store(BLOCKS)
+            .map_err(backend)?
+            .get(id.to_hex().into())
+            .await
+            .map_err(backend)?;
+        tx.done().await.map_err(backend)?;
+        Ok(value.filter(|v| !v.is_undefined()))
+    }
+
+    /// A held block's bytes.
+    pub async fn get(&self, id: &BlockId) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.read(id).await?.and_then(|v| bytes_field(&v, "bytes")))
+    }
+
+    /// The owners with a claim on a held block (empty if it is not held).
+    pub async fn claims(&self, id: &BlockId) -> Result<Vec<OwnerHash>, StoreError> {
+        Ok(self
+            .read(id)
+            .await?
+            .map(|v| claims_of(&v))
+            .unwrap_or_default())
+    }
+
+    /// Drops `owner`'s claim on a block, and the block with the last claim.
+    pub async fn release(&self, id: &BlockId, owner: &OwnerHash) -> Result<Release, StoreError> {
+        let (tx, blocks, meta) = self.write_blocks_and_meta()?;
+        let key = JsValue::from_str(&id.to_hex());
+        let held = blocks
+            .get(key.clone())
+            .await
+            .map_err(backend)?
+            .filter(|v| !v.is_undefined());
+        let Some(value) = held else {
+            tx.done().await.map_err(backend)?;
+            return Ok(Release::NotHeld);
+        };
+        let mut claims = claims_of(&value);
+        let Some(at) = claims.iter().position(|c| c == owner) else {
+            tx.done().await.map_err(backend)?;
+            return Ok(Release::NotClaimed);
+        };
+        claims.swap_remove(at);
+        let size = bytes_field(&value, "bytes").map_or(0, |b| b.len() as u64);
+        let before = load_held(&meta, owner).await?;
+        save_held(&meta, owner, before.saturating_sub(size)).await?;
+        let release = if claims.is_empty() {
+            blocks.delete(key).await.map_err(backend)?;
+            let mut usage = load_usage(&meta).await?;
+            usage.used = usage.used.saturating_sub(size);
+            usage.blocks = usage.blocks.saturating_sub(1);
+            save_usage(&meta, &usage).await?;
+            Release::Deleted
+        } else {
+            set_claims(&value, &claims)?;
+            blocks.put(&value, Some(&key)).await.map_err(backend)?;
+            Release::Released
+        };
+        tx.done().await.map_err(backend)?;
+        Ok(release)
+    }
+
+    /// Up to `n` addresses of held blocks: the ones after a random address (wrapping
+    /// round to the first), so a sample is a random run of the store's key order.
+    pub async fn sample(&self, n: usize) -> Result<Vec<BlockId>, StoreError> {
+        let tx = self
+            .db
+            .transaction(&[BLOCKS], TransactionMode::ReadOnly)
+            .map_err(backend)?;
+        let blocks = tx.store(BLOCKS).map_err(backend)?;
+        let limit = u32::try_from(n).unwrap_or(u32::MAX);
+        let start = BlockId(crate::crypto::random_bytes()).to_hex();
+        let from = rexie::KeyRange::lower_bound(&start.into(), Some(false)).map_err(backend)?;
+        let mut keys = blocks
+            .get_all_keys(Some(from), Some(limit))
+            .await
+            .map_err(backend)?;
+        if keys.len() < n {
+            let rest = u32::try_from(n - keys.len()).unwrap_or(u32::MAX);
+            keys.extend(
+                blocks
+                    .get_all_keys(None, Some(rest))
+                    .await
+                    .map_err(backend)?,
+            );
+        }
+        tx.done().await.map_err(backend)?;
+        let mut ids: Vec<BlockId> = keys
+            .iter()
+            .filter_map(|k| k.as_string().and_then(|hex| BlockId::from_hex(&hex)))
+            .collect();
+        ids.sort();
+        ids.dedup();
+        Ok(ids)
+    }
+
+    /// Changes the donated space. Blocks already held stay, even over the new limit.
+    pub async fn set_capacity(&self, capacity: u64) -> Result<(), StoreError> {
+        let tx = self
+            .db
+            .transaction(&[META], TransactionMode::ReadWrite)
+            .map_err(backend)?;
+        let meta = tx.store(META).map_err(backend)?;
+        let mut usage = load_usage(&meta).await?;
+        usage.capacity = capacity;
+        save_usage(&meta, &usage).await?;
+        tx.done().await.map(|_| ()).map_err(backend)
+    }
+
+    /// What is donated and held.
+    pub async fn usage(&self) -> Result<Usage, StoreError> {
+        let tx = self
+            .db
+            .transaction(&[META], TransactionMode::ReadOnly)
+            .map_err(backend)?;
+        let value = tx
+            .store(META)
+            .map_err(backend)?
+            .get(USAGE_KEY.into())
+            .await
+            .map_err(backend)?;
+        tx.done().await.map_err(backend)?;
+        Ok(read_usage(value.filter(|v| !v.is_undefined())))
+    }
+}

@@ -1,0 +1,175 @@
+//! The block store in memory, for native peers (tests and simulations).
+
+use std::{collections::HashMap, sync::Mutex};
+
+use super::{OwnerHash, Release, StoreError, Usage};
+use crate::block::BlockId;
+
+/// Blocks in memory, for native peers.
+#[derive(Debug, Default)]
+pub struct BlockStore {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    capacity: u64,
+    used: u64,
+    /// Each block's bytes and the owners with a claim on it.
+    blocks: HashMap<BlockId, (Vec<u8>, Vec<OwnerHash>)>,
+    /// Bytes claimed per owner.
+    owners: HashMap<OwnerHash, u64>,
+}
+
+impl BlockStore {
+    /// An empty store donating `capacity` bytes.
+    pub async fn open(capacity: u64) -> Result<Self, StoreError> {
+        Ok(Self {
+            inner: Mutex::new(Inner {
+                capacity,
+                ..Default::default()
+            }),
+        })
+    }
+
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Inner>, StoreError> {
+        self.inner
+            .lock()
+            .map_err(|_| StoreError::Backend("store lock poisoned".into()))
+    }
+
+    /// Holds a block for `owner`, unless it would not fit in the donation or in the
+    /// owner's `allowance`. Holding it again for the same owner is a no-op; for another
+    /// owner it adds their claim (counted against their allowance, not the donation).
+    pub async fn put(
+        &self,
+        id: BlockId,
+        bytes: Vec<u8>,
+        owner: OwnerHash,
+        allowance: u64,
+    ) -> Result<(), StoreError> {
+        let mut inner = self.lock()?;
+        let size = bytes.len() as u64;
+        let held = inner.owners.get(&owner).copied().unwrap_or(0);
+        match inner
+            .blocks
+            .get(&id)
+            .map(|(_, claims)| claims.contains(&owner))
+        {
+            Some(true) => return Ok(()),
+            Some(false) => {
+                super::check_claim(held, allowance, size)?;
+                if let Some((_, claims)) = inner.blocks.get_mut(&id) {
+                    claims.push(owner);
+                }
+            }
+            None => {
+                super::check_room(inner.used, inner.capacity, held, allowance, size)?;
+                inner.used += size;
+                inner.blocks.insert(id, (bytes, vec![owner]));
+            }
+        }
+        *inner.owners.entry(owner).or_insert(0) += size;
+        Ok(())
+    }
+
+    /// Bytes held for `owner`.
+    pub async fn held_for(&self, owner: &OwnerHash) -> Result<u64, StoreError> {
+        Ok(self.lock()?.owners.get(owner).copied().unwrap_or(0))
+    }
+
+    /// A held block's bytes.
+    pub async fn get(&self, id: &BlockId) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.lock()?.blocks.get(id).map(|(bytes, _)| bytes.clone()))
+    }
+
+    /// The owners with a claim on a held block (empty if it is not held).
+    pub async fn claims(&self, id: &BlockId) -> Result<Vec<OwnerHash>, StoreError> {
+        Ok(self
+            .lock()?
+            .blocks
+            .get(id)
+            .map(|(_, claims)| claims.clone())
+            .unwrap_or_default())
+    }
+
+    /// Drops `owner`'s claim on a block, and the block with the last claim.
+    pub async fn release(&self, id: &BlockId, owner: &OwnerHash) -> Result<Release, StoreError> {
+        let mut inner = self.lock()?;
+        let Some((bytes, claims)) = inner.blocks.get_mut(id) else {
+            return Ok(Release::NotHeld);
+        };
+        let Some(at) = claims.iter().position(|c| c == owner) else {
+            return Ok(Release::NotClaimed);
+        };
+        claims.swap_remove(at);
+        let size = bytes.len() as u64;
+        let last = claims.is_empty();
+        if let Some(held) = inner.owners.get_mut(owner) {
+            *held = held.saturating_sub(size);
+        }
+        if !last {
+            return Ok(Release::Released);
+        }
+        inner.blocks.remove(id);
+        inner.used = inner.used.saturating_sub(size);
+        Ok(Release::Deleted)
+    }
+
+    /// Changes the donated space. Blocks already held stay, even over the new limit.
+    pub async fn set_capacity(&self, capacity: u64) -> Result<(), StoreError> {
+        self.lock()?.capacity = capacity;
+        Ok(())
+    }
+
+    /// What is donated and held.
+    pub async fn usage(&self) -> Result<Usage, StoreError> {
+        let inner = self.lock()?;
+        Ok(Usage {
+            capacity: inner.capacity,
+            used: inner.used,
+            blocks: inner.blocks.len() as u64,
+        })
+    }
+
+    /// Up to `n` addresses of held blocks, picked at random.
+    pub async fn sample(&self, n: usize) -> Result<Vec<BlockId>, StoreError> {
+        let inner = self.lock()?;
+        let mut ids: Vec<BlockId> = inner.blocks.keys().copied().collect();
+        for i in (1..ids.len()).rev() {
+            let j = u32::from_le_bytes(crate::crypto::random_bytes()) as usize % (i + 1);
+            ids.swap(i, j);
+        }
+        ids.truncate(n);
+        Ok(ids)
+    }
+
+    /// Flips a bit in every held block, as a dishonest holder would (for tests).
+    /// Returns how many blocks were altered.
+    #[doc(hidden)]
+    pub fn tamper_all(&self) -> usize {
+        let Ok(mut inner) = self.lock() else {
+            return 0;
+        };
+        let mut altered = 0;
+        for (bytes, _) in inner.blocks.values_mut() {
+            if let Some(first) = bytes.first_mut() {
+                *first ^= 1;
+                altered += 1;
+            }
+        }
+        altered
+    }
+
+    /// Drops every held block while keeping the books as if they were held, as a holder
+    /// that takes blocks and throws them away would (for tests). Returns how many.
+    #[doc(hidden)]
+    pub fn drop_all(&self) -> usize {
+        let Ok(mut inner) = self.lock() else {
+            return 0;
+        };
+        let dropped = inner.blocks.len();
+        inner.blocks.clear();
+        dropped
+    }
+}
