@@ -22,6 +22,8 @@
 //! real DHT ([`crate::net::Client`]) and in tests.
 
 mod change;
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod fake;
 mod keys;
 mod login;
 mod signup;

@@ -27,7 +27,7 @@ mod peer_book;
 mod prefer_direct;
 mod queries;
 pub mod record_limits;
-mod record_policy;
+pub(crate) mod record_policy;
 pub(crate) mod relay_links;
 mod rewalk;
 mod swarm;

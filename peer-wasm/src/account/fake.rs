@@ -1,0 +1,242 @@
+//! An in-memory [`Directory`] with the DHT's rules and none of its network, so the account
+//! workflows' decisions (name taken, unknown user, wrong password, stale or conflicting
+//! writes, silence) are tested in a fraction of a second each instead of over a cluster.
+//!
+//! What it keeps of the real thing: every holder stores by the same policy as a peer
+//! ([`crate::net::record_policy::may_store`]), the writer's own copy is checked first (a
+//! refusal there is the caller's error, as `Client::put_record` reports it), a write counts
+//! once one remote holder took it (`Quorum::One`), and a lookup merges answers per owner and
+//! says "nothing" only when enough holders were heard ([`GetAnswers`]). Holders can be taken
+//! offline, to check that silence never reads as absence.
+#![allow(clippy::unwrap_used)]
+
+use std::{collections::HashMap, sync::Mutex};
+
+use libp2p::PeerId;
+
+use super::*;
+use crate::{
+    net::{
+        record_policy::{may_store, GetAnswers},
+        NetError,
+    },
+    record::{FoundRecord, SignedRecord, VerifiedRecord},
+};
+
+/// One holder's records, by DHT key.
+type Held = HashMap<Vec<u8>, VerifiedRecord>;
+
+/// A DHT of `holders` peers, seen from one of them (the writer, with its own copies).
+pub(crate) struct MemoryDirectory {
+    inner: Mutex<Inner>,
+}
+
+struct Inner {
+    own: Held,
+    holders: Vec<(PeerId, bool, Held)>,
+}
+
+impl MemoryDirectory {
+    /// A directory of `holders` online peers besides this one.
+    pub(crate) fn new(holders: usize) -> Self {
+        let holders = (0..holders)
+            .map(|_| (PeerId::random(), true, Held::new()))
+            .collect();
+        Self {
+            inner: Mutex::new(Inner {
+                own: Held::new(),
+                holders,
+            }),
+        }
+    }
+
+    /// Takes every remote holder offline (`false`) or back (`true`).
+    pub(crate) fn set_online(&self, online: bool) {
+        for holder in &mut self.inner.lock().unwrap().holders {
+            holder.1 = online;
+        }
+    }
+
+    /// Another peer's view of the same remote holders (a second browser): its own copies start
+    /// empty.
+    pub(crate) fn elsewhere(&self) -> Self {
+        let inner = self.inner.lock().unwrap();
+        Self {
+            inner: Mutex::new(Inner {
+                own: Held::new(),
+                holders: inner.holders.clone(),
+            }),
+        }
+    }
+
+    /// Stores `record` on every online holder as a peer would take it unasked (a forger's or
+    /// a replayer's put, not checked against this peer's own copy).
+    pub(crate) fn plant(&self, record: &SignedRecord) -> usize {
+        let record = VerifiedRecord::from_wire(&record.key(), &record.to_wire()).unwrap();
+        let mut inner = self.inner.lock().unwrap();
+        let mut took = 0;
+        for (_, _, held) in inner.holders.iter_mut().filter(|h| h.1) {
+            if take(held, &record).is_ok() {
+                took += 1;
+            }
+        }
+        took
+    }
+}
+
+/// A holder's decision on `record`, as a peer's record store makes it.
+fn take(held: &mut Held, record: &VerifiedRecord) -> Result<(), RecordError> {
+    let key = record.record().key();
+    let stored = held.get(&key).map(|r| r.wire().to_vec());
+    if may_store(record, stored.as_deref())? {
+        held.insert(key, record.clone());
+    }
+    Ok(())
+}
+
+impl Directory for MemoryDirectory {
+    async fn find(&self, key: Vec<u8>) -> Result<Vec<FoundRecord>, AccountError> {
+        let inner = self.inner.lock().unwrap();
+        let mut answers = GetAnswers::new(key.clone());
+        if let Some(own) = inner.own.get(&key) {
+            let _ = answers.offer(None, &key, own.wire());
+        }
+        let mut unreachable = 0;
+        for (peer, online, held) in &inner.holders {
+            match (online, held.get(&key)) {
+                (false, _) => unreachable += 1,
+                (true, Some(record)) => {
+                    let _ = answers.offer(Some(*peer), &key, record.wire());
+                }
+                (true, None) => answers.answered_without([*peer]),
+            }
+        }
+        answers.finish(|_| true, unreachable).map_err(|too_few| {
+            NetError::TooFewPeers {
+                heard: too_few.heard,
+                needed: too_few.needed,
+            }
+            .into()
+        })
+    }
+
+    async fn put(&self, record: SignedRecord) -> Result<(), AccountError> {
+        let record = VerifiedRecord::from_wire(&record.key(), &record.to_wire())?;
+        let mut inner = self.inner.lock().unwrap();
+        take(&mut inner.own, &record)?;
+        let took = inner
+            .holders
+            .iter_mut()
+            .filter(|h| h.1)
+            .map(|(_, _, held)| take(held, &record))
+            .filter(Result::is_ok)
+            .count();
+        if took == 0 {
+            return Err(NetError::NotStored("no peer took the record".into()).into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PASSWORD: &str = "violet tractor sings under seven moons";
+    /// Small keys: key generation is most of what these tests cost.
+    const BITS: usize = 2048;
+
+    #[tokio::test]
+    async fn a_taken_name_is_refused_and_the_first_owner_keeps_it() {
+        let dir = MemoryDirectory::new(5);
+        let alice = sign_up_with_key_bits(&dir, "alice", PASSWORD, BITS)
+            .await
+            .unwrap();
+        let elsewhere = dir.elsewhere();
+        let again =
+            sign_up_with_key_bits(&elsewhere, "Alice", "another long password for her", BITS).await;
+        assert!(matches!(again, Err(AccountError::NameTaken)), "{again:?}");
+        let back = log_in(&elsewhere, "alice", PASSWORD).await.unwrap();
+        assert_eq!(back.public_key(), alice.public_key());
+    }
+
+    #[tokio::test]
+    async fn unknown_user_and_wrong_password_come_from_peers_that_answered() {
+        let dir = MemoryDirectory::new(5);
+        let missing = log_in(&dir, "nobody", PASSWORD).await;
+        assert!(
+            matches!(missing, Err(AccountError::UnknownUser)),
+            "{missing:?}"
+        );
+        sign_up_with_key_bits(&dir, "alice", PASSWORD, BITS)
+            .await
+            .unwrap();
+        let wrong = log_in(&dir.elsewhere(), "alice", "not the password at all").await;
+        assert!(
+            matches!(wrong, Err(AccountError::WrongPassword)),
+            "{wrong:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn silence_is_never_read_as_a_free_name() {
+        let dir = MemoryDirectory::new(5);
+        dir.set_online(false);
+        // One look, as the lookup the workflows make: too few heard, so no answer at all.
+        let looked = dir
+            .find(dht_key(RecordKind::PublicKey, &account_id("alice")))
+            .await;
+        assert!(
+            matches!(
+                looked,
+                Err(AccountError::Unreachable {
+                    heard: 0,
+                    needed: 3
+                })
+            ),
+            "{looked:?}"
+        );
+        // With the holders back, the same look says "nothing here": they were heard.
+        dir.set_online(true);
+        let looked = dir
+            .find(dht_key(RecordKind::PublicKey, &account_id("alice")))
+            .await
+            .unwrap();
+        assert!(looked.is_empty());
+    }
+
+    #[tokio::test]
+    async fn stale_and_conflicting_writes_are_refused_and_change_nothing() {
+        let dir = MemoryDirectory::new(3);
+        let alice = sign_up_with_key_bits(&dir, "alice", PASSWORD, BITS)
+            .await
+            .unwrap();
+        let index = |seq, body: &[u8]| alice.sign(RecordKind::FileIndex, seq, body.to_vec());
+        dir.put(index(2, b"two").unwrap()).await.unwrap();
+        let stale = dir.put(index(1, b"one").unwrap()).await;
+        assert!(
+            matches!(
+                stale,
+                Err(AccountError::Record(RecordError::Stale { new: 1, held: 2 }))
+            ),
+            "{stale:?}"
+        );
+        let conflict = dir.put(index(2, b"another two").unwrap()).await;
+        assert!(
+            matches!(
+                conflict,
+                Err(AccountError::Record(RecordError::Conflict(2)))
+            ),
+            "{conflict:?}"
+        );
+        // A replay of an older version, planted straight at the holders, is refused there too.
+        assert_eq!(dir.plant(&index(1, b"one").unwrap()), 0);
+        let found = dir
+            .get(dht_key(RecordKind::FileIndex, &alice.account()))
+            .await
+            .unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].record().seq, 2);
+        assert_eq!(found[0].record().body, b"two");
+    }
+}
