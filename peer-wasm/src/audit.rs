@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::{
     block::BlockId,
-    net::Client,
+    net::{Client, Network},
     proof,
     protocol::{self, Request, Response},
 };
@@ -30,7 +30,7 @@ pub enum Outcome {
 }
 
 /// Challenges `holder` for a random leaf of block `id`.
-pub async fn challenge(client: &Client, holder: PeerId, id: BlockId) -> Outcome {
+pub async fn challenge<N: Network>(client: &N, holder: PeerId, id: BlockId) -> Outcome {
     let challenge = u32::from_le_bytes(crate::crypto::random_bytes());
     let ask = client.request(holder, Request::Prove { id, challenge });
     let deadline = futures_timer::Delay::new(ANSWER_DEADLINE);

@@ -37,6 +37,8 @@
 //!   through [`net::Client`]).
 //! - [`files`]: a user's [`files::Drive`]: upload, list, download, delete, audit; typed
 //!   failures down to each peer asked ([`files::Attempts`]); its tuning in [`files::Settings`].
+//!   It reaches the network through [`net::Network`] ([`net::Client`], or in its tests an
+//!   in-memory network of real holders).
 //! - [`app`]: the peer as the page drives it: who is logged in, their drive, this browser's
 //!   donation ([`app::App`], tuned by [`app::Settings`]); `cargo test` drives it as the page
 //!   does.
@@ -49,8 +51,9 @@
 //!   channels as streams).
 //! - [`node`]: a whole peer: the network plus the holder serving its donated storage.
 //! - [`probe`]: transport probes, the benchmarks' baseline for uploads and downloads.
-//! - `platform`: spawning and sharing tasks, the one thing besides transports that differs
-//!   between browser and native. Depends on nothing else here.
+//! - `platform`: spawning and sharing tasks (and `MaybeSend`: `Send` natively only), the one
+//!   thing besides transports that differs between browser and native. Depends on nothing else
+//!   here.
 //!
 //! **Browser only**
 //! - `identity_store`: this profile's peer key in IndexedDB.

@@ -21,3 +21,15 @@ pub type Shared<T> = std::sync::Arc<T>;
 /// Shared ownership across tasks: `Rc` in the browser.
 #[cfg(target_arch = "wasm32")]
 pub type Shared<T> = std::rc::Rc<T>;
+
+/// `Send` natively, where tasks may move between threads; nothing in the browser (one thread,
+/// and the IndexedDB and WebRTC handles are not `Send`). For bounds that hold on both.
+#[cfg(not(target_arch = "wasm32"))]
+pub trait MaybeSend: Send {}
+#[cfg(not(target_arch = "wasm32"))]
+impl<T: Send> MaybeSend for T {}
+/// `Send` natively; nothing in the browser.
+#[cfg(target_arch = "wasm32")]
+pub trait MaybeSend {}
+#[cfg(target_arch = "wasm32")]
+impl<T> MaybeSend for T {}

@@ -23,7 +23,7 @@
 
 mod change;
 #[cfg(all(test, not(target_arch = "wasm32")))]
-mod fake;
+pub(crate) mod fake;
 mod keys;
 mod login;
 mod signup;

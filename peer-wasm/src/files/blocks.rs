@@ -19,8 +19,8 @@ pub(super) async fn with_deadline(
 /// Stores sealed bytes on up to [`Settings::replicas`] of the peers closest to their address,
 /// with the holders' receipts. `pledges` go with each request, so holders can check the
 /// owner's allowance.
-pub(super) async fn place(
-    drive: &Drive,
+pub(super) async fn place<N: Network>(
+    drive: &Drive<N>,
     pledges: &[Pledge],
     bytes: Vec<u8>,
     position: u64,
@@ -87,7 +87,7 @@ pub(super) async fn place(
 /// Hands each holder of `placed` the receipts of its fellow holders ([`crate::receipt`]), in
 /// the background: best effort, it adds nothing to the upload's time and nothing fails if a
 /// holder does not hear it.
-pub(super) fn witness(client: &Client, owner: OwnerHash, placed: Vec<Placed>) {
+pub(super) fn witness<N: Network>(client: &N, owner: OwnerHash, placed: Vec<Placed>) {
     let start = u32::from_le_bytes(crate::crypto::random_bytes()) as usize;
     let requests = crate::receipt::witness_requests(owner, &placed, start);
     let client = client.clone();
@@ -110,8 +110,8 @@ pub(super) fn witness(client: &Client, owner: OwnerHash, placed: Vec<Placed>) {
 
 /// Fetches a block from its holders (then from whoever is closest to its address), checking
 /// each answer against the address and the file key; a bad or missing copy moves on.
-pub(super) async fn fetch(
-    drive: &Drive,
+pub(super) async fn fetch<N: Network>(
+    drive: &Drive<N>,
     key: &SymmetricKey,
     file: &FileId,
     position: u64,
@@ -121,8 +121,8 @@ pub(super) async fn fetch(
 }
 
 /// [`fetch`], opening with the first of `keys` that fits (the index, after a password change).
-pub(super) async fn fetch_with(
-    drive: &Drive,
+pub(super) async fn fetch_with<N: Network>(
+    drive: &Drive<N>,
     keys: &[&SymmetricKey],
     file: &FileId,
     position: u64,
@@ -182,14 +182,14 @@ pub(super) async fn fetch_with(
 
 /// Frees blocks that nothing names any more (an upload that failed or was cancelled), so they
 /// count against no one's allowance.
-pub(super) async fn free_all(drive: &Drive, blocks: &[BlockRef]) {
+pub(super) async fn free_all<N: Network>(drive: &Drive<N>, blocks: &[BlockRef]) {
     for block in blocks {
         free(drive, block).await;
     }
 }
 
 /// Asks every holder of a block to drop it; returns how many did.
-pub(super) async fn free(drive: &Drive, block: &BlockRef) -> usize {
+pub(super) async fn free<N: Network>(drive: &Drive<N>, block: &BlockRef) -> usize {
     let (client, session) = (&drive.client, &*drive.session);
     let Ok(owner) = session.public_key().to_der() else {
         return 0;
@@ -219,8 +219,8 @@ pub(super) async fn free(drive: &Drive, block: &BlockRef) -> usize {
 /// flight, so memory stays flat whatever the file's size. Returns the placed blocks in order and the bytes read;
 /// on failure or cancel, the error and every block placed so far (for freeing). Also returns
 /// the holders' receipts, for [`witness`].
-pub(super) async fn place_blocks(
-    drive: &Drive,
+pub(super) async fn place_blocks<N: Network>(
+    drive: &Drive<N>,
     pledges: &[Pledge],
     key: &SymmetricKey,
     file: &FileId,

@@ -3,9 +3,9 @@
 
 use super::*;
 
-impl Drive {
+impl<N: Network> Drive<N> {
     /// The files of `session`'s account, reached through `client`.
-    pub fn new(client: Client, session: Shared<Session>, settings: Settings) -> Self {
+    pub fn new(client: N, session: Shared<Session>, settings: Settings) -> Self {
         Self {
             client,
             session,
@@ -258,8 +258,8 @@ impl Drive {
     }
 }
 
-pub(super) async fn entry_and_key(
-    drive: &Drive,
+pub(super) async fn entry_and_key<N: Network>(
+    drive: &Drive<N>,
     id: &str,
 ) -> Result<(FileIndex, Option<VerifiedRecord>, usize, SymmetricKey), FileError> {
     let file = FileId::from_hex(id).ok_or(FileError::NoSuchFile)?;
@@ -273,8 +273,8 @@ pub(super) async fn entry_and_key(
     Ok((index, record, at, key))
 }
 
-pub(super) async fn manifest(
-    drive: &Drive,
+pub(super) async fn manifest<N: Network>(
+    drive: &Drive<N>,
     entry: &FileEntry,
     key: &SymmetricKey,
 ) -> Result<Manifest, FileError> {

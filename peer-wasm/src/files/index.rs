@@ -12,8 +12,8 @@ pub(super) const COMMIT_ATTEMPTS: usize = 3;
 /// not yet finished ([`Drive::finish_rotation`]) the record is an earlier key's and the index is sealed
 /// under an earlier user key. Pledges for any other owner than the session's key are dropped:
 /// holders would not count them.
-pub(super) async fn load_index(
-    drive: &Drive,
+pub(super) async fn load_index<N: Network>(
+    drive: &Drive<N>,
 ) -> Result<(FileIndex, Option<VerifiedRecord>), FileError> {
     let (client, session) = (&drive.client, &*drive.session);
     let owner = session.public_key();
@@ -89,8 +89,8 @@ pub(super) async fn open_file_key(
 
 /// Applies `change` to the newest index and saves it; when another writer took the same
 /// sequence number meanwhile, reloads and applies the change again.
-pub(super) async fn commit_index(
-    drive: &Drive,
+pub(super) async fn commit_index<N: Network>(
+    drive: &Drive<N>,
     mut change: impl FnMut(&mut FileIndex),
 ) -> Result<(), FileError> {
     let mut attempt = 0;
@@ -117,8 +117,8 @@ pub(super) fn is_conflict(error: &FileError) -> bool {
 }
 
 /// Seals and stores a new index, then points the account's record at it.
-pub(super) async fn save_index(
-    drive: &Drive,
+pub(super) async fn save_index<N: Network>(
+    drive: &Drive<N>,
     index: &FileIndex,
     previous: Option<&VerifiedRecord>,
 ) -> Result<(), FileError> {

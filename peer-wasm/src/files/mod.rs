@@ -17,6 +17,8 @@
 mod attempts;
 mod blocks;
 mod drive;
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod fake;
 mod index;
 mod rotation;
 
@@ -31,7 +33,7 @@ use crate::{
     audit,
     block::{open_block, seal_block, BlockError, BlockId, FileId, BLOCK_SIZE},
     crypto::{aead::Sealed, fast, sha256, CryptoError, SymmetricKey},
-    net::{Client, NetError},
+    net::{Client, NetError, Network},
     platform::Shared,
     pledge::{Pledge, PledgeError, MAX_PLEDGE_BYTES},
     protocol::{self, delete_statement, store_statement, Request, Response},
@@ -91,8 +93,9 @@ impl Default for Settings {
 /// them needs (the network, the session, the [`Settings`] and this browser's donation), so
 /// none takes more than what is particular to it. Cheap to make: one per operation is fine.
 #[derive(Clone)]
-pub struct Drive {
-    client: Client,
+pub struct Drive<N = Client> {
+    /// The network: [`Client`], or an in-memory one in tests.
+    client: N,
     session: Shared<Session>,
     settings: Settings,
     /// What this browser donates, pledged with uploads and re-sealed indexes; `None`: it

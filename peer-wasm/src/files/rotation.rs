@@ -6,7 +6,7 @@ use super::*;
 /// Claims moved at once: each is one small request to one holder.
 pub(super) const CLAIMS_IN_FLIGHT: usize = 16;
 
-impl Drive {
+impl<N: Network> Drive<N> {
     /// Finishes a password change for the files: re-seals the index and every file key under the
     /// session's (new) user key and points the index record, signed by the new key, at it; the old
     /// index blob is freed, and every file is marked for [`Drive::move_claims`], which the caller runs

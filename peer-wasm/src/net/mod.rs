@@ -22,6 +22,7 @@ mod event_loop;
 mod identify;
 mod inbound;
 pub mod journaled_store;
+mod network;
 mod outbound;
 mod peer_book;
 mod prefer_direct;
@@ -42,6 +43,7 @@ pub use behaviour::{
 };
 pub use client::{Client, HelloReply};
 use event_loop::EventLoop;
+pub use network::Network;
 pub use record_policy::SILENCE_QUORUM;
 
 /// How a peer joins the network.

@@ -1,0 +1,328 @@
+//! An in-memory [`Network`] of holders behind the files seam: each holder is a real
+//! [`crate::holder::answer`] over a real memory [`BlockStore`], so what a [`Drive`] does with
+//! placement, fallback, cancel, free and quota is tested in well under a second, and a holder
+//! can be made to refuse, vanish or corrupt what it holds.
+//!
+//! What it leaves out is the network: no DHT walk (the closest peers to an address are all
+//! holders, ordered by XOR distance of their hashed ids, as Kademlia would), and DHT records
+//! are kept in one map with the peers' record policy.
+#![allow(clippy::unwrap_used)]
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
+use libp2p::{identity::Keypair, PeerId};
+
+use super::*;
+use crate::{
+    holder::{self, Holder, Pledges, Probes},
+    net::record_policy::may_store,
+    record::SignedRecord,
+    store::BlockStore,
+};
+
+/// How a fake holder behaves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Conduct {
+    /// Answers as an honest peer does.
+    Honest,
+    /// Gone: every request to it fails as one to a closed tab does.
+    Gone,
+    /// Refuses every request with this reason.
+    Refusing(String),
+}
+
+struct FakeHolder {
+    id: PeerId,
+    keypair: Keypair,
+    store: Arc<BlockStore>,
+    conduct: Conduct,
+}
+
+#[derive(Default)]
+struct World {
+    holders: Vec<FakeHolder>,
+    records: HashMap<Vec<u8>, VerifiedRecord>,
+}
+
+/// A network of in-memory holders, seen from the peer that uses it (which holds nothing).
+#[derive(Clone)]
+pub(crate) struct FakeNet {
+    world: Arc<Mutex<World>>,
+}
+
+impl FakeNet {
+    /// `holders` honest holders, each donating `capacity` bytes.
+    pub(crate) async fn new(holders: usize, capacity: u64) -> Self {
+        let mut world = World::default();
+        for _ in 0..holders {
+            let keypair = Keypair::generate_ed25519();
+            world.holders.push(FakeHolder {
+                id: keypair.public().to_peer_id(),
+                keypair,
+                store: Arc::new(BlockStore::open(capacity).await.unwrap()),
+                conduct: Conduct::Honest,
+            });
+        }
+        Self {
+            world: Arc::new(Mutex::new(world)),
+        }
+    }
+
+    /// The holders' ids, nearest to `key` first.
+    pub(crate) fn closest(&self, key: &[u8]) -> Vec<PeerId> {
+        let world = self.world.lock().unwrap();
+        let mut ids: Vec<PeerId> = world.holders.iter().map(|h| h.id).collect();
+        let distance = |peer: &PeerId| -> Vec<u8> {
+            sha256(&peer.to_bytes())
+                .iter()
+                .zip(key.iter().chain(std::iter::repeat(&0)))
+                .map(|(a, b)| a ^ b)
+                .collect()
+        };
+        ids.sort_by_key(distance);
+        ids
+    }
+
+    /// Makes `peer` behave as `conduct` says.
+    pub(crate) fn set(&self, peer: PeerId, conduct: Conduct) {
+        let mut world = self.world.lock().unwrap();
+        if let Some(holder) = world.holders.iter_mut().find(|h| h.id == peer) {
+            holder.conduct = conduct;
+        }
+    }
+
+    /// The store of `peer`.
+    pub(crate) fn store(&self, peer: PeerId) -> Arc<BlockStore> {
+        let world = self.world.lock().unwrap();
+        let holder = world.holders.iter().find(|h| h.id == peer).unwrap();
+        holder.store.clone()
+    }
+
+    /// Blocks held per holder, in the holders' order.
+    pub(crate) async fn blocks_held(&self) -> Vec<u64> {
+        let stores: Vec<_> = {
+            let world = self.world.lock().unwrap();
+            world.holders.iter().map(|h| h.store.clone()).collect()
+        };
+        let mut held = Vec::new();
+        for store in stores {
+            held.push(store.usage().await.unwrap().blocks);
+        }
+        held
+    }
+}
+
+impl Network for FakeNet {
+    async fn closest_peers(&self, key: Vec<u8>) -> Result<Vec<PeerId>, NetError> {
+        Ok(self.closest(&key))
+    }
+
+    async fn request(&self, peer: PeerId, request: Request) -> Result<Response, NetError> {
+        let (store, keypair, conduct) = {
+            let world = self.world.lock().unwrap();
+            let holder = world
+                .holders
+                .iter()
+                .find(|h| h.id == peer)
+                .ok_or(NetError::Request {
+                    peer,
+                    reason: "no such peer".into(),
+                })?;
+            (
+                holder.store.clone(),
+                holder.keypair.clone(),
+                holder.conduct.clone(),
+            )
+        };
+        match conduct {
+            Conduct::Honest => {
+                let holder = Holder {
+                    store: &store,
+                    keypair: &keypair,
+                    probes: Probes::Refused,
+                    pledges: Pledges::InFull,
+                };
+                Ok(holder::answer(holder, request).await)
+            }
+            Conduct::Gone => Err(NetError::Request {
+                peer,
+                reason: "connection closed".into(),
+            }),
+            Conduct::Refusing(reason) => Ok(Response::Refused { reason }),
+        }
+    }
+
+    async fn get_record(&self, key: Vec<u8>) -> Result<Vec<VerifiedRecord>, NetError> {
+        let world = self.world.lock().unwrap();
+        Ok(world.records.get(&key).cloned().into_iter().collect())
+    }
+
+    async fn put_record(&self, record: SignedRecord) -> Result<(), NetError> {
+        let record = VerifiedRecord::from_wire(&record.key(), &record.to_wire())?;
+        let key = record.record().key();
+        let mut world = self.world.lock().unwrap();
+        let held = world.records.get(&key).map(|r| r.wire().to_vec());
+        if may_store(&record, held.as_deref())? {
+            world.records.insert(key, record);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::account::{self, Session};
+
+    const MIB: u64 = 1024 * 1024;
+    const PASSWORD: &str = "violet tractor sings under seven moons";
+
+    /// A session for one user (its account records live in a directory of their own: the
+    /// files seam never reads them) and a drive over `net` that donates 1 GiB.
+    async fn drive(net: &FakeNet) -> Drive<FakeNet> {
+        let directory = crate::account::fake::MemoryDirectory::new(3);
+        let session: Session = account::sign_up_with_key_bits(&directory, "alice", PASSWORD, 2048)
+            .await
+            .unwrap();
+        let donation = Donation {
+            keypair: Keypair::generate_ed25519(),
+            bytes: 1 << 30,
+        };
+        Drive::new(net.clone(), Shared::new(session), Settings::default()).donating(donation)
+    }
+
+    fn pattern(len: usize, seed: u8) -> Vec<u8> {
+        (0..len)
+            .map(|i| (i as u8).wrapping_mul(31) ^ seed)
+            .collect()
+    }
+
+    async fn download(drive: &Drive<FakeNet>, id: &str) -> Result<Vec<u8>, FileError> {
+        let mut out = Vec::new();
+        drive
+            .download(id, |block| {
+                out.extend_from_slice(&block);
+                ControlFlow::Continue(())
+            })
+            .await?;
+        Ok(out)
+    }
+
+    #[tokio::test]
+    async fn placement_passes_over_holders_that_refuse_or_are_gone() {
+        let net = FakeNet::new(8, 64 * MIB).await;
+        let files = drive(&net).await;
+        // Whatever a block's address, two of the eight refuse and one is gone: every block
+        // still gets its three copies from the others.
+        let all = net.closest(&[]);
+        net.set(all[0], Conduct::Refusing("full".into()));
+        net.set(all[3], Conduct::Refusing("over allowance".into()));
+        net.set(all[5], Conduct::Gone);
+        let bytes = pattern((2 * MIB + 7) as usize, 1);
+        let report = files
+            .upload("photo.jpg", bytes.as_slice(), |_| ControlFlow::Continue(()))
+            .await
+            .unwrap();
+        assert!(report.complete, "{report:?}");
+        assert_eq!(report.file.copies, 3);
+        for peer in [all[0], all[3], all[5]] {
+            assert_eq!(net.store(peer).usage().await.unwrap().blocks, 0);
+        }
+        assert_eq!(download(&files, &report.file.id).await.unwrap(), bytes);
+
+        // When only two holders take anything, the upload is kept but says it is short.
+        for peer in &all[..6] {
+            net.set(*peer, Conduct::Gone);
+        }
+        let short = files
+            .upload("short.txt", b"few holders".as_slice(), |_| {
+                ControlFlow::Continue(())
+            })
+            .await
+            .unwrap();
+        assert!(!short.complete, "{short:?}");
+        assert_eq!(short.file.copies, 2);
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_upload_frees_every_block_it_placed() {
+        let net = FakeNet::new(6, 64 * MIB).await;
+        let files = drive(&net).await;
+        files
+            .upload("first.txt", b"kept".as_slice(), |_| {
+                ControlFlow::Continue(())
+            })
+            .await
+            .unwrap();
+        let before = net.blocks_held().await;
+        let mut calls = 0;
+        let cancelled = files
+            .upload("big.bin", pattern((5 * MIB) as usize, 2).as_slice(), |_| {
+                calls += 1;
+                match calls {
+                    1 => ControlFlow::Continue(()),
+                    _ => ControlFlow::Break(()),
+                }
+            })
+            .await;
+        assert!(
+            matches!(cancelled, Err(FileError::Cancelled)),
+            "{cancelled:?}"
+        );
+        assert_eq!(net.blocks_held().await, before, "nothing left behind");
+        assert_eq!(files.list().await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_download_passes_over_a_corrupt_copy_and_a_delete_frees_every_copy() {
+        let net = FakeNet::new(5, 64 * MIB).await;
+        let files = drive(&net).await;
+        let bytes = pattern((MIB + 3) as usize, 3);
+        let report = files
+            .upload("notes.txt", bytes.as_slice(), |_| ControlFlow::Continue(()))
+            .await
+            .unwrap();
+        // Every block of one holder is flipped: the copies are checked, the next holder asked.
+        let corrupt = net
+            .closest(&[])
+            .into_iter()
+            .find(|peer| net.store(*peer).tamper_all() > 0)
+            .unwrap();
+        assert_eq!(download(&files, &report.file.id).await.unwrap(), bytes);
+        assert!(net.store(corrupt).usage().await.unwrap().blocks > 0);
+        let index_only = {
+            let held = net.blocks_held().await.iter().sum::<u64>();
+            held - 3 * 3 // two data blocks and a manifest, three copies each
+        };
+        let freed = files.delete(&report.file.id).await.unwrap();
+        assert_eq!(freed, 9);
+        assert_eq!(net.blocks_held().await.iter().sum::<u64>(), index_only);
+        let gone = download(&files, &report.file.id).await;
+        assert!(matches!(gone, Err(FileError::NoSuchFile)), "{gone:?}");
+    }
+
+    #[tokio::test]
+    async fn an_upload_over_the_quota_is_refused_before_anything_is_placed() {
+        let net = FakeNet::new(4, 64 * MIB).await;
+        let files = drive(&net).await.donating(Donation {
+            keypair: Keypair::generate_ed25519(),
+            bytes: 3 * MIB,
+        });
+        assert_eq!(files.quota().await.unwrap().quota, MIB);
+        let over = files
+            .upload(
+                "too big.bin",
+                pattern((MIB + 1) as usize, 4).as_slice(),
+                |_| ControlFlow::Continue(()),
+            )
+            .await;
+        assert!(
+            matches!(over, Err(FileError::OverQuota { size, used: 0, quota }) if size == MIB + 1 && quota == MIB),
+            "{over:?}"
+        );
+        assert_eq!(net.blocks_held().await.iter().sum::<u64>(), 0);
+    }
+}

@@ -1,0 +1,72 @@
+//! What the storage layer asks of the network, as a trait: [`Client`] is the real network;
+//! the files tests put an in-memory network of holders behind it, so placement, fallback,
+//! cancel and free are tested in a fraction of a second each.
+
+use std::future::Future;
+
+use libp2p::PeerId;
+
+use super::{Client, NetError};
+use crate::{
+    platform::MaybeSend,
+    protocol::{Request, Response},
+    record::{SignedRecord, VerifiedRecord},
+};
+
+/// Finding peers, asking them, and reading and writing DHT records. The futures are `Send`
+/// natively (tasks may move between threads) and need not be in the browser.
+pub trait Network: Clone + MaybeSend + 'static {
+    /// The peers closest to `key`, nearest first (the holders a block at that address goes to).
+    fn closest_peers(
+        &self,
+        key: Vec<u8>,
+    ) -> impl Future<Output = Result<Vec<PeerId>, NetError>> + MaybeSend;
+    /// Sends `request` to `peer` and waits for its answer.
+    fn request(
+        &self,
+        peer: PeerId,
+        request: Request,
+    ) -> impl Future<Output = Result<Response, NetError>> + MaybeSend;
+    /// The valid records under `key`, per owner the newest; empty only when enough peers were
+    /// heard to say so.
+    fn get_record(
+        &self,
+        key: Vec<u8>,
+    ) -> impl Future<Output = Result<Vec<VerifiedRecord>, NetError>> + MaybeSend;
+    /// Stores `record` on the peers responsible for it.
+    fn put_record(
+        &self,
+        record: SignedRecord,
+    ) -> impl Future<Output = Result<(), NetError>> + MaybeSend;
+}
+
+impl Network for Client {
+    fn closest_peers(
+        &self,
+        key: Vec<u8>,
+    ) -> impl Future<Output = Result<Vec<PeerId>, NetError>> + MaybeSend {
+        Client::closest_peers(self, key)
+    }
+
+    fn request(
+        &self,
+        peer: PeerId,
+        request: Request,
+    ) -> impl Future<Output = Result<Response, NetError>> + MaybeSend {
+        Client::request(self, peer, request)
+    }
+
+    fn get_record(
+        &self,
+        key: Vec<u8>,
+    ) -> impl Future<Output = Result<Vec<VerifiedRecord>, NetError>> + MaybeSend {
+        Client::get_record(self, key)
+    }
+
+    fn put_record(
+        &self,
+        record: SignedRecord,
+    ) -> impl Future<Output = Result<(), NetError>> + MaybeSend {
+        Client::put_record(self, record)
+    }
+}
