@@ -1,6 +1,6 @@
 //! The page's TypeScript types, generated from the Rust types the bindings hand to JavaScript
 //! (with ts-rs) and from the error codes ([`AccountError::CODES`], [`FileError::CODES`]), so a
-//! field renamed in Rust cannot leave the page's types behind. `bindings.rs` emits
+//! field renamed in Rust cannot leave the page's types behind. `bindings/mod.rs` emits
 //! `src/bindings.d.ts` with the wasm module; this test fails when that file is not what the
 //! Rust types say. To write it anew after changing a type:
 //!

@@ -18,6 +18,12 @@ use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
+mod blobs;
+mod this_browser;
+
+use blobs::*;
+use this_browser::*;
+
 use crate::{
     account::{self, AccountError, AccountInfo, Session},
     app::{App, AppError, Settings},
@@ -29,7 +35,7 @@ use crate::{
 /// The types of what the API resolves and rejects with, generated from the Rust types
 /// (`src/ts_types.rs`).
 #[wasm_bindgen(typescript_custom_section)]
-const TS_TYPES: &str = include_str!("bindings.d.ts");
+const TS_TYPES: &str = include_str!("../bindings.d.ts");
 
 #[wasm_bindgen(start)]
 fn on_load() {
@@ -55,20 +61,6 @@ pub struct Peer {
     suggested_donation: u64,
 }
 
-/// Where this browser remembers that the person agreed to donate (set by `set_donation`).
-const DONATION_AGREED: &str = "jellyfish.donation-agreed";
-
-fn local_storage() -> Option<web_sys::Storage> {
-    web_sys::window().and_then(|w| w.local_storage().ok().flatten())
-}
-
-/// Whether the person agreed to a donation in this browser.
-fn donation_agreed() -> bool {
-    local_storage()
-        .and_then(|s| s.get_item(DONATION_AGREED).ok().flatten())
-        .is_some()
-}
-
 /// How strong a password is, and what would make it stronger (for the sign-up form's meter).
 #[wasm_bindgen(unchecked_return_type = "PasswordStrength")]
 pub fn password_strength(password: &str, username: &str) -> Result<JsValue, JsValue> {
@@ -83,53 +75,6 @@ pub fn measure_rsa_keygen_ms(bits: usize) -> Result<f64, JsValue> {
     let start = now();
     crate::crypto::rsa_keys::PrivateKey::generate_bits(bits).map_err(js_error)?;
     Ok(now() - start)
-}
-
-/// What the page may know of an account ([`AccountInfo`]), as this browser sees it.
-trait InThisBrowser: Sized {
-    fn remembering_key(session: &Session) -> Self;
-}
-
-impl InThisBrowser for AccountInfo {
-    /// [`AccountInfo::of`] a fresh log-in: remembers the account's key in this browser
-    /// (`localStorage`) and says whether it changed since the last log-in here. A key that the
-    /// remembered one handed over to (a password change) is no change.
-    fn remembering_key(session: &Session) -> Self {
-        let mut info = Self::of(session);
-        let changed = Some(true);
-        let Some(storage) = local_storage() else {
-            return info;
-        };
-        let Ok(der) = session.public_key().to_der() else {
-            return info;
-        };
-        let fingerprint = |der: &[u8]| -> String {
-            crate::crypto::sha256(der)
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect()
-        };
-        let current = fingerprint(&der);
-        let slot = format!("jellyfish.account-key.{}", session.username());
-        let previous = storage.get_item(&slot).ok().flatten();
-        let _ = storage.set_item(&slot, &current);
-        // Another line of hand-overs branches off this key's history: whoever kept an earlier
-        // key made one of their own. Warn whatever this browser remembers.
-        if session.forked() {
-            info.key_changed = changed;
-            return info;
-        }
-        let handed_over = |p: &String| {
-            session
-                .history()
-                .iter()
-                .any(|link| fingerprint(&link.previous) == *p)
-        };
-        if previous.is_some_and(|p| p != current && !handed_over(&p)) {
-            info.key_changed = changed;
-        }
-        info
-    }
 }
 
 fn js_error(e: impl std::fmt::Display) -> JsValue {
@@ -239,98 +184,6 @@ pub async fn start(
         browser_quota,
         suggested_donation,
     })
-}
-
-/// The browser's storage quota, and whether it grants persistent storage (asked here).
-async fn storage_facts() -> (Option<f64>, bool) {
-    let Some(storage) = web_sys::window().map(|w| w.navigator().storage()) else {
-        return (None, false);
-    };
-    let quota = match storage.estimate() {
-        Ok(promise) => wasm_bindgen_futures::JsFuture::from(promise)
-            .await
-            .ok()
-            .and_then(|e| js_sys::Reflect::get(&e, &"quota".into()).ok())
-            .and_then(|q| q.as_f64()),
-        Err(_) => None,
-    };
-    let persisted = match storage.persist() {
-        Ok(promise) => wasm_bindgen_futures::JsFuture::from(promise)
-            .await
-            .ok()
-            .and_then(|p| p.as_bool())
-            .unwrap_or(false),
-        Err(_) => false,
-    };
-    (quota, persisted)
-}
-
-/// Reads a `Blob` one block at a time, so an upload never holds the whole file.
-struct BlobSource(web_sys::Blob);
-
-impl Source for BlobSource {
-    fn size(&self) -> u64 {
-        self.0.size() as u64
-    }
-
-    async fn read(&mut self, offset: u64, len: usize) -> Result<Vec<u8>, FileError> {
-        let end = (offset + len as u64).min(self.size());
-        let slice = self
-            .0
-            .slice_with_f64_and_f64(offset as f64, end as f64)
-            .map_err(|e| FileError::Read(format!("{e:?}")))?;
-        let buffer = wasm_bindgen_futures::JsFuture::from(slice.array_buffer())
-            .await
-            .map_err(|e| FileError::Read(format!("{e:?}")))?;
-        Ok(js_sys::Uint8Array::new(&buffer).to_vec())
-    }
-}
-
-/// Whether a long operation should go on: not once its `AbortSignal` fired.
-fn go_on(signal: Option<&web_sys::AbortSignal>) -> std::ops::ControlFlow<()> {
-    match signal {
-        Some(signal) if signal.aborted() => std::ops::ControlFlow::Break(()),
-        _ => std::ops::ControlFlow::Continue(()),
-    }
-}
-
-/// Builds a download's `Blob` a few blocks at a time: each batch is folded into the blob so
-/// far, which the browser keeps by reference (and pages to disk when large), so the file is
-/// never held twice in the tab's memory.
-#[derive(Default)]
-struct BlobSink {
-    blob: Option<web_sys::Blob>,
-    batch: Vec<js_sys::Uint8Array>,
-}
-
-impl BlobSink {
-    const BATCH: usize = 8;
-
-    fn push(&mut self, block: &[u8]) -> Result<(), JsValue> {
-        self.batch.push(js_sys::Uint8Array::from(block));
-        if self.batch.len() >= Self::BATCH {
-            self.fold()?;
-        }
-        Ok(())
-    }
-
-    fn fold(&mut self) -> Result<(), JsValue> {
-        let parts = js_sys::Array::new();
-        if let Some(blob) = self.blob.take() {
-            parts.push(&blob);
-        }
-        for part in self.batch.drain(..) {
-            parts.push(&part);
-        }
-        self.blob = Some(web_sys::Blob::new_with_blob_sequence(&parts)?);
-        Ok(())
-    }
-
-    fn finish(mut self) -> Result<web_sys::Blob, JsValue> {
-        self.fold()?;
-        self.blob
-            .ok_or_else(|| js_error("the download produced no blob"))
-    }
 }
 
 #[wasm_bindgen]

@@ -1,0 +1,72 @@
+//! Files in and out of the page: a `Blob` read block by block for an upload, a download built
+//! into a `Blob` a few blocks at a time, and an `AbortSignal` as the way to cancel either.
+
+use super::*;
+
+/// Reads a `Blob` one block at a time, so an upload never holds the whole file.
+pub(super) struct BlobSource(pub(super) web_sys::Blob);
+
+impl Source for BlobSource {
+    fn size(&self) -> u64 {
+        self.0.size() as u64
+    }
+
+    async fn read(&mut self, offset: u64, len: usize) -> Result<Vec<u8>, FileError> {
+        let end = (offset + len as u64).min(self.size());
+        let slice = self
+            .0
+            .slice_with_f64_and_f64(offset as f64, end as f64)
+            .map_err(|e| FileError::Read(format!("{e:?}")))?;
+        let buffer = wasm_bindgen_futures::JsFuture::from(slice.array_buffer())
+            .await
+            .map_err(|e| FileError::Read(format!("{e:?}")))?;
+        Ok(js_sys::Uint8Array::new(&buffer).to_vec())
+    }
+}
+
+/// Whether a long operation should go on: not once its `AbortSignal` fired.
+pub(super) fn go_on(signal: Option<&web_sys::AbortSignal>) -> std::ops::ControlFlow<()> {
+    match signal {
+        Some(signal) if signal.aborted() => std::ops::ControlFlow::Break(()),
+        _ => std::ops::ControlFlow::Continue(()),
+    }
+}
+
+/// Builds a download's `Blob` a few blocks at a time: each batch is folded into the blob so
+/// far, which the browser keeps by reference (and pages to disk when large), so the file is
+/// never held twice in the tab's memory.
+#[derive(Default)]
+pub(super) struct BlobSink {
+    blob: Option<web_sys::Blob>,
+    batch: Vec<js_sys::Uint8Array>,
+}
+
+impl BlobSink {
+    const BATCH: usize = 8;
+
+    pub(super) fn push(&mut self, block: &[u8]) -> Result<(), JsValue> {
+        self.batch.push(js_sys::Uint8Array::from(block));
+        if self.batch.len() >= Self::BATCH {
+            self.fold()?;
+        }
+        Ok(())
+    }
+
+    fn fold(&mut self) -> Result<(), JsValue> {
+        let parts = js_sys::Array::new();
+        if let Some(blob) = self.blob.take() {
+            parts.push(&blob);
+        }
+        for part in self.batch.drain(..) {
+            parts.push(&part);
+        }
+        self.blob = Some(web_sys::Blob::new_with_blob_sequence(&parts)?);
+        Ok(())
+    }
+
+    pub(super) fn finish(mut self) -> Result<web_sys::Blob, JsValue> {
+        self.fold()?;
+        self.blob
+            .ok_or_else(|| js_error("the download produced no blob"))
+    }
+}
