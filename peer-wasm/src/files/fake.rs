@@ -233,9 +233,11 @@ mod tests {
         }
         assert_eq!(download(&files, &report.file.id).await.unwrap(), bytes);
 
-        // When only two holders take anything, the upload is kept but says it is short.
+        // When only two holders have room (the other six are full but still serve what they
+        // hold, the index among it), the upload is kept but says it is short.
         for peer in &all[..6] {
-            net.set(*peer, Conduct::Gone);
+            net.set(*peer, Conduct::Honest);
+            net.store(*peer).set_capacity(0).await.unwrap();
         }
         let short = files
             .upload("short.txt", b"few holders".as_slice(), |_| {

@@ -1,0 +1,189 @@
+//! What a holder learns of the peers that pledge for owners, and the auditor that checks them:
+//! the book of pledging peers and their audits ([`crate::donor_audit`]), what other holders
+//! were given ([`crate::receipt::Witnesses`]), and the queue of peers due for an audit.
+
+use super::*;
+
+/// What the holder knows of pledging peers and of what other holders were given, and the queue
+/// of peers to audit.
+pub struct DonorAudits {
+    book: Mutex<Book>,
+    witnesses: Mutex<Witnesses>,
+    /// Peers queued and not yet audited (each is queued once).
+    queued: Mutex<HashSet<PeerId>>,
+    /// One sender, locked: a clone per send would each bring a slot of its own and leave the
+    /// queue unbounded.
+    due: Mutex<mpsc::Sender<PeerId>>,
+}
+
+/// Peers waiting for an audit at once; beyond, a peer is queued at its owner's next store (and
+/// its pledge stays within the owner's one provisional share meanwhile).
+const AUDIT_QUEUE: usize = 64;
+/// Audits run at once: a silent peer takes the whole answer deadline (10 s), so one owner's
+/// request naming many minted keys must not hold up the audits of everyone else's donors.
+const AUDITS_AT_ONCE: usize = 8;
+/// Blocks a peer was given that each audit of it challenges, beyond its own sample.
+const WITNESSED_CHALLENGES: usize = 2;
+/// How long an auditor waits before deciding that a peer which said it lacks a block it was
+/// given dropped it: an owner frees a block at all its holders at once, so a block freed
+/// meanwhile is gone here too by then.
+const FREED_SETTLE: Duration = Duration::from_secs(5);
+
+impl DonorAudits {
+    /// The book, and the queue the auditor ([`audit_donors`]) reads.
+    pub fn new() -> (Shared<Self>, mpsc::Receiver<PeerId>) {
+        let (due, queue) = mpsc::channel(AUDIT_QUEUE);
+        let audits = Self {
+            book: Mutex::new(Book::default()),
+            witnesses: Mutex::new(Witnesses::default()),
+            queued: Mutex::new(HashSet::new()),
+            due: Mutex::new(due),
+        };
+        (Shared::new(audits), queue)
+    }
+
+    /// What `donors` count for now; queues those due for an audit.
+    pub(super) fn donated(&self, donors: &BTreeMap<PeerId, u64>) -> u64 {
+        let now = Instant::now();
+        let Ok(book) = self.book.lock() else {
+            return 0;
+        };
+        if let (Ok(mut queued), Ok(mut due)) = (self.queued.lock(), self.due.lock()) {
+            for peer in donors.keys().filter(|p| book.due(p, now)) {
+                if queued.insert(*peer) && due.try_send(*peer).is_err() {
+                    queued.remove(peer);
+                }
+            }
+        }
+        book.donated(donors, now)
+    }
+
+    /// Keeps the valid receipts of `blocks` held here for the same owner; how many were kept.
+    pub(super) async fn witness(
+        &self,
+        store: &BlockStore,
+        me: PeerId,
+        blocks: Vec<Witnessed>,
+    ) -> u32 {
+        let mut kept = 0;
+        for block in blocks {
+            if block.receipts.len() > MAX_RECEIPTS_PER_BLOCK
+                || !holds(store, &block.id, &block.owner).await
+            {
+                continue;
+            }
+            let peers = block
+                .receipts
+                .iter()
+                .filter_map(|r: &Receipt| r.verify(&block.id, &block.owner).ok())
+                .filter(|peer| *peer != me);
+            if let Ok(mut witnesses) = self.witnesses.lock() {
+                for peer in peers {
+                    witnesses.note(peer, block.id, block.owner, Instant::now());
+                    kept += 1;
+                }
+            }
+        }
+        kept
+    }
+
+    /// How many blocks `peer` is known (from receipts) to have been given.
+    pub fn witnessed(&self, peer: &PeerId) -> usize {
+        self.witnesses.lock().map_or(0, |w| w.count(peer))
+    }
+
+    pub(super) fn to_challenge(&self, peer: &PeerId) -> Vec<(BlockId, OwnerHash)> {
+        let start = u32::from_le_bytes(crate::crypto::random_bytes()) as usize;
+        self.witnesses.lock().map_or(Vec::new(), |w| {
+            w.to_challenge(peer, WITNESSED_CHALLENGES, start, Instant::now())
+        })
+    }
+
+    pub(super) fn forget(&self, peer: &PeerId, id: &BlockId, owner: &OwnerHash) {
+        if let Ok(mut witnesses) = self.witnesses.lock() {
+            witnesses.forget(peer, id, owner);
+        }
+    }
+
+    pub(super) fn record(&self, peer: PeerId, outcome: donor_audit::Outcome) {
+        if let Ok(mut book) = self.book.lock() {
+            book.record(peer, outcome, Instant::now());
+        }
+        if let Ok(mut queued) = self.queued.lock() {
+            queued.remove(&peer);
+        }
+    }
+}
+
+/// Whether this holder holds block `id` for `owner`.
+pub(super) async fn holds(store: &BlockStore, id: &BlockId, owner: &OwnerHash) -> bool {
+    store
+        .claims(id)
+        .await
+        .is_ok_and(|claims| claims.contains(owner))
+}
+
+/// Audits the pledging peers the holder queues, [`AUDITS_AT_ONCE`] at a time, until the
+/// network stops.
+pub(crate) async fn audit_donors(
+    client: Client,
+    queue: mpsc::Receiver<PeerId>,
+    audits: Shared<DonorAudits>,
+    store: Shared<BlockStore>,
+) {
+    queue
+        .for_each_concurrent(AUDITS_AT_ONCE, |peer| {
+            let (client, audits, store) = (&client, &audits, &store);
+            async move {
+                let outcome = audit_donor(client, audits, store, peer).await;
+                tracing::info!(%peer, ?outcome, "pledging peer audited");
+                audits.record(peer, outcome);
+            }
+        })
+        .await;
+}
+
+/// One audit of a pledging peer: its own sample ([`crate::audit::audit_donor`]), then blocks it
+/// is known to have been given that this holder also holds for the same owner. An inventory is
+/// the peer's word, so one that threw away everything could say "nothing" and pass; a block it
+/// signed for, still held here for its owner, it should still hold.
+///
+/// A peer that lacks such a block counts as silent for this audit (its online share falls as
+/// if it were offline), not as a failed proof: the owner may have freed that copy alone (a
+/// delete that timed out here, or an owner out to hurt the donor), and nothing here can tell.
+/// Each such block is asked about once; a dropper lacks every block it was given, so every
+/// audit finds another, while a stray copy costs an honest donor one audit's share.
+async fn audit_donor(
+    client: &Client,
+    audits: &DonorAudits,
+    store: &BlockStore,
+    peer: PeerId,
+) -> donor_audit::Outcome {
+    use crate::audit::Outcome as Challenge;
+    use donor_audit::Outcome;
+    let outcome = crate::audit::audit_donor(client, peer).await;
+    if outcome != Outcome::Answered {
+        return outcome;
+    }
+    for (id, owner) in audits.to_challenge(&peer) {
+        if !holds(store, &id, &owner).await {
+            audits.forget(&peer, &id, &owner);
+            continue;
+        }
+        match crate::audit::challenge(client, peer, id).await {
+            Challenge::Held => {}
+            Challenge::Invalid(_) => return Outcome::FailedChallenge,
+            Challenge::Unanswered(_) => return Outcome::Silent,
+            Challenge::Refused(reason) => {
+                futures_timer::Delay::new(FREED_SETTLE).await;
+                let still_held = holds(store, &id, &owner).await;
+                audits.forget(&peer, &id, &owner);
+                if still_held {
+                    tracing::warn!(%peer, block = %id.to_hex(), "a peer lacks a block it signed for: {reason}");
+                    return Outcome::Silent;
+                }
+            }
+        }
+    }
+    Outcome::Answered
+}
