@@ -76,6 +76,8 @@ impl<T> Default for Peer<T> {
 pub(crate) struct Upgrades<T> {
     enabled: bool,
     peers: HashMap<PeerId, Peer<T>>,
+    /// How long after a failed upgrade the next may be tried ([`RETRY_AFTER`] unless tuned).
+    retry_after: Duration,
 }
 
 impl<T> Upgrades<T> {
@@ -84,7 +86,14 @@ impl<T> Upgrades<T> {
         Self {
             enabled,
             peers: HashMap::new(),
+            retry_after: RETRY_AFTER,
         }
+    }
+
+    /// These upgrades, retried after a failure as `tuning` says.
+    pub(crate) fn tuned(mut self, tuning: &super::Tuning) -> Self {
+        self.retry_after = tuning.direct_retry_after;
+        self
     }
 
     /// Whether this peer upgrades connections at all.
@@ -139,7 +148,7 @@ impl<T> Upgrades<T> {
         }
         let recently_failed = state
             .failed_at
-            .is_some_and(|at| now.saturating_duration_since(at) < RETRY_AFTER);
+            .is_some_and(|at| now.saturating_duration_since(at) < self.retry_after);
         if !self.enabled || !outbound || state.upgrading.is_some() || recently_failed {
             return actions;
         }

@@ -20,19 +20,17 @@ pub(crate) struct Waiting<A> {
     by_id: HashMap<u64, (PeerId, A)>,
     per_peer: HashMap<PeerId, usize>,
     next_id: u64,
+    /// Requests one peer may have waiting ([`PER_PEER`] unless tuned).
+    limit: usize,
 }
 
 impl<A> Default for Waiting<A> {
     fn default() -> Self {
-        Self {
-            by_id: HashMap::new(),
-            per_peer: HashMap::new(),
-            next_id: 0,
-        }
+        Self::with_limit(PER_PEER)
     }
 }
 
-/// A peer has [`PER_PEER`] requests waiting already.
+/// A peer has as many requests waiting as it may ([`PER_PEER`] unless tuned).
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Busy {
     /// How many.
@@ -40,11 +38,21 @@ pub(crate) struct Busy {
 }
 
 impl<A> Waiting<A> {
+    /// No request waiting yet; at most `limit` per peer.
+    pub(crate) fn with_limit(limit: usize) -> Self {
+        Self {
+            by_id: HashMap::new(),
+            per_peer: HashMap::new(),
+            next_id: 0,
+            limit: limit.max(1),
+        }
+    }
+
     /// The id for `peer`'s next request, unless it has too many waiting. The request counts
     /// only once [`Waiting::insert`]ed (handing it on may still fail).
     pub(crate) fn next_id(&mut self, peer: &PeerId) -> Result<u64, Busy> {
         let waiting = self.per_peer.get(peer).copied().unwrap_or(0);
-        if waiting >= PER_PEER {
+        if waiting >= self.limit {
             return Err(Busy { waiting });
         }
         let id = self.next_id;
@@ -77,6 +85,17 @@ impl<A> Waiting<A> {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+
+    #[test]
+    fn a_tuned_limit_is_the_limit() {
+        let mut waiting = Waiting::with_limit(2);
+        let peer = PeerId::random();
+        for n in 0..2 {
+            let id = waiting.next_id(&peer).unwrap();
+            waiting.insert(id, peer, n);
+        }
+        assert_eq!(waiting.next_id(&peer), Err(Busy { waiting: 2 }));
+    }
 
     #[test]
     fn one_peer_is_busy_at_its_limit_while_others_are_not() {

@@ -32,6 +32,7 @@ pub(crate) mod record_policy;
 pub(crate) mod relay_links;
 mod rewalk;
 mod swarm;
+mod tuning;
 
 use libp2p::{multiaddr::Protocol, Multiaddr, PeerId};
 use serde::Serialize;
@@ -45,6 +46,7 @@ pub use client::{Client, HelloReply};
 use event_loop::EventLoop;
 pub use network::Network;
 pub use record_policy::SILENCE_QUORUM;
+pub use tuning::Tuning;
 
 /// How a peer joins the network.
 #[derive(Debug, Clone, Default)]
@@ -79,6 +81,8 @@ pub struct Config {
     pub record_journal: Option<futures::channel::mpsc::UnboundedSender<journaled_store::Change>>,
     /// The records kept before this start, taken back through the usual checks.
     pub persisted_records: Vec<journaled_store::PersistedRecord>,
+    /// Schedules and limits ([`Tuning::default`]: the documented defaults).
+    pub tuning: Tuning,
 }
 
 /// Errors of network operations, each with a message a person can act on.

@@ -43,6 +43,8 @@ pub(crate) struct Outbound {
     retries_left: u8,
     /// Whether a failed dial may still look the peer up.
     may_look_up: bool,
+    /// The first pause before a resend ([`RESEND_AFTER`] unless tuned).
+    resend_after: Duration,
 }
 
 /// Why a request failed, as far as what happens next is concerned.
@@ -101,7 +103,14 @@ impl Outbound {
             reply,
             retries_left: RETRIES,
             may_look_up: true,
+            resend_after: RESEND_AFTER,
         }
+    }
+
+    /// This request, its first resend after a cut waiting `pause` (doubling per retry).
+    pub(crate) fn resending_after(mut self, pause: Duration) -> Self {
+        self.resend_after = pause;
+        self
     }
 
     /// What to hand to libp2p: a copy while the request may go again, else the request itself
@@ -134,7 +143,7 @@ impl Outbound {
         match failure {
             Failure::Cut(_) if kept && connected && self.retries_left > 0 => {
                 let tries_so_far = u32::from(RETRIES - self.retries_left);
-                let at = now + RESEND_AFTER * 2u32.pow(tries_so_far);
+                let at = now + self.resend_after * 2u32.pow(tries_so_far);
                 self.retries_left -= 1;
                 Next::Resend(at, self)
             }

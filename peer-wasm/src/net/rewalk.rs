@@ -17,9 +17,9 @@ use crate::backoff::Backoff;
 /// A table with this many peers (Kademlia's k) is full enough: no extra walks.
 pub(crate) const FULL: usize = 20;
 /// The first wait after a walk, doubling up to [`MAX_WAIT`].
-const FIRST_WAIT: Duration = Duration::from_secs(1);
+pub(crate) const FIRST_WAIT: Duration = Duration::from_secs(1);
 /// The longest wait between walks while the table is thin.
-const MAX_WAIT: Duration = Duration::from_secs(60);
+pub(crate) const MAX_WAIT: Duration = Duration::from_secs(60);
 
 /// The schedule of extra walks.
 #[derive(Debug)]
@@ -38,6 +38,14 @@ impl Default for Rewalk {
 }
 
 impl Rewalk {
+    /// Extra walks that wait `first`, doubling up to `max`.
+    pub(crate) fn with_waits(first: Duration, max: Duration) -> Self {
+        Self {
+            backoff: Backoff::new(first, max),
+            known_before: 0,
+        }
+    }
+
     /// A walk ended with `known` peers in the routing table: when to walk again, if at all.
     pub(crate) fn after_walk(&mut self, known: usize, now: Instant) -> Option<Instant> {
         if known > self.known_before {
@@ -53,7 +61,7 @@ impl Rewalk {
 
 /// A peer cut off from every other walks the DHT again on reconnecting to a bootstrap peer, at
 /// most this often.
-const REBOOTSTRAP_AFTER: Duration = Duration::from_secs(5 * 60);
+pub(crate) const REBOOTSTRAP_AFTER: Duration = Duration::from_secs(5 * 60);
 
 /// When this peer walks the DHT: on its first connection to a bootstrap peer; again when a
 /// bootstrap peer is the way back in after being cut off from every peer (at most every
@@ -67,6 +75,7 @@ pub(crate) struct Walks {
     bootstrap_peers: HashSet<PeerId>,
     last: Option<Instant>,
     rewalk: Rewalk,
+    rebootstrap_after: Duration,
 }
 
 impl Walks {
@@ -76,7 +85,16 @@ impl Walks {
             bootstrap_peers,
             last: None,
             rewalk: Rewalk::default(),
+            rebootstrap_after: REBOOTSTRAP_AFTER,
         }
+    }
+
+    /// These walks, paced as `tuning` says.
+    pub(crate) fn tuned(mut self, tuning: &super::Tuning) -> Self {
+        let (first, max) = tuning.rewalk_waits;
+        self.rewalk = Rewalk::with_waits(first, max);
+        self.rebootstrap_after = tuning.rebootstrap_after;
+        self
     }
 
     /// Whether to walk now that the first connection to `peer` opened; `cut_off` says whether
@@ -93,7 +111,7 @@ impl Walks {
         }
         match self.last {
             None => true,
-            Some(at) => now.saturating_duration_since(at) >= REBOOTSTRAP_AFTER && cut_off(),
+            Some(at) => now.saturating_duration_since(at) >= self.rebootstrap_after && cut_off(),
         }
     }
 

@@ -92,7 +92,6 @@ struct Inbound {
 }
 
 /// Requests of this peer waiting for the network.
-#[derive(Default)]
 struct Requests {
     /// Requests to other peers in flight, by id.
     in_flight: HashMap<OutboundRequestId, Outbound>,
@@ -100,6 +99,8 @@ struct Requests {
     cut: Resends<Outbound>,
     /// Dials asked for by [`Client::connect`], by connection.
     dials: HashMap<ConnectionId, oneshot::Sender<Result<PeerId, NetError>>>,
+    /// The first pause before a cut request goes again ([`super::Tuning::resend_after`]).
+    resend_after: std::time::Duration,
 }
 
 /// The DHT's bookkeeping besides libp2p-kad's own.
@@ -162,17 +163,22 @@ impl EventLoop {
             events,
             inbound: Inbound {
                 agent: config.agent,
-                waiting: Waiting::default(),
+                waiting: Waiting::with_limit(config.tuning.waiting_per_peer),
                 queue: inbound_tx,
             },
-            requests: Requests::default(),
-            relays: RelayLinks::new(relays),
+            requests: Requests {
+                in_flight: HashMap::new(),
+                cut: Resends::default(),
+                dials: HashMap::new(),
+                resend_after: config.tuning.resend_after,
+            },
+            relays: RelayLinks::new(relays).tuned(&config.tuning),
             dht: Dht {
                 queries: HashMap::new(),
                 limits: RecordLimits::default(),
-                walks: Walks::new(bootstrap_peers),
+                walks: Walks::new(bootstrap_peers).tuned(&config.tuning),
             },
-            upgrades: Upgrades::new(config.direct),
+            upgrades: Upgrades::new(config.direct).tuned(&config.tuning),
             book: PeerBook::default(),
             timers: Timers {
                 relays: Fuse::terminated(),
@@ -350,10 +356,10 @@ impl EventLoop {
                     self.hand_to_application(peer, request, Asker::Local(reply));
                     return;
                 }
-                if let Some(outbound) = self
-                    .upgrades
-                    .hold(peer, Outbound::new(peer, request, reply))
-                {
+                if let Some(outbound) = self.upgrades.hold(
+                    peer,
+                    Outbound::new(peer, request, reply).resending_after(self.requests.resend_after),
+                ) {
                     self.send_request(outbound);
                 }
             }

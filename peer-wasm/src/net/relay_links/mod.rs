@@ -124,9 +124,13 @@ impl Link {
 }
 
 /// Every relay this peer was given, in the order given (the page's own relay first).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct RelayLinks {
     links: Vec<Link>,
+    /// Relays held at once ([`KEEP`] unless tuned).
+    keep: usize,
+    /// How long a dial may take ([`DIAL_TIMEOUT`] unless tuned).
+    dial_timeout: Duration,
 }
 
 impl RelayLinks {
@@ -146,7 +150,18 @@ impl RelayLinks {
                 attempts: 0,
             });
         }
-        Self { links }
+        Self {
+            links,
+            keep: KEEP,
+            dial_timeout: DIAL_TIMEOUT,
+        }
+    }
+
+    /// These links, kept and timed as `tuning` says.
+    pub(crate) fn tuned(mut self, tuning: &super::Tuning) -> Self {
+        self.keep = tuning.relays_kept.max(1);
+        self.dial_timeout = tuning.relay_dial_timeout;
+        self
     }
 
     /// How many relays are on the list.
@@ -190,13 +205,14 @@ impl RelayLinks {
     pub(crate) fn poll(&mut self, now: Instant) -> Vec<Action> {
         let mut actions = Vec::new();
         for link in &mut self.links {
-            if matches!(link.state, State::Dialing { since, .. } if since + DIAL_TIMEOUT <= now) {
+            if matches!(link.state, State::Dialing { since, .. } if since + self.dial_timeout <= now)
+            {
                 link.lose(now);
             }
         }
         let mut active = self.active();
         for link in &mut self.links {
-            if active >= KEEP {
+            if active >= self.keep {
                 break;
             }
             let due = match link.state {
@@ -251,7 +267,7 @@ impl RelayLinks {
     /// relay first). Other connections to relays (walks reach every relay of the network) are
     /// not links: no reservation, and their closing means nothing.
     pub(crate) fn on_connected(&mut self, peer: &PeerId) -> bool {
-        let free = self.active() < KEEP;
+        let free = self.active() < self.keep;
         let Some(link) = self.link_mut(peer) else {
             return false;
         };
@@ -351,11 +367,11 @@ impl RelayLinks {
 
     /// When [`poll`](Self::poll) next has something to do, if ever without new events.
     pub(crate) fn next_wake(&self) -> Option<Instant> {
-        let free = self.active() < KEEP;
+        let free = self.active() < self.keep;
         self.links
             .iter()
             .filter_map(|l| match l.state {
-                State::Dialing { since, .. } => Some(since + DIAL_TIMEOUT),
+                State::Dialing { since, .. } => Some(since + self.dial_timeout),
                 State::Waiting { until } if free => Some(until),
                 State::Connected {
                     listener: None,

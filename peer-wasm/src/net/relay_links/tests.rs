@@ -258,3 +258,19 @@ fn no_relays_and_duplicates() {
     let actions = twice.poll(Instant::now());
     assert_eq!(dials(&mut twice, &actions).len(), 1);
 }
+
+#[test]
+fn tuning_sets_how_many_relays_are_held_and_how_long_a_dial_may_take() {
+    let (peers, links) = relays(4);
+    let tuning = super::super::Tuning {
+        relays_kept: 3,
+        relay_dial_timeout: Duration::from_secs(2),
+        ..Default::default()
+    };
+    let mut links = links.tuned(&tuning);
+    let now = Instant::now();
+    let actions = links.poll(now);
+    let dialled = dials(&mut links, &actions);
+    assert_eq!(peers_of(&dialled), peers[..3]);
+    assert_eq!(links.next_wake(), Some(now + Duration::from_secs(2)));
+}

@@ -1,0 +1,47 @@
+//! The network's tuning in one place: every schedule and limit a deployment might change,
+//! each defaulting to the constant beside the state machine it drives (where the reason for
+//! its value is written).
+
+use std::time::Duration;
+
+use super::{direct, inbound, outbound, relay_links, rewalk};
+
+/// How the network paces and bounds itself; [`Tuning::default`] is what the app runs with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tuning {
+    /// Relays held connected at once, with a reservation on each: 2
+    /// ([`relay_links::KEEP`]).
+    pub relays_kept: usize,
+    /// How long a relay dial may take before the next relay is tried: 10 s
+    /// ([`relay_links::DIAL_TIMEOUT`]).
+    pub relay_dial_timeout: Duration,
+    /// After a failed upgrade to a direct WebRTC connection, how long the relayed one is kept
+    /// before another attempt: 5 min ([`direct::RETRY_AFTER`]).
+    pub direct_retry_after: Duration,
+    /// First pause before a request cut mid-way goes again on the same connection, doubling
+    /// per retry: 150 ms ([`outbound::RESEND_AFTER`]).
+    pub resend_after: Duration,
+    /// Pauses between extra DHT walks while the routing table is thin: from 1 s, doubling up
+    /// to 60 s ([`rewalk::FIRST_WAIT`], [`rewalk::MAX_WAIT`]).
+    pub rewalk_waits: (Duration, Duration),
+    /// A peer cut off from every other walks the DHT again on reconnecting to a bootstrap
+    /// peer at most this often: 5 min ([`rewalk::REBOOTSTRAP_AFTER`]).
+    pub rebootstrap_after: Duration,
+    /// Inbound requests one peer may have waiting for this peer's holder: 8
+    /// ([`inbound::PER_PEER`]).
+    pub waiting_per_peer: usize,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Self {
+            relays_kept: relay_links::KEEP,
+            relay_dial_timeout: relay_links::DIAL_TIMEOUT,
+            direct_retry_after: direct::RETRY_AFTER,
+            resend_after: outbound::RESEND_AFTER,
+            rewalk_waits: (rewalk::FIRST_WAIT, rewalk::MAX_WAIT),
+            rebootstrap_after: rewalk::REBOOTSTRAP_AFTER,
+            waiting_per_peer: inbound::PER_PEER,
+        }
+    }
+}
