@@ -24,7 +24,7 @@ relay: RelayState,
  */
 reservation: boolean,
 /**
- * The relays connected now (at most [`relay_links::KEEP`]).
+ * The relays connected now (at most [`Tuning::relays_kept`]).
  */
 relays_connected: Array<string>,
 /**

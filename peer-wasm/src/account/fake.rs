@@ -4,13 +4,18 @@
 //!
 //! What it keeps of the real thing: every holder stores by the same policy as a peer
 //! ([`crate::net::record_policy::may_store`]), the writer's own copy is checked first (a
-//! refusal there is the caller's error, as `Client::put_record` reports it), a write counts
-//! once one remote holder took it (`Quorum::One`), and a lookup merges answers per owner and
+//! refusal there is the caller's error, as `Client::put_record` reports it), a write succeeds
+//! once one remote holder answered (`Quorum::One`: libp2p-kad acknowledges a put even when its
+//! store filter then refuses the record, so a remote refusal is silent), and a lookup merges
+//! answers per owner and
 //! says "nothing" only when enough holders were heard ([`GetAnswers`]). Holders can be taken
 //! offline, to check that silence never reads as absence.
 #![allow(clippy::unwrap_used)]
 
-use std::{collections::HashMap, sync::Mutex};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
 
 use libp2p::PeerId;
 
@@ -28,12 +33,10 @@ type Held = HashMap<Vec<u8>, VerifiedRecord>;
 
 /// A DHT of `holders` peers, seen from one of them (the writer, with its own copies).
 pub(crate) struct MemoryDirectory {
-    inner: Mutex<Inner>,
-}
-
-struct Inner {
-    own: Held,
-    holders: Vec<(PeerId, bool, Held)>,
+    own: Mutex<Held>,
+    /// Each remote holder: its id, whether it is online, its records. Shared with every
+    /// [`MemoryDirectory::elsewhere`] view.
+    holders: Arc<Mutex<Vec<(PeerId, bool, Held)>>>,
 }
 
 impl MemoryDirectory {
@@ -43,16 +46,14 @@ impl MemoryDirectory {
             .map(|_| (PeerId::random(), true, Held::new()))
             .collect();
         Self {
-            inner: Mutex::new(Inner {
-                own: Held::new(),
-                holders,
-            }),
+            own: Mutex::new(Held::new()),
+            holders: Arc::new(Mutex::new(holders)),
         }
     }
 
     /// Takes every remote holder offline (`false`) or back (`true`).
     pub(crate) fn set_online(&self, online: bool) {
-        for holder in &mut self.inner.lock().unwrap().holders {
+        for holder in self.holders.lock().unwrap().iter_mut() {
             holder.1 = online;
         }
     }
@@ -60,12 +61,9 @@ impl MemoryDirectory {
     /// Another peer's view of the same remote holders (a second browser): its own copies start
     /// empty.
     pub(crate) fn elsewhere(&self) -> Self {
-        let inner = self.inner.lock().unwrap();
         Self {
-            inner: Mutex::new(Inner {
-                own: Held::new(),
-                holders: inner.holders.clone(),
-            }),
+            own: Mutex::new(Held::new()),
+            holders: self.holders.clone(),
         }
     }
 
@@ -73,9 +71,9 @@ impl MemoryDirectory {
     /// a replayer's put, not checked against this peer's own copy).
     pub(crate) fn plant(&self, record: &SignedRecord) -> usize {
         let record = VerifiedRecord::from_wire(&record.key(), &record.to_wire()).unwrap();
-        let mut inner = self.inner.lock().unwrap();
+        let mut holders = self.holders.lock().unwrap();
         let mut took = 0;
-        for (_, _, held) in inner.holders.iter_mut().filter(|h| h.1) {
+        for (_, _, held) in holders.iter_mut().filter(|h| h.1) {
             if take(held, &record).is_ok() {
                 took += 1;
             }
@@ -96,13 +94,12 @@ fn take(held: &mut Held, record: &VerifiedRecord) -> Result<(), RecordError> {
 
 impl Directory for MemoryDirectory {
     async fn find(&self, key: Vec<u8>) -> Result<Vec<FoundRecord>, AccountError> {
-        let inner = self.inner.lock().unwrap();
         let mut answers = GetAnswers::new(key.clone());
-        if let Some(own) = inner.own.get(&key) {
+        if let Some(own) = self.own.lock().unwrap().get(&key) {
             let _ = answers.offer(None, &key, own.wire());
         }
         let mut unreachable = 0;
-        for (peer, online, held) in &inner.holders {
+        for (peer, online, held) in self.holders.lock().unwrap().iter() {
             match (online, held.get(&key)) {
                 (false, _) => unreachable += 1,
                 (true, Some(record)) => {
@@ -122,17 +119,15 @@ impl Directory for MemoryDirectory {
 
     async fn put(&self, record: SignedRecord) -> Result<(), AccountError> {
         let record = VerifiedRecord::from_wire(&record.key(), &record.to_wire())?;
-        let mut inner = self.inner.lock().unwrap();
-        take(&mut inner.own, &record)?;
-        let took = inner
-            .holders
-            .iter_mut()
-            .filter(|h| h.1)
-            .map(|(_, _, held)| take(held, &record))
-            .filter(Result::is_ok)
-            .count();
-        if took == 0 {
-            return Err(NetError::NotStored("no peer took the record".into()).into());
+        take(&mut self.own.lock().unwrap(), &record)?;
+        let mut answered = 0;
+        for (_, _, held) in self.holders.lock().unwrap().iter_mut().filter(|h| h.1) {
+            // Refused or not, a remote holder answers the put.
+            let _ = take(held, &record);
+            answered += 1;
+        }
+        if answered == 0 {
+            return Err(NetError::NotStored("no peer answered".into()).into());
         }
         Ok(())
     }

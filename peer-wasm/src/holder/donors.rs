@@ -92,20 +92,20 @@ impl DonorAudits {
         self.witnesses.lock().map_or(0, |w| w.count(peer))
     }
 
-    pub(super) fn to_challenge(&self, peer: &PeerId) -> Vec<(BlockId, OwnerHash)> {
+    fn to_challenge(&self, peer: &PeerId) -> Vec<(BlockId, OwnerHash)> {
         let start = u32::from_le_bytes(crate::crypto::random_bytes()) as usize;
         self.witnesses.lock().map_or(Vec::new(), |w| {
             w.to_challenge(peer, WITNESSED_CHALLENGES, start, Instant::now())
         })
     }
 
-    pub(super) fn forget(&self, peer: &PeerId, id: &BlockId, owner: &OwnerHash) {
+    fn forget(&self, peer: &PeerId, id: &BlockId, owner: &OwnerHash) {
         if let Ok(mut witnesses) = self.witnesses.lock() {
             witnesses.forget(peer, id, owner);
         }
     }
 
-    pub(super) fn record(&self, peer: PeerId, outcome: donor_audit::Outcome) {
+    fn record(&self, peer: PeerId, outcome: donor_audit::Outcome) {
         if let Ok(mut book) = self.book.lock() {
             book.record(peer, outcome, Instant::now());
         }
@@ -116,7 +116,7 @@ impl DonorAudits {
 }
 
 /// Whether this holder holds block `id` for `owner`.
-pub(super) async fn holds(store: &BlockStore, id: &BlockId, owner: &OwnerHash) -> bool {
+async fn holds(store: &BlockStore, id: &BlockId, owner: &OwnerHash) -> bool {
     store
         .claims(id)
         .await

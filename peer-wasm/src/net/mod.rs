@@ -28,6 +28,10 @@ mod peer_book;
 mod prefer_direct;
 mod queries;
 pub mod record_limits;
+#[cfg(not(test))]
+mod record_policy;
+/// Open to the crate's tests: the in-memory fakes apply the same policy as a peer.
+#[cfg(test)]
 pub(crate) mod record_policy;
 pub(crate) mod relay_links;
 mod rewalk;
@@ -52,8 +56,8 @@ pub use tuning::Tuning;
 #[derive(Debug, Clone, Default)]
 pub struct Config {
     /// The relays to hold reservations on, so peers that cannot dial us directly can reach us
-    /// through them; they are also the first DHT contacts. [`relay_links::KEEP`] of them are
-    /// kept connected, the first on the list first. Each must end in `/p2p/<relay peer id>`.
+    /// through them; they are also the first DHT contacts. [`Tuning::relays_kept`] of them
+    /// (2) are kept connected, the first on the list first. Each must end in `/p2p/<relay peer id>`.
     pub relays: Vec<Multiaddr>,
     /// Further DHT contacts, each ending in `/p2p/<peer id>`.
     pub bootstrap: Vec<Multiaddr>,
@@ -167,7 +171,7 @@ pub struct Status {
     pub relay: RelayState,
     /// Whether a relay holds a reservation for us (other peers can reach us through it).
     pub reservation: bool,
-    /// The relays connected now (at most [`relay_links::KEEP`]).
+    /// The relays connected now (at most [`Tuning::relays_kept`]).
     pub relays_connected: Vec<String>,
     /// Addresses other peers can use to reach us.
     pub listen_addrs: Vec<String>,

@@ -38,10 +38,11 @@ impl Default for Rewalk {
 }
 
 impl Rewalk {
-    /// Extra walks that wait `first`, doubling up to `max`.
+    /// Extra walks that wait `first` (at least 100 ms), doubling up to `max`.
     pub(crate) fn with_waits(first: Duration, max: Duration) -> Self {
+        let first = first.max(Duration::from_millis(100));
         Self {
-            backoff: Backoff::new(first, max),
+            backoff: Backoff::new(first, max.max(first)),
             known_before: 0,
         }
     }

@@ -10,7 +10,7 @@ use super::{direct, inbound, outbound, relay_links, rewalk};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tuning {
     /// Relays held connected at once, with a reservation on each: 2
-    /// ([`relay_links::KEEP`]).
+    /// ([`relay_links::KEEP`]; at least 1 whatever is set).
     pub relays_kept: usize,
     /// How long a relay dial may take before the next relay is tried: 10 s
     /// ([`relay_links::DIAL_TIMEOUT`]).
@@ -22,13 +22,14 @@ pub struct Tuning {
     /// per retry: 150 ms ([`outbound::RESEND_AFTER`]).
     pub resend_after: Duration,
     /// Pauses between extra DHT walks while the routing table is thin: from 1 s, doubling up
-    /// to 60 s ([`rewalk::FIRST_WAIT`], [`rewalk::MAX_WAIT`]).
+    /// to 60 s ([`rewalk::FIRST_WAIT`], [`rewalk::MAX_WAIT`]; the first at least 100 ms, the
+    /// longest at least the first, so a walk never repeats in a busy loop).
     pub rewalk_waits: (Duration, Duration),
     /// A peer cut off from every other walks the DHT again on reconnecting to a bootstrap
     /// peer at most this often: 5 min ([`rewalk::REBOOTSTRAP_AFTER`]).
     pub rebootstrap_after: Duration,
     /// Inbound requests one peer may have waiting for this peer's holder: 8
-    /// ([`inbound::PER_PEER`]).
+    /// ([`inbound::PER_PEER`]; at least 1, and all peers together at most 64).
     pub waiting_per_peer: usize,
 }
 

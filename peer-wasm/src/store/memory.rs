@@ -161,6 +161,26 @@ impl BlockStore {
         altered
     }
 
+    /// Flips the first byte of block `id`, as a holder whose copy rotted or who lies would (for
+    /// tests). Returns whether it was held.
+    #[doc(hidden)]
+    pub fn tamper(&self, id: &BlockId) -> bool {
+        let Ok(mut inner) = self.lock() else {
+            return false;
+        };
+        match inner
+            .blocks
+            .get_mut(id)
+            .and_then(|(bytes, _)| bytes.first_mut())
+        {
+            Some(first) => {
+                *first ^= 1;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Drops every held block while keeping the books as if they were held, as a holder
     /// that takes blocks and throws them away would (for tests). Returns how many.
     #[doc(hidden)]

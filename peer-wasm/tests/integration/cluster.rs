@@ -1,4 +1,4 @@
-//! A cluster of native peers in one process, over loopback TCP: the same event loop and protocol
+//! A cluster of native peers in one process, over the in-memory transport: the same event loop and protocol
 //! the browser runs, minus the browser.
 #![cfg(not(target_arch = "wasm32"))]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -35,7 +35,7 @@ async fn eventually<T, F: Future<Output = Option<T>>>(
     }
 }
 
-/// Starts a peer listening on a free loopback port and returns it with its dialable address.
+/// Starts a peer listening on a fresh memory address and returns it with its dialable address.
 async fn start_peer(bootstrap: Vec<Multiaddr>) -> (Client, mpsc::Receiver<Event>, Multiaddr) {
     let config = Config {
         listen: vec![common::LISTEN.parse().unwrap()],

@@ -49,7 +49,8 @@ const COMMAND_QUEUE: usize = 32;
 const EVENT_QUEUE: usize = 256;
 
 /// Inbound requests waiting for the application before new ones are refused as "busy" (and
-/// at most [`super::inbound::PER_PEER`] of them from one peer).
+/// at most [`super::Tuning::waiting_per_peer`] of them from one peer: a limit above this one
+/// changes nothing).
 const INBOUND_QUEUE: usize = 64;
 
 /// Who waits for the answer to a request handed to the application.

@@ -113,7 +113,7 @@ struct Behaviour {
     kad: kad::Behaviour<ForgingStore>,
 }
 
-/// Starts a hostile peer on loopback TCP and walks the DHT from `bootstrap`.
+/// Starts a hostile peer on the in-memory transport and walks the DHT from `bootstrap`.
 pub(crate) async fn start(bootstrap: Multiaddr, forge: Forge) -> Hostile {
     let key = Keypair::generate_ed25519();
     let peer_id = key.public().to_peer_id();
