@@ -70,7 +70,7 @@ test("a donor whose browser storage is full refuses blocks; the upload goes to o
   assert.deepEqual(await call(alice.page, "sign_up", "alice", PASSWORD), { value: { username: "alice" } });
 
   const file = await alice.page.evaluate(UPLOAD_IN_PAGE, ["photos.bin", 3 * MIB + 7, 9]);
-  assert.equal(file.complete, true);
+  assert.equal(file.complete, true, JSON.stringify(file));
   assert.equal(file.copies, 3);
   const held = (await call(full.page, "storage")).value;
   assert.equal(held.blocks, 0, `the full donor holds nothing: ${JSON.stringify(held)}`);

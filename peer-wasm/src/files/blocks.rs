@@ -16,8 +16,9 @@ pub(super) async fn with_deadline(
     }
 }
 
-/// Stores sealed bytes on up to [`Settings::replicas`] of the peers closest to their address,
-/// with the holders' receipts. `pledges` go with each request, so holders can check the
+/// Stores sealed bytes on up to [`Settings::copies_at`] `position` of the peers closest to
+/// their address (more for a manifest or the index than for a data block), with the holders'
+/// receipts. `pledges` go with each request, so holders can check the
 /// owner's allowance.
 pub(super) async fn place<N: Network>(
     drive: &Drive<N>,
@@ -25,7 +26,8 @@ pub(super) async fn place<N: Network>(
     bytes: Vec<u8>,
     position: u64,
 ) -> Result<(BlockRef, Placed), FileError> {
-    let (client, session, replicas) = (&drive.client, &*drive.session, drive.settings.replicas);
+    let (client, session) = (&drive.client, &*drive.session);
+    let replicas = drive.settings.copies_at(position);
     let id = BlockId::of(&bytes);
     let owner = session.public_key().to_der()?;
     let signature = session.sign_statement(&store_statement(&id));
@@ -34,13 +36,35 @@ pub(super) async fn place<N: Network>(
     let mut holders: Vec<PeerId> = Vec::new();
     let mut receipts = Vec::new();
     let mut attempts = Attempts::default();
-    // Ask in rounds of as many peers as copies are missing, nearest first.
+    // Ask in rounds of as many peers as copies are missing, nearest first. When the peers run
+    // out short of the copies wanted, walk once more and ask whom the first walk missed, and
+    // once more those that could not be reached: on a network still forming a walk can miss a
+    // tab that just joined, and a request can fail while its connection is being upgraded.
+    // Peers that refused are not asked again.
     let mut remaining = candidates.into_iter();
+    let mut asked: Vec<PeerId> = Vec::new();
+    let mut unreachable: Vec<PeerId> = Vec::new();
+    let mut walked_again = false;
     while holders.len() < replicas {
         let round: Vec<PeerId> = remaining.by_ref().take(replicas - holders.len()).collect();
         if round.is_empty() {
-            break;
+            if walked_again {
+                break;
+            }
+            walked_again = true;
+            let fresh = client
+                .closest_peers(id.0.to_vec())
+                .await
+                .unwrap_or_default();
+            let again: Vec<PeerId> = fresh
+                .into_iter()
+                .filter(|p| !asked.contains(p))
+                .chain(unreachable.drain(..))
+                .collect();
+            remaining = again.into_iter();
+            continue;
         }
+        asked.extend(&round);
         let asks = round.iter().map(|peer| {
             client.request(
                 *peer,
@@ -67,7 +91,10 @@ pub(super) async fn place<N: Network>(
                     attempts.push(*peer, PeerFailure::Refused(reason))
                 }
                 Ok(other) => attempts.push(*peer, PeerFailure::Unexpected(other.kind())),
-                Err(e) => attempts.push(*peer, PeerFailure::Net(e)),
+                Err(e) => {
+                    attempts.push(*peer, PeerFailure::Net(e));
+                    unreachable.push(*peer);
+                }
             }
         }
     }

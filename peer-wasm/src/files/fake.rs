@@ -32,6 +32,8 @@ pub(crate) enum Conduct {
     Gone,
     /// Refuses every request with this reason.
     Refusing(String),
+    /// Fails this many requests as if its connection were cut, then answers honestly.
+    Flaky(u32),
 }
 
 struct FakeHolder {
@@ -123,23 +125,24 @@ impl Network for FakeNet {
 
     async fn request(&self, peer: PeerId, request: Request) -> Result<Response, NetError> {
         let (store, keypair, conduct) = {
-            let world = self.world.lock().unwrap();
-            let holder = world
-                .holders
-                .iter()
-                .find(|h| h.id == peer)
-                .ok_or(NetError::Request {
-                    peer,
-                    reason: "no such peer".into(),
-                })?;
-            (
-                holder.store.clone(),
-                holder.keypair.clone(),
-                holder.conduct.clone(),
-            )
+            let mut world = self.world.lock().unwrap();
+            let holder =
+                world
+                    .holders
+                    .iter_mut()
+                    .find(|h| h.id == peer)
+                    .ok_or(NetError::Request {
+                        peer,
+                        reason: "no such peer".into(),
+                    })?;
+            let conduct = holder.conduct.clone();
+            if let Conduct::Flaky(n) = &mut holder.conduct {
+                *n = n.saturating_sub(1);
+            }
+            (holder.store.clone(), holder.keypair.clone(), conduct)
         };
         match conduct {
-            Conduct::Honest => {
+            Conduct::Honest | Conduct::Flaky(0) => {
                 let holder = Holder {
                     store: &store,
                     keypair: &keypair,
@@ -148,7 +151,7 @@ impl Network for FakeNet {
                 };
                 Ok(holder::answer(holder, request).await)
             }
-            Conduct::Gone => Err(NetError::Request {
+            Conduct::Gone | Conduct::Flaky(_) => Err(NetError::Request {
                 peer,
                 reason: "connection closed".into(),
             }),
@@ -248,6 +251,23 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_holder_cut_off_once_is_asked_again_before_an_upload_settles_for_fewer_copies() {
+        // Three holders for three copies: one whose first request fails (a connection being
+        // upgraded, a tab that just joined) must still end up holding every block.
+        let net = FakeNet::new(3, 64 * MIB).await;
+        let files = drive(&net).await;
+        net.set(net.closest(&[])[1], Conduct::Flaky(1));
+        let bytes = pattern((MIB + 9) as usize, 5);
+        let report = files
+            .upload("kept.bin", bytes.as_slice(), |_| ControlFlow::Continue(()))
+            .await
+            .unwrap();
+        assert!(report.complete, "{report:?}");
+        assert_eq!(report.file.copies, 3);
+        assert_eq!(download(&files, &report.file.id).await.unwrap(), bytes);
+    }
+
+    #[tokio::test]
     async fn a_cancelled_upload_frees_every_block_it_placed() {
         let net = FakeNet::new(6, 64 * MIB).await;
         let files = drive(&net).await;
@@ -307,10 +327,10 @@ mod tests {
         assert_eq!(download(&files, &report.file.id).await.unwrap(), bytes);
         let index_only = {
             let held = net.blocks_held().await.iter().sum::<u64>();
-            held - 3 * 3 // two data blocks and a manifest, three copies each
+            held - (2 * 3 + 5) // two data blocks, three copies each, and a manifest, five
         };
         let freed = files.delete(&report.file.id).await.unwrap();
-        assert_eq!(freed, 9);
+        assert_eq!(freed, 11);
         assert_eq!(net.blocks_held().await.iter().sum::<u64>(), index_only);
         let gone = download(&files, &report.file.id).await;
         assert!(matches!(gone, Err(FileError::NoSuchFile)), "{gone:?}");

@@ -60,6 +60,13 @@ pub struct Settings {
     /// Copies of each block an upload asks for: 3 ([`DEFAULT_REPLICAS`]), so a block
     /// survives two of its holders leaving at once. Quotas divide donations by it.
     pub replicas: usize,
+    /// Copies of each manifest and of the index blob: 5 (never fewer than `replicas`). Every
+    /// file needs its manifest and every file of the account needs the index, so losing one
+    /// loses files whose data blocks all survive; they are small (a manifest under 256 bytes
+    /// per MiB of file, the index under 512 bytes per file), so two more copies cost little (measured in `metadata_is_small_beside_what_it_describes`). With holders leaving
+    /// independently, the chance that all copies are gone falls
+    /// from p^3 to p^5: at half the peers gone, 1 in 8 becomes 1 in 32.
+    pub meta_replicas: usize,
     /// Blocks read, sealed and being placed at once during an upload: 4. Enough to keep
     /// three holders busy per block while the next is sealed; memory stays at about
     /// `pipeline` x 1 MiB x 2 (plain and sealed) whatever the file's size.
@@ -77,10 +84,23 @@ pub struct Settings {
     pub audit_blocks_per_file: usize,
 }
 
+impl Settings {
+    /// Copies of a block sealed at `position`: [`Settings::meta_replicas`] for a manifest or
+    /// the index (sealed at the position after every data block's), else
+    /// [`Settings::replicas`].
+    pub fn copies_at(&self, position: u64) -> usize {
+        match position {
+            META_POSITION => self.meta_replicas.max(self.replicas),
+            _ => self.replicas,
+        }
+    }
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Self {
             replicas: DEFAULT_REPLICAS,
+            meta_replicas: 5,
             pipeline: 4,
             fetch_deadline: Duration::from_secs(10),
             network_wait: crate::account::NETWORK_WAIT,
@@ -466,7 +486,65 @@ pub(crate) mod fuzz_targets {
 
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
+
+    #[test]
+    fn metadata_is_small_beside_what_it_describes() {
+        let peer = || libp2p::PeerId::random().to_string();
+        let block = |n: u8| BlockRef {
+            id: BlockId([n; 32]),
+            holders: vec![peer(), peer(), peer()],
+        };
+        let manifest = Manifest {
+            blocks: (0..100).map(block).collect(),
+        };
+        let per_block = encode(&manifest).unwrap().len() / 100;
+        assert!(
+            per_block < 256,
+            "{per_block} bytes of manifest per 1 MiB block"
+        );
+        let entry = |n: u8| FileEntry {
+            id: FileId([n; 16]),
+            name: format!("holiday photo {n:03}.jpg"),
+            size: 3 << 20,
+            created_ms: 1_700_000_000_000,
+            key: Sealed {
+                nonce: [2; 12],
+                ciphertext: vec![3; 48],
+            },
+            manifest: BlockRef {
+                id: BlockId([n; 32]),
+                holders: (0..5).map(|_| peer()).collect(),
+            },
+            copies: 3,
+            claims_behind: false,
+        };
+        let index = FileIndex {
+            files: (0..100).map(entry).collect(),
+            donations: Default::default(),
+        };
+        let per_file = encode(&index).unwrap().len() / 100;
+        assert!(per_file < 512, "{per_file} bytes of index per file");
+    }
+
+    #[test]
+    fn manifests_and_the_index_get_more_copies_than_data_blocks() {
+        let settings = Settings::default();
+        assert_eq!(settings.copies_at(0), 3);
+        assert_eq!(settings.copies_at(7), 3);
+        assert_eq!(settings.copies_at(META_POSITION), 5);
+        let many = Settings {
+            replicas: 7,
+            ..Settings::default()
+        };
+        assert_eq!(
+            many.copies_at(META_POSITION),
+            7,
+            "never fewer than data blocks"
+        );
+    }
 
     #[tokio::test]
     async fn a_holder_that_never_answers_costs_only_the_deadline() {

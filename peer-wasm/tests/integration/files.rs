@@ -72,12 +72,13 @@ async fn upload_download_tamper_loss_and_delete() {
         assert_eq!(last, bytes.len() as u64, "progress reaches the whole size");
         ids.push(report.file.id);
     }
-    // The uploader holds none of its own blocks; every block has R copies elsewhere.
+    // The uploader holds none of its own blocks; every data block has R copies elsewhere, every
+    // manifest and the index five.
     let held = blocks_held(&nodes).await;
     assert_eq!(held[2], 0, "never the uploader itself: {held:?}");
-    // 4 files: 1 + 1 + 1 + 4 data blocks, 4 manifests and the latest index (older index
-    // versions are freed), each 3 times.
-    assert_eq!(held.iter().sum::<u64>(), 3 * (7 + 4 + 1), "{held:?}");
+    // 4 files: 1 + 1 + 1 + 4 data blocks 3 times; 4 manifests and the latest index (older
+    // index versions are freed) 5 times.
+    assert_eq!(held.iter().sum::<u64>(), 3 * 7 + 5 * (4 + 1), "{held:?}");
 
     // Cancelled after its first block: an error, nothing listed, and every placed block freed.
     let cancelled = drive(&author.client, &session)
