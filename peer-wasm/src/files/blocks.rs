@@ -38,9 +38,9 @@ pub(super) async fn place<N: Network>(
     let mut attempts = Attempts::default();
     // Ask in rounds of as many peers as copies are missing, nearest first. When the peers run
     // out short of the copies wanted, walk once more and ask whom the first walk missed, and
-    // once more those that could not be reached: on a network still forming a walk can miss a
-    // tab that just joined, and a request can fail while its connection is being upgraded.
-    // Peers that refused are not asked again.
+    // once more those that could not be reached (not those that failed slowly): on a network
+    // still forming a walk can miss a tab that just joined, and a request can fail while its
+    // connection is being upgraded. Peers that refused are not asked again.
     let mut remaining = candidates.into_iter();
     let mut asked: Vec<PeerId> = Vec::new();
     let mut unreachable: Vec<PeerId> = Vec::new();
@@ -66,17 +66,18 @@ pub(super) async fn place<N: Network>(
         }
         asked.extend(&round);
         let asks = round.iter().map(|peer| {
-            client.request(
-                *peer,
-                Request::StoreBlock {
-                    block: bytes.clone(),
-                    owner: owner.clone(),
-                    signature: signature.clone(),
-                    pledges: pledges.to_vec(),
-                },
-            )
+            let request = Request::StoreBlock {
+                block: bytes.clone(),
+                owner: owner.clone(),
+                signature: signature.clone(),
+                pledges: pledges.to_vec(),
+            };
+            let started = web_time::Instant::now();
+            client
+                .request(*peer, request)
+                .map(move |answer| (answer, started.elapsed()))
         });
-        for (peer, answer) in round.iter().zip(join_all(asks).await) {
+        for (peer, (answer, took)) in round.iter().zip(join_all(asks).await) {
             match answer {
                 // Only a holder that signs for the block counts: one that took it without a
                 // receipt naming itself could drop it with no co-holder ever able to ask.
@@ -92,8 +93,12 @@ pub(super) async fn place<N: Network>(
                 }
                 Ok(other) => attempts.push(*peer, PeerFailure::Unexpected(other.kind())),
                 Err(e) => {
+                    // A peer that failed only after a long wait (a request timing out) is not
+                    // waited for twice.
+                    if took < drive.settings.fetch_deadline {
+                        unreachable.push(*peer);
+                    }
                     attempts.push(*peer, PeerFailure::Net(e));
-                    unreachable.push(*peer);
                 }
             }
         }

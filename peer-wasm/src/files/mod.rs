@@ -24,7 +24,7 @@ mod rotation;
 
 use std::{ops::ControlFlow, time::Duration};
 
-use futures::{future::join_all, stream::FuturesOrdered, StreamExt};
+use futures::{future::join_all, stream::FuturesOrdered, FutureExt, StreamExt};
 use libp2p::{identity::Keypair, PeerId};
 use serde::{Deserialize, Serialize};
 
