@@ -102,6 +102,32 @@ impl Book {
         audited.saturating_add(provisional.min(PROVISIONAL))
     }
 
+    /// What an owner's donors count for when a holder repairing one of the owner's blocks
+    /// hands it here: at least what [`Book::donated`] counts, and the pledges of peers that
+    /// never failed a challenge together up to [`PROVISIONAL`], even when they are silent.
+    /// The owner of a block being repaired is most likely offline, and its donating browser
+    /// with it: counted by audits alone, its pledges would count nothing and the network
+    /// could not keep the files of someone who closed their tab. A holder so keeps up to
+    /// 64 MiB / 3 + slack (29 MiB) of repaired blocks per owner, no more than a minted key
+    /// gets from every holder before its first audit anyway.
+    pub fn kept<'a>(
+        &self,
+        donors: impl IntoIterator<Item = (&'a PeerId, &'a u64)> + Clone,
+        now: Instant,
+    ) -> u64 {
+        let unfailed: u64 = donors
+            .clone()
+            .into_iter()
+            .filter(|(peer, _)| {
+                !self.peers.get(peer).is_some_and(|e| {
+                    e.failed_at
+                        .is_some_and(|at| now.saturating_duration_since(at) < FAILED_FOR)
+                })
+            })
+            .fold(0u64, |sum, (_, bytes)| sum.saturating_add(*bytes));
+        self.donated(donors, now).max(unfailed.min(PROVISIONAL))
+    }
+
     /// What a pledge of `bytes` by `peer` counts for now.
     pub fn counted(&self, peer: &PeerId, bytes: u64, now: Instant) -> u64 {
         let Some(entry) = self.peers.get(peer) else {
@@ -181,6 +207,29 @@ mod tests {
         }
         let share = book.counted(&peer, GIB, now) as f64 / GIB as f64;
         assert!((0.35..0.65).contains(&share), "{share}");
+    }
+
+    #[test]
+    fn a_repaired_block_is_kept_for_an_offline_owner_up_to_the_provisional_share() {
+        let mut book = Book::default();
+        let now = Instant::now();
+        let (offline, dropper, honest) = (PeerId::random(), PeerId::random(), PeerId::random());
+        book.record(offline, Outcome::Silent, now);
+        book.record(dropper, Outcome::FailedChallenge, now);
+        book.record(honest, Outcome::Answered, now);
+        let one = |peer: PeerId, bytes: u64| vec![(peer, bytes)];
+        let count =
+            |donors: &Vec<(PeerId, u64)>| book.kept(donors.iter().map(|(p, b)| (p, b)), now);
+        // Silent: counts nothing for an upload, but its provisional share for a repair.
+        assert_eq!(
+            book.donated(one(offline, GIB).iter().map(|(p, b)| (p, b)), now),
+            0
+        );
+        assert_eq!(count(&one(offline, GIB)), PROVISIONAL);
+        assert_eq!(count(&one(offline, PROVISIONAL / 2)), PROVISIONAL / 2);
+        // A failed challenge still counts nothing; an answering peer counts in full.
+        assert_eq!(count(&one(dropper, GIB)), 0);
+        assert_eq!(count(&one(honest, GIB)), GIB);
     }
 
     #[test]

@@ -25,7 +25,7 @@ use crate::{
     block::{BlockId, FileId},
     crypto::{rsa_keys::PrivateKey, sha256},
     pledge::{self, Pledge},
-    protocol::{self, store_statement, Request, Response, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES},
+    protocol::{self, Request, Response, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES},
     record::{AccountId, RecordKind, SignedRecord, VerifiedRecord},
     store::BlockStore,
     webrtc::proto::{Flag, Frame, FrameDecoder, Signal, SignalKind},
@@ -203,10 +203,15 @@ fn fuzz_the_request_response_envelope_and_the_holder() {
             agent: "jellyfish/0.1.0".into(),
         },
         Request::StoreBlock {
-            signature: key.sign(&store_statement(&id)),
+            warrant: crate::warrant::Warrant::new(
+                &id,
+                der.clone(),
+                3,
+                vec![pledge.clone(), pledge],
+                |m| key.sign(m),
+            ),
             block,
-            owner: der.clone(),
-            pledges: vec![pledge.clone(), pledge],
+            repair: true,
         },
         Request::FetchBlock { id },
         Request::DeleteBlock {

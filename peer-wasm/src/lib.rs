@@ -29,7 +29,12 @@
 //! - [`donor_audit`]: how a holder counts a pledge by the audits of its peer. Pure.
 //! - [`store`]: the blocks this peer holds for others (IndexedDB in the browser, memory
 //!   natively), within the donated space and each owner's allowance.
-//! - [`holder`]: answers other peers' block requests from the store, and audits donors.
+//! - [`warrant`]: an owner's signed word that a block may be stored, and at how many copies;
+//!   kept beside the block so holders can forward it. Pure.
+//! - [`repair`]: self-healing storage, decided: what a holder does with a block from what the
+//!   peers nearest it prove they hold (copy it on, wait, hand it on). Pure.
+//! - [`holder`]: answers other peers' block requests from the store, audits donors, and
+//!   repairs what it holds ([`holder::Repairer`]).
 //! - [`audit`]: challenging holders to prove they still hold what they were given.
 //!
 //! **What a user does**
@@ -89,7 +94,9 @@ pub mod proof;
 pub mod protocol;
 pub mod receipt;
 pub mod record;
+pub mod repair;
 pub mod store;
+pub mod warrant;
 pub mod webrtc;
 
 #[cfg(all(test, not(target_arch = "wasm32")))]

@@ -20,6 +20,8 @@ pub struct Node {
     pub store: Shared<BlockStore>,
     /// What this peer's holder knows of pledging peers and of what other holders were given.
     pub audits: Shared<crate::holder::DonorAudits>,
+    /// What this peer's repairer has done.
+    pub repairs: Shared<std::sync::Mutex<crate::holder::RepairLog>>,
 }
 
 /// Why a peer could not start.
@@ -34,8 +36,24 @@ pub enum StartError {
 }
 
 /// Starts the network and the holder; `donation` is the space offered to others when none
-/// was chosen before.
+/// was chosen before. Repairs with the default [`crate::repair::Settings`].
 pub async fn start(keypair: Keypair, config: Config, donation: u64) -> Result<Node, StartError> {
+    start_with(
+        keypair,
+        config,
+        donation,
+        crate::repair::Settings::default(),
+    )
+    .await
+}
+
+/// [`start`], with the repairer's schedule (tests and simulations run it faster).
+pub async fn start_with(
+    keypair: Keypair,
+    config: Config,
+    donation: u64,
+    repair: crate::repair::Settings,
+) -> Result<Node, StartError> {
     let store = Shared::new(BlockStore::open(donation).await?);
     let probes = match config.answer_probes {
         true => crate::holder::Probes::Answered,
@@ -57,11 +75,20 @@ pub async fn start(keypair: Keypair, config: Config, donation: u64) -> Result<No
         audits.clone(),
         store.clone(),
     ));
+    let repairs = Shared::new(std::sync::Mutex::new(crate::holder::RepairLog::default()));
+    let repairer = crate::holder::Repairer::new(
+        started.client.clone(),
+        keypair.public().to_peer_id(),
+        repair,
+        repairs.clone(),
+    );
+    platform::spawn(repairer.run(store.clone()));
     Ok(Node {
         keypair,
         client: started.client,
         events: started.events,
         store,
         audits,
+        repairs,
     })
 }

@@ -22,7 +22,9 @@ pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new(jellyfish_protocols
 
 /// Version stamped into every message; a peer refuses messages of another version.
 /// 2: stores are answered with a receipt; witness and claim requests.
-pub const WIRE_VERSION: u16 = 2;
+/// 3: a store carries the owner's [`crate::warrant::Warrant`] (copies signed), and holders
+/// forward it when they repair.
+pub const WIRE_VERSION: u16 = 3;
 
 /// Largest request a peer reads. Room for a 1 MiB block plus its envelope, later.
 pub const MAX_REQUEST_BYTES: usize = 1024 * 1024 + 64 * 1024;
@@ -41,19 +43,17 @@ pub enum Request {
     /// Asks the receiver to hold a sealed block for its owner; answered with
     /// [`Response::Stored`] or [`Response::Refused`].
     StoreBlock {
-        /// The sealed block (its address is its SHA-256).
+        /// The sealed block (its address is the root of its hash tree, [`crate::proof`]).
         #[serde(with = "crate::crypto::aead::serde_bytes_vec")]
         block: Vec<u8>,
-        /// The owner's RSA public key, SPKI DER.
-        #[serde(with = "crate::crypto::aead::serde_bytes_vec")]
-        owner: Vec<u8>,
-        /// The owner's RSA-PSS signature over [`store_statement`] of the block's address.
-        #[serde(with = "crate::crypto::aead::serde_bytes_vec")]
-        signature: Vec<u8>,
-        /// What the owner's browsers donate: the holder stores no more for this owner than
-        /// these earn ([`crate::pledge::allowance`]).
+        /// The owner's signed word for it, with the copies to keep and the owner's pledges:
+        /// the holder keeps it beside the block and forwards it when it repairs.
+        warrant: crate::warrant::Warrant,
+        /// Sent by a holder repairing the block, not by its owner: the owner is likely
+        /// offline, so its donating browser too, and the receiver counts its pledges as
+        /// [`crate::donor_audit::Book::kept`] does.
         #[serde(default)]
-        pledges: Vec<crate::pledge::Pledge>,
+        repair: bool,
     },
     /// Asks for a block by address; answered with [`Response::Block`] or [`Response::Refused`].
     FetchBlock {
@@ -129,11 +129,6 @@ pub enum Request {
 
 /// Most block addresses an inventory names.
 pub const MAX_INVENTORY_SAMPLE: usize = 4;
-
-/// What an owner signs to have a block stored.
-pub fn store_statement(id: &crate::block::BlockId) -> Vec<u8> {
-    [b"jellyfish/store/v1/".as_slice(), &id.0].concat()
-}
 
 /// What an owner signs to have a block deleted.
 pub fn delete_statement(id: &crate::block::BlockId) -> Vec<u8> {
@@ -424,7 +419,7 @@ mod tests {
     fn hand_made_envelope_decodes_like_ours() {
         // The cluster test hand-encodes envelopes; this keeps its encoding honest.
         let ours = encode(&Request::Hello { agent: "x".into() }).unwrap();
-        let mut theirs = vec![0xa2, 0x61, b'v', 0x19, 0x00, 0x02, 0x64];
+        let mut theirs = vec![0xa2, 0x61, b'v', 0x19, 0x00, 0x03, 0x64];
         theirs.extend_from_slice(b"body");
         theirs.extend_from_slice(&[0xa1, 0x65]);
         theirs.extend_from_slice(b"Hello");

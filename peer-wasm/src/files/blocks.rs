@@ -4,17 +4,7 @@
 
 use super::*;
 
-/// Gives up on `request` after `deadline`, so a slow holder costs at most that.
-pub(super) async fn with_deadline(
-    deadline: std::time::Duration,
-    request: impl std::future::Future<Output = Result<Response, NetError>>,
-) -> Result<Response, NetError> {
-    let request = std::pin::pin!(request);
-    match futures::future::select(request, futures_timer::Delay::new(deadline)).await {
-        futures::future::Either::Left((answer, _)) => answer,
-        futures::future::Either::Right(_) => Err(NetError::Timeout(deadline.as_secs())),
-    }
-}
+pub(super) use crate::net::with_deadline;
 
 /// Stores sealed bytes on up to [`Settings::copies_at`] `position` of the peers closest to
 /// their address (more for a manifest or the index than for a data block), with the holders'
@@ -30,7 +20,10 @@ pub(super) async fn place<N: Network>(
     let replicas = drive.settings.copies_at(position);
     let id = BlockId::of(&bytes);
     let owner = session.public_key().to_der()?;
-    let signature = session.sign_statement(&store_statement(&id));
+    let copies = u8::try_from(replicas).unwrap_or(u8::MAX);
+    let warrant = Warrant::new(&id, owner.clone(), copies, pledges.to_vec(), |m| {
+        session.sign_statement(m)
+    });
     let candidates = client.closest_peers(id.0.to_vec()).await?;
     let owner_hash = sha256(&owner);
     let mut holders: Vec<PeerId> = Vec::new();
@@ -68,9 +61,8 @@ pub(super) async fn place<N: Network>(
         let asks = round.iter().map(|peer| {
             let request = Request::StoreBlock {
                 block: bytes.clone(),
-                owner: owner.clone(),
-                signature: signature.clone(),
-                pledges: pledges.to_vec(),
+                warrant: warrant.clone(),
+                repair: false,
             };
             let started = web_time::Instant::now();
             client

@@ -58,19 +58,38 @@ pub(crate) struct FakeNet {
 impl FakeNet {
     /// `holders` honest holders, each donating `capacity` bytes.
     pub(crate) async fn new(holders: usize, capacity: u64) -> Self {
-        let mut world = World::default();
+        let net = Self {
+            world: Arc::new(Mutex::new(World::default())),
+        };
         for _ in 0..holders {
-            let keypair = Keypair::generate_ed25519();
-            world.holders.push(FakeHolder {
-                id: keypair.public().to_peer_id(),
-                keypair,
-                store: Arc::new(BlockStore::open(capacity).await.unwrap()),
-                conduct: Conduct::Honest,
-            });
+            net.join(capacity).await;
         }
-        Self {
-            world: Arc::new(Mutex::new(world)),
-        }
+        net
+    }
+
+    /// A new honest holder donating `capacity` bytes joins; returns its id.
+    pub(crate) async fn join(&self, capacity: u64) -> PeerId {
+        let keypair = Keypair::generate_ed25519();
+        let id = keypair.public().to_peer_id();
+        let store = Arc::new(BlockStore::open(capacity).await.unwrap());
+        self.world.lock().unwrap().holders.push(FakeHolder {
+            id,
+            keypair,
+            store,
+            conduct: Conduct::Honest,
+        });
+        id
+    }
+
+    /// The holders that are not gone.
+    pub(crate) fn live(&self) -> Vec<PeerId> {
+        let world = self.world.lock().unwrap();
+        world
+            .holders
+            .iter()
+            .filter(|h| h.conduct != Conduct::Gone)
+            .map(|h| h.id)
+            .collect()
     }
 
     /// The holders' ids, nearest to `key` first.
@@ -334,6 +353,77 @@ mod tests {
         assert_eq!(net.blocks_held().await.iter().sum::<u64>(), index_only);
         let gone = download(&files, &report.file.id).await;
         assert!(matches!(gone, Err(FileError::NoSuchFile)), "{gone:?}");
+    }
+
+    #[tokio::test]
+    async fn holders_keep_every_copy_up_while_the_owner_is_away_and_every_first_holder_leaves() {
+        use crate::{
+            holder::{RepairLog, Repairer},
+            repair,
+        };
+        let net = FakeNet::new(6, 64 * MIB).await;
+        let files = drive(&net).await;
+        let first = net.live();
+        let big = pattern((2 * MIB + 100) as usize, 7);
+        let small = pattern(300_000, 8);
+        let mut ids = Vec::new();
+        for (name, bytes) in [("big.bin", &big), ("small.bin", &small)] {
+            let report = files
+                .upload(name, bytes.as_slice(), |_| ControlFlow::Continue(()))
+                .await
+                .unwrap();
+            assert!(report.complete, "{report:?}");
+            ids.push(report.file.id);
+        }
+        // The owner is away from here on: only holders act. Every round, two of the first
+        // holders leave for good and two new peers join; then every live holder runs a repair
+        // round (no grace: these leave for good, and the grace itself is tested in `repair`).
+        let settings = repair::Settings {
+            interval: Duration::from_secs(1),
+            tick: Duration::from_secs(1),
+            grace: Duration::ZERO,
+            ..Default::default()
+        };
+        let log = Shared::new(Mutex::new(RepairLog::default()));
+        let mut repairers: HashMap<PeerId, Repairer<FakeNet>> = HashMap::new();
+        let now = web_time::Instant::now();
+        for leaving in first.chunks(2) {
+            for peer in leaving {
+                net.set(*peer, Conduct::Gone);
+            }
+            net.join(64 * MIB).await;
+            net.join(64 * MIB).await;
+            for _ in 0..2 {
+                for peer in net.live() {
+                    let repairer = repairers.entry(peer).or_insert_with(|| {
+                        Repairer::new(net.clone(), peer, settings.clone(), log.clone())
+                    });
+                    repairer.round(&net.store(peer), now).await.unwrap();
+                }
+            }
+        }
+        assert!(
+            first.iter().all(|p| !net.live().contains(p)),
+            "all first holders gone"
+        );
+        for (id, bytes) in ids.iter().zip([&big, &small]) {
+            assert_eq!(&download(&files, id).await.unwrap(), bytes);
+        }
+        let log = *log.lock().unwrap();
+        let stored = (2 * MIB + 100 + 300_000) as f64;
+        println!(
+            "repair: {log:?}; {:.2} bytes copied per byte of file",
+            log.bytes_copied as f64 / stored
+        );
+        assert!(log.copied > 0 && log.refused == 0, "{log:?}");
+        // Every block still has its copies on live holders, no more than one extra.
+        let mut copies: HashMap<crate::block::BlockId, usize> = HashMap::new();
+        for peer in net.live() {
+            for id in net.store(peer).ids_after(None, usize::MAX).await.unwrap() {
+                *copies.entry(id).or_default() += 1;
+            }
+        }
+        assert!(copies.values().all(|n| (3..=6).contains(n)), "{copies:?}");
     }
 
     #[tokio::test]

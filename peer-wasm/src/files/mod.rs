@@ -36,10 +36,11 @@ use crate::{
     net::{Client, NetError, Network},
     platform::Shared,
     pledge::{Pledge, PledgeError, MAX_PLEDGE_BYTES},
-    protocol::{self, delete_statement, store_statement, Request, Response},
+    protocol::{self, delete_statement, Request, Response},
     receipt::Placed,
     record::{dht_key, RecordError, RecordKind, VerifiedRecord},
     store::OwnerHash,
+    warrant::Warrant,
 };
 
 pub use attempts::{Attempts, PeerFailure};

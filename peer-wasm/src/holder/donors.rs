@@ -58,6 +58,16 @@ impl DonorAudits {
         book.donated(donors, now)
     }
 
+    /// What `donors` count for when a holder repairing a block hands it here
+    /// ([`Book::kept`]); queues those due for an audit.
+    pub(super) fn kept(&self, donors: &BTreeMap<PeerId, u64>) -> u64 {
+        let donated = self.donated(donors);
+        let Ok(book) = self.book.lock() else {
+            return donated;
+        };
+        donated.max(book.kept(donors, Instant::now()))
+    }
+
     /// Keeps the valid receipts of `blocks` held here for the same owner; how many were kept.
     pub(super) async fn witness(
         &self,

@@ -23,17 +23,17 @@ use crate::{
     net::{Client, InboundRequest},
     platform::Shared,
     pledge,
-    protocol::{
-        claim_statement, delete_statement, store_statement, Request, Response, MAX_INVENTORY_SAMPLE,
-    },
+    protocol::{claim_statement, delete_statement, Request, Response, MAX_INVENTORY_SAMPLE},
     receipt::{Receipt, Witnessed, Witnesses, MAX_RECEIPTS_PER_BLOCK, MAX_WITNESSED_BLOCKS},
     store::{BlockStore, OwnerHash, Release},
 };
 
 mod donors;
+mod repair;
 
 pub(crate) use donors::audit_donors;
 pub use donors::DonorAudits;
+pub use repair::{RepairLog, Repairer, Round};
 
 /// Whether a holder answers transport probes (`Discard`, `Fill`): only on networks run for
 /// benchmarks ([`crate::net::Config::answer_probes`]).
@@ -111,31 +111,27 @@ pub async fn answer(holder: Holder<'_>, request: Request) -> Response {
     match request {
         Request::StoreBlock {
             block,
-            owner,
-            signature,
-            pledges,
+            warrant,
+            repair,
         } => {
             if block.len() > MAX_SEALED_BLOCK {
                 return refused(format!("a block is at most {MAX_SEALED_BLOCK} bytes"));
             }
             let id = BlockId::of(&block);
-            let key = match PublicKey::from_der(&owner) {
-                Ok(key) => key,
-                Err(e) => return refused(format!("owner key: {e}")),
+            let owner = match warrant.verify(&id) {
+                Ok(owner) => owner,
+                Err(e) => return refused(e.to_string()),
             };
-            if key.verify(&store_statement(&id), &signature).is_err() {
-                return refused("the owner's signature does not cover this block");
-            }
-            let owner = sha256(&owner);
-            let donors = match pledge::donors(&pledges, &owner) {
+            let donors = match pledge::donors(&warrant.pledges, &owner) {
                 Ok(donors) => donors,
                 Err(e) => return refused(e.to_string()),
             };
             let allowance = pledge::allowance_of(match pledges_count {
                 Pledges::InFull => donors.values().sum(),
+                Pledges::Audited(audits) if repair => audits.kept(&donors),
                 Pledges::Audited(audits) => audits.donated(&donors),
             });
-            if let Err(e) = store.put(id, block, owner, allowance).await {
+            if let Err(e) = store.put(id, block, owner, allowance, Some(&warrant)).await {
                 return refused(e.to_string());
             }
             match Receipt::sign(keypair, &id, &owner) {
@@ -273,7 +269,7 @@ async fn claim(
         Ok(None) => return Response::Claimed,
         Err(e) => return refused(e.to_string()),
     };
-    if let Err(e) = store.put(id, bytes, current, u64::MAX).await {
+    if let Err(e) = store.put(id, bytes, current, u64::MAX, None).await {
         return refused(e.to_string());
     }
     match store.release(&id, &earlier).await {
@@ -332,11 +328,17 @@ mod tests {
         }
 
         fn store(&self, block: Vec<u8>, pledges: Vec<Pledge>) -> Request {
-            Request::StoreBlock {
-                signature: self.key.sign(&store_statement(&BlockId::of(&block))),
-                block,
-                owner: self.der.clone(),
+            let warrant = crate::warrant::Warrant::new(
+                &BlockId::of(&block),
+                self.der.clone(),
+                3,
                 pledges,
+                |m| self.key.sign(m),
+            );
+            Request::StoreBlock {
+                block,
+                warrant,
+                repair: false,
             }
         }
     }
@@ -532,7 +534,10 @@ mod tests {
         let store = BlockStore::open(64 * MIB).await.unwrap();
         let bytes = block(3);
         let legacy = BlockId(sha256(&bytes));
-        store.put(legacy, bytes, [1; 32], u64::MAX).await.unwrap();
+        store
+            .put(legacy, bytes, [1; 32], u64::MAX, None)
+            .await
+            .unwrap();
         let answer = ask(
             &store,
             Request::Prove {

@@ -86,7 +86,7 @@ impl Behaviour {
         // heard before it says so (net::record_policy). Nothing is cached by it.
         kad_config.set_caching(kad::Caching::Enabled { max_peers: K_VALUE });
         kad_config.set_provider_record_ttl(None);
-        kad_config.set_replication_interval(Some(Duration::from_secs(10 * 60)));
+        kad_config.set_replication_interval(Some(config.tuning.record_replication));
         kad_config.set_publication_interval(Some(Duration::from_secs(60 * 60)));
         if let Some(interval) = config.bootstrap_interval {
             kad_config.set_periodic_bootstrap_interval(Some(interval));

@@ -48,7 +48,7 @@ pub use behaviour::{
 };
 pub use client::{Client, HelloReply};
 use event_loop::EventLoop;
-pub use network::Network;
+pub use network::{with_deadline, Network};
 pub use record_policy::SILENCE_QUORUM;
 pub use tuning::Tuning;
 

@@ -13,6 +13,19 @@ use crate::{
     record::{SignedRecord, VerifiedRecord},
 };
 
+/// `request`'s answer, or [`NetError::Timeout`] after `deadline`: a slow or silent peer costs
+/// at most that.
+pub async fn with_deadline(
+    deadline: std::time::Duration,
+    request: impl Future<Output = Result<Response, NetError>>,
+) -> Result<Response, NetError> {
+    let request = std::pin::pin!(request);
+    match futures::future::select(request, futures_timer::Delay::new(deadline)).await {
+        futures::future::Either::Left((answer, _)) => answer,
+        futures::future::Either::Right(_) => Err(NetError::Timeout(deadline.as_secs())),
+    }
+}
+
 /// Finding peers, asking them, and reading and writing DHT records. The futures are `Send`
 /// natively (tasks may move between threads) and need not be in the browser.
 pub trait Network: Clone + MaybeSend + 'static {

@@ -6,6 +6,9 @@ use std::time::Duration;
 
 use super::{direct, inbound, outbound, relay_links, rewalk};
 
+/// Kademlia's replication interval, [`Tuning::record_replication`]'s default.
+pub(super) const RECORD_REPLICATION: Duration = Duration::from_secs(10 * 60);
+
 /// How the network paces and bounds itself; [`Tuning::default`] is what the app runs with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tuning {
@@ -31,6 +34,11 @@ pub struct Tuning {
     /// Inbound requests one peer may have waiting for this peer's holder: 8
     /// ([`inbound::PER_PEER`]; at least 1, and all peers together at most 64).
     pub waiting_per_peer: usize,
+    /// How often a peer hands the DHT records it holds to the peers now closest to their
+    /// keys: 10 min (Kademlia's replication interval). This is what keeps account records
+    /// and file indexes alive while the tabs that first held them close: a record survives
+    /// as long as one holder stays that long after a newcomer joins near its key.
+    pub record_replication: Duration,
 }
 
 impl Default for Tuning {
@@ -43,6 +51,7 @@ impl Default for Tuning {
             rewalk_waits: (rewalk::FIRST_WAIT, rewalk::MAX_WAIT),
             rebootstrap_after: rewalk::REBOOTSTRAP_AFTER,
             waiting_per_peer: inbound::PER_PEER,
+            record_replication: RECORD_REPLICATION,
         }
     }
 }

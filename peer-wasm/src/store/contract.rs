@@ -25,8 +25,14 @@ pub(crate) async fn holds_within_donation_and_allowance(
     let a = vec![1u8; 600];
     let id_a = BlockId::of(&a);
     let held = store.held_for(&owner).await.unwrap();
-    store.put(id_a, a.clone(), owner, u64::MAX).await.unwrap();
-    store.put(id_a, a.clone(), owner, u64::MAX).await.unwrap();
+    store
+        .put(id_a, a.clone(), owner, u64::MAX, None)
+        .await
+        .unwrap();
+    store
+        .put(id_a, a.clone(), owner, u64::MAX, None)
+        .await
+        .unwrap();
     assert_eq!(store.held_for(&owner).await.unwrap(), held + 600);
     assert_eq!(store.get(&id_a).await.unwrap(), Some(a.clone()));
     assert_eq!(store.claims(&id_a).await.unwrap(), vec![owner]);
@@ -39,11 +45,13 @@ pub(crate) async fn holds_within_donation_and_allowance(
     // Never more than the donation, nor more for one owner than their allowance; a refusal
     // changes nothing.
     let b = vec![2u8; 600];
-    let full = store.put(BlockId::of(&b), b.clone(), owner, u64::MAX).await;
+    let full = store
+        .put(BlockId::of(&b), b.clone(), owner, u64::MAX, None)
+        .await;
     assert!(matches!(full, Err(StoreError::Full { .. })), "{full:?}");
     let small = vec![3u8; 10];
     let over = store
-        .put(BlockId::of(&small), small.clone(), owner, held + 605)
+        .put(BlockId::of(&small), small.clone(), owner, held + 605, None)
         .await;
     assert!(
         matches!(over, Err(StoreError::OverAllowance { .. })),
@@ -56,12 +64,17 @@ pub(crate) async fn holds_within_donation_and_allowance(
     // counts against their allowance, even though the bytes are held already.
     let other = [owner[0].wrapping_add(1); 32];
     let other_held = store.held_for(&other).await.unwrap();
-    let refused = store.put(id_a, a.clone(), other, other_held + 599).await;
+    let refused = store
+        .put(id_a, a.clone(), other, other_held + 599, None)
+        .await;
     assert!(
         matches!(refused, Err(StoreError::OverAllowance { .. })),
         "{refused:?}"
     );
-    store.put(id_a, a.clone(), other, u64::MAX).await.unwrap();
+    store
+        .put(id_a, a.clone(), other, u64::MAX, None)
+        .await
+        .unwrap();
     assert_eq!(store.usage().await.unwrap(), usage);
     assert_eq!(store.held_for(&other).await.unwrap(), other_held + 600);
 
@@ -90,16 +103,112 @@ pub(crate) async fn holds_within_donation_and_allowance(
     assert_eq!(store.held_for(&other).await.unwrap(), other_held);
 
     // Lowering the donation below what is held keeps the blocks and refuses new ones.
-    store.put(id_a, a.clone(), owner, u64::MAX).await.unwrap();
+    store
+        .put(id_a, a.clone(), owner, u64::MAX, None)
+        .await
+        .unwrap();
     store.set_capacity(start.used + 100).await.unwrap();
     assert_eq!(store.get(&id_a).await.unwrap(), Some(a.clone()));
-    let refused = store.put(BlockId::of(&small), small, owner, u64::MAX).await;
+    let refused = store
+        .put(BlockId::of(&small), small, owner, u64::MAX, None)
+        .await;
     assert!(
         matches!(refused, Err(StoreError::Full { .. })),
         "{refused:?}"
     );
     store.set_capacity(CAPACITY).await.unwrap();
     (id_a, a)
+}
+
+/// A warrant as the store sees it: the store keeps and hands back warrants, it does not check
+/// them (the holder does, before it stores).
+fn warrant(owner: &str, copies: u8) -> crate::warrant::Warrant {
+    crate::warrant::Warrant {
+        owner: owner.as_bytes().to_vec(),
+        signature: vec![copies; 4],
+        copies,
+        pledges: Vec::new(),
+    }
+}
+
+/// Warrants are kept per owner beside the block and go with the owner's claim; a block can be
+/// listed page by page and handed on (evicted with every claim).
+pub(crate) async fn keeps_warrants_and_hands_blocks_on(store: &BlockStore) {
+    store.set_capacity(CAPACITY).await.unwrap();
+    let start = store.usage().await.unwrap();
+    let (alice, bob) = (warrant("alice-key", 3), warrant("bob-key", 5));
+    let bytes = vec![9u8; 300];
+    let id = BlockId::of(&bytes);
+    assert!(!store.has(&id).await.unwrap());
+    let (a, b) = (alice.owner_hash(), bob.owner_hash());
+    let (held_a, held_b) = (
+        store.held_for(&a).await.unwrap(),
+        store.held_for(&b).await.unwrap(),
+    );
+    store
+        .put(id, bytes.clone(), a, u64::MAX, Some(&alice))
+        .await
+        .unwrap();
+    store
+        .put(id, bytes.clone(), a, u64::MAX, Some(&alice))
+        .await
+        .unwrap();
+    store
+        .put(id, bytes.clone(), b, u64::MAX, Some(&bob))
+        .await
+        .unwrap();
+    assert!(store.has(&id).await.unwrap());
+    assert_eq!(
+        store.warrants(&id).await.unwrap(),
+        vec![alice.clone(), bob.clone()]
+    );
+    assert_eq!(store.release(&id, &a).await.unwrap(), Release::Released);
+    assert_eq!(store.warrants(&id).await.unwrap(), vec![bob.clone()]);
+
+    // Listed in address order, a page at a time.
+    let other = vec![8u8; 200];
+    let other_id = BlockId::of(&other);
+    store
+        .put(other_id, other, a, u64::MAX, Some(&alice))
+        .await
+        .unwrap();
+    let mut walked = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.ids_after(after, 1).await.unwrap();
+        let Some(last) = page.last().copied() else {
+            break;
+        };
+        assert_eq!(page.len(), 1);
+        walked.push(last);
+        after = Some(last);
+    }
+    assert!(walked.windows(2).all(|w| w[0] < w[1]), "in order");
+    assert!(walked.contains(&id) && walked.contains(&other_id));
+
+    // Evicting drops the bytes and every claim's count.
+    assert!(store.evict(&id).await.unwrap());
+    assert!(!store.evict(&id).await.unwrap());
+    assert!(!store.has(&id).await.unwrap());
+    assert_eq!(store.warrants(&id).await.unwrap(), vec![]);
+    assert_eq!(store.held_for(&b).await.unwrap(), held_b);
+    assert!(store.evict(&other_id).await.unwrap());
+    assert_eq!(store.held_for(&a).await.unwrap(), held_a);
+    assert_eq!(store.usage().await.unwrap(), start);
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+#[tokio::test]
+async fn the_memory_store_keeps_warrants_and_hands_blocks_on() {
+    let store = BlockStore::open(0).await.unwrap();
+    keeps_warrants_and_hands_blocks_on(&store).await;
+}
+
+#[cfg(target_arch = "wasm32")]
+#[wasm_bindgen_test::wasm_bindgen_test]
+async fn the_indexeddb_store_keeps_warrants_and_hands_blocks_on() {
+    let store = BlockStore::open(CAPACITY).await.unwrap();
+    keeps_warrants_and_hands_blocks_on(&store).await;
 }
 
 #[cfg(not(target_arch = "wasm32"))]

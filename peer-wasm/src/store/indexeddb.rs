@@ -6,7 +6,7 @@ use rexie::{Rexie, TransactionMode};
 use wasm_bindgen::{JsCast, JsValue};
 
 use super::{OwnerHash, Release, StoreError, Usage};
-use crate::block::BlockId;
+use crate::{block::BlockId, warrant::Warrant};
 
 const BLOCKS: &str = "blocks";
 const META: &str = "meta";
@@ -125,6 +125,29 @@ fn set_claims(value: &JsValue, claims: &[OwnerHash]) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// The owners' warrants kept in a stored block value (its `warrants` array of CBOR bytes).
+fn warrants_of(value: &JsValue) -> Vec<Warrant> {
+    get_field(value, "warrants")
+        .and_then(|v| v.dyn_into::<js_sys::Array>().ok())
+        .map(|list| {
+            list.iter()
+                .filter_map(|w| w.dyn_into::<Uint8Array>().ok())
+                .filter_map(|w| Warrant::from_bytes(&w.to_vec()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn set_warrants(value: &JsValue, warrants: &[Warrant]) -> Result<(), StoreError> {
+    let list: js_sys::Array = warrants
+        .iter()
+        .map(|w| JsValue::from(Uint8Array::from(w.to_bytes().as_slice())))
+        .collect();
+    Reflect::set(value, &"warrants".into(), &list)
+        .map_err(|e| StoreError::Backend(format!("{e:?}")))?;
+    Ok(())
+}
+
 impl BlockStore {
     /// One read-write transaction over the blocks and the usage counters, so both change
     /// together or not at all.
@@ -155,15 +178,18 @@ impl BlockStore {
 
     /// Holds a block for `owner`, unless it would not fit in the donation or in the
     /// owner's `allowance`. Holding it again for the same owner is a no-op; for another
-    /// owner it adds their claim (counted against their allowance, not the donation).
+    /// owner it adds their claim (counted against their allowance, not the donation). The
+    /// owner's `warrant`, when given, is kept beside the block for repair (one per owner, at
+    /// most [`crate::warrant::MAX_WARRANTS_PER_BLOCK`]).
     pub async fn put(
         &self,
         id: BlockId,
         bytes: Vec<u8>,
         owner: OwnerHash,
         allowance: u64,
+        warrant: Option<&Warrant>,
     ) -> Result<(), StoreError> {
-        let result = self.write_block(id, bytes, owner, allowance).await;
+        let result = self.write_block(id, bytes, owner, allowance, warrant).await;
         let refused = match &result {
             Ok(()) => Some(None),
             Err(StoreError::Backend(why)) => Some(Some(why.clone())),
@@ -187,6 +213,7 @@ impl BlockStore {
         bytes: Vec<u8>,
         owner: OwnerHash,
         allowance: u64,
+        warrant: Option<&Warrant>,
     ) -> Result<(), StoreError> {
         let (tx, blocks, meta) = self.write_blocks_and_meta()?;
         let key = JsValue::from_str(&id.to_hex());
@@ -200,7 +227,14 @@ impl BlockStore {
         match existing {
             Some(value) => {
                 let mut claims = claims_of(&value);
+                let mut warrants = warrants_of(&value);
+                let known = warrants.len();
+                super::keep_warrant(&mut warrants, warrant);
                 if claims.contains(&owner) {
+                    if warrants.len() > known {
+                        set_warrants(&value, &warrants)?;
+                        blocks.put(&value, Some(&key)).await.map_err(backend)?;
+                    }
                     return tx.done().await.map(|_| ()).map_err(backend);
                 }
                 if let Err(refused) = super::check_claim(held, allowance, size) {
@@ -209,6 +243,7 @@ impl BlockStore {
                 }
                 claims.push(owner);
                 set_claims(&value, &claims)?;
+                set_warrants(&value, &warrants)?;
                 blocks.put(&value, Some(&key)).await.map_err(backend)?;
             }
             None => {
@@ -223,6 +258,9 @@ impl BlockStore {
                 Reflect::set(&value, &"bytes".into(), &Uint8Array::from(bytes.as_slice()))
                     .map_err(|e| StoreError::Backend(format!("{e:?}")))?;
                 set_claims(&value, &[owner])?;
+                let mut warrants = Vec::new();
+                super::keep_warrant(&mut warrants, warrant);
+                set_warrants(&value, &warrants)?;
                 blocks.add(&value, Some(&key)).await.map_err(backend)?;
                 usage.used += size;
                 usage.blocks += 1;
@@ -262,6 +300,93 @@ impl BlockStore {
     /// A held block's bytes.
     pub async fn get(&self, id: &BlockId) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.read(id).await?.and_then(|v| bytes_field(&v, "bytes")))
+    }
+
+    /// Whether a block is held (a key count: the bytes are not read).
+    pub async fn has(&self, id: &BlockId) -> Result<bool, StoreError> {
+        let tx = self
+            .db
+            .transaction(&[BLOCKS], TransactionMode::ReadOnly)
+            .map_err(backend)?;
+        let only = rexie::KeyRange::only(&id.to_hex().into()).map_err(backend)?;
+        let count = tx
+            .store(BLOCKS)
+            .map_err(backend)?
+            .count(Some(only))
+            .await
+            .map_err(backend)?;
+        tx.done().await.map_err(backend)?;
+        Ok(count > 0)
+    }
+
+    /// The owners' warrants kept for a held block (empty if it is not held, or was stored
+    /// before warrants existed).
+    pub async fn warrants(&self, id: &BlockId) -> Result<Vec<Warrant>, StoreError> {
+        Ok(self
+            .read(id)
+            .await?
+            .map(|v| warrants_of(&v))
+            .unwrap_or_default())
+    }
+
+    /// Up to `n` addresses of held blocks after `after` (from the first when `None`), in
+    /// address order: a repairer walks its store with it, a page at a time.
+    pub async fn ids_after(
+        &self,
+        after: Option<BlockId>,
+        n: usize,
+    ) -> Result<Vec<BlockId>, StoreError> {
+        let tx = self
+            .db
+            .transaction(&[BLOCKS], TransactionMode::ReadOnly)
+            .map_err(backend)?;
+        let range = match after {
+            Some(after) => Some(
+                rexie::KeyRange::lower_bound(&after.to_hex().into(), Some(true))
+                    .map_err(backend)?,
+            ),
+            None => None,
+        };
+        let limit = u32::try_from(n).unwrap_or(u32::MAX);
+        let keys = tx
+            .store(BLOCKS)
+            .map_err(backend)?
+            .get_all_keys(range, Some(limit))
+            .await
+            .map_err(backend)?;
+        tx.done().await.map_err(backend)?;
+        Ok(keys
+            .iter()
+            .filter_map(|k| k.as_string().and_then(|hex| BlockId::from_hex(&hex)))
+            .collect())
+    }
+
+    /// Drops a block and every claim on it: its copies are kept by peers nearer its address
+    /// (a holder hands a block on, [`crate::repair`]). Returns whether it was held.
+    pub async fn evict(&self, id: &BlockId) -> Result<bool, StoreError> {
+        let (tx, blocks, meta) = self.write_blocks_and_meta()?;
+        let key = JsValue::from_str(&id.to_hex());
+        let Some(value) = blocks
+            .get(key.clone())
+            .await
+            .map_err(backend)?
+            .filter(|v| !v.is_undefined())
+        else {
+            tx.done().await.map_err(backend)?;
+            return Ok(false);
+        };
+        let size = bytes_field(&value, "bytes").map_or(0, |b| b.len() as u64);
+        for owner in claims_of(&value) {
+            let before = load_held(&meta, &owner).await?;
+            save_held(&meta, &owner, before.saturating_sub(size)).await?;
+        }
+        blocks.delete(key).await.map_err(backend)?;
+        let mut usage = load_usage(&meta).await?;
+        usage.used = usage.used.saturating_sub(size);
+        usage.blocks = usage.blocks.saturating_sub(1);
+        save_usage(&meta, &usage).await?;
+        tx.done().await.map_err(backend)?;
+        Ok(true)
     }
 
     /// The owners with a claim on a held block (empty if it is not held).
@@ -304,6 +429,9 @@ impl BlockStore {
             Release::Deleted
         } else {
             set_claims(&value, &claims)?;
+            let mut warrants = warrants_of(&value);
+            warrants.retain(|w| w.owner_hash() != *owner);
+            set_warrants(&value, &warrants)?;
             blocks.put(&value, Some(&key)).await.map_err(backend)?;
             Release::Released
         };

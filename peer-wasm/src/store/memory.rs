@@ -3,7 +3,7 @@
 use std::{collections::HashMap, sync::Mutex};
 
 use super::{OwnerHash, Release, StoreError, Usage};
-use crate::block::BlockId;
+use crate::{block::BlockId, warrant::Warrant};
 
 /// Blocks in memory, for native peers.
 #[derive(Debug, Default)]
@@ -15,10 +15,17 @@ pub struct BlockStore {
 struct Inner {
     capacity: u64,
     used: u64,
-    /// Each block's bytes and the owners with a claim on it.
-    blocks: HashMap<BlockId, (Vec<u8>, Vec<OwnerHash>)>,
+    /// Each block's bytes, the owners with a claim on it, and their warrants.
+    blocks: HashMap<BlockId, Held>,
     /// Bytes claimed per owner.
     owners: HashMap<OwnerHash, u64>,
+}
+
+#[derive(Debug)]
+struct Held {
+    bytes: Vec<u8>,
+    claims: Vec<OwnerHash>,
+    warrants: Vec<Warrant>,
 }
 
 impl BlockStore {
@@ -40,33 +47,43 @@ impl BlockStore {
 
     /// Holds a block for `owner`, unless it would not fit in the donation or in the
     /// owner's `allowance`. Holding it again for the same owner is a no-op; for another
-    /// owner it adds their claim (counted against their allowance, not the donation).
+    /// owner it adds their claim (counted against their allowance, not the donation). The
+    /// owner's `warrant`, when given, is kept beside the block for repair (one per owner, at
+    /// most [`crate::warrant::MAX_WARRANTS_PER_BLOCK`]).
     pub async fn put(
         &self,
         id: BlockId,
         bytes: Vec<u8>,
         owner: OwnerHash,
         allowance: u64,
+        warrant: Option<&Warrant>,
     ) -> Result<(), StoreError> {
         let mut inner = self.lock()?;
         let size = bytes.len() as u64;
         let held = inner.owners.get(&owner).copied().unwrap_or(0);
-        match inner
-            .blocks
-            .get(&id)
-            .map(|(_, claims)| claims.contains(&owner))
-        {
-            Some(true) => return Ok(()),
-            Some(false) => {
+        match inner.blocks.get_mut(&id) {
+            Some(block) if block.claims.contains(&owner) => {
+                super::keep_warrant(&mut block.warrants, warrant);
+                return Ok(());
+            }
+            Some(block) => {
                 super::check_claim(held, allowance, size)?;
-                if let Some((_, claims)) = inner.blocks.get_mut(&id) {
-                    claims.push(owner);
-                }
+                block.claims.push(owner);
+                super::keep_warrant(&mut block.warrants, warrant);
             }
             None => {
                 super::check_room(inner.used, inner.capacity, held, allowance, size)?;
                 inner.used += size;
-                inner.blocks.insert(id, (bytes, vec![owner]));
+                let mut warrants = Vec::new();
+                super::keep_warrant(&mut warrants, warrant);
+                inner.blocks.insert(
+                    id,
+                    Held {
+                        bytes,
+                        claims: vec![owner],
+                        warrants,
+                    },
+                );
             }
         }
         *inner.owners.entry(owner).or_insert(0) += size;
@@ -80,7 +97,59 @@ impl BlockStore {
 
     /// A held block's bytes.
     pub async fn get(&self, id: &BlockId) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.lock()?.blocks.get(id).map(|(bytes, _)| bytes.clone()))
+        Ok(self.lock()?.blocks.get(id).map(|held| held.bytes.clone()))
+    }
+
+    /// Whether a block is held.
+    pub async fn has(&self, id: &BlockId) -> Result<bool, StoreError> {
+        Ok(self.lock()?.blocks.contains_key(id))
+    }
+
+    /// The owners' warrants kept for a held block (empty if it is not held, or was stored
+    /// before warrants existed).
+    pub async fn warrants(&self, id: &BlockId) -> Result<Vec<Warrant>, StoreError> {
+        Ok(self
+            .lock()?
+            .blocks
+            .get(id)
+            .map(|held| held.warrants.clone())
+            .unwrap_or_default())
+    }
+
+    /// Up to `n` addresses of held blocks after `after` (from the first when `None`), in
+    /// address order: a repairer walks its store with it, a page at a time.
+    pub async fn ids_after(
+        &self,
+        after: Option<BlockId>,
+        n: usize,
+    ) -> Result<Vec<BlockId>, StoreError> {
+        let inner = self.lock()?;
+        let mut ids: Vec<BlockId> = inner
+            .blocks
+            .keys()
+            .filter(|id| after.is_none_or(|after| **id > after))
+            .copied()
+            .collect();
+        ids.sort();
+        ids.truncate(n);
+        Ok(ids)
+    }
+
+    /// Drops a block and every claim on it: its copies are kept by peers nearer its address
+    /// (a holder hands a block on, [`crate::repair`]). Returns whether it was held.
+    pub async fn evict(&self, id: &BlockId) -> Result<bool, StoreError> {
+        let mut inner = self.lock()?;
+        let Some(held) = inner.blocks.remove(id) else {
+            return Ok(false);
+        };
+        let size = held.bytes.len() as u64;
+        for owner in &held.claims {
+            if let Some(count) = inner.owners.get_mut(owner) {
+                *count = count.saturating_sub(size);
+            }
+        }
+        inner.used = inner.used.saturating_sub(size);
+        Ok(true)
     }
 
     /// The owners with a claim on a held block (empty if it is not held).
@@ -89,22 +158,23 @@ impl BlockStore {
             .lock()?
             .blocks
             .get(id)
-            .map(|(_, claims)| claims.clone())
+            .map(|held| held.claims.clone())
             .unwrap_or_default())
     }
 
     /// Drops `owner`'s claim on a block, and the block with the last claim.
     pub async fn release(&self, id: &BlockId, owner: &OwnerHash) -> Result<Release, StoreError> {
         let mut inner = self.lock()?;
-        let Some((bytes, claims)) = inner.blocks.get_mut(id) else {
+        let Some(block) = inner.blocks.get_mut(id) else {
             return Ok(Release::NotHeld);
         };
-        let Some(at) = claims.iter().position(|c| c == owner) else {
+        let Some(at) = block.claims.iter().position(|c| c == owner) else {
             return Ok(Release::NotClaimed);
         };
-        claims.swap_remove(at);
-        let size = bytes.len() as u64;
-        let last = claims.is_empty();
+        block.claims.swap_remove(at);
+        block.warrants.retain(|w| w.owner_hash() != *owner);
+        let size = block.bytes.len() as u64;
+        let last = block.claims.is_empty();
         if let Some(held) = inner.owners.get_mut(owner) {
             *held = held.saturating_sub(size);
         }
@@ -152,8 +222,8 @@ impl BlockStore {
             return 0;
         };
         let mut altered = 0;
-        for (bytes, _) in inner.blocks.values_mut() {
-            if let Some(first) = bytes.first_mut() {
+        for held in inner.blocks.values_mut() {
+            if let Some(first) = held.bytes.first_mut() {
                 *first ^= 1;
                 altered += 1;
             }
@@ -171,7 +241,7 @@ impl BlockStore {
         match inner
             .blocks
             .get_mut(id)
-            .and_then(|(bytes, _)| bytes.first_mut())
+            .and_then(|held| held.bytes.first_mut())
         {
             Some(first) => {
                 *first ^= 1;

@@ -108,6 +108,21 @@ fn check_room(
     check_claim(held, allowance, size)
 }
 
+/// Adds `warrant` to a block's `warrants` unless its owner has one there already or the list is
+/// full ([`crate::warrant::MAX_WARRANTS_PER_BLOCK`]).
+fn keep_warrant(
+    warrants: &mut Vec<crate::warrant::Warrant>,
+    warrant: Option<&crate::warrant::Warrant>,
+) {
+    let Some(warrant) = warrant else { return };
+    let owner = warrant.owner_hash();
+    if warrants.len() < crate::warrant::MAX_WARRANTS_PER_BLOCK
+        && !warrants.iter().any(|w| w.owner_hash() == owner)
+    {
+        warrants.push(warrant.clone());
+    }
+}
+
 #[cfg(target_arch = "wasm32")]
 mod indexeddb;
 #[cfg(not(target_arch = "wasm32"))]

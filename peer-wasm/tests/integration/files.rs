@@ -221,7 +221,7 @@ async fn a_peer_holding_a_copy_reads_it_from_itself() {
     let bytes = vec![42u8; 1000];
     let id = BlockId::of(&bytes);
     me.store
-        .put(id, bytes.clone(), [1; 32], u64::MAX)
+        .put(id, bytes.clone(), [1; 32], u64::MAX, None)
         .await
         .unwrap();
     let answer = me

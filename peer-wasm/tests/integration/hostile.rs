@@ -331,7 +331,7 @@ async fn pledges_minted_from_fresh_keys_buy_no_storage() {
     use jellyfish_peer::{
         crypto::sha256,
         pledge::Pledge,
-        protocol::{store_statement, Request, Response},
+        protocol::{Request, Response},
     };
     use libp2p::identity::Keypair;
     const MIB: u64 = 1 << 20;
@@ -358,10 +358,15 @@ async fn pledges_minted_from_fresh_keys_buy_no_storage() {
         let block = block(seed);
         let id = jellyfish_peer::block::BlockId::of(&block);
         Request::StoreBlock {
-            signature: mallory.sign_statement(&store_statement(&id)),
+            warrant: jellyfish_peer::warrant::Warrant::new(
+                &id,
+                owner.clone(),
+                3,
+                minted.clone(),
+                |m| mallory.sign_statement(m),
+            ),
             block,
-            owner: owner.clone(),
-            pledges: minted.clone(),
+            repair: false,
         }
     };
     // Store 1 MiB blocks until refused; then, once the holder has audited the minted keys
@@ -450,7 +455,7 @@ async fn a_donor_that_throws_away_what_it_was_given_stops_counting() {
         crypto::sha256,
         files::Donation,
         pledge::Pledge,
-        protocol::{store_statement, Request, Response},
+        protocol::{Request, Response},
     };
     const MIB: usize = 1 << 20;
     let nodes = common::cluster(5, |_| 1 << 30).await;
@@ -514,10 +519,15 @@ async fn a_donor_that_throws_away_what_it_was_given_stops_counting() {
             .map(|i| (i ^ seed.wrapping_mul(104_729)) as u8)
             .collect();
         let request = Request::StoreBlock {
-            signature: session.sign_statement(&store_statement(&BlockId::of(&block))),
+            warrant: jellyfish_peer::warrant::Warrant::new(
+                &BlockId::of(&block),
+                owner,
+                3,
+                vec![pledge],
+                |m| session.sign_statement(m),
+            ),
             block,
-            owner,
-            pledges: vec![pledge],
+            repair: false,
         };
         nodes[4]
             .client

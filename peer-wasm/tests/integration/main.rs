@@ -11,4 +11,5 @@ mod app;
 mod cluster;
 mod files;
 mod hostile;
+mod repair;
 mod rotation;

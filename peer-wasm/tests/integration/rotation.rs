@@ -378,7 +378,10 @@ async fn a_password_change_cut_short_completes_at_the_next_log_in() {
         if node.store.get(&id).await.unwrap().is_none() {
             for owner in claims {
                 let bytes = bytes.clone();
-                node.store.put(id, bytes, owner, u64::MAX).await.unwrap();
+                node.store
+                    .put(id, bytes, owner, u64::MAX, None)
+                    .await
+                    .unwrap();
             }
         }
     }

@@ -8,9 +8,9 @@ use std::{ops::ControlFlow, time::Duration};
 use jellyfish_peer::{
     account::Session,
     files::{self, Drive, FileError},
-    net::{Client, Config},
+    net::{Client, Config, Tuning},
     node::{self, Node},
-    Shared,
+    repair, Shared,
 };
 use libp2p::{identity::Keypair, swarm::NetworkBehaviour, Multiaddr, Swarm, SwarmBuilder};
 
@@ -22,20 +22,51 @@ pub(crate) const LISTEN: &str = "/memory/0";
 /// Starts `count` peers, each donating `donation(i)` bytes, all bootstrapped from the first,
 /// and waits until every one's DHT lookups see at least half of the others.
 pub(crate) async fn cluster(count: usize, donation: impl Fn(usize) -> u64) -> Vec<Node> {
+    cluster_with(count, donation, &Schedule::default()).await
+}
+
+/// How fast a test cluster repairs and re-replicates (the defaults: as the app runs).
+#[derive(Clone, Default)]
+pub(crate) struct Schedule {
+    pub(crate) repair: repair::Settings,
+    pub(crate) tuning: Tuning,
+}
+
+/// Starts one peer donating `donation` bytes, bootstrapped from `bootstrap`.
+pub(crate) async fn start(
+    bootstrap: Option<Multiaddr>,
+    donation: u64,
+    schedule: &Schedule,
+) -> Node {
+    let config = Config {
+        listen: vec![LISTEN.parse().unwrap()],
+        bootstrap: bootstrap.into_iter().collect(),
+        agent: "jellyfish-test".into(),
+        // The files tests measure the transport with probes; the spam test sends them.
+        answer_probes: true,
+        tuning: schedule.tuning.clone(),
+        ..Default::default()
+    };
+    node::start_with(
+        Keypair::generate_ed25519(),
+        config,
+        donation,
+        schedule.repair.clone(),
+    )
+    .await
+    .unwrap()
+}
+
+/// [`cluster`], on `schedule`.
+pub(crate) async fn cluster_with(
+    count: usize,
+    donation: impl Fn(usize) -> u64,
+    schedule: &Schedule,
+) -> Vec<Node> {
     let mut nodes: Vec<Node> = Vec::new();
     let mut first: Option<Multiaddr> = None;
     for i in 0..count {
-        let config = Config {
-            listen: vec![LISTEN.parse().unwrap()],
-            bootstrap: first.iter().cloned().collect(),
-            agent: "jellyfish-test".into(),
-            // The files tests measure the transport with probes; the spam test sends them.
-            answer_probes: true,
-            ..Default::default()
-        };
-        let node = node::start(Keypair::generate_ed25519(), config, donation(i))
-            .await
-            .unwrap();
+        let node = start(first.clone(), donation(i), schedule).await;
         if first.is_none() {
             first = Some(dialable(&node).await);
         }

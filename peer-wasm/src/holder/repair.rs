@@ -1,0 +1,229 @@
+//! The repairer: beside the holder, it walks the store a page per tick, asks the peers nearest
+//! each block's address to prove they hold it, and does what [`crate::repair`] decides: copy
+//! the block (with its owner's warrant) to peers that lack it, or hand it on. Generic over
+//! [`Network`], so the in-memory network of the files tests drives it too.
+
+use futures::future::join_all;
+
+use super::*;
+use crate::{
+    net::{with_deadline, NetError, Network},
+    repair::{Answer, Plan, Repairs, Settings},
+    warrant::Warrant,
+};
+
+/// What the repairer has done since it started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RepairLog {
+    /// Block checks run.
+    pub checked: u64,
+    /// Copies made on other peers.
+    pub copied: u64,
+    /// Bytes sent in those copies.
+    pub bytes_copied: u64,
+    /// Copies a peer refused or did not take.
+    pub refused: u64,
+    /// Blocks handed on (dropped here, enough nearer copies).
+    pub handed_on: u64,
+}
+
+/// How a round ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Round {
+    /// Every block due was checked.
+    Done,
+    /// The peer has stopped: no more rounds.
+    Stopped,
+}
+
+/// One repairer's state across rounds.
+pub struct Repairer<N> {
+    net: N,
+    me: PeerId,
+    settings: Settings,
+    repairs: Repairs,
+    /// The last block checked in the regular walk; `None`: start from the first.
+    cursor: Option<BlockId>,
+    /// Checks owed to the regular walk: a small store is checked a block every few ticks.
+    owed: f64,
+    log: Shared<Mutex<RepairLog>>,
+}
+
+impl<N: Network> Repairer<N> {
+    /// A repairer for peer `me`, logging to `log`.
+    pub fn new(net: N, me: PeerId, settings: Settings, log: Shared<Mutex<RepairLog>>) -> Self {
+        Self {
+            net,
+            me,
+            settings,
+            repairs: Repairs::default(),
+            cursor: None,
+            owed: 0.0,
+            log,
+        }
+    }
+
+    /// Runs rounds every [`Settings::tick`] until the peer stops.
+    pub async fn run(mut self, store: Shared<BlockStore>) {
+        loop {
+            futures_timer::Delay::new(self.settings.tick).await;
+            match self.round(&store, Instant::now()).await {
+                Ok(Round::Done) => {}
+                Ok(Round::Stopped) => return,
+                Err(e) => tracing::warn!("repair round failed: {e}"),
+            }
+        }
+    }
+
+    /// One round: the blocks whose turn came, then the next page of the regular walk.
+    pub async fn round(
+        &mut self,
+        store: &BlockStore,
+        now: Instant,
+    ) -> Result<Round, crate::store::StoreError> {
+        let blocks = store.usage().await?.blocks;
+        // At most one whole store per round, however long the pause before it.
+        self.owed = (self.owed + self.settings.per_tick(blocks)).min(blocks as f64);
+        let due = self.owed.floor() as usize;
+        self.owed -= due as f64;
+        let mut ids = self.repairs.due(now);
+        let page = match due {
+            0 => Vec::new(),
+            _ => store.ids_after(self.cursor, due).await?,
+        };
+        if due > 0 {
+            self.cursor = match page.len() < due {
+                true => None,
+                false => page.last().copied(),
+            };
+        }
+        for id in page {
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+        for id in ids {
+            if self.check(store, id, now).await? == Round::Stopped {
+                return Ok(Round::Stopped);
+            }
+        }
+        Ok(Round::Done)
+    }
+
+    async fn check(
+        &mut self,
+        store: &BlockStore,
+        id: BlockId,
+        now: Instant,
+    ) -> Result<Round, crate::store::StoreError> {
+        // The warrant asking for the most copies: the block is kept for its most careful
+        // owner. Blocks stored before warrants existed cannot be forwarded, and are left be.
+        let Some(warrant) = store
+            .warrants(&id)
+            .await?
+            .into_iter()
+            .max_by_key(|w| w.copies)
+        else {
+            self.repairs.forget(&id);
+            return Ok(Round::Done);
+        };
+        let copies = usize::from(warrant.copies);
+        let nearest = match self.net.closest_peers(id.0.to_vec()).await {
+            Ok(nearest) => nearest,
+            Err(NetError::Stopped) => return Ok(Round::Stopped),
+            // No network now: checked again at the next round.
+            Err(_) => return Ok(Round::Done),
+        };
+        // Ask the nearest peers until `copies + spare` of them answered: a walk can still
+        // name peers that left minutes ago, and those say nothing.
+        let mut rest = nearest.into_iter().filter(|peer| *peer != self.me);
+        let mut answers: Vec<(PeerId, Answer)> = Vec::new();
+        loop {
+            let heard = answers.iter().filter(|(_, a)| *a != Answer::Silent).count();
+            let wanted = (copies + self.settings.spare).saturating_sub(heard);
+            let batch: Vec<PeerId> = rest.by_ref().take(wanted).collect();
+            if batch.is_empty() {
+                break;
+            }
+            let said = join_all(batch.iter().map(|peer| self.ask(*peer, id))).await;
+            answers.extend(batch.into_iter().zip(said));
+        }
+        if let Ok(mut log) = self.log.lock() {
+            log.checked += 1;
+        }
+        let plan = self
+            .repairs
+            .decide(self.me, id, copies, &answers, self.settings.grace, now);
+        match plan {
+            Plan::Keep | Plan::Wait => {}
+            Plan::HandOn => {
+                tracing::debug!(id = %id.to_hex(), "handing a block on: enough nearer copies");
+                store.evict(&id).await?;
+                self.repairs.forget(&id);
+                if let Ok(mut log) = self.log.lock() {
+                    log.handed_on += 1;
+                }
+            }
+            Plan::Copy(targets) => {
+                let Some(bytes) = store.get(&id).await? else {
+                    self.repairs.forget(&id);
+                    return Ok(Round::Done);
+                };
+                self.copy(id, bytes, &warrant, targets).await;
+            }
+        }
+        Ok(Round::Done)
+    }
+
+    /// Asks `peer` to prove it holds block `id`.
+    async fn ask(&self, peer: PeerId, id: BlockId) -> Answer {
+        let challenge = u32::from_le_bytes(crate::crypto::random_bytes());
+        let answer = with_deadline(
+            self.settings.deadline,
+            self.net.request(peer, Request::Prove { id, challenge }),
+        )
+        .await;
+        match answer {
+            Ok(Response::Proof { proof })
+                if crate::proof::verify(&id.0, challenge, &proof).is_ok() =>
+            {
+                Answer::Holds
+            }
+            Ok(_) => Answer::Lacks,
+            Err(_) => Answer::Silent,
+        }
+    }
+
+    async fn copy(&mut self, id: BlockId, bytes: Vec<u8>, warrant: &Warrant, targets: Vec<PeerId>) {
+        let size = bytes.len() as u64;
+        let sends = targets.iter().map(|peer| {
+            let request = Request::StoreBlock {
+                block: bytes.clone(),
+                warrant: warrant.clone(),
+                repair: true,
+            };
+            with_deadline(self.settings.deadline, self.net.request(*peer, request))
+        });
+        let answers = join_all(sends).await;
+        let owner = warrant.owner_hash();
+        let mut copied = 0u64;
+        for (peer, answer) in targets.iter().zip(answers) {
+            match answer {
+                Ok(Response::Stored { receipt })
+                    if receipt.verify(&id, &owner).as_ref() == Ok(peer) =>
+                {
+                    copied += 1;
+                }
+                other => {
+                    tracing::info!(%peer, id = %id.to_hex(), "repair copy not taken: {other:?}")
+                }
+            }
+        }
+        tracing::info!(id = %id.to_hex(), copied, of = targets.len(), "repaired");
+        if let Ok(mut log) = self.log.lock() {
+            log.copied += copied;
+            log.bytes_copied += copied * size;
+            log.refused += targets.len() as u64 - copied;
+        }
+    }
+}

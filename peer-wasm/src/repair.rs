@@ -1,0 +1,323 @@
+//! Self-healing storage, decided: what a holder does with one block it holds, given what the
+//! peers nearest the block's address said when asked to prove they hold it. Pure: the holder's
+//! repairer (`holder/repair.rs`) asks and acts, and hands [`Repairs::decide`] the answers and
+//! `now`.
+//!
+//! A block is kept on the `copies` live peers nearest its address (its owner's warrant says how
+//! many, [`crate::warrant`]), as a DHT record is. Each holder checks each block it holds once
+//! per [`Settings::interval`], and:
+//! - when fewer than `copies` peers prove they hold it, the nearest holder copies it to the
+//!   nearest peers that lack it, as many as are missing. One copy short waits
+//!   [`Settings::grace`] first (lazy repair: a tab that reloads or closes for a few minutes
+//!   costs nothing); two short, or one copy left, is repaired at once. Holders further from
+//!   the address step in one grace later each, so a nearest holder that never repairs (gone
+//!   between checks, or lying) delays repair but does not stop it;
+//! - when at least `copies` holders nearer the address than itself prove they hold it (a tab
+//!   that came back after its block was repaired elsewhere, or a copy made nearer), it hands
+//!   the block on: it drops it, since `copies` are confirmed elsewhere.
+//!
+//! What this costs: one DHT walk and `copies + spare` storage challenges (a leaf of 1 KiB and
+//! a path of hashes each) per block per interval, and the block itself once per lost copy.
+
+use std::collections::HashMap;
+
+use libp2p::PeerId;
+use web_time::{Duration, Instant};
+
+use crate::{block::BlockId, crypto::sha256};
+
+/// When and how hard holders repair.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// How often each held block is checked: 1 h. A holder of 1,000 blocks (1 GiB) checks
+    /// one every 3.6 s; a block whose holders all leave within one interval is lost, so this
+    /// bounds how fast a block's holders may leave. Browser sessions last tens of minutes to
+    /// hours, and a holder that closes its tab stops checking; the other holders check too.
+    pub interval: Duration,
+    /// How often the repairer wakes and checks its share of the store: 10 s.
+    pub tick: Duration,
+    /// How long a block one copy short waits before it is copied: 10 min. Most browser
+    /// absences that end at all end within minutes (a reload, a restart, a laptop lid); a
+    /// copy made for each would cost a block's bytes each time.
+    pub grace: Duration,
+    /// Peers beyond the copies asked to prove they hold a block: 2, so that a repair has a
+    /// peer to copy to when a near one left.
+    pub spare: usize,
+    /// How long one peer may take to answer a check or take a copy: 10 s.
+    pub deadline: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(60 * 60),
+            tick: Duration::from_secs(10),
+            grace: Duration::from_secs(10 * 60),
+            spare: 2,
+            deadline: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Settings {
+    /// Blocks to check per tick, for a store of `blocks`, so each is checked once per
+    /// interval: a fraction for a small store (a check every few ticks, not every tick).
+    pub fn per_tick(&self, blocks: u64) -> f64 {
+        let ticks = (self.interval.as_secs_f64() / self.tick.as_secs_f64().max(0.001)).max(1.0);
+        blocks as f64 / ticks
+    }
+}
+
+/// What one peer near a block said when asked to prove it holds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// A valid proof: it holds the block.
+    Holds,
+    /// It answered without a valid proof: it lacks the block (or lies, which is the same).
+    Lacks,
+    /// It did not answer: gone, for now or for good. Neither a holder nor a place to copy to.
+    Silent,
+}
+
+/// What to do with one block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Plan {
+    /// Enough copies, and this holder is among the nearest.
+    Keep,
+    /// Short, but not this holder's turn yet (or no peer to copy to).
+    Wait,
+    /// Copy the block to these peers, nearest first.
+    Copy(Vec<PeerId>),
+    /// Enough nearer holders: drop this copy.
+    HandOn,
+}
+
+/// The XOR distance between a peer and a block's address, as Kademlia measures it (both
+/// hashed with SHA-256): smaller is nearer.
+pub fn distance(peer: &PeerId, id: &BlockId) -> [u8; 32] {
+    let (a, b) = (sha256(&peer.to_bytes()), sha256(&id.0));
+    std::array::from_fn(|i| a[i] ^ b[i])
+}
+
+/// Blocks known to be short, tracked across checks.
+#[derive(Debug, Default)]
+pub struct Repairs {
+    short: HashMap<BlockId, Short>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Short {
+    since: Instant,
+    /// When this holder's turn comes: the block is checked again then.
+    turn: Instant,
+}
+
+/// Most short blocks remembered: beyond, the oldest are forgotten (and found again at their
+/// next check).
+pub const MAX_SHORT: usize = 4096;
+
+impl Repairs {
+    /// Decides for block `id`, held here by `me` and wanted at `copies` copies, from the
+    /// `answers` of the peers nearest its address.
+    pub fn decide(
+        &mut self,
+        me: PeerId,
+        id: BlockId,
+        copies: usize,
+        answers: &[(PeerId, Answer)],
+        grace: Duration,
+        now: Instant,
+    ) -> Plan {
+        let mut holders: Vec<PeerId> = answers
+            .iter()
+            .filter(|(peer, answer)| *answer == Answer::Holds && *peer != me)
+            .map(|(peer, _)| *peer)
+            .collect();
+        holders.push(me);
+        holders.sort_by_key(|peer| distance(peer, &id));
+        holders.dedup();
+        let live = holders.len();
+        if live >= copies {
+            self.short.remove(&id);
+            let nearer = holders.iter().take_while(|peer| **peer != me).count();
+            return match nearer >= copies {
+                true => Plan::HandOn,
+                false => Plan::Keep,
+            };
+        }
+        let missing = copies - live;
+        let rank = holders.iter().position(|peer| *peer == me).unwrap_or(0) as u32;
+        let urgent = live <= 1 || missing >= 2;
+        let wait = grace * (rank + u32::from(!urgent));
+        if !self.short.contains_key(&id) && self.short.len() >= MAX_SHORT {
+            if let Some(oldest) = self
+                .short
+                .iter()
+                .min_by_key(|(_, s)| s.since)
+                .map(|(k, _)| *k)
+            {
+                self.short.remove(&oldest);
+            }
+        }
+        let short = self.short.entry(id).or_insert(Short {
+            since: now,
+            turn: now,
+        });
+        short.turn = short.since + wait;
+        if now < short.turn {
+            return Plan::Wait;
+        }
+        let mut lacking: Vec<PeerId> = answers
+            .iter()
+            .filter(|(peer, answer)| *answer == Answer::Lacks && *peer != me)
+            .map(|(peer, _)| *peer)
+            .collect();
+        lacking.sort_by_key(|peer| distance(peer, &id));
+        lacking.dedup();
+        lacking.truncate(missing);
+        match lacking.is_empty() {
+            true => Plan::Wait,
+            false => Plan::Copy(lacking),
+        }
+    }
+
+    /// Short blocks whose turn has come by `now`: checked again before the regular round, so
+    /// a grace of minutes is not stretched to a whole interval.
+    pub fn due(&self, now: Instant) -> Vec<BlockId> {
+        let mut due: Vec<(Instant, BlockId)> = self
+            .short
+            .iter()
+            .filter(|(_, short)| short.turn <= now)
+            .map(|(id, short)| (short.turn, *id))
+            .collect();
+        due.sort();
+        due.into_iter().map(|(_, id)| id).collect()
+    }
+
+    /// Forgets a block (dropped here, or no longer held).
+    pub fn forget(&mut self, id: &BlockId) {
+        self.short.remove(id);
+    }
+
+    /// Blocks known to be short.
+    pub fn short(&self) -> usize {
+        self.short.len()
+    }
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    use super::*;
+
+    const GRACE: Duration = Duration::from_secs(600);
+
+    /// `n` peers and a block, the peers ordered nearest the block first.
+    fn near(n: usize) -> (BlockId, Vec<PeerId>) {
+        let id = BlockId::of(b"a block");
+        let mut peers: Vec<PeerId> = (0..n).map(|_| PeerId::random()).collect();
+        peers.sort_by_key(|p| distance(p, &id));
+        (id, peers)
+    }
+
+    fn answers(peers: &[PeerId], said: &[Answer]) -> Vec<(PeerId, Answer)> {
+        peers.iter().copied().zip(said.iter().copied()).collect()
+    }
+
+    use Answer::{Holds, Lacks, Silent};
+
+    #[test]
+    fn enough_copies_are_kept_and_a_far_copy_is_handed_on() {
+        let (id, peers) = near(6);
+        let now = Instant::now();
+        let mut repairs = Repairs::default();
+        // me is the second nearest; two others hold it: 3 of 3.
+        let said = answers(&peers[..5], &[Holds, Holds, Lacks, Holds, Silent]);
+        assert_eq!(
+            repairs.decide(peers[1], id, 3, &said, GRACE, now),
+            Plan::Keep
+        );
+        // me is the farthest, and three nearer peers hold it: hand on.
+        let said = answers(&peers[..5], &[Holds, Holds, Holds, Lacks, Lacks]);
+        assert_eq!(
+            repairs.decide(peers[5], id, 3, &said, GRACE, now),
+            Plan::HandOn
+        );
+        // ...but not when only two nearer peers hold it.
+        let said = answers(&peers[..5], &[Holds, Silent, Holds, Lacks, Lacks]);
+        assert_eq!(
+            repairs.decide(peers[5], id, 3, &said, GRACE, now),
+            Plan::Keep
+        );
+    }
+
+    #[test]
+    fn one_copy_short_waits_a_grace_then_the_nearest_holder_copies_to_the_nearest_lacking() {
+        let (id, peers) = near(6);
+        let t0 = Instant::now();
+        let mut repairs = Repairs::default();
+        let me = peers[1];
+        // 2 of 3: peer 0 lacks it (a tab that came back empty, or new), peer 2 is silent.
+        let said = answers(&peers, &[Lacks, Holds, Silent, Holds, Lacks, Lacks]);
+        assert_eq!(repairs.decide(me, id, 3, &said, GRACE, t0), Plan::Wait);
+        assert!(repairs.due(t0 + GRACE / 2).is_empty());
+        assert_eq!(repairs.due(t0 + GRACE), vec![id]);
+        assert_eq!(
+            repairs.decide(me, id, 3, &said, GRACE, t0 + GRACE),
+            Plan::Copy(vec![peers[0]])
+        );
+        // The other holder, farther from the address, steps in one grace later.
+        let mut theirs = Repairs::default();
+        assert_eq!(theirs.decide(peers[3], id, 3, &said, GRACE, t0), Plan::Wait);
+        assert_eq!(
+            theirs.decide(peers[3], id, 3, &said, GRACE, t0 + GRACE),
+            Plan::Wait
+        );
+        assert_eq!(
+            theirs.decide(peers[3], id, 3, &said, GRACE, t0 + 2 * GRACE),
+            Plan::Copy(vec![peers[0]])
+        );
+        // Once the copy is made, the shortage is forgotten.
+        let healed = answers(&peers, &[Holds, Holds, Silent, Holds, Lacks, Lacks]);
+        assert_eq!(
+            repairs.decide(me, id, 3, &healed, GRACE, t0 + GRACE),
+            Plan::Keep
+        );
+        assert_eq!(repairs.short(), 0);
+    }
+
+    #[test]
+    fn a_last_copy_or_two_short_is_repaired_at_once() {
+        let (id, peers) = near(8);
+        let now = Instant::now();
+        let mut repairs = Repairs::default();
+        let me = peers[4];
+        let said = answers(&peers[..4], &[Silent, Lacks, Silent, Lacks]);
+        assert_eq!(
+            repairs.decide(me, id, 3, &said, GRACE, now),
+            Plan::Copy(vec![peers[1], peers[3]])
+        );
+        // A manifest at 5 copies with 3 left: two short, at once too.
+        let said = answers(&peers[..4], &[Holds, Lacks, Holds, Lacks]);
+        assert_eq!(
+            repairs.decide(peers[0], id, 5, &said, GRACE, now),
+            Plan::Copy(vec![peers[1], peers[3]])
+        );
+        // Nobody to copy to: wait, and be checked again.
+        let said = answers(&peers[..2], &[Silent, Silent]);
+        assert_eq!(repairs.decide(me, id, 3, &said, GRACE, now), Plan::Wait);
+    }
+
+    #[test]
+    fn a_store_is_checked_once_per_interval() {
+        let settings = Settings::default();
+        assert_eq!(settings.per_tick(0), 0.0);
+        assert_eq!(settings.per_tick(360), 1.0);
+        assert_eq!(settings.per_tick(36), 0.1);
+        let fast = Settings {
+            interval: Duration::from_secs(2),
+            tick: Duration::from_millis(500),
+            ..Settings::default()
+        };
+        assert_eq!(fast.per_tick(10), 2.5);
+    }
+}
