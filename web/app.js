@@ -111,7 +111,8 @@ async function main() {
   wasmReady = true;
   const relay = await relayInfo();
   // The relay's own addresses, then its fellows': the peer keeps two relays.
-  peer = await start([...relay.addrs, ...(relay.fellows || [])], relay.ice_servers || [], relay.probes === true);
+  peer = await start([...relay.addrs, ...(relay.fellows || [])], relay.ice_servers || [], relay.probes === true,
+    relay.repair_every_secs ?? undefined);
   window.jellyfish = peer;
   started.resolve(peer);
   showPeerId(peer.peer_id);

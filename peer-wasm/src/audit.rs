@@ -105,6 +105,8 @@ pub struct Report {
     pub holders: Vec<String>,
     /// The others.
     pub failures: Vec<Failure>,
-    /// Files whose copy count went down.
+    /// Files with fewer live copies than an upload asks for.
     pub files_degraded: usize,
+    /// Files with one live copy or none: lost if that peer leaves.
+    pub files_at_risk: usize,
 }

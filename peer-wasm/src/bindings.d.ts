@@ -266,9 +266,13 @@ holders: Array<string>,
  */
 failures: Array<AuditFailure>,
 /**
- * Files whose copy count went down.
+ * Files with fewer live copies than an upload asks for.
  */
-files_degraded: number, };
+files_degraded: number,
+/**
+ * Files with one live copy or none: lost if that peer leaves.
+ */
+files_at_risk: number, };
 export type FileInfo = {
 /**
  * Id for download and delete (hex).
@@ -287,7 +291,8 @@ size: number,
  */
 created_ms: number,
 /**
- * Fewest copies any of its blocks had when uploaded.
+ * Fewest copies any of its blocks had at upload, or live at the last audit
+ * ([`Drive::audit`]).
  */
 copies: number, };
 export type UploadReport = {

@@ -81,7 +81,8 @@ pub async fn start_with(
         keypair.public().to_peer_id(),
         repair,
         repairs.clone(),
-    );
+    )
+    .with_receipts(audits.clone());
     platform::spawn(repairer.run(store.clone()));
     Ok(Node {
         keypair,

@@ -166,6 +166,14 @@ impl Witnesses {
         }
     }
 
+    /// Every peer known to have been given blocks, with those blocks' addresses.
+    pub fn given(&self) -> Vec<(PeerId, Vec<BlockId>)> {
+        self.peers
+            .iter()
+            .map(|(peer, (_, given))| (*peer, given.iter().map(|g| g.id).collect()))
+            .collect()
+    }
+
     /// How many blocks `peer` is known to have been given (at most [`PER_PEER`]).
     pub fn count(&self, peer: &PeerId) -> usize {
         self.peers.get(peer).map_or(0, |(_, g)| g.len())

@@ -45,6 +45,12 @@ pub struct Settings {
     pub spare: usize,
     /// How long one peer may take to answer a check or take a copy: 10 s.
     pub deadline: Duration,
+    /// How often the holders known to hold blocks beside this one (from checks, and from
+    /// the receipts an owner hands out after an upload) are each challenged on one of them:
+    /// 30 s. One that fails has its blocks checked at once, so a tab that closes is noticed
+    /// in under a minute, not at its blocks' next hourly check; one request per fellow holder
+    /// (a holder's fellows are the few peers nearest it, as its blocks' addresses are).
+    pub sweep: Duration,
 }
 
 impl Default for Settings {
@@ -55,11 +61,26 @@ impl Default for Settings {
             grace: Duration::from_secs(10 * 60),
             spare: 2,
             deadline: Duration::from_secs(10),
+            sweep: Duration::from_secs(30),
         }
     }
 }
 
 impl Settings {
+    /// The default schedule scaled to check each block every `interval` (the default is
+    /// `every(1 h)`): ticks of a 360th of it (at least 250 ms), a grace of a sixth, sweeps of
+    /// a 120th (at least 1 s). Test networks run it in seconds (the relay's
+    /// `--repair-every-secs`).
+    pub fn every(interval: Duration) -> Self {
+        Self {
+            interval,
+            tick: (interval / 360).max(Duration::from_millis(250)),
+            grace: interval / 6,
+            sweep: (interval / 120).max(Duration::from_secs(1)),
+            ..Self::default()
+        }
+    }
+
     /// Blocks to check per tick, for a store of `blocks`, so each is checked once per
     /// interval: a fraction for a small store (a check every few ticks, not every tick).
     pub fn per_tick(&self, blocks: u64) -> f64 {
@@ -310,6 +331,16 @@ mod tests {
     #[test]
     fn a_store_is_checked_once_per_interval() {
         let settings = Settings::default();
+        let scaled = Settings::every(Duration::from_secs(3600));
+        assert_eq!(
+            (scaled.interval, scaled.tick, scaled.grace, scaled.sweep),
+            (
+                settings.interval,
+                settings.tick,
+                settings.grace,
+                settings.sweep
+            )
+        );
         assert_eq!(settings.per_tick(0), 0.0);
         assert_eq!(settings.per_tick(360), 1.0);
         assert_eq!(settings.per_tick(36), 0.1);

@@ -58,6 +58,7 @@ struct AppState {
     stats: Arc<Stats>,
     ice_servers: Arc<Vec<String>>,
     probes: bool,
+    repair_every_secs: Option<u64>,
     peer_id: String,
     started: Instant,
 }
@@ -74,6 +75,10 @@ struct RelayInfo {
     ice_servers: Vec<String>,
     /// Whether pages answer transport probes (`--allow-probes`, benchmark networks only).
     probes: bool,
+    /// How often pages check each block they hold (`--repair-every-secs`, test networks
+    /// only); absent: the shipped schedule.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    repair_every_secs: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -106,6 +111,7 @@ impl Server {
             stats: stats.clone(),
             ice_servers: Arc::new(config.ice_servers.clone()),
             probes: config.allow_probes,
+            repair_every_secs: config.repair_every_secs,
             peer_id,
             started: Instant::now(),
         };
@@ -171,6 +177,7 @@ async fn relay_info(State(state): State<AppState>) -> Json<RelayInfo> {
         fellows: state.stats.fellows(),
         ice_servers: state.ice_servers.to_vec(),
         probes: state.probes,
+        repair_every_secs: state.repair_every_secs,
     })
 }
 

@@ -31,6 +31,7 @@ fn config(data_dir: &std::path::Path) -> Config {
         max_connections: 1024,
         max_memory_percent: 95.0,
         allow_probes: false,
+        repair_every_secs: None,
     }
 }
 

@@ -86,6 +86,36 @@ export function setupFiles({ getPeer, transfers }) {
     render();
   }
 
+  // Live copies: the audit asks, for a sample of each file's blocks, the peers listed at upload
+  // and those now nearest the block to prove they hold it (holders copy blocks again when
+  // peers leave), and the Copies column shows what it found. At most every 10 minutes while
+  // the list shows; the Refresh button checks at once.
+  const CHECK_EVERY_MS = 10 * 60 * 1000;
+  let lastCheck = 0;
+  let checking = false;
+  async function checkCopies(now) {
+    if (checking || !files.length || (!now && Date.now() - lastCheck < CHECK_EVERY_MS)) return;
+    checking = true;
+    lastCheck = Date.now();
+    try {
+      const report = await getPeer().audit();
+      const risky = report.files_at_risk;
+      const note = $("copies-note");
+      note.textContent = risky
+        ? `${risky} ${risky === 1 ? "file is" : "files are"} at risk: part of ${risky === 1 ? "it has" : "them have"} a single copy online. `
+          + "The network makes new copies as peers leave; keep a copy elsewhere until the Copies column is back up."
+        : "";
+      note.hidden = !risky;
+      files = await getPeer().list_files();
+      render();
+    } catch {
+      // Not logged in any more, or no network: the next check tries again.
+    } finally {
+      checking = false;
+    }
+  }
+  setInterval(() => { if (!$("files-view").hidden) checkCopies(false); }, 60 * 1000);
+
   function confirmDelete(file, opener) {
     $("delete-title").textContent = `Delete “${file.name}”?`;
     $("delete-text").textContent =
@@ -122,7 +152,11 @@ export function setupFiles({ getPeer, transfers }) {
     });
   }
   filter.addEventListener("input", render);
-  $("refresh").addEventListener("click", async () => { await refresh(); announce("File list refreshed."); });
+  $("refresh").addEventListener("click", async () => {
+    await refresh();
+    announce("File list refreshed.");
+    checkCopies(true);
+  });
 
   $("file-input").addEventListener("change", (e) => {
     transfers.upload(pickedFiles(e.target));
@@ -164,12 +198,17 @@ export function setupFiles({ getPeer, transfers }) {
   return {
     refresh,
     /** The view opened: another browser of the user's may have changed the list. */
-    show: refresh,
+    async show() {
+      await refresh();
+      checkCopies(false);
+    },
     /** Log-out: forget the list (it is the user's). */
     reset() {
       files = [];
       loaded = false;
       filter.value = "";
+      lastCheck = 0;
+      $("copies-note").hidden = true;
       if (dialog.open) dialog.close();
       render();
     },

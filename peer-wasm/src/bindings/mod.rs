@@ -125,11 +125,14 @@ fn to_js<T: Serialize>(value: &T) -> Result<JsValue, JsValue> {
 /// of the relays at `relay_addrs` (as `/api/relay` lists them: `addrs`, then `fellows`). `ice_servers` (STUN or TURN
 /// URLs, also from `/api/relay`) help direct connections through NATs. `probes` (also from
 /// `/api/relay`): whether this network answers transport probes (benchmark networks only).
+/// `repair_every_secs` (also from `/api/relay`, test networks only): check each held block
+/// this often, in place of the shipped hourly schedule ([`crate::repair::Settings::every`]).
 #[wasm_bindgen]
 pub async fn start(
     relay_addrs: Vec<String>,
     ice_servers: Option<Vec<String>>,
     probes: Option<bool>,
+    repair_every_secs: Option<f64>,
 ) -> Result<Peer, JsValue> {
     let relays = net::relay_links::browser_dialable(&relay_addrs);
     if relays.is_empty() {
@@ -152,8 +155,22 @@ pub async fn start(
     };
     let (record_journal, journal) = futures::channel::mpsc::unbounded();
     wasm_bindgen_futures::spawn_local(crate::record_journal::keep(db, journal));
+    let repair = match repair_every_secs {
+        Some(secs) if secs.is_finite() && secs >= 1.0 => {
+            crate::repair::Settings::every(std::time::Duration::from_secs_f64(secs))
+        }
+        _ => crate::repair::Settings::default(),
+    };
+    let tuning = net::Tuning {
+        record_replication: match repair_every_secs {
+            Some(_) => repair.grace.max(std::time::Duration::from_secs(1)),
+            None => net::Tuning::default().record_replication,
+        },
+        ..Default::default()
+    };
     let config = net::Config {
         relays,
+        tuning,
         record_journal: Some(record_journal),
         persisted_records,
         agent: crate::AGENT.to_owned(),
@@ -171,7 +188,7 @@ pub async fn start(
     // holds nothing new for others and pledges nothing (a profile from before this rule keeps
     // what it holds, but takes no more).
     let agreed = donation_agreed();
-    let node = crate::node::start(keypair, config, 0)
+    let node = crate::node::start_with(keypair, config, 0, repair)
         .await
         .map_err(js_error)?;
     if !agreed {
@@ -410,8 +427,9 @@ impl Peer {
 
     /// Audits the holders of the user's files: each listed holder of each file's manifest and
     /// of up to `blocks_per_file` (default 4) random blocks is asked to prove it still holds
-    /// it, checked against the block's address. Files whose holders failed or did not answer
-    /// get a lower copy count in the index.
+    /// it, checked against the block's address, and so are the peers now nearest each block
+    /// (where repair puts new copies). Each file's copy count in the index becomes the live
+    /// copies found; `files_at_risk` counts files with a block down to one copy.
     #[wasm_bindgen(unchecked_return_type = "Promise<AuditReport>")]
     pub fn audit(&self, blocks_per_file: Option<u32>) -> js_sys::Promise {
         let app = self.app.clone();

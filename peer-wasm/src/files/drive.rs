@@ -173,21 +173,24 @@ impl<N: Network> Drive<N> {
         Ok(info(entry))
     }
 
-    /// Audits the holders of the user's files: for each file its manifest and
-    /// [`Settings::audit_blocks_per_file`] of its blocks picked at random, every listed holder
-    /// is challenged to prove it still holds the block ([`crate::audit`]). A holder that fails
-    /// or does not answer is counted as gone: a file's copy count becomes the fewest holders
-    /// that proved a block, and the index is saved when one went down (the page's "Copies"
-    /// column shows it; repair acts on it).
+    /// Audits the user's files and counts their live copies: for each file its manifest and
+    /// [`Settings::audit_blocks_per_file`] of its blocks picked at random, every holder listed
+    /// at upload is challenged to prove it still holds the block ([`crate::audit`]; one that
+    /// fails or does not answer is reported), and so are the peers now nearest the block's
+    /// address, where repair puts new copies ([`crate::repair`]). A file's copy count becomes
+    /// the fewest peers that proved one of its blocks, up or down, and the index is saved when
+    /// one changed: the page's "Copies" column shows copies that are there now, not those made
+    /// at upload.
     pub async fn audit(&self) -> Result<audit::Report, FileError> {
         let (client, session) = (&self.client, &*self.session);
-        let (mut index, record) = load_index(self).await?;
+        let (mut index, _) = load_index(self).await?;
         let mut report = audit::Report::default();
+        let mut counted: Vec<(FileId, u32)> = Vec::new();
         for entry in &mut index.files {
             let key = open_file_key(session, entry).await?;
-            let mut refs = vec![entry.manifest.clone()];
+            let mut refs = vec![(entry.manifest.clone(), META_POSITION)];
             if let Ok(manifest) = manifest(self, entry, &key).await {
-                let mut blocks = manifest.blocks;
+                let mut blocks: Vec<_> = manifest.blocks.into_iter().zip(0u64..).collect();
                 // A random pick: a holder cannot know which blocks will be asked for.
                 for i in (1..blocks.len()).rev() {
                     let j = u32::from_le_bytes(crate::crypto::random_bytes()) as usize % (i + 1);
@@ -196,19 +199,20 @@ impl<N: Network> Drive<N> {
                 refs.extend(blocks.into_iter().take(self.settings.audit_blocks_per_file));
             }
             let mut fewest = u32::MAX;
-            for block in &refs {
+            for (block, position) in &refs {
                 report.blocks += 1;
-                let mut proved = 0;
-                for holder in block
+                let listed: Vec<PeerId> = block
                     .holders
                     .iter()
                     .filter_map(|h| h.parse::<PeerId>().ok())
-                {
+                    .collect();
+                let mut proved = 0;
+                for holder in &listed {
                     report.challenges += 1;
                     if !report.holders.contains(&holder.to_string()) {
                         report.holders.push(holder.to_string());
                     }
-                    let (answered, reason) = match audit::challenge(client, holder, block.id).await
+                    let (answered, reason) = match audit::challenge(client, *holder, block.id).await
                     {
                         audit::Outcome::Held => {
                             report.held += 1;
@@ -227,15 +231,46 @@ impl<N: Network> Drive<N> {
                         reason,
                     });
                 }
-                fewest = fewest.min(proved);
+                // Copies made since the upload: the nearest peers not listed, as many as the
+                // block wants and two more (a peer that lacks it is no failure: nobody gave it
+                // the block).
+                let wanted = self.settings.copies_at(*position);
+                let nearest = client
+                    .closest_peers(block.id.0.to_vec())
+                    .await
+                    .unwrap_or_default();
+                let others = nearest
+                    .into_iter()
+                    .filter(|peer| !listed.contains(peer))
+                    .take(wanted + 2);
+                let proofs = join_all(others.map(|peer| audit::challenge(client, peer, block.id)));
+                proved += proofs
+                    .await
+                    .iter()
+                    .filter(|outcome| matches!(outcome, audit::Outcome::Held))
+                    .count();
+                fewest = fewest.min(u32::try_from(proved).unwrap_or(u32::MAX));
             }
-            if fewest < entry.copies {
-                entry.copies = fewest;
+            if fewest < u32::try_from(self.settings.replicas).unwrap_or(u32::MAX) {
                 report.files_degraded += 1;
             }
+            if fewest <= 1 {
+                report.files_at_risk += 1;
+            }
+            if fewest != u32::MAX && fewest != entry.copies {
+                counted.push((entry.id, fewest));
+            }
         }
-        if report.files_degraded > 0 {
-            save_index(self, &index, record.as_ref()).await?;
+        if !counted.is_empty() {
+            // Applied to the index as it is now: an upload or delete meanwhile is kept.
+            commit_index(self, |index| {
+                for entry in &mut index.files {
+                    if let Some((_, copies)) = counted.iter().find(|(id, _)| *id == entry.id) {
+                        entry.copies = *copies;
+                    }
+                }
+            })
+            .await?;
         }
         Ok(report)
     }

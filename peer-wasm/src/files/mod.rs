@@ -347,7 +347,8 @@ pub struct FileInfo {
     pub size: u64,
     /// Upload time, milliseconds since the Unix epoch.
     pub created_ms: u64,
-    /// Fewest copies any of its blocks had when uploaded.
+    /// Fewest copies any of its blocks had at upload, or live at the last audit
+    /// ([`Drive::audit`]).
     pub copies: u32,
 }
 

@@ -68,6 +68,12 @@ impl DonorAudits {
         donated.max(book.kept(donors, Instant::now()))
     }
 
+    /// The peers other holders' receipts say were given blocks, with those blocks: the
+    /// repairer's first idea of who holds what beside it.
+    pub(super) fn co_holders(&self) -> Vec<(PeerId, Vec<BlockId>)> {
+        self.witnesses.lock().map_or(Vec::new(), |w| w.given())
+    }
+
     /// Keeps the valid receipts of `blocks` held here for the same owner; how many were kept.
     pub(super) async fn witness(
         &self,

@@ -3,6 +3,8 @@
 //! the block (with its owner's warrant) to peers that lack it, or hand it on. Generic over
 //! [`Network`], so the in-memory network of the files tests drives it too.
 
+use std::collections::HashMap;
+
 use futures::future::join_all;
 
 use super::*;
@@ -27,6 +29,11 @@ pub struct RepairLog {
     pub handed_on: u64,
 }
 
+/// Fellow holders remembered: a holder's blocks sit near its own address, so their other
+/// holders are the few dozen peers nearest it; beyond, newcomers are not remembered until one
+/// is forgotten (a failed sweep forgets it).
+const MAX_FELLOWS: usize = 256;
+
 /// How a round ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Round {
@@ -46,6 +53,13 @@ pub struct Repairer<N> {
     cursor: Option<BlockId>,
     /// Checks owed to the regular walk: a small store is checked a block every few ticks.
     owed: f64,
+    /// Peers that proved they hold blocks held here too, with those blocks: challenged every
+    /// sweep ([`Settings::sweep`]).
+    fellows: HashMap<PeerId, HashSet<BlockId>>,
+    /// The next sweep.
+    next_sweep: Option<Instant>,
+    /// Where the receipts of fellow holders are (the holder's book), if any.
+    audits: Option<Shared<DonorAudits>>,
     log: Shared<Mutex<RepairLog>>,
 }
 
@@ -59,8 +73,18 @@ impl<N: Network> Repairer<N> {
             repairs: Repairs::default(),
             cursor: None,
             owed: 0.0,
+            fellows: HashMap::new(),
+            next_sweep: None,
+            audits: None,
             log,
         }
+    }
+
+    /// Also sweeps the peers that the holder's book says were given blocks held here (from
+    /// the receipts an owner hands out after an upload), before any check has run.
+    pub fn with_receipts(mut self, audits: Shared<DonorAudits>) -> Self {
+        self.audits = Some(audits);
+        self
     }
 
     /// Runs rounds every [`Settings::tick`] until the peer stops.
@@ -87,6 +111,14 @@ impl<N: Network> Repairer<N> {
         let due = self.owed.floor() as usize;
         self.owed -= due as f64;
         let mut ids = self.repairs.due(now);
+        if self.next_sweep.is_none_or(|at| at <= now) {
+            self.next_sweep = Some(now + self.settings.sweep);
+            for id in self.sweep(store).await? {
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+        }
         let page = match due {
             0 => Vec::new(),
             _ => store.ids_after(self.cursor, due).await?,
@@ -151,6 +183,16 @@ impl<N: Network> Repairer<N> {
         if let Ok(mut log) = self.log.lock() {
             log.checked += 1;
         }
+        for (peer, answer) in &answers {
+            match answer {
+                Answer::Holds => self.learn(*peer, id),
+                _ => {
+                    if let Some(ids) = self.fellows.get_mut(peer) {
+                        ids.remove(&id);
+                    }
+                }
+            }
+        }
         let plan = self
             .repairs
             .decide(self.me, id, copies, &answers, self.settings.grace, now);
@@ -175,22 +217,56 @@ impl<N: Network> Repairer<N> {
         Ok(Round::Done)
     }
 
+    /// Remembers that `peer` holds block `id` too (at most [`MAX_FELLOWS`] peers).
+    fn learn(&mut self, peer: PeerId, id: BlockId) {
+        if self.fellows.len() < MAX_FELLOWS || self.fellows.contains_key(&peer) {
+            self.fellows.entry(peer).or_default().insert(id);
+        }
+    }
+
+    /// Challenges each fellow holder on one block it holds beside this one; returns the
+    /// blocks of those that failed (gone, or no longer holding), to be checked now.
+    async fn sweep(
+        &mut self,
+        store: &BlockStore,
+    ) -> Result<Vec<BlockId>, crate::store::StoreError> {
+        if let Some(audits) = &self.audits {
+            for (peer, ids) in audits.co_holders() {
+                for id in ids {
+                    if store.has(&id).await? {
+                        self.learn(peer, id);
+                    }
+                }
+            }
+        }
+        self.fellows.retain(|_, ids| !ids.is_empty());
+        let picks: Vec<(PeerId, BlockId)> = self
+            .fellows
+            .iter()
+            .filter_map(|(peer, ids)| {
+                let at = u32::from_le_bytes(crate::crypto::random_bytes()) as usize % ids.len();
+                ids.iter().nth(at).map(|id| (*peer, *id))
+            })
+            .collect();
+        let answers = join_all(picks.iter().map(|(peer, id)| self.ask(*peer, *id))).await;
+        let mut suspect = Vec::new();
+        for ((peer, _), answer) in picks.into_iter().zip(answers) {
+            if answer != Answer::Holds {
+                tracing::debug!(%peer, "a fellow holder failed its sweep: checking its blocks");
+                if let Some(ids) = self.fellows.remove(&peer) {
+                    suspect.extend(ids);
+                }
+            }
+        }
+        Ok(suspect)
+    }
+
     /// Asks `peer` to prove it holds block `id`.
     async fn ask(&self, peer: PeerId, id: BlockId) -> Answer {
-        let challenge = u32::from_le_bytes(crate::crypto::random_bytes());
-        let answer = with_deadline(
-            self.settings.deadline,
-            self.net.request(peer, Request::Prove { id, challenge }),
-        )
-        .await;
-        match answer {
-            Ok(Response::Proof { proof })
-                if crate::proof::verify(&id.0, challenge, &proof).is_ok() =>
-            {
-                Answer::Holds
-            }
-            Ok(_) => Answer::Lacks,
-            Err(_) => Answer::Silent,
+        match crate::audit::challenge(&self.net, peer, id).await {
+            crate::audit::Outcome::Held => Answer::Holds,
+            crate::audit::Outcome::Refused(_) | crate::audit::Outcome::Invalid(_) => Answer::Lacks,
+            crate::audit::Outcome::Unanswered(_) => Answer::Silent,
         }
     }
 

@@ -54,6 +54,7 @@ async fn files_outlive_every_peer_that_first_held_them_with_their_owner_away() {
             tick: Duration::from_millis(250),
             grace: Duration::from_secs(1),
             deadline: Duration::from_secs(3),
+            sweep: Duration::from_millis(500),
             ..Default::default()
         },
         tuning: Tuning {

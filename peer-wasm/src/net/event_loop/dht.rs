@@ -151,8 +151,13 @@ impl EventLoop {
                 step,
                 stats,
             } => self.on_get_record_progress(id, result, step.last, &stats),
-            kad::Event::RoutingUpdated { peer, .. } => {
+            kad::Event::RoutingUpdated {
+                peer, is_new_peer, ..
+            } => {
                 tracing::debug!(%peer, "DHT routing table updated");
+                if is_new_peer && self.holds_records(&peer) {
+                    self.hand_records_to(peer);
+                }
             }
             _ => {}
         }
@@ -319,6 +324,47 @@ impl EventLoop {
     }
 
     /// Whether `peer` may hold records: not the relay, and (once identified) a Jellyfish peer.
+    /// Hands a newcomer the records it is now responsible for, as the Kademlia paper has it
+    /// (section 2.5): every record held here for which the newcomer is among the k = 20
+    /// nearest peers known, when this peer is among the [`HANDERS`] nearest known holders (so
+    /// a newcomer gets a few copies of each record, not one from every neighbour). Without
+    /// it a record reaches newcomers only at the next replication (10 min), and tabs that
+    /// come and go faster than that take the records of an owner who is away with them.
+    /// Direct puts: no walk, one message per record.
+    fn hand_records_to(&mut self, peer: PeerId) {
+        use kad::store::RecordStore;
+        /// Holders nearest a record that hand it to a newcomer.
+        const HANDERS: usize = 3;
+        const K: usize = 20;
+        let local = kad::KBucketKey::from(*self.swarm.local_peer_id());
+        let newcomer = kad::KBucketKey::from(peer);
+        let kad = &mut self.swarm.behaviour_mut().kad;
+        let held: Vec<kad::Record> = kad.store_mut().records().map(|r| r.into_owned()).collect();
+        let mut handed = 0;
+        for record in held {
+            let target = kad::KBucketKey::new(record.key.to_vec());
+            let (to_newcomer, to_me) = (newcomer.distance(&target), local.distance(&target));
+            let nearer: Vec<_> = kad
+                .get_closest_local_peers(&target)
+                .take(K)
+                .map(|p| p.distance(&target))
+                .filter(|d| *d < to_newcomer || *d < to_me)
+                .collect();
+            let newcomer_rank = nearer.iter().filter(|d| **d < to_newcomer).count();
+            let my_rank = nearer
+                .iter()
+                .filter(|d| **d < to_me && **d != to_newcomer)
+                .count();
+            if newcomer_rank < K && my_rank < HANDERS {
+                kad.put_record_to(record, std::iter::once(peer), kad::Quorum::One);
+                handed += 1;
+            }
+        }
+        if handed > 0 {
+            tracing::debug!(%peer, handed, "records handed to a newcomer");
+        }
+    }
+
     pub(super) fn holds_records(&self, peer: &PeerId) -> bool {
         !self.relays.is_relay(peer) && self.book.may_speak(peer, RPC_PROTOCOL.as_ref())
     }
