@@ -120,10 +120,12 @@ pub fn distance(peer: &PeerId, id: &BlockId) -> [u8; 32] {
     std::array::from_fn(|i| a[i] ^ b[i])
 }
 
-/// Blocks known to be short, tracked across checks.
+/// Blocks known to be short, and blocks about to be handed on, tracked across checks.
 #[derive(Debug, Default)]
 pub struct Repairs {
     short: HashMap<BlockId, Short>,
+    /// When each block was first seen with enough nearer holders to hand it on.
+    handing: HashMap<BlockId, Instant>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -131,11 +133,20 @@ struct Short {
     since: Instant,
     /// When this holder's turn comes: the block is checked again then.
     turn: Instant,
+    /// Copies tried (or found nowhere to go) since the block was first seen short.
+    attempts: u32,
 }
 
 /// Most short blocks remembered: beyond, the oldest are forgotten (and found again at their
 /// next check).
 pub const MAX_SHORT: usize = 4096;
+
+/// Pause after a copy was tried before the block's next try: the grace (at least 1 s),
+/// doubling per try up to 64 times it. A target that refuses, or takes a copy and drops it,
+/// or a network with fewer peers than copies, then costs a few tries an hour, not one a tick.
+fn backoff(grace: Duration, attempts: u32) -> Duration {
+    grace.max(Duration::from_secs(1)) * 2u32.pow(attempts.min(6))
+}
 
 impl Repairs {
     /// Decides for block `id`, held here by `me` and wanted at `copies` copies, from the
@@ -161,33 +172,47 @@ impl Repairs {
         if live >= copies {
             self.short.remove(&id);
             let nearer = holders.iter().take_while(|peer| **peer != me).count();
-            return match nearer >= copies {
-                true => Plan::HandOn,
-                false => Plan::Keep,
+            if nearer < copies {
+                self.handing.remove(&id);
+                return Plan::Keep;
+            }
+            // Enough nearer holders, seen at two checks at least a grace apart: a burst of
+            // made-up peers near the address must last before honest holders let go.
+            bounded_insert(&mut self.handing, id, now);
+            return match self.handing.get(&id) {
+                Some(first) if *first + grace <= now && *first < now => {
+                    self.handing.remove(&id);
+                    Plan::HandOn
+                }
+                _ => Plan::Keep,
             };
         }
+        self.handing.remove(&id);
         let missing = copies - live;
         let rank = holders.iter().position(|peer| *peer == me).unwrap_or(0) as u32;
         let urgent = live <= 1 || missing >= 2;
         let wait = grace * (rank + u32::from(!urgent));
-        if !self.short.contains_key(&id) && self.short.len() >= MAX_SHORT {
-            if let Some(oldest) = self
-                .short
-                .iter()
-                .min_by_key(|(_, s)| s.since)
-                .map(|(k, _)| *k)
-            {
-                self.short.remove(&oldest);
-            }
+        bounded_insert(
+            &mut self.short,
+            id,
+            Short {
+                since: now,
+                turn: now,
+                attempts: 0,
+            },
+        );
+        let Some(short) = self.short.get_mut(&id) else {
+            return Plan::Wait;
+        };
+        if short.attempts == 0 {
+            // The turn follows this holder's rank, which may change between checks.
+            short.turn = short.since + wait;
         }
-        let short = self.short.entry(id).or_insert(Short {
-            since: now,
-            turn: now,
-        });
-        short.turn = short.since + wait;
         if now < short.turn {
             return Plan::Wait;
         }
+        short.turn = now + backoff(grace, short.attempts);
+        short.attempts += 1;
         let mut lacking: Vec<PeerId> = answers
             .iter()
             .filter(|(peer, answer)| *answer == Answer::Lacks && *peer != me)
@@ -218,12 +243,27 @@ impl Repairs {
     /// Forgets a block (dropped here, or no longer held).
     pub fn forget(&mut self, id: &BlockId) {
         self.short.remove(id);
+        self.handing.remove(id);
     }
 
     /// Blocks known to be short.
     pub fn short(&self) -> usize {
         self.short.len()
     }
+}
+
+/// Inserts `value` unless `id` is there already; when the map holds [`MAX_SHORT`] entries, an
+/// arbitrary one makes room (it is found again at its block's next check).
+fn bounded_insert<V>(map: &mut HashMap<BlockId, V>, id: BlockId, value: V) {
+    if map.contains_key(&id) {
+        return;
+    }
+    if map.len() >= MAX_SHORT {
+        if let Some(any) = map.keys().next().copied() {
+            map.remove(&any);
+        }
+    }
+    map.insert(id, value);
 }
 
 #[cfg(all(test, not(target_arch = "wasm32")))]
@@ -257,12 +297,15 @@ mod tests {
             repairs.decide(peers[1], id, 3, &said, GRACE, now),
             Plan::Keep
         );
-        // me is the farthest, and three nearer peers hold it: hand on.
+        // me is the farthest, and three nearer peers hold it: hand on, once the same is seen
+        // again a grace later (made-up peers near the address must last).
         let said = answers(&peers[..5], &[Holds, Holds, Holds, Lacks, Lacks]);
-        assert_eq!(
-            repairs.decide(peers[5], id, 3, &said, GRACE, now),
-            Plan::HandOn
-        );
+        let me = peers[5];
+        assert_eq!(repairs.decide(me, id, 3, &said, GRACE, now), Plan::Keep);
+        let half = now + GRACE / 2;
+        assert_eq!(repairs.decide(me, id, 3, &said, GRACE, half), Plan::Keep);
+        let later = now + GRACE;
+        assert_eq!(repairs.decide(me, id, 3, &said, GRACE, later), Plan::HandOn);
         // ...but not when only two nearer peers hold it.
         let said = answers(&peers[..5], &[Holds, Silent, Holds, Lacks, Lacks]);
         assert_eq!(
@@ -320,12 +363,21 @@ mod tests {
         // A manifest at 5 copies with 3 left: two short, at once too.
         let said = answers(&peers[..4], &[Holds, Lacks, Holds, Lacks]);
         assert_eq!(
-            repairs.decide(peers[0], id, 5, &said, GRACE, now),
+            Repairs::default().decide(peers[0], id, 5, &said, GRACE, now),
             Plan::Copy(vec![peers[1], peers[3]])
         );
-        // Nobody to copy to: wait, and be checked again.
+        // Nobody to copy to: wait, and be checked again after a pause that doubles.
+        let other = BlockId::of(b"another block");
         let said = answers(&peers[..2], &[Silent, Silent]);
-        assert_eq!(repairs.decide(me, id, 3, &said, GRACE, now), Plan::Wait);
+        assert_eq!(repairs.decide(me, other, 3, &said, GRACE, now), Plan::Wait);
+        assert!(!repairs.due(now).contains(&other));
+        assert!(repairs.due(now + GRACE).contains(&other));
+        assert_eq!(
+            repairs.decide(me, other, 3, &said, GRACE, now + GRACE),
+            Plan::Wait
+        );
+        assert!(!repairs.due(now + 2 * GRACE).contains(&other));
+        assert!(repairs.due(now + 3 * GRACE).contains(&other));
     }
 
     #[test]

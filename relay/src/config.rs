@@ -119,8 +119,8 @@ pub struct Config {
     #[arg(long, env = "JELLYFISH_ALLOW_PROBES")]
     pub allow_probes: bool,
 
-    /// How often the pages check each block they hold for repair, in seconds, and hand DHT
-    /// records on (a sixth of it): only on a test network, where tabs come and go in seconds.
+    /// How often the pages check each block they hold for repair, in seconds, and replicate
+    /// their DHT records: only on a test network, where tabs come and go in seconds.
     /// Unset, pages run the shipped schedule (each block hourly). Pages read it from
     /// `/api/relay`.
     #[arg(long, env = "JELLYFISH_REPAIR_EVERY_SECS")]

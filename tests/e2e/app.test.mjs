@@ -6,7 +6,7 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { test } from "node:test";
-import { joined, openPeer, pageErrors, startRelay, waitFor } from "./harness.mjs";
+import { dropFiles as dropInPage, joined, openPeer, pageErrors, startRelay, waitFor } from "./harness.mjs";
 
 const PASSWORD = "violet tractor sings under seven moons";
 const NEW_PASSWORD = "quiet harbour lanterns drift past midnight";
@@ -43,24 +43,9 @@ async function axe(page, label) {
   assert.deepEqual(bad, [], `axe on ${label}:\n${JSON.stringify(bad, null, 2)}`);
 }
 
-/** Drops files made in the page onto the drop zone through real drag events. */
+/** Drops files made in the page onto the drop zone, with screenshots under `label`. */
 async function dropFiles(peer, files, label) {
-  const { page } = peer;
-  const transfer = await page.evaluateHandle((files) => {
-    const data = new DataTransfer();
-    for (const [name, size, seed] of files) {
-      const bytes = new Uint8Array(size);
-      for (let i = 0; i < size; i++) bytes[i] = (i * 31 + seed) & 0xff;
-      data.items.add(new File([bytes], name, { type: "application/octet-stream" }));
-    }
-    return data;
-  }, files);
-  for (const type of ["dragenter", "dragover"]) {
-    await page.dispatchEvent("#drop-zone", type, { dataTransfer: transfer });
-  }
-  await page.waitForSelector("#drop-zone.dragging .drop-overlay", { state: "visible" });
-  if (label) await shots(peer, label);
-  await page.dispatchEvent("#drop-zone", "drop", { dataTransfer: transfer });
+  await dropInPage(peer.page, files, label && (() => shots(peer, label)));
 }
 
 const fileNames = (page) => page.$$eval("#file-rows tr th .file-name", (cells) => cells.map((c) => c.textContent));

@@ -345,6 +345,28 @@ export function pageErrors(browsers) {
 }
 
 /**
+ * Drops files made in the page (`[name, size, seed]` each, deterministic bytes) onto the drop
+ * zone through real drag events; `beforeDrop` runs while the overlay shows.
+ */
+export async function dropFiles(page, files, beforeDrop) {
+  const transfer = await page.evaluateHandle((files) => {
+    const data = new DataTransfer();
+    for (const [name, size, seed] of files) {
+      const bytes = new Uint8Array(size);
+      for (let i = 0; i < size; i++) bytes[i] = (i * 31 + seed) & 0xff;
+      data.items.add(new File([bytes], name, { type: "application/octet-stream" }));
+    }
+    return data;
+  }, files);
+  for (const type of ["dragenter", "dragover"]) {
+    await page.dispatchEvent("#drop-zone", type, { dataTransfer: transfer });
+  }
+  await page.waitForSelector("#drop-zone.dragging .drop-overlay", { state: "visible" });
+  if (beforeDrop) await beforeDrop();
+  await page.dispatchEvent("#drop-zone", "drop", { dataTransfer: transfer });
+}
+
+/**
  * Run in a page: makes `size` deterministic bytes, uploads them as `name` and resolves to the
  * file's id, copies, completeness and the bytes' SHA-256 (so nothing large crosses CDP).
  */

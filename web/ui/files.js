@@ -93,12 +93,16 @@ export function setupFiles({ getPeer, transfers }) {
   const CHECK_EVERY_MS = 10 * 60 * 1000;
   let lastCheck = 0;
   let checking = false;
+  // Bumped at log-out: a check still running then must not show its finding to the next user.
+  let generation = 0;
   async function checkCopies(now) {
     if (checking || !files.length || (!now && Date.now() - lastCheck < CHECK_EVERY_MS)) return;
     checking = true;
     lastCheck = Date.now();
+    const mine = generation;
     try {
       const report = await getPeer().audit();
+      if (mine !== generation) return;
       const risky = report.files_at_risk;
       const note = $("copies-note");
       note.textContent = risky
@@ -106,7 +110,9 @@ export function setupFiles({ getPeer, transfers }) {
           + "The network makes new copies as peers leave; keep a copy elsewhere until the Copies column is back up."
         : "";
       note.hidden = !risky;
-      files = await getPeer().list_files();
+      const listed = await getPeer().list_files();
+      if (mine !== generation) return;
+      files = listed;
       render();
     } catch {
       // Not logged in any more, or no network: the next check tries again.
@@ -114,7 +120,7 @@ export function setupFiles({ getPeer, transfers }) {
       checking = false;
     }
   }
-  setInterval(() => { if (!$("files-view").hidden) checkCopies(false); }, 60 * 1000);
+  setInterval(() => { if (!$("files-view").hidden && !document.hidden) checkCopies(false); }, 60 * 1000);
 
   function confirmDelete(file, opener) {
     $("delete-title").textContent = `Delete “${file.name}”?`;
@@ -208,6 +214,7 @@ export function setupFiles({ getPeer, transfers }) {
       loaded = false;
       filter.value = "";
       lastCheck = 0;
+      generation++;
       $("copies-note").hidden = true;
       if (dialog.open) dialog.close();
       render();

@@ -155,17 +155,15 @@ pub async fn start(
     };
     let (record_journal, journal) = futures::channel::mpsc::unbounded();
     wasm_bindgen_futures::spawn_local(crate::record_journal::keep(db, journal));
-    let repair = match repair_every_secs {
-        Some(secs) if secs.is_finite() && secs >= 1.0 => {
-            crate::repair::Settings::every(std::time::Duration::from_secs_f64(secs))
-        }
-        _ => crate::repair::Settings::default(),
-    };
+    // 1 s to a day; anything else (or nothing) is the shipped schedule.
+    let test_schedule = repair_every_secs
+        .filter(|secs| (1.0..=86_400.0).contains(secs))
+        .map(std::time::Duration::from_secs_f64);
+    let repair = test_schedule.map_or_else(crate::repair::Settings::default, |every| {
+        crate::repair::Settings::every(every)
+    });
     let tuning = net::Tuning {
-        record_replication: match repair_every_secs {
-            Some(_) => repair.grace.max(std::time::Duration::from_secs(1)),
-            None => net::Tuning::default().record_replication,
-        },
+        record_replication: test_schedule.unwrap_or(net::Tuning::default().record_replication),
         ..Default::default()
     };
     let config = net::Config {

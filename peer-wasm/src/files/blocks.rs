@@ -212,30 +212,47 @@ pub(super) async fn free_all<N: Network>(drive: &Drive<N>, blocks: &[BlockRef]) 
     }
 }
 
-/// Asks every holder of a block to drop it; returns how many did.
+/// Asks every holder of a block to drop it: those listed at upload, and the peers now nearest
+/// its address, where repair may have put copies since (a copy left there would be repaired
+/// back, and the file would outlive its delete). Returns how many listed holders did.
 pub(super) async fn free<N: Network>(drive: &Drive<N>, block: &BlockRef) -> usize {
     let (client, session) = (&drive.client, &*drive.session);
     let Ok(owner) = session.public_key().to_der() else {
         return 0;
     };
     let signature = session.sign_statement(&delete_statement(&block.id));
-    let mut freed = 0;
-    for holder in block
+    let request = Request::DeleteBlock {
+        id: block.id,
+        owner,
+        signature,
+        history: session.history().to_vec(),
+    };
+    let listed: Vec<PeerId> = block
         .holders
         .iter()
         .filter_map(|h| h.parse::<PeerId>().ok())
-    {
-        let request = Request::DeleteBlock {
-            id: block.id,
-            owner: owner.clone(),
-            signature: signature.clone(),
-            history: session.history().to_vec(),
-        };
-        if let Ok(Response::Deleted) = client.request(holder, request).await {
-            freed += 1;
-        }
-    }
-    freed
+        .collect();
+    let nearest = client
+        .closest_peers(block.id.0.to_vec())
+        .await
+        .unwrap_or_default();
+    let others: Vec<PeerId> = nearest
+        .into_iter()
+        .filter(|peer| !listed.contains(peer))
+        .take(usize::from(crate::warrant::MAX_COPIES))
+        .collect();
+    let asks = listed.iter().chain(&others).map(|peer| {
+        with_deadline(
+            drive.settings.fetch_deadline,
+            client.request(*peer, request.clone()),
+        )
+    });
+    let answers = join_all(asks).await;
+    answers
+        .iter()
+        .take(listed.len())
+        .filter(|answer| matches!(answer, Ok(Response::Deleted)))
+        .count()
 }
 
 /// Reads, seals and places a file's blocks in a bounded pipeline: the next blocks are read and

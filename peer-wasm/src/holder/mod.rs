@@ -269,13 +269,28 @@ async fn claim(
         Ok(None) => return Response::Claimed,
         Err(e) => return refused(e.to_string()),
     };
-    if let Err(e) = store.put(id, bytes, current, u64::MAX, None).await {
+    // The earlier key's warrant stays (re-added after the release drops it): it is the only
+    // signed word the holder has to repair the block with. Its copies then go out under the
+    // earlier key's claim, which the account's later keys free through its key history.
+    let warrant = match store.warrants(&id).await {
+        Ok(warrants) => warrants.into_iter().find(|w| w.owner_hash() == earlier),
+        Err(e) => return refused(e.to_string()),
+    };
+    if let Err(e) = store.put(id, bytes.clone(), current, u64::MAX, None).await {
         return refused(e.to_string());
     }
-    match store.release(&id, &earlier).await {
-        Ok(_) => Response::Claimed,
-        Err(e) => refused(e.to_string()),
+    if let Err(e) = store.release(&id, &earlier).await {
+        return refused(e.to_string());
     }
+    if let Some(warrant) = warrant {
+        if let Err(e) = store
+            .put(id, bytes, current, u64::MAX, Some(&warrant))
+            .await
+        {
+            return refused(e.to_string());
+        }
+    }
+    Response::Claimed
 }
 
 #[cfg(all(test, not(target_arch = "wasm32")))]

@@ -34,6 +34,10 @@ pub struct RepairLog {
 /// is forgotten (a failed sweep forgets it).
 const MAX_FELLOWS: usize = 256;
 
+/// Blocks a sweep sends to be checked at once, at most: a holder that held many blocks beside
+/// this one costs one round of checks, not a flood.
+const MAX_SUSPECTS: usize = 256;
+
 /// How a round ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Round {
@@ -60,6 +64,9 @@ pub struct Repairer<N> {
     next_sweep: Option<Instant>,
     /// Where the receipts of fellow holders are (the holder's book), if any.
     audits: Option<Shared<DonorAudits>>,
+    /// Peers already learnt from receipts: each only once, so one that left is not learnt
+    /// again at every sweep.
+    from_receipts: HashSet<PeerId>,
     log: Shared<Mutex<RepairLog>>,
 }
 
@@ -76,6 +83,7 @@ impl<N: Network> Repairer<N> {
             fellows: HashMap::new(),
             next_sweep: None,
             audits: None,
+            from_receipts: HashSet::new(),
             log,
         }
     }
@@ -230,8 +238,14 @@ impl<N: Network> Repairer<N> {
         &mut self,
         store: &BlockStore,
     ) -> Result<Vec<BlockId>, crate::store::StoreError> {
-        if let Some(audits) = &self.audits {
+        if let Some(audits) = self.audits.clone() {
+            if self.from_receipts.len() > 4 * MAX_FELLOWS {
+                self.from_receipts.clear();
+            }
             for (peer, ids) in audits.co_holders() {
+                if !self.from_receipts.insert(peer) {
+                    continue;
+                }
                 for id in ids {
                     if store.has(&id).await? {
                         self.learn(peer, id);
@@ -258,6 +272,8 @@ impl<N: Network> Repairer<N> {
                 }
             }
         }
+        // The rest are found at their regular checks.
+        suspect.truncate(MAX_SUSPECTS);
         Ok(suspect)
     }
 

@@ -154,6 +154,16 @@ async fn files_outlive_every_peer_that_first_held_them_with_their_owner_away() {
             );
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
+        let most = copies(&nodes)
+            .await
+            .values()
+            .map(|(n, wanted)| n.saturating_sub(*wanted))
+            .max()
+            .unwrap_or(0);
+        assert!(
+            most <= 2,
+            "round {round}: a block has {most} copies more than wanted"
+        );
         println!(
             "round {round}: {LEAVE_PER_ROUND} left, {LEAVE_PER_ROUND} joined, healed in {:.1} s",
             healing.elapsed().as_secs_f64()

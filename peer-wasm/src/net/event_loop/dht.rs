@@ -323,7 +323,6 @@ impl EventLoop {
         let _ = reply.send(Ok(found));
     }
 
-    /// Whether `peer` may hold records: not the relay, and (once identified) a Jellyfish peer.
     /// Hands a newcomer the records it is now responsible for, as the Kademlia paper has it
     /// (section 2.5): every record held here for which the newcomer is among the k = 20
     /// nearest peers known, when this peer is among the [`HANDERS`] nearest known holders (so
@@ -365,6 +364,7 @@ impl EventLoop {
         }
     }
 
+    /// Whether `peer` may hold records: not the relay, and (once identified) a Jellyfish peer.
     pub(super) fn holds_records(&self, peer: &PeerId) -> bool {
         !self.relays.is_relay(peer) && self.book.may_speak(peer, RPC_PROTOCOL.as_ref())
     }

@@ -1,0 +1,89 @@
+// Rolling churn with the owner away: six donor tabs; the owner drops three files on the page
+// and closes the tab; then, round after round, two of the first donors close and two new ones
+// join, until none of the first is left; a fresh profile then logs in and reads every file
+// bit-exact. Only the holders act in between: they notice the closed tabs, copy the blocks
+// on to the newcomers, and hand the newcomers the account's DHT records.
+//
+// CI runs it on a fast schedule (the relay's --repair-every-secs 6: each block checked every
+// 6 s, fellow holders swept every second) with rounds 15 s apart. By hand, with the shipped
+// schedule (each block hourly, fellows every 30 s, one copy short waits 10 minutes) and
+// rounds 2 minutes apart:
+//   JELLYFISH_CHURN_REPAIR_SECS=0 JELLYFISH_CHURN_ROUND_MS=120000 \
+//     (cd tests && ../scripts/isolated.sh node --test --test-name-pattern="rolling churn" e2e/)
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { test } from "node:test";
+import { DIGEST_IN_PAGE, call, dropFiles, joinedTabs, openPeer, pageErrors, startRelay } from "./harness.mjs";
+
+const PASSWORD = "violet tractor sings under seven moons";
+const MIB = 1024 * 1024;
+const REPAIR_SECS = Number(process.env.JELLYFISH_CHURN_REPAIR_SECS ?? 6);
+const ROUND_MS = Number(process.env.JELLYFISH_CHURN_ROUND_MS ?? 15000);
+const FILES = [["holiday.jpg", 3 * MIB + 5, 11], ["thesis.pdf", 2 * MIB + 77, 12], ["notes.txt", 300 * 1024, 13]];
+
+/** The SHA-256 of the deterministic bytes `dropFiles` makes. */
+function digest([, size, seed]) {
+  const bytes = new Uint8Array(size);
+  for (let i = 0; i < size; i++) bytes[i] = (i * 31 + seed) & 0xff;
+  return [...createHash("sha256").update(bytes).digest()];
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+test("rolling churn, owner away: every first donor leaves two by two, and a fresh profile reads every file", async (t) => {
+  const started = Date.now();
+  const seconds = () => ((Date.now() - started) / 1000).toFixed(0);
+  const { relay, browsers } = await startRelay(t, {
+    extraArgs: REPAIR_SECS > 0 ? ["--repair-every-secs", String(REPAIR_SECS)] : [],
+  });
+  const first = [];
+  for (let i = 1; i <= 6; i++) first.push(await openPeer(relay, `first-${i}`, browsers));
+  const owner = await openPeer(relay, "owner", browsers);
+  const { page } = owner;
+  await joinedTabs(page, 6);
+
+  // Sign up and drop three files, as a person would.
+  await page.getByRole("radio", { name: "Sign up" }).check();
+  await page.getByLabel("Username").fill("olga");
+  await page.getByLabel("Password", { exact: true }).fill(PASSWORD);
+  await page.getByRole("button", { name: "Create account" }).click();
+  await page.getByRole("heading", { name: "My files" }).waitFor({ timeout: 60000 });
+  await dropFiles(page, FILES);
+  await page.waitForFunction((n) => document.querySelectorAll(".transfer[data-state=done]").length === n,
+    FILES.length, { timeout: 120000 });
+  const uploaded = (await call(page, "list_files")).value;
+  assert.equal(uploaded.length, FILES.length);
+  assert.ok(uploaded.every((f) => f.copies === 3), JSON.stringify(uploaded));
+  console.log(`# ${seconds()} s: ${FILES.length} files uploaded; the owner closes the tab`);
+  browsers.splice(browsers.indexOf(owner.browser), 1);
+  owner.browser.close();
+
+  // Rounds: two of the first donors close, two new ones join, until none of the first is left.
+  let joinedCount = 0;
+  for (let round = 1; first.length > 0; round++) {
+    for (const gone of first.splice(0, 2)) {
+      browsers.splice(browsers.indexOf(gone.browser), 1);
+      gone.browser.close();
+    }
+    for (let i = 0; i < 2; i++) await openPeer(relay, `new-${++joinedCount}`, browsers);
+    await sleep(ROUND_MS);
+    console.log(`# ${seconds()} s: round ${round}: 2 first donors closed, 2 new donors joined`);
+  }
+
+  // A fresh profile, which never saw the upload, logs in and reads every file.
+  const reader = await openPeer(relay, "reader", browsers, { donate: false });
+  await joinedTabs(reader.page, 5);
+  assert.equal((await call(reader.page, "log_in", "olga", PASSWORD)).value?.username, "olga");
+  const listed = (await call(reader.page, "list_files")).value;
+  assert.deepEqual(listed.map((f) => f.name).sort(), FILES.map(([name]) => name).sort());
+  for (const file of FILES) {
+    const id = listed.find((f) => f.name === file[0]).id;
+    assert.deepEqual(await reader.page.evaluate(DIGEST_IN_PAGE, id), digest(file), `${file[0]} bit-exact`);
+  }
+  // The page counts live copies now: every file back at three, on tabs that joined after it.
+  const audit = (await call(reader.page, "audit")).value;
+  assert.equal(audit.files_at_risk, 0, JSON.stringify(audit));
+  assert.equal(audit.files_degraded, 0, JSON.stringify(audit));
+  console.log(`# ${seconds()} s: every file read bit-exact; audit ${JSON.stringify({ ...audit, holders: audit.holders.length })}`);
+  assert.deepEqual(pageErrors(browsers), []);
+});
