@@ -84,6 +84,6 @@ test("rolling churn, owner away: every first donor leaves two by two, and a fres
   const audit = (await call(reader.page, "audit")).value;
   assert.equal(audit.files_at_risk, 0, JSON.stringify(audit));
   assert.equal(audit.files_degraded, 0, JSON.stringify(audit));
-  console.log(`# ${seconds()} s: every file read bit-exact; audit ${JSON.stringify({ ...audit, holders: audit.holders.length })}`);
+  console.log(`# ${seconds()} s: every file read bit-exact; audit ${JSON.stringify({ ...audit, holders: audit.holders.length, failures: audit.failures.length })}`);
   assert.deepEqual(pageErrors(browsers), []);
 });
