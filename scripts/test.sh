@@ -52,5 +52,6 @@ scripts/isolated.sh node tests/bench/cluster.mjs --peers 4 --sizes 1 --lookups 3
 # The examples were built with the native tests (same features: no second build of the peer).
 cargo build --release --locked --workspace --examples
 target/release/examples/simulate --steps 20 --lookups 3 --files 2 --leave 50
+target/release/examples/churn --quick
 
 step "all passed"

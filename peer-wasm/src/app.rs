@@ -9,7 +9,7 @@ use libp2p::identity::Keypair;
 
 use crate::{
     account::{self, AccountError, Session},
-    files::{self, Donation, Drive},
+    files::{self, Donation, Drive, UploadJournal},
     net::Client,
     platform::{self, Shared},
     store::{BlockStore, StoreError},
@@ -90,6 +90,8 @@ pub struct App {
     store: Shared<BlockStore>,
     settings: Settings,
     login: Shared<Mutex<Login>>,
+    /// Where this browser's uploads note their blocks until they are in the index.
+    journal: Option<Shared<UploadJournal>>,
 }
 
 impl App {
@@ -106,7 +108,15 @@ impl App {
             store,
             settings,
             login: Shared::new(Mutex::new(Login::default())),
+            journal: None,
         }
+    }
+
+    /// This app, noting uploads in `journal` (this browser's): an upload cut short by a
+    /// closed tab is freed at the account's next log-in here.
+    pub fn with_journal(mut self, journal: Shared<UploadJournal>) -> Self {
+        self.journal = Some(journal);
+        self
     }
 
     /// The network handle.
@@ -229,6 +239,14 @@ impl App {
             self.finish_rotation(&opened).await;
         }
         self.enter(opened.clone(), false);
+        // Uploads this browser left unfinished (a tab closed mid-upload) are freed in the
+        // background: the person is in at once.
+        let drive = self.drive_of(opened.clone());
+        platform::spawn(async move {
+            if let Err(e) = drive.finish_uploads().await {
+                tracing::warn!("unfinished uploads not freed yet (next log-in tries again): {e}");
+            }
+        });
         Ok(opened)
     }
 
@@ -272,7 +290,11 @@ impl App {
     }
 
     fn drive_of(&self, session: Shared<Session>) -> Drive {
-        Drive::new(self.client.clone(), session, self.settings.files.clone())
+        let drive = Drive::new(self.client.clone(), session, self.settings.files.clone());
+        match &self.journal {
+            Some(journal) => drive.journaling(journal.clone()),
+            None => drive,
+        }
     }
 
     async fn pledging(&self, drive: Drive) -> Result<Drive, AppError> {

@@ -38,13 +38,15 @@ impl From<rexie::Error> for IdentityError {
 
 /// Opens (creating or upgrading if needed) the peer's database.
 pub(crate) async fn open() -> Result<Rexie, IdentityError> {
-    // Version 2 added the block store's object stores, version 3 the DHT records.
+    // Version 2 added the block store's object stores, version 3 the DHT records, version 4
+    // the journal of unfinished uploads.
     Ok(Rexie::builder(DATABASE)
-        .version(3)
+        .version(4)
         .add_object_store(ObjectStore::new(STORE))
         .add_object_store(ObjectStore::new(BLOCKS))
         .add_object_store(ObjectStore::new(META))
         .add_object_store(ObjectStore::new(RECORDS))
+        .add_object_store(ObjectStore::new(crate::files::UPLOADS))
         .build()
         .await?)
 }

@@ -12,9 +12,10 @@
 //!   costs nothing); two short, or one copy left, is repaired at once. Holders further from
 //!   the address step in one grace later each, so a nearest holder that never repairs (gone
 //!   between checks, or lying) delays repair but does not stop it;
-//! - when at least `copies` holders nearer the address than itself prove they hold it (a tab
-//!   that came back after its block was repaired elsewhere, or a copy made nearer), it hands
-//!   the block on: it drops it, since `copies` are confirmed elsewhere.
+//! - when at least `copies` holders nearer the address than itself prove they hold it and
+//!   there are twice the copies wanted in all (a tab that came back after its block was
+//!   repaired elsewhere, more than once), seen at two checks a grace apart, it hands the block
+//!   on: it drops it, since `copies` are confirmed elsewhere.
 //!
 //! What this costs: one DHT walk and `copies + spare` storage challenges (a leaf of 1 KiB and
 //! a path of hashes each) per block per interval, and the block itself once per lost copy.
@@ -172,7 +173,11 @@ impl Repairs {
         if live >= copies {
             self.short.remove(&id);
             let nearer = holders.iter().take_while(|peer| **peer != me).count();
-            if nearer < copies {
+            // Surplus copies are kept up to twice the copies wanted: a holder that is only
+            // away comes back, and a copy dropped on its return would be made again at its
+            // next absence (the churn simulation: handing on at `copies` cost 4 to 8 times the
+            // repair traffic of never handing on; docs/PERFORMANCE.md).
+            if nearer < copies || live < 2 * copies {
                 self.handing.remove(&id);
                 return Plan::Keep;
             }
@@ -297,15 +302,20 @@ mod tests {
             repairs.decide(peers[1], id, 3, &said, GRACE, now),
             Plan::Keep
         );
-        // me is the farthest, and three nearer peers hold it: hand on, once the same is seen
+        // me is the farthest of six holders, twice the copies: hand on, once the same is seen
         // again a grace later (made-up peers near the address must last).
-        let said = answers(&peers[..5], &[Holds, Holds, Holds, Lacks, Lacks]);
-        let me = peers[5];
+        let (id, peers) = near(7);
+        let said = answers(&peers[..6], &[Holds, Holds, Holds, Holds, Holds, Lacks]);
+        let me = peers[6];
         assert_eq!(repairs.decide(me, id, 3, &said, GRACE, now), Plan::Keep);
         let half = now + GRACE / 2;
         assert_eq!(repairs.decide(me, id, 3, &said, GRACE, half), Plan::Keep);
         let later = now + GRACE;
         assert_eq!(repairs.decide(me, id, 3, &said, GRACE, later), Plan::HandOn);
+        // Four copies in all (one surplus, a holder that may only be away): kept.
+        let said = answers(&peers[..6], &[Holds, Holds, Holds, Lacks, Lacks, Lacks]);
+        assert_eq!(repairs.decide(me, id, 3, &said, GRACE, now), Plan::Keep);
+        assert_eq!(repairs.decide(me, id, 3, &said, GRACE, later), Plan::Keep);
         // ...but not when only two nearer peers hold it.
         let said = answers(&peers[..5], &[Holds, Silent, Holds, Lacks, Lacks]);
         assert_eq!(

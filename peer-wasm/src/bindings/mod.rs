@@ -192,8 +192,17 @@ pub async fn start(
     if !agreed {
         node.store.set_capacity(0).await.map_err(js_error)?;
     }
+    let app = App::new(node.keypair, node.client, node.store, settings);
+    // Uploads cut short by a closed tab are freed at the next log-in, from this journal.
+    let app = match crate::identity_store::open().await {
+        Ok(db) => app.with_journal(Rc::new(crate::files::UploadJournal::in_profile(db))),
+        Err(e) => {
+            tracing::warn!("no journal of unfinished uploads: {e}");
+            app
+        }
+    };
     Ok(Peer {
-        app: Rc::new(App::new(node.keypair, node.client, node.store, settings)),
+        app: Rc::new(app),
         events: Rc::new(Mutex::new(node.events)),
         persisted,
         browser_quota,

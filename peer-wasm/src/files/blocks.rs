@@ -239,7 +239,8 @@ pub(super) async fn free<N: Network>(drive: &Drive<N>, block: &BlockRef) -> usiz
     let others: Vec<PeerId> = nearest
         .into_iter()
         .filter(|peer| !listed.contains(peer))
-        .take(usize::from(crate::warrant::MAX_COPIES))
+        // Repair keeps up to twice the copies wanted, at most 8 wanted.
+        .take(2 * usize::from(crate::warrant::MAX_COPIES))
         .collect();
     let asks = listed.iter().chain(&others).map(|peer| {
         with_deadline(
@@ -292,6 +293,9 @@ pub(super) async fn place_blocks<N: Network>(
             };
             match sealed.await {
                 Ok((len, sealed)) => {
+                    // Noted before it goes out: a tab closed while it is being placed leaves
+                    // its address behind for the next log-in to free.
+                    drive.note(file, BlockId::of(&sealed)).await;
                     let index = position;
                     in_flight.push_back(async move {
                         let block = place(drive, pledges, sealed, index).await;

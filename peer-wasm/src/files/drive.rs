@@ -11,7 +11,79 @@ impl<N: Network> Drive<N> {
             session,
             settings,
             donation: None,
+            journal: None,
         }
+    }
+
+    /// This drive, noting what its uploads place in `journal` until they are in the index.
+    pub fn journaling(mut self, journal: Shared<UploadJournal>) -> Self {
+        self.journal = Some(journal);
+        self
+    }
+
+    /// Notes that upload `file` is about to place block `id` (best effort: a journal that
+    /// fails costs only the clean-up of a cut-short upload, never the upload).
+    pub(super) async fn note(&self, file: &FileId, id: BlockId) {
+        let Some(journal) = &self.journal else { return };
+        let Ok(owner) = owner_hash(&self.session) else {
+            return;
+        };
+        if let Err(e) = journal.note(&owner, file, id, now_ms()).await {
+            tracing::warn!("{e}");
+        }
+    }
+
+    /// Forgets upload `file` in the journal: it is in the index, or its blocks were freed.
+    async fn noted_done(&self, file: &FileId) {
+        let Some(journal) = &self.journal else { return };
+        let Ok(owner) = owner_hash(&self.session) else {
+            return;
+        };
+        if let Err(e) = journal.done(&owner, file).await {
+            tracing::warn!("{e}");
+        }
+    }
+
+    /// Frees what uploads cut short left behind (a tab closed mid-upload: blocks placed, no
+    /// index entry), from the journal: run at log-in. An upload whose file is in the index
+    /// after all (the tab closed between the commit and the journal) is only forgotten.
+    /// Returns how many blocks were freed.
+    pub async fn finish_uploads(&self) -> Result<usize, FileError> {
+        let Some(journal) = &self.journal else {
+            return Ok(0);
+        };
+        let owner = owner_hash(&self.session)?;
+        let quiet_since = now_ms().saturating_sub(self.settings.abandoned_after.as_millis() as u64);
+        let unfinished = match journal.unfinished(&owner, quiet_since).await {
+            Ok(unfinished) if unfinished.is_empty() => return Ok(0),
+            Ok(unfinished) => unfinished,
+            Err(e) => {
+                tracing::warn!("{e}");
+                return Ok(0);
+            }
+        };
+        let (index, _) = load_index(self).await?;
+        let mut freed = 0;
+        for (file, ids) in unfinished {
+            if !index.files.iter().any(|f| f.id == file) {
+                let blocks: Vec<BlockRef> = ids
+                    .into_iter()
+                    .map(|id| BlockRef {
+                        id,
+                        holders: Vec::new(),
+                    })
+                    .collect();
+                // No holders were noted: the free goes to the peers nearest each block, where
+                // placement put it.
+                free_all(self, &blocks).await;
+                freed += blocks.len();
+            }
+            self.noted_done(&file).await;
+        }
+        if freed > 0 {
+            tracing::info!(freed, "blocks of uploads cut short freed");
+        }
+        Ok(freed)
     }
 
     /// This drive, pledging `donation` with what it writes.
@@ -97,6 +169,7 @@ impl<N: Network> Drive<N> {
             Ok(placed) => placed,
             Err((error, placed)) => {
                 free_all(self, &placed).await;
+                self.noted_done(&file).await;
                 return Err(error);
             }
         };
@@ -104,6 +177,7 @@ impl<N: Network> Drive<N> {
             blocks: blocks.clone(),
         };
         let (_, manifest) = seal_block(&key, &file, META_POSITION, &encode(&manifest)?).await?;
+        self.note(&file, BlockId::of(&manifest)).await;
         let manifest = match place(self, &pledges, manifest, META_POSITION).await {
             Ok((manifest, manifest_receipts)) => {
                 receipts.push(manifest_receipts);
@@ -111,6 +185,7 @@ impl<N: Network> Drive<N> {
             }
             Err(error) => {
                 free_all(self, &blocks).await;
+                self.noted_done(&file).await;
                 return Err(error);
             }
         };
@@ -133,13 +208,19 @@ impl<N: Network> Drive<N> {
         };
         // Reload right before committing: another browser may have changed the index meanwhile.
         let file_info = info(&entry);
-        commit_index(self, |index| {
+        let committed = commit_index(self, |index| {
             if let Some((peer, pledge)) = &pledge {
                 index.donations.insert(peer.clone(), pledge.clone());
             }
             index.files.push(entry.clone());
         })
-        .await?;
+        .await;
+        if committed.is_ok() {
+            self.noted_done(&file).await;
+        }
+        // A failed commit leaves the journal entry: the next log-in frees the blocks, unless
+        // the index has the file after all (a commit that succeeded but was not heard).
+        committed?;
         witness(client, owner_hash(session)?, receipts);
         Ok(UploadReport {
             file: file_info,

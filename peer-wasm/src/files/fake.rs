@@ -448,6 +448,65 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_upload_cut_short_by_a_closed_tab_is_freed_at_the_next_log_in() {
+        let net = FakeNet::new(5, 64 * MIB).await;
+        let journal = Shared::new(UploadJournal::in_memory());
+        let settings = Settings {
+            abandoned_after: Duration::ZERO,
+            ..Settings::default()
+        };
+        let files = Drive::new(net.clone(), drive(&net).await.session().clone(), settings)
+            .donating(Donation {
+                keypair: Keypair::generate_ed25519(),
+                bytes: 1 << 30,
+            })
+            .journaling(journal.clone());
+        let kept = pattern(300_000, 9);
+        let report = files
+            .upload("kept.txt", kept.as_slice(), |_| ControlFlow::Continue(()))
+            .await
+            .unwrap();
+        let before: u64 = net.blocks_held().await.iter().sum();
+        // The tab closes mid-upload: the upload is dropped once two of its blocks are placed,
+        // with more in flight; nothing frees them.
+        let (placed, closed) = futures::channel::oneshot::channel::<()>();
+        let mut placed = Some(placed);
+        /// A file read slowly, as from a disk: each read yields first, so the tab can close
+        /// while the upload waits (the in-memory network itself never makes it wait).
+        struct SlowDisk<'a>(&'a [u8]);
+        impl Source for SlowDisk<'_> {
+            fn size(&self) -> u64 {
+                self.0.len() as u64
+            }
+            async fn read(&mut self, offset: u64, len: usize) -> Result<Vec<u8>, FileError> {
+                tokio::task::yield_now().await;
+                self.0.read(offset, len).await
+            }
+        }
+        let big = pattern((6 * MIB) as usize, 10);
+        let upload = files.upload("big.bin", SlowDisk(&big), |done| {
+            if done >= 2 * MIB {
+                placed.take().map(|p| p.send(()));
+            }
+            ControlFlow::Continue(())
+        });
+        futures::future::select(Box::pin(upload), closed).await;
+        let left: u64 = net.blocks_held().await.iter().sum();
+        assert!(
+            left >= before + 2 * 3,
+            "blocks left behind: {before} then {left}"
+        );
+        assert_eq!(files.list().await.unwrap().len(), 1);
+
+        // The next log-in in this browser frees them; the finished file is untouched.
+        let freed = files.finish_uploads().await.unwrap();
+        assert!(freed >= 2, "{freed}");
+        assert_eq!(net.blocks_held().await.iter().sum::<u64>(), before);
+        assert_eq!(files.finish_uploads().await.unwrap(), 0, "done once");
+        assert_eq!(download(&files, &report.file.id).await.unwrap(), kept);
+    }
+
+    #[tokio::test]
     async fn an_upload_over_the_quota_is_refused_before_anything_is_placed() {
         let net = FakeNet::new(4, 64 * MIB).await;
         let files = drive(&net).await.donating(Donation {

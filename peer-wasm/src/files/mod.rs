@@ -20,6 +20,7 @@ mod drive;
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod fake;
 mod index;
+mod journal;
 mod rotation;
 
 use std::{ops::ControlFlow, time::Duration};
@@ -44,6 +45,9 @@ use crate::{
 };
 
 pub use attempts::{Attempts, PeerFailure};
+#[cfg(target_arch = "wasm32")]
+pub(crate) use journal::UPLOADS;
+pub use journal::{JournalError, UploadJournal};
 
 // What the rooms share with each other and with the operations here.
 use blocks::*;
@@ -83,6 +87,10 @@ pub struct Settings {
     /// holder that dropped a quarter of a file's blocks is caught with a 68 % chance per
     /// audit and over 99 % after four.
     pub audit_blocks_per_file: usize,
+    /// How long an upload in the journal must have placed nothing before a log-in takes it
+    /// for cut short and frees its blocks: 10 min. An upload notes a block every second or so;
+    /// another tab of this profile may be uploading for the same account right now.
+    pub abandoned_after: Duration,
 }
 
 impl Settings {
@@ -106,6 +114,7 @@ impl Default for Settings {
             fetch_deadline: Duration::from_secs(10),
             network_wait: crate::account::NETWORK_WAIT,
             audit_blocks_per_file: 4,
+            abandoned_after: Duration::from_secs(10 * 60),
         }
     }
 }
@@ -122,6 +131,8 @@ pub struct Drive<N = Client> {
     /// What this browser donates, pledged with uploads and re-sealed indexes; `None`: it
     /// pledges nothing new (the pledges already in the index still count).
     donation: Option<Donation>,
+    /// Where uploads note their blocks until they are in the index; `None`: not noted.
+    journal: Option<Shared<UploadJournal>>,
 }
 
 /// Why a file operation failed.

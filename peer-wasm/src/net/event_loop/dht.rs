@@ -325,7 +325,7 @@ impl EventLoop {
 
     /// Hands a newcomer the records it is now responsible for, as the Kademlia paper has it
     /// (section 2.5): every record held here for which the newcomer is among the k = 20
-    /// nearest peers known, when this peer is among the [`HANDERS`] nearest known holders (so
+    /// nearest peers known, when this peer is among the 3 nearest known holders (`HANDERS`; so
     /// a newcomer gets a few copies of each record, not one from every neighbour). Without
     /// it a record reaches newcomers only at the next replication (10 min), and tabs that
     /// come and go faster than that take the records of an owner who is away with them.

@@ -1,0 +1,279 @@
+//! The journal of unfinished uploads: the addresses of the blocks an upload is about to place,
+//! noted before each goes out and forgotten once the file is in the index (or its blocks were
+//! freed). A tab closed mid-upload leaves its entry behind, and the owner's next log-in frees
+//! those blocks ([`Drive::finish_uploads`]): nothing an upload placed is left counted against
+//! the owner, held (and repaired) for nobody.
+//!
+//! In the browser the journal is an IndexedDB object store (`uploads`) of the profile's
+//! database, so it outlives the tab; natively it is a map in memory (tests).
+
+#[cfg(not(target_arch = "wasm32"))]
+use std::collections::BTreeMap;
+
+use super::*;
+
+/// Why the journal could not be read or written.
+#[derive(Debug, thiserror::Error)]
+#[error("the journal of unfinished uploads failed: {0}")]
+pub struct JournalError(String);
+
+/// The key of one upload's entry: the owner's key hash and the file, in hex.
+fn entry_key(owner: &OwnerHash, file: &FileId) -> String {
+    let owner: String = owner.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{owner}/{}", file.to_hex())
+}
+
+/// One upload's entry: when it last noted a block (ms since the epoch), and the blocks.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Entry {
+    noted_ms: u64,
+    ids: Vec<BlockId>,
+}
+
+fn encode(entry: &Entry) -> Vec<u8> {
+    cbor4ii::serde::to_vec(Vec::new(), entry).unwrap_or_default()
+}
+
+fn decode(bytes: &[u8]) -> Entry {
+    cbor4ii::serde::from_slice(bytes).unwrap_or_default()
+}
+
+/// This browser's journal of unfinished uploads.
+pub struct UploadJournal {
+    #[cfg(not(target_arch = "wasm32"))]
+    entries: std::sync::Mutex<BTreeMap<String, Vec<u8>>>,
+    #[cfg(target_arch = "wasm32")]
+    db: rexie::Rexie,
+}
+
+impl UploadJournal {
+    /// A journal in memory (natively: tests and simulations).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn in_memory() -> Self {
+        Self {
+            entries: Default::default(),
+        }
+    }
+
+    /// The journal in this profile's IndexedDB.
+    #[cfg(target_arch = "wasm32")]
+    pub(crate) fn in_profile(db: rexie::Rexie) -> Self {
+        Self { db }
+    }
+
+    /// Notes that upload `file` of `owner` is about to place block `id`, at `now_ms`.
+    pub async fn note(
+        &self,
+        owner: &OwnerHash,
+        file: &FileId,
+        id: BlockId,
+        now_ms: u64,
+    ) -> Result<(), JournalError> {
+        let key = entry_key(owner, file);
+        let mut entry = self
+            .read(&key)
+            .await?
+            .map(|b| decode(&b))
+            .unwrap_or_default();
+        if !entry.ids.contains(&id) {
+            entry.ids.push(id);
+        }
+        entry.noted_ms = now_ms;
+        self.write(&key, Some(encode(&entry))).await
+    }
+
+    /// Forgets upload `file` of `owner`: it is in the index, or its blocks were freed.
+    pub async fn done(&self, owner: &OwnerHash, file: &FileId) -> Result<(), JournalError> {
+        self.write(&entry_key(owner, file), None).await
+    }
+
+    /// The uploads of `owner` that noted no block after `quiet_since_ms`, with the blocks
+    /// each noted.
+    pub async fn unfinished(
+        &self,
+        owner: &OwnerHash,
+        quiet_since_ms: u64,
+    ) -> Result<Vec<(FileId, Vec<BlockId>)>, JournalError> {
+        let prefix = entry_key(owner, &FileId([0; 16]));
+        let prefix = &prefix[..prefix.len() - 32];
+        Ok(self
+            .all()
+            .await?
+            .into_iter()
+            .filter_map(|(key, bytes)| {
+                let file = key.strip_prefix(prefix)?;
+                let bytes16: Vec<u8> = (0..file.len())
+                    .step_by(2)
+                    .filter_map(|i| u8::from_str_radix(file.get(i..i + 2)?, 16).ok())
+                    .collect();
+                let file = FileId(bytes16.try_into().ok()?);
+                let entry = decode(&bytes);
+                (entry.noted_ms <= quiet_since_ms).then_some((file, entry.ids))
+            })
+            .collect())
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    async fn read(&self, key: &str) -> Result<Option<Vec<u8>>, JournalError> {
+        let entries = self
+            .entries
+            .lock()
+            .map_err(|e| JournalError(e.to_string()))?;
+        Ok(entries.get(key).cloned())
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    async fn write(&self, key: &str, value: Option<Vec<u8>>) -> Result<(), JournalError> {
+        let mut entries = self
+            .entries
+            .lock()
+            .map_err(|e| JournalError(e.to_string()))?;
+        match value {
+            Some(value) => entries.insert(key.to_owned(), value),
+            None => entries.remove(key),
+        };
+        Ok(())
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    async fn all(&self) -> Result<Vec<(String, Vec<u8>)>, JournalError> {
+        let entries = self
+            .entries
+            .lock()
+            .map_err(|e| JournalError(e.to_string()))?;
+        Ok(entries
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+
+    #[cfg(target_arch = "wasm32")]
+    async fn read(&self, key: &str) -> Result<Option<Vec<u8>>, JournalError> {
+        use wasm_bindgen::JsCast;
+        let tx = self
+            .db
+            .transaction(&[UPLOADS], rexie::TransactionMode::ReadOnly)
+            .map_err(failed)?;
+        let value = tx
+            .store(UPLOADS)
+            .map_err(failed)?
+            .get(wasm_bindgen::JsValue::from_str(key))
+            .await
+            .map_err(failed)?;
+        tx.done().await.map_err(failed)?;
+        Ok(value
+            .and_then(|v| v.dyn_into::<js_sys::Uint8Array>().ok())
+            .map(|a| a.to_vec()))
+    }
+
+    #[cfg(target_arch = "wasm32")]
+    async fn write(&self, key: &str, value: Option<Vec<u8>>) -> Result<(), JournalError> {
+        let tx = self
+            .db
+            .transaction(&[UPLOADS], rexie::TransactionMode::ReadWrite)
+            .map_err(failed)?;
+        let store = tx.store(UPLOADS).map_err(failed)?;
+        match value {
+            Some(value) => {
+                let value = wasm_bindgen::JsValue::from(js_sys::Uint8Array::from(value.as_slice()));
+                let key = wasm_bindgen::JsValue::from_str(key);
+                store.put(&value, Some(&key)).await.map_err(failed)?;
+            }
+            None => store
+                .delete(wasm_bindgen::JsValue::from_str(key))
+                .await
+                .map_err(failed)?,
+        }
+        tx.done().await.map(|_| ()).map_err(failed)
+    }
+
+    #[cfg(target_arch = "wasm32")]
+    async fn all(&self) -> Result<Vec<(String, Vec<u8>)>, JournalError> {
+        use wasm_bindgen::JsCast;
+        let tx = self
+            .db
+            .transaction(&[UPLOADS], rexie::TransactionMode::ReadOnly)
+            .map_err(failed)?;
+        let entries = tx
+            .store(UPLOADS)
+            .map_err(failed)?
+            .scan(None, None, None, None)
+            .await
+            .map_err(failed)?;
+        tx.done().await.map_err(failed)?;
+        Ok(entries
+            .into_iter()
+            .filter_map(|(k, v)| {
+                let key = k.as_string()?;
+                let bytes = v.dyn_into::<js_sys::Uint8Array>().ok()?.to_vec();
+                Some((key, bytes))
+            })
+            .collect())
+    }
+}
+
+/// The object store of unfinished uploads in the profile's database.
+#[cfg(target_arch = "wasm32")]
+pub(crate) const UPLOADS: &str = "uploads";
+
+#[cfg(target_arch = "wasm32")]
+fn failed(e: impl std::error::Error) -> JournalError {
+    JournalError(crate::error_chain::error_chain(&e))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// What every journal must do: natively in memory, in the browser in IndexedDB (where a
+    /// second handle, as after a reload, sees the same entries). The owners are random, so
+    /// entries left by other tests of the same profile do not interfere.
+    async fn keeps_each_owners_abandoned_uploads_apart(journal: &UploadJournal) -> OwnerHash {
+        let (alice, bob) = (crate::crypto::random_bytes(), crate::crypto::random_bytes());
+        let (one, two) = (FileId::random(), FileId::random());
+        let (a, b) = (BlockId::of(b"a"), BlockId::of(b"b"));
+        let t0 = 1_000_000;
+        journal.note(&alice, &one, a, t0).await.unwrap();
+        journal.note(&alice, &one, b, t0).await.unwrap();
+        journal.note(&alice, &one, b, t0).await.unwrap();
+        journal.note(&bob, &two, a, t0).await.unwrap();
+        // An upload that noted a block since (another tab's, maybe) is not abandoned.
+        assert_eq!(journal.unfinished(&alice, t0 - 1).await.unwrap(), vec![]);
+        assert_eq!(
+            journal.unfinished(&alice, t0).await.unwrap(),
+            vec![(one, vec![a, b])]
+        );
+        assert_eq!(
+            journal.unfinished(&bob, t0).await.unwrap(),
+            vec![(two, vec![a])]
+        );
+        journal.done(&alice, &one).await.unwrap();
+        assert_eq!(journal.unfinished(&alice, t0).await.unwrap(), vec![]);
+        assert_eq!(journal.unfinished(&bob, t0).await.unwrap().len(), 1);
+        bob
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    #[tokio::test]
+    async fn the_journal_keeps_each_owners_abandoned_uploads_apart() {
+        keeps_each_owners_abandoned_uploads_apart(&UploadJournal::in_memory()).await;
+    }
+
+    #[cfg(target_arch = "wasm32")]
+    #[wasm_bindgen_test::wasm_bindgen_test]
+    async fn the_journal_in_indexeddb_keeps_uploads_apart_and_outlives_the_tab() {
+        let open =
+            || async { UploadJournal::in_profile(crate::identity_store::open().await.unwrap()) };
+        let bob = keeps_each_owners_abandoned_uploads_apart(&open().await).await;
+        let reopened = open().await;
+        let left = reopened.unfinished(&bob, u64::MAX).await.unwrap();
+        assert_eq!(left.len(), 1);
+        reopened.done(&bob, &left[0].0).await.unwrap();
+        assert_eq!(
+            open().await.unfinished(&bob, u64::MAX).await.unwrap(),
+            vec![]
+        );
+    }
+}
