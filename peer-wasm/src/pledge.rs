@@ -19,7 +19,7 @@ use libp2p::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::{crypto::aead::serde_bytes_vec, store::OwnerHash};
+use crate::crypto::{aead::serde_bytes_vec, OwnerHash};
 
 /// Most pledges one store request may carry (one per browser of the user).
 pub const MAX_PLEDGES: usize = 32;

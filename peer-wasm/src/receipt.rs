@@ -20,7 +20,10 @@ use libp2p::{
 use serde::{Deserialize, Serialize};
 use web_time::{Duration, Instant};
 
-use crate::{block::BlockId, crypto::aead::serde_bytes_vec, store::OwnerHash};
+use crate::{
+    block::BlockId,
+    crypto::{aead::serde_bytes_vec, OwnerHash},
+};
 
 /// Most blocks one witness request names: a sample of one upload's blocks is enough to catch
 /// a holder that drops them, and keeps the request small (64 × ~250 bytes).

@@ -11,9 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     block::BlockId,
-    crypto::{aead::serde_bytes_vec, rsa_keys::PublicKey, sha256},
+    crypto::{aead::serde_bytes_vec, rsa_keys::PublicKey, sha256, OwnerHash},
     pledge::Pledge,
-    store::OwnerHash,
 };
 
 /// Most copies an owner may ask the network to keep of one block: a forwarder cannot spread a

@@ -92,6 +92,10 @@ pub fn random_bytes<const N: usize>() -> [u8; N] {
     bytes
 }
 
+/// Hash of an owner's RSA public key (SPKI DER): how holders, pledges, receipts and warrants
+/// name the account a block belongs to.
+pub type OwnerHash = [u8; 32];
+
 /// SHA-256 of `data`.
 pub fn sha256(data: &[u8]) -> [u8; 32] {
     use sha2::Digest;

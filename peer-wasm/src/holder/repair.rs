@@ -38,6 +38,14 @@ const MAX_FELLOWS: usize = 256;
 /// this one costs one round of checks, not a flood.
 const MAX_SUSPECTS: usize = 256;
 
+/// Blocks checked at once: their walks and challenges run together.
+const CHECKS_AT_ONCE: usize = 8;
+
+/// How long a peer that did not answer a challenge is taken as silent without being asked
+/// again: 30 s. A closed tab's requests fail only at the deadline (10 s); asked once per
+/// block, a departed holder of 100 blocks would hold its fellows' repairs up for minutes.
+const SILENT_FOR: Duration = Duration::from_secs(30);
+
 /// How a round ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Round {
@@ -67,6 +75,9 @@ pub struct Repairer<N> {
     /// Peers already learnt from receipts: each only once, so one that left is not learnt
     /// again at every sweep.
     from_receipts: HashSet<PeerId>,
+    /// Peers that did not answer a challenge, and when: taken as silent for [`SILENT_FOR`]
+    /// without being asked again.
+    silent: HashMap<PeerId, Instant>,
     log: Shared<Mutex<RepairLog>>,
 }
 
@@ -84,6 +95,7 @@ impl<N: Network> Repairer<N> {
             next_sweep: None,
             audits: None,
             from_receipts: HashSet::new(),
+            silent: HashMap::new(),
             log,
         }
     }
@@ -121,7 +133,7 @@ impl<N: Network> Repairer<N> {
         let mut ids = self.repairs.due(now);
         if self.next_sweep.is_none_or(|at| at <= now) {
             self.next_sweep = Some(now + self.settings.sweep);
-            for id in self.sweep(store).await? {
+            for id in self.sweep(store, now).await? {
                 if !ids.contains(&id) {
                     ids.push(id);
                 }
@@ -142,40 +154,62 @@ impl<N: Network> Repairer<N> {
                 ids.push(id);
             }
         }
-        for id in ids {
-            if self.check(store, id, now).await? == Round::Stopped {
+        for chunk in ids.chunks(CHECKS_AT_ONCE) {
+            if self.check(store, chunk, now).await? == Round::Stopped {
                 return Ok(Round::Stopped);
             }
         }
         Ok(Round::Done)
     }
 
+    /// Checks `ids` together: the walks and challenges of all of them run at once (a silent
+    /// peer costs the deadline once for the lot, not once per block), then each is decided
+    /// and acted on in turn.
     async fn check(
         &mut self,
         store: &BlockStore,
-        id: BlockId,
+        ids: &[BlockId],
         now: Instant,
     ) -> Result<Round, crate::store::StoreError> {
         // The warrant asking for the most copies: the block is kept for its most careful
         // owner. Blocks stored before warrants existed cannot be forwarded, and are left be.
-        let Some(warrant) = store
-            .warrants(&id)
-            .await?
-            .into_iter()
-            .max_by_key(|w| w.copies)
-        else {
-            self.repairs.forget(&id);
-            return Ok(Round::Done);
-        };
-        let copies = usize::from(warrant.copies);
-        let nearest = match self.net.closest_peers(id.0.to_vec()).await {
-            Ok(nearest) => nearest,
-            Err(NetError::Stopped) => return Ok(Round::Stopped),
-            // No network now: checked again at the next round.
-            Err(_) => return Ok(Round::Done),
-        };
-        // Ask the nearest peers until `copies + spare` of them answered: a walk can still
-        // name peers that left minutes ago, and those say nothing.
+        let mut blocks: Vec<(BlockId, Warrant)> = Vec::new();
+        for id in ids {
+            match store
+                .warrants(id)
+                .await?
+                .into_iter()
+                .max_by_key(|w| w.copies)
+            {
+                Some(warrant) => blocks.push((*id, warrant)),
+                None => self.repairs.forget(id),
+            }
+        }
+        self.silent
+            .retain(|_, at| now.saturating_duration_since(*at) < SILENT_FOR);
+        let surveys = join_all(
+            blocks
+                .iter()
+                .map(|(id, warrant)| self.survey(*id, usize::from(warrant.copies))),
+        )
+        .await;
+        for ((id, warrant), survey) in blocks.into_iter().zip(surveys) {
+            let answers = match survey {
+                Ok(answers) => answers,
+                Err(NetError::Stopped) => return Ok(Round::Stopped),
+                // No network now: checked again at the next round.
+                Err(_) => continue,
+            };
+            self.act(store, id, &warrant, &answers, now).await?;
+        }
+        Ok(Round::Done)
+    }
+
+    /// Asks the peers nearest block `id` until `copies + spare` of them answered: a walk can
+    /// still name peers that left minutes ago, and those say nothing. A peer silent in the
+    /// last [`SILENT_FOR`] is taken as silent without asking.
+    async fn survey(&self, id: BlockId, copies: usize) -> Result<Vec<(PeerId, Answer)>, NetError> {
+        let nearest = self.net.closest_peers(id.0.to_vec()).await?;
         let mut rest = nearest.into_iter().filter(|peer| *peer != self.me);
         let mut answers: Vec<(PeerId, Answer)> = Vec::new();
         loop {
@@ -185,25 +219,47 @@ impl<N: Network> Repairer<N> {
             if batch.is_empty() {
                 break;
             }
-            let said = join_all(batch.iter().map(|peer| self.ask(*peer, id))).await;
+            let said = join_all(batch.iter().map(|peer| async move {
+                match self.silent.contains_key(peer) {
+                    true => Answer::Silent,
+                    false => self.ask(*peer, id).await,
+                }
+            }))
+            .await;
             answers.extend(batch.into_iter().zip(said));
         }
+        Ok(answers)
+    }
+
+    /// Decides for one surveyed block and does it.
+    async fn act(
+        &mut self,
+        store: &BlockStore,
+        id: BlockId,
+        warrant: &Warrant,
+        answers: &[(PeerId, Answer)],
+        now: Instant,
+    ) -> Result<(), crate::store::StoreError> {
         if let Ok(mut log) = self.log.lock() {
             log.checked += 1;
         }
-        for (peer, answer) in &answers {
+        for (peer, answer) in answers {
             match answer {
                 Answer::Holds => self.learn(*peer, id),
-                _ => {
+                other => {
                     if let Some(ids) = self.fellows.get_mut(peer) {
                         ids.remove(&id);
+                    }
+                    if *other == Answer::Silent && !self.silent.contains_key(peer) {
+                        self.silent.insert(*peer, now);
                     }
                 }
             }
         }
+        let copies = usize::from(warrant.copies);
         let plan = self
             .repairs
-            .decide(self.me, id, copies, &answers, self.settings.grace, now);
+            .decide(self.me, id, copies, answers, self.settings.grace, now);
         match plan {
             Plan::Keep | Plan::Wait => {}
             Plan::HandOn => {
@@ -214,15 +270,12 @@ impl<N: Network> Repairer<N> {
                     log.handed_on += 1;
                 }
             }
-            Plan::Copy(targets) => {
-                let Some(bytes) = store.get(&id).await? else {
-                    self.repairs.forget(&id);
-                    return Ok(Round::Done);
-                };
-                self.copy(id, bytes, &warrant, targets).await;
-            }
+            Plan::Copy(targets) => match store.get(&id).await? {
+                Some(bytes) => self.copy(id, bytes, warrant, targets).await,
+                None => self.repairs.forget(&id),
+            },
         }
-        Ok(Round::Done)
+        Ok(())
     }
 
     /// Remembers that `peer` holds block `id` too (at most [`MAX_FELLOWS`] peers).
@@ -237,6 +290,7 @@ impl<N: Network> Repairer<N> {
     async fn sweep(
         &mut self,
         store: &BlockStore,
+        now: Instant,
     ) -> Result<Vec<BlockId>, crate::store::StoreError> {
         if let Some(audits) = self.audits.clone() {
             if self.from_receipts.len() > 4 * MAX_FELLOWS {
@@ -265,6 +319,9 @@ impl<N: Network> Repairer<N> {
         let answers = join_all(picks.iter().map(|(peer, id)| self.ask(*peer, *id))).await;
         let mut suspect = Vec::new();
         for ((peer, _), answer) in picks.into_iter().zip(answers) {
+            if answer == Answer::Silent {
+                self.silent.insert(peer, now);
+            }
             if answer != Answer::Holds {
                 tracing::debug!(%peer, "a fellow holder failed its sweep: checking its blocks");
                 if let Some(ids) = self.fellows.remove(&peer) {

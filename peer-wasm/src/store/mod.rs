@@ -12,8 +12,7 @@
 
 use serde::Serialize;
 
-/// Hash of an owner's RSA public key (SPKI DER), as the store records it.
-pub type OwnerHash = [u8; 32];
+pub use crate::crypto::OwnerHash;
 
 /// Why the store refused or failed.
 #[derive(Debug, thiserror::Error)]
