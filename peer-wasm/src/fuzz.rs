@@ -208,6 +208,7 @@ fn fuzz_the_request_response_envelope_and_the_holder() {
                 der.clone(),
                 3,
                 vec![pledge.clone(), pledge],
+                1_800_000_000,
                 |m| key.sign(m),
             ),
             block,

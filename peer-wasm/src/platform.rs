@@ -33,3 +33,11 @@ impl<T: Send> MaybeSend for T {}
 pub trait MaybeSend {}
 #[cfg(target_arch = "wasm32")]
 impl<T> MaybeSend for T {}
+
+/// The wall clock, in seconds since the Unix epoch (0 if the clock is before it): the time
+/// owners sign into warrants and leases, which other peers compare with their own clocks.
+pub(crate) fn unix_secs() -> u64 {
+    web_time::SystemTime::now()
+        .duration_since(web_time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}

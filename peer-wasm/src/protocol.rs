@@ -24,7 +24,8 @@ pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new(jellyfish_protocols
 /// 2: stores are answered with a receipt; witness and claim requests.
 /// 3: a store carries the owner's [`crate::warrant::Warrant`] (copies signed), and holders
 /// forward it when they repair.
-pub const WIRE_VERSION: u16 = 3;
+/// 4: warrants carry the time they were signed (blocks unrenewed for months expire).
+pub const WIRE_VERSION: u16 = 4;
 
 /// Largest request a peer reads. Room for a 1 MiB block plus its envelope, later.
 pub const MAX_REQUEST_BYTES: usize = 1024 * 1024 + 64 * 1024;
@@ -419,7 +420,7 @@ mod tests {
     fn hand_made_envelope_decodes_like_ours() {
         // The cluster test hand-encodes envelopes; this keeps its encoding honest.
         let ours = encode(&Request::Hello { agent: "x".into() }).unwrap();
-        let mut theirs = vec![0xa2, 0x61, b'v', 0x19, 0x00, 0x03, 0x64];
+        let mut theirs = vec![0xa2, 0x61, b'v', 0x19, 0x00, 0x04, 0x64];
         theirs.extend_from_slice(b"body");
         theirs.extend_from_slice(&[0xa1, 0x65]);
         theirs.extend_from_slice(b"Hello");

@@ -32,6 +32,12 @@ pub enum RecordKind {
     UserKey,
     /// Where the account's sealed file index is stored.
     FileIndex,
+    /// The owner's word that its blocks are still wanted: the sequence number is the Unix
+    /// time it was signed, the body empty. Stored under the hash of the key it speaks for (the
+    /// account's current key, or an earlier one it handed over from), not under an account:
+    /// holders know a block's owner key from its warrant, not its account
+    /// ([`crate::repair::unrenewed`]).
+    Lease,
 }
 
 impl RecordKind {
@@ -41,6 +47,7 @@ impl RecordKind {
             Self::PrivateKey => 2,
             Self::UserKey => 3,
             Self::FileIndex => 4,
+            Self::Lease => 5,
         }
     }
 }
@@ -55,6 +62,12 @@ pub fn dht_key(kind: RecordKind, account: &AccountId) -> Vec<u8> {
     input.push(kind.tag());
     input.extend_from_slice(&account.0);
     sha256(&input).to_vec()
+}
+
+/// The [`AccountId`] a [`RecordKind::Lease`] for owner key `der` (SPKI DER) is stored under:
+/// the key's hash.
+pub fn lease_account(der: &[u8]) -> AccountId {
+    AccountId(sha256(der))
 }
 
 /// A record as it travels and is stored.
@@ -223,6 +236,20 @@ impl VerifiedRecord {
         if record.kind == RecordKind::PublicKey && !record.body.is_empty() {
             return Err(RecordError::Malformed(
                 "a public-key record has an empty body".into(),
+            ));
+        }
+        // A lease speaks for its signer's key or one the signer took over from, nobody else's.
+        if record.kind == RecordKind::Lease
+            && !(record.body.is_empty()
+                && (lease_account(&record.owner) == record.account
+                    || record
+                        .history
+                        .iter()
+                        .any(|link| lease_account(&link.previous) == record.account)))
+        {
+            return Err(RecordError::Malformed(
+                "a lease is stored under its signer's key or an earlier one, with an empty body"
+                    .into(),
             ));
         }
         let owner = PublicKey::from_der(&record.owner).map_err(RecordError::BadSignature)?;
@@ -415,5 +442,41 @@ mod tests {
             sign(&thief, vec![link], 2),
             Err(RecordError::BadHistory(_))
         ));
+    }
+
+    #[test]
+    fn a_lease_speaks_only_for_its_signers_key_and_the_keys_it_took_over_from() {
+        use crate::key_history::KeyLink;
+        let der = owner().public().to_der().unwrap();
+        let lease = |key: &PrivateKey, history: Vec<KeyLink>, account, body: &[u8]| {
+            let r = SignedRecord::sign_with_history(
+                RecordKind::Lease,
+                account,
+                1_800_000_000,
+                key,
+                history,
+                body.to_vec(),
+            )
+            .unwrap();
+            verified(&r)
+        };
+        assert!(lease(owner(), vec![], lease_account(&der), b"").is_ok());
+        // Under someone else's key, or with a body: refused.
+        let stranger = PrivateKey::generate_bits(2048).unwrap();
+        let theirs = lease_account(&stranger.public().to_der().unwrap());
+        assert!(matches!(
+            lease(owner(), vec![], theirs, b""),
+            Err(RecordError::Malformed(_))
+        ));
+        assert!(matches!(
+            lease(owner(), vec![], lease_account(&der), b"x"),
+            Err(RecordError::Malformed(_))
+        ));
+        // After a password change the new key renews the blocks the old key stored.
+        let next = PrivateKey::generate_bits(2048).unwrap();
+        let link = KeyLink::sign(owner(), &next.public()).unwrap();
+        assert!(lease(&next, vec![link.clone()], lease_account(&der), b"").is_ok());
+        // A made-up hand-over does not let a stranger speak for the old key.
+        assert!(lease(&stranger, vec![link], lease_account(&der), b"").is_err());
     }
 }

@@ -17,6 +17,12 @@
 //!   repaired elsewhere, more than once), seen at two checks a grace apart, it hands the block
 //!   on: it drops it, since `copies` are confirmed elsewhere.
 //!
+//! A block whose owners have all left it unrenewed for [`Settings::keep_unrenewed`] (90 days)
+//! is dropped ([`unrenewed`]): its warrant says when it was signed, and each owner's tab puts
+//! a signed lease in the DHT at every log-in ([`crate::record::RecordKind::Lease`]). An
+//! account's own records are gone after the same 90 days away, so nothing a returning owner
+//! could still reach is dropped.
+//!
 //! What this costs: one DHT walk and `copies + spare` storage challenges (a leaf of 1 KiB and
 //! a path of hashes each) per block per interval, and the block itself once per lost copy.
 
@@ -52,6 +58,11 @@ pub struct Settings {
     /// in under a minute, not at its blocks' next hourly check; one request per fellow holder
     /// (a holder's fellows are the few peers nearest it, as its blocks' addresses are).
     pub sweep: Duration,
+    /// How long after its owners last renewed it a block is kept: 90 days, the lifetime of the
+    /// account's own DHT records without a log-in (`net::record_limits::RECORD_TTL`): an owner away
+    /// longer has lost the records that lead to the block anyway. Renewing is what a log-in
+    /// does ([`crate::account`] puts the lease).
+    pub keep_unrenewed: Duration,
 }
 
 impl Default for Settings {
@@ -63,8 +74,26 @@ impl Default for Settings {
             spare: 2,
             deadline: Duration::from_secs(10),
             sweep: Duration::from_secs(30),
+            keep_unrenewed: Duration::from_secs(90 * 24 * 60 * 60),
         }
     }
+}
+
+/// Whether a block may be dropped as unrenewed at Unix time `now`. `owners` holds, for each
+/// owner with a warrant on the block, when the warrant was signed and the owner's newest
+/// lease (Unix seconds) as a lookup that heard peers found it (`None`: it has none). Dropped
+/// only when every owner neither signed nor renewed within `keep`; a warrant without a signing
+/// time (from before they existed) is never dropped. A lookup that reached nobody must not
+/// come here: silence is no answer.
+pub fn unrenewed(owners: &[(Option<u64>, Option<u64>)], keep: Duration, now: u64) -> bool {
+    !owners.is_empty()
+        && owners.iter().all(|(signed_at, lease)| match signed_at {
+            None => false,
+            Some(signed_at) => {
+                let renewed = lease.map_or(*signed_at, |lease| lease.max(*signed_at));
+                renewed.saturating_add(keep.as_secs()) < now
+            }
+        })
 }
 
 impl Settings {
@@ -276,6 +305,39 @@ mod tests {
     use super::*;
 
     const GRACE: Duration = Duration::from_secs(600);
+
+    #[test]
+    fn a_block_expires_only_when_every_owner_left_it_unrenewed() {
+        let keep = Duration::from_secs(90 * 86_400);
+        let day = 86_400;
+        let signed = 1_800_000_000;
+        let now = signed + 91 * day;
+        // Signed 91 days ago, never renewed: dropped; renewed a month ago: kept.
+        assert!(unrenewed(&[(Some(signed), None)], keep, now));
+        assert!(!unrenewed(
+            &[(Some(signed), Some(now - 30 * day))],
+            keep,
+            now
+        ));
+        // A lease older than the warrant does not make it older.
+        assert!(!unrenewed(
+            &[(Some(now - day), Some(signed - day))],
+            keep,
+            now
+        ));
+        // Exactly at the limit: kept.
+        assert!(!unrenewed(&[(Some(now - 90 * day), None)], keep, now));
+        // Two owners stored the same bytes: one still renewing keeps it.
+        assert!(!unrenewed(
+            &[(Some(signed), None), (Some(signed), Some(now - day))],
+            keep,
+            now
+        ));
+        // A warrant without a signing time, or no owner at all: never dropped.
+        assert!(!unrenewed(&[(None, None)], keep, now));
+        assert!(!unrenewed(&[(Some(signed), None), (None, None)], keep, now));
+        assert!(!unrenewed(&[], keep, now));
+    }
 
     /// `n` peers and a block, the peers ordered nearest the block first.
     fn near(n: usize) -> (BlockId, Vec<PeerId>) {

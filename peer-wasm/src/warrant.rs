@@ -23,9 +23,19 @@ pub const MAX_COPIES: u8 = 8;
 /// a popular block brings no unbounded list.
 pub const MAX_WARRANTS_PER_BLOCK: usize = 4;
 
-/// What an owner signs to have a block stored and kept at `copies` copies.
-pub fn statement(id: &BlockId, copies: u8) -> Vec<u8> {
-    [b"jellyfish/store/v2/".as_slice(), &id.0, &[copies]].concat()
+/// What an owner signs to have a block stored and kept at `copies` copies, signed at Unix
+/// time `signed_at` (warrants from before signing times existed have none).
+pub fn statement(id: &BlockId, copies: u8, signed_at: Option<u64>) -> Vec<u8> {
+    match signed_at {
+        None => [b"jellyfish/store/v2/".as_slice(), &id.0, &[copies]].concat(),
+        Some(at) => [
+            b"jellyfish/store/v3/".as_slice(),
+            &id.0,
+            &[copies],
+            &at.to_be_bytes(),
+        ]
+        .concat(),
+    }
 }
 
 /// Why a warrant is refused.
@@ -57,22 +67,30 @@ pub struct Warrant {
     /// What the owner's browsers donate: a holder stores no more for this owner than these
     /// earn ([`crate::pledge::allowance`]).
     pub pledges: Vec<Pledge>,
+    /// When the owner signed it (Unix seconds): until [`crate::repair::Settings::keep_unrenewed`]
+    /// after it, the block is kept without asking for the owner's lease. `None` on warrants
+    /// from before signing times existed: those blocks never expire.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed_at: Option<u64>,
 }
 
 impl Warrant {
-    /// A warrant for block `id`, signed by `sign` (the owner's RSA-PSS signing).
+    /// A warrant for block `id`, signed at Unix time `signed_at` by `sign` (the owner's
+    /// RSA-PSS signing).
     pub fn new(
         id: &BlockId,
         owner: Vec<u8>,
         copies: u8,
         pledges: Vec<Pledge>,
+        signed_at: u64,
         sign: impl FnOnce(&[u8]) -> Vec<u8>,
     ) -> Self {
         Self {
-            signature: sign(&statement(id, copies)),
+            signature: sign(&statement(id, copies, Some(signed_at))),
             owner,
             copies,
             pledges,
+            signed_at: Some(signed_at),
         }
     }
 
@@ -89,7 +107,7 @@ impl Warrant {
         }
         let key =
             PublicKey::from_der(&self.owner).map_err(|e| WarrantError::BadKey(e.to_string()))?;
-        key.verify(&statement(id, self.copies), &self.signature)
+        key.verify(&statement(id, self.copies, self.signed_at), &self.signature)
             .map_err(|_| WarrantError::BadSignature)?;
         Ok(self.owner_hash())
     }
@@ -117,7 +135,9 @@ mod tests {
         let key = PrivateKey::generate_bits(2048).unwrap();
         let der = key.public().to_der().unwrap();
         let id = BlockId::of(b"sealed bytes");
-        let warrant = Warrant::new(&id, der.clone(), 3, Vec::new(), |m| key.sign(m));
+        let warrant = Warrant::new(&id, der.clone(), 3, Vec::new(), 1_800_000_000, |m| {
+            key.sign(m)
+        });
         assert_eq!(warrant.verify(&id), Ok(sha256(&der)));
         assert_eq!(
             Warrant::from_bytes(&warrant.to_bytes()),
@@ -132,13 +152,29 @@ mod tests {
             ..warrant.clone()
         };
         assert_eq!(wider.verify(&id), Err(WarrantError::BadSignature));
+        // Nor a later signing time (it would put off the block's expiry), nor none.
+        for signed_at in [Some(1_900_000_000), None] {
+            let later = Warrant {
+                signed_at,
+                ..warrant.clone()
+            };
+            assert_eq!(later.verify(&id), Err(WarrantError::BadSignature));
+        }
+        // A warrant from before signing times still verifies as it did.
+        let old = Warrant {
+            signature: key.sign(&statement(&id, 3, None)),
+            signed_at: None,
+            ..warrant.clone()
+        };
+        assert_eq!(old.verify(&id), Ok(sha256(&der)));
+        assert_eq!(Warrant::from_bytes(&old.to_bytes()), Some(old));
         let thief = PrivateKey::generate_bits(2048).unwrap();
         let stolen = Warrant {
             owner: thief.public().to_der().unwrap(),
             ..warrant.clone()
         };
         assert_eq!(stolen.verify(&id), Err(WarrantError::BadSignature));
-        let too_many = Warrant::new(&id, der, MAX_COPIES + 1, Vec::new(), |m| key.sign(m));
+        let too_many = Warrant::new(&id, der, MAX_COPIES + 1, Vec::new(), 0, |m| key.sign(m));
         assert_eq!(
             too_many.verify(&id),
             Err(WarrantError::Copies(MAX_COPIES + 1))

@@ -185,7 +185,7 @@ pub async fn log_in(
 }
 
 /// Puts the session's records back (their holders keep them another [`crate::net`] record
-/// lifetime), signing the public-key and user-key records anew where a password change was
+/// lifetime) with fresh leases on its blocks, signing the public-key and user-key records anew where a password change was
 /// cut short before they were published.
 pub(super) async fn republish(
     dir: &impl Directory,
@@ -220,6 +220,10 @@ pub(super) async fn republish(
         user_key,
     ] {
         dir.put(record).await?;
+    }
+    // The log-in renews every block the account stored ([`crate::repair::unrenewed`]).
+    for lease in session.leases(crate::platform::unix_secs())? {
+        dir.put(lease).await?;
     }
     Ok(())
 }

@@ -451,6 +451,25 @@ impl Session {
             body,
         )?)
     }
+
+    /// The account's leases at Unix time `at`: its word that the blocks its keys stored are
+    /// still wanted, one for its current key and one for each earlier key (whose warrants still
+    /// name it), all signed by the current key ([`RecordKind::Lease`], [`crate::repair`]).
+    pub fn leases(&self, at: u64) -> Result<Vec<SignedRecord>, AccountError> {
+        let keys = std::iter::once(self.public_key().to_der()?)
+            .chain(self.history.iter().map(|link| link.previous.clone()));
+        keys.map(|der| {
+            Ok(SignedRecord::sign_with_history(
+                RecordKind::Lease,
+                crate::record::lease_account(&der),
+                at,
+                &self.private,
+                self.history.clone(),
+                Vec::new(),
+            )?)
+        })
+        .collect()
+    }
 }
 
 /// The records of an account made by the first person on a network with no other peer yet,

@@ -21,9 +21,15 @@ pub(super) async fn place<N: Network>(
     let id = BlockId::of(&bytes);
     let owner = session.public_key().to_der()?;
     let copies = u8::try_from(replicas).unwrap_or(u8::MAX);
-    let warrant = Warrant::new(&id, owner.clone(), copies, pledges.to_vec(), |m| {
-        session.sign_statement(m)
-    });
+    let signed_at = crate::platform::unix_secs();
+    let warrant = Warrant::new(
+        &id,
+        owner.clone(),
+        copies,
+        pledges.to_vec(),
+        signed_at,
+        |m| session.sign_statement(m),
+    );
     let candidates = client.closest_peers(id.0.to_vec()).await?;
     let owner_hash = sha256(&owner);
     let mut holders: Vec<PeerId> = Vec::new();

@@ -264,6 +264,7 @@ impl<N: Network> Drive<N> {
     /// at upload.
     pub async fn audit(&self) -> Result<audit::Report, FileError> {
         let (client, session) = (&self.client, &*self.session);
+        self.renew().await;
         let (mut index, _) = load_index(self).await?;
         let mut report = audit::Report::default();
         let mut counted: Vec<(FileId, u32)> = Vec::new();
@@ -354,6 +355,37 @@ impl<N: Network> Drive<N> {
             .await?;
         }
         Ok(report)
+    }
+
+    /// Puts fresh leases on the account's blocks if the newest in the DHT is over a day old
+    /// ([`crate::repair::unrenewed`]): a log-in puts them, and this keeps a tab that stays
+    /// open for days renewing. Best effort: the next audit tries again.
+    async fn renew(&self) {
+        const EVERY: u64 = 24 * 60 * 60;
+        let session = &*self.session;
+        let Ok(der) = session.public_key().to_der() else {
+            return;
+        };
+        let now = crate::platform::unix_secs();
+        let key = crate::record::dht_key(RecordKind::Lease, &crate::record::lease_account(&der));
+        let newest = match self.client.get_record(key).await {
+            Ok(found) => found.iter().map(|r| r.record().seq).max(),
+            Err(e) => {
+                tracing::debug!("lease not looked up: {e}");
+                return;
+            }
+        };
+        if newest.is_some_and(|at| now.saturating_sub(at) < EVERY) {
+            return;
+        }
+        let Ok(leases) = session.leases(now) else {
+            return;
+        };
+        for lease in leases {
+            if let Err(e) = self.client.put_record(lease).await {
+                tracing::warn!("lease not renewed: {e}");
+            }
+        }
     }
 
     /// Removes a file from the index everywhere, then asks its holders to free the space.

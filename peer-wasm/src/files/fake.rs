@@ -206,8 +206,13 @@ mod tests {
     /// A session for one user (its account records live in a directory of their own: the
     /// files seam never reads them) and a drive over `net` that donates 1 GiB.
     async fn drive(net: &FakeNet) -> Drive<FakeNet> {
+        drive_of(net, "alice").await
+    }
+
+    /// [`drive`] for the user `name`.
+    async fn drive_of(net: &FakeNet, name: &str) -> Drive<FakeNet> {
         let directory = crate::account::fake::MemoryDirectory::new(3);
-        let session: Session = account::sign_up_with_key_bits(&directory, "alice", PASSWORD, 2048)
+        let session: Session = account::sign_up_with_key_bits(&directory, name, PASSWORD, 2048)
             .await
             .unwrap();
         let donation = Donation {
@@ -398,7 +403,8 @@ mod tests {
                     let repairer = repairers.entry(peer).or_insert_with(|| {
                         Repairer::new(net.clone(), peer, settings.clone(), log.clone())
                     });
-                    repairer.round(&net.store(peer), now).await.unwrap();
+                    let unix = crate::platform::unix_secs();
+                    repairer.round(&net.store(peer), (now, unix)).await.unwrap();
                 }
             }
         }
@@ -445,6 +451,74 @@ mod tests {
         }
         let left = held(net.clone()).await;
         assert_eq!(left.len(), 1, "only the index: {left:?}");
+    }
+
+    #[tokio::test]
+    async fn blocks_no_owner_renewed_for_the_keeping_time_are_dropped_and_renewed_ones_kept() {
+        use crate::{
+            holder::{RepairLog, Repairer},
+            repair,
+        };
+        const DAY: u64 = 24 * 60 * 60;
+        let net = FakeNet::new(6, 64 * MIB).await;
+        let (alice, bob) = (drive(&net).await, drive_of(&net, "bob").await);
+        let mine = pattern((MIB + 100) as usize, 1);
+        let theirs = pattern(200_000, 2);
+        let mine_id = alice
+            .upload("mine.bin", mine.as_slice(), |_| ControlFlow::Continue(()))
+            .await
+            .unwrap()
+            .file
+            .id;
+        bob.upload("theirs.bin", theirs.as_slice(), |_| {
+            ControlFlow::Continue(())
+        })
+        .await
+        .unwrap();
+        let held_before: u64 = net.blocks_held().await.iter().sum();
+        let signed = crate::platform::unix_secs();
+        // Alice logs in 80 days later (her tab puts leases, here straight into the DHT); Bob
+        // never comes back.
+        for lease in alice.session().leases(signed + 80 * DAY).unwrap() {
+            net.put_record(lease).await.unwrap();
+        }
+        let settings = repair::Settings {
+            interval: Duration::from_secs(1),
+            tick: Duration::from_secs(1),
+            ..Default::default()
+        };
+        let log = Shared::new(Mutex::new(RepairLog::default()));
+        let sweep = |unix: u64| {
+            let (net, settings, log) = (net.clone(), settings.clone(), log.clone());
+            async move {
+                let now = web_time::Instant::now();
+                for peer in net.live() {
+                    let mut repairer =
+                        Repairer::new(net.clone(), peer, settings.clone(), log.clone());
+                    repairer.round(&net.store(peer), (now, unix)).await.unwrap();
+                }
+            }
+        };
+        // 89 days after the upload, nothing has expired.
+        sweep(signed + 89 * DAY).await;
+        assert_eq!(log.lock().unwrap().expired, 0);
+        assert_eq!(net.blocks_held().await.iter().sum::<u64>(), held_before);
+        // 91 days after: Bob's blocks are gone everywhere (the space is free again), Alice's
+        // are all there and her file reads back.
+        sweep(signed + 91 * DAY).await;
+        let expired = log.lock().unwrap().expired;
+        assert!(expired > 0);
+        let held_after: u64 = net.blocks_held().await.iter().sum();
+        assert_eq!(held_after, held_before - expired);
+        assert_eq!(download(&alice, &mine_id).await.unwrap(), mine);
+        let bobs = bob.list().await.map(|files| files.len());
+        assert!(
+            !matches!(bobs, Ok(1)),
+            "Bob's index and file are gone: {bobs:?}"
+        );
+        // 171 days after: 91 since Alice renewed; hers go too.
+        sweep(signed + 171 * DAY).await;
+        assert_eq!(net.blocks_held().await.iter().sum::<u64>(), 0);
     }
 
     #[tokio::test]

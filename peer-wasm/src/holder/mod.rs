@@ -348,6 +348,7 @@ mod tests {
                 self.der.clone(),
                 3,
                 pledges,
+                crate::platform::unix_secs(),
                 |m| self.key.sign(m),
             );
             Request::StoreBlock {

@@ -10,7 +10,8 @@ use futures::future::join_all;
 use super::*;
 use crate::{
     net::{with_deadline, NetError, Network},
-    repair::{Answer, Plan, Repairs, Settings},
+    record::{dht_key, AccountId, RecordKind},
+    repair::{unrenewed, Answer, Plan, Repairs, Settings},
     warrant::Warrant,
 };
 
@@ -27,6 +28,8 @@ pub struct RepairLog {
     pub refused: u64,
     /// Blocks handed on (dropped here, enough nearer copies).
     pub handed_on: u64,
+    /// Blocks dropped because no owner renewed them for [`Settings::keep_unrenewed`].
+    pub expired: u64,
 }
 
 /// Fellow holders remembered: a holder's blocks sit near its own address, so their other
@@ -78,6 +81,9 @@ pub struct Repairer<N> {
     /// Peers that did not answer a challenge, and when: taken as silent for [`SILENT_FOR`]
     /// without being asked again.
     silent: HashMap<PeerId, Instant>,
+    /// Owners' newest leases as looked up (`None`: a lookup that heard peers found none), and
+    /// when: looked up again after one [`Settings::interval`].
+    leases: HashMap<OwnerHash, (Option<u64>, Instant)>,
     log: Shared<Mutex<RepairLog>>,
 }
 
@@ -96,6 +102,7 @@ impl<N: Network> Repairer<N> {
             audits: None,
             from_receipts: HashSet::new(),
             silent: HashMap::new(),
+            leases: HashMap::new(),
             log,
         }
     }
@@ -111,7 +118,8 @@ impl<N: Network> Repairer<N> {
     pub async fn run(mut self, store: Shared<BlockStore>) {
         loop {
             futures_timer::Delay::new(self.settings.tick).await;
-            match self.round(&store, Instant::now()).await {
+            let now = (Instant::now(), crate::platform::unix_secs());
+            match self.round(&store, now).await {
                 Ok(Round::Done) => {}
                 Ok(Round::Stopped) => return,
                 Err(e) => tracing::warn!("repair round failed: {e}"),
@@ -119,11 +127,12 @@ impl<N: Network> Repairer<N> {
         }
     }
 
-    /// One round: the blocks whose turn came, then the next page of the regular walk.
+    /// One round at `(now, unix)` (the wall clock in Unix seconds, for expiry): the blocks
+    /// whose turn came, then the next page of the regular walk.
     pub async fn round(
         &mut self,
         store: &BlockStore,
-        now: Instant,
+        (now, unix): (Instant, u64),
     ) -> Result<Round, crate::store::StoreError> {
         let blocks = store.usage().await?.blocks;
         // At most one whole store per round, however long the pause before it.
@@ -155,7 +164,7 @@ impl<N: Network> Repairer<N> {
             }
         }
         for chunk in ids.chunks(CHECKS_AT_ONCE) {
-            if self.check(store, chunk, now).await? == Round::Stopped {
+            if self.check(store, chunk, (now, unix)).await? == Round::Stopped {
                 return Ok(Round::Stopped);
             }
         }
@@ -169,24 +178,37 @@ impl<N: Network> Repairer<N> {
         &mut self,
         store: &BlockStore,
         ids: &[BlockId],
-        now: Instant,
+        (now, unix): (Instant, u64),
     ) -> Result<Round, crate::store::StoreError> {
         // The warrant asking for the most copies: the block is kept for its most careful
         // owner. Blocks stored before warrants existed cannot be forwarded, and are left be.
         let mut blocks: Vec<(BlockId, Warrant)> = Vec::new();
         for id in ids {
-            match store
-                .warrants(id)
-                .await?
-                .into_iter()
-                .max_by_key(|w| w.copies)
-            {
+            let warrants = store.warrants(id).await?;
+            match self.expired(&warrants, now, unix).await {
+                Err(NetError::Stopped) => return Ok(Round::Stopped),
+                Ok(true) => {
+                    tracing::debug!(id = %id.to_hex(), "dropping a block no owner renewed");
+                    store.evict(id).await?;
+                    self.repairs.forget(id);
+                    if let Ok(mut log) = self.log.lock() {
+                        log.expired += 1;
+                    }
+                    continue;
+                }
+                // Renewed, or not known (a lookup that reached nobody): kept.
+                Ok(false) | Err(_) => {}
+            }
+            match warrants.into_iter().max_by_key(|w| w.copies) {
                 Some(warrant) => blocks.push((*id, warrant)),
                 None => self.repairs.forget(id),
             }
         }
         self.silent
             .retain(|_, at| now.saturating_duration_since(*at) < SILENT_FOR);
+        let interval = self.settings.interval;
+        self.leases
+            .retain(|_, (_, at)| now.saturating_duration_since(*at) < interval);
         let surveys = join_all(
             blocks
                 .iter()
@@ -203,6 +225,48 @@ impl<N: Network> Repairer<N> {
             self.act(store, id, &warrant, &answers, now).await?;
         }
         Ok(Round::Done)
+    }
+
+    /// Whether a block with these `warrants` was left unrenewed by every owner
+    /// ([`crate::repair::unrenewed`]). Leases are looked up only for blocks whose warrants are
+    /// old enough to expire, once per owner per [`Settings::interval`]; a lookup that fails is
+    /// an error, and the block is kept.
+    async fn expired(
+        &mut self,
+        warrants: &[Warrant],
+        now: Instant,
+        unix: u64,
+    ) -> Result<bool, NetError> {
+        let keep = self.settings.keep_unrenewed;
+        let signed: Vec<(Option<u64>, Option<u64>)> =
+            warrants.iter().map(|w| (w.signed_at, None)).collect();
+        if !unrenewed(&signed, keep, unix) {
+            return Ok(false);
+        }
+        let mut owners = Vec::with_capacity(warrants.len());
+        for warrant in warrants {
+            let owner = warrant.owner_hash();
+            let known = self
+                .leases
+                .get(&owner)
+                .filter(|(_, at)| now.saturating_duration_since(*at) < self.settings.interval);
+            let lease = match known {
+                Some((lease, _)) => *lease,
+                None => {
+                    let key = dht_key(RecordKind::Lease, &AccountId(owner));
+                    let found = self.net.get_record(key).await?;
+                    let lease = found
+                        .iter()
+                        .filter(|r| r.record().kind == RecordKind::Lease)
+                        .map(|r| r.record().seq)
+                        .max();
+                    self.leases.insert(owner, (lease, now));
+                    lease
+                }
+            };
+            owners.push((warrant.signed_at, lease));
+        }
+        Ok(unrenewed(&owners, keep, unix))
     }
 
     /// Asks the peers nearest block `id` until `copies + spare` of them answered: a walk can

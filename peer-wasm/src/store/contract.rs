@@ -128,6 +128,7 @@ fn warrant(owner: &str, copies: u8) -> crate::warrant::Warrant {
         signature: vec![copies; 4],
         copies,
         pledges: Vec::new(),
+        signed_at: Some(1_800_000_000),
     }
 }
 
