@@ -19,6 +19,10 @@ use crate::{
 /// block wider, and a careless owner cannot ask every peer to hold theirs.
 pub const MAX_COPIES: u8 = 8;
 
+/// How far a fresh warrant's signing time may be from the holder's clock: a day (clocks are
+/// often minutes off, rarely a day).
+pub const CLOCK_SLACK_SECS: u64 = 24 * 60 * 60;
+
 /// Most warrants a holder keeps per block (one per owner who stored the same sealed bytes):
 /// a popular block brings no unbounded list.
 pub const MAX_WARRANTS_PER_BLOCK: usize = 4;

@@ -222,8 +222,11 @@ pub(super) async fn republish(
         dir.put(record).await?;
     }
     // The log-in renews every block the account stored ([`crate::repair::unrenewed`]).
+    // Best effort each: a holder that took a lease signed the same second keeps that one.
     for lease in session.leases(crate::platform::unix_secs())? {
-        dir.put(lease).await?;
+        if let Err(e) = dir.put(lease).await {
+            tracing::warn!("a lease was not renewed: {e}");
+        }
     }
     Ok(())
 }

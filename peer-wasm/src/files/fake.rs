@@ -391,7 +391,7 @@ mod tests {
         };
         let log = Shared::new(Mutex::new(RepairLog::default()));
         let mut repairers: HashMap<PeerId, Repairer<FakeNet>> = HashMap::new();
-        let now = web_time::Instant::now();
+        let mut now = web_time::Instant::now();
         for leaving in first.chunks(2) {
             for peer in leaving {
                 net.set(*peer, Conduct::Gone);
@@ -399,6 +399,8 @@ mod tests {
             net.join(64 * MIB).await;
             net.join(64 * MIB).await;
             for _ in 0..2 {
+                // One tick later: each holder's walk owes its whole store again.
+                now += Duration::from_secs(1);
                 for peer in net.live() {
                     let repairer = repairers.entry(peer).or_insert_with(|| {
                         Repairer::new(net.clone(), peer, settings.clone(), log.clone())
@@ -488,13 +490,17 @@ mod tests {
             ..Default::default()
         };
         let log = Shared::new(Mutex::new(RepairLog::default()));
-        let sweep = |unix: u64| {
-            let (net, settings, log) = (net.clone(), settings.clone(), log.clone());
-            async move {
-                let now = web_time::Instant::now();
+        let mut repairers: HashMap<PeerId, Repairer<FakeNet>> = HashMap::new();
+        let mut now = web_time::Instant::now();
+        // Each holder checks every block twice, a second apart (one interval): an owner is
+        // taken as gone only when two lookups agree.
+        let mut sweep = async |unix: u64| {
+            for _ in 0..2 {
+                now += Duration::from_secs(1);
                 for peer in net.live() {
-                    let mut repairer =
-                        Repairer::new(net.clone(), peer, settings.clone(), log.clone());
+                    let repairer = repairers.entry(peer).or_insert_with(|| {
+                        Repairer::new(net.clone(), peer, settings.clone(), log.clone())
+                    });
                     repairer.round(&net.store(peer), (now, unix)).await.unwrap();
                 }
             }

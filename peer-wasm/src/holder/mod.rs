@@ -122,6 +122,16 @@ pub async fn answer(holder: Holder<'_>, request: Request) -> Response {
                 Ok(owner) => owner,
                 Err(e) => return refused(e.to_string()),
             };
+            // An owner's own store is signed just now: a time far off this peer's clock is a
+            // wrong clock, or a made-up age that would make the block expire early (or never).
+            // Repair copies carry the warrant as signed, however old.
+            if let (false, Some(at)) = (repair, warrant.signed_at) {
+                if at.abs_diff(crate::platform::unix_secs()) > crate::warrant::CLOCK_SLACK_SECS {
+                    return refused(
+                        "the warrant's signing time is more than a day off this peer's clock; check the computer's date",
+                    );
+                }
+            }
             let donors = match pledge::donors(&warrant.pledges, &owner) {
                 Ok(donors) => donors,
                 Err(e) => return refused(e.to_string()),
@@ -405,6 +415,39 @@ mod tests {
         assert_eq!(ask(&store, delete(&alice, first)).await, Response::Deleted);
         let again = ask(&store, alice.store(block(200), vec![alices])).await;
         assert!(is_stored(&again), "{again:?}");
+    }
+
+    #[tokio::test]
+    async fn a_fresh_store_signed_far_from_the_holders_clock_is_refused_and_a_repair_copy_is_not() {
+        let store = BlockStore::open(1024 * MIB).await.unwrap();
+        let owner = Owner::new();
+        let pledge = Pledge::sign(&Keypair::generate_ed25519(), owner.hash(), 64 * MIB).unwrap();
+        let signed_at = |at: u64, block: Vec<u8>, repair: bool| Request::StoreBlock {
+            warrant: crate::warrant::Warrant::new(
+                &BlockId::of(&block),
+                owner.der.clone(),
+                3,
+                vec![pledge.clone()],
+                at,
+                |m| owner.key.sign(m),
+            ),
+            block,
+            repair,
+        };
+        let now = crate::platform::unix_secs();
+        // Made-up ages (an early expiry) and future times (none) are refused from the owner...
+        for (seed, at) in [(1, now - 2 * 86_400), (2, now + 2 * 86_400)] {
+            let refused = ask(&store, signed_at(at, block(seed), false)).await;
+            assert!(is_refused(&refused, "clock"), "{refused:?}");
+        }
+        // ...a clock a few hours off is fine, and a repair copy carries its warrant as signed.
+        assert!(is_stored(
+            &ask(&store, signed_at(now - 3 * 3600, block(3), false)).await
+        ));
+        assert!(is_stored(
+            &ask(&store, signed_at(now - 60 * 86_400, block(4), true)).await
+        ));
+        assert_eq!(store.usage().await.unwrap().blocks, 2);
     }
 
     fn delete(owner: &Owner, id: BlockId) -> Request {

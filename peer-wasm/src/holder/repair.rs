@@ -68,6 +68,10 @@ pub struct Repairer<N> {
     cursor: Option<BlockId>,
     /// Checks owed to the regular walk: a small store is checked a block every few ticks.
     owed: f64,
+    /// When the last round started: the walk owes checks for the time since, so rounds slowed
+    /// by silent peers do not stretch the interval (in the browser they did, about fourfold
+    /// on the test schedule, and blocks went unchecked while their holders left).
+    last_round: Option<Instant>,
     /// Peers that proved they hold blocks held here too, with those blocks: challenged every
     /// sweep ([`Settings::sweep`]).
     fellows: HashMap<PeerId, HashSet<BlockId>>,
@@ -84,6 +88,8 @@ pub struct Repairer<N> {
     /// Owners' newest leases as looked up (`None`: a lookup that heard peers found none), and
     /// when: looked up again after one [`Settings::interval`].
     leases: HashMap<OwnerHash, (Option<u64>, Instant)>,
+    /// Owners first seen leaving a block unrenewed, and when.
+    unrenewed_since: HashMap<OwnerHash, Instant>,
     log: Shared<Mutex<RepairLog>>,
 }
 
@@ -97,12 +103,14 @@ impl<N: Network> Repairer<N> {
             repairs: Repairs::default(),
             cursor: None,
             owed: 0.0,
+            last_round: None,
             fellows: HashMap::new(),
             next_sweep: None,
             audits: None,
             from_receipts: HashSet::new(),
             silent: HashMap::new(),
             leases: HashMap::new(),
+            unrenewed_since: HashMap::new(),
             log,
         }
     }
@@ -135,8 +143,16 @@ impl<N: Network> Repairer<N> {
         (now, unix): (Instant, u64),
     ) -> Result<Round, crate::store::StoreError> {
         let blocks = store.usage().await?.blocks;
-        // At most one whole store per round, however long the pause before it.
-        self.owed = (self.owed + self.settings.per_tick(blocks)).min(blocks as f64);
+        // Owed for the time since the last round (one tick's worth for the first), and at most
+        // one whole store per round, however long the pause before it.
+        let ticks = match self.last_round.replace(now) {
+            Some(last) => {
+                now.saturating_duration_since(last).as_secs_f64()
+                    / self.settings.tick.as_secs_f64().max(0.001)
+            }
+            None => 1.0,
+        };
+        self.owed = (self.owed + ticks * self.settings.per_tick(blocks)).min(blocks as f64);
         let due = self.owed.floor() as usize;
         self.owed -= due as f64;
         let mut ids = self.repairs.due(now);
@@ -148,15 +164,21 @@ impl<N: Network> Repairer<N> {
                 }
             }
         }
-        let page = match due {
+        let mut page = match due {
             0 => Vec::new(),
             _ => store.ids_after(self.cursor, due).await?,
         };
+        if page.len() < due {
+            // The end of the store: go on from its start (not a round later, which would
+            // check nothing this round).
+            for id in store.ids_after(None, due - page.len()).await? {
+                if !page.contains(&id) {
+                    page.push(id);
+                }
+            }
+        }
         if due > 0 {
-            self.cursor = match page.len() < due {
-                true => None,
-                false => page.last().copied(),
-            };
+            self.cursor = page.last().copied();
         }
         for id in page {
             if !ids.contains(&id) {
@@ -185,9 +207,17 @@ impl<N: Network> Repairer<N> {
         let mut blocks: Vec<(BlockId, Warrant)> = Vec::new();
         for id in ids {
             let warrants = store.warrants(id).await?;
-            match self.expired(&warrants, now, unix).await {
+            let stale = match self.unrenewed_owners(&warrants, now, unix).await {
                 Err(NetError::Stopped) => return Ok(Round::Stopped),
-                Ok(true) => {
+                Ok(stale) => stale,
+                Err(_) => Vec::new(),
+            };
+            if !stale.is_empty() {
+                // Every claim unrenewed (a claim without a warrant counts as renewed): the
+                // block goes. Otherwise only those owners' claims (and warrants) go: one owner's
+                // neglect, or a made-up warrant, costs the others nothing.
+                let claims = store.claims(id).await?;
+                if claims.iter().all(|claim| stale.contains(claim)) {
                     tracing::debug!(id = %id.to_hex(), "dropping a block no owner renewed");
                     store.evict(id).await?;
                     self.repairs.forget(id);
@@ -196,9 +226,14 @@ impl<N: Network> Repairer<N> {
                     }
                     continue;
                 }
-                // Renewed, or not known (a lookup that reached nobody): kept.
-                Ok(false) | Err(_) => {}
+                for owner in &stale {
+                    store.release(id, owner).await?;
+                }
             }
+            let warrants = match stale.is_empty() {
+                true => warrants,
+                false => store.warrants(id).await?,
+            };
             match warrants.into_iter().max_by_key(|w| w.copies) {
                 Some(warrant) => blocks.push((*id, warrant)),
                 None => self.repairs.forget(id),
@@ -209,6 +244,9 @@ impl<N: Network> Repairer<N> {
         let interval = self.settings.interval;
         self.leases
             .retain(|_, (_, at)| now.saturating_duration_since(*at) < interval);
+        // A first sighting not confirmed within a few intervals starts over.
+        self.unrenewed_since
+            .retain(|_, at| now.saturating_duration_since(*at) < 4 * interval);
         let surveys = join_all(
             blocks
                 .iter()
@@ -227,34 +265,40 @@ impl<N: Network> Repairer<N> {
         Ok(Round::Done)
     }
 
-    /// Whether a block with these `warrants` was left unrenewed by every owner
-    /// ([`crate::repair::unrenewed`]). Leases are looked up only for blocks whose warrants are
-    /// old enough to expire, once per owner per [`Settings::interval`]; a lookup that fails is
-    /// an error, and the block is kept.
-    async fn expired(
+    /// The owners among `warrants` that left the block unrenewed ([`crate::repair::unrenewed`]),
+    /// each seen so at two lookups at least a [`Settings::interval`] apart: one lookup that
+    /// happened to miss the lease (Sybils near its key, peers that refused it) does not drop
+    /// anything. Leases are looked up only for warrants old enough to expire, once per owner
+    /// per interval; an owner whose lookup fails counts as renewed.
+    async fn unrenewed_owners(
         &mut self,
         warrants: &[Warrant],
         now: Instant,
         unix: u64,
-    ) -> Result<bool, NetError> {
-        let keep = self.settings.keep_unrenewed;
-        let signed: Vec<(Option<u64>, Option<u64>)> =
-            warrants.iter().map(|w| (w.signed_at, None)).collect();
-        if !unrenewed(&signed, keep, unix) {
-            return Ok(false);
-        }
-        let mut owners = Vec::with_capacity(warrants.len());
+    ) -> Result<Vec<OwnerHash>, NetError> {
+        let (keep, interval) = (self.settings.keep_unrenewed, self.settings.interval);
+        let mut stale = Vec::new();
         for warrant in warrants {
             let owner = warrant.owner_hash();
+            if !unrenewed(&[(warrant.signed_at, None)], keep, unix) {
+                continue;
+            }
             let known = self
                 .leases
                 .get(&owner)
-                .filter(|(_, at)| now.saturating_duration_since(*at) < self.settings.interval);
+                .filter(|(_, at)| now.saturating_duration_since(*at) < interval);
             let lease = match known {
                 Some((lease, _)) => *lease,
                 None => {
                     let key = dht_key(RecordKind::Lease, &AccountId(owner));
-                    let found = self.net.get_record(key).await?;
+                    let found = match self.net.get_record(key).await {
+                        Ok(found) => found,
+                        Err(NetError::Stopped) => return Err(NetError::Stopped),
+                        Err(e) => {
+                            tracing::debug!("lease not looked up: {e}");
+                            continue;
+                        }
+                    };
                     let lease = found
                         .iter()
                         .filter(|r| r.record().kind == RecordKind::Lease)
@@ -264,16 +308,30 @@ impl<N: Network> Repairer<N> {
                     lease
                 }
             };
-            owners.push((warrant.signed_at, lease));
+            if !unrenewed(&[(warrant.signed_at, lease)], keep, unix) {
+                self.unrenewed_since.remove(&owner);
+                continue;
+            }
+            let since = *self.unrenewed_since.entry(owner).or_insert(now);
+            if now.saturating_duration_since(since) >= interval {
+                stale.push(owner);
+            }
         }
-        Ok(unrenewed(&owners, keep, unix))
+        Ok(stale)
     }
 
-    /// Asks the peers nearest block `id` until `copies + spare` of them answered: a walk can
-    /// still name peers that left minutes ago, and those say nothing. A peer silent in the
-    /// last [`SILENT_FOR`] is taken as silent without asking.
+    /// Asks the peers nearest block `id` until `copies + spare` of them answered. The peers
+    /// are those this holder already knows ([`Network::nearby_peers`]): a holder is among the
+    /// nearest to its blocks, so its routing table knows their neighbourhood, and a DHT walk
+    /// right after a tab closed waits on that tab (5 to 17 s measured in the browser) for
+    /// every block. Only when fewer than `copies` are known does it walk. Either list can
+    /// still name peers that left; those say nothing. A peer silent in the last
+    /// [`SILENT_FOR`] is taken as silent without asking.
     async fn survey(&self, id: BlockId, copies: usize) -> Result<Vec<(PeerId, Answer)>, NetError> {
-        let nearest = self.net.closest_peers(id.0.to_vec()).await?;
+        let mut nearest = self.net.nearby_peers(id.0.to_vec()).await?;
+        if nearest.len() < copies {
+            nearest = self.net.closest_peers(id.0.to_vec()).await?;
+        }
         let mut rest = nearest.into_iter().filter(|peer| *peer != self.me);
         let mut answers: Vec<(PeerId, Answer)> = Vec::new();
         loop {
@@ -324,6 +382,7 @@ impl<N: Network> Repairer<N> {
         let plan = self
             .repairs
             .decide(self.me, id, copies, answers, self.settings.grace, now);
+        tracing::debug!(id = %id.to_hex(), ?plan, ?answers, "block checked");
         match plan {
             Plan::Keep | Plan::Wait => {}
             Plan::HandOn => {

@@ -14,7 +14,7 @@ use super::prefer_direct::PreferDirect;
 use crate::protocol::{self, KAD_PROTOCOL, RPC_PROTOCOL};
 
 /// Kademlia's k: libp2p's default replication factor and bucket size.
-const K_VALUE: u16 = 20;
+pub(crate) const K_VALUE: u16 = 20;
 
 /// The identify protocol version Jellyfish peers announce.
 pub(crate) const IDENTIFY_PROTOCOL: &str = jellyfish_protocols::IDENTIFY;

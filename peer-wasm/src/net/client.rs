@@ -33,6 +33,10 @@ pub(crate) enum Command {
         key: Vec<u8>,
         reply: oneshot::Sender<Result<Vec<PeerId>, NetError>>,
     },
+    NearbyPeers {
+        key: Vec<u8>,
+        reply: oneshot::Sender<Vec<PeerId>>,
+    },
     PutRecord {
         record: VerifiedRecord,
         reply: oneshot::Sender<Result<(), NetError>>,
@@ -163,6 +167,13 @@ impl Client {
     pub async fn closest_peers(&self, key: Vec<u8>) -> Result<Vec<PeerId>, NetError> {
         self.ask(|reply| Command::ClosestPeers { key, reply })
             .await?
+    }
+
+    /// The peers in this peer's own routing table closest to `key`, nearest first, at most
+    /// Kademlia's k: no walk, so no wait on peers that left (they are still listed until a
+    /// request to them fails).
+    pub async fn nearby_peers(&self, key: Vec<u8>) -> Result<Vec<PeerId>, NetError> {
+        self.ask(|reply| Command::NearbyPeers { key, reply }).await
     }
 
     /// Walks the DHT towards `key` and reports what the walk cost (for the simulation).

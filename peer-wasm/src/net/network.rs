@@ -34,6 +34,15 @@ pub trait Network: Clone + MaybeSend + 'static {
         &self,
         key: Vec<u8>,
     ) -> impl Future<Output = Result<Vec<PeerId>, NetError>> + MaybeSend;
+    /// The peers this peer already knows closest to `key`, nearest first, without a walk: a
+    /// holder near an address knows its neighbourhood, as Kademlia's buckets are fullest
+    /// near a peer's own id. The default walks ([`Network::closest_peers`]).
+    fn nearby_peers(
+        &self,
+        key: Vec<u8>,
+    ) -> impl Future<Output = Result<Vec<PeerId>, NetError>> + MaybeSend {
+        self.closest_peers(key)
+    }
     /// Sends `request` to `peer` and waits for its answer.
     fn request(
         &self,
@@ -59,6 +68,13 @@ impl Network for Client {
         key: Vec<u8>,
     ) -> impl Future<Output = Result<Vec<PeerId>, NetError>> + MaybeSend {
         Client::closest_peers(self, key)
+    }
+
+    fn nearby_peers(
+        &self,
+        key: Vec<u8>,
+    ) -> impl Future<Output = Result<Vec<PeerId>, NetError>> + MaybeSend {
+        Client::nearby_peers(self, key)
     }
 
     fn request(

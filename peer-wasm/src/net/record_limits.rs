@@ -9,7 +9,8 @@
 //!   among the k = 20 peers it knows closest to the record's key: Kademlia puts and replicates
 //!   to exactly those, so honest records still arrive, and a flood aimed at one peer is not kept.
 //! - **Per owner.** At most [`MAX_RECORDS_PER_OWNER`] records signed by one key: an account
-//!   needs 4 (public key, private key, user key, file index).
+//!   needs 4 (public key, private key, user key, file index) and a lease per key it has had
+//!   (at most 9).
 //! - **Per sender.** At most [`MAX_NEW_RECORDS_PER_SENDER`] records new to this peer from one
 //!   sender per [`SENDER_WINDOW`] (replacements and copies of held records do not count): a
 //!   neighbour handing over its records when this peer joins fits; a firehose does not.
@@ -28,8 +29,10 @@ use crate::record::RecordError;
 
 /// Records a peer holds at most (Kademlia's in-memory default).
 pub const MAX_RECORDS: usize = 1024;
-/// Records one owner key may have held at one peer.
-pub const MAX_RECORDS_PER_OWNER: usize = 8;
+/// Records one owner key may have held at one peer: an account's 4, and a lease for its
+/// current key and each earlier one it still speaks for (up to
+/// [`crate::key_history::MAX_KEY_LINKS`]), with room to spare.
+pub const MAX_RECORDS_PER_OWNER: usize = 16;
 /// Records new to this peer accepted from one sender per [`SENDER_WINDOW`].
 pub const MAX_NEW_RECORDS_PER_SENDER: u32 = 128;
 /// The window of [`MAX_NEW_RECORDS_PER_SENDER`]: Kademlia's replication interval.

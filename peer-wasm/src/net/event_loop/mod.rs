@@ -382,6 +382,18 @@ impl EventLoop {
                 let id = self.swarm.behaviour_mut().kad.get_closest_peers(key);
                 self.dht.queries.insert(id, Query::Closest(reply));
             }
+            Command::NearbyPeers { key, reply } => {
+                let target = libp2p::kad::KBucketKey::new(key);
+                let peers = self
+                    .swarm
+                    .behaviour_mut()
+                    .kad
+                    .get_closest_local_peers(&target)
+                    .take(usize::from(crate::net::behaviour::K_VALUE))
+                    .map(|key| *key.preimage())
+                    .collect();
+                let _ = reply.send(peers);
+            }
         }
     }
 }
