@@ -625,17 +625,18 @@ enum Tweak {
 type Scheme = (&'static str, u64, u64, Tweak, Option<(usize, usize, usize)>);
 
 #[rustfmt::skip]
-const SCHEMES: [Scheme; 10] = [
+const SCHEMES: [Scheme; 11] = [
     ("(a) 3/5 copies, no repair", 0, 0, Tweak::None, None),
-    ("(b) 3/5 copies, repair 1 h, grace 10 min (defaults), no sweep", 60, 10, Tweak::None, None),
+    ("(b) 3/5 copies, repair 1 h, grace 1 min (the shipped 45 s at the model's step), no sweep", 60, 1, Tweak::None, None),
+    ("(b) 3/5 copies, repair 1 h, grace 10 min (shipped before), no sweep", 60, 10, Tweak::None, None),
     ("(b) 3/5 copies, repair 1 h, grace 0, no sweep", 60, 0, Tweak::None, None),
     ("(b) 3/5 copies, repair 1 h, grace 60 min, no sweep", 60, 60, Tweak::None, None),
     ("(b) 3/5 copies, repair 4 h, grace 10 min, no sweep", 240, 10, Tweak::None, None),
-    ("(b) 3/5 copies, defaults with the 30 s sweep (as shipped)", 60, 10, Tweak::Sweep, None),
-    ("(b') defaults, no sweep, no hand-on (returning copies kept)", 60, 10, Tweak::KeepAll, None),
-    ("(b') defaults, no sweep, a silent holder counts for 24 h", 60, 10, Tweak::Remember(DAY), None),
-    ("(c) RS 4+8 (3x), re-encode below 6; meta as (b)", 60, 10, Tweak::None, Some((4, 8, 6))),
-    ("(c) RS 2+4 (3x), re-encode below 3; meta as (b)", 60, 10, Tweak::None, Some((2, 4, 3))),
+    ("(b) 3/5 copies, defaults with the 30 s sweep (as shipped)", 60, 1, Tweak::Sweep, None),
+    ("(b') defaults, no sweep, no hand-on (returning copies kept)", 60, 1, Tweak::KeepAll, None),
+    ("(b') defaults, no sweep, a silent holder counts for 24 h", 60, 1, Tweak::Remember(DAY), None),
+    ("(c) RS 4+8 (3x), re-encode below 6; meta as (b)", 60, 1, Tweak::None, Some((4, 8, 6))),
+    ("(c) RS 2+4 (3x), re-encode below 3; meta as (b)", 60, 1, Tweak::None, Some((2, 4, 3))),
 ];
 
 fn main() -> Result<(), Box<dyn Error>> {

@@ -43,9 +43,12 @@ pub struct Settings {
     pub interval: Duration,
     /// How often the repairer wakes and checks its share of the store: 10 s.
     pub tick: Duration,
-    /// How long a block one copy short waits before it is copied: 10 min. Most browser
-    /// absences that end at all end within minutes (a reload, a restart, a laptop lid); a
-    /// copy made for each would cost a block's bytes each time.
+    /// How long a block one copy short waits before it is copied: 45 s, so a reload or a
+    /// dropped connection costs nothing. Not the 10 min first shipped: with it, a block one
+    /// short whose two other holders closed within the next few minutes was lost (the
+    /// browser scenario with two of six donors closing every 2 minutes, on the shipped
+    /// schedule), and the churn simulation puts the cost of no grace at all at +18 % repair
+    /// bytes over 10 min (docs/PERFORMANCE.md).
     pub grace: Duration,
     /// Peers beyond the copies asked to prove they hold a block: 2, so that a repair has a
     /// peer to copy to when a near one left.
@@ -70,7 +73,7 @@ impl Default for Settings {
         Self {
             interval: Duration::from_secs(60 * 60),
             tick: Duration::from_secs(10),
-            grace: Duration::from_secs(10 * 60),
+            grace: Duration::from_secs(45),
             spare: 2,
             deadline: Duration::from_secs(10),
             sweep: Duration::from_secs(30),
@@ -98,14 +101,14 @@ pub fn unrenewed(owners: &[(Option<u64>, Option<u64>)], keep: Duration, now: u64
 
 impl Settings {
     /// The default schedule scaled to check each block every `interval` (the default is
-    /// `every(1 h)`): ticks of a 360th of it (at least 250 ms), a grace of a sixth, sweeps of
+    /// `every(1 h)`): ticks of a 360th of it (at least 250 ms), a grace of an 80th, sweeps of
     /// a 120th (at least 1 s). Test networks run it in seconds (the relay's
     /// `--repair-every-secs`).
     pub fn every(interval: Duration) -> Self {
         Self {
             interval,
             tick: (interval / 360).max(Duration::from_millis(250)),
-            grace: interval / 6,
+            grace: interval / 80,
             sweep: (interval / 120).max(Duration::from_secs(1)),
             ..Self::default()
         }

@@ -456,6 +456,61 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn on_the_hourly_schedule_holders_of_repair_copies_notice_their_fellows_leave() {
+        use crate::{
+            holder::{RepairLog, Repairer},
+            repair,
+        };
+        // The shipped schedule but for the sweep: each block checked hourly, which never
+        // comes in this test; only sweeps and the checks of blocks that just arrived run. The
+        // repairers start before the upload and learn nothing from receipts: every holder
+        // learns its fellows from the checks of blocks that arrived.
+        let settings = repair::Settings {
+            grace: Duration::ZERO,
+            sweep: Duration::from_secs(1),
+            ..Default::default()
+        };
+        let net = FakeNet::new(6, 64 * MIB).await;
+        let log = Shared::new(Mutex::new(RepairLog::default()));
+        let mut repairers: HashMap<PeerId, Repairer<FakeNet>> = HashMap::new();
+        let mut now = web_time::Instant::now();
+        let unix = crate::platform::unix_secs();
+        let mut sweep = async |net: &FakeNet| {
+            now += Duration::from_secs(2);
+            for peer in net.live() {
+                let repairer = repairers.entry(peer).or_insert_with(|| {
+                    Repairer::new(net.clone(), peer, settings.clone(), log.clone())
+                });
+                repairer.round(&net.store(peer), (now, unix)).await.unwrap();
+            }
+        };
+        sweep(&net).await;
+        let first = net.live();
+        let files = drive(&net).await;
+        let bytes = pattern((2 * MIB + 100) as usize, 9);
+        let id = files
+            .upload("big.bin", bytes.as_slice(), |_| ControlFlow::Continue(()))
+            .await
+            .unwrap()
+            .file
+            .id;
+        for leaving in first.chunks(2) {
+            sweep(&net).await;
+            for peer in leaving {
+                net.set(*peer, Conduct::Gone);
+            }
+            net.join(64 * MIB).await;
+            net.join(64 * MIB).await;
+            for _ in 0..3 {
+                sweep(&net).await;
+            }
+        }
+        assert_eq!(download(&files, &id).await.unwrap(), bytes);
+        let log = *log.lock().unwrap();
+        assert!(log.copied > 0, "{log:?}");
+    }
+
+    #[tokio::test]
     async fn blocks_no_owner_renewed_for_the_keeping_time_are_dropped_and_renewed_ones_kept() {
         use crate::{
             holder::{RepairLog, Repairer},

@@ -125,8 +125,14 @@ pub async fn answer(holder: Holder<'_>, request: Request) -> Response {
             // An owner's own store is signed just now: a time far off this peer's clock is a
             // wrong clock, or a made-up age that would make the block expire early (or never).
             // Repair copies carry the warrant as signed, however old.
-            if let (false, Some(at)) = (repair, warrant.signed_at) {
-                if at.abs_diff(crate::platform::unix_secs()) > crate::warrant::CLOCK_SLACK_SECS {
+            // A repair copy may be old, never from the future (a block that never expires).
+            if let Some(at) = warrant.signed_at {
+                let now = crate::platform::unix_secs();
+                let off = match repair {
+                    false => at.abs_diff(now),
+                    true => at.saturating_sub(now),
+                };
+                if off > crate::warrant::CLOCK_SLACK_SECS {
                     return refused(
                         "the warrant's signing time is more than a day off this peer's clock; check the computer's date",
                     );
@@ -418,7 +424,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_fresh_store_signed_far_from_the_holders_clock_is_refused_and_a_repair_copy_is_not() {
+    async fn a_store_signed_far_from_the_holders_clock_is_refused_and_an_old_repair_copy_is_not() {
         let store = BlockStore::open(1024 * MIB).await.unwrap();
         let owner = Owner::new();
         let pledge = Pledge::sign(&Keypair::generate_ed25519(), owner.hash(), 64 * MIB).unwrap();
@@ -447,6 +453,9 @@ mod tests {
         assert!(is_stored(
             &ask(&store, signed_at(now - 60 * 86_400, block(4), true)).await
         ));
+        // A repair copy from the future is refused too: it would never expire.
+        let future = ask(&store, signed_at(now + 2 * 86_400, block(5), true)).await;
+        assert!(is_refused(&future, "clock"), "{future:?}");
         assert_eq!(store.usage().await.unwrap().blocks, 2);
     }
 

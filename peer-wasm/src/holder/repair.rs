@@ -88,6 +88,9 @@ pub struct Repairer<N> {
     /// Owners' newest leases as looked up (`None`: a lookup that heard peers found none), and
     /// when: looked up again after one [`Settings::interval`].
     leases: HashMap<OwnerHash, (Option<u64>, Instant)>,
+    /// The blocks held at the last sweep (`None` before the first): what arrives after is
+    /// checked at the next sweep ([`Repairer::arrived`]).
+    known: Option<HashSet<BlockId>>,
     /// Owners first seen leaving a block unrenewed, and when.
     unrenewed_since: HashMap<OwnerHash, Instant>,
     log: Shared<Mutex<RepairLog>>,
@@ -111,6 +114,7 @@ impl<N: Network> Repairer<N> {
             silent: HashMap::new(),
             leases: HashMap::new(),
             unrenewed_since: HashMap::new(),
+            known: None,
             log,
         }
     }
@@ -145,11 +149,12 @@ impl<N: Network> Repairer<N> {
         let blocks = store.usage().await?.blocks;
         // Owed for the time since the last round (one tick's worth for the first), and at most
         // one whole store per round, however long the pause before it.
+        // At most 6 ticks' worth: after a long pause (a sleeping laptop, a frozen tab) the
+        // walk catches up over several rounds, and the sweeps between them still run.
         let ticks = match self.last_round.replace(now) {
-            Some(last) => {
-                now.saturating_duration_since(last).as_secs_f64()
-                    / self.settings.tick.as_secs_f64().max(0.001)
-            }
+            Some(last) => (now.saturating_duration_since(last).as_secs_f64()
+                / self.settings.tick.as_secs_f64().max(0.001))
+            .min(6.0),
             None => 1.0,
         };
         self.owed = (self.owed + ticks * self.settings.per_tick(blocks)).min(blocks as f64);
@@ -158,7 +163,9 @@ impl<N: Network> Repairer<N> {
         let mut ids = self.repairs.due(now);
         if self.next_sweep.is_none_or(|at| at <= now) {
             self.next_sweep = Some(now + self.settings.sweep);
-            for id in self.sweep(store, now).await? {
+            let mut suspects = self.sweep(store, now).await?;
+            suspects.extend(self.arrived(store).await?);
+            for id in suspects {
                 if !ids.contains(&id) {
                     ids.push(id);
                 }
@@ -213,11 +220,11 @@ impl<N: Network> Repairer<N> {
                 Err(_) => Vec::new(),
             };
             if !stale.is_empty() {
-                // Every claim unrenewed (a claim without a warrant counts as renewed): the
-                // block goes. Otherwise only those owners' claims (and warrants) go: one owner's
-                // neglect, or a made-up warrant, costs the others nothing.
-                let claims = store.claims(id).await?;
-                if claims.iter().all(|claim| stale.contains(claim)) {
+                // Every warrant's owner unrenewed: the block goes (after a password change the
+                // claim is the later key's, the warrant the earlier key's, which the later
+                // key's lease speaks for). Otherwise only those owners' claims and warrants
+                // go: one owner's neglect, or a made-up warrant, costs the others nothing.
+                if warrants.iter().all(|w| stale.contains(&w.owner_hash())) {
                     tracing::debug!(id = %id.to_hex(), "dropping a block no owner renewed");
                     store.evict(id).await?;
                     self.repairs.forget(id);
@@ -324,21 +331,30 @@ impl<N: Network> Repairer<N> {
     /// are those this holder already knows ([`Network::nearby_peers`]): a holder is among the
     /// nearest to its blocks, so its routing table knows their neighbourhood, and a DHT walk
     /// right after a tab closed waits on that tab (5 to 17 s measured in the browser) for
-    /// every block. Only when fewer than `copies` are known does it walk. Either list can
+    /// every block. Only when those run out with fewer than `copies` heard does it walk. Either list can
     /// still name peers that left; those say nothing. A peer silent in the last
     /// [`SILENT_FOR`] is taken as silent without asking.
     async fn survey(&self, id: BlockId, copies: usize) -> Result<Vec<(PeerId, Answer)>, NetError> {
-        let mut nearest = self.net.nearby_peers(id.0.to_vec()).await?;
-        if nearest.len() < copies {
-            nearest = self.net.closest_peers(id.0.to_vec()).await?;
-        }
-        let mut rest = nearest.into_iter().filter(|peer| *peer != self.me);
+        let mut candidates = self.net.nearby_peers(id.0.to_vec()).await?;
+        let mut walked = false;
         let mut answers: Vec<(PeerId, Answer)> = Vec::new();
         loop {
             let heard = answers.iter().filter(|(_, a)| *a != Answer::Silent).count();
             let wanted = (copies + self.settings.spare).saturating_sub(heard);
-            let batch: Vec<PeerId> = rest.by_ref().take(wanted).collect();
+            let batch: Vec<PeerId> = candidates
+                .iter()
+                .filter(|p| **p != self.me && !answers.iter().any(|(a, _)| a == *p))
+                .take(wanted)
+                .copied()
+                .collect();
             if batch.is_empty() {
+                // Out of known peers with fewer than `copies` heard (the routing table still
+                // lists tabs that left): walk once for peers it does not know.
+                if heard < copies && !walked {
+                    walked = true;
+                    candidates = self.net.closest_peers(id.0.to_vec()).await?;
+                    continue;
+                }
                 break;
             }
             let said = join_all(batch.iter().map(|peer| async move {
@@ -399,6 +415,35 @@ impl<N: Network> Repairer<N> {
             },
         }
         Ok(())
+    }
+
+    /// The blocks that arrived since the last sweep (at most [`MAX_SUSPECTS`]), to be checked
+    /// now: their check names their other holders, who are then swept. A repair copy's new
+    /// holder knows no fellow holder otherwise (it has no receipts), and at one check an hour
+    /// it would not notice its fellows leave; in the browser scenario on the shipped schedule
+    /// the last first donors closed and took blocks only newcomers held copies of with them.
+    /// Blocks held when the repairer started are left to the regular walk.
+    async fn arrived(
+        &mut self,
+        store: &BlockStore,
+    ) -> Result<Vec<BlockId>, crate::store::StoreError> {
+        let held: HashSet<BlockId> = store
+            .ids_after(None, usize::MAX)
+            .await?
+            .into_iter()
+            .collect();
+        let Some(known) = self.known.as_mut() else {
+            self.known = Some(held);
+            return Ok(Vec::new());
+        };
+        known.retain(|id| held.contains(id));
+        let arrived: Vec<BlockId> = held
+            .into_iter()
+            .filter(|id| !known.contains(id))
+            .take(MAX_SUSPECTS)
+            .collect();
+        known.extend(arrived.iter().copied());
+        Ok(arrived)
     }
 
     /// Remembers that `peer` holds block `id` too (at most [`MAX_FELLOWS`] peers).

@@ -3,11 +3,12 @@
 //! arrive through `datachannel` events. Each inbound channel is wrapped into a stream inside the
 //! event itself, so its first messages (which the remote may send at once) are buffered rather
 //! than lost before the swarm asks for the stream. The handshake's `init` channel is not a
-//! stream. A connection whose state becomes `disconnected`, `failed` or `closed` ends with an
-//! error.
+//! stream. A connection whose state becomes `failed` or `closed`, or stays `disconnected` for
+//! 2 s, ends with an error.
 
 use std::{
     cell::RefCell,
+    future::Future,
     io,
     pin::Pin,
     rc::Rc,
@@ -99,27 +100,41 @@ impl Drop for Watch {
 #[error("WebRTC connection {0}")]
 pub struct ConnectionError(String);
 
-/// An established WebRTC connection.
-pub(super) struct Connection(SendWrapper<Watch>);
+/// How long a connection may stay `disconnected` before it ends: 2 s. The remote stopped
+/// answering ICE consent checks. Measured in headless Chromium (tests/e2e/churn): a closed
+/// tab's connections read `disconnected` 5 to 7 s after it closed and `failed` 10 s after
+/// that; until then every request sent over them hangs to its deadline, and holders checking
+/// on a departed one stall. A network that blinks comes back within the 2 s; one that does
+/// not costs a redial.
+const DISCONNECTED_FOR: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// An established WebRTC connection, and the wait it is in while it reads `disconnected`.
+pub(super) struct Connection(SendWrapper<Watch>, Option<futures_timer::Delay>);
 
 impl Connection {
     pub(super) fn new(watch: Watch) -> Self {
-        Self(SendWrapper::new(watch))
+        Self(SendWrapper::new(watch), None)
     }
 
-    fn check(&self, cx: &mut Context<'_>) -> Result<(), ConnectionError> {
+    fn check(&mut self, cx: &mut Context<'_>) -> Result<(), ConnectionError> {
         match self.0.poll_state(cx) {
             RtcPeerConnectionState::Failed => Err(ConnectionError("failed".into())),
             RtcPeerConnectionState::Closed => Err(ConnectionError("closed".into())),
-            // The remote stopped answering ICE consent checks. Measured in headless Chromium
-            // (tests/e2e/churn): a closed tab's connections read "disconnected" 5 to 7 s
-            // after it closed and "failed" 10 s after that; until then every request sent
-            // over them hangs to its deadline, and holders checking on a departed one stall.
-            // Ending the connection here costs a redial if the network blinked.
-            RtcPeerConnectionState::Disconnected => Err(ConnectionError(
-                "disconnected (the remote stopped answering)".into(),
-            )),
-            _ => Ok(()),
+            RtcPeerConnectionState::Disconnected => {
+                let waited = self
+                    .1
+                    .get_or_insert_with(|| futures_timer::Delay::new(DISCONNECTED_FOR));
+                match Pin::new(waited).poll(cx) {
+                    Poll::Ready(()) => Err(ConnectionError(
+                        "disconnected (the remote stopped answering)".into(),
+                    )),
+                    Poll::Pending => Ok(()),
+                }
+            }
+            _ => {
+                self.1 = None;
+                Ok(())
+            }
         }
     }
 }
@@ -141,7 +156,7 @@ impl StreamMuxer for Connection {
     }
 
     fn poll_outbound(
-        self: Pin<&mut Self>,
+        mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Result<Self::Substream, Self::Error>> {
         self.check(cx)?;
@@ -160,7 +175,7 @@ impl StreamMuxer for Connection {
     }
 
     fn poll(
-        self: Pin<&mut Self>,
+        mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Result<StreamMuxerEvent, Self::Error>> {
         self.check(cx)?;
