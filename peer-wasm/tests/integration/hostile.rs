@@ -363,7 +363,10 @@ async fn pledges_minted_from_fresh_keys_buy_no_storage() {
                 owner.clone(),
                 3,
                 minted.clone(),
-                1_800_000_000,
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_secs(),
                 |m| mallory.sign_statement(m),
             ),
             block,
@@ -525,7 +528,10 @@ async fn a_donor_that_throws_away_what_it_was_given_stops_counting() {
                 owner,
                 3,
                 vec![pledge],
-                1_800_000_000,
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_secs(),
                 |m| session.sign_statement(m),
             ),
             block,
