@@ -109,4 +109,8 @@ pub struct Report {
     pub files_degraded: usize,
     /// Files with one live copy or none: lost if that peer leaves.
     pub files_at_risk: usize,
+    /// Whether the copies counted here are in the index now (the page's "Copies" column).
+    /// False when they differed and saving the index failed: the counts above still hold, and
+    /// the next audit saves them.
+    pub counts_saved: bool,
 }

@@ -272,7 +272,13 @@ files_degraded: number,
 /**
  * Files with one live copy or none: lost if that peer leaves.
  */
-files_at_risk: number, };
+files_at_risk: number,
+/**
+ * Whether the copies counted here are in the index now (the page's "Copies" column).
+ * False when they differed and saving the index failed: the counts above still hold, and
+ * the next audit saves them.
+ */
+counts_saved: boolean, };
 export type FileInfo = {
 /**
  * Id for download and delete (hex).

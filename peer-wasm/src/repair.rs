@@ -101,14 +101,16 @@ pub fn unrenewed(owners: &[(Option<u64>, Option<u64>)], keep: Duration, now: u64
 
 impl Settings {
     /// The default schedule scaled to check each block every `interval` (the default is
-    /// `every(1 h)`): ticks of a 360th of it (at least 250 ms), a grace of an 80th, sweeps of
-    /// a 120th (at least 1 s). Test networks run it in seconds (the relay's
+    /// `every(1 h)`): ticks of a 360th of it (at least 250 ms), a grace of an 80th (at least
+    /// one tick: below, every holder of a block one short copies it at the same round, and
+    /// the block ends with surplus copies), sweeps of a 120th (at least 1 s). Test networks run it in seconds (the relay's
     /// `--repair-every-secs`).
     pub fn every(interval: Duration) -> Self {
+        let tick = (interval / 360).max(Duration::from_millis(250));
         Self {
             interval,
-            tick: (interval / 360).max(Duration::from_millis(250)),
-            grace: interval / 80,
+            tick,
+            grace: (interval / 80).max(tick),
             sweep: (interval / 120).max(Duration::from_secs(1)),
             ..Self::default()
         }
@@ -477,5 +479,15 @@ mod tests {
             ..Settings::default()
         };
         assert_eq!(fast.per_tick(10), 2.5);
+    }
+
+    #[test]
+    fn the_grace_is_never_shorter_than_a_tick() {
+        // The test schedule (6 s) would give 75 ms: every holder of a block one short would
+        // copy it in the same round.
+        let test = Settings::every(Duration::from_secs(6));
+        assert_eq!(test.tick, Duration::from_millis(250));
+        assert_eq!(test.grace, test.tick);
+        assert_eq!(Settings::default().grace, Duration::from_secs(45));
     }
 }

@@ -343,16 +343,23 @@ impl<N: Network> Drive<N> {
                 counted.push((entry.id, fewest));
             }
         }
+        report.counts_saved = true;
         if !counted.is_empty() {
-            // Applied to the index as it is now: an upload or delete meanwhile is kept.
-            commit_index(self, |index| {
+            // Applied to the index as it is now: an upload or delete meanwhile is kept. Best
+            // effort: the audit's finding stands when the save fails (in the browser churn
+            // scenario under load, an error here once hid a finished audit from the page).
+            let saved = commit_index(self, |index| {
                 for entry in &mut index.files {
                     if let Some((_, copies)) = counted.iter().find(|(id, _)| *id == entry.id) {
                         entry.copies = *copies;
                     }
                 }
             })
-            .await?;
+            .await;
+            if let Err(e) = saved {
+                tracing::warn!("the copies counted were not saved in the index: {e}");
+                report.counts_saved = false;
+            }
         }
         Ok(report)
     }

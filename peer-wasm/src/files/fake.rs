@@ -239,6 +239,43 @@ mod tests {
         Ok(out)
     }
 
+    /// Every live holder's repairer, each kept across rounds as its tab keeps it, all logging
+    /// to one log.
+    struct Fleet {
+        settings: crate::repair::Settings,
+        log: Shared<Mutex<crate::holder::RepairLog>>,
+        repairers: HashMap<PeerId, crate::holder::Repairer<FakeNet>>,
+    }
+
+    impl Fleet {
+        fn new(settings: crate::repair::Settings) -> Self {
+            Self {
+                settings,
+                log: Shared::default(),
+                repairers: HashMap::new(),
+            }
+        }
+
+        /// One repair round at every live holder, at `now` (and `unix` on the wall clock).
+        async fn round(&mut self, net: &FakeNet, now: web_time::Instant, unix: u64) {
+            for peer in net.live() {
+                let repairer = self.repairers.entry(peer).or_insert_with(|| {
+                    crate::holder::Repairer::new(
+                        net.clone(),
+                        peer,
+                        self.settings.clone(),
+                        self.log.clone(),
+                    )
+                });
+                repairer.round(&net.store(peer), (now, unix)).await.unwrap();
+            }
+        }
+
+        fn log(&self) -> crate::holder::RepairLog {
+            *self.log.lock().unwrap()
+        }
+    }
+
     #[tokio::test]
     async fn placement_passes_over_holders_that_refuse_or_are_gone() {
         let net = FakeNet::new(8, 64 * MIB).await;
@@ -362,10 +399,7 @@ mod tests {
 
     #[tokio::test]
     async fn holders_keep_every_copy_up_while_the_owner_is_away_and_every_first_holder_leaves() {
-        use crate::{
-            holder::{RepairLog, Repairer},
-            repair,
-        };
+        use crate::repair;
         let net = FakeNet::new(6, 64 * MIB).await;
         let files = drive(&net).await;
         let first = net.live();
@@ -389,8 +423,7 @@ mod tests {
             grace: Duration::ZERO,
             ..Default::default()
         };
-        let log = Shared::new(Mutex::new(RepairLog::default()));
-        let mut repairers: HashMap<PeerId, Repairer<FakeNet>> = HashMap::new();
+        let mut fleet = Fleet::new(settings);
         let mut now = web_time::Instant::now();
         for leaving in first.chunks(2) {
             for peer in leaving {
@@ -401,13 +434,7 @@ mod tests {
             for _ in 0..2 {
                 // One tick later: each holder's walk owes its whole store again.
                 now += Duration::from_secs(1);
-                for peer in net.live() {
-                    let repairer = repairers.entry(peer).or_insert_with(|| {
-                        Repairer::new(net.clone(), peer, settings.clone(), log.clone())
-                    });
-                    let unix = crate::platform::unix_secs();
-                    repairer.round(&net.store(peer), (now, unix)).await.unwrap();
-                }
+                fleet.round(&net, now, crate::platform::unix_secs()).await;
             }
         }
         assert!(
@@ -417,7 +444,7 @@ mod tests {
         for (id, bytes) in ids.iter().zip([&big, &small]) {
             assert_eq!(&download(&files, id).await.unwrap(), bytes);
         }
-        let log = *log.lock().unwrap();
+        let log = fleet.log();
         let stored = (2 * MIB + 100 + 300_000) as f64;
         println!(
             "repair: {log:?}; {:.2} bytes copied per byte of file",
@@ -457,10 +484,7 @@ mod tests {
 
     #[tokio::test]
     async fn on_the_hourly_schedule_holders_of_repair_copies_notice_their_fellows_leave() {
-        use crate::{
-            holder::{RepairLog, Repairer},
-            repair,
-        };
+        use crate::repair;
         // The shipped schedule but for the sweep: each block checked hourly, which never
         // comes in this test; only sweeps and the checks of blocks that just arrived run. The
         // repairers start before the upload and learn nothing from receipts: every holder
@@ -471,18 +495,12 @@ mod tests {
             ..Default::default()
         };
         let net = FakeNet::new(6, 64 * MIB).await;
-        let log = Shared::new(Mutex::new(RepairLog::default()));
-        let mut repairers: HashMap<PeerId, Repairer<FakeNet>> = HashMap::new();
+        let mut fleet = Fleet::new(settings);
         let mut now = web_time::Instant::now();
         let unix = crate::platform::unix_secs();
         let mut sweep = async |net: &FakeNet| {
             now += Duration::from_secs(2);
-            for peer in net.live() {
-                let repairer = repairers.entry(peer).or_insert_with(|| {
-                    Repairer::new(net.clone(), peer, settings.clone(), log.clone())
-                });
-                repairer.round(&net.store(peer), (now, unix)).await.unwrap();
-            }
+            fleet.round(net, now, unix).await;
         };
         sweep(&net).await;
         let first = net.live();
@@ -506,16 +524,13 @@ mod tests {
             }
         }
         assert_eq!(download(&files, &id).await.unwrap(), bytes);
-        let log = *log.lock().unwrap();
+        let log = fleet.log();
         assert!(log.copied > 0, "{log:?}");
     }
 
     #[tokio::test]
     async fn blocks_no_owner_renewed_for_the_keeping_time_are_dropped_and_renewed_ones_kept() {
-        use crate::{
-            holder::{RepairLog, Repairer},
-            repair,
-        };
+        use crate::repair;
         const DAY: u64 = 24 * 60 * 60;
         let net = FakeNet::new(6, 64 * MIB).await;
         let (alice, bob) = (drive(&net).await, drive_of(&net, "bob").await);
@@ -544,20 +559,15 @@ mod tests {
             tick: Duration::from_secs(1),
             ..Default::default()
         };
-        let log = Shared::new(Mutex::new(RepairLog::default()));
-        let mut repairers: HashMap<PeerId, Repairer<FakeNet>> = HashMap::new();
+        let mut fleet = Fleet::new(settings);
+        let log = fleet.log.clone();
         let mut now = web_time::Instant::now();
         // Each holder checks every block twice, a second apart (one interval): an owner is
         // taken as gone only when two lookups agree.
         let mut sweep = async |unix: u64| {
             for _ in 0..2 {
                 now += Duration::from_secs(1);
-                for peer in net.live() {
-                    let repairer = repairers.entry(peer).or_insert_with(|| {
-                        Repairer::new(net.clone(), peer, settings.clone(), log.clone())
-                    });
-                    repairer.round(&net.store(peer), (now, unix)).await.unwrap();
-                }
+                fleet.round(&net, now, unix).await;
             }
         };
         // 89 days after the upload, nothing has expired.

@@ -41,6 +41,11 @@ const MAX_FELLOWS: usize = 256;
 /// this one costs one round of checks, not a flood.
 const MAX_SUSPECTS: usize = 256;
 
+/// Blocks the regular walk checks in one round, at most: 64, eight batches of
+/// [`CHECKS_AT_ONCE`]. What a long pause owed beyond that stays owed for the next rounds
+/// (dropping it left blocks unchecked for a whole interval).
+const MAX_WALK_PER_ROUND: usize = 64;
+
 /// Blocks checked at once: their walks and challenges run together.
 const CHECKS_AT_ONCE: usize = 8;
 
@@ -148,17 +153,19 @@ impl<N: Network> Repairer<N> {
     ) -> Result<Round, crate::store::StoreError> {
         let blocks = store.usage().await?.blocks;
         // Owed for the time since the last round (one tick's worth for the first), and at most
-        // one whole store per round, however long the pause before it.
-        // At most 6 ticks' worth: after a long pause (a sleeping laptop, a frozen tab) the
-        // walk catches up over several rounds, and the sweeps between them still run.
+        // one whole store, however long the pause before it. A round checks at most
+        // MAX_WALK_PER_ROUND of them: after a long pause (a sleeping laptop, a frozen tab) the
+        // rest stays owed and the walk catches up over the next rounds, with the sweeps
+        // between them still running.
         let ticks = match self.last_round.replace(now) {
-            Some(last) => (now.saturating_duration_since(last).as_secs_f64()
-                / self.settings.tick.as_secs_f64().max(0.001))
-            .min(6.0),
+            Some(last) => {
+                now.saturating_duration_since(last).as_secs_f64()
+                    / self.settings.tick.as_secs_f64().max(0.001)
+            }
             None => 1.0,
         };
         self.owed = (self.owed + ticks * self.settings.per_tick(blocks)).min(blocks as f64);
-        let due = self.owed.floor() as usize;
+        let due = (self.owed.floor() as usize).min(MAX_WALK_PER_ROUND);
         self.owed -= due as f64;
         let mut ids = self.repairs.due(now);
         if self.next_sweep.is_none_or(|at| at <= now) {
