@@ -61,6 +61,7 @@ fn generate() -> String {
         declare::<FileInfo>(&cfg),
         declare::<UploadReport>(&cfg),
         declare::<Quota>(&cfg),
+        declare::<crate::holder::RepairLog>(&cfg),
     ] {
         out.push_str(&decl);
     }

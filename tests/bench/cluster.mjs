@@ -2,14 +2,18 @@
 // on loopback; sign-up, log-in and DHT lookup latency; a newcomer after churn (page load to
 // knowing every live tab, and to a log-in typed at once); for each file size, upload and download
 // goodput, time to the first block, network bytes per stored byte, the bytes the relay carried
-// and each tab's peak memory. Every figure stands beside a baseline measured in the same run on
+// and each tab's peak memory; repair after holders left (time until every block of every file
+// is back at its copies, and the bytes the holders copied, beside the bytes the tabs that left
+// held and the schedule's own floor). Every figure stands beside a baseline measured in the same run on
 // the same machine (a raw RTCDataChannel between two tabs in plain JS, the peer's transport
 // probes, WebCrypto AES-GCM, PBKDF2 and RSA, IndexedDB writes, one request round trip), with
 // the ratio between them. Prints a markdown table and writes every raw number as JSON.
 //   scripts/isolated.sh node tests/bench/cluster.mjs [--peers 8] [--sizes 1,16,128] [--lookups 20]
-//     [--runs 3] [--raw-mib 64] [--out tests/bench/results/cluster.json]
-// --runs: sign-ups, log-ins and runs of each baseline. A CI-sized run:
-//   --peers 4 --sizes 1 --lookups 3 --runs 1 --raw-mib 8
+//     [--runs 3] [--raw-mib 64] [--repair-every-secs 0] [--out tests/bench/results/cluster.json]
+// --runs: sign-ups, log-ins and runs of each baseline. --repair-every-secs: the relay's test
+// repair schedule (0, the default: the shipped one, each block hourly, fellow holders swept
+// every 30 s, one copy short waits 45 s). A CI-sized run:
+//   --peers 4 --sizes 1 --lookups 3 --runs 1 --raw-mib 8 --repair-every-secs 6
 import os from "node:os";
 import { join } from "node:path";
 import { Browser, ROOT, Relay, joined, openPeer, pageErrors } from "../e2e/harness.mjs";
@@ -23,6 +27,7 @@ const SIZES = option("sizes", "1,16,128").split(",").map(Number);
 const LOOKUPS = Number(option("lookups", 20));
 const RUNS = Number(option("runs", 3));
 const RAW_MIB = Number(option("raw-mib", 64));
+const REPAIR_EVERY_SECS = Number(option("repair-every-secs", 0));
 const OUT = option("out", join(ROOT, "tests", "bench", "results", "cluster.json"));
 const COPIES = 3; // the peer's default copies per block
 // A fresh WebRTC connection stalls on its first MiBs (SCTP retransmission timeout after the
@@ -227,7 +232,8 @@ async function main() {
     node: process.version,
     load_average_at_start: os.loadavg(),
   };
-  const relay = await Relay.start({ extraArgs: ["--allow-probes"] });
+  const repairArgs = REPAIR_EVERY_SECS > 0 ? ["--repair-every-secs", String(REPAIR_EVERY_SECS)] : [];
+  const relay = await Relay.start({ extraArgs: ["--allow-probes", ...repairArgs] });
   const browsers = [];
   try {
     let t = Date.now();
@@ -331,6 +337,10 @@ async function main() {
     t = Date.now();
     const churn = { know_live_ms: [], log_in_from_load_ms: [] };
     const leaving = PEERS > 4 ? [PEERS - 1, PEERS - 2] : [PEERS - 1];
+    // For the repair phase below: what the leaving tabs held, and what repair had done so far.
+    const beforeLeaving = await traffic(pages, relay);
+    const repairsBefore = await Promise.all(pages.map((p) => p.evaluate(() => window.jellyfish.repairs())));
+    const leftAt = Date.now();
     for (const i of leaving) await tabs[i].browser.close();
     const live = ids.filter((_, i) => !leaving.includes(i));
     const newcomer = async (name) => {
@@ -360,6 +370,47 @@ async function main() {
       await browser.close();
     }
     phase("newcomers_after_churn", t);
+
+    // Repair: the tabs that left above held copies of the files' blocks; the holders left
+    // notice (their sweeps challenge fellow holders), wait the grace and copy the blocks on.
+    // Restored: the first audit of every block of every file (each listed holder and the
+    // peers now nearest the block challenged to prove it) that finds each at its copies again;
+    // the time is taken at that audit's end, so it is an upper bound. The audit runs in a
+    // fresh profile that donates nothing (an audit cannot count its own tab's copies, and
+    // the uploader's tab holds some). The bytes are what the live tabs' repairers copied
+    // since the tabs left.
+    t = Date.now();
+    const liveTabs = pages.filter((_, i) => !leaving.includes(i));
+    const auditor = await newcomer("bench-auditor");
+    const auditorIn = await auditor.page.evaluate(TIMED, ["log_in", [`bench-${stamp}-${RUNS - 1}`, PASSWORD]]);
+    if (auditorIn.error) throw new Error(`the auditor's log-in: ${auditorIn.error}`);
+    const repair = { left_held_bytes: leaving.reduce((n, i) => n + beforeLeaving.held[i], 0), audits: [] };
+    // The schedule's floor: a fellow holder's sweep notices a closed tab, then a block one
+    // copy short waits the grace (the peer's repair::Settings::every, mirrored). Given up
+    // after four times the floor, and at least 3 minutes.
+    const every = (REPAIR_EVERY_SECS || 3600) * 1000;
+    const floorMs = Math.max(every / 120, 1000) + Math.max(every / 80, every / 360, 250);
+    const limitMs = Math.max(4 * floorMs, 180000);
+    let report = null;
+    while (repair.restore_ms === undefined && Date.now() - leftAt < limitMs) {
+      report = await auditor.page.evaluate(() => window.jellyfish.audit(1e6).catch((e) => ({ error: e.message })));
+      repair.audits.push({ at_ms: Date.now() - leftAt, degraded: report.files_degraded, at_risk: report.files_at_risk, error: report.error });
+      if (report.files_degraded === 0) repair.restore_ms = Date.now() - leftAt;
+      else await new Promise((r) => setTimeout(r, 2000));
+    }
+    if (repair.restore_ms === undefined) {
+      const logs = await Promise.all(liveTabs.map((p) => p.evaluate(() => window.jellyfish.repairs())));
+      throw new Error(`copies not restored within ${limitMs / 1000} s: the last audit ${JSON.stringify(report)}; ` +
+        `the live tabs' repairs ${JSON.stringify(logs)}`);
+    }
+    const repairsAfter = await Promise.all(liveTabs.map((p) => p.evaluate(() => window.jellyfish.repairs())));
+    const liveBefore = repairsBefore.filter((_, i) => !leaving.includes(i));
+    repair.bytes_copied = sum(repairsAfter.map((r, i) => r.bytes_copied - liveBefore[i].bytes_copied));
+    repair.copies_made = sum(repairsAfter.map((r, i) => r.copied - liveBefore[i].copied));
+    repair.refused = sum(repairsAfter.map((r, i) => r.refused - liveBefore[i].refused));
+    repair.stored_bytes = sum(files.map((f) => f.size));
+    await auditor.browser.close();
+    phase("repair", t);
     machine.load_average_at_end = os.loadavg();
     wall.total = (Date.now() - started) / 1000;
 
@@ -400,8 +451,15 @@ async function main() {
         "peak tab memory after joining, before any account", idlePeak, `${fmt(Math.max(...peak))} (${fmt(peak[0])} / ${fmt(peak[1])})`);
     }
 
+    row(`repair after ${leaving.length} of ${PEERS} tabs left: time until every block is back at its copies, ms (upper bound)`,
+      repair.restore_ms, "one sweep + the grace (the schedule's floor)", floorMs);
+    row("repair: bytes the holders copied", repair.bytes_copied, "bytes the tabs that left held", repair.left_held_bytes,
+      `${fmt(repair.bytes_copied / MIB)} MiB (${repair.copies_made} copies, ${repair.refused} refused)`);
+    row("repair: bytes the holders copied per byte of file", repair.bytes_copied / repair.stored_bytes,
+      "bytes the tabs that left held, per byte of file", repair.left_held_bytes / repair.stored_bytes);
+
     const result = {
-      options: { peers: PEERS, sizes: SIZES, lookups: LOOKUPS, runs: RUNS, raw_mib: RAW_MIB, copies: COPIES },
+      options: { peers: PEERS, sizes: SIZES, lookups: LOOKUPS, runs: RUNS, raw_mib: RAW_MIB, copies: COPIES, repair_every_secs: REPAIR_EVERY_SECS },
       machine,
       wall_seconds: wall,
       baselines: { raw_channel: raw, one_block_probe_ms: oneBlock },
@@ -409,6 +467,7 @@ async function main() {
       lookups,
       accounts,
       newcomers_after_churn: churn,
+      repair,
       files,
       table: rows,
       baseline_failures: failures,

@@ -59,6 +59,8 @@ pub struct Peer {
     browser_quota: Option<f64>,
     /// The donation the page proposes on first use.
     suggested_donation: u64,
+    /// What this tab's repairer did for the blocks it holds.
+    repairs: crate::Shared<std::sync::Mutex<crate::holder::RepairLog>>,
 }
 
 /// How strong a password is, and what would make it stronger (for the sign-up form's meter).
@@ -207,6 +209,7 @@ pub async fn start(
         persisted,
         browser_quota,
         suggested_donation,
+        repairs: node.repairs,
     })
 }
 
@@ -230,6 +233,18 @@ impl Peer {
     pub fn status(&self) -> js_sys::Promise {
         let client = self.app.client().clone();
         future_to_promise(async move { to_js(&client.status().await.map_err(js_error)?) })
+    }
+
+    /// What this tab's repairer did since the page loaded: blocks checked, copies made for
+    /// blocks short of copies and their bytes, copies refused, blocks handed on or expired
+    /// (the cluster benchmark reads repair traffic here).
+    #[wasm_bindgen(unchecked_return_type = "RepairLog")]
+    pub fn repairs(&self) -> Result<JsValue, JsValue> {
+        let log = *self
+            .repairs
+            .lock()
+            .map_err(|_| js_error("the repair log is unreadable"))?;
+        to_js(&log)
     }
 
     /// The peers in the DHT routing table.

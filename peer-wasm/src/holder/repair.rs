@@ -16,6 +16,7 @@ use crate::{
 };
 
 /// What the repairer has done since it started.
+#[cfg_attr(all(test, not(target_arch = "wasm32")), derive(ts_rs::TS))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct RepairLog {
     /// Block checks run.
