@@ -323,6 +323,31 @@ used: number,
  * Bytes the user may store.
  */
 quota: number, };
+export type RepairLog = {
+/**
+ * Block checks run.
+ */
+checked: number,
+/**
+ * Copies made on other peers.
+ */
+copied: number,
+/**
+ * Bytes sent in those copies.
+ */
+bytes_copied: number,
+/**
+ * Copies a peer refused or did not take.
+ */
+refused: number,
+/**
+ * Blocks handed on (dropped here, enough nearer copies).
+ */
+handed_on: number,
+/**
+ * Blocks dropped because no owner renewed them for [`Settings::keep_unrenewed`].
+ */
+expired: number, };
 /** How sign_up, log_in and change_password reject: switch on `code`, show `message`. */
 export interface AccountFailure extends Error {
   code: "bad_username" | "weak_password" | "name_taken" | "unknown_user" | "wrong_password" | "account_damaged" | "record_refused" | "crypto_failed" | "network_unreachable";

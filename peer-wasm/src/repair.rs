@@ -163,14 +163,22 @@ pub struct Repairs {
     handing: HashMap<BlockId, Instant>,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Short {
     since: Instant,
     /// When this holder's turn comes: the block is checked again then.
     turn: Instant,
     /// Copies tried (or found nowhere to go) since the block was first seen short.
     attempts: u32,
+    /// Peers that refused a copy of it (a tab that donates nothing, a full one, a liar that
+    /// takes nothing): passed over at the next tries, or the nearest of them would be picked
+    /// every time and the block never repaired (the browser cluster benchmark: a fresh
+    /// profile that donates nothing sat nearest a block, which stayed short for minutes).
+    refused: Vec<PeerId>,
 }
+
+/// Refusers remembered per short block; beyond, the first forgotten.
+const MAX_REFUSED: usize = 8;
 
 /// Most short blocks remembered: beyond, the oldest are forgotten (and found again at their
 /// next check).
@@ -238,6 +246,7 @@ impl Repairs {
                 since: now,
                 turn: now,
                 attempts: 0,
+                refused: Vec::new(),
             },
         );
         let Some(short) = self.short.get_mut(&id) else {
@@ -254,7 +263,9 @@ impl Repairs {
         short.attempts += 1;
         let mut lacking: Vec<PeerId> = answers
             .iter()
-            .filter(|(peer, answer)| *answer == Answer::Lacks && *peer != me)
+            .filter(|(peer, answer)| {
+                *answer == Answer::Lacks && *peer != me && !short.refused.contains(peer)
+            })
             .map(|(peer, _)| *peer)
             .collect();
         lacking.sort_by_key(|peer| distance(peer, &id));
@@ -264,6 +275,25 @@ impl Repairs {
             true => Plan::Wait,
             false => Plan::Copy(lacking),
         }
+    }
+
+    /// Notes that `peer` refused a copy of short block `id`: later tries pass over it.
+    pub fn refused(&mut self, id: BlockId, peer: PeerId) {
+        if let Some(short) = self.short.get_mut(&id) {
+            if short.refused.contains(&peer) {
+                return;
+            }
+            if short.refused.len() >= MAX_REFUSED {
+                short.refused.remove(0);
+            }
+            short.refused.push(peer);
+        }
+    }
+
+    /// How many peers refused a copy of block `id`: a survey asks that many more, so that
+    /// peers to copy to remain after passing over them.
+    pub fn refusers(&self, id: &BlockId) -> usize {
+        self.short.get(id).map_or(0, |short| short.refused.len())
     }
 
     /// Short blocks whose turn has come by `now`: checked again before the regular round, so
@@ -424,6 +454,36 @@ mod tests {
             Plan::Keep
         );
         assert_eq!(repairs.short(), 0);
+    }
+
+    #[test]
+    fn a_peer_that_refused_a_copy_is_passed_over_at_the_next_try() {
+        let (id, peers) = near(6);
+        let t0 = Instant::now();
+        let mut repairs = Repairs::default();
+        let me = peers[1];
+        // 2 of 3; peer 0, nearest, lacks it but refuses copies (it donates nothing).
+        let said = answers(&peers, &[Lacks, Holds, Silent, Holds, Lacks, Lacks]);
+        assert_eq!(repairs.decide(me, id, 3, &said, GRACE, t0), Plan::Wait);
+        let first = t0 + GRACE;
+        assert_eq!(
+            repairs.decide(me, id, 3, &said, GRACE, first),
+            Plan::Copy(vec![peers[0]])
+        );
+        assert_eq!(repairs.refusers(&id), 0);
+        repairs.refused(id, peers[0]);
+        repairs.refused(id, peers[0]);
+        assert_eq!(repairs.refusers(&id), 1, "each refuser once");
+        // The next try, after the backoff, goes to the next lacking peer.
+        let next = first + backoff(GRACE, 1);
+        assert_eq!(
+            repairs.decide(me, id, 3, &said, GRACE, next),
+            Plan::Copy(vec![peers[4]])
+        );
+        // Refusals are remembered only while the block is short.
+        let healed = answers(&peers, &[Lacks, Holds, Silent, Holds, Holds, Lacks]);
+        assert_eq!(repairs.decide(me, id, 3, &healed, GRACE, next), Plan::Keep);
+        assert_eq!(repairs.refusers(&id), 0);
     }
 
     #[test]

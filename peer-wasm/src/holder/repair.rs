@@ -348,7 +348,8 @@ impl<N: Network> Repairer<N> {
         let mut answers: Vec<(PeerId, Answer)> = Vec::new();
         loop {
             let heard = answers.iter().filter(|(_, a)| *a != Answer::Silent).count();
-            let wanted = (copies + self.settings.spare).saturating_sub(heard);
+            let wanted =
+                (copies + self.settings.spare + self.repairs.refusers(&id)).saturating_sub(heard);
             let batch: Vec<PeerId> = candidates
                 .iter()
                 .filter(|p| **p != self.me && !answers.iter().any(|(a, _)| a == *p))
@@ -540,7 +541,8 @@ impl<N: Network> Repairer<N> {
                     copied += 1;
                 }
                 other => {
-                    tracing::info!(%peer, id = %id.to_hex(), "repair copy not taken: {other:?}")
+                    tracing::info!(%peer, id = %id.to_hex(), "repair copy not taken: {other:?}");
+                    self.repairs.refused(id, *peer);
                 }
             }
         }
