@@ -4,6 +4,8 @@
 
 use super::*;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 pub(super) use crate::net::with_deadline;
 
 /// Stores sealed bytes on up to [`Settings::copies_at`] `position` of the peers closest to
@@ -262,31 +264,33 @@ pub(super) async fn free<N: Network>(drive: &Drive<N>, block: &BlockRef) -> usiz
         .count()
 }
 
-/// Reads, seals and places a file's blocks in a bounded pipeline: the next blocks are read and
-/// sealed while earlier ones are being placed, never more than [`Settings::pipeline`] in
-/// flight, so memory stays flat whatever the file's size. Returns the placed blocks in order and the bytes read;
-/// on failure or cancel, the error and every block placed so far (for freeing). Also returns
-/// the holders' receipts, for [`witness`].
+/// Reads, seals and places a file's blocks in a bounded pipeline: the next block is read and
+/// sealed while earlier ones are being placed, never more than [`Settings::pipeline`] being
+/// placed at once, so memory stays flat whatever the file's size. A slot frees as soon as its
+/// block is placed, whichever that is: one slow holder holds up one slot, not the pipeline.
+/// Returns the placed blocks in order and the bytes read; on failure or cancel, the error and
+/// every block placed so far (for freeing). Also returns the holders' receipts, for
+/// [`witness`].
 pub(super) async fn place_blocks<N: Network>(
     drive: &Drive<N>,
     pledges: &[Pledge],
     key: &SymmetricKey,
     file: &FileId,
-    mut source: impl Source,
+    source: impl Source,
     mut progress: impl FnMut(u64) -> ControlFlow<()>,
 ) -> Result<(Vec<BlockRef>, Vec<Placed>, u64), (FileError, Vec<BlockRef>)> {
     let size = source.size();
-    let mut blocks = Vec::new();
-    let mut receipts = Vec::new();
-    let mut in_flight = FuturesOrdered::new();
-    let (mut read, mut placed) = (0u64, 0u64);
-    let mut position = 0u64;
-    let mut failure = None;
-    loop {
-        let drain = failure.is_some()
-            || (read >= size && position > 0)
-            || in_flight.len() >= drive.settings.pipeline;
-        if !drain {
+    // Set on a failure or a cancel: no further block is read, and those under way are awaited
+    // (not dropped), so every block that reached a holder is known and can be freed.
+    let stop = AtomicBool::new(false);
+    let stop = &stop;
+    // The blocks, read and sealed one after another; an empty file is one empty block.
+    let sealed = futures::stream::unfold(
+        (0u64, 0u64, source),
+        move |(read, position, mut source)| async move {
+            if stop.load(Ordering::Relaxed) || (read >= size && position > 0) {
+                return None;
+            }
             let sealed = async {
                 let plain = source.read(read, BLOCK_SIZE).await?;
                 if plain.is_empty() && read < size {
@@ -296,45 +300,56 @@ pub(super) async fn place_blocks<N: Network>(
                 }
                 let (_, sealed) = seal_block(key, file, position, &plain).await?;
                 Ok((plain.len() as u64, sealed))
-            };
-            match sealed.await {
+            }
+            .await;
+            match sealed {
                 Ok((len, sealed)) => {
                     // Noted before it goes out: a tab closed while it is being placed leaves
                     // its address behind for the next log-in to free.
                     drive.note(file, BlockId::of(&sealed)).await;
-                    let index = position;
-                    in_flight.push_back(async move {
-                        let block = place(drive, pledges, sealed, index).await;
-                        (len, block)
-                    });
-                    read += len;
-                    position += 1;
-                    if len > 0 || read < size {
-                        continue;
-                    }
+                    let next = (read + len, position + 1, source);
+                    Some((Ok((position, len, sealed)), next))
                 }
-                Err(e) => failure = Some(e),
+                // Nothing after a block that could not be read.
+                Err(e) => Some((Err(e), (size, position.max(1), source))),
             }
-        }
-        // Once something failed, the blocks still in flight are awaited (not dropped), so every
-        // block that reached a holder is known and can be freed.
-        let Some((len, block)) = in_flight.next().await else {
-            break;
-        };
+        },
+    );
+    let placing = sealed
+        .map(|block| async move {
+            match block {
+                Ok((position, len, sealed)) => {
+                    let placed = place(drive, pledges, sealed, position).await;
+                    (position, len, placed)
+                }
+                Err(e) => (0, 0, Err(e)),
+            }
+        })
+        .buffer_unordered(drive.settings.pipeline.max(1));
+    let mut placing = std::pin::pin!(placing);
+    let mut blocks = Vec::new();
+    let mut receipts = Vec::new();
+    let mut placed = 0u64;
+    let mut failure = None;
+    while let Some((position, len, block)) = placing.next().await {
         match block {
             Ok((block, block_receipts)) => {
-                blocks.push(block);
+                blocks.push((position, block));
                 receipts.push(block_receipts);
                 placed += len;
                 if failure.is_none() && progress(placed).is_break() {
                     failure = Some(FileError::Cancelled);
+                    stop.store(true, Ordering::Relaxed);
                 }
             }
             Err(error) => {
                 failure.get_or_insert(error);
+                stop.store(true, Ordering::Relaxed);
             }
         }
     }
+    blocks.sort_by_key(|(position, _)| *position);
+    let blocks = blocks.into_iter().map(|(_, block)| block).collect();
     match failure {
         Some(error) => Err((error, blocks)),
         None => Ok((blocks, receipts, placed)),

@@ -230,7 +230,9 @@ impl<N: Network> Drive<N> {
     }
 
     /// Downloads a file, handing each checked, opened block to `sink` in order; the sink may
-    /// break to cancel.
+    /// break to cancel. [`Settings::pipeline`] blocks are fetched at once (each from its own
+    /// holders, so a file's blocks come from several peers together), and handed on in order:
+    /// memory stays at about `pipeline` blocks whatever the file's size.
     pub async fn download(
         &self,
         id: &str,
@@ -239,14 +241,21 @@ impl<N: Network> Drive<N> {
         let (index, _, at, key) = entry_and_key(self, id).await?;
         let entry = &index.files[at];
         let manifest = manifest(self, entry, &key).await?;
-        for (position, block) in manifest.blocks.iter().enumerate() {
-            let plain = fetch(self, &key, &entry.id, position as u64, block)
-                .await
-                .map_err(|attempts| FileError::Unavailable {
-                    name: entry.name.clone(),
-                    index: position as u64,
-                    attempts,
-                })?;
+        let (key, file) = (&key, &entry.id);
+        let mut fetched = futures::stream::iter(manifest.blocks.iter().enumerate())
+            .map(|(position, block)| async move {
+                let position = position as u64;
+                let fetched = fetch(self, key, file, position, block).await;
+                (position, fetched)
+            })
+            .buffered(self.settings.pipeline.max(1));
+        // Dropping the stream on an error or a cancel drops the fetches still under way.
+        while let Some((position, plain)) = fetched.next().await {
+            let plain = plain.map_err(|attempts| FileError::Unavailable {
+                name: entry.name.clone(),
+                index: position,
+                attempts,
+            })?;
             if sink(plain).is_break() {
                 return Err(FileError::Cancelled);
             }

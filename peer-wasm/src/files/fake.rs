@@ -34,6 +34,8 @@ pub(crate) enum Conduct {
     Refusing(String),
     /// Fails this many requests as if its connection were cut, then answers honestly.
     Flaky(u32),
+    /// Answers honestly after this long, as a holder across a real link does.
+    Slow(Duration),
 }
 
 struct FakeHolder {
@@ -47,6 +49,9 @@ struct FakeHolder {
 struct World {
     holders: Vec<FakeHolder>,
     records: HashMap<Vec<u8>, VerifiedRecord>,
+    /// Block fetches under way now, and the most there ever were at once.
+    fetching: usize,
+    peak_fetching: usize,
 }
 
 /// A network of in-memory holders, seen from the peer that uses it (which holds nothing).
@@ -123,6 +128,11 @@ impl FakeNet {
         holder.store.clone()
     }
 
+    /// The most block fetches that were ever under way at once.
+    pub(crate) fn peak_fetching(&self) -> usize {
+        self.world.lock().unwrap().peak_fetching
+    }
+
     /// Blocks held per holder, in the holders' order.
     pub(crate) async fn blocks_held(&self) -> Vec<u64> {
         let stores: Vec<_> = {
@@ -134,6 +144,36 @@ impl FakeNet {
             held.push(store.usage().await.unwrap().blocks);
         }
         held
+    }
+
+    /// What `peer` answers to `request`, as its conduct says.
+    async fn answer(
+        &self,
+        peer: PeerId,
+        store: Arc<BlockStore>,
+        keypair: Keypair,
+        conduct: Conduct,
+        request: Request,
+    ) -> Result<Response, NetError> {
+        match conduct {
+            Conduct::Honest | Conduct::Flaky(0) | Conduct::Slow(_) => {
+                if let Conduct::Slow(delay) = conduct {
+                    tokio::time::sleep(delay).await;
+                }
+                let holder = Holder {
+                    store: &store,
+                    keypair: &keypair,
+                    probes: Probes::Refused,
+                    pledges: Pledges::InFull,
+                };
+                Ok(holder::answer(holder, request).await)
+            }
+            Conduct::Gone | Conduct::Flaky(_) => Err(NetError::Request {
+                peer,
+                reason: "connection closed".into(),
+            }),
+            Conduct::Refusing(reason) => Ok(Response::Refused { reason }),
+        }
     }
 }
 
@@ -160,22 +200,17 @@ impl Network for FakeNet {
             }
             (holder.store.clone(), holder.keypair.clone(), conduct)
         };
-        match conduct {
-            Conduct::Honest | Conduct::Flaky(0) => {
-                let holder = Holder {
-                    store: &store,
-                    keypair: &keypair,
-                    probes: Probes::Refused,
-                    pledges: Pledges::InFull,
-                };
-                Ok(holder::answer(holder, request).await)
-            }
-            Conduct::Gone | Conduct::Flaky(_) => Err(NetError::Request {
-                peer,
-                reason: "connection closed".into(),
-            }),
-            Conduct::Refusing(reason) => Ok(Response::Refused { reason }),
+        let fetch = matches!(request, Request::FetchBlock { .. });
+        if fetch {
+            let mut world = self.world.lock().unwrap();
+            world.fetching += 1;
+            world.peak_fetching = world.peak_fetching.max(world.fetching);
         }
+        let answer = self.answer(peer, store, keypair, conduct, request).await;
+        if fetch {
+            self.world.lock().unwrap().fetching -= 1;
+        }
+        answer
     }
 
     async fn get_record(&self, key: Vec<u8>) -> Result<Vec<VerifiedRecord>, NetError> {
@@ -355,6 +390,24 @@ mod tests {
         );
         assert_eq!(net.blocks_held().await, before, "nothing left behind");
         assert_eq!(files.list().await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_download_fetches_as_many_blocks_at_once_as_the_pipeline_holds_and_no_more() {
+        let net = FakeNet::new(6, 64 * MIB).await;
+        let files = drive(&net).await;
+        let bytes = pattern((9 * MIB + 5) as usize, 9);
+        let report = files
+            .upload("film.mkv", bytes.as_slice(), |_| ControlFlow::Continue(()))
+            .await
+            .unwrap();
+        // Every holder answers after a while, as across a real link: a download that waited
+        // for each block before asking for the next would never have two fetches under way.
+        for peer in net.live() {
+            net.set(peer, Conduct::Slow(Duration::from_millis(20)));
+        }
+        assert_eq!(download(&files, &report.file.id).await.unwrap(), bytes);
+        assert_eq!(net.peak_fetching(), files.settings().pipeline);
     }
 
     #[tokio::test]
@@ -623,15 +676,15 @@ mod tests {
         // with more in flight; nothing frees them.
         let (placed, closed) = futures::channel::oneshot::channel::<()>();
         let mut placed = Some(placed);
-        /// A file read slowly, as from a disk: each read yields first, so the tab can close
-        /// while the upload waits (the in-memory network itself never makes it wait).
+        /// A file read slowly, as from a disk: each read waits a moment first, so the tab can
+        /// close while the upload waits (the in-memory network itself never makes it wait).
         struct SlowDisk<'a>(&'a [u8]);
         impl Source for SlowDisk<'_> {
             fn size(&self) -> u64 {
                 self.0.len() as u64
             }
             async fn read(&mut self, offset: u64, len: usize) -> Result<Vec<u8>, FileError> {
-                tokio::task::yield_now().await;
+                tokio::time::sleep(Duration::from_millis(1)).await;
                 self.0.read(offset, len).await
             }
         }

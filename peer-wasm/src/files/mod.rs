@@ -25,7 +25,7 @@ mod rotation;
 
 use std::{ops::ControlFlow, time::Duration};
 
-use futures::{future::join_all, stream::FuturesOrdered, FutureExt, StreamExt};
+use futures::{future::join_all, FutureExt, StreamExt};
 use libp2p::{identity::Keypair, PeerId};
 use serde::{Deserialize, Serialize};
 
@@ -72,9 +72,10 @@ pub struct Settings {
     /// independently, the chance that all copies are gone falls
     /// from p^3 to p^5: at half the peers gone, 1 in 8 becomes 1 in 32.
     pub meta_replicas: usize,
-    /// Blocks read, sealed and being placed at once during an upload: 4. Enough to keep
-    /// three holders busy per block while the next is sealed; memory stays at about
-    /// `pipeline` x 1 MiB x 2 (plain and sealed) whatever the file's size.
+    /// Blocks read, sealed and being placed at once during an upload, and being fetched at
+    /// once during a download: 4. Enough to keep three holders busy per block while the next
+    /// is sealed; memory stays at about `pipeline` x 1 MiB x 2 (plain and sealed) whatever
+    /// the file's size.
     pub pipeline: usize,
     /// How long one holder may take to hand over one block before the next is asked: 10 s.
     /// A 1 MiB block over a relayed link at 1 MiB/s takes about 1 s; ten times that is a
