@@ -21,5 +21,18 @@ if [ "$wasm_opt" = true ]; then
     "$bound" -o "$bound.opt" && mv "$bound.opt" "$bound"
 fi
 cp -r web/. www/
-bound="$out_dir/${crate//-/_}_bg.wasm"
-echo "www/ assembled: wasm $(stat -c %s "$bound") bytes, $(gzip -9 -c "$bound" | wc -c) gzipped"
+# The module's folder is named by a hash of what is in it, so the relay can let browsers keep
+# it for good (Cache-Control: immutable) and a new build is a new name; the page (never
+# cached without asking) names it, and asks for the wasm early (link rel=preload).
+hash=$(cat "$out_dir"/*.js "$out_dir"/*.wasm | sha256sum | cut -c1-16)
+pkg="pkg-$hash"
+mv "$out_dir" "www/$pkg"
+sed -i "s#\./pkg/#./$pkg/#g" www/app.js
+sed -i "s#\"pkg/#\"$pkg/#g" www/index.html
+grep -q "$pkg/" www/app.js && grep -q "$pkg/" www/index.html || {
+  echo "build-web: www/app.js or www/index.html does not name the module's folder" >&2
+  exit 1
+}
+node scripts/precompress.mjs www
+bound="www/$pkg/${crate//-/_}_bg.wasm"
+echo "www/ assembled ($pkg): wasm $(stat -c %s "$bound") bytes, $(stat -c %s "$bound.br") brotli, $(stat -c %s "$bound.gz") gzipped"

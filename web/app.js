@@ -107,13 +107,18 @@ peerReady.catch(() => {}); // reported by main's catch below; a submit reports i
 
 async function main() {
   setup(peerReady);
+  // Marks for tests/bench/pageload.mjs: navigation to a form that takes input, to the wasm
+  // module compiled, to the peer started.
+  performance.mark("jellyfish:form-ready");
   await init();
   wasmReady = true;
+  performance.mark("jellyfish:wasm-ready");
   const relay = await relayInfo();
   // The relay's own addresses, then its fellows': the peer keeps two relays.
   peer = await start([...relay.addrs, ...(relay.fellows || [])], relay.ice_servers || [], relay.probes === true,
     relay.repair_every_secs ?? undefined);
   window.jellyfish = peer;
+  performance.mark("jellyfish:started");
   started.resolve(peer);
   showPeerId(peer.peer_id);
   log(`started as ${peer.peer_id}`);

@@ -394,3 +394,73 @@ async fn fellow_relays_list_each_other_and_share_one_dht() {
     let _ = tokio::time::timeout(Duration::from_secs(10), running_b).await;
     let _ = std::fs::remove_dir_all(&base);
 }
+
+/// One GET with extra header lines; the response's head (as text) and body (as bytes).
+async fn http_get_raw(addr: std::net::SocketAddr, path: &str, headers: &str) -> (String, Vec<u8>) {
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: relay\r\n{headers}Connection: close\r\n\r\n");
+    tokio::task::spawn_blocking(move || {
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).unwrap();
+        let split = response
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("a head");
+        let head = String::from_utf8_lossy(&response[..split]).to_lowercase();
+        (head, response[split + 4..].to_vec())
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_precompressed_copies_and_keeps_content_hashed_files_for_good() {
+    let data_dir = std::env::temp_dir().join(format!("jf-relay-site-{}", std::process::id()));
+    let pkg = data_dir.join("www").join("pkg-0123456789abcdef");
+    std::fs::create_dir_all(&pkg).unwrap();
+    let wasm = b"\0asm plain bytes".repeat(64);
+    std::fs::write(pkg.join("peer_bg.wasm"), &wasm).unwrap();
+    std::fs::write(pkg.join("peer_bg.wasm.br"), b"brotli copy").unwrap();
+    std::fs::write(pkg.join("peer_bg.wasm.gz"), b"gzip copy").unwrap();
+    std::fs::write(data_dir.join("www").join("index.html"), b"<!doctype html>").unwrap();
+    let relay = Relay::bind(config(&data_dir)).await.unwrap();
+    let http = relay.http_addr();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(relay.run(async {
+        let _ = stopped.await;
+    }));
+    let path = "/pkg-0123456789abcdef/peer_bg.wasm";
+
+    let (head, body) = http_get_raw(http, path, "Accept-Encoding: gzip, br\r\n").await;
+    assert!(head.contains("content-encoding: br"), "{head}");
+    assert!(head.contains("content-type: application/wasm"), "{head}");
+    assert!(
+        head.contains("cache-control: public, max-age=31536000, immutable"),
+        "{head}"
+    );
+    assert!(head.contains("vary: accept-encoding"), "{head}");
+    assert_eq!(body, b"brotli copy");
+
+    let (head, body) = http_get_raw(http, path, "Accept-Encoding: gzip\r\n").await;
+    assert!(head.contains("content-encoding: gzip"), "{head}");
+    assert_eq!(body, b"gzip copy");
+
+    let (head, body) = http_get_raw(http, path, "").await;
+    assert!(!head.contains("content-encoding"), "{head}");
+    assert_eq!(body, wasm);
+
+    // The page itself is asked about each time (it names the module's folder of the day), and
+    // so is anything missing.
+    let (head, _) = http_get_raw(http, "/", "Accept-Encoding: br\r\n").await;
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(head.contains("cache-control: no-cache"), "{head}");
+    let (head, _) = http_get_raw(http, "/pkg-0123456789abcdef/gone.js", "").await;
+    assert!(head.starts_with("http/1.1 404"), "{head}");
+    assert!(head.contains("cache-control: no-cache"), "{head}");
+
+    stop.send(()).unwrap();
+    let _ = tokio::time::timeout(Duration::from_secs(10), running).await;
+    let _ = std::fs::remove_dir_all(&data_dir);
+}

@@ -10,7 +10,7 @@ const OUT = option("out", join(ROOT, "tests", "bench", "results", "accounts.json
 
 /** Milliseconds for the peer's own RustCrypto code to generate an RSA-3072 key. */
 const RUST_RSA_KEYGEN_MS = async () => {
-  const { measure_rsa_keygen_ms } = await import("./pkg/jellyfish_peer.js");
+  const { measure_rsa_keygen_ms } = await import(document.querySelector('link[rel="modulepreload"]').href);
   return measure_rsa_keygen_ms(3072);
 };
 

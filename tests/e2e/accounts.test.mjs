@@ -31,7 +31,7 @@ test("sign up, log in anywhere (with the author gone), change password, log out"
   const weak = await call(a.page, "sign_up", "alice", "alice1234");
   assert.match(weak.error, /too easy to guess/);
   const strength = await a.page.evaluate(async () => {
-    const { password_strength } = await import("./pkg/jellyfish_peer.js");
+    const { password_strength } = await import(document.querySelector('link[rel="modulepreload"]').href);
     return password_strength("alice1234", "alice");
   });
   assert.equal(strength.acceptable, false);

@@ -98,8 +98,16 @@ test("the relay serves the page with security headers and its own addresses", as
   assert.ok(connect.includes(`ws://127.0.0.1:${relay.p2pPort}`), csp);
   assert.ok(!connect.includes("ws:") && !connect.includes("wss:") && !connect.includes("*"), csp);
   assert.equal(response.headers.get("x-content-type-options"), "nosniff");
-  const wasm = await fetch(relay.url + "/pkg/jellyfish_peer_bg.wasm");
+  assert.equal(response.headers.get("cache-control"), "no-cache");
+  // The page names the module's content-hashed folder, which browsers keep for good, and
+  // which comes in brotli to a browser that accepts it.
+  const pkg = (await response.text()).match(/href="(pkg-[0-9a-f]{16})\/jellyfish_peer_bg\.wasm"/)?.[1];
+  assert.ok(pkg, "index.html preloads the wasm module from its hashed folder");
+  const wasm = await fetch(`${relay.url}/${pkg}/jellyfish_peer_bg.wasm`, { headers: { "accept-encoding": "br, gzip" } });
   assert.equal(wasm.headers.get("content-type"), "application/wasm");
+  assert.equal(wasm.headers.get("content-encoding"), "br");
+  assert.equal(wasm.headers.get("cache-control"), "public, max-age=31536000, immutable");
+  assert.equal(new Uint8Array(await wasm.arrayBuffer()).slice(0, 4).join(), "0,97,115,109", "a wasm module once decoded");
   const info = await relay.json("/api/relay");
   assert.ok(info.addrs.every((a) => a.endsWith(`/p2p/${info.peer_id}`)), JSON.stringify(info));
   assert.ok(info.addrs.some((a) => a.includes(`/tcp/${relay.p2pPort}/ws/`)), JSON.stringify(info));
