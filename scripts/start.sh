@@ -5,6 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 cargo build --release --locked -p jellyfish-relay
-bash scripts/build-web.sh --wasm-opt
+bash scripts/build-web.sh
 target_dir=${CARGO_TARGET_DIR:-target}
 exec "$target_dir/release/jellyfish-relay" "$@"

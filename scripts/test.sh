@@ -20,6 +20,7 @@ step "clippy, native"
 cargo clippy --release --locked --workspace --all-targets -- -D warnings
 step "clippy, wasm32"
 cargo clippy --release --locked -p jellyfish-peer --target wasm32-unknown-unknown --all-targets -- -D warnings
+cargo clippy --release --locked -p jellyfish-password --target wasm32-unknown-unknown --all-targets -- -D warnings
 
 step "docs: every module documented, no broken intra-doc links (private items included)"
 # Private links are fine: these are the developers' docs (--document-private-items).

@@ -7,7 +7,7 @@
 //   account.js   change password, log out        consent.js   the first-use donation question
 // `window.jellyfish` exposes the running peer for the end-to-end tests and for curious people
 // with a console.
-import init, { start, password_strength } from "./pkg/jellyfish_peer.js";
+import init, { start } from "./pkg/jellyfish_peer.js";
 import { $, announce } from "./ui/dom.js";
 import { followEvents, log, pollStatus, relayInfo, showBanner, showPeerId } from "./ui/network.js";
 import { setupAuth } from "./ui/auth.js";
@@ -19,10 +19,28 @@ import { setupConsent } from "./ui/consent.js";
 
 let peer = null;
 let account = null;
-let wasmReady = false;
 const getPeer = () => peer;
-// Null until the wasm module has loaded: the meter then says what a good password looks like.
-const estimate = (password, username) => (wasmReady ? password_strength(password, username) : null);
+// The password estimator is a wasm module of its own (zxcvbn's dictionaries would double the
+// peer's): fetched once the peer has started, or as soon as someone types a password. Until it
+// is there, the meter says what a good password looks like; once it is, every meter updates.
+let estimator = null;
+let estimatorLoading = null;
+function loadEstimator() {
+  estimatorLoading ??= import("./pkg/jellyfish_password.js").then(async (module) => {
+    await module.default();
+    estimator = module;
+    window.dispatchEvent(new Event("jellyfish:estimator-ready"));
+  }).catch((e) => {
+    estimatorLoading = null;
+    log(`the password checker did not load: ${e.message}`);
+  });
+  return estimatorLoading;
+}
+const estimate = (password, username) => {
+  if (estimator) return estimator.password_strength(password, username);
+  loadEstimator();
+  return null;
+};
 
 const VIEWS = ["files", "storage", "account"];
 let views = {};
@@ -111,7 +129,6 @@ async function main() {
   // module compiled, to the peer started.
   performance.mark("jellyfish:form-ready");
   await init();
-  wasmReady = true;
   performance.mark("jellyfish:wasm-ready");
   const relay = await relayInfo();
   // The relay's own addresses, then its fellows': the peer keeps two relays.
@@ -124,6 +141,7 @@ async function main() {
   log(`started as ${peer.peer_id}`);
   followEvents(peer);
   pollStatus(peer);
+  loadEstimator();
 }
 
 main().catch((e) => {

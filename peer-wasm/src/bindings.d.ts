@@ -350,7 +350,7 @@ handed_on: number,
 expired: number, };
 /** How sign_up, log_in and change_password reject: switch on `code`, show `message`. */
 export interface AccountFailure extends Error {
-  code: "bad_username" | "weak_password" | "name_taken" | "unknown_user" | "wrong_password" | "account_damaged" | "record_refused" | "crypto_failed" | "network_unreachable";
+  code: "bad_username" | "weak_password" | "password_check_failed" | "name_taken" | "unknown_user" | "wrong_password" | "account_damaged" | "record_refused" | "crypto_failed" | "network_unreachable";
   /** With network_unreachable from a lookup: peers heard, and peers needed. */
   heard?: number; needed?: number;
 }

@@ -123,6 +123,7 @@ fn every_error_code_is_declared_once() {
             warning: String::new(),
             advice: String::new(),
         },
+        AccountError::PasswordCheck(String::new()),
     ];
     for e in &account {
         assert!(AccountError::CODES.contains(&e.code()), "{e:?}");

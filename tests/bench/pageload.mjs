@@ -1,7 +1,7 @@
 // Benchmark: page load. A fresh profile (nothing cached) opens the page, then reloads it (the
 // module kept); each time, from navigation to a form that takes input, to the wasm module
 // compiled and to the peer started (the page's own performance marks), with the bytes the
-// module took on the wire. Baseline in the same run: the same fresh load with compression
+// module took on the wire, and those of the password estimator's module fetched after it. Baseline in the same run: the same fresh load with compression
 // refused (Accept-Encoding: identity), the module as the relay served it before it was
 // precompressed. Prints a markdown table and writes every raw number as JSON.
 //   scripts/isolated.sh node tests/bench/pageload.mjs [--runs 5] [--out tests/bench/results/pageload.json]
@@ -15,19 +15,26 @@ const OUT = option("out", join(ROOT, "tests", "bench", "results", "pageload.json
 /** In the page, once the peer has started: the marks and what the wasm module cost. */
 const TIMINGS = () => {
   const mark = (name) => performance.getEntriesByName(`jellyfish:${name}`)[0]?.startTime ?? null;
-  const wasm = performance.getEntriesByType("resource").find((r) => r.name.endsWith(".wasm"));
+  const resources = performance.getEntriesByType("resource");
+  const wasm = resources.find((r) => r.name.endsWith("/jellyfish_peer_bg.wasm"));
+  const estimator = resources.find((r) => r.name.endsWith("/jellyfish_password_bg.wasm"));
   return {
     form_ms: mark("form-ready"),
     wasm_ms: mark("wasm-ready"),
     started_ms: mark("started"),
     wasm_wire_bytes: wasm ? wasm.transferSize : null,
     wasm_bytes: wasm ? wasm.decodedBodySize : null,
+    estimator_wire_bytes: estimator ? estimator.transferSize : null,
   };
 };
 
 async function load(page, how) {
   await how();
   await page.waitForFunction(() => window.jellyfish !== undefined, null, { timeout: 30000 });
+  // The password estimator's module follows the peer's start: wait for it too, to count it.
+  await page.waitForFunction(
+    () => performance.getEntriesByType("resource").some((r) => r.name.endsWith("/jellyfish_password_bg.wasm") && r.responseEnd > 0),
+    null, { timeout: 30000 });
   return page.evaluate(TIMINGS);
 }
 
@@ -69,6 +76,8 @@ async function main() {
   const mib = (kind) => (figure(kind, "wasm_wire_bytes").p50 / MIB).toFixed(2);
   row("wasm module on the wire, fresh profile, MiB", mib("fresh"), mib("uncompressed"), "same, uncompressed");
   row("wasm module on the wire, reload, MiB", mib("reload"), mib("fresh"), "fresh profile");
+  const estimatorMib = (kind) => (figure(kind, "estimator_wire_bytes").p50 / MIB).toFixed(2);
+  row("password estimator's module on the wire (after the peer started), fresh profile, MiB", estimatorMib("fresh"), estimatorMib("uncompressed"), "same, uncompressed");
   console.log(`\nPage load, ${RUNS} fresh profiles (and a reload in each)\n`);
   console.log("| figure | Jellyfish | baseline, same run | baseline | ratio |\n|---|---:|---|---:|---:|");
   console.log(rows.join("\n"));

@@ -1,13 +1,14 @@
-// The password-strength meter under a new-password field. The estimate comes from the peer
-// (zxcvbn, the same check sign-up and change-password apply), so the meter never promises a
-// password the peer would refuse.
+// The password-strength meter under a new-password field. The estimate comes from the
+// password estimator's module (zxcvbn, the same one the peer's sign-up and change-password
+// check asks), so the meter never promises a password the peer would refuse.
 import { h } from "./dom.js";
 
 const WORDS = ["Very weak", "Weak", "Fair", "Strong", "Very strong"];
 
 /**
  * Wires a meter into `container` for `input`. `estimate(password)` returns the peer's
- * PasswordStrength, or null while the wasm module is still loading.
+ * PasswordStrength, or null while the estimator's module is still loading (the meter
+ * updates itself when it arrives).
  */
 export function strengthMeter(container, input, estimate) {
   const fills = [0, 1, 2, 3].map(() => h("span", { className: "segment" }));
@@ -34,6 +35,7 @@ export function strengthMeter(container, input, estimate) {
     advice.replaceChildren(...(result.acceptable ? [] : result.suggestions.map((s) => h("li", { textContent: s }))));
   }
   input.addEventListener("input", update);
+  window.addEventListener("jellyfish:estimator-ready", update);
   update();
   return { update };
 }

@@ -19,7 +19,7 @@ pub async fn change_password(
     current_password: &str,
     new_password: &str,
 ) -> Result<Session, AccountError> {
-    check_password(new_password, &session.username)?;
+    check_password(new_password, &session.username).await?;
     let held = &session.private_key_record;
     open_private_key(held, &session.account, current_password).await?;
 

@@ -26,15 +26,18 @@ mod change;
 pub(crate) mod fake;
 mod keys;
 mod login;
+mod password;
 mod signup;
 
 pub use change::change_password;
 pub use login::{log_in, MAX_OWNERS_TRIED};
+pub use password::{password_strength, PasswordStrength, MAX_PASSWORD_LEN, MIN_PASSWORD_SCORE};
 pub use signup::{sign_up, sign_up_alone, sign_up_with_key_bits};
 
 // What the rooms share with each other and with the session's methods here.
 use keys::*;
 use login::*;
+use password::check_password;
 use signup::*;
 
 use serde::{Deserialize, Serialize};
@@ -58,12 +61,6 @@ use crate::{
 
 /// Shortest and longest usernames.
 pub const USERNAME_LEN: std::ops::RangeInclusive<usize> = 3..=32;
-/// Lowest zxcvbn score (0..=4) accepted: 3 is "safely unguessable" for an offline attack on a
-/// slow hash, which is what a record in a public DHT faces.
-pub const MIN_PASSWORD_SCORE: u8 = 3;
-/// Longest password accepted (the strength estimator is slow on huge inputs).
-pub const MAX_PASSWORD_LEN: usize = 256;
-
 /// Where account records are read and written: the DHT.
 #[allow(async_fn_in_trait)]
 pub trait Directory {
@@ -110,6 +107,10 @@ pub enum AccountError {
         /// How to do better.
         advice: String,
     },
+    /// The password's strength could not be estimated: in the browser, the estimator's own
+    /// module could not be fetched or run.
+    #[error("the password could not be checked: {0}")]
+    PasswordCheck(String),
     /// Someone already has this username.
     #[error("the username is taken; choose another")]
     NameTaken,
@@ -161,6 +162,7 @@ impl AccountError {
     pub const CODES: &[&str] = &[
         "bad_username",
         "weak_password",
+        "password_check_failed",
         "name_taken",
         "unknown_user",
         "wrong_password",
@@ -175,6 +177,7 @@ impl AccountError {
         match self {
             Self::BadUsername => "bad_username",
             Self::WeakPassword { .. } => "weak_password",
+            Self::PasswordCheck(_) => "password_check_failed",
             Self::NameTaken => "name_taken",
             Self::UnknownUser => "unknown_user",
             Self::WrongPassword => "wrong_password",
@@ -225,63 +228,6 @@ impl AccountInfo {
             alone: None,
         }
     }
-}
-
-/// The strength estimate of a password, for the sign-up form's meter.
-#[cfg_attr(all(test, not(target_arch = "wasm32")), derive(ts_rs::TS))]
-#[derive(Debug, Clone, Serialize)]
-pub struct PasswordStrength {
-    /// 0 (guessable in seconds) to 4 (very unguessable).
-    pub score: u8,
-    /// Whether sign-up will accept it.
-    pub acceptable: bool,
-    /// What makes it weak, if anything.
-    pub warning: Option<String>,
-    /// How to make it stronger.
-    pub suggestions: Vec<String>,
-    /// How long an offline attack on a slow hash would take, in words.
-    pub crack_time: String,
-}
-
-/// Estimates a password's strength, knowing the username (a password near it is weak).
-pub fn password_strength(password: &str, username: &str) -> PasswordStrength {
-    let truncated: String = password.chars().take(MAX_PASSWORD_LEN).collect();
-    let entropy = zxcvbn::zxcvbn(&truncated, &[username]);
-    let score = u8::from(entropy.score());
-    let feedback = entropy.feedback();
-    PasswordStrength {
-        score,
-        acceptable: score >= MIN_PASSWORD_SCORE && password.chars().count() <= MAX_PASSWORD_LEN,
-        warning: feedback.and_then(|f| f.warning()).map(|w| w.to_string()),
-        suggestions: feedback
-            .map(|f| f.suggestions().iter().map(ToString::to_string).collect())
-            .unwrap_or_default(),
-        crack_time: entropy
-            .crack_times()
-            .offline_slow_hashing_1e4_per_second()
-            .to_string(),
-    }
-}
-
-fn check_password(password: &str, username: &str) -> Result<(), AccountError> {
-    let strength = password_strength(password, username);
-    if strength.acceptable {
-        return Ok(());
-    }
-    let mut advice = strength.suggestions.join(" ");
-    if advice.is_empty() {
-        advice = "Use a longer passphrase of several uncommon words.".into();
-    }
-    Err(AccountError::WeakPassword {
-        warning: strength
-            .warning
-            .map(|w| format!(": {w}"))
-            .unwrap_or_default(),
-        advice: format!(
-            "{advice} (An attacker could guess it in {}.)",
-            strength.crack_time
-        ),
-    })
 }
 
 /// Lower-cases and checks a username; the DHT never sees it, only its hash.
@@ -562,15 +508,21 @@ mod tests {
         assert_ne!(account_id("alice"), account_id("bob"));
     }
 
-    #[test]
-    fn weak_passwords_are_refused_with_advice() {
+    #[tokio::test]
+    async fn weak_passwords_are_refused_with_advice() {
         for weak in ["password", "alice2024", "qwertyuiop", "aaaaaaaaaaaa"] {
-            let err = check_password(weak, "alice").unwrap_err();
+            let err = check_password(weak, "alice").await.unwrap_err();
             let text = err.to_string();
             assert!(text.contains("too easy to guess"), "{weak}: {text}");
         }
-        let strong = password_strength("correct horse battery staple violet", "alice");
+        let strong = password_strength("correct horse battery staple violet", "alice")
+            .await
+            .unwrap();
         assert!(strong.acceptable, "{strong:?}");
-        assert!(check_password("correct horse battery staple violet", "alice").is_ok());
+        assert!(
+            check_password("correct horse battery staple violet", "alice")
+                .await
+                .is_ok()
+        );
     }
 }

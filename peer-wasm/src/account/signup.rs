@@ -20,7 +20,7 @@ pub async fn sign_up_with_key_bits(
     rsa_bits: usize,
 ) -> Result<Session, AccountError> {
     let username = normalize_username(username)?;
-    check_password(password, &username)?;
+    check_password(password, &username).await?;
     let account = account_id(&username);
     if !records_of(dir, RecordKind::PublicKey, &account)
         .await?
@@ -54,7 +54,7 @@ pub async fn sign_up_alone(
     rsa_bits: usize,
 ) -> Result<(Session, Unpublished), AccountError> {
     let username = normalize_username(username)?;
-    check_password(password, &username)?;
+    check_password(password, &username).await?;
     let account = account_id(&username);
     // One look, no waiting for a network that is not there: a claim this tab holds (or one a
     // peer that just appeared answers with) still makes the name taken.

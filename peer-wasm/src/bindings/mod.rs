@@ -25,7 +25,7 @@ use blobs::*;
 use this_browser::*;
 
 use crate::{
-    account::{self, AccountError, AccountInfo, Session},
+    account::{AccountError, AccountInfo, Session},
     app::{App, AppError, Settings},
     files::{FileError, Source},
     net::{self, Event},
@@ -61,12 +61,6 @@ pub struct Peer {
     suggested_donation: u64,
     /// What this tab's repairer did for the blocks it holds.
     repairs: crate::Shared<std::sync::Mutex<crate::holder::RepairLog>>,
-}
-
-/// How strong a password is, and what would make it stronger (for the sign-up form's meter).
-#[wasm_bindgen(unchecked_return_type = "PasswordStrength")]
-pub fn password_strength(password: &str, username: &str) -> Result<JsValue, JsValue> {
-    to_js(&account::password_strength(password, username))
 }
 
 /// Milliseconds this tab takes to generate one RSA key of `bits` bits with the peer's own
