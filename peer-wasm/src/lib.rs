@@ -114,5 +114,10 @@ mod record_journal;
 
 pub use platform::Shared;
 
+/// The tracing target of the peer's timing events (each block's read, seal, signature, walk
+/// and store; each stored block's checks and write; each upload's phases), at DEBUG: a page
+/// opened with `?log=timing` logs them, `tests/bench/cluster.mjs --profile` reads them.
+pub const TIMING: &str = "jellyfish_timing";
+
 /// The agent string this build announces to other peers.
 pub const AGENT: &str = concat!("jellyfish/", env!("CARGO_PKG_VERSION"));

@@ -89,8 +89,21 @@ impl Warrant {
         signed_at: u64,
         sign: impl FnOnce(&[u8]) -> Vec<u8>,
     ) -> Self {
+        let signature = sign(&statement(id, copies, Some(signed_at)));
+        Self::with_signature(owner, copies, pledges, signed_at, signature)
+    }
+
+    /// A warrant from the owner's `signature` over [`statement`]`(id, copies, Some(signed_at))`,
+    /// made apart (an upload signs in WebCrypto, which is asynchronous).
+    pub fn with_signature(
+        owner: Vec<u8>,
+        copies: u8,
+        pledges: Vec<Pledge>,
+        signed_at: u64,
+        signature: Vec<u8>,
+    ) -> Self {
         Self {
-            signature: sign(&statement(id, copies, Some(signed_at))),
+            signature,
             owner,
             copies,
             pledges,

@@ -3,7 +3,7 @@
 //   node tests/bench/accounts.mjs [--runs N] [--out file.json]
 import { join } from "node:path";
 import { ROOT, Relay, joined, openPeer } from "../e2e/harness.mjs";
-import { PASSWORD, PBKDF2_MS, RSA_KEYGEN_MS, option, summary, writeResults } from "./common.mjs";
+import { PASSWORD, PBKDF2_MS, RSA_KEYGEN_MS, RSA_SIGN_MS, option, summary, writeResults } from "./common.mjs";
 
 const RUNS = Number(option("runs", 5));
 const OUT = option("out", join(ROOT, "tests", "bench", "results", "accounts.json"));
@@ -12,6 +12,12 @@ const OUT = option("out", join(ROOT, "tests", "bench", "results", "accounts.json
 const RUST_RSA_KEYGEN_MS = async () => {
   const { measure_rsa_keygen_ms } = await import(document.querySelector('link[rel="modulepreload"]').href);
   return measure_rsa_keygen_ms(3072);
+};
+
+/** Milliseconds per RSA-PSS signature with the peer's own RustCrypto code (a 3072-bit key). */
+const RUST_RSA_SIGN_MS = async () => {
+  const { measure_rsa_sign_ms } = await import(document.querySelector('link[rel="modulepreload"]').href);
+  return measure_rsa_sign_ms(3072, 10);
 };
 
 async function main() {
@@ -24,11 +30,13 @@ async function main() {
     const [author, reader] = pages;
 
     // Baselines: the platform's own PBKDF2 and RSA, and the peer's RustCrypto RSA.
-    const baselines = { pbkdf2: [], rsaWeb: [], rsaRust: [] };
+    const baselines = { pbkdf2: [], rsaWeb: [], rsaRust: [], signWeb: [], signRust: [] };
     for (let i = 0; i < RUNS; i++) {
       baselines.pbkdf2.push(await author.evaluate(PBKDF2_MS));
       baselines.rsaWeb.push(await author.evaluate(RSA_KEYGEN_MS));
       baselines.rsaRust.push(await author.evaluate(RUST_RSA_KEYGEN_MS));
+      baselines.signWeb.push(await author.evaluate(RSA_SIGN_MS));
+      baselines.signRust.push(await author.evaluate(RUST_RSA_SIGN_MS));
     }
 
     const signUp = [], logIn = [];
@@ -49,6 +57,8 @@ async function main() {
       ["baseline: WebCrypto PBKDF2-SHA256, 600,000 iterations", summary(baselines.pbkdf2)],
       ["baseline: WebCrypto RSA-3072 key generation", summary(baselines.rsaWeb)],
       ["baseline: RustCrypto RSA-3072 key generation (wasm)", summary(baselines.rsaRust)],
+      ["one RSA-PSS-3072 signature, RustCrypto in wasm (each block's warrant)", summary(baselines.signRust)],
+      ["baseline: one RSA-PSS-3072 signature, WebCrypto", summary(baselines.signWeb)],
     ];
     const result = {
       machine: { cpus: (await import("node:os")).cpus().length, chromium: await browsers[0].browser.version() },

@@ -29,6 +29,19 @@ const RUNS = Number(option("runs", 3));
 const RAW_MIB = Number(option("raw-mib", 64));
 const REPAIR_EVERY_SECS = Number(option("repair-every-secs", 0));
 const OUT = option("out", join(ROOT, "tests", "bench", "results", "cluster.json"));
+// --profile: the tabs log their timings (`?log=timing`), and each file's upload is broken down
+// into the peer's own timings: per block read, seal, journal note, warrant signature, DHT walk
+// and store at 3 holders; per holder hashing, checks and the IndexedDB write; per upload the
+// index load, the blocks, the manifest and the commit. Medians (and totals) are printed.
+const PROFILE = process.argv.includes("--profile");
+
+/** The peer's debug timings in a console line (`name = 12;`), or null. */
+function timings(text) {
+  const event = ["block placed", "block sealed", "block stored", "upload done"].find((e) => text.includes(e));
+  if (!event) return null;
+  const fields = Object.fromEntries([...text.matchAll(/(\w+) = (\d+);/g)].map(([, k, v]) => [k, Number(v)]));
+  return { event, fields };
+}
 const COPIES = 3; // the peer's default copies per block
 // A fresh WebRTC connection stalls on its first MiBs (SCTP retransmission timeout after the
 // opening burst): baselines that stand for a warm connection send this much first.
@@ -216,6 +229,25 @@ function moved(before, after) {
 
 const directLinks = (page) => page.evaluate(async () => (await window.jellyfish.peers()).filter((p) => p.link === "direct").length);
 
+/** Prints where an upload's time went (--profile): medians and totals of each timing. */
+function printProfile(mib, profiled) {
+  const [uploader, ...holders] = profiled;
+  const lines = [`\nProfile of the ${mib} MiB upload (ms: p50 / total over the events)`];
+  const show = (who, events, event) => {
+    const chosen = events.filter((e) => e.event === event);
+    if (chosen.length === 0) return;
+    const keys = Object.keys(chosen[0].fields).filter((k) => k.endsWith("_ms"));
+    const parts = keys.map((k) => {
+      const values = chosen.map((e) => e.fields[k]);
+      return `${k} ${median(values)} / ${values.reduce((a, b) => a + b, 0)}`;
+    });
+    lines.push(`- ${who}, ${event} (${chosen.length}): ${parts.join(", ")}`);
+  };
+  for (const event of ["block sealed", "block placed", "upload done"]) show("uploader", uploader, event);
+  show("holders", holders.flat(), "block stored");
+  console.log(lines.join("\n"));
+}
+
 async function main() {
   const started = Date.now();
   const wall = {}; // seconds per phase
@@ -238,7 +270,17 @@ async function main() {
   try {
     let t = Date.now();
     const tabs = [];
-    for (let i = 0; i < PEERS; i++) tabs.push(await openPeer(relay, `bench-cluster${i}`, browsers));
+    for (let i = 0; i < PEERS; i++) {
+      tabs.push(await openPeer(relay, `bench-cluster${i}`, browsers, { query: PROFILE ? "?log=timing" : "" }));
+    }
+    // Each tab's debug timings, as they come (--profile).
+    const profiled = tabs.map(() => []);
+    if (PROFILE) {
+      tabs.forEach((tab, i) => tab.page.on("console", (m) => {
+        const t = timings(m.text());
+        if (t) profiled[i].push(t);
+      }));
+    }
     const pages = tabs.map((tab) => tab.page);
     const ids = await Promise.all(pages.map((p) => p.evaluate(() => window.jellyfish.peer_id)));
     console.error(`relay ${(await relay.json("/api/relay")).peer_id}; tabs ${ids.map((id, i) => `${i} ${id}`).join(", ")}`);
@@ -285,7 +327,9 @@ async function main() {
       t = Date.now();
       const size = Math.round(mib * MIB);
       const before = await traffic(pages, relay);
+      profiled.forEach((events) => events.splice(0));
       const upload = await uploader.evaluate(UPLOAD, [size, `cluster-${mib}.bin`]);
+      if (PROFILE) printProfile(mib, profiled);
       const afterUpload = await traffic(pages, relay);
       const download = await downloader.evaluate(DOWNLOAD, upload.id);
       if (download.size !== size) throw new Error(`downloaded ${download.size} of ${size} bytes`);

@@ -297,10 +297,10 @@ export async function startRelay(t, options) {
 }
 
 /** Launches a profile, opens the page and waits until its peer is reachable. */
-export async function openPeer(relay, name, browsers, { donate = true } = {}) {
+export async function openPeer(relay, name, browsers, { donate = true, query = "" } = {}) {
   const browser = await Browser.launch(name);
   browsers.push(browser);
-  const page = await browser.open(relay.url);
+  const page = await browser.open(relay.url + query);
   await waitReachable(page);
   // A tab donates only once its person agrees; most tests agree to the suggested amount
   // straight away (the app test answers the page's question as a person would).

@@ -381,6 +381,12 @@ impl Session {
         self.private.sign(statement)
     }
 
+    /// [`Session::sign_statement`] on the platform's fastest engine (WebCrypto in the browser:
+    /// the tab is not blocked while it signs), for what is signed once per block.
+    pub async fn sign_statement_fast(&self, statement: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        fast::sign(&self.private, statement).await
+    }
+
     /// Signs a record of this account (with its key history).
     pub fn sign(
         &self,

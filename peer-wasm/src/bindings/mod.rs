@@ -39,12 +39,42 @@ const TS_TYPES: &str = include_str!("../bindings.d.ts");
 
 #[wasm_bindgen(start)]
 fn on_load() {
+    use tracing_subscriber::layer::SubscriberExt;
     console_error_panic_hook::set_once();
-    tracing_wasm::set_as_global_default_with_config(
+    let console = tracing_wasm::WASMLayer::new(
         tracing_wasm::WASMLayerConfigBuilder::new()
-            .set_max_level(tracing::Level::INFO)
+            .set_max_level(tracing::Level::DEBUG)
+            // Not in the performance timeline: each event would add a mark and a measure that
+            // the browser keeps for the tab's whole life.
+            .set_report_logs_in_timings(false)
             .build(),
     );
+    // The peer's own events at the page's level, its timings when asked; every other
+    // crate's at INFO.
+    let levels = tracing_subscriber::filter::Targets::new()
+        .with_default(tracing::Level::INFO)
+        .with_target("jellyfish_peer", log_level("debug"))
+        .with_target(crate::TIMING, log_level("timing"));
+    let subscriber = tracing_subscriber::registry().with(levels).with(console);
+    // Only fails if a subscriber was set already: the first one stays.
+    let _ = tracing::subscriber::set_global_default(subscriber);
+}
+
+/// INFO, or DEBUG when the page's address asks for it (`?log=debug`: all the peer's debug
+/// events, for anyone curious; `?log=timing`: its timings alone, for
+/// `tests/bench/cluster.mjs --profile`, which must not flood the console it reads).
+fn log_level(asked: &str) -> tracing::Level {
+    let search = web_sys::window()
+        .and_then(|w| w.location().search().ok())
+        .unwrap_or_default();
+    if search
+        .split(['?', '&'])
+        .any(|p| p.strip_prefix("log=") == Some(asked))
+    {
+        tracing::Level::DEBUG
+    } else {
+        tracing::Level::INFO
+    }
 }
 
 /// A running peer.
@@ -71,6 +101,23 @@ pub fn measure_rsa_keygen_ms(bits: usize) -> Result<f64, JsValue> {
     let start = now();
     crate::crypto::rsa_keys::PrivateKey::generate_bits(bits).map_err(js_error)?;
     Ok(now() - start)
+}
+
+/// Milliseconds this tab takes per RSA-PSS-SHA256 signature with a key of `bits` bits, over
+/// `count` signatures of 128 bytes with the peer's own RustCrypto code (the key itself is
+/// made by WebCrypto, as sign-up makes it): the benchmark's measure of what each block's
+/// warrant costs an upload.
+#[wasm_bindgen]
+pub async fn measure_rsa_sign_ms(bits: usize, count: u32) -> Result<f64, JsValue> {
+    let key = crate::crypto::fast::generate_rsa(bits)
+        .await
+        .map_err(js_error)?;
+    let now = || js_sys::Date::now();
+    let start = now();
+    for i in 0..count.max(1) {
+        let _ = key.sign(&[i as u8; 128]);
+    }
+    Ok((now() - start) / f64::from(count.max(1)))
 }
 
 fn js_error(e: impl std::fmt::Display) -> JsValue {

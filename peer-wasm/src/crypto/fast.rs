@@ -4,7 +4,10 @@
 //! RustCrypto compiled to wasm for both (docs/ARCHITECTURE.md); natively they run RustCrypto.
 //! RSA key generation, too, runs in WebCrypto in the browser (measured 12x faster than
 //! RustCrypto in wasm: 0.2 s against 2.3 s for 3072 bits); the key is exported as PKCS#8 and
-//! used by RustCrypto from then on. Signing and OAEP stay in RustCrypto: they are fast.
+//! used by RustCrypto from then on. RSA-PSS signing (each block's warrant, each record) runs in
+//! WebCrypto too: RustCrypto in wasm blocks the tab for every signature (see
+//! `tests/bench/accounts.mjs`); the key is imported once and kept. OAEP stays in RustCrypto
+//! (once per log-in).
 //! Formats are identical: the nonce, ciphertext and tag layout of [`Sealed`], the PBKDF2
 //! output and the PKCS#8 key do not depend on the engine.
 
@@ -19,6 +22,12 @@ use super::{
 /// Generates an RSA key pair of `bits` bits (exponent 65537).
 pub async fn generate_rsa(bits: usize) -> Result<PrivateKey, CryptoError> {
     engine::generate_rsa(bits).await
+}
+
+/// Signs `message` with RSA-PSS-SHA256 and a 32-byte salt: the signature
+/// [`PrivateKey::sign`] makes, and [`super::rsa_keys::PublicKey::verify`] checks.
+pub async fn sign(key: &PrivateKey, message: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    engine::sign(key, message).await
 }
 
 /// Derives a key from a password (PBKDF2-HMAC-SHA256 with the given parameters).
@@ -46,6 +55,10 @@ mod engine {
 
     pub(super) async fn generate_rsa(bits: usize) -> Result<PrivateKey, CryptoError> {
         PrivateKey::generate_bits(bits)
+    }
+
+    pub(super) async fn sign(key: &PrivateKey, message: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        Ok(key.sign(message))
     }
 
     pub(super) async fn pbkdf2(
@@ -113,6 +126,69 @@ pub(crate) mod engine {
         let pkcs8 =
             zeroize::Zeroizing::new(bytes_of(JsFuture::from(promise).await.map_err(failed)?));
         PrivateKey::from_pkcs8(&pkcs8)
+    }
+
+    thread_local! {
+        /// The last key imported for signing, by its public key's DER: a session signs with
+        /// one key, so it is imported once, not per signature.
+        static SIGNING_KEY: std::cell::RefCell<Option<(Vec<u8>, CryptoKey)>> =
+            const { std::cell::RefCell::new(None) };
+    }
+
+    /// The salt length [`PrivateKey::sign`] uses: SHA-256's output.
+    const PSS_SALT_LEN: u32 = 32;
+
+    fn pss_algorithm() -> Result<Object, CryptoError> {
+        let algorithm = Object::new();
+        let set =
+            |k: &str, v: &JsValue| js_sys::Reflect::set(&algorithm, &k.into(), v).map_err(failed);
+        set("name", &"RSA-PSS".into())?;
+        set("hash", &"SHA-256".into())?;
+        set("saltLength", &JsValue::from(PSS_SALT_LEN))?;
+        Ok(algorithm)
+    }
+
+    async fn signing_key(
+        subtle: &SubtleCrypto,
+        key: &PrivateKey,
+    ) -> Result<CryptoKey, CryptoError> {
+        let id = key.public().to_der()?;
+        let held = SIGNING_KEY.with(|held| {
+            held.borrow()
+                .as_ref()
+                .filter(|(held_id, _)| *held_id == id)
+                .map(|(_, key)| key.clone())
+        });
+        if let Some(key) = held {
+            return Ok(key);
+        }
+        let pkcs8 = key.to_pkcs8()?;
+        let usages: Array = std::iter::once(JsValue::from_str("sign")).collect();
+        let promise = subtle
+            .import_key_with_object(
+                "pkcs8",
+                &Uint8Array::from(&pkcs8[..]),
+                &pss_algorithm()?,
+                false,
+                &usages,
+            )
+            .map_err(failed)?;
+        let imported: CryptoKey = JsFuture::from(promise)
+            .await
+            .map_err(failed)?
+            .dyn_into()
+            .map_err(failed)?;
+        SIGNING_KEY.with(|held| *held.borrow_mut() = Some((id, imported.clone())));
+        Ok(imported)
+    }
+
+    pub(crate) async fn sign(key: &PrivateKey, message: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        let subtle = subtle()?;
+        let crypto_key = signing_key(&subtle, key).await?;
+        let promise = subtle
+            .sign_with_object_and_u8_array(&pss_algorithm()?, &crypto_key, message)
+            .map_err(failed)?;
+        Ok(bytes_of(JsFuture::from(promise).await.map_err(failed)?))
     }
 
     fn failed(e: JsValue) -> CryptoError {
@@ -253,6 +329,22 @@ mod browser_tests {
         public.verify(b"m", &private.sign(b"m")).unwrap();
         let wrapped = public.wrap(&[5; 32]).unwrap();
         assert_eq!(&*private.unwrap_key(&wrapped).unwrap(), &[5; 32]);
+    }
+
+    #[wasm_bindgen_test]
+    async fn a_webcrypto_signature_verifies_in_rustcrypto_and_a_changed_one_does_not() {
+        let private = generate_rsa(2048).await.unwrap();
+        let public = private.public();
+        for message in [&b"a warrant"[..], b"another, signed with the kept key"] {
+            let signature = sign(&private, message).await.unwrap();
+            public.verify(message, &signature).unwrap();
+            assert!(public.verify(b"something else", &signature).is_err());
+        }
+        // Another key is imported, not mistaken for the kept one.
+        let other = generate_rsa(2048).await.unwrap();
+        let signature = sign(&other, b"m").await.unwrap();
+        other.public().verify(b"m", &signature).unwrap();
+        assert!(public.verify(b"m", &signature).is_err());
     }
 
     #[wasm_bindgen_test]

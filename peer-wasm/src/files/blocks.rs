@@ -24,15 +24,19 @@ pub(super) async fn place<N: Network>(
     let owner = session.public_key().to_der()?;
     let copies = u8::try_from(replicas).unwrap_or(u8::MAX);
     let signed_at = crate::platform::unix_secs();
-    let warrant = Warrant::new(
-        &id,
+    let started = web_time::Instant::now();
+    let statement = crate::warrant::statement(&id, copies, Some(signed_at));
+    let signature = session.sign_statement_fast(&statement).await?;
+    let warrant = Warrant::with_signature(
         owner.clone(),
         copies,
         pledges.to_vec(),
         signed_at,
-        |m| session.sign_statement(m),
+        signature,
     );
+    let signed = web_time::Instant::now();
     let candidates = client.closest_peers(id.0.to_vec()).await?;
+    let walked = web_time::Instant::now();
     let owner_hash = sha256(&owner);
     let mut holders: Vec<PeerId> = Vec::new();
     let mut receipts = Vec::new();
@@ -103,6 +107,18 @@ pub(super) async fn place<N: Network>(
             }
         }
     }
+    // Where a block's time goes, for `tests/bench/cluster.mjs --profile` (`?log=timing`).
+    let ms = |from: web_time::Instant, to: web_time::Instant| (to - from).as_millis() as u64;
+    let done = web_time::Instant::now();
+    tracing::debug!(
+        target: crate::TIMING,
+        position,
+        sign_ms = ms(started, signed),
+        walk_ms = ms(signed, walked),
+        store_ms = ms(walked, done),
+        holders = holders.len(),
+        "block placed"
+    );
     if holders.is_empty() {
         return Err(FileError::NoHolder {
             index: position,
@@ -291,22 +307,33 @@ pub(super) async fn place_blocks<N: Network>(
             if stop.load(Ordering::Relaxed) || (read >= size && position > 0) {
                 return None;
             }
+            let started = web_time::Instant::now();
             let sealed = async {
                 let plain = source.read(read, BLOCK_SIZE).await?;
+                let read_at = web_time::Instant::now();
                 if plain.is_empty() && read < size {
                     return Err(FileError::Read(format!(
                         "the file ended after {read} of {size} bytes"
                     )));
                 }
                 let (_, sealed) = seal_block(key, file, position, &plain).await?;
-                Ok((plain.len() as u64, sealed))
+                Ok((plain.len() as u64, sealed, read_at))
             }
             .await;
             match sealed {
-                Ok((len, sealed)) => {
+                Ok((len, sealed, read_at)) => {
+                    let sealed_at = web_time::Instant::now();
                     // Noted before it goes out: a tab closed while it is being placed leaves
                     // its address behind for the next log-in to free.
                     drive.note(file, BlockId::of(&sealed)).await;
+                    tracing::debug!(
+                        target: crate::TIMING,
+                        position,
+                        read_ms = (read_at - started).as_millis() as u64,
+                        seal_ms = (sealed_at - read_at).as_millis() as u64,
+                        note_ms = sealed_at.elapsed().as_millis() as u64,
+                        "block sealed"
+                    );
                     let next = (read + len, position + 1, source);
                     Some((Ok((position, len, sealed)), next))
                 }

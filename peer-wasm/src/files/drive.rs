@@ -153,7 +153,9 @@ impl<N: Network> Drive<N> {
         let (client, session, replicas) = (&self.client, &*self.session, self.settings.replicas);
         let size = source.size();
         let pledge = self.pledge()?;
+        let started = web_time::Instant::now();
         let (mut index, _) = load_index(self).await?;
+        let index_loaded = web_time::Instant::now();
         if let Some((peer, pledge)) = &pledge {
             index.donations.insert(peer.clone(), pledge.clone());
         }
@@ -173,6 +175,7 @@ impl<N: Network> Drive<N> {
                 return Err(error);
             }
         };
+        let blocks_placed = web_time::Instant::now();
         let manifest = Manifest {
             blocks: blocks.clone(),
         };
@@ -189,6 +192,7 @@ impl<N: Network> Drive<N> {
                 return Err(error);
             }
         };
+        let manifest_placed = web_time::Instant::now();
         let copies = blocks
             .iter()
             .chain([&manifest])
@@ -221,6 +225,17 @@ impl<N: Network> Drive<N> {
         // A failed commit leaves the journal entry: the next log-in frees the blocks, unless
         // the index has the file after all (a commit that succeeded but was not heard).
         committed?;
+        // Where an upload's time goes, for `tests/bench/cluster.mjs --profile`.
+        let ms = |from: web_time::Instant, to: web_time::Instant| (to - from).as_millis() as u64;
+        tracing::debug!(
+            target: crate::TIMING,
+            blocks = blocks.len(),
+            index_load_ms = ms(started, index_loaded),
+            blocks_ms = ms(index_loaded, blocks_placed),
+            manifest_ms = ms(blocks_placed, manifest_placed),
+            commit_ms = manifest_placed.elapsed().as_millis() as u64,
+            "upload done"
+        );
         witness(client, owner_hash(session)?, receipts);
         Ok(UploadReport {
             file: file_info,

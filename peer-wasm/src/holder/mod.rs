@@ -117,7 +117,9 @@ pub async fn answer(holder: Holder<'_>, request: Request) -> Response {
             if block.len() > MAX_SEALED_BLOCK {
                 return refused(format!("a block is at most {MAX_SEALED_BLOCK} bytes"));
             }
+            let started = web_time::Instant::now();
             let id = BlockId::of(&block);
+            let hashed = web_time::Instant::now();
             let owner = match warrant.verify(&id) {
                 Ok(owner) => owner,
                 Err(e) => return refused(e.to_string()),
@@ -147,9 +149,18 @@ pub async fn answer(holder: Holder<'_>, request: Request) -> Response {
                 Pledges::Audited(audits) if repair => audits.kept(&donors),
                 Pledges::Audited(audits) => audits.donated(&donors),
             });
+            let checked = web_time::Instant::now();
             if let Err(e) = store.put(id, block, owner, allowance, Some(&warrant)).await {
                 return refused(e.to_string());
             }
+            // Where a stored block's time goes, for `tests/bench/cluster.mjs --profile`.
+            tracing::debug!(
+                target: crate::TIMING,
+                hash_ms = (hashed - started).as_millis() as u64,
+                check_ms = (checked - hashed).as_millis() as u64,
+                put_ms = checked.elapsed().as_millis() as u64,
+                "block stored"
+            );
             match Receipt::sign(keypair, &id, &owner) {
                 Ok(receipt) => Response::Stored { receipt },
                 Err(e) => refused(e.to_string()),
