@@ -37,7 +37,9 @@ CHROMEDRIVER=${CHROMEDRIVER:-/usr/bin/chromedriver} \
   cargo test --release --locked -p jellyfish-peer --target wasm32-unknown-unknown --lib
 
 step "build the relay and the page"
-cargo build --release --locked -p jellyfish-relay
+# The relay as the native tests built it: `-p jellyfish-relay` alone unifies features
+# differently and rebuilt 40 crates (97 s in CI); with the workspace's targets it is a no-op.
+cargo build --release --locked --workspace --all-targets
 bash scripts/build-web.sh
 
 step "end-to-end: real relay, real Chromium profiles, in a loopback-only network"
