@@ -5,6 +5,7 @@
 //   files.js     the file table, drop zone, picker  drop.js      files out of a drop
 //   transfers.js upload/download queue and progress storage.js   donation and quotas
 //   account.js   change password, log out        consent.js   the first-use donation question
+//   share.js     a file's Share dialog            shared.js    the page opened by a share link
 // `window.jellyfish` exposes the running peer for the end-to-end tests and for curious people
 // with a console.
 import init, { start } from "./pkg/jellyfish_peer.js";
@@ -16,6 +17,8 @@ import { setupFiles } from "./ui/files.js";
 import { setupStorage } from "./ui/storage.js";
 import { setupAccount } from "./ui/account.js";
 import { setupConsent } from "./ui/consent.js";
+import { setupShare } from "./ui/share.js";
+import { setupShared } from "./ui/shared.js";
 
 let peer = null;
 let account = null;
@@ -69,6 +72,11 @@ function loggedIn(who) {
   announce(`Logged in as ${who.username}.`);
   $("key-warning").hidden = !who.key_changed;
   watchAlone(who);
+  $("share-view").hidden = true;
+  // Share links whose expiry passed stop working for everyone once the owner is back.
+  getPeer().revoke_expired_links().then((n) => {
+    if (n) { log(`revoked the expired share links of ${n} file(s)`); views.files.refresh(); }
+  }).catch((e) => log(`expired share links not revoked yet: ${e.message}`));
 }
 
 /** While the account lives in this tab alone, say so; the notice goes once others hold it. */
@@ -94,6 +102,7 @@ function loggedOut() {
   views.files.reset();
   views.account.reset();
   views.consent.hide();
+  views.share.close();
   views.storage.hide();
   for (const view of VIEWS) $(`${view}-view`).hidden = true;
   $("nav").hidden = true;
@@ -105,10 +114,13 @@ function loggedOut() {
 
 function setup(peerReady) {
   const transfers = setupTransfers({ getPeer, onUploaded: () => views.files.refresh() });
+  const share = setupShare({ getPeer, onChanged: () => views.files.refresh() });
   views = {
     transfers,
+    share,
     auth: setupAuth({ peerReady, estimate, onAccount: loggedIn }),
-    files: setupFiles({ getPeer, transfers }),
+    shared: setupShared({ peerReady, onLeave: () => { $("share-view").hidden = true; $("auth-view").hidden = false; views.auth.show(); $("auth-title").focus(); } }),
+    files: setupFiles({ getPeer, transfers, share }),
     storage: setupStorage({ getPeer }),
     account: setupAccount({ getPeer, estimate, username: () => account?.username || "", onLoggedOut: loggedOut }),
     consent: setupConsent({ getPeer, onChoose: () => showView("storage") }),
@@ -116,6 +128,7 @@ function setup(peerReady) {
   for (const tab of document.querySelectorAll(".nav-item")) {
     tab.addEventListener("click", () => showView(tab.dataset.view));
   }
+  if (views.shared.active) views.shared.show();
 }
 
 // The forms work before the peer has started: a submit waits for this (or shows why it failed).

@@ -300,7 +300,17 @@ created_ms: number,
  * Fewest copies any of its blocks had at upload, or live at the last audit
  * ([`Drive::audit`]).
  */
-copies: number, };
+copies: number,
+/**
+ * Share links made for it that have not expired ([`Drive::share_link`]); they work
+ * until [`Drive::revoke_links`].
+ */
+links: number,
+/**
+ * Share links made for it that have expired but still open it, until one of the
+ * owner's browsers revokes them ([`Drive::revoke_expired_links`]).
+ */
+expired_links: number, };
 export type UploadReport = {
 /**
  * The new file.
@@ -314,6 +324,19 @@ replicas: number,
  * Whether every block reached the asked number of copies.
  */
 complete: boolean, };
+export type LinkInfo = {
+/**
+ * The file's name.
+ */
+name: string,
+/**
+ * Bytes.
+ */
+size: number,
+/**
+ * When the link stops working, milliseconds since the Unix epoch.
+ */
+expires_ms: number | null, };
 export type Quota = {
 /**
  * Bytes of files stored.
@@ -357,7 +380,7 @@ export interface AccountFailure extends Error {
 /** How upload, download, list_files, delete_file, audit and quota reject once logged in
  * (before log-in they reject with a plain Error, "log in first"). */
 export interface FileFailure extends Error {
-  code: "no_holder" | "unavailable" | "index_unavailable" | "over_quota" | "cancelled" | "no_such_file" | "bad_name" | "read_failed" | "index_damaged" | "block_invalid" | "crypto_failed" | "network_unreachable" | "record_refused" | "network" | "pledge_failed" | "no_donation";
+  code: "no_holder" | "unavailable" | "index_unavailable" | "over_quota" | "cancelled" | "no_such_file" | "bad_name" | "read_failed" | "index_damaged" | "block_invalid" | "crypto_failed" | "network_unreachable" | "record_refused" | "network" | "pledge_failed" | "no_donation" | "bad_link" | "link_expired" | "link_gone";
   /** With over_quota, in bytes: the upload's size, what is used, what is allowed. */
   size?: number; used?: number; quota?: number;
 }

@@ -13,7 +13,7 @@ use ts_rs::{Config, TS};
 use crate::{
     account::{AccountError, AccountInfo, PasswordStrength},
     audit,
-    files::{FileError, FileInfo, Quota, UploadReport},
+    files::{FileError, FileInfo, LinkInfo, Quota, UploadReport},
     net::{direct::Link, Event, HelloReply, KnownPeer, PeerInfo, RelayState, Status},
     store::{StorageInfo, Usage},
 };
@@ -60,6 +60,7 @@ fn generate() -> String {
         declare::<audit::Report>(&cfg),
         declare::<FileInfo>(&cfg),
         declare::<UploadReport>(&cfg),
+        declare::<LinkInfo>(&cfg),
         declare::<Quota>(&cfg),
         declare::<crate::holder::RepairLog>(&cfg),
     ] {

@@ -134,6 +134,7 @@ impl Server {
                 with_content_security_policy,
             ))
             .layer(axum::middleware::from_fn(with_cache_policy))
+            .layer(axum::middleware::from_fn(log_request))
             .layer(header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
             .layer(header(header::REFERRER_POLICY, "no-referrer"))
             .layer(header(header::X_FRAME_OPTIONS, "DENY"));
@@ -173,6 +174,19 @@ async fn with_content_security_policy(
             .headers_mut()
             .insert(header::CONTENT_SECURITY_POLICY, value);
     }
+    response
+}
+
+/// Logs each request's method and target (path and query: all a browser sends; a share
+/// link's fragment never reaches here, and the e2e test of sharing reads this log to show it).
+/// At debug level, under the target `jellyfish_relay::http`.
+async fn log_request(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let (method, uri) = (request.method().clone(), request.uri().clone());
+    let response = next.run(request).await;
+    tracing::debug!(%method, %uri, status = response.status().as_u16(), "HTTP request");
     response
 }
 

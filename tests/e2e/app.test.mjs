@@ -4,44 +4,15 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { createRequire } from "node:module";
 import { test } from "node:test";
 import { dropFiles as dropInPage, joined, openPeer, pageErrors, startRelay, waitFor } from "./harness.mjs";
+import { DESKTOP, PHONE, axe, shots } from "./look.mjs";
 
 const PASSWORD = "violet tractor sings under seven moons";
 const NEW_PASSWORD = "quiet harbour lanterns drift past midnight";
-const DESKTOP = { width: 1280, height: 800 };
-const PHONE = { width: 360, height: 740 };
-const AXE = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
-
 // The same bytes on both sides of CDP, so only their hash needs comparing.
 const pattern = (size, seed) => Uint8Array.from({ length: size }, (_, i) => (i * 31 + seed) & 0xff);
 const sha256 = (bytes) => createHash("sha256").update(bytes).digest("hex");
-
-/** Screenshots at desktop and phone width; the page is left at desktop width. */
-async function shots(peer, label) {
-  await peer.page.setViewportSize(DESKTOP);
-  await peer.browser.screenshot(peer.page, `app-${label}-desktop`);
-  await peer.page.setViewportSize(PHONE);
-  await peer.browser.screenshot(peer.page, `app-${label}-phone`);
-  await peer.page.setViewportSize(DESKTOP);
-}
-
-/**
- * Runs axe-core on the page. The page's CSP forbids inline scripts, so the source is evaluated
- * over CDP (Runtime.evaluate is not subject to the page's CSP) instead of added as a <script>.
- */
-async function axe(page, label) {
-  if (!(await page.evaluate(() => "axe" in window))) await page.evaluate(AXE);
-  const violations = await page.evaluate(async () => {
-    const result = await window.axe.run(document, { resultTypes: ["violations"] });
-    return result.violations.map((v) => ({
-      id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map((n) => n.target.join(" ")).slice(0, 5),
-    }));
-  });
-  const bad = violations.filter((v) => v.impact === "serious" || v.impact === "critical");
-  assert.deepEqual(bad, [], `axe on ${label}:\n${JSON.stringify(bad, null, 2)}`);
-}
 
 /** Drops files made in the page onto the drop zone, with screenshots under `label`. */
 async function dropFiles(peer, files, label) {

@@ -101,11 +101,12 @@ export async function waitFor(what, check, { timeout = 30000, interval = 200 } =
 
 /** The relay as a real process, on free ports, with its own data directory. */
 export class Relay {
-  constructor({ dataDir, httpPort, p2pPort, extraArgs = [] } = {}) {
+  constructor({ dataDir, httpPort, p2pPort, extraArgs = [], logLevel = "info" } = {}) {
     this.dataDir = dataDir;
     this.httpPort = httpPort;
     this.p2pPort = p2pPort;
     this.extraArgs = extraArgs;
+    this.logLevel = logLevel;
     this.log = "";
   }
 
@@ -115,6 +116,7 @@ export class Relay {
       httpPort: options.httpPort || (await freePort()),
       p2pPort: options.p2pPort || (await freePort()),
       extraArgs: options.extraArgs,
+      logLevel: options.logLevel,
     });
     await relay.launch();
     return relay;
@@ -135,7 +137,7 @@ export class Relay {
           "--www-dir", join(ROOT, "www"),
           ...this.extraArgs,
         ],
-        { detached: true, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, RUST_LOG: "info" } },
+        { detached: true, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, RUST_LOG: this.logLevel } },
       ),
       "relay",
     );

@@ -21,6 +21,7 @@ const ICONS = {
   check: '<path d="M5 12l5 5 9-10"/>',
   warning: '<path d="M12 3l10 18H2zM12 10v5M12 18v.5"/>',
   file: '<path d="M6 3h8l5 5v13H6zM14 3v5h5"/>',
+  link: '<path d="M10 14a4 4 0 0 0 6 0l3-3a4 4 0 0 0-6-6l-1 1M14 10a4 4 0 0 0-6 0l-3 3a4 4 0 0 0 6 6l1-1"/>',
 };
 
 export function icon(name) {

@@ -1,4 +1,4 @@
-// The file list: a sortable, filterable table with Download and Delete per row, the drop
+// The file list: a sortable, filterable table with Download, Share and Delete per row, the drop
 // zone and the Upload picker. The list comes from the user's sealed index in the network.
 import { $, announce, h, icon, sentence } from "./dom.js";
 import { formatBytes, formatDate, formatDay } from "./format.js";
@@ -20,8 +20,9 @@ function health(copies, wanted) {
   }, icon(healthy ? "check" : "warning"), `${copies} of ${wanted} copies`);
 }
 
-/** `getPeer()` returns the started peer; `transfers` runs uploads and downloads. */
-export function setupFiles({ getPeer, transfers }) {
+/** `getPeer()` returns the started peer; `transfers` runs uploads and downloads; `share` is
+ * the Share dialog. */
+export function setupFiles({ getPeer, transfers, share }) {
   let files = [];
   let loaded = false;
   const sort = { key: "date", direction: "descending" };
@@ -40,6 +41,15 @@ export function setupFiles({ getPeer, transfers }) {
       type: "button", className: "button ghost small", "aria-label": `Download ${file.name}`,
     }, icon("download"), h("span", { className: "label", textContent: "Download" }));
     download.addEventListener("click", () => transfers.download(file));
+    const shareButton = h("button", {
+      type: "button", className: "button ghost small", "aria-label": `Share ${file.name}`,
+    }, icon("link"), h("span", { className: "label", textContent: "Share" }));
+    shareButton.addEventListener("click", () => share.open(file, shareButton));
+    const links = file.links + file.expired_links;
+    const shared = links ? h("span", {
+      className: "shared-badge",
+      title: `${links === 1 ? "A link" : `${links} links`} to this file work until you stop sharing it.`,
+    }, icon("link"), "Shared") : null;
     const remove = h("button", {
       type: "button", className: "button ghost small danger-text", "aria-label": `Delete ${file.name}`,
     }, icon("trash"), h("span", { className: "label", textContent: "Delete" }));
@@ -47,12 +57,13 @@ export function setupFiles({ getPeer, transfers }) {
     return h("tr", { "data-id": file.id },
       h("th", { scope: "row", className: "col-name" },
         h("span", { className: "file-name" }, icon("file"), h("span", { textContent: file.name, title: file.name })),
+        shared,
         // Size, date and copies under the name, shown instead of their columns on narrow screens.
         h("span", { className: "file-meta" }, `${formatBytes(file.size)} · ${formatDay(file.created_ms)} · `, health(file.copies, getPeer().replicas))),
       h("td", { className: "col-size", textContent: formatBytes(file.size) }),
       h("td", { className: "col-date" }, h("time", { dateTime: new Date(file.created_ms).toISOString(), textContent: formatDate(file.created_ms) })),
       h("td", { className: "col-health" }, health(file.copies, getPeer().replicas)),
-      h("td", { className: "col-actions" }, h("span", { className: "actions" }, download, remove)));
+      h("td", { className: "col-actions" }, h("span", { className: "actions" }, download, shareButton, remove)));
   }
 
   function render() {

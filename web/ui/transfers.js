@@ -123,7 +123,7 @@ function readable(e) {
 }
 
 /** Saves a Blob under `name` the way a download link would. */
-function save(blob, name) {
+export function save(blob, name) {
   const url = URL.createObjectURL(blob);
   const link = h("a", { href: url, download: name.split("/").pop() || "download" });
   document.body.append(link);

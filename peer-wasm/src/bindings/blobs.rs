@@ -70,3 +70,43 @@ impl BlobSink {
             .ok_or_else(|| js_error("the download produced no blob"))
     }
 }
+
+/// A download as the page sees it: each block added to a `Blob`, `on_progress(bytesDone)`
+/// called after each, and `signal` aborted to cancel.
+pub(super) struct BlobDownload {
+    file: BlobSink,
+    done: u64,
+    on_progress: Option<js_sys::Function>,
+    signal: Option<web_sys::AbortSignal>,
+}
+
+impl BlobDownload {
+    pub(super) fn new(
+        on_progress: Option<js_sys::Function>,
+        signal: Option<web_sys::AbortSignal>,
+    ) -> Self {
+        Self {
+            file: BlobSink::default(),
+            done: 0,
+            on_progress,
+            signal,
+        }
+    }
+
+    /// Takes the next block; breaks when the blob cannot grow or the page cancelled.
+    pub(super) fn take(&mut self, block: Vec<u8>) -> std::ops::ControlFlow<()> {
+        self.done += block.len() as u64;
+        if let Err(e) = self.file.push(&block) {
+            tracing::warn!("could not add a block to the download: {e:?}");
+            return std::ops::ControlFlow::Break(());
+        }
+        if let Some(f) = &self.on_progress {
+            let _ = f.call1(&JsValue::NULL, &JsValue::from_f64(self.done as f64));
+        }
+        super::go_on(self.signal.as_ref())
+    }
+
+    pub(super) fn finish(self) -> Result<web_sys::Blob, JsValue> {
+        self.file.finish()
+    }
+}

@@ -27,7 +27,7 @@ use this_browser::*;
 use crate::{
     account::{AccountError, AccountInfo, Session},
     app::{App, AppError, Settings},
-    files::{FileError, Source},
+    files::{self, FileError, ShareLink, Source},
     net::{self, Event},
     store::StorageInfo,
 };
@@ -538,20 +538,104 @@ impl Peer {
         let app = self.app.clone();
         future_to_promise(async move {
             let drive = app.drive().map_err(app_error)?;
-            let mut file = BlobSink::default();
-            let mut done = 0u64;
+            let mut file = BlobDownload::new(on_progress, signal);
             drive
-                .download(&id, |block| {
-                    done += block.len() as u64;
-                    if let Err(e) = file.push(&block) {
-                        tracing::warn!("could not add a block to the download: {e:?}");
-                        return std::ops::ControlFlow::Break(());
-                    }
-                    if let Some(f) = &on_progress {
-                        let _ = f.call1(&JsValue::NULL, &JsValue::from_f64(done as f64));
-                    }
-                    go_on(signal.as_ref())
-                })
+                .download(&id, |block| file.take(block))
+                .await
+                .map_err(file_error)?;
+            Ok(file.finish()?.into())
+        })
+    }
+
+    /// Makes a share link for file `id`, working until `expires_ms` (milliseconds since the
+    /// Unix epoch) or until revoked; resolves to the token that follows `#share=` in the link's
+    /// fragment (the page makes the URL: the fragment never reaches the relay).
+    #[wasm_bindgen(unchecked_return_type = "Promise<string>")]
+    pub fn share_link(&self, id: String, expires_ms: Option<f64>) -> js_sys::Promise {
+        let app = self.app.clone();
+        future_to_promise(async move {
+            let drive = app.pledging_drive().await.map_err(app_error)?;
+            let expires_ms = expires_ms.map(|ms| ms.max(0.0) as u64);
+            let link = drive
+                .share_link(&id, expires_ms)
+                .await
+                .map_err(file_error)?;
+            Ok(link.to_token().into())
+        })
+    }
+
+    /// Revokes every share link of file `id` by re-keying it: its blocks are re-sealed under
+    /// a new key and the old ones freed. Resolves to the file as listed now (a new id).
+    /// `on_progress(bytesDone, bytesTotal)` and `signal` as for [`Peer::upload`].
+    #[wasm_bindgen(unchecked_return_type = "Promise<FileInfo>")]
+    pub fn revoke_links(
+        &self,
+        id: String,
+        on_progress: Option<js_sys::Function>,
+        signal: Option<web_sys::AbortSignal>,
+    ) -> js_sys::Promise {
+        let app = self.app.clone();
+        future_to_promise(async move {
+            let drive = app.pledging_drive().await.map_err(app_error)?;
+            let progress = |done: u64| {
+                if let Some(f) = &on_progress {
+                    let _ = f.call1(&JsValue::NULL, &JsValue::from_f64(done as f64));
+                }
+                go_on(signal.as_ref())
+            };
+            to_js(
+                &drive
+                    .revoke_links(&id, progress)
+                    .await
+                    .map_err(file_error)?,
+            )
+        })
+    }
+
+    /// Revokes the share links of every file whose links have all expired (the page asks
+    /// right after each log-in, in the background); resolves to how many files were re-keyed.
+    #[wasm_bindgen(unchecked_return_type = "Promise<number>")]
+    pub fn revoke_expired_links(&self) -> js_sys::Promise {
+        let app = self.app.clone();
+        future_to_promise(async move {
+            let drive = app.pledging_drive().await.map_err(app_error)?;
+            let revoked = drive.revoke_expired_links().await.map_err(file_error)?;
+            Ok(JsValue::from_f64(revoked as f64))
+        })
+    }
+
+    /// What a share link (a token, a fragment or a whole URL) names, read without asking the
+    /// network: `{ name, size, expires_ms }`. Throws an `Error` with `code` "bad_link" or
+    /// "link_expired".
+    #[wasm_bindgen(unchecked_return_type = "LinkInfo")]
+    pub fn read_link(&self, link: String) -> Result<JsValue, JsValue> {
+        let link = ShareLink::from_token(&link).map_err(|e| file_error(e.into()))?;
+        let now = js_sys::Date::now() as u64;
+        to_js(
+            &link
+                .check_expiry(now)
+                .map_err(|e| file_error(e.into()))?
+                .info(),
+        )
+    }
+
+    /// Downloads the file a share link names, with no account; resolves to a `Blob`, every
+    /// block checked against its address. `on_progress(bytesDone)` and `signal` as for
+    /// [`Peer::download`]. Rejects with `code` "link_gone" when the peers asked said the file
+    /// is not there (revoked or deleted).
+    #[wasm_bindgen(unchecked_return_type = "Promise<Blob>")]
+    pub fn download_link(
+        &self,
+        link: String,
+        on_progress: Option<js_sys::Function>,
+        signal: Option<web_sys::AbortSignal>,
+    ) -> js_sys::Promise {
+        let app = self.app.clone();
+        future_to_promise(async move {
+            let link = ShareLink::from_token(&link).map_err(|e| file_error(e.into()))?;
+            let mut file = BlobDownload::new(on_progress, signal);
+            let settings = &app.settings().files;
+            files::download_link(app.client(), settings, &link, |block| file.take(block))
                 .await
                 .map_err(file_error)?;
             Ok(file.finish()?.into())

@@ -156,27 +156,63 @@ pub(super) fn witness<N: Network>(client: &N, owner: OwnerHash, placed: Vec<Plac
     });
 }
 
+/// Fetches a file's blocks, [`Settings::pipeline`] at once (each from its own holders, so a
+/// file's blocks come from several peers together), and hands each opened block to `sink` in
+/// order; the sink may break to cancel. Memory stays at about `pipeline` blocks whatever the
+/// file's size. Needs no account: a share link's guest downloads with it too.
+pub(super) async fn fetch_all<N: Network>(
+    client: &N,
+    settings: &Settings,
+    key: &SymmetricKey,
+    file: &FileId,
+    name: &str,
+    blocks: &[BlockRef],
+    mut sink: impl FnMut(Vec<u8>) -> ControlFlow<()>,
+) -> Result<(), FileError> {
+    let mut fetched = futures::stream::iter(blocks.iter().enumerate())
+        .map(|(position, block)| async move {
+            let position = position as u64;
+            let fetched = fetch(client, settings, key, file, position, block).await;
+            (position, fetched)
+        })
+        .buffered(settings.pipeline.max(1));
+    // Dropping the stream on an error or a cancel drops the fetches still under way.
+    while let Some((position, plain)) = fetched.next().await {
+        let plain = plain.map_err(|attempts| FileError::Unavailable {
+            name: name.to_owned(),
+            index: position,
+            attempts,
+        })?;
+        if sink(plain).is_break() {
+            return Err(FileError::Cancelled);
+        }
+    }
+    Ok(())
+}
+
 /// Fetches a block from its holders (then from whoever is closest to its address), checking
 /// each answer against the address and the file key; a bad or missing copy moves on.
+/// Needs no account: a share link's guest fetches with it too.
 pub(super) async fn fetch<N: Network>(
-    drive: &Drive<N>,
+    client: &N,
+    settings: &Settings,
     key: &SymmetricKey,
     file: &FileId,
     position: u64,
     block: &BlockRef,
 ) -> Result<Vec<u8>, Attempts> {
-    fetch_with(drive, &[key], file, position, block).await
+    fetch_with(client, settings, &[key], file, position, block).await
 }
 
 /// [`fetch`], opening with the first of `keys` that fits (the index, after a password change).
 pub(super) async fn fetch_with<N: Network>(
-    drive: &Drive<N>,
+    client: &N,
+    settings: &Settings,
     keys: &[&SymmetricKey],
     file: &FileId,
     position: u64,
     block: &BlockRef,
 ) -> Result<Vec<u8>, Attempts> {
-    let client = &drive.client;
     let mut tried = Vec::new();
     // What each listed holder did, then each other peer near the address.
     let mut attempts = Attempts::default();
@@ -200,7 +236,7 @@ pub(super) async fn fetch_with<N: Network>(
             }
             tried.push(peer);
             match with_deadline(
-                drive.settings.fetch_deadline,
+                settings.fetch_deadline,
                 client.request(peer, Request::FetchBlock { id: block.id }),
             )
             .await

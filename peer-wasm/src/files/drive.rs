@@ -34,7 +34,7 @@ impl<N: Network> Drive<N> {
     }
 
     /// Forgets upload `file` in the journal: it is in the index, or its blocks were freed.
-    async fn noted_done(&self, file: &FileId) {
+    pub(super) async fn noted_done(&self, file: &FileId) {
         let Some(journal) = &self.journal else { return };
         let Ok(owner) = owner_hash(&self.session) else {
             return;
@@ -166,52 +166,23 @@ impl<N: Network> Drive<N> {
         let pledges = index.pledges();
         let file = FileId::random();
         let key = SymmetricKey::random();
-        let placed = place_blocks(self, &pledges, &key, &file, source, progress).await;
-        let (blocks, mut receipts, offset) = match placed {
-            Ok(placed) => placed,
-            Err((error, placed)) => {
-                free_all(self, &placed).await;
-                self.noted_done(&file).await;
-                return Err(error);
-            }
-        };
-        let blocks_placed = web_time::Instant::now();
-        let manifest = Manifest {
-            blocks: blocks.clone(),
-        };
-        let (_, manifest) = seal_block(&key, &file, META_POSITION, &encode(&manifest)?).await?;
-        self.note(&file, BlockId::of(&manifest)).await;
-        let manifest = match place(self, &pledges, manifest, META_POSITION).await {
-            Ok((manifest, manifest_receipts)) => {
-                receipts.push(manifest_receipts);
-                manifest
-            }
-            Err(error) => {
-                free_all(self, &blocks).await;
-                self.noted_done(&file).await;
-                return Err(error);
-            }
-        };
-        let manifest_placed = web_time::Instant::now();
-        let copies = blocks
-            .iter()
-            .chain([&manifest])
-            .map(|b| b.holders.len() as u32)
-            .min()
-            .unwrap_or(0);
-
+        let stored = self
+            .store_file(&pledges, &file, &key, source, progress)
+            .await?;
         let entry = FileEntry {
             id: file,
             name: name.to_owned(),
-            size: offset,
+            size: stored.size,
             created_ms: now_ms(),
             key: fast::seal(session.user_key(), &file_key_aad(&file), key.as_bytes()).await?,
-            manifest,
-            copies,
+            manifest: stored.manifest,
+            copies: stored.copies,
             claims_behind: false,
+            links: Vec::new(),
         };
         // Reload right before committing: another browser may have changed the index meanwhile.
         let file_info = info(&entry);
+        let committing = web_time::Instant::now();
         let committed = commit_index(self, |index| {
             if let Some((peer, pledge)) = &pledge {
                 index.donations.insert(peer.clone(), pledge.clone());
@@ -226,21 +197,76 @@ impl<N: Network> Drive<N> {
         // the index has the file after all (a commit that succeeded but was not heard).
         committed?;
         // Where an upload's time goes, for `tests/bench/cluster.mjs --profile`.
-        let ms = |from: web_time::Instant, to: web_time::Instant| (to - from).as_millis() as u64;
         tracing::debug!(
             target: crate::TIMING,
-            blocks = blocks.len(),
-            index_load_ms = ms(started, index_loaded),
-            blocks_ms = ms(index_loaded, blocks_placed),
-            manifest_ms = ms(blocks_placed, manifest_placed),
-            commit_ms = manifest_placed.elapsed().as_millis() as u64,
+            blocks = stored.blocks.len(),
+            index_load_ms = (index_loaded - started).as_millis() as u64,
+            blocks_ms = stored.blocks_ms,
+            manifest_ms = stored.manifest_ms,
+            commit_ms = committing.elapsed().as_millis() as u64,
             "upload done"
         );
-        witness(client, owner_hash(session)?, receipts);
+        witness(client, owner_hash(session)?, stored.receipts);
         Ok(UploadReport {
             file: file_info,
             replicas: replicas as u32,
-            complete: copies as usize >= replicas,
+            complete: stored.copies as usize >= replicas,
+        })
+    }
+
+    /// Seals `source` block by block under `key` as file `file`, places each block on
+    /// [`Settings::replicas`] peers and then its manifest on [`Settings::meta_replicas`]:
+    /// everything an index entry needs but its name. On a failure or a cancel, what was
+    /// placed is freed and the journal forgets the file.
+    pub(super) async fn store_file(
+        &self,
+        pledges: &[Pledge],
+        file: &FileId,
+        key: &SymmetricKey,
+        source: impl Source,
+        progress: impl FnMut(u64) -> ControlFlow<()>,
+    ) -> Result<Stored, FileError> {
+        let started = web_time::Instant::now();
+        let placed = place_blocks(self, pledges, key, file, source, progress).await;
+        let (blocks, mut receipts, size) = match placed {
+            Ok(placed) => placed,
+            Err((error, placed)) => {
+                free_all(self, &placed).await;
+                self.noted_done(file).await;
+                return Err(error);
+            }
+        };
+        let blocks_placed = web_time::Instant::now();
+        let manifest = Manifest {
+            blocks: blocks.clone(),
+        };
+        let (_, manifest) = seal_block(key, file, META_POSITION, &encode(&manifest)?).await?;
+        self.note(file, BlockId::of(&manifest)).await;
+        let manifest = match place(self, pledges, manifest, META_POSITION).await {
+            Ok((manifest, manifest_receipts)) => {
+                receipts.push(manifest_receipts);
+                manifest
+            }
+            Err(error) => {
+                free_all(self, &blocks).await;
+                self.noted_done(file).await;
+                return Err(error);
+            }
+        };
+        let copies = blocks
+            .iter()
+            .chain([&manifest])
+            .map(|b| b.holders.len() as u32)
+            .min()
+            .unwrap_or(0);
+        Ok(Stored {
+            manifest,
+            copies,
+            size,
+            receipts,
+            blocks,
+            blocks_ms: (blocks_placed - started).as_millis() as u64,
+            manifest_ms: blocks_placed.elapsed().as_millis() as u64,
         })
     }
 
@@ -251,30 +277,22 @@ impl<N: Network> Drive<N> {
     pub async fn download(
         &self,
         id: &str,
-        mut sink: impl FnMut(Vec<u8>) -> ControlFlow<()>,
+        sink: impl FnMut(Vec<u8>) -> ControlFlow<()>,
     ) -> Result<FileInfo, FileError> {
         let (index, _, at, key) = entry_and_key(self, id).await?;
         let entry = &index.files[at];
         let manifest = manifest(self, entry, &key).await?;
-        let (key, file) = (&key, &entry.id);
-        let mut fetched = futures::stream::iter(manifest.blocks.iter().enumerate())
-            .map(|(position, block)| async move {
-                let position = position as u64;
-                let fetched = fetch(self, key, file, position, block).await;
-                (position, fetched)
-            })
-            .buffered(self.settings.pipeline.max(1));
-        // Dropping the stream on an error or a cancel drops the fetches still under way.
-        while let Some((position, plain)) = fetched.next().await {
-            let plain = plain.map_err(|attempts| FileError::Unavailable {
-                name: entry.name.clone(),
-                index: position,
-                attempts,
-            })?;
-            if sink(plain).is_break() {
-                return Err(FileError::Cancelled);
-            }
-        }
+        let (client, settings) = (&self.client, &self.settings);
+        fetch_all(
+            client,
+            settings,
+            &key,
+            &entry.id,
+            &entry.name,
+            &manifest.blocks,
+            sink,
+        )
+        .await?;
         Ok(info(entry))
     }
 
@@ -481,12 +499,19 @@ pub(super) async fn manifest<N: Network>(
     entry: &FileEntry,
     key: &SymmetricKey,
 ) -> Result<Manifest, FileError> {
-    let plain = fetch(drive, key, &entry.id, META_POSITION, &entry.manifest)
-        .await
-        .map_err(|attempts| FileError::Unavailable {
-            name: entry.name.clone(),
-            index: META_POSITION,
-            attempts,
-        })?;
+    let plain = fetch(
+        &drive.client,
+        &drive.settings,
+        key,
+        &entry.id,
+        META_POSITION,
+        &entry.manifest,
+    )
+    .await
+    .map_err(|attempts| FileError::Unavailable {
+        name: entry.name.clone(),
+        index: META_POSITION,
+        attempts,
+    })?;
     decode(&plain)
 }

@@ -17,6 +17,7 @@ use libp2p::{identity::Keypair, PeerId};
 
 use super::*;
 use crate::{
+    account::{self, Session},
     holder::{self, Holder, Pledges, Probes},
     net::record_policy::may_store,
     record::SignedRecord,
@@ -230,49 +231,50 @@ impl Network for FakeNet {
     }
 }
 
+// Helpers for the tests of the files seam (here and in the rooms' own tests).
+
+pub(super) const MIB: u64 = 1024 * 1024;
+pub(super) const PASSWORD: &str = "violet tractor sings under seven moons";
+
+/// A session for one user (its account records live in a directory of their own: the
+/// files seam never reads them) and a drive over `net` that donates 1 GiB.
+pub(super) async fn drive(net: &FakeNet) -> Drive<FakeNet> {
+    drive_of(net, "alice").await
+}
+
+/// [`drive`] for the user `name`.
+pub(super) async fn drive_of(net: &FakeNet, name: &str) -> Drive<FakeNet> {
+    let directory = crate::account::fake::MemoryDirectory::new(3);
+    let session: Session = account::sign_up_with_key_bits(&directory, name, PASSWORD, 2048)
+        .await
+        .unwrap();
+    let donation = Donation {
+        keypair: Keypair::generate_ed25519(),
+        bytes: 1 << 30,
+    };
+    Drive::new(net.clone(), Shared::new(session), Settings::default()).donating(donation)
+}
+
+pub(super) fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31) ^ seed)
+        .collect()
+}
+
+pub(super) async fn download(drive: &Drive<FakeNet>, id: &str) -> Result<Vec<u8>, FileError> {
+    let mut out = Vec::new();
+    drive
+        .download(id, |block| {
+            out.extend_from_slice(&block);
+            ControlFlow::Continue(())
+        })
+        .await?;
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::account::{self, Session};
-
-    const MIB: u64 = 1024 * 1024;
-    const PASSWORD: &str = "violet tractor sings under seven moons";
-
-    /// A session for one user (its account records live in a directory of their own: the
-    /// files seam never reads them) and a drive over `net` that donates 1 GiB.
-    async fn drive(net: &FakeNet) -> Drive<FakeNet> {
-        drive_of(net, "alice").await
-    }
-
-    /// [`drive`] for the user `name`.
-    async fn drive_of(net: &FakeNet, name: &str) -> Drive<FakeNet> {
-        let directory = crate::account::fake::MemoryDirectory::new(3);
-        let session: Session = account::sign_up_with_key_bits(&directory, name, PASSWORD, 2048)
-            .await
-            .unwrap();
-        let donation = Donation {
-            keypair: Keypair::generate_ed25519(),
-            bytes: 1 << 30,
-        };
-        Drive::new(net.clone(), Shared::new(session), Settings::default()).donating(donation)
-    }
-
-    fn pattern(len: usize, seed: u8) -> Vec<u8> {
-        (0..len)
-            .map(|i| (i as u8).wrapping_mul(31) ^ seed)
-            .collect()
-    }
-
-    async fn download(drive: &Drive<FakeNet>, id: &str) -> Result<Vec<u8>, FileError> {
-        let mut out = Vec::new();
-        drive
-            .download(id, |block| {
-                out.extend_from_slice(&block);
-                ControlFlow::Continue(())
-            })
-            .await?;
-        Ok(out)
-    }
 
     /// Every live holder's repairer, each kept across rounds as its tab keeps it, all logging
     /// to one log.

@@ -50,7 +50,8 @@ pub(super) async fn load_index<N: Network>(
     let pointer: IndexPointer = decode(body)?;
     let keys: Vec<&SymmetricKey> = session.user_keys().collect();
     let plain = fetch_with(
-        drive,
+        client,
+        &drive.settings,
         &keys,
         &index_file_id(session),
         META_POSITION,

@@ -21,7 +21,9 @@ mod drive;
 mod fake;
 mod index;
 mod journal;
+mod link;
 mod rotation;
+mod sharing;
 
 use std::{ops::ControlFlow, time::Duration};
 
@@ -48,11 +50,14 @@ pub use attempts::{Attempts, PeerFailure};
 #[cfg(target_arch = "wasm32")]
 pub(crate) use journal::UPLOADS;
 pub use journal::{JournalError, UploadJournal};
+pub use link::{LinkError, LinkInfo, ShareLink, FRAGMENT_PREFIX, LINK_VERSION};
+pub use sharing::download_link;
 
 // What the rooms share with each other and with the operations here.
 use blocks::*;
 use drive::*;
 use index::*;
+use link::LinkNote;
 
 /// Copies of each block, by default.
 pub const DEFAULT_REPLICAS: usize = 3;
@@ -206,6 +211,13 @@ pub enum FileError {
     /// A write that must pledge this browser's donation was asked of a drive without one.
     #[error("this browser's donation is needed to re-seal the file index; try again")]
     NoDonation,
+    /// A share link that cannot be used (malformed, of another version, expired).
+    #[error(transparent)]
+    Link(#[from] LinkError),
+    /// Every peer asked for a share link's file said it does not hold it: the owner revoked
+    /// the link or deleted the file (peers that were heard, not silence).
+    #[error("this link no longer works: the peers that would hold the file say it is not there (its owner stopped sharing it or deleted it) ({0})")]
+    LinkGone(#[source] Attempts),
 }
 
 impl FileError {
@@ -227,6 +239,9 @@ impl FileError {
         "network",
         "pledge_failed",
         "no_donation",
+        "bad_link",
+        "link_expired",
+        "link_gone",
     ];
 
     /// A stable code for each kind of failure, for the page to switch on (never the text).
@@ -248,6 +263,9 @@ impl FileError {
             Self::Net(_) => "network",
             Self::Pledge(_) => "pledge_failed",
             Self::NoDonation => "no_donation",
+            Self::Link(LinkError::Expired { .. }) => "link_expired",
+            Self::Link(_) => "bad_link",
+            Self::LinkGone(_) => "link_gone",
         }
     }
 }
@@ -281,6 +299,22 @@ struct FileEntry {
     /// Its blocks are still claimed by a key from before a password change ([`Drive::move_claims`]).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     claims_behind: bool,
+    /// The share links made for its current key, until they are revoked ([`link`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    links: Vec<LinkNote>,
+}
+
+/// A file stored (blocks and manifest sealed under its key and placed): what an index entry
+/// needs but its name, and where the time went.
+pub(super) struct Stored {
+    manifest: BlockRef,
+    /// Fewest holders any block or the manifest has.
+    copies: u32,
+    size: u64,
+    receipts: Vec<Placed>,
+    blocks: Vec<BlockRef>,
+    blocks_ms: u64,
+    manifest_ms: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -362,6 +396,12 @@ pub struct FileInfo {
     /// Fewest copies any of its blocks had at upload, or live at the last audit
     /// ([`Drive::audit`]).
     pub copies: u32,
+    /// Share links made for it that have not expired ([`Drive::share_link`]); they work
+    /// until [`Drive::revoke_links`].
+    pub links: u32,
+    /// Share links made for it that have expired but still open it, until one of the
+    /// owner's browsers revokes them ([`Drive::revoke_expired_links`]).
+    pub expired_links: u32,
 }
 
 /// What an upload achieved.
@@ -424,12 +464,15 @@ fn now_ms() -> u64 {
 }
 
 fn info(entry: &FileEntry) -> FileInfo {
+    let now = now_ms();
     FileInfo {
         id: entry.id.to_hex(),
         name: entry.name.clone(),
         size: entry.size,
         created_ms: entry.created_ms,
         copies: entry.copies,
+        links: entry.links.iter().filter(|l| !l.expired(now)).count() as u32,
+        expired_links: entry.links.iter().filter(|l| l.expired(now)).count() as u32,
     }
 }
 
@@ -437,6 +480,8 @@ fn info(entry: &FileEntry) -> FileInfo {
 /// decryption), for the fuzz tests: valid encodings to mutate, and one decoder per name.
 #[cfg(all(test, not(target_arch = "wasm32")))]
 pub(crate) mod fuzz_targets {
+    use base64ct::Encoding;
+
     use super::*;
 
     /// Valid encodings of each type, by name.
@@ -457,6 +502,16 @@ pub(crate) mod fuzz_targets {
             manifest: block.clone(),
             copies: 3,
             claims_behind: true,
+            links: vec![
+                LinkNote {
+                    created_ms: 1_700_000_000_000,
+                    expires_ms: Some(1_800_000_000_000),
+                },
+                LinkNote {
+                    created_ms: 1_700_000_000_001,
+                    expires_ms: None,
+                },
+            ],
         };
         let keypair = Keypair::generate_ed25519();
         let mut index = FileIndex {
@@ -469,7 +524,19 @@ pub(crate) mod fuzz_targets {
         let manifest = Manifest {
             blocks: vec![block.clone(); 3],
         };
+        let link = ShareLink {
+            file: FileId([1; 16]),
+            key: [5; 32],
+            manifest: block.id,
+            name: "photo.jpg".into(),
+            size: 5 << 20,
+            expires_ms: Some(1_800_000_000_000),
+        };
+        // A link's bytes before base64, so mutations reach the CBOR decoder.
+        let link = base64ct::Base64UrlUnpadded::decode_vec(&link.to_token())
+            .map_err(|e| FileError::Read(e.to_string()));
         [
+            ("share link", link),
             ("manifest", encode(&manifest)),
             ("index", encode(&index)),
             ("index pointer", encode(&IndexPointer { blob: block })),
@@ -484,6 +551,11 @@ pub(crate) mod fuzz_targets {
         match name {
             "manifest" => {
                 let _ = decode::<Manifest>(bytes).map(|m| m.blocks.len());
+            }
+            "share link" => {
+                let token = base64ct::Base64UrlUnpadded::encode_string(bytes);
+                let _ = ShareLink::from_token(&token).map(|l| l.check_expiry(0).is_ok());
+                let _ = ShareLink::from_token(&String::from_utf8_lossy(bytes));
             }
             "index" => {
                 if let Ok(index) = decode::<FileIndex>(bytes) {
@@ -534,6 +606,7 @@ mod tests {
             },
             copies: 3,
             claims_behind: false,
+            links: Vec::new(),
         };
         let index = FileIndex {
             files: (0..100).map(entry).collect(),

@@ -1,0 +1,443 @@
+//! Sharing by link: making a link for a file, downloading the file a link names with no
+//! account, and revoking a file's links by re-keying it (the format is in `link.rs`).
+//!
+//! Revoking re-seals every block under a fresh key and file id, places the new blocks, points
+//! the index at them, then frees the old blocks everywhere (listed holders and the peers
+//! nearest each address, as a delete does): a link's key opens only the old blocks, so once
+//! they are gone the link is dead, for its holder and for anyone it was passed on to. What
+//! revoking cannot undo: a copy someone already downloaded, and old blocks on a peer that was
+//! unreachable when they were freed (dropped when no owner renews them,
+//! [`crate::store`]'s keeping time).
+
+use super::*;
+
+impl<N: Network> Drive<N> {
+    /// A share link for file `id`, working until `expires_ms` (milliseconds since the Unix
+    /// epoch; `None`: until revoked). The index notes it, so the file's row says it is shared
+    /// and [`Drive::revoke_expired_links`] can end it.
+    pub async fn share_link(
+        &self,
+        id: &str,
+        expires_ms: Option<u64>,
+    ) -> Result<ShareLink, FileError> {
+        if let Some(expires_ms) = expires_ms.filter(|&at| at <= now_ms()) {
+            return Err(LinkError::Expired { expires_ms }.into());
+        }
+        let (index, _, at, key) = entry_and_key(self, id).await?;
+        let entry = &index.files[at];
+        let link = ShareLink {
+            file: entry.id,
+            key: *key.as_bytes(),
+            manifest: entry.manifest.id,
+            name: entry.name.clone(),
+            size: entry.size,
+            expires_ms,
+        };
+        let note = LinkNote {
+            created_ms: now_ms(),
+            expires_ms,
+        };
+        let (file, manifest) = (entry.id, entry.manifest.id);
+        let mut noted = false;
+        commit_index(self, |index| {
+            // The same file under the same key: not deleted or re-keyed meanwhile.
+            let entry = index
+                .files
+                .iter_mut()
+                .find(|f| f.id == file && f.manifest.id == manifest);
+            noted = entry.map(|e| e.links.push(note.clone())).is_some();
+        })
+        .await?;
+        if !noted {
+            return Err(FileError::NoSuchFile);
+        }
+        Ok(link)
+    }
+
+    /// Revokes every share link of file `id` by re-keying it (see the module's
+    /// documentation): the file keeps its name and upload time, gets a new id, and its old
+    /// blocks are freed. `progress` hears bytes re-sealed after each block and may break to
+    /// cancel (then nothing changes). Returns the file as it is now.
+    pub async fn revoke_links(
+        &self,
+        id: &str,
+        progress: impl FnMut(u64) -> ControlFlow<()>,
+    ) -> Result<FileInfo, FileError> {
+        let (mut index, _, at, old_key) = entry_and_key(self, id).await?;
+        let old = index.files[at].clone();
+        let old_manifest = manifest(self, &old, &old_key).await?;
+        let pledge = self.pledge()?;
+        if let Some((peer, pledge)) = &pledge {
+            index.donations.insert(peer.clone(), pledge.clone());
+        }
+        let pledges = index.pledges();
+        // A new id, not only a new key: a tab closed mid-way leaves a journal entry for a file
+        // the index does not name, and the next log-in frees its blocks.
+        let file = FileId::random();
+        let key = SymmetricKey::random();
+        let source = Refetch {
+            client: &self.client,
+            settings: &self.settings,
+            key: &old_key,
+            entry: &old,
+            blocks: &old_manifest.blocks,
+        };
+        let stored = self
+            .store_file(&pledges, &file, &key, source, progress)
+            .await?;
+        let entry = FileEntry {
+            id: file,
+            name: old.name.clone(),
+            size: stored.size,
+            created_ms: old.created_ms,
+            key: fast::seal(
+                self.session.user_key(),
+                &file_key_aad(&file),
+                key.as_bytes(),
+            )
+            .await?,
+            manifest: stored.manifest.clone(),
+            copies: stored.copies,
+            claims_behind: false,
+            links: Vec::new(),
+        };
+        let mut replaced = false;
+        let committed = commit_index(self, |index| {
+            if let Some((peer, pledge)) = &pledge {
+                index.donations.insert(peer.clone(), pledge.clone());
+            }
+            let at = index.files.iter().position(|f| f.id == old.id);
+            replaced = at.map(|at| index.files[at] = entry.clone()).is_some();
+        })
+        .await;
+        // A failed commit leaves the journal entry: the next log-in frees the new blocks.
+        committed?;
+        if !replaced {
+            // Deleted in another browser meanwhile: the new copies go too.
+            free_all(self, &stored.blocks).await;
+            free(self, &stored.manifest).await;
+            self.noted_done(&file).await;
+            return Err(FileError::NoSuchFile);
+        }
+        self.noted_done(&file).await;
+        free_all(self, &old_manifest.blocks).await;
+        free(self, &old.manifest).await;
+        witness(&self.client, owner_hash(&self.session)?, stored.receipts);
+        tracing::info!(name = %old.name, "share links revoked: the file was re-keyed");
+        Ok(info(&entry))
+    }
+
+    /// Revokes the links of every file whose links have all expired: run at log-in, so an
+    /// expired link stops working for everyone once one of the owner's browsers is online
+    /// after its expiry (a page opening it refuses it at once). A file with a link still
+    /// valid keeps its key: revoking re-keys, which would end that link too. Returns how many
+    /// files were re-keyed.
+    pub async fn revoke_expired_links(&self) -> Result<usize, FileError> {
+        let (index, _) = load_index(self).await?;
+        let now = now_ms();
+        let mut revoked = 0;
+        for entry in &index.files {
+            if !entry.links.is_empty() && entry.links.iter().all(|l| l.expired(now)) {
+                self.revoke_links(&entry.id.to_hex(), |_| ControlFlow::Continue(()))
+                    .await?;
+                revoked += 1;
+            }
+        }
+        Ok(revoked)
+    }
+}
+
+/// Downloads the file `link` names, with no account (any tab may, logged in or not): the
+/// manifest from the peers nearest its address, then the blocks as [`Drive::download`]
+/// fetches them, every one checked against its address and opened with the link's key.
+/// Refuses an expired link before asking anyone. When every peer asked for the manifest said
+/// it does not hold it, the link is dead ([`FileError::LinkGone`]); when some could not be
+/// reached, it may only be out of reach ([`FileError::Unavailable`]): never "gone" from
+/// silence.
+pub async fn download_link<N: Network>(
+    client: &N,
+    settings: &Settings,
+    link: &ShareLink,
+    sink: impl FnMut(Vec<u8>) -> ControlFlow<()>,
+) -> Result<(), FileError> {
+    link.check_expiry(now_ms())?;
+    let key = link.key();
+    let manifest = BlockRef {
+        id: link.manifest,
+        holders: Vec::new(),
+    };
+    let plain = fetch(client, settings, &key, &link.file, META_POSITION, &manifest)
+        .await
+        .map_err(|attempts| {
+            if attempts.all_refused() {
+                FileError::LinkGone(attempts)
+            } else {
+                FileError::Unavailable {
+                    name: link.name.clone(),
+                    index: META_POSITION,
+                    attempts,
+                }
+            }
+        })?;
+    let manifest: Manifest = decode(&plain)?;
+    fetch_all(
+        client,
+        settings,
+        &key,
+        &link.file,
+        &link.name,
+        &manifest.blocks,
+        sink,
+    )
+    .await
+}
+
+/// A file's own blocks as the source of its re-sealing: each read fetches and opens the block
+/// at that offset ([`place_blocks`] reads one whole block at a time, in order).
+struct Refetch<'a, N> {
+    client: &'a N,
+    settings: &'a Settings,
+    key: &'a SymmetricKey,
+    entry: &'a FileEntry,
+    blocks: &'a [BlockRef],
+}
+
+impl<N: Network> Source for Refetch<'_, N> {
+    fn size(&self) -> u64 {
+        self.entry.size
+    }
+
+    async fn read(&mut self, offset: u64, len: usize) -> Result<Vec<u8>, FileError> {
+        if offset % BLOCK_SIZE as u64 != 0 || len != BLOCK_SIZE {
+            return Err(FileError::Read(format!(
+                "a re-sealing reads whole blocks, not {len} bytes at {offset}"
+            )));
+        }
+        let position = offset / BLOCK_SIZE as u64;
+        let Some(block) = usize::try_from(position)
+            .ok()
+            .and_then(|at| self.blocks.get(at))
+        else {
+            return Ok(Vec::new());
+        };
+        let (client, settings, file) = (self.client, self.settings, &self.entry.id);
+        fetch(client, settings, self.key, file, position, block)
+            .await
+            .map_err(|attempts| FileError::Unavailable {
+                name: self.entry.name.clone(),
+                index: position,
+                attempts,
+            })
+    }
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::super::fake::{download, drive, drive_of, pattern, Conduct, FakeNet, MIB};
+    use super::*;
+
+    /// What a guest with `link` (and no account) gets.
+    async fn open(net: &FakeNet, link: &ShareLink) -> Result<Vec<u8>, FileError> {
+        let mut out = Vec::new();
+        download_link(net, &Settings::default(), link, |block| {
+            out.extend_from_slice(&block);
+            ControlFlow::Continue(())
+        })
+        .await?;
+        Ok(out)
+    }
+
+    async fn upload(files: &Drive<FakeNet>, name: &str, bytes: &[u8]) -> FileInfo {
+        let report = files.upload(name, bytes, |_| ControlFlow::Continue(()));
+        report.await.unwrap().file
+    }
+
+    #[tokio::test]
+    async fn a_link_opens_the_file_bit_exact_with_no_account_until_the_owner_revokes_it() {
+        let net = FakeNet::new(6, 64 * MIB).await;
+        let files = drive(&net).await;
+        let bytes = pattern((2 * MIB + 77) as usize, 5);
+        let file = upload(&files, "thesis.pdf", &bytes).await;
+        let held = net.blocks_held().await.iter().sum::<u64>();
+
+        let link = files.share_link(&file.id, None).await.unwrap();
+        // What a guest's page reads from the URL, not the value made here.
+        let link = ShareLink::from_token(&format!("https://x/#share={}", link.to_token())).unwrap();
+        assert_eq!(
+            (link.name.as_str(), link.size),
+            ("thesis.pdf", bytes.len() as u64)
+        );
+        assert_eq!(open(&net, &link).await.unwrap(), bytes);
+        let listed = files.list().await.unwrap();
+        assert_eq!((listed[0].links, listed[0].expired_links), (1, 0));
+
+        let now = files
+            .revoke_links(&file.id, |_| ControlFlow::Continue(()))
+            .await
+            .unwrap();
+        assert_ne!(now.id, file.id, "a new id");
+        assert_eq!(
+            (now.name.as_str(), now.size, now.created_ms),
+            ("thesis.pdf", file.size, file.created_ms)
+        );
+        assert_eq!((now.links, now.copies), (0, 3));
+        // Every peer asked says the manifest is not there: gone, from peers that were heard.
+        let gone = open(&net, &link).await;
+        assert!(matches!(gone, Err(FileError::LinkGone(_))), "{gone:?}");
+        assert_eq!(gone.unwrap_err().code(), "link_gone");
+        // The owner reads it as before, under its new id; the old copies were all freed.
+        assert_eq!(download(&files, &now.id).await.unwrap(), bytes);
+        assert!(matches!(
+            download(&files, &file.id).await,
+            Err(FileError::NoSuchFile)
+        ));
+        assert_eq!(files.list().await.unwrap().len(), 1);
+        assert_eq!(net.blocks_held().await.iter().sum::<u64>(), held);
+        // A new link works again.
+        let again = files.share_link(&now.id, None).await.unwrap();
+        assert_eq!(open(&net, &again).await.unwrap(), bytes);
+    }
+
+    #[tokio::test]
+    async fn a_link_never_says_gone_from_silence() {
+        let net = FakeNet::new(5, 64 * MIB).await;
+        let files = drive(&net).await;
+        let file = upload(&files, "notes.txt", &pattern(1000, 1)).await;
+        let link = files.share_link(&file.id, None).await.unwrap();
+        for peer in net.live() {
+            net.set(peer, Conduct::Gone);
+        }
+        let unreachable = open(&net, &link).await;
+        assert!(
+            matches!(unreachable, Err(FileError::Unavailable { .. })),
+            "{unreachable:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_altered_link_opens_nothing_and_never_another_file() {
+        let net = FakeNet::new(5, 64 * MIB).await;
+        let files = drive(&net).await;
+        let mine = upload(&files, "mine.txt", &pattern(3000, 1)).await;
+        let other = upload(&files, "other.txt", &pattern(3000, 2)).await;
+        let link = files.share_link(&mine.id, None).await.unwrap();
+        let others = files.share_link(&other.id, None).await.unwrap();
+        // The key of one file with the address of another: its copies do not open.
+        let swapped = ShareLink {
+            manifest: others.manifest,
+            ..link.clone()
+        };
+        let refused = open(&net, &swapped).await;
+        assert!(
+            matches!(&refused, Err(FileError::Unavailable { attempts, .. }) if attempts.all_bad_copies()),
+            "{refused:?}"
+        );
+        let mut key = link.key;
+        key[0] ^= 1;
+        let rekeyed = ShareLink {
+            key,
+            ..link.clone()
+        };
+        assert!(open(&net, &rekeyed).await.is_err());
+        // A renamed link still opens only its own file.
+        let renamed = ShareLink {
+            name: "other.txt".into(),
+            ..link.clone()
+        };
+        assert_eq!(open(&net, &renamed).await.unwrap(), pattern(3000, 1));
+    }
+
+    #[tokio::test]
+    async fn an_expired_link_is_refused_before_any_peer_is_asked_and_revoked_at_the_next_log_in() {
+        let net = FakeNet::new(5, 64 * MIB).await;
+        let files = drive(&net).await;
+        let bytes = pattern(5000, 3);
+        let file = upload(&files, "old.txt", &bytes).await;
+        let past = files.share_link(&file.id, Some(now_ms() - 1)).await;
+        assert!(
+            matches!(past, Err(FileError::Link(LinkError::Expired { .. }))),
+            "{past:?}"
+        );
+
+        let link = files
+            .share_link(&file.id, Some(now_ms() + 150))
+            .await
+            .unwrap();
+        assert_eq!(open(&net, &link).await.unwrap(), bytes);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let expired = open(&net, &link).await;
+        assert_eq!(expired.unwrap_err().code(), "link_expired");
+        assert_eq!(files.list().await.unwrap()[0].expired_links, 1);
+        // Someone strips the expiry from the link: it still opens, until the owner is back.
+        let stripped = ShareLink {
+            expires_ms: None,
+            ..link.clone()
+        };
+        assert_eq!(open(&net, &stripped).await.unwrap(), bytes);
+        assert_eq!(files.revoke_expired_links().await.unwrap(), 1);
+        assert!(matches!(
+            open(&net, &stripped).await,
+            Err(FileError::LinkGone(_))
+        ));
+        assert_eq!(files.revoke_expired_links().await.unwrap(), 0);
+        let listed = files.list().await.unwrap();
+        assert_eq!((listed[0].links, listed[0].expired_links), (0, 0));
+        assert_eq!(download(&files, &listed[0].id).await.unwrap(), bytes);
+    }
+
+    #[tokio::test]
+    async fn a_file_with_a_link_still_valid_keeps_its_key_when_another_expires() {
+        let net = FakeNet::new(5, 64 * MIB).await;
+        let files = drive(&net).await;
+        let file = upload(&files, "both.txt", &pattern(100, 3)).await;
+        let short = files
+            .share_link(&file.id, Some(now_ms() + 100))
+            .await
+            .unwrap();
+        let forever = files.share_link(&file.id, None).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert_eq!(files.revoke_expired_links().await.unwrap(), 0);
+        assert!(open(&net, &forever).await.is_ok());
+        assert_eq!(open(&net, &short).await.unwrap_err().code(), "link_expired");
+    }
+
+    #[tokio::test]
+    async fn only_the_owner_makes_or_revokes_links_and_unknown_files_are_named() {
+        let net = FakeNet::new(5, 64 * MIB).await;
+        let alice = drive(&net).await;
+        let file = upload(&alice, "alices.txt", &pattern(100, 3)).await;
+        let mallory = drive_of(&net, "mallory").await;
+        let mine = mallory.share_link(&file.id, None).await;
+        assert!(matches!(mine, Err(FileError::NoSuchFile)), "{mine:?}");
+        let revoked = mallory
+            .revoke_links(&file.id, |_| ControlFlow::Continue(()))
+            .await;
+        assert!(matches!(revoked, Err(FileError::NoSuchFile)), "{revoked:?}");
+        assert!(matches!(
+            alice.share_link("nope", None).await,
+            Err(FileError::NoSuchFile)
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_revocation_changes_nothing_and_frees_what_it_placed() {
+        let net = FakeNet::new(6, 64 * MIB).await;
+        let files = drive(&net).await;
+        let bytes = pattern((3 * MIB) as usize, 9);
+        let file = upload(&files, "big.bin", &bytes).await;
+        let link = files.share_link(&file.id, None).await.unwrap();
+        let held = net.blocks_held().await.iter().sum::<u64>();
+        let cancelled = files
+            .revoke_links(&file.id, |_| ControlFlow::Break(()))
+            .await;
+        assert!(
+            matches!(cancelled, Err(FileError::Cancelled)),
+            "{cancelled:?}"
+        );
+        assert_eq!(net.blocks_held().await.iter().sum::<u64>(), held);
+        assert_eq!(open(&net, &link).await.unwrap(), bytes);
+        assert_eq!(files.list().await.unwrap()[0].id, file.id);
+    }
+}

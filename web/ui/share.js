@@ -1,0 +1,119 @@
+// The Share dialog of a file's row: makes a link anyone can open with no account (optionally
+// expiring), copies it, and stops sharing. Stopping re-keys the file (its blocks are sealed
+// again under a new key and the old ones freed), so every link made for it stops working.
+import { $, announce, sentence } from "./dom.js";
+import { formatBytes } from "./format.js";
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+/** The link that opens a share token: the token goes in the fragment, never to a server. */
+export function linkFor(token) {
+  return `${location.origin}${location.pathname}#share=${token}`;
+}
+
+/** `getPeer()` returns the started peer; `onChanged()` runs after a link is made or revoked. */
+export function setupShare({ getPeer, onChanged }) {
+  const dialog = $("share-dialog");
+  let file = null;
+  let busy = false;
+
+  function setBusy(on) {
+    busy = on;
+    for (const id of ["share-create", "share-stop", "share-expiry"]) $(id).disabled = on;
+  }
+
+  function showLive() {
+    const live = file.links + file.expired_links;
+    $("share-live").hidden = live === 0;
+    $("share-live-text").textContent = live === 0 ? ""
+      : `${live === 1 ? "1 link" : `${live} links`} made for this file ${live === 1 ? "works" : "work"} until you stop sharing`
+        + (file.expired_links ? ` (${file.expired_links} expired; they stop working when you next log in)` : "") + ".";
+  }
+
+  async function create() {
+    if (busy) return;
+    setBusy(true);
+    $("share-error").textContent = "";
+    $("share-status").textContent = "Making the link…";
+    try {
+      const days = Number($("share-expiry").value);
+      const token = await getPeer().share_link(file.id, days ? Date.now() + days * DAY_MS : undefined);
+      $("share-url").value = linkFor(token);
+      $("share-result").hidden = false;
+      $("share-status").textContent = days ? `The link works for ${days === 1 ? "1 day" : `${days} days`}.` : "The link works until you stop sharing.";
+      file = { ...file, links: file.links + 1 };
+      showLive();
+      $("share-url").select();
+      $("share-copy").focus();
+      onChanged();
+    } catch (e) {
+      $("share-status").textContent = "";
+      $("share-error").textContent = `Could not make a link: ${sentence(e.message)}`;
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  async function copy() {
+    try {
+      await navigator.clipboard.writeText($("share-url").value);
+      $("share-status").textContent = "Link copied.";
+    } catch {
+      $("share-url").select();
+      $("share-status").textContent = "Select the link and copy it (the browser did not allow copying from here).";
+    }
+    announce($("share-status").textContent);
+  }
+
+  async function stop() {
+    if (busy) return;
+    setBusy(true);
+    $("share-error").textContent = "";
+    const progress = $("share-progress");
+    progress.hidden = false;
+    progress.value = 0;
+    $("share-status").textContent = `Sealing ${file.name} again under a new key…`;
+    try {
+      const now = await getPeer().revoke_links(file.id, (done) => {
+        progress.value = file.size ? done / file.size : 1;
+        $("share-status").textContent = `Sealing again under a new key: ${formatBytes(done)} of ${formatBytes(file.size)}`;
+      });
+      file = now;
+      $("share-result").hidden = true;
+      $("share-url").value = "";
+      showLive();
+      $("share-status").textContent = "Sharing stopped: links made before no longer open this file.";
+      announce($("share-status").textContent);
+      onChanged();
+    } catch (e) {
+      $("share-status").textContent = "";
+      $("share-error").textContent = `Could not stop sharing: ${sentence(e.message)} Every link still works.`;
+    } finally {
+      progress.hidden = true;
+      setBusy(false);
+    }
+  }
+
+  $("share-create").addEventListener("click", create);
+  $("share-copy").addEventListener("click", copy);
+  $("share-stop").addEventListener("click", stop);
+  dialog.addEventListener("cancel", (e) => { if (busy) e.preventDefault(); });
+
+  return {
+    /** Opens the dialog for `chosen` (a FileInfo); focus returns to `opener` when it closes. */
+    open(chosen, opener) {
+      file = chosen;
+      $("share-title").textContent = `Share “${file.name}”`;
+      $("share-result").hidden = true;
+      $("share-url").value = "";
+      $("share-status").textContent = "";
+      $("share-error").textContent = "";
+      showLive();
+      dialog.onclose = () => opener?.isConnected && opener.focus();
+      dialog.showModal();
+    },
+    close() {
+      if (dialog.open) dialog.close();
+    },
+  };
+}
