@@ -4,6 +4,9 @@
 // bit-exact. Only the holders act in between: they notice the closed tabs, copy the blocks
 // on to the newcomers, and hand the newcomers the account's DHT records.
 //
+// JELLYFISH_CHURN_DONORS sets how many first donors there are (6; an even number, at least 4:
+// every block has 3 copies, and two donors leave at once). CI runs 4 (two rounds, not three).
+//
 // In CI on the fast schedule (the relay's --repair-every-secs 6: each block checked every
 // 6 s, fellow holders swept every second, one copy short waits one 250 ms tick) with rounds
 // 30 s apart. By hand, with the shipped schedule (each block hourly, fellows every 30 s, one
@@ -19,6 +22,8 @@ const PASSWORD = "violet tractor sings under seven moons";
 const MIB = 1024 * 1024;
 const REPAIR_SECS = Number(process.env.JELLYFISH_CHURN_REPAIR_SECS ?? 6);
 const ROUND_MS = Number(process.env.JELLYFISH_CHURN_ROUND_MS ?? 30000);
+const DONORS = Number(process.env.JELLYFISH_CHURN_DONORS ?? 6);
+if (DONORS < 4 || DONORS % 2) throw new Error(`JELLYFISH_CHURN_DONORS is an even number, at least 4 (not ${DONORS})`);
 const FILES = [["holiday.jpg", 3 * MIB + 5, 11], ["thesis.pdf", 2 * MIB + 77, 12], ["notes.txt", 300 * 1024, 13]];
 
 /** The SHA-256 of the deterministic bytes `dropFiles` makes. */
@@ -37,10 +42,10 @@ test("rolling churn, owner away: every first donor leaves two by two, and a fres
     extraArgs: REPAIR_SECS > 0 ? ["--repair-every-secs", String(REPAIR_SECS)] : [],
   });
   const first = [];
-  for (let i = 1; i <= 6; i++) first.push(await openPeer(relay, `first-${i}`, browsers));
+  for (let i = 1; i <= DONORS; i++) first.push(await openPeer(relay, `first-${i}`, browsers));
   const owner = await openPeer(relay, "owner", browsers);
   const { page } = owner;
-  await joinedTabs(page, 6);
+  await joinedTabs(page, DONORS);
 
   // Sign up and drop three files, as a person would.
   await page.getByRole("radio", { name: "Sign up" }).check();
@@ -72,7 +77,7 @@ test("rolling churn, owner away: every first donor leaves two by two, and a fres
 
   // A fresh profile, which never saw the upload, logs in and reads every file.
   const reader = await openPeer(relay, "reader", browsers, { donate: false });
-  await joinedTabs(reader.page, 5);
+  await joinedTabs(reader.page, DONORS - 1);
   assert.equal((await call(reader.page, "log_in", "olga", PASSWORD)).value?.username, "olga");
   const list = await call(reader.page, "list_files");
   assert.ok(list.value, `the files are listed: ${JSON.stringify(list)}`);
