@@ -15,7 +15,7 @@ import { axe, shots } from "./look.mjs";
 
 const PASSWORD = "violet tractor sings under seven moons";
 const MIB = 1024 * 1024;
-const FILE = ["report.pdf", 2 * MIB + 11, 21];
+const FILE = ["minutes.txt", 2 * MIB + 11, 21];
 
 const pattern = ([, size, seed]) => Uint8Array.from({ length: size }, (_, i) => (i * 31 + seed) & 0xff);
 const sha256 = (bytes) => createHash("sha256").update(bytes).digest("hex");
@@ -83,6 +83,12 @@ test("a share link opens the file bit-exact with no account; the relay never see
   assert.equal(saved.length, FILE[1]);
   assert.equal(sha256(saved), sha256(pattern(FILE)), "bit-exact");
   console.log(`# the reader downloaded ${FILE[0]} (${saved.length} bytes) from the link, bit-exact`);
+  // Text is previewed in the page (its first 64 KB), as are pictures.
+  await rp.waitForSelector("#shared-text", { state: "visible" });
+  assert.equal(await rp.$eval("#shared-caption", (e) => e.textContent), `The first 64 KB of ${FILE[0]}`);
+  assert.equal((await rp.$eval("#shared-text", (e) => e.textContent)).length > 1000, true);
+  await axe(rp, "the shared-file page with a preview");
+  await shots(reader, "shared-file-preview", "sharing");
 
   // The relay served every page and module (its log names each request) but never the token.
   const log = relay.log.replace(/\x1b\[[0-9;]*m/g, ""); // its colours off

@@ -18,6 +18,33 @@ const MESSAGES = {
   unavailable: "The peers that hold this file can't be reached right now. Try again in a minute.",
 };
 
+const IMAGE = /\.(png|jpe?g|gif|webp|avif|bmp)$/i;
+const TEXT = /\.(txt|md|csv|tsv|json|log|xml|ya?ml|toml|ini|rs|js|py|c|h|html?|css)$/i;
+/** Bytes of text shown at most; the rest is in the downloaded file. */
+const TEXT_PREVIEW = 64 * 1024;
+
+/** Shows what the fetched `blob` holds, for pictures and plain text (by the file's name). */
+async function preview(blob, name) {
+  const image = $("shared-image");
+  const text = $("shared-text");
+  if (IMAGE.test(name)) {
+    const url = URL.createObjectURL(blob);
+    image.onload = () => URL.revokeObjectURL(url);
+    image.alt = `Preview of ${name}`;
+    image.src = url;
+    image.hidden = false;
+    $("shared-caption").textContent = name;
+  } else if (TEXT.test(name)) {
+    text.textContent = await blob.slice(0, TEXT_PREVIEW).text();
+    text.hidden = false;
+    $("shared-caption").textContent = blob.size > TEXT_PREVIEW
+      ? `The first ${formatBytes(TEXT_PREVIEW)} of ${name}` : name;
+  } else {
+    return;
+  }
+  $("shared-preview").hidden = false;
+}
+
 /** `peerReady` resolves to the started peer; `onLeave()` shows the log-in form instead. */
 export function setupShared({ peerReady, onLeave }) {
   const token = sharedToken();
@@ -56,6 +83,7 @@ export function setupShared({ peerReady, onLeave }) {
         $("shared-status").textContent = `${formatBytes(done)} of ${formatBytes(info.size)}`;
       });
       save(blob, info.name);
+      await preview(blob, info.name);
       progress.value = 1;
       $("shared-status").textContent = `Downloaded ${info.name} (${formatBytes(blob.size)}), every block checked.`;
       announce($("shared-status").textContent);

@@ -75,12 +75,21 @@ impl<N: Network> Drive<N> {
         // the index does not name, and the next log-in frees its blocks.
         let file = FileId::random();
         let key = SymmetricKey::random();
+        // The old blocks are fetched as a download fetches them, `pipeline` at once, while the
+        // re-sealed ones are placed.
+        let (client, settings, old_file) = (&self.client, &self.settings, &old.id);
+        let old_key = &old_key;
+        let fetches = futures::stream::iter(old_manifest.blocks.iter().zip(0u64..))
+            .map(|(block, position)| async move {
+                let fetched = fetch(client, settings, old_key, old_file, position, block).await;
+                (position, fetched)
+            })
+            .buffered(settings.pipeline.max(1));
         let source = Refetch {
-            client: &self.client,
-            settings: &self.settings,
-            key: &old_key,
-            entry: &old,
-            blocks: &old_manifest.blocks,
+            size: old.size,
+            name: &old.name,
+            blocks: Box::pin(fetches),
+            next: 0,
         };
         let stored = self
             .store_file(&pledges, &file, &key, source, progress)
@@ -192,42 +201,43 @@ pub async fn download_link<N: Network>(
     .await
 }
 
-/// A file's own blocks as the source of its re-sealing: each read fetches and opens the block
-/// at that offset ([`place_blocks`] reads one whole block at a time, in order).
-struct Refetch<'a, N> {
-    client: &'a N,
-    settings: &'a Settings,
-    key: &'a SymmetricKey,
-    entry: &'a FileEntry,
-    blocks: &'a [BlockRef],
+/// A file's own blocks as the source of its re-sealing: `blocks` fetches and opens them in
+/// order, and each read takes the next ([`place_blocks`] reads one whole block at a time, in
+/// order).
+struct Refetch<'a, S> {
+    size: u64,
+    name: &'a str,
+    blocks: S,
+    /// The offset the next read must ask for.
+    next: u64,
 }
 
-impl<N: Network> Source for Refetch<'_, N> {
+impl<S> Source for Refetch<'_, S>
+where
+    S: futures::Stream<Item = (u64, Result<Vec<u8>, Attempts>)> + Unpin,
+{
     fn size(&self) -> u64 {
-        self.entry.size
+        self.size
     }
 
     async fn read(&mut self, offset: u64, len: usize) -> Result<Vec<u8>, FileError> {
-        if offset % BLOCK_SIZE as u64 != 0 || len != BLOCK_SIZE {
+        if offset != self.next || len != BLOCK_SIZE {
             return Err(FileError::Read(format!(
-                "a re-sealing reads whole blocks, not {len} bytes at {offset}"
+                "a re-sealing reads whole blocks in order, not {len} bytes at {offset}"
             )));
         }
-        let position = offset / BLOCK_SIZE as u64;
-        let Some(block) = usize::try_from(position)
-            .ok()
-            .and_then(|at| self.blocks.get(at))
-        else {
-            return Ok(Vec::new());
-        };
-        let (client, settings, file) = (self.client, self.settings, &self.entry.id);
-        fetch(client, settings, self.key, file, position, block)
-            .await
-            .map_err(|attempts| FileError::Unavailable {
-                name: self.entry.name.clone(),
-                index: position,
+        match self.blocks.next().await {
+            None => Ok(Vec::new()),
+            Some((_, Ok(plain))) => {
+                self.next += plain.len() as u64;
+                Ok(plain)
+            }
+            Some((index, Err(attempts))) => Err(FileError::Unavailable {
+                name: self.name.to_owned(),
+                index,
                 attempts,
-            })
+            }),
+        }
     }
 }
 
@@ -419,6 +429,23 @@ mod tests {
             alice.share_link("nope", None).await,
             Err(FileError::NoSuchFile)
         ));
+    }
+
+    #[tokio::test]
+    async fn a_revocation_fetches_the_old_blocks_as_many_at_once_as_the_pipeline_holds() {
+        let net = FakeNet::new(6, 64 * MIB).await;
+        let files = drive(&net).await;
+        let bytes = pattern((9 * MIB + 5) as usize, 4);
+        let file = upload(&files, "film.mkv", &bytes).await;
+        for peer in net.live() {
+            net.set(peer, Conduct::Slow(Duration::from_millis(20)));
+        }
+        let now = files
+            .revoke_links(&file.id, |_| ControlFlow::Continue(()))
+            .await
+            .unwrap();
+        assert_eq!(net.peak_fetching(), files.settings().pipeline);
+        assert_eq!(download(&files, &now.id).await.unwrap(), bytes);
     }
 
     #[tokio::test]
