@@ -112,12 +112,16 @@ class Transfer {
 
 /**
  * What to tell the person about a failed transfer: the peer's sentence, except that an
- * over-quota failure (code `over_quota`, sizes in bytes) is worded in the units people read.
+ * over-quota or too-large failure (codes `over_quota`, `too_large`, sizes in bytes) is worded
+ * in the units people read.
  */
 function readable(e) {
   if (e.code === "over_quota") {
     const [size, used, quota] = [e.size, e.used, e.quota].map((n) => formatBytes(n));
     return `Over quota: this upload needs ${size} but you use ${used} of ${quota}; donate more space or delete files.`;
+  }
+  if (e.code === "too_large") {
+    return `This file is ${formatBytes(e.size)}; the largest file Jellyfish stores is ${formatBytes(e.max)}.`;
   }
   return sentence(e.message);
 }

@@ -141,10 +141,15 @@ fn account_error(e: AccountError) -> JsValue {
 fn file_error(e: FileError) -> JsValue {
     let error: JsValue = JsError::new(&e.to_string()).into();
     let _ = js_sys::Reflect::set(&error, &"code".into(), &e.code().into());
-    if let FileError::OverQuota { size, used, quota } = e {
-        for (name, value) in [("size", size), ("used", used), ("quota", quota)] {
-            let _ = js_sys::Reflect::set(&error, &name.into(), &(value as f64).into());
+    let numbers: &[(&str, u64)] = match e {
+        FileError::OverQuota { size, used, quota } => {
+            &[("size", size), ("used", used), ("quota", quota)]
         }
+        FileError::TooLarge { size, max } => &[("size", size), ("max", max)],
+        _ => &[],
+    };
+    for (name, value) in numbers {
+        let _ = js_sys::Reflect::set(&error, &(*name).into(), &(*value as f64).into());
     }
     error
 }

@@ -159,6 +159,10 @@ impl<N: Network> Drive<N> {
         if let Some((peer, pledge)) = &pledge {
             index.donations.insert(peer.clone(), pledge.clone());
         }
+        let max = max_file_bytes(&self.settings);
+        if size > max {
+            return Err(FileError::TooLarge { size, max });
+        }
         let Quota { used, quota } = index.quota(replicas);
         if used.saturating_add(size) > quota {
             return Err(FileError::OverQuota { size, used, quota });
@@ -237,24 +241,19 @@ impl<N: Network> Drive<N> {
             }
         };
         let blocks_placed = web_time::Instant::now();
-        let manifest = Manifest {
-            blocks: blocks.clone(),
-        };
-        let (_, manifest) = seal_block(key, file, META_POSITION, &encode(&manifest)?).await?;
-        self.note(file, BlockId::of(&manifest)).await;
-        let manifest = match place(self, pledges, manifest, META_POSITION).await {
-            Ok((manifest, manifest_receipts)) => {
-                receipts.push(manifest_receipts);
-                manifest
-            }
-            Err(error) => {
-                free_all(self, &blocks).await;
-                self.noted_done(file).await;
-                return Err(error);
-            }
-        };
+        let (manifest, parts, manifest_receipts) =
+            match store_manifest(self, pledges, key, file, &blocks).await {
+                Ok(stored) => stored,
+                Err(error) => {
+                    free_all(self, &blocks).await;
+                    self.noted_done(file).await;
+                    return Err(error);
+                }
+            };
+        receipts.extend(manifest_receipts);
         let copies = blocks
             .iter()
+            .chain(&parts)
             .chain([&manifest])
             .map(|b| b.holders.len() as u32)
             .min()
@@ -265,6 +264,7 @@ impl<N: Network> Drive<N> {
             size,
             receipts,
             blocks,
+            parts,
             blocks_ms: (blocks_placed - started).as_millis() as u64,
             manifest_ms: blocks_placed.elapsed().as_millis() as u64,
         })
@@ -281,7 +281,7 @@ impl<N: Network> Drive<N> {
     ) -> Result<FileInfo, FileError> {
         let (index, _, at, key) = entry_and_key(self, id).await?;
         let entry = &index.files[at];
-        let manifest = manifest(self, entry, &key).await?;
+        let blocks = manifest(self, entry, &key).await?;
         let (client, settings) = (&self.client, &self.settings);
         fetch_all(
             client,
@@ -289,7 +289,7 @@ impl<N: Network> Drive<N> {
             &key,
             &entry.id,
             &entry.name,
-            &manifest.blocks,
+            &blocks.blocks,
             sink,
         )
         .await?;
@@ -313,8 +313,11 @@ impl<N: Network> Drive<N> {
         for entry in &mut index.files {
             let key = open_file_key(session, entry).await?;
             let mut refs = vec![(entry.manifest.clone(), META_POSITION)];
-            if let Ok(manifest) = manifest(self, entry, &key).await {
-                let mut blocks: Vec<_> = manifest.blocks.into_iter().zip(0u64..).collect();
+            if let Ok(tree) = manifest(self, entry, &key).await {
+                // Every part of a large file's manifest: each is needed for its blocks.
+                let parts = tree.positioned().skip(tree.blocks.len());
+                refs.extend(parts.map(|(part, position)| (part.clone(), position)));
+                let mut blocks: Vec<_> = tree.blocks.into_iter().zip(0u64..).collect();
                 // A random pick: a holder cannot know which blocks will be asked for.
                 for i in (1..blocks.len()).rev() {
                     let j = u32::from_le_bytes(crate::crypto::random_bytes()) as usize % (i + 1);
@@ -466,10 +469,11 @@ impl<N: Network> Drive<N> {
     pub async fn delete(&self, id: &str) -> Result<usize, FileError> {
         let (mut index, _, at, key) = entry_and_key(self, id).await?;
         let entry = index.files.remove(at);
-        let manifest = manifest(self, &entry, &key).await.ok();
+        let tree = manifest(self, &entry, &key).await.unwrap_or_default();
         commit_index(self, |index| index.files.retain(|f| f.id != entry.id)).await?;
 
-        let mut refs = manifest.map(|m| m.blocks).unwrap_or_default();
+        let mut refs = tree.blocks;
+        refs.extend(tree.parts);
         refs.push(entry.manifest);
         let mut freed = 0;
         for block in &refs {
@@ -494,24 +498,20 @@ pub(super) async fn entry_and_key<N: Network>(
     Ok((index, record, at, key))
 }
 
+/// Every block of `entry` and its manifest's parts, opened with its file key `key`.
 pub(super) async fn manifest<N: Network>(
     drive: &Drive<N>,
     entry: &FileEntry,
     key: &SymmetricKey,
-) -> Result<Manifest, FileError> {
-    let plain = fetch(
-        &drive.client,
-        &drive.settings,
+) -> Result<FileBlocks, FileError> {
+    let (client, settings) = (&drive.client, &drive.settings);
+    load_blocks(
+        client,
+        settings,
         key,
         &entry.id,
-        META_POSITION,
+        &entry.name,
         &entry.manifest,
     )
     .await
-    .map_err(|attempts| FileError::Unavailable {
-        name: entry.name.clone(),
-        index: META_POSITION,
-        attempts,
-    })?;
-    decode(&plain)
 }

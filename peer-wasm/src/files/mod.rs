@@ -22,6 +22,7 @@ mod fake;
 mod index;
 mod journal;
 mod link;
+mod manifest;
 mod rotation;
 mod sharing;
 
@@ -58,6 +59,7 @@ use blocks::*;
 use drive::*;
 use index::*;
 use link::LinkNote;
+use manifest::*;
 
 /// Copies of each block, by default.
 pub const DEFAULT_REPLICAS: usize = 3;
@@ -93,6 +95,11 @@ pub struct Settings {
     /// holder that dropped a quarter of a file's blocks is caught with a 68 % chance per
     /// audit and over 99 % after four.
     pub audit_blocks_per_file: usize,
+    /// Block references per manifest: 2,048 (a manifest of about 512 KiB with five holders
+    /// per block, measured in `metadata_is_small_beside_what_it_describes`). A larger file's
+    /// manifest is a tree: a root listing parts that list the blocks (`manifest.rs`), up to
+    /// 2,048 x 2,048 blocks, 4 TiB.
+    pub manifest_blocks: usize,
     /// How long an upload in the journal must have placed nothing before a log-in takes it
     /// for cut short and frees its blocks: 10 min. An upload notes a block every second or so;
     /// another tab of this profile may be uploading for the same account right now.
@@ -100,13 +107,14 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// Copies of a block sealed at `position`: [`Settings::meta_replicas`] for a manifest or
-    /// the index (sealed at the position after every data block's), else
+    /// Copies of a block sealed at `position`: [`Settings::meta_replicas`] for a manifest, a
+    /// manifest's part or the index (sealed at positions far above every data block's), else
     /// [`Settings::replicas`].
     pub fn copies_at(&self, position: u64) -> usize {
-        match position {
-            META_POSITION => self.meta_replicas.max(self.replicas),
-            _ => self.replicas,
+        if position >= FIRST_META_POSITION {
+            self.meta_replicas.max(self.replicas)
+        } else {
+            self.replicas
         }
     }
 }
@@ -120,6 +128,7 @@ impl Default for Settings {
             fetch_deadline: Duration::from_secs(10),
             network_wait: crate::account::NETWORK_WAIT,
             audit_blocks_per_file: 4,
+            manifest_blocks: 2048,
             abandoned_after: Duration::from_secs(10 * 60),
         }
     }
@@ -187,6 +196,14 @@ pub enum FileError {
     /// The file name is empty or too long.
     #[error("file names are 1 to 255 characters")]
     BadName,
+    /// The file is larger than a manifest tree holds (refused before anything is placed).
+    #[error("this file is {size} bytes; the largest file Jellyfish stores is {max} bytes")]
+    TooLarge {
+        /// The file's size.
+        size: u64,
+        /// The largest size stored.
+        max: u64,
+    },
     /// Reading the source failed.
     #[error("reading the file failed: {0}")]
     Read(String),
@@ -230,6 +247,7 @@ impl FileError {
         "cancelled",
         "no_such_file",
         "bad_name",
+        "too_large",
         "read_failed",
         "index_damaged",
         "block_invalid",
@@ -254,6 +272,7 @@ impl FileError {
             Self::Cancelled => "cancelled",
             Self::NoSuchFile => "no_such_file",
             Self::BadName => "bad_name",
+            Self::TooLarge { .. } => "too_large",
             Self::Read(_) => "read_failed",
             Self::Damaged(_) => "index_damaged",
             Self::Block(_) => "block_invalid",
@@ -277,11 +296,6 @@ pub struct BlockRef {
     pub id: BlockId,
     /// Peers that said "stored".
     pub holders: Vec<String>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Manifest {
-    blocks: Vec<BlockRef>,
 }
 
 /// A file as the index lists it.
@@ -313,6 +327,8 @@ pub(super) struct Stored {
     size: u64,
     receipts: Vec<Placed>,
     blocks: Vec<BlockRef>,
+    /// The manifest's parts (none for a file of up to [`Settings::manifest_blocks`] blocks).
+    parts: Vec<BlockRef>,
     blocks_ms: u64,
     manifest_ms: u64,
 }
@@ -523,6 +539,11 @@ pub(crate) mod fuzz_targets {
         }
         let manifest = Manifest {
             blocks: vec![block.clone(); 3],
+            parts: Vec::new(),
+        };
+        let root = Manifest {
+            blocks: Vec::new(),
+            parts: vec![block.clone(); 2],
         };
         let link = ShareLink {
             file: FileId([1; 16]),
@@ -538,6 +559,7 @@ pub(crate) mod fuzz_targets {
         [
             ("share link", link),
             ("manifest", encode(&manifest)),
+            ("manifest", encode(&root)),
             ("index", encode(&index)),
             ("index pointer", encode(&IndexPointer { blob: block })),
         ]
@@ -550,7 +572,7 @@ pub(crate) mod fuzz_targets {
     pub(crate) fn decode_as(name: &str, bytes: &[u8]) {
         match name {
             "manifest" => {
-                let _ = decode::<Manifest>(bytes).map(|m| m.blocks.len());
+                let _ = decode::<Manifest>(bytes).map(|m| m.blocks.len() + m.parts.len());
             }
             "share link" => {
                 let token = base64ct::Base64UrlUnpadded::encode_string(bytes);
@@ -585,12 +607,26 @@ mod tests {
         };
         let manifest = Manifest {
             blocks: (0..100).map(block).collect(),
+            parts: Vec::new(),
         };
         let per_block = encode(&manifest).unwrap().len() / 100;
         assert!(
             per_block < 256,
             "{per_block} bytes of manifest per 1 MiB block"
         );
+        // A full manifest (or a root full of parts), five holders to each reference, fits in
+        // a block with room to spare.
+        let full = Manifest {
+            blocks: (0..Settings::default().manifest_blocks)
+                .map(|n| BlockRef {
+                    id: BlockId([n as u8; 32]),
+                    holders: (0..5).map(|_| peer()).collect(),
+                })
+                .collect(),
+            parts: Vec::new(),
+        };
+        let full = encode(&full).unwrap().len();
+        assert!(full < 3 * BLOCK_SIZE / 4, "a full manifest is {full} bytes");
         let entry = |n: u8| FileEntry {
             id: FileId([n; 16]),
             name: format!("holiday photo {n:03}.jpg"),

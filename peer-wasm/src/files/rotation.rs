@@ -62,6 +62,7 @@ impl<N: Network> Drive<N> {
             let asks: Vec<(BlockId, PeerId)> = manifest
                 .blocks
                 .iter()
+                .chain(&manifest.parts)
                 .chain([&entry.manifest])
                 .flat_map(|b| b.holders.iter().map(move |h| (b.id, h)))
                 .filter_map(|(id, holder)| Some((id, holder.parse::<PeerId>().ok()?)))

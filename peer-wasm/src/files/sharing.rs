@@ -65,7 +65,7 @@ impl<N: Network> Drive<N> {
     ) -> Result<FileInfo, FileError> {
         let (mut index, _, at, old_key) = entry_and_key(self, id).await?;
         let old = index.files[at].clone();
-        let old_manifest = manifest(self, &old, &old_key).await?;
+        let old_blocks = manifest(self, &old, &old_key).await?;
         let pledge = self.pledge()?;
         if let Some((peer, pledge)) = &pledge {
             index.donations.insert(peer.clone(), pledge.clone());
@@ -79,7 +79,7 @@ impl<N: Network> Drive<N> {
         // re-sealed ones are placed.
         let (client, settings, old_file) = (&self.client, &self.settings, &old.id);
         let old_key = &old_key;
-        let fetches = futures::stream::iter(old_manifest.blocks.iter().zip(0u64..))
+        let fetches = futures::stream::iter(old_blocks.blocks.iter().zip(0u64..))
             .map(|(block, position)| async move {
                 let fetched = fetch(client, settings, old_key, old_file, position, block).await;
                 (position, fetched)
@@ -124,12 +124,14 @@ impl<N: Network> Drive<N> {
         if !replaced {
             // Deleted in another browser meanwhile: the new copies go too.
             free_all(self, &stored.blocks).await;
+            free_all(self, &stored.parts).await;
             free(self, &stored.manifest).await;
             self.noted_done(&file).await;
             return Err(FileError::NoSuchFile);
         }
         self.noted_done(&file).await;
-        free_all(self, &old_manifest.blocks).await;
+        free_all(self, &old_blocks.blocks).await;
+        free_all(self, &old_blocks.parts).await;
         free(self, &old.manifest).await;
         witness(&self.client, owner_hash(&self.session)?, stored.receipts);
         tracing::info!(name = %old.name, "share links revoked: the file was re-keyed");
@@ -171,34 +173,22 @@ pub async fn download_link<N: Network>(
 ) -> Result<(), FileError> {
     link.check_expiry(now_ms())?;
     let key = link.key();
-    let manifest = BlockRef {
+    let root = BlockRef {
         id: link.manifest,
         holders: Vec::new(),
     };
-    let plain = fetch(client, settings, &key, &link.file, META_POSITION, &manifest)
+    let (file, name) = (&link.file, &link.name);
+    let blocks = load_blocks(client, settings, &key, file, name, &root)
         .await
-        .map_err(|attempts| {
-            if attempts.all_refused() {
-                FileError::LinkGone(attempts)
-            } else {
-                FileError::Unavailable {
-                    name: link.name.clone(),
-                    index: META_POSITION,
-                    attempts,
-                }
-            }
+        .map_err(|e| match e {
+            FileError::Unavailable {
+                index: META_POSITION,
+                attempts,
+                ..
+            } if attempts.all_refused() => FileError::LinkGone(attempts),
+            other => other,
         })?;
-    let manifest: Manifest = decode(&plain)?;
-    fetch_all(
-        client,
-        settings,
-        &key,
-        &link.file,
-        &link.name,
-        &manifest.blocks,
-        sink,
-    )
-    .await
+    fetch_all(client, settings, &key, file, name, &blocks.blocks, sink).await
 }
 
 /// A file's own blocks as the source of its re-sealing: `blocks` fetches and opens them in
