@@ -6,6 +6,7 @@
 //   transfers.js upload/download queue and progress storage.js   donation and quotas
 //   account.js   change password, log out        consent.js   the first-use donation question
 //   share.js     a file's Share dialog            shared.js    the page opened by a share link
+//   received.js  "Shared with me": files other users shared with this one
 // `window.jellyfish` exposes the running peer for the end-to-end tests and for curious people
 // with a console.
 import init, { start } from "./pkg/jellyfish_peer.js";
@@ -19,6 +20,7 @@ import { setupAccount } from "./ui/account.js";
 import { setupConsent } from "./ui/consent.js";
 import { setupShare } from "./ui/share.js";
 import { setupShared } from "./ui/shared.js";
+import { setupReceived } from "./ui/received.js";
 
 let peer = null;
 let account = null;
@@ -77,6 +79,10 @@ function loggedIn(who) {
   getPeer().revoke_expired_links().then((n) => {
     if (n) { log(`revoked the expired share links of ${n} file(s)`); views.files.refresh(); }
   }).catch((e) => log(`expired share links not revoked yet: ${e.message}`));
+  // Letters to the people files are shared with are kept 90 days after they were last sent.
+  getPeer().send_all_letters().then((n) => { if (n) log(`sent ${n} share letter(s) again`); })
+    .catch((e) => log(`share letters not sent again yet: ${e.message}`));
+  views.received.refresh();
 }
 
 /** While the account lives in this tab alone, say so; the notice goes once others hold it. */
@@ -100,6 +106,7 @@ function loggedOut() {
   $("alone-notice").hidden = true;
   views.transfers.reset();
   views.files.reset();
+  views.received.reset();
   views.account.reset();
   views.consent.hide();
   views.share.close();
@@ -121,6 +128,7 @@ function setup(peerReady) {
     auth: setupAuth({ peerReady, estimate, onAccount: loggedIn }),
     shared: setupShared({ peerReady, onLeave: () => { $("share-view").hidden = true; $("auth-view").hidden = false; views.auth.show(); $("auth-title").focus(); } }),
     files: setupFiles({ getPeer, transfers, share }),
+    received: setupReceived({ getPeer, transfers }),
     storage: setupStorage({ getPeer }),
     account: setupAccount({ getPeer, estimate, username: () => account?.username || "", onLoggedOut: loggedOut }),
     consent: setupConsent({ getPeer, onChoose: () => showView("storage") }),

@@ -311,8 +311,9 @@ impl App {
     }
 
     /// Re-seals the file index under a rotated account's new keys
-    /// ([`Drive::finish_rotation`]), then moves the claims on every block to the new key in
-    /// the background ([`Drive::move_claims`]). The password change itself is done whatever
+    /// ([`Drive::finish_rotation`]), then in the background re-signs the letters to the users
+    /// files are shared with ([`Drive::send_all_letters`]) and moves the claims on every block
+    /// to the new key ([`Drive::move_claims`]). The password change itself is done whatever
     /// happens here: until this succeeds the index opens with the earlier user key the
     /// session keeps, and the next log-in tries again.
     async fn finish_rotation(&self, session: &Shared<Session>) {
@@ -323,17 +324,26 @@ impl App {
                 return;
             }
         };
-        match drive.finish_rotation().await {
-            Ok(true) => tracing::info!("file index re-sealed under the account's new keys"),
-            Ok(false) => {}
+        let resealed = match drive.finish_rotation().await {
+            Ok(resealed) => resealed,
             Err(e) => {
                 tracing::warn!("file index not re-sealed yet (next log-in tries again): {e}");
                 return;
             }
+        };
+        if resealed {
+            tracing::info!("file index re-sealed under the account's new keys");
         }
         // It asks every holder of every file's blocks; a log-out meanwhile wipes the keys once
         // it ends.
         platform::spawn(async move {
+            // Users the files are shared with refuse letters signed by the earlier key: they
+            // get new ones (the page sends them again at every log-in too).
+            if resealed {
+                if let Err(e) = drive.send_all_letters().await {
+                    tracing::warn!("shares not yet re-signed (next log-in tries again): {e}");
+                }
+            }
             match drive.move_claims().await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!("{n} files' blocks now claimed by the account's new key"),

@@ -310,7 +310,11 @@ links: number,
  * Share links made for it that have expired but still open it, until one of the
  * owner's browsers revokes them ([`Drive::revoke_expired_links`]).
  */
-expired_links: number, };
+expired_links: number,
+/**
+ * The users it is shared with ([`Drive::share_with`]).
+ */
+shared_with: Array<string>, };
 export type UploadReport = {
 /**
  * The new file.
@@ -337,6 +341,42 @@ size: number,
  * When the link stops working, milliseconds since the Unix epoch.
  */
 expires_ms: number | null, };
+export type SharedFile = {
+/**
+ * The sharer's username.
+ */
+from: string,
+/**
+ * The file's id (hex), for [`Drive::hide_shared`].
+ */
+id: string,
+/**
+ * Its name.
+ */
+name: string,
+/**
+ * Bytes.
+ */
+size: number,
+/**
+ * A share-link token that reads it ([`download_link`]).
+ */
+token: string, };
+export type SharedWithMe = {
+/**
+ * Every file shared with this user and not hidden, newest sharer's letter first read.
+ */
+files: Array<SharedFile>,
+/**
+ * Letters refused: not signed by the named sharer's current key, or older than one
+ * read before (a replay), or not readable.
+ */
+refused: number,
+/**
+ * Whether the letters could be looked up: when too few peers answered, the list is what
+ * this user's index kept from earlier.
+ */
+fresh: boolean, };
 export type Quota = {
 /**
  * Bytes of files stored.
@@ -380,7 +420,7 @@ export interface AccountFailure extends Error {
 /** How upload, download, list_files, delete_file, audit and quota reject once logged in
  * (before log-in they reject with a plain Error, "log in first"). */
 export interface FileFailure extends Error {
-  code: "no_holder" | "unavailable" | "index_unavailable" | "over_quota" | "cancelled" | "no_such_file" | "bad_name" | "too_large" | "read_failed" | "index_damaged" | "block_invalid" | "crypto_failed" | "network_unreachable" | "record_refused" | "network" | "pledge_failed" | "no_donation" | "bad_link" | "link_expired" | "link_gone";
+  code: "no_holder" | "unavailable" | "index_unavailable" | "over_quota" | "cancelled" | "no_such_file" | "bad_name" | "too_large" | "read_failed" | "index_damaged" | "block_invalid" | "crypto_failed" | "network_unreachable" | "record_refused" | "network" | "pledge_failed" | "no_donation" | "bad_link" | "link_expired" | "link_gone" | "unknown_user" | "share_self" | "bad_username" | "share_limit";
   /** With over_quota, in bytes: the upload's size, what is used, what is allowed. */
   size?: number; used?: number; quota?: number;
 }

@@ -341,12 +341,31 @@ fn fuzz_records_pledges_and_account_bodies() {
         )
         .unwrap(),
     );
-    let seeds: Vec<Vec<u8>> = records.iter().map(SignedRecord::to_wire).collect();
-    let keys: Vec<Vec<u8>> = records.iter().map(SignedRecord::key).collect();
+    // Letters, alone and as the bundle a recipient's key holds.
+    let letters: Vec<VerifiedRecord> = [&key, &next]
+        .into_iter()
+        .map(|k| {
+            let letter = SignedRecord::sign(RecordKind::Letter, account, 9, k, vec![2; 500]);
+            let letter = letter.unwrap();
+            VerifiedRecord::from_wire(&letter.key(), &letter.to_wire()).unwrap()
+        })
+        .collect();
+    records.push(letters[0].record().clone());
+    let mut seeds: Vec<Vec<u8>> = records.iter().map(SignedRecord::to_wire).collect();
+    let mut keys: Vec<Vec<u8>> = records.iter().map(SignedRecord::key).collect();
+    seeds.push(crate::record::LetterBundle::wire(&letters));
+    keys.push(letters[0].record().key());
     let mut which = 0;
     fuzz("DHT records", 3, &seeds, |bytes| {
         which = (which + 1) % keys.len();
         let _ = VerifiedRecord::from_wire(&keys[which], bytes);
+        if let Ok(held) = crate::record::verify_value(&keys[which], bytes) {
+            // What a holder does with a bundle it is sent: merges each letter into its own.
+            for letter in &held {
+                let _ =
+                    crate::net::record_policy::merge_letter(letter, Some(&seeds[seeds.len() - 1]));
+            }
+        }
     });
 
     let donor = Keypair::generate_ed25519();

@@ -41,7 +41,8 @@
 //! - [`account`]: sign up, log in, change password, over a [`account::Directory`] (the DHT,
 //!   through [`net::Client`]); passwords are scored by the `jellyfish-password` crate, linked
 //!   natively and a wasm module of its own in the browser (`js/password.js` asks it).
-//! - [`files`]: a user's [`files::Drive`]: upload, list, download, delete, audit; typed
+//! - [`files`]: a user's [`files::Drive`]: upload, list, download, delete, audit, share (by
+//!   link, or with another user by a letter in the DHT: "Shared with me"); typed
 //!   failures down to each peer asked ([`files::Attempts`]); its tuning in [`files::Settings`].
 //!   It reaches the network through [`net::Network`] ([`net::Client`], or in its tests an
 //!   in-memory network of real holders).

@@ -38,6 +38,12 @@ pub enum RecordKind {
     /// holders know a block's owner key from its warrant, not its account
     /// ([`crate::repair::unrenewed`]).
     Lease,
+    /// A user's word to another user that files are shared with them: stored under the
+    /// *recipient's* account, signed by the sharer, the body sealed to the recipient
+    /// ([`crate::files`]'s letters). Many sharers write under one recipient's key, so unlike
+    /// every other kind the DHT value there is a [`LetterBundle`]: per sharer its newest
+    /// letter.
+    Letter,
 }
 
 impl RecordKind {
@@ -48,6 +54,7 @@ impl RecordKind {
             Self::UserKey => 3,
             Self::FileIndex => 4,
             Self::Lease => 5,
+            Self::Letter => 6,
         }
     }
 }
@@ -136,6 +143,9 @@ pub enum RecordError {
     /// Its sender sent as many new records lately as one sender may.
     #[error("record refused: its sender sent {0} new records lately")]
     SenderCap(u32),
+    /// The recipient's letter key holds as many letters as it may.
+    #[error("record refused: this user's inbox is full ({MAX_LETTERS} sharers, {MAX_BUNDLE_BYTES} bytes)")]
+    InboxFull,
     /// The store is full of records closer to this peer.
     #[error("record refused: this peer's record store is full of closer records")]
     StoreFull,
@@ -252,6 +262,9 @@ impl VerifiedRecord {
                     .into(),
             ));
         }
+        if record.kind == RecordKind::Letter && record.body.is_empty() {
+            return Err(RecordError::Malformed("a letter has a body".into()));
+        }
         let owner = PublicKey::from_der(&record.owner).map_err(RecordError::BadSignature)?;
         owner
             .verify(&record.signed_bytes(), &record.signature)
@@ -305,6 +318,72 @@ impl VerifiedRecord {
     pub fn wire(&self) -> &[u8] {
         &self.wire
     }
+}
+
+/// Most letters one recipient's key holds at once (one per sharer, the newest).
+pub const MAX_LETTERS: usize = 32;
+/// Largest [`LetterBundle`], encoded: it travels in one Kademlia message (at most four
+/// records' worth, `net::behaviour`), with room for the message's other fields.
+pub const MAX_BUNDLE_BYTES: usize = 3 * MAX_RECORD_BYTES;
+
+/// What the DHT holds under a recipient's [`RecordKind::Letter`] key: the letters of many
+/// sharers, each a [`SignedRecord`] in its wire form, each checked on its own. A CBOR array
+/// of byte strings, where every other record is a CBOR map: the two never read as each other.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct LetterBundle(pub Vec<LetterWire>);
+
+/// One letter of a [`LetterBundle`], as its sharer signed it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct LetterWire(#[serde(with = "serde_bytes_vec")] pub Vec<u8>);
+
+impl LetterBundle {
+    /// The wire form of `letters` (each verified, under one key).
+    pub fn wire(letters: &[VerifiedRecord]) -> Vec<u8> {
+        let bundle = Self(
+            letters
+                .iter()
+                .map(|l| LetterWire(l.wire().to_vec()))
+                .collect(),
+        );
+        protocol::encode(&bundle).unwrap_or_default()
+    }
+}
+
+/// Checks a DHT value read under `key`: one record, or (under a letter key) a
+/// [`LetterBundle`] of letters, each verified, at most [`MAX_LETTERS`], one per sharer. A
+/// bundle holding anything but letters for that key is refused whole.
+pub fn verify_value(key: &[u8], wire: &[u8]) -> Result<Vec<VerifiedRecord>, RecordError> {
+    if wire.len() > MAX_BUNDLE_BYTES {
+        return Err(RecordError::TooLarge(wire.len()));
+    }
+    let Ok(bundle) = protocol::decode::<LetterBundle>(wire, MAX_BUNDLE_BYTES) else {
+        return VerifiedRecord::from_wire(key, wire).map(|one| vec![one]);
+    };
+    if bundle.0.len() > MAX_LETTERS {
+        return Err(RecordError::Malformed(format!(
+            "a bundle of {} letters (at most {MAX_LETTERS})",
+            bundle.0.len()
+        )));
+    }
+    let mut letters: Vec<VerifiedRecord> = Vec::with_capacity(bundle.0.len());
+    for letter in &bundle.0 {
+        let letter = VerifiedRecord::from_wire(key, &letter.0)?;
+        if letter.record().kind != RecordKind::Letter {
+            return Err(RecordError::Malformed("a bundle holds letters only".into()));
+        }
+        if letters
+            .iter()
+            .any(|l| l.record().owner == letter.record().owner)
+        {
+            return Err(RecordError::Malformed(
+                "a bundle holds one letter per sharer".into(),
+            ));
+        }
+        letters.push(letter);
+    }
+    Ok(letters)
 }
 
 /// A record a lookup found, with how many other peers answered with (a version of) it.

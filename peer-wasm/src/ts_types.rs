@@ -13,7 +13,7 @@ use ts_rs::{Config, TS};
 use crate::{
     account::{AccountError, AccountInfo, PasswordStrength},
     audit,
-    files::{FileError, FileInfo, LinkInfo, Quota, UploadReport},
+    files::{FileError, FileInfo, LinkInfo, Quota, SharedFile, SharedWithMe, UploadReport},
     net::{direct::Link, Event, HelloReply, KnownPeer, PeerInfo, RelayState, Status},
     store::{StorageInfo, Usage},
 };
@@ -61,6 +61,8 @@ fn generate() -> String {
         declare::<FileInfo>(&cfg),
         declare::<UploadReport>(&cfg),
         declare::<LinkInfo>(&cfg),
+        declare::<SharedFile>(&cfg),
+        declare::<SharedWithMe>(&cfg),
         declare::<Quota>(&cfg),
         declare::<crate::holder::RepairLog>(&cfg),
     ] {

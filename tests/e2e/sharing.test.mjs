@@ -124,3 +124,82 @@ test("a share link opens the file bit-exact with no account; the relay never see
   assert.match(await sharedError(cut.page), /expired/);
   assert.deepEqual(pageErrors(browsers), []);
 });
+
+/** Signs up (or logs in) `username` in `page` through the form, as a person does. */
+async function enter(page, username, mode) {
+  if (mode === "signup") await page.getByRole("radio", { name: "Sign up" }).check();
+  await page.getByLabel("Username").fill(username);
+  await page.getByLabel("Password", { exact: true }).fill(PASSWORD);
+  await page.getByRole("button", { name: mode === "signup" ? "Create account" : "Log in" }).click();
+  await page.getByRole("heading", { name: "My files" }).waitFor({ timeout: 60000 });
+}
+
+test("a file shared with a user who is away reaches them in a fresh profile, bit-exact; stopping ends it", async (t) => {
+  const { relay, browsers } = await startRelay(t);
+  for (const name of ["d1", "d2", "d3", "d4"]) await openPeer(relay, name, browsers);
+  // Bob signs up, then closes his browser: he is away while the file is shared with him.
+  const bobFirst = await openPeer(relay, "bob-first", browsers);
+  await joinedTabs(bobFirst.page, 4);
+  await enter(bobFirst.page, "bob", "signup");
+  bobFirst.browser.close();
+  browsers.splice(browsers.indexOf(bobFirst.browser), 1);
+
+  const alice = await openPeer(relay, "alice", browsers);
+  const { page } = alice;
+  await joinedTabs(page, 4);
+  await enter(page, "alice", "signup");
+  await dropFiles(page, [FILE]);
+  await page.waitForFunction(() => document.querySelector(".transfer[data-state=done]"), null, { timeout: 120000 });
+
+  // Share dialog: an unknown name and her own are refused with a clear message; Bob is taken.
+  await page.getByRole("button", { name: `Share ${FILE[0]}` }).click();
+  const person = page.getByLabel("Share with a person");
+  for (const [name, message] of [["nobody-at-all", /No account has this username/], ["alice", /your own username/]]) {
+    await person.fill(name);
+    await page.getByRole("button", { name: "Share", exact: true }).click();
+    await page.waitForFunction(() => document.getElementById("share-error").textContent !== "", null, { timeout: 90000 });
+    assert.match(await page.$eval("#share-error", (e) => e.textContent), message);
+  }
+  await person.fill("Bob");
+  await page.getByRole("button", { name: "Share", exact: true }).click();
+  await page.getByRole("button", { name: "Stop sharing with bob" }).waitFor({ timeout: 90000 });
+  assert.equal(await page.$eval("#share-error", (e) => e.textContent), "");
+  await axe(page, "the Share dialog with a person");
+  await shots(alice, "share-with-person", "sharing");
+  await page.getByRole("button", { name: "Close" }).click();
+  await page.waitForSelector("#file-rows .shared-badge");
+  console.log("# alice shared the file with bob while bob was away");
+
+  // Bob logs in in a fresh profile: the file is under "Shared with me", from alice.
+  const bob = await openPeer(relay, "bob-second", browsers);
+  const bp = bob.page;
+  await joinedTabs(bp, 4);
+  await enter(bp, "bob", "login");
+  const item = bp.locator("#received-list li");
+  await item.first().waitFor({ timeout: 90000 });
+  assert.equal(await item.count(), 1);
+  assert.match(await item.first().textContent(), new RegExp(`${FILE[0]}.*from alice`));
+  assert.equal(await bp.locator("#file-rows tr").count(), 0, "not among Bob's own files");
+  await axe(bp, "Shared with me");
+  await shots(bob, "shared-with-me", "sharing");
+  const [download] = await Promise.all([
+    bp.waitForEvent("download", { timeout: 120000 }),
+    bp.getByRole("button", { name: `Download ${FILE[0]} from alice` }).click(),
+  ]);
+  const saved = readFileSync(await download.path());
+  assert.equal(sha256(saved), sha256(pattern(FILE)), "bit-exact");
+  console.log(`# bob downloaded ${FILE[0]} (${saved.length} bytes) shared by alice, bit-exact`);
+  const given = (await call(bp, "shared_with_me")).value.files[0].token;
+
+  // Alice stops sharing with Bob: the file is re-keyed; what Bob was given opens nothing.
+  await page.getByRole("button", { name: `Share ${FILE[0]}` }).click();
+  await page.getByRole("button", { name: "Stop sharing with bob" }).click();
+  await page.waitForFunction(() => /No longer shared with bob/.test(document.getElementById("share-status").textContent), null, { timeout: 120000 });
+  await page.getByRole("button", { name: "Close" }).click();
+  await bp.getByRole("button", { name: "Check for new" }).click();
+  await bp.waitForFunction(() => document.querySelectorAll("#received-list li").length === 0, null, { timeout: 60000 });
+  const gone = await call(bp, "download_link", given);
+  assert.equal(gone.code, "link_gone", JSON.stringify(gone));
+  console.log("# after alice stopped sharing, bob's list is empty and what he was given says link_gone");
+  assert.deepEqual(pageErrors(browsers), []);
+});

@@ -46,9 +46,10 @@ export function setupFiles({ getPeer, transfers, share }) {
     }, icon("link"), h("span", { className: "label", textContent: "Share" }));
     shareButton.addEventListener("click", () => share.open(file, shareButton));
     const links = file.links + file.expired_links;
-    const shared = links ? h("span", {
+    const people = file.shared_with.length ? `Shared with ${file.shared_with.join(", ")}.` : "";
+    const shared = links || people ? h("span", {
       className: "shared-badge",
-      title: `${links === 1 ? "A link" : `${links} links`} to this file work until you stop sharing it.`,
+      title: [people, links ? `${links === 1 ? "A link" : `${links} links`} to this file work until you stop sharing it.` : ""].filter(Boolean).join(" "),
     }, icon("link"), "Shared") : null;
     const remove = h("button", {
       type: "button", className: "button ghost small danger-text", "aria-label": `Delete ${file.name}`,

@@ -1,10 +1,20 @@
-// The Share dialog of a file's row: makes a link anyone can open with no account (optionally
-// expiring), copies it, and stops sharing. Stopping re-keys the file (its blocks are sealed
-// again under a new key and the old ones freed), so every link made for it stops working.
-import { $, announce, sentence } from "./dom.js";
+// The Share dialog of a file's row: shares it with a person by username (a letter sealed to
+// their key; they need not be online) and stops sharing with one; makes a link anyone can open
+// with no account (optionally expiring), copies it, and stops sharing. Stopping re-keys the
+// file (its blocks are sealed again under a new key and the old ones freed), so every link
+// made for it stops working, and what a person was given opens nothing more; the people it
+// stays shared with get the new key.
+import { $, announce, h, sentence } from "./dom.js";
 import { formatBytes } from "./format.js";
 
 const DAY_MS = 24 * 60 * 60 * 1000;
+
+const PERSON_MESSAGES = {
+  unknown_user: "No account has this username. Check the spelling.",
+  share_self: "This is your own username: the file is yours already.",
+  bad_username: "Usernames are 3 to 32 letters, digits, “.”, “_” or “-”.",
+  network_unreachable: "Too few peers answered to find this user. Try again in a moment.",
+};
 
 /** The link that opens a share token: the token goes in the fragment, never to a server. */
 export function linkFor(token) {
@@ -19,7 +29,70 @@ export function setupShare({ getPeer, onChanged }) {
 
   function setBusy(on) {
     busy = on;
-    for (const id of ["share-create", "share-stop", "share-expiry"]) $(id).disabled = on;
+    for (const id of ["share-create", "share-stop", "share-expiry", "share-user", "share-user-add"]) $(id).disabled = on;
+    for (const button of $("share-people").querySelectorAll("button")) button.disabled = on;
+  }
+
+  function showPeople() {
+    $("share-people").replaceChildren(...file.shared_with.map((name) => {
+      const stop = h("button", {
+        type: "button", className: "button ghost small danger-text", textContent: "Stop",
+        "aria-label": `Stop sharing with ${name}`,
+      });
+      stop.addEventListener("click", () => stopPerson(name));
+      return h("li", {}, h("span", { textContent: `Shared with ${name}` }), stop);
+    }));
+  }
+
+  async function addPerson() {
+    const name = $("share-user").value.trim();
+    if (busy || !name) return;
+    setBusy(true);
+    $("share-error").textContent = "";
+    $("share-status").textContent = `Sharing with ${name}…`;
+    try {
+      file = await getPeer().share_with(file.id, name);
+      showPeople();
+      $("share-user").value = "";
+      $("share-status").textContent = `Shared with ${name}: it appears under “Shared with me” when they log in.`;
+      announce($("share-status").textContent);
+      onChanged();
+    } catch (e) {
+      $("share-status").textContent = "";
+      $("share-error").textContent = PERSON_MESSAGES[e.code] || `Could not share: ${sentence(e.message)}`;
+    } finally {
+      setBusy(false);
+      $("share-user").focus();
+    }
+  }
+
+  async function stopPerson(name) {
+    if (busy) return;
+    setBusy(true);
+    $("share-error").textContent = "";
+    const progress = $("share-progress");
+    progress.hidden = false;
+    progress.value = 0;
+    $("share-status").textContent = `Sealing ${file.name} again under a new key…`;
+    try {
+      file = await getPeer().unshare_with(file.id, name, (done) => {
+        progress.value = file.size ? done / file.size : 1;
+        $("share-status").textContent = `Sealing again under a new key: ${formatBytes(done)} of ${formatBytes(file.size)}`;
+      });
+      showPeople();
+      showLive();
+      $("share-status").textContent = `No longer shared with ${name}: what they were given opens nothing more.`
+        + (file.shared_with.length ? " The others it is shared with have the new key." : "");
+      announce($("share-status").textContent);
+      onChanged();
+    } catch (e) {
+      $("share-status").textContent = "";
+      $("share-error").textContent = `Could not stop sharing with ${name}: ${sentence(e.message)}`;
+    } finally {
+      progress.hidden = true;
+      setBusy(false);
+      $("share-user").focus();
+    }
   }
 
   function showLive() {
@@ -94,6 +167,10 @@ export function setupShare({ getPeer, onChanged }) {
     }
   }
 
+  $("share-user-add").addEventListener("click", addPerson);
+  $("share-user").addEventListener("keydown", (e) => {
+    if (e.key === "Enter") { e.preventDefault(); addPerson(); }
+  });
   $("share-create").addEventListener("click", create);
   $("share-copy").addEventListener("click", copy);
   $("share-stop").addEventListener("click", stop);
@@ -108,7 +185,9 @@ export function setupShare({ getPeer, onChanged }) {
       $("share-url").value = "";
       $("share-status").textContent = "";
       $("share-error").textContent = "";
+      $("share-user").value = "";
       showLive();
+      showPeople();
       dialog.onclose = () => opener?.isConnected && opener.focus();
       dialog.showModal();
     },

@@ -123,6 +123,9 @@ function readable(e) {
   if (e.code === "too_large") {
     return `This file is ${formatBytes(e.size)}; the largest file Jellyfish stores is ${formatBytes(e.max)}.`;
   }
+  if (e.code === "link_gone") {
+    return "This file is no longer shared with you: its owner stopped sharing it or deleted it.";
+  }
   return sentence(e.message);
 }
 
@@ -197,7 +200,10 @@ export function setupTransfers({ getPeer, onUploaded }) {
     t.start();
     announce(`Downloading ${t.name}.`);
     try {
-      const blob = await getPeer().download(t.id, (done) => t.progress(done), t.controller.signal);
+      // A file someone shared is read with the capability they gave (a link's token).
+      const blob = t.token
+        ? await getPeer().download_link(t.token, (done) => t.progress(done), t.controller.signal)
+        : await getPeer().download(t.id, (done) => t.progress(done), t.controller.signal);
       if (t.cancelled) return;
       t.finish();
       save(blob, t.name);
@@ -225,9 +231,11 @@ export function setupTransfers({ getPeer, onUploaded }) {
         add(t);
       }
     },
+    /** Downloads one of the user's files, or (with `token`) one shared with them. */
     download(file) {
       const t = new Transfer("download", file.name, file.size);
       t.id = file.id;
+      t.token = file.token;
       add(t);
     },
     /** Log-out: stop everything and forget the list (it names the user's files). */

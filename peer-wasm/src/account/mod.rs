@@ -404,6 +404,35 @@ impl Session {
         )?)
     }
 
+    /// Signs a letter to the account `recipient` ([`RecordKind::Letter`]: stored under the
+    /// recipient's account, signed by this one's key, with its key history).
+    pub fn sign_letter(
+        &self,
+        recipient: AccountId,
+        seq: u64,
+        body: Vec<u8>,
+    ) -> Result<SignedRecord, AccountError> {
+        Ok(SignedRecord::sign_with_history(
+            RecordKind::Letter,
+            recipient,
+            seq,
+            &self.private,
+            self.history.clone(),
+            body,
+        )?)
+    }
+
+    /// The hand-over from this session's key to `next`, as a password change signs it.
+    #[cfg(all(test, not(target_arch = "wasm32")))]
+    pub(crate) fn hand_over(&self, next: &PublicKey) -> KeyLink {
+        KeyLink::sign(&self.private, next).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Unwraps a secret wrapped to this account's current public key (RSA-OAEP).
+    pub fn unwrap_secret(&self, wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        self.private.unwrap_key(wrapped)
+    }
+
     /// The account's leases at Unix time `at`: its word that the blocks its keys stored are
     /// still wanted, one for its current key and one for each earlier key (whose warrants still
     /// name it), all signed by the current key ([`RecordKind::Lease`], [`crate::repair`]).

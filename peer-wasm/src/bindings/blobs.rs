@@ -32,6 +32,23 @@ pub(super) fn go_on(signal: Option<&web_sys::AbortSignal>) -> std::ops::ControlF
     }
 }
 
+/// A re-keying's progress callback: tells the page the bytes done (`on_progress(bytesDone)`)
+/// and stops once `signal` is aborted.
+pub(super) fn rekey_progress(
+    on_progress: Option<js_sys::Function>,
+    signal: Option<web_sys::AbortSignal>,
+) -> impl FnMut(u64) -> std::ops::ControlFlow<()> {
+    move |done: u64| {
+        if let Some(f) = &on_progress {
+            let _ = f.call1(
+                &wasm_bindgen::JsValue::NULL,
+                &wasm_bindgen::JsValue::from_f64(done as f64),
+            );
+        }
+        go_on(signal.as_ref())
+    }
+}
+
 /// Builds a download's `Blob` a few blocks at a time: each batch is folded into the blob so
 /// far, which the browser keeps by reference (and pages to disk when large), so the file is
 /// never held twice in the tab's memory.

@@ -582,12 +582,7 @@ impl Peer {
         let app = self.app.clone();
         future_to_promise(async move {
             let drive = app.pledging_drive().await.map_err(app_error)?;
-            let progress = |done: u64| {
-                if let Some(f) = &on_progress {
-                    let _ = f.call1(&JsValue::NULL, &JsValue::from_f64(done as f64));
-                }
-                go_on(signal.as_ref())
-            };
+            let progress = rekey_progress(on_progress, signal);
             to_js(
                 &drive
                     .revoke_links(&id, progress)
@@ -606,6 +601,80 @@ impl Peer {
             let drive = app.pledging_drive().await.map_err(app_error)?;
             let revoked = drive.revoke_expired_links().await.map_err(file_error)?;
             Ok(JsValue::from_f64(revoked as f64))
+        })
+    }
+
+    /// Shares file `id` with the user `username` (a letter sealed to their public key, in the
+    /// DHT under their account: they need not be online). Resolves to the file as listed now.
+    /// Rejects with `code` "unknown_user", "share_self", "bad_username", "share_limit" or
+    /// "network_unreachable" (too few peers heard to tell whether the user exists).
+    #[wasm_bindgen(unchecked_return_type = "Promise<FileInfo>")]
+    pub fn share_with(&self, id: String, username: String) -> js_sys::Promise {
+        let app = self.app.clone();
+        future_to_promise(async move {
+            let drive = app.pledging_drive().await.map_err(app_error)?;
+            to_js(&drive.share_with(&id, &username).await.map_err(file_error)?)
+        })
+    }
+
+    /// Stops sharing file `id` with `username`: re-keys the file (what they were given opens
+    /// nothing more; its links stop working too), and the other users it is shared with get
+    /// its new key. Resolves to the file as listed now (a new id). `on_progress` and `signal`
+    /// as for [`Peer::revoke_links`].
+    #[wasm_bindgen(unchecked_return_type = "Promise<FileInfo>")]
+    pub fn unshare_with(
+        &self,
+        id: String,
+        username: String,
+        on_progress: Option<js_sys::Function>,
+        signal: Option<web_sys::AbortSignal>,
+    ) -> js_sys::Promise {
+        let app = self.app.clone();
+        future_to_promise(async move {
+            let drive = app.pledging_drive().await.map_err(app_error)?;
+            let progress = rekey_progress(on_progress, signal);
+            to_js(
+                &drive
+                    .unshare_with(&id, &username, progress)
+                    .await
+                    .map_err(file_error)?,
+            )
+        })
+    }
+
+    /// What other users share with the logged-in one ("Shared with me"): each file with its
+    /// sharer and a share-link token that reads it ([`Peer::download_link`]); letters refused
+    /// (forged, replayed, by a rotated key) are counted, never shown.
+    #[wasm_bindgen(unchecked_return_type = "Promise<SharedWithMe>")]
+    pub fn shared_with_me(&self) -> js_sys::Promise {
+        let app = self.app.clone();
+        future_to_promise(async move {
+            let drive = app.pledging_drive().await.map_err(app_error)?;
+            to_js(&drive.shared_with_me().await.map_err(file_error)?)
+        })
+    }
+
+    /// Hides file `id` shared by `from` from "Shared with me", in every browser.
+    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
+    pub fn hide_shared(&self, from: String, id: String) -> js_sys::Promise {
+        let app = self.app.clone();
+        future_to_promise(async move {
+            let drive = app.pledging_drive().await.map_err(app_error)?;
+            drive.hide_shared(&from, &id).await.map_err(file_error)?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// Sends every user a file is shared with their letter again (the page asks right after
+    /// each log-in, in the background: letters are kept 90 days after they were last sent);
+    /// resolves to how many were sent.
+    #[wasm_bindgen(unchecked_return_type = "Promise<number>")]
+    pub fn send_all_letters(&self) -> js_sys::Promise {
+        let app = self.app.clone();
+        future_to_promise(async move {
+            let drive = app.pledging_drive().await.map_err(app_error)?;
+            let sent = drive.send_all_letters().await.map_err(file_error)?;
+            Ok(JsValue::from_f64(sent as f64))
         })
     }
 

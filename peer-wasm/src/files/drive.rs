@@ -183,6 +183,7 @@ impl<N: Network> Drive<N> {
             copies: stored.copies,
             claims_behind: false,
             links: Vec::new(),
+            shared_with: Vec::new(),
         };
         // Reload right before committing: another browser may have changed the index meanwhile.
         let file_info = info(&entry);

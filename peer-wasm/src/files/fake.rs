@@ -50,6 +50,8 @@ struct FakeHolder {
 struct World {
     holders: Vec<FakeHolder>,
     records: HashMap<Vec<u8>, VerifiedRecord>,
+    /// Under recipients' letter keys: the bundle of letters, merged as holders merge them.
+    letters: HashMap<Vec<u8>, Vec<u8>>,
     /// Block fetches under way now, and the most there ever were at once.
     fetching: usize,
     peak_fetching: usize,
@@ -178,6 +180,13 @@ impl FakeNet {
     }
 }
 
+impl FakeNet {
+    /// Drops every letter held: the holders of a recipient's letters all left.
+    pub(super) fn forget_letters(&self) {
+        self.world.lock().unwrap().letters.clear();
+    }
+}
+
 impl Network for FakeNet {
     async fn closest_peers(&self, key: Vec<u8>) -> Result<Vec<PeerId>, NetError> {
         Ok(self.closest(&key))
@@ -216,6 +225,9 @@ impl Network for FakeNet {
 
     async fn get_record(&self, key: Vec<u8>) -> Result<Vec<VerifiedRecord>, NetError> {
         let world = self.world.lock().unwrap();
+        if let Some(bundle) = world.letters.get(&key) {
+            return Ok(crate::record::verify_value(&key, bundle)?);
+        }
         Ok(world.records.get(&key).cloned().into_iter().collect())
     }
 
@@ -223,6 +235,13 @@ impl Network for FakeNet {
         let record = VerifiedRecord::from_wire(&record.key(), &record.to_wire())?;
         let key = record.record().key();
         let mut world = self.world.lock().unwrap();
+        if record.record().kind == RecordKind::Letter {
+            let held = world.letters.get(&key).map(Vec::as_slice);
+            if let Some(bundle) = crate::net::record_policy::merge_letter(&record, held)? {
+                world.letters.insert(key, bundle);
+            }
+            return Ok(());
+        }
         let held = world.records.get(&key).map(|r| r.wire().to_vec());
         if may_store(&record, held.as_deref())? {
             world.records.insert(key, record);
@@ -248,6 +267,9 @@ pub(super) async fn drive_of(net: &FakeNet, name: &str) -> Drive<FakeNet> {
     let session: Session = account::sign_up_with_key_bits(&directory, name, PASSWORD, 2048)
         .await
         .unwrap();
+    // Its public key in the network too, as sign-up puts it: sharing looks users up there.
+    let public = session.sign(RecordKind::PublicKey, 1, Vec::new()).unwrap();
+    net.put_record(public).await.unwrap();
     let donation = Donation {
         keypair: Keypair::generate_ed25519(),
         bytes: 1 << 30,

@@ -99,6 +99,11 @@ pub(super) async fn commit_index<N: Network>(
         attempt += 1;
         let (mut index, previous) = load_index(drive).await?;
         change(&mut index);
+        // Every write carries this browser's pledge: the index blob is placed under the
+        // allowance it earns (a user who never uploaded has none in the index yet).
+        if let Ok(Some((peer, pledge))) = drive.pledge() {
+            index.donations.insert(peer, pledge);
+        }
         match save_index(drive, &index, previous.as_ref()).await {
             Err(e) if is_conflict(&e) && attempt < COMMIT_ATTEMPTS => {
                 tracing::info!("the file index changed meanwhile; applying the change again");

@@ -13,6 +13,11 @@
 //! Every store request carries the user's pledges (what each of their browsers donates, signed
 //! by that browser), kept in the sealed index: holders refuse owners whose pledges do not cover
 //! what they would hold ([`crate::pledge`]).
+//!
+//! Sharing hands out the capability to read one file (its id, key and manifest address):
+//! in a link's fragment (`link.rs`, `sharing.rs`), or to another user in a letter sealed to
+//! their public key and stored under their account (`letters.rs`, `users.rs`). Stopping
+//! either re-keys the file.
 
 mod attempts;
 mod blocks;
@@ -21,10 +26,12 @@ mod drive;
 mod fake;
 mod index;
 mod journal;
+mod letters;
 mod link;
 mod manifest;
 mod rotation;
 mod sharing;
+mod users;
 
 use std::{ops::ControlFlow, time::Duration};
 
@@ -53,6 +60,7 @@ pub(crate) use journal::UPLOADS;
 pub use journal::{JournalError, UploadJournal};
 pub use link::{LinkError, LinkInfo, ShareLink, FRAGMENT_PREFIX, LINK_VERSION};
 pub use sharing::download_link;
+pub use users::{SharedFile, SharedWithMe};
 
 // What the rooms share with each other and with the operations here.
 use blocks::*;
@@ -60,6 +68,7 @@ use drive::*;
 use index::*;
 use link::LinkNote;
 use manifest::*;
+use users::Received;
 
 /// Copies of each block, by default.
 pub const DEFAULT_REPLICAS: usize = 3;
@@ -235,6 +244,24 @@ pub enum FileError {
     /// the link or deleted the file (peers that were heard, not silence).
     #[error("this link no longer works: the peers that would hold the file say it is not there (its owner stopped sharing it or deleted it) ({0})")]
     LinkGone(#[source] Attempts),
+    /// No account has the username a file was to be shared with (enough peers were heard to
+    /// say so: a lookup that heard too few fails with `network_unreachable` instead).
+    #[error("no account has the username {0:?}; check it")]
+    UnknownUser(String),
+    /// A user cannot share a file with themselves.
+    #[error("this file is yours already; share it with someone else")]
+    ShareWithSelf,
+    /// The username is not one an account can have.
+    #[error("{0:?} is not a username: usernames are 3 to 32 letters, digits, '.', '_' or '-'")]
+    BadUsername(String),
+    /// One user has shared as many files with another as one letter carries.
+    #[error("you share {files} files with {user} already, as many as one user can be given; stop sharing some first")]
+    ShareLimit {
+        /// The recipient.
+        user: String,
+        /// Files shared with them.
+        files: usize,
+    },
 }
 
 impl FileError {
@@ -260,6 +287,10 @@ impl FileError {
         "bad_link",
         "link_expired",
         "link_gone",
+        "unknown_user",
+        "share_self",
+        "bad_username",
+        "share_limit",
     ];
 
     /// A stable code for each kind of failure, for the page to switch on (never the text).
@@ -285,6 +316,10 @@ impl FileError {
             Self::Link(LinkError::Expired { .. }) => "link_expired",
             Self::Link(_) => "bad_link",
             Self::LinkGone(_) => "link_gone",
+            Self::UnknownUser(_) => "unknown_user",
+            Self::ShareWithSelf => "share_self",
+            Self::BadUsername(_) => "bad_username",
+            Self::ShareLimit { .. } => "share_limit",
         }
     }
 }
@@ -316,6 +351,9 @@ struct FileEntry {
     /// The share links made for its current key, until they are revoked ([`link`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     links: Vec<LinkNote>,
+    /// The users it is shared with (normalised usernames), each sent a letter ([`users`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    shared_with: Vec<String>,
 }
 
 /// A file stored (blocks and manifest sealed under its key and placed): what an index entry
@@ -340,6 +378,11 @@ struct FileIndex {
     /// reported. Sent with every store request.
     #[serde(default)]
     donations: std::collections::BTreeMap<String, Pledge>,
+    /// What other users shared with this one, per sharer (normalised username) as their
+    /// newest letter said ([`users`]): kept here so a share outlives its letter, and so an
+    /// older letter (a replay) is known for one.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    received: std::collections::BTreeMap<String, Received>,
 }
 
 impl FileIndex {
@@ -418,6 +461,8 @@ pub struct FileInfo {
     /// Share links made for it that have expired but still open it, until one of the
     /// owner's browsers revokes them ([`Drive::revoke_expired_links`]).
     pub expired_links: u32,
+    /// The users it is shared with ([`Drive::share_with`]).
+    pub shared_with: Vec<String>,
 }
 
 /// What an upload achieved.
@@ -489,6 +534,7 @@ fn info(entry: &FileEntry) -> FileInfo {
         copies: entry.copies,
         links: entry.links.iter().filter(|l| !l.expired(now)).count() as u32,
         expired_links: entry.links.iter().filter(|l| l.expired(now)).count() as u32,
+        shared_with: entry.shared_with.clone(),
     }
 }
 
@@ -528,11 +574,13 @@ pub(crate) mod fuzz_targets {
                     expires_ms: None,
                 },
             ],
+            shared_with: vec!["bob".into()],
         };
         let keypair = Keypair::generate_ed25519();
         let mut index = FileIndex {
             files: vec![entry.clone(), entry],
             donations: Default::default(),
+            received: Default::default(),
         };
         if let Ok(pledge) = Pledge::sign(&keypair, [4; 32], 1 << 30) {
             index.donations.insert("peer".into(), pledge);
@@ -565,6 +613,7 @@ pub(crate) mod fuzz_targets {
         ]
         .into_iter()
         .filter_map(|(name, bytes)| Some((name, bytes.ok()?)))
+        .chain(letters::fuzz_targets::seeds())
         .collect()
     }
 
@@ -585,6 +634,7 @@ pub(crate) mod fuzz_targets {
                     let _ = crate::pledge::allowance(&index.pledges(), &[4; 32]);
                 }
             }
+            "letter body" | "letter" => letters::fuzz_targets::decode_as(name, bytes),
             _ => {
                 let _ = decode::<IndexPointer>(bytes);
             }
@@ -643,10 +693,12 @@ mod tests {
             copies: 3,
             claims_behind: false,
             links: Vec::new(),
+            shared_with: Vec::new(),
         };
         let index = FileIndex {
             files: (0..100).map(entry).collect(),
             donations: Default::default(),
+            received: Default::default(),
         };
         let per_file = encode(&index).unwrap().len() / 100;
         assert!(per_file < 512, "{per_file} bytes of index per file");

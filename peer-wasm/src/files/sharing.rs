@@ -63,6 +63,20 @@ impl<N: Network> Drive<N> {
         id: &str,
         progress: impl FnMut(u64) -> ControlFlow<()>,
     ) -> Result<FileInfo, FileError> {
+        let (file, users) = self.rekey(id, |_| true, progress).await?;
+        // The users it is shared with keep it: they get its new key.
+        self.send_letters(users.iter().map(String::as_str)).await?;
+        Ok(file)
+    }
+
+    /// Re-keys file `id` (see the module's documentation), keeping it shared with the users
+    /// `keep` says yes to. Returns the file as it is now and the users it was shared with.
+    pub(super) async fn rekey(
+        &self,
+        id: &str,
+        keep: impl Fn(&str) -> bool,
+        progress: impl FnMut(u64) -> ControlFlow<()>,
+    ) -> Result<(FileInfo, Vec<String>), FileError> {
         let (mut index, _, at, old_key) = entry_and_key(self, id).await?;
         let old = index.files[at].clone();
         let old_blocks = manifest(self, &old, &old_key).await?;
@@ -109,6 +123,12 @@ impl<N: Network> Drive<N> {
             copies: stored.copies,
             claims_behind: false,
             links: Vec::new(),
+            shared_with: old
+                .shared_with
+                .iter()
+                .filter(|n| keep(n))
+                .cloned()
+                .collect(),
         };
         let mut replaced = false;
         let committed = commit_index(self, |index| {
@@ -134,8 +154,8 @@ impl<N: Network> Drive<N> {
         free_all(self, &old_blocks.parts).await;
         free(self, &old.manifest).await;
         witness(&self.client, owner_hash(&self.session)?, stored.receipts);
-        tracing::info!(name = %old.name, "share links revoked: the file was re-keyed");
-        Ok(info(&entry))
+        tracing::info!(name = %old.name, "the file was re-keyed: its links and shares revoked");
+        Ok((info(&entry), old.shared_with))
     }
 
     /// Revokes the links of every file whose links have all expired: run at log-in, so an

@@ -10,7 +10,10 @@ use std::collections::HashSet;
 
 use libp2p::PeerId;
 
-use crate::record::{FoundRecord, RecordError, VerifiedRecord};
+use crate::record::{
+    verify_value, FoundRecord, LetterBundle, RecordError, VerifiedRecord, MAX_BUNDLE_BYTES,
+    MAX_LETTERS,
+};
 
 /// How many peers a lookup must hear from before "there is no such record" is believed: this
 /// many, or every peer the walk tried when it tried fewer (a network of two tabs), and never
@@ -47,6 +50,41 @@ pub(crate) fn may_store(record: &VerifiedRecord, held: Option<&[u8]>) -> Result<
     }
 }
 
+/// What a holder keeps under a recipient's letter key when `letter` arrives and `held` (the
+/// bundle there, if any) is: per sharer the newest letter, as [`VerifiedRecord::may_replace`]
+/// has it (a letter by the key a sharer handed over to replaces one by the key before, never
+/// the reverse). `Ok(None)`: the letter is held already. Refused when it is older than its
+/// sharer's letter held, or the bundle would pass [`MAX_LETTERS`] or [`MAX_BUNDLE_BYTES`].
+///
+/// A bundle that no longer verifies is replaced, as [`may_store`] replaces a record.
+pub(crate) fn merge_letter(
+    letter: &VerifiedRecord,
+    held: Option<&[u8]>,
+) -> Result<Option<Vec<u8>>, RecordError> {
+    let key = letter.record().key();
+    let mut letters = held
+        .and_then(|wire| verify_value(&key, wire).ok())
+        .unwrap_or_default();
+    let same_sharer = letters.iter().position(|held| {
+        held.record().owner == letter.record().owner
+            || letter.descends_from(&held.record().owner)
+            || held.descends_from(&letter.record().owner)
+    });
+    match same_sharer {
+        Some(at) => match letter.may_replace(&letters[at])? {
+            false => return Ok(None),
+            true => letters[at] = letter.clone(),
+        },
+        None if letters.len() >= MAX_LETTERS => return Err(RecordError::InboxFull),
+        None => letters.push(letter.clone()),
+    }
+    let wire = LetterBundle::wire(&letters);
+    if wire.len() > MAX_BUNDLE_BYTES {
+        return Err(RecordError::InboxFull);
+    }
+    Ok(Some(wire))
+}
+
 /// The answers to one record lookup, merged per owner: for each key that signed a record
 /// under the key asked for, the newest version seen and which holders vouched for it.
 #[derive(Debug)]
@@ -81,18 +119,26 @@ impl GetAnswers {
         answered_key: &[u8],
         wire: &[u8],
     ) -> Result<(), RecordError> {
+        // One record, or under a recipient's letter key a bundle of letters, one per sharer.
         let checked = if answered_key == self.key.as_slice() {
-            VerifiedRecord::from_wire(&self.key, wire)
+            verify_value(&self.key, wire)
         } else {
             Err(RecordError::WrongKey)
         };
-        let candidate = match checked {
-            Ok(candidate) => candidate,
+        let candidates = match checked {
+            Ok(candidates) => candidates,
             Err(e) => {
                 self.refused += 1;
                 return Err(e);
             }
         };
+        for candidate in candidates {
+            self.take(from, candidate);
+        }
+        Ok(())
+    }
+
+    fn take(&mut self, from: Option<PeerId>, candidate: VerifiedRecord) {
         let same_owner = self
             .seen
             .iter_mut()
@@ -116,7 +162,6 @@ impl GetAnswers {
             }
             None => *local = true,
         }
-        Ok(())
     }
 
     /// Peers that answered the lookup without a record.
@@ -332,5 +377,57 @@ mod tests {
         );
         // A held copy that no longer verifies is replaced.
         assert_eq!(may_store(&v1, Some(b"garbage")), Ok(true));
+    }
+
+    #[test]
+    fn a_letter_bundle_keeps_each_sharers_newest_letter_within_its_limits() {
+        use crate::record::{verify_value, MAX_LETTERS};
+        let letter = |owner: u8, seq: u64| {
+            let r = SignedRecord::sign(
+                RecordKind::Letter,
+                AccountId([9; 32]),
+                seq,
+                key(owner),
+                vec![owner; 100],
+            )
+            .unwrap();
+            verified(&r)
+        };
+        let key_of = letter(0, 1).record().key();
+        let one = merge_letter(&letter(0, 1), None).unwrap().unwrap();
+        let bobs = letter(1, 5);
+        let two = merge_letter(&bobs, Some(&one)).unwrap().unwrap();
+        assert_eq!(verify_value(&key_of, &two).unwrap().len(), 2, "two sharers");
+        // The same letter again changes nothing; a newer one replaces its sharer's only.
+        assert_eq!(merge_letter(&bobs, Some(&two)), Ok(None));
+        let three = merge_letter(&letter(0, 2), Some(&two)).unwrap().unwrap();
+        let held = verify_value(&key_of, &three).unwrap();
+        assert_eq!(
+            held.iter().map(|l| l.record().seq).collect::<Vec<_>>(),
+            [2, 5]
+        );
+        // A replay (older than the sharer's letter held) is refused.
+        assert_eq!(
+            merge_letter(&letter(0, 1), Some(&three)),
+            Err(RecordError::Stale { new: 1, held: 2 })
+        );
+        // A bundle is all letters for its key: a record of another kind in one is refused.
+        let stranger = record(2, 9, 1);
+        let mixed = crate::record::LetterBundle::wire(&[letter(0, 1), verified(&stranger)]);
+        assert!(verify_value(&key_of, &mixed).is_err());
+        // Full: a new sharer is refused, the ones held still replace their letters.
+        let many: Vec<VerifiedRecord> = (0..MAX_LETTERS)
+            .map(|_| {
+                let k = PrivateKey::generate_bits(2048).unwrap();
+                let r = SignedRecord::sign(RecordKind::Letter, AccountId([9; 32]), 1, &k, vec![1])
+                    .unwrap();
+                verified(&r)
+            })
+            .collect();
+        let full = crate::record::LetterBundle::wire(&many);
+        assert_eq!(
+            merge_letter(&letter(0, 1), Some(&full)),
+            Err(RecordError::InboxFull)
+        );
     }
 }

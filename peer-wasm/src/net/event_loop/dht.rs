@@ -18,7 +18,7 @@ use crate::net::{
 };
 use crate::{
     protocol::{KAD_PROTOCOL, RPC_PROTOCOL},
-    record::{RecordError, VerifiedRecord},
+    record::{verify_value, RecordError, RecordKind, VerifiedRecord},
 };
 
 impl EventLoop {
@@ -124,10 +124,13 @@ impl EventLoop {
                         record: Some(record),
                         ..
                     },
-            } => match VerifiedRecord::from_wire(record.key.as_ref(), &record.value) {
+            } => match verify_value(record.key.as_ref(), &record.value) {
+                // One record, or a bundle of letters: each is taken on its own.
                 Ok(verified) => {
-                    if let Err(e) = self.store_record(&verified, Some(source), record.expires) {
-                        tracing::info!(%source, "DHT record refused: {e}");
+                    for one in &verified {
+                        if let Err(e) = self.store_record(one, Some(source), record.expires) {
+                            tracing::info!(%source, "DHT record refused: {e}");
+                        }
                     }
                 }
                 Err(e) => tracing::info!(%source, "DHT record refused: {e}"),
@@ -170,8 +173,11 @@ impl EventLoop {
         let mut restored = 0;
         for record in persisted {
             let stored = match record.expires(now, wall) {
-                Some(expires) => VerifiedRecord::from_wire(&record.key, &record.value)
-                    .and_then(|verified| self.store_record(&verified, None, Some(expires))),
+                Some(expires) => verify_value(&record.key, &record.value).and_then(|verified| {
+                    verified
+                        .iter()
+                        .try_for_each(|one| self.store_record(one, None, Some(expires)))
+                }),
                 None => Err(RecordError::Malformed("expired".into())),
             };
             match stored {
@@ -217,17 +223,29 @@ impl EventLoop {
         };
         let store = self.swarm.behaviour_mut().kad.store_mut();
         let held = store.get(&key).map(|held| held.into_owned());
-        if !record_policy::may_store(record, held.as_ref().map(|h| h.value.as_slice()))? {
+        let held_value = held.as_ref().map(|h| h.value.as_slice());
+        // Under a recipient's letter key many sharers' letters are kept together.
+        let letter = record.record().kind == RecordKind::Letter;
+        let value = match letter {
+            true => record_policy::merge_letter(record, held_value)?,
+            false => record_policy::may_store(record, held_value)?.then(|| record.wire().to_vec()),
+        };
+        let Some(value) = value else {
             // The same record again: its owner (or a holder passing it on) keeps it alive.
             if let Some(mut held) = held.filter(|h| h.expires.is_some_and(|at| at < expires)) {
                 held.expires = Some(expires);
                 let _ = store.put(held);
             }
             return Ok(());
-        }
+        };
         let candidate = Candidate {
             key: key.clone(),
-            owner: crate::crypto::sha256(&record.record().owner),
+            // A recipient's letters count as one owner's record: the inbox's, whose own
+            // limits are the bundle's (`record::MAX_LETTERS`).
+            owner: match letter {
+                true => crate::crypto::sha256(key.as_ref()),
+                false => crate::crypto::sha256(&record.record().owner),
+            },
             sender,
             closer_known,
             distance,
@@ -257,7 +275,7 @@ impl EventLoop {
         if let Admit::EvictThenStore(farthest) = admit {
             store.remove(&farthest);
         }
-        let mut stored = kad::Record::new(key.clone(), record.wire().to_vec());
+        let mut stored = kad::Record::new(key.clone(), value);
         stored.expires = Some(expires);
         store
             .put(stored)

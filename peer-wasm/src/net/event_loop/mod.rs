@@ -41,7 +41,11 @@ use super::{
     rewalk::Walks,
     Behaviour, Client, Config, Event, InboundRequest, NetError, Started,
 };
-use crate::{error_chain::error_chain, protocol::Response};
+use crate::{
+    error_chain::error_chain,
+    protocol::Response,
+    record::{LetterBundle, RecordKind},
+};
 
 /// Commands waiting in the queue before `Client` calls start to wait.
 const COMMAND_QUEUE: usize = 32;
@@ -314,20 +318,29 @@ impl EventLoop {
                 self.dht.queries.insert(id, Query::Discover(reply));
             }
             Command::PutRecord { record, reply } => {
+                use kad::store::RecordStore;
                 if let Err(e) = self.store_record(&record, None, None) {
                     let _ = reply.send(Err(e.into()));
                     return;
                 }
-                let kad_record = kad::Record::new(
-                    kad::RecordKey::new(&record.record().key()),
-                    record.wire().to_vec(),
-                );
-                match self
-                    .swarm
-                    .behaviour_mut()
-                    .kad
-                    .put_record(kad_record, kad::Quorum::One)
-                {
+                let key = kad::RecordKey::new(&record.record().key());
+                // A letter travels as a bundle of one; the holders merge it into theirs.
+                let letter = record.record().kind == RecordKind::Letter;
+                let value = match letter {
+                    true => LetterBundle::wire(std::slice::from_ref(&record)),
+                    false => record.wire().to_vec(),
+                };
+                // Kademlia stores what it publishes here first, over what is held: a merged
+                // bundle goes back once it has.
+                let kad = &mut self.swarm.behaviour_mut().kad;
+                let merged = letter
+                    .then(|| kad.store_mut().get(&key).map(|r| r.into_owned()))
+                    .flatten();
+                let put = kad.put_record(kad::Record::new(key, value), kad::Quorum::One);
+                if let Some(merged) = merged {
+                    let _ = kad.store_mut().put(merged);
+                }
+                match put {
                     Ok(id) => {
                         self.dht.queries.insert(id, Query::Put(reply));
                     }

@@ -1,0 +1,556 @@
+//! Sharing with another user by username: the sharer's side (a letter per recipient listing
+//! every file shared with them, sent again whenever that list or a file's key changes) and the
+//! recipient's ("Shared with me": the letters under the recipient's account, each checked
+//! against the named sharer's current key, kept in the recipient's own index). The letter
+//! format is in `letters.rs`.
+//!
+//! Stopping a share with one user re-keys the file ([`Drive::revoke_links`] does the same for
+//! links): the recipient's capability opens only the old blocks, which are freed, and the
+//! other recipients get a letter with the new key. What it cannot undo: a copy the recipient
+//! already downloaded.
+
+use std::collections::BTreeMap;
+
+use super::letters::{genuine_key, open_letter, seal_letter, Letter};
+use super::*;
+use crate::{
+    account::{account_id, normalize_username},
+    crypto::rsa_keys::PublicKey,
+    record::AccountId,
+};
+
+/// What this user keeps of what one sharer shares with them (in their own index).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct Received {
+    /// The sequence number of the newest letter read from the sharer: an older one is a
+    /// replay, and is refused.
+    seq: u64,
+    /// The files, as that letter listed them.
+    files: Vec<ShareLink>,
+    /// Those this user chose not to see.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    hidden: Vec<FileId>,
+}
+
+/// A file another user shares with this one.
+#[cfg_attr(all(test, not(target_arch = "wasm32")), derive(ts_rs::TS))]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct SharedFile {
+    /// The sharer's username.
+    pub from: String,
+    /// The file's id (hex), for [`Drive::hide_shared`].
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Bytes.
+    pub size: u64,
+    /// A share-link token that reads it ([`download_link`]).
+    pub token: String,
+}
+
+/// What "Shared with me" shows.
+#[cfg_attr(all(test, not(target_arch = "wasm32")), derive(ts_rs::TS))]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct SharedWithMe {
+    /// Every file shared with this user and not hidden, newest sharer's letter first read.
+    pub files: Vec<SharedFile>,
+    /// Letters refused: not signed by the named sharer's current key, or older than one
+    /// read before (a replay), or not readable.
+    pub refused: u32,
+    /// Whether the letters could be looked up: when too few peers answered, the list is what
+    /// this user's index kept from earlier.
+    pub fresh: bool,
+}
+
+/// A letter refused, and why.
+#[derive(Debug, thiserror::Error)]
+enum Refused {
+    #[error("not signed by {0:?}'s current key")]
+    NotTheSharer(String),
+    #[error("older than the letter from {0:?} read before (a replay)")]
+    Replayed(String),
+    #[error("from this user")]
+    FromSelf,
+    #[error(transparent)]
+    File(#[from] FileError),
+}
+
+impl<N: Network> Drive<N> {
+    /// Shares file `id` with the user `username`: notes them in the file's entry and sends
+    /// them a letter listing every file shared with them. Returns the file as it is now.
+    pub async fn share_with(&self, id: &str, username: &str) -> Result<FileInfo, FileError> {
+        let name = recipient(&self.session, username)?;
+        let file = FileId::from_hex(id).ok_or(FileError::NoSuchFile)?;
+        let (account, key) = find_user(self, &name).await?;
+        let mut shared = None;
+        commit_index(self, |index| {
+            shared = index.files.iter_mut().find(|f| f.id == file).map(|entry| {
+                if !entry.shared_with.contains(&name) {
+                    entry.shared_with.push(name.clone());
+                    entry.shared_with.sort();
+                }
+                info(entry)
+            });
+        })
+        .await?;
+        let shared = shared.ok_or(FileError::NoSuchFile)?;
+        if let Err(e) = self.send_letter(&name, account, &key).await {
+            // Not sent (too many files for one letter, or no peer took it): the index must not
+            // say it is shared.
+            commit_index(self, |index| {
+                if let Some(entry) = index.files.iter_mut().find(|f| f.id == file) {
+                    entry.shared_with.retain(|n| *n != name);
+                }
+            })
+            .await?;
+            return Err(e);
+        }
+        tracing::info!(user = %name, "a file was shared with a user");
+        Ok(shared)
+    }
+
+    /// Stops sharing file `id` with `username`: re-keys the file (its old blocks freed, so what
+    /// the user was given opens nothing more), sends them a letter without it and the other
+    /// users it is shared with a letter with its new key. `progress` as for
+    /// [`Drive::revoke_links`] (which this also does: a re-keyed file's links stop working).
+    pub async fn unshare_with(
+        &self,
+        id: &str,
+        username: &str,
+        progress: impl FnMut(u64) -> ControlFlow<()>,
+    ) -> Result<FileInfo, FileError> {
+        let name = normalize_username(username)
+            .map_err(|_| FileError::BadUsername(username.to_string()))?;
+        let (file, before) = self.rekey(id, |n| n != name, progress).await?;
+        // The user removed learns the file is gone; the others get its new key.
+        self.send_letters(before.iter().map(String::as_str)).await?;
+        tracing::info!(user = %name, "a file is no longer shared with a user");
+        Ok(file)
+    }
+
+    /// Sends each of `users` a letter listing every file now shared with them.
+    pub(super) async fn send_letters<'a>(
+        &self,
+        users: impl IntoIterator<Item = &'a str>,
+    ) -> Result<(), FileError> {
+        for name in users {
+            let (account, key) = find_user(self, name).await?;
+            self.send_letter(name, account, &key).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends every user a file is shared with their letter again: at log-in (a letter is kept
+    /// [`crate::net::record_limits::RECORD_TTL`] after it was last sent) and after a password
+    /// change (letters signed by the earlier key are refused). Returns how many were sent.
+    pub async fn send_all_letters(&self) -> Result<usize, FileError> {
+        let (index, _) = load_index(self).await?;
+        let mut users: Vec<&str> = index
+            .files
+            .iter()
+            .flat_map(|f| f.shared_with.iter().map(String::as_str))
+            .collect();
+        users.sort_unstable();
+        users.dedup();
+        let sent = users.len();
+        self.send_letters(users).await?;
+        Ok(sent)
+    }
+
+    /// Seals and sends the letter to `name` listing every file the index shares with them.
+    async fn send_letter(
+        &self,
+        name: &str,
+        account: AccountId,
+        key: &PublicKey,
+    ) -> Result<(), FileError> {
+        let (index, _) = load_index(self).await?;
+        let mut files = Vec::new();
+        for entry in index
+            .files
+            .iter()
+            .filter(|f| f.shared_with.iter().any(|n| n == name))
+        {
+            let file_key = open_file_key(&self.session, entry).await?;
+            files.push(ShareLink {
+                file: entry.id,
+                key: *file_key.as_bytes(),
+                manifest: entry.manifest.id,
+                name: entry.name.clone(),
+                size: entry.size,
+                expires_ms: None,
+            });
+        }
+        let letter = Letter {
+            from: self.session.username().to_string(),
+            files,
+        };
+        let record = seal_letter(&self.session, account, name, key, &letter).await?;
+        self.client.put_record(record).await?;
+        Ok(())
+    }
+
+    /// What other users share with this one: the letters under this account, each checked
+    /// (signed by the named sharer's current key, newer than the one read before), kept in
+    /// the index so a share outlives its letter. When too few peers answer, the index's list
+    /// is shown with `fresh: false`, never an empty one.
+    pub async fn shared_with_me(&self) -> Result<SharedWithMe, FileError> {
+        let key = dht_key(RecordKind::Letter, &self.session.account());
+        let (letters, fresh) = match self.client.get_record(key).await {
+            Ok(letters) => (letters, true),
+            Err(NetError::TooFewPeers { .. }) => (Vec::new(), false),
+            Err(e) => return Err(e.into()),
+        };
+        let (index, _) = load_index(self).await?;
+        let mut newer: BTreeMap<String, (u64, Vec<ShareLink>)> = BTreeMap::new();
+        let mut refused = 0;
+        for letter in &letters {
+            match self.read_letter(letter, &index.received).await {
+                Ok(Some((from, letter_seq, files))) => {
+                    newer.insert(from, (letter_seq, files));
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    refused += 1;
+                    tracing::info!("a letter was refused: {e}");
+                }
+            }
+        }
+        let mut received = index.received;
+        if !newer.is_empty() {
+            let apply = |received: &mut BTreeMap<String, Received>| {
+                for (from, (seq, files)) in &newer {
+                    let entry = received.entry(from.clone()).or_insert(Received {
+                        seq: 0,
+                        files: Vec::new(),
+                        hidden: Vec::new(),
+                    });
+                    if entry.seq < *seq {
+                        entry.seq = *seq;
+                        entry.files = files.clone();
+                    }
+                }
+            };
+            commit_index(self, |index| apply(&mut index.received)).await?;
+            apply(&mut received);
+        }
+        Ok(SharedWithMe {
+            files: listed(&received),
+            refused,
+            fresh,
+        })
+    }
+
+    /// Checks and opens one letter; `Ok(None)` when it is the one read before.
+    async fn read_letter(
+        &self,
+        record: &VerifiedRecord,
+        received: &BTreeMap<String, Received>,
+    ) -> Result<Option<(String, u64, Vec<ShareLink>)>, Refused> {
+        let letter = open_letter(&self.session, record).await?;
+        let from = normalize_username(&letter.from)
+            .map_err(|_| Refused::NotTheSharer(letter.from.clone()))?;
+        if from == self.session.username() {
+            return Err(Refused::FromSelf);
+        }
+        let (_, key) = find_user(self, &from).await?;
+        if key.to_der().map_err(FileError::from)? != record.record().owner {
+            return Err(Refused::NotTheSharer(from));
+        }
+        let seq = record.record().seq;
+        match received.get(&from).map(|r| r.seq) {
+            Some(held) if held > seq => Err(Refused::Replayed(from)),
+            Some(held) if held == seq => Ok(None),
+            _ => Ok(Some((from, seq, letter.files))),
+        }
+    }
+
+    /// Hides file `id` shared by `from` from "Shared with me" (in every browser: the index
+    /// keeps it).
+    pub async fn hide_shared(&self, from: &str, id: &str) -> Result<(), FileError> {
+        let file = FileId::from_hex(id).ok_or(FileError::NoSuchFile)?;
+        let mut found = false;
+        commit_index(self, |index| {
+            found = false;
+            if let Some(received) = index.received.get_mut(from) {
+                if received.files.iter().any(|f| f.file == file) {
+                    found = true;
+                    if !received.hidden.contains(&file) {
+                        received.hidden.push(file);
+                    }
+                }
+            }
+        })
+        .await?;
+        found.then_some(()).ok_or(FileError::NoSuchFile)
+    }
+}
+
+/// The files in `received` not hidden, by sharer.
+fn listed(received: &BTreeMap<String, Received>) -> Vec<SharedFile> {
+    received
+        .iter()
+        .flat_map(|(from, r)| {
+            r.files
+                .iter()
+                .filter(|f| !r.hidden.contains(&f.file))
+                .map(move |f| SharedFile {
+                    from: from.clone(),
+                    id: f.file.to_hex(),
+                    name: f.name.clone(),
+                    size: f.size,
+                    token: f.to_token(),
+                })
+        })
+        .collect()
+}
+
+/// The normalised username of a recipient, who must not be the sharer.
+fn recipient(session: &Session, username: &str) -> Result<String, FileError> {
+    let name =
+        normalize_username(username).map_err(|_| FileError::BadUsername(username.to_string()))?;
+    if name == session.username() {
+        return Err(FileError::ShareWithSelf);
+    }
+    Ok(name)
+}
+
+/// The account and current public key of the user `name` (normalised), from the DHT. A
+/// lookup that heard too few peers is tried again for up to `network_wait`, then fails with
+/// `network_unreachable`; "unknown user" only when enough peers were heard.
+async fn find_user<N: Network>(
+    drive: &Drive<N>,
+    name: &str,
+) -> Result<(AccountId, PublicKey), FileError> {
+    let account = account_id(name);
+    let key = dht_key(RecordKind::PublicKey, &account);
+    let deadline = web_time::Instant::now() + drive.settings.network_wait;
+    let mut pause = crate::account::RETRY_PAUSE;
+    let found = loop {
+        match drive.client.get_record(key.clone()).await {
+            Err(NetError::TooFewPeers { .. }) if web_time::Instant::now() + pause < deadline => {
+                futures_timer::Delay::new(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(4));
+            }
+            other => break other?,
+        }
+    };
+    let genuine = genuine_key(&found).ok_or_else(|| FileError::UnknownUser(name.to_string()))?;
+    Ok((account, genuine.owner().clone()))
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::super::fake::{drive_of, pattern, FakeNet, MIB};
+    use super::*;
+    use crate::{crypto::rsa_keys::PrivateKey, record::SignedRecord};
+
+    async fn upload(drive: &Drive<FakeNet>, name: &str, bytes: &[u8]) -> FileInfo {
+        drive
+            .upload(name, bytes, |_| ControlFlow::Continue(()))
+            .await
+            .unwrap()
+            .file
+    }
+
+    /// What a recipient gets with the token "Shared with me" gave them.
+    async fn open(net: &FakeNet, token: &str) -> Result<Vec<u8>, FileError> {
+        let link = ShareLink::from_token(token)?;
+        let mut out = Vec::new();
+        download_link(net, &Settings::default(), &link, |block| {
+            out.extend_from_slice(&block);
+            ControlFlow::Continue(())
+        })
+        .await?;
+        Ok(out)
+    }
+
+    fn names(shared: &SharedWithMe) -> Vec<(String, String)> {
+        shared
+            .files
+            .iter()
+            .map(|f| (f.from.clone(), f.name.clone()))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_file_shared_with_a_user_who_is_away_reaches_them_bit_exact_until_it_is_unshared() {
+        let net = FakeNet::new(6, 64 * MIB).await;
+        let (alice, bob, carol) = (
+            drive_of(&net, "alice").await,
+            drive_of(&net, "bob").await,
+            drive_of(&net, "carol").await,
+        );
+        let bytes = pattern(2 * MIB as usize + 77, 5);
+        let file = upload(&alice, "plans.pdf", &bytes).await;
+        // Bob's tab plays no part: the letter waits in the DHT under his account.
+        let shared = alice.share_with(&file.id, " Bob ").await.unwrap();
+        assert_eq!(shared.shared_with, vec!["bob".to_string()]);
+        alice.share_with(&file.id, "carol").await.unwrap();
+        assert_eq!(alice.list().await.unwrap()[0].shared_with, ["bob", "carol"]);
+
+        let got = bob.shared_with_me().await.unwrap();
+        assert!(got.fresh);
+        assert_eq!(got.refused, 0);
+        assert_eq!(names(&got), [("alice".into(), "plans.pdf".into())]);
+        let old_token = got.files[0].token.clone();
+        assert_eq!(open(&net, &old_token).await.unwrap(), bytes);
+        // Nothing of the file counts against the recipient.
+        assert_eq!(bob.list().await.unwrap().len(), 0);
+
+        // Alice stops sharing with Bob: the file is re-keyed, Carol is sent the new key.
+        let now = alice
+            .unshare_with(&file.id, "bob", |_| ControlFlow::Continue(()))
+            .await
+            .unwrap();
+        assert_eq!(now.shared_with, ["carol"]);
+        assert!(bob.shared_with_me().await.unwrap().files.is_empty());
+        assert!(
+            matches!(open(&net, &old_token).await, Err(FileError::LinkGone(_))),
+            "what Bob was given opens nothing more"
+        );
+        let carols = carol.shared_with_me().await.unwrap();
+        assert_eq!(names(&carols), [("alice".into(), "plans.pdf".into())]);
+        assert_ne!(carols.files[0].token, old_token);
+        assert_eq!(open(&net, &carols.files[0].token).await.unwrap(), bytes);
+    }
+
+    #[tokio::test]
+    async fn forged_replayed_and_rotated_key_letters_are_refused_and_never_shown() {
+        let net = FakeNet::new(6, 64 * MIB).await;
+        let (alice, bob, mallory) = (
+            drive_of(&net, "alice").await,
+            drive_of(&net, "bob").await,
+            drive_of(&net, "mallory").await,
+        );
+        let file = upload(&alice, "a.txt", b"from alice").await;
+        alice.share_with(&file.id, "bob").await.unwrap();
+        assert_eq!(bob.shared_with_me().await.unwrap().files.len(), 1);
+        let bob_key = bob.session.public_key();
+
+        // Mallory signs a letter that says it is from Alice, with Mallory's key.
+        let junk = upload(&mallory, "malware.exe", b"MZ").await;
+        let (index, _) = load_index(&mallory).await.unwrap();
+        let key = open_file_key(&mallory.session, &index.files[0])
+            .await
+            .unwrap();
+        let forged = Letter {
+            from: "alice".into(),
+            files: vec![ShareLink {
+                file: index.files[0].id,
+                key: *key.as_bytes(),
+                manifest: index.files[0].manifest.id,
+                name: "invoice.pdf".into(),
+                size: 2,
+                expires_ms: None,
+            }],
+        };
+        assert_eq!(junk.name, "malware.exe");
+        let forged = seal_letter(
+            &mallory.session,
+            bob.session.account(),
+            "bob",
+            &bob_key,
+            &forged,
+        )
+        .await
+        .unwrap();
+        net.put_record(forged).await.unwrap();
+        let got = bob.shared_with_me().await.unwrap();
+        assert_eq!(got.refused, 1, "Mallory's letter signed as Alice");
+        assert_eq!(names(&got), [("alice".into(), "a.txt".into())]);
+
+        // A letter with a signature that does not verify never gets past a holder.
+        let mut bad = seal_letter(
+            &alice.session,
+            bob.session.account(),
+            "bob",
+            &bob_key,
+            &Letter {
+                from: "alice".into(),
+                files: Vec::new(),
+            },
+        )
+        .await
+        .unwrap();
+        bad.signature[10] ^= 1;
+        assert!(net.put_record(bad).await.is_err());
+
+        // A replay: Alice's first letter put back after holders lost her newer one.
+        let first = net
+            .get_record(dht_key(RecordKind::Letter, &bob.session.account()))
+            .await;
+        let first: VerifiedRecord = first
+            .unwrap()
+            .into_iter()
+            .find(|l| l.owner() == &alice.session.public_key())
+            .unwrap();
+        let second = upload(&alice, "b.txt", b"second").await;
+        alice.share_with(&second.id, "bob").await.unwrap();
+        assert_eq!(bob.shared_with_me().await.unwrap().files.len(), 2);
+        net.forget_letters();
+        net.put_record(first.record().clone()).await.unwrap();
+        let got = bob.shared_with_me().await.unwrap();
+        assert_eq!(got.refused, 1, "an older letter than one read before");
+        assert_eq!(got.files.len(), 2, "what Bob read stays");
+
+        // Alice's key rotates (her password changed): a letter by the old key is refused.
+        let next = PrivateKey::generate_bits(2048).unwrap();
+        let link = alice.session.hand_over(&next.public());
+        let rotated = SignedRecord::sign_with_history(
+            RecordKind::PublicKey,
+            alice.session.account(),
+            2,
+            &next,
+            vec![link],
+            Vec::new(),
+        )
+        .unwrap();
+        net.put_record(rotated).await.unwrap();
+        net.forget_letters();
+        let third = upload(&alice, "c.txt", b"third").await;
+        alice.share_with(&third.id, "bob").await.unwrap();
+        let got = bob.shared_with_me().await.unwrap();
+        assert_eq!(got.refused, 1, "signed by a key Alice rotated away from");
+        assert_eq!(got.files.len(), 2, "c.txt is not shown");
+    }
+
+    #[tokio::test]
+    async fn bad_recipients_are_named_and_change_nothing_and_hidden_files_stay_hidden() {
+        let net = FakeNet::new(5, 64 * MIB).await;
+        let (alice, bob) = (drive_of(&net, "alice").await, drive_of(&net, "bob").await);
+        let file = upload(&alice, "a.txt", b"hello").await;
+        assert!(matches!(
+            alice.share_with(&file.id, "nobody-here").await,
+            Err(FileError::UnknownUser(name)) if name == "nobody-here"
+        ));
+        assert!(matches!(
+            alice.share_with(&file.id, "ALICE").await,
+            Err(FileError::ShareWithSelf)
+        ));
+        assert!(matches!(
+            alice.share_with(&file.id, "b o b").await,
+            Err(FileError::BadUsername(_))
+        ));
+        assert!(matches!(
+            alice.share_with("00", "bob").await,
+            Err(FileError::NoSuchFile)
+        ));
+        assert!(alice.list().await.unwrap()[0].shared_with.is_empty());
+        assert!(bob.shared_with_me().await.unwrap().files.is_empty());
+
+        alice.share_with(&file.id, "bob").await.unwrap();
+        let got = bob.shared_with_me().await.unwrap();
+        bob.hide_shared("alice", &got.files[0].id).await.unwrap();
+        assert!(bob.shared_with_me().await.unwrap().files.is_empty());
+        assert!(matches!(
+            bob.hide_shared("alice", "00").await,
+            Err(FileError::NoSuchFile)
+        ));
+        // Letters are sent again at log-in; hidden stays hidden.
+        assert_eq!(alice.send_all_letters().await.unwrap(), 1);
+        assert!(bob.shared_with_me().await.unwrap().files.is_empty());
+    }
+}
