@@ -12,7 +12,15 @@ impl<N: Network> Drive<N> {
             settings,
             donation: None,
             journal: None,
+            index_pages: Shared::default(),
         }
+    }
+
+    /// This drive, keeping the index pages it opens or seals in `pages` (the app's, so the
+    /// next drive of the same user need not fetch them again).
+    pub fn with_index_pages(mut self, pages: Shared<IndexPages>) -> Self {
+        self.index_pages = pages;
+        self
     }
 
     /// This drive, noting what its uploads place in `journal` until they are in the index.

@@ -55,6 +55,9 @@ struct World {
     /// Block fetches under way now, and the most there ever were at once.
     fetching: usize,
     peak_fetching: usize,
+    /// Store and fetch requests sent, in all.
+    stores: usize,
+    fetches: usize,
 }
 
 /// A network of in-memory holders, seen from the peer that uses it (which holds nothing).
@@ -129,6 +132,16 @@ impl FakeNet {
         let world = self.world.lock().unwrap();
         let holder = world.holders.iter().find(|h| h.id == peer).unwrap();
         holder.store.clone()
+    }
+
+    /// Store requests sent so far, to any holder.
+    pub(crate) fn stores(&self) -> usize {
+        self.world.lock().unwrap().stores
+    }
+
+    /// Fetch requests sent so far, to any holder.
+    pub(crate) fn fetches(&self) -> usize {
+        self.world.lock().unwrap().fetches
     }
 
     /// The most block fetches that were ever under way at once.
@@ -211,9 +224,13 @@ impl Network for FakeNet {
             (holder.store.clone(), holder.keypair.clone(), conduct)
         };
         let fetch = matches!(request, Request::FetchBlock { .. });
+        if matches!(request, Request::StoreBlock { .. }) {
+            self.world.lock().unwrap().stores += 1;
+        }
         if fetch {
             let mut world = self.world.lock().unwrap();
             world.fetching += 1;
+            world.fetches += 1;
             world.peak_fetching = world.peak_fetching.max(world.fetching);
         }
         let answer = self.answer(peer, store, keypair, conduct, request).await;

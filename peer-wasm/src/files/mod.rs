@@ -55,6 +55,7 @@ use crate::{
 };
 
 pub use attempts::{Attempts, PeerFailure};
+pub use index::IndexPages;
 #[cfg(target_arch = "wasm32")]
 pub(crate) use journal::UPLOADS;
 pub use journal::{JournalError, UploadJournal};
@@ -109,6 +110,12 @@ pub struct Settings {
     /// manifest is a tree: a root listing parts that list the blocks (`manifest.rs`), up to
     /// 2,048 x 2,048 blocks, 4 TiB.
     pub manifest_blocks: usize,
+    /// Files an index page holds on average: 256 (a page of about 128 KiB), more once the
+    /// root would list over 1,024 pages. An index of at most this many files is one blob; a
+    /// larger one is a root listing pages, each holding the files whose ids start with the
+    /// same bits (`index.rs`), so adding or removing a file re-seals one page and the root,
+    /// whatever the number of files.
+    pub index_page_files: usize,
     /// How long an upload in the journal must have placed nothing before a log-in takes it
     /// for cut short and frees its blocks: 10 min. An upload notes a block every second or so;
     /// another tab of this profile may be uploading for the same account right now.
@@ -138,6 +145,7 @@ impl Default for Settings {
             network_wait: crate::account::NETWORK_WAIT,
             audit_blocks_per_file: 4,
             manifest_blocks: 2048,
+            index_page_files: 256,
             abandoned_after: Duration::from_secs(10 * 60),
         }
     }
@@ -157,6 +165,8 @@ pub struct Drive<N = Client> {
     donation: Option<Donation>,
     /// Where uploads note their blocks until they are in the index; `None`: not noted.
     journal: Option<Shared<UploadJournal>>,
+    /// The index pages this tab has opened or sealed (`index.rs`).
+    index_pages: Shared<IndexPages>,
 }
 
 /// Why a file operation failed.
@@ -262,6 +272,9 @@ pub enum FileError {
         /// Files shared with them.
         files: usize,
     },
+    /// The index lists as many files as its root can name pages for (about 4 million).
+    #[error("your drive lists {0} files, as many as its index holds; delete some first")]
+    IndexFull(usize),
 }
 
 impl FileError {
@@ -291,6 +304,7 @@ impl FileError {
         "share_self",
         "bad_username",
         "share_limit",
+        "index_full",
     ];
 
     /// A stable code for each kind of failure, for the page to switch on (never the text).
@@ -319,6 +333,7 @@ impl FileError {
             Self::UnknownUser(_) => "unknown_user",
             Self::ShareWithSelf => "share_self",
             Self::BadUsername(_) => "bad_username",
+            Self::IndexFull(_) => "index_full",
             Self::ShareLimit { .. } => "share_limit",
         }
     }
@@ -383,6 +398,14 @@ struct FileIndex {
     /// older letter (a replay) is known for one.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     received: std::collections::BTreeMap<String, Received>,
+    /// A large index's pages (`index.rs`); when there are any, `files` is empty in the root
+    /// as stored, and holds every page's files once loaded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pages: Vec<PageRef>,
+    /// Re-seal every page at the next save, none reused: they were sealed under an earlier
+    /// user key (a password change).
+    #[serde(skip)]
+    reseal: bool,
 }
 
 impl FileIndex {
@@ -577,10 +600,10 @@ pub(crate) mod fuzz_targets {
             shared_with: vec!["bob".into()],
         };
         let keypair = Keypair::generate_ed25519();
+        let entry_for_pages = entry.clone();
         let mut index = FileIndex {
             files: vec![entry.clone(), entry],
-            donations: Default::default(),
-            received: Default::default(),
+            ..Default::default()
         };
         if let Ok(pledge) = Pledge::sign(&keypair, [4; 32], 1 << 30) {
             index.donations.insert("peer".into(), pledge);
@@ -614,6 +637,7 @@ pub(crate) mod fuzz_targets {
         .into_iter()
         .filter_map(|(name, bytes)| Some((name, bytes.ok()?)))
         .chain(letters::fuzz_targets::seeds())
+        .chain(index::fuzz_seeds(&entry_for_pages))
         .collect()
     }
 
@@ -635,6 +659,7 @@ pub(crate) mod fuzz_targets {
                 }
             }
             "letter body" | "letter" => letters::fuzz_targets::decode_as(name, bytes),
+            "index page" => index::fuzz_page(bytes),
             _ => {
                 let _ = decode::<IndexPointer>(bytes);
             }
@@ -697,8 +722,7 @@ mod tests {
         };
         let index = FileIndex {
             files: (0..100).map(entry).collect(),
-            donations: Default::default(),
-            received: Default::default(),
+            ..Default::default()
         };
         let per_file = encode(&index).unwrap().len() / 100;
         assert!(per_file < 512, "{per_file} bytes of index per file");

@@ -35,6 +35,8 @@ impl<N: Network> Drive<N> {
             entry.claims_behind = true;
         }
         index.donations.insert(peer, pledge);
+        // Every page of a large index is sealed under the new user key too.
+        index.reseal = true;
         save_index(self, &index, Some(&record)).await?;
         Ok(true)
     }
