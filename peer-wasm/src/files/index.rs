@@ -473,7 +473,7 @@ pub(super) fn fuzz_page(bytes: &[u8]) {
 mod tests {
     #![allow(clippy::unwrap_used)]
 
-    use super::super::fake::{download, drive, pattern, FakeNet, MIB};
+    use super::super::fake::{download, drive, pattern, FakeNet, MIB, PASSWORD};
     use super::*;
 
     #[test]
@@ -612,6 +612,53 @@ mod tests {
         assert_eq!(listed.len(), 10_000);
         assert_eq!(net.fetches() - fetches, 1 + 64);
         assert!(!listed.iter().any(|f| f.id == gone.to_hex()));
+    }
+
+    #[tokio::test]
+    async fn a_password_change_re_seals_every_page_under_the_new_user_key() {
+        let net = FakeNet::new(6, 64 * MIB).await;
+        let mut files = drive(&net).await;
+        files.settings.index_page_files = 2;
+        for n in 0..6u8 {
+            let bytes = pattern(500, n);
+            let name = format!("f{n}");
+            let report = files.upload(&name, bytes.as_slice(), |_| ControlFlow::Continue(()));
+            report.await.unwrap();
+        }
+        let (before, _) = load_index(&files).await.unwrap();
+        assert!(!before.pages.is_empty());
+
+        let directory = crate::account::fake::MemoryDirectory::new(3);
+        let new_password = "quiet harbour lanterns drift past midnight";
+        let rotated =
+            crate::account::change_password(&directory, &files.session, PASSWORD, new_password);
+        let rotated = Shared::new(rotated.await.unwrap());
+        let donation = Donation {
+            keypair: Keypair::generate_ed25519(),
+            bytes: 1 << 30,
+        };
+        let settings = files.settings.clone();
+        let after = Drive::new(net.clone(), rotated.clone(), settings).donating(donation);
+        assert!(after.finish_rotation().await.unwrap());
+
+        // Every page is new, and opens with the new user key alone.
+        let (index, record) = load_index(&after).await.unwrap();
+        assert_eq!(record.unwrap().owner(), &rotated.public_key());
+        assert_eq!(index.files.len(), 6);
+        for page in &index.pages {
+            assert!(!before.pages.iter().any(|old| old.blob.id == page.blob.id));
+            let key = [rotated.user_key()];
+            let file = index_file_id(&rotated);
+            let opened = fetch_with(
+                &net,
+                &after.settings,
+                &key,
+                &file,
+                META_POSITION,
+                &page.blob,
+            );
+            assert!(opened.await.is_ok());
+        }
     }
 
     #[tokio::test]
