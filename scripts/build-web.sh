@@ -1,13 +1,21 @@
 #!/usr/bin/env bash
 # Assembles www/ (the site the relay serves): the page from web/ plus the wasm peer, built and
-# bound as wasm-pack.toml says. Usage: scripts/build-web.sh [--wasm-opt]
+# bound as wasm-pack.toml says. Usage: scripts/build-web.sh [--wasm-opt] [--names]
+# --names keeps the modules' function names, for profiling (`tests/bench/webrtc.mjs --profile`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 setting() { sed -n "s/^$1[[:space:]]*=[[:space:]]*\"\{0,1\}\([^\"#]*\)\"\{0,1\}.*/\1/p" wasm-pack.toml | head -n 1 | xargs; }
 crate=$(setting crate); estimator=$(setting estimator_crate); profile=$(setting profile); target=$(setting target)
 out_dir=$(setting out_dir); wasm_opt=$(setting wasm_opt)
-[ "${1:-}" = "--wasm-opt" ] && wasm_opt=true
+strip_names=(--remove-name-section)
+for arg in "$@"; do
+  case "$arg" in
+    --wasm-opt) wasm_opt=true ;;
+    --names) strip_names=() ;;
+    *) echo "build-web: unknown option $arg" >&2; exit 2 ;;
+  esac
+done
 target_dir=${CARGO_TARGET_DIR:-target}
 
 # Two builds, not one: built together, the estimator's crate would have its estimator feature
@@ -20,7 +28,7 @@ estimator_wasm="$target_dir/wasm32-unknown-unknown/$profile/${estimator//-/_}.wa
 find www -mindepth 1 ! -name .gitignore -exec rm -rf {} +
 # No name section: function names are a fifth of the module and serve only debuggers.
 for module in "$wasm" "$estimator_wasm"; do
-  wasm-bindgen --target "$target" --remove-name-section --remove-producers-section --out-dir "$out_dir" "$module"
+  wasm-bindgen --target "$target" "${strip_names[@]}" --remove-producers-section --out-dir "$out_dir" "$module"
 done
 if [ "$wasm_opt" = true ]; then
   for bound in "$out_dir"/*_bg.wasm; do

@@ -21,6 +21,7 @@ import {
   AES_GCM_AND_INDEXEDDB_MS, DOWNLOAD, MIB, PASSWORD, PBKDF2_MS, PROBE_PULL, PROBE_PUSH, RSA_KEYGEN_MS,
   median, option, rendererPeakMiB, summary, writeResults,
 } from "./common.mjs";
+import { rawChannelBaseline } from "./raw_channel.mjs";
 
 const PEERS = Number(option("peers", 8));
 const SIZES = option("sizes", "1,16,128").split(",").map(Number);
@@ -50,107 +51,6 @@ const WARM_UP = 4 * MIB;
 // Tab 0 uploads and tab 1 downloads; the peer never stores a block on itself, so three
 // copies need at least three other tabs.
 if (!(PEERS >= COPIES + 1)) throw new Error(`--peers must be at least ${COPIES + 1} for ${COPIES} copies per block`);
-
-/**
- * Plain JS for a page: one RTCDataChannel to another tab, with no libp2p and no Jellyfish,
- * signalled through the test runner (the whole SDP, candidates included, in one exchange).
- */
-const RAW_CHANNEL = () => {
-  const gathered = (pc) => new Promise((resolve) => {
-    if (pc.iceGatheringState === "complete") resolve();
-    pc.addEventListener("icegatheringstatechange", () => { if (pc.iceGatheringState === "complete") resolve(); });
-  });
-  // Chromium offers loopback candidates only to a page that holds a media permission.
-  const takeMicrophone = async () => {
-    const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
-    stream.getTracks().forEach((track) => track.stop());
-  };
-  window.rawChannel = {
-    async offer() {
-      await takeMicrophone();
-      this.pc = new RTCPeerConnection({ iceServers: [] });
-      this.channel = this.pc.createDataChannel("raw");
-      this.channel.binaryType = "arraybuffer";
-      this.open = new Promise((resolve) => { this.channel.onopen = resolve; });
-      await this.pc.setLocalDescription(await this.pc.createOffer());
-      await gathered(this.pc);
-      return this.pc.localDescription.toJSON();
-    },
-    async answer(offer) {
-      await takeMicrophone();
-      this.pc = new RTCPeerConnection({ iceServers: [] });
-      // The receiving side: a text message announces how many bytes follow, and once they
-      // have all arrived it answers "done", so the sender times delivery, not queueing.
-      this.pc.ondatachannel = ({ channel }) => {
-        channel.binaryType = "arraybuffer";
-        let expected = 0;
-        let received = 0;
-        channel.onmessage = ({ data }) => {
-          if (typeof data === "string") { expected = Number(data); received = 0; return; }
-          received += data.byteLength;
-          if (received === expected) channel.send("done");
-        };
-      };
-      await this.pc.setRemoteDescription(offer);
-      await this.pc.setLocalDescription(await this.pc.createAnswer());
-      await gathered(this.pc);
-      return this.pc.localDescription.toJSON();
-    },
-    async accept(answer) {
-      await this.pc.setRemoteDescription(answer);
-      await this.open;
-    },
-    // `bytes` in 16 KiB messages (the size of the peer's WebRTC frames), at most 4 MiB queued;
-    // resolves to the milliseconds until the other tab has received them all.
-    async send(bytes) {
-      const { channel } = this;
-      const message = new Uint8Array(16384);
-      channel.bufferedAmountLowThreshold = 1 << 20;
-      const done = new Promise((resolve) => channel.addEventListener("message", resolve, { once: true }));
-      const t = performance.now();
-      channel.send(String(bytes));
-      for (let sent = 0; sent < bytes; sent += message.length) {
-        if (channel.bufferedAmount > 4 << 20) {
-          await new Promise((resolve) => channel.addEventListener("bufferedamountlow", resolve, { once: true }));
-        }
-        channel.send(message);
-      }
-      await done;
-      return performance.now() - t;
-    },
-  };
-};
-
-/**
- * Warm throughput of a raw data channel between two fresh profiles, launched beside the idle
- * cluster so that the baseline sees the same machine but shares no browser with a peer.
- */
-async function rawChannelBaseline(relay) {
-  const browsers = [];
-  try {
-    const pages = [];
-    for (const name of ["raw-a", "raw-b"]) {
-      const browser = await Browser.launch(`bench-${name}`);
-      browsers.push(browser);
-      const page = await browser.newPage();
-      // Any page of the relay's origin will do: loopback HTTP is a secure context (so the
-      // microphone can be asked for), and no Jellyfish peer starts in it.
-      await page.goto(`${relay.url}/health`);
-      await page.evaluate(RAW_CHANNEL);
-      pages.push(page);
-    }
-    const [a, b] = pages;
-    const offer = await a.evaluate(() => window.rawChannel.offer());
-    const answer = await b.evaluate((o) => window.rawChannel.answer(o), offer);
-    await a.evaluate((x) => window.rawChannel.accept(x), answer);
-    await a.evaluate((n) => window.rawChannel.send(n), WARM_UP);
-    const ms = [];
-    for (let i = 0; i < RUNS; i++) ms.push(await a.evaluate((n) => window.rawChannel.send(n), RAW_MIB * MIB));
-    return { mib: RAW_MIB, message_bytes: 16384, ms, mib_s: RAW_MIB / (median(ms) / 1000) };
-  } finally {
-    browsers.forEach((b) => b.close());
-  }
-}
 
 /** Milliseconds a peer method takes in the page, and its error message if it failed. */
 const TIMED = async ([method, args]) => {
@@ -354,7 +254,7 @@ async function main() {
     // from one tab a block at a time as a download fetches), past the cold start first; one
     // block each way for the time to the first block; AES-GCM and IndexedDB.
     t = Date.now();
-    const raw = await rawChannelBaseline(relay);
+    const raw = await rawChannelBaseline(relay, { mib: RAW_MIB, runs: RUNS, warmUp: WARM_UP });
     const probePeers = ids.slice(1, 1 + COPIES);
     await uploader.evaluate(PROBE_PUSH, [probePeers, WARM_UP]);
     await downloader.evaluate(PROBE_PULL, [ids[2], WARM_UP]);
