@@ -76,10 +76,13 @@ export const PROBE_PUSH = async ([peers, size]) => {
   return performance.now() - t;
 };
 
-/** Milliseconds for the transport probe to fetch `size` bytes from `peer`. */
-export const PROBE_PULL = async ([peer, size]) => {
+/**
+ * Milliseconds for the transport probe to fetch `size` bytes from `peers` in turn, 4 blocks
+ * at once (a download's pattern), or `inFlight` at once.
+ */
+export const PROBE_PULL = async ([peers, size, inFlight = 4]) => {
   const t = performance.now();
-  await window.jellyfish.probe_pull(peer, size);
+  await window.jellyfish.probe_pull(peers, size, inFlight);
   return performance.now() - t;
 };
 

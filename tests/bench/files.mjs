@@ -47,7 +47,7 @@ async function main() {
       if (download.size !== size) throw new Error(`downloaded ${download.size} of ${size} bytes`);
       const base = await up.page.evaluate(AES_GCM_AND_INDEXEDDB_MS, size);
       const pushMs = await up.page.evaluate(PROBE_PUSH, [holderIds.slice(0, upload.copies), size]);
-      const pullMs = await down.page.evaluate(PROBE_PULL, [holderIds[0], size]);
+      const pullMs = await down.page.evaluate(PROBE_PULL, [holderIds.slice(0, upload.copies), size]);
       const rate = (ms) => mib / (ms / 1000);
       rows.push({
         size_mib: mib,

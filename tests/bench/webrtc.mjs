@@ -72,7 +72,7 @@ const PUSH = async ([peer, bytes]) => {
 
 const PULL = async ([peer, bytes]) => {
   const t = performance.now();
-  await window.jellyfish.probe_pull(peer, bytes);
+  await window.jellyfish.probe_pull([peer], bytes, 1);
   return performance.now() - t;
 };
 

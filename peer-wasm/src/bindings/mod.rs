@@ -767,13 +767,17 @@ impl Peer {
         })
     }
 
-    /// Benchmark baseline: fetches `bytes` from `peer_id` the way a download fetches blocks.
+    /// Benchmark baseline: fetches `bytes` from `peer_ids` in turn, `in_flight` blocks at once,
+    /// the way a download fetches blocks (see `probe.rs`).
     #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
-    pub fn probe_pull(&self, peer_id: String, bytes: f64) -> js_sys::Promise {
+    pub fn probe_pull(&self, peer_ids: Vec<String>, bytes: f64, in_flight: u32) -> js_sys::Promise {
         let client = self.app.client().clone();
         future_to_promise(async move {
-            let peer = peer_id.parse::<PeerId>().map_err(js_error)?;
-            crate::probe::pull(&client, peer, bytes as u64)
+            let peers = peer_ids
+                .iter()
+                .map(|p| p.parse::<PeerId>().map_err(js_error))
+                .collect::<Result<Vec<_>, _>>()?;
+            crate::probe::pull(&client, &peers, bytes as u64, in_flight as usize)
                 .await
                 .map_err(js_error)?;
             Ok(JsValue::UNDEFINED)

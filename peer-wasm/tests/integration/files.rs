@@ -108,7 +108,10 @@ async fn upload_download_tamper_loss_and_delete() {
     probe::push(&author.client, &others, 3 * MIB + 5)
         .await
         .unwrap();
-    probe::pull(&author.client, others[0], 2 * MIB + 5)
+    probe::pull(&author.client, &others[..1], 2 * MIB + 5, 1)
+        .await
+        .unwrap();
+    probe::pull(&author.client, &others, 5 * MIB + 5, 4)
         .await
         .unwrap();
     assert_eq!(blocks_held(&nodes).await, held, "probes store nothing");
