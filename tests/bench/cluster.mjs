@@ -282,6 +282,8 @@ async function main() {
       Object.assign(file, await uploader.evaluate(AES_GCM_AND_INDEXEDDB_MS, file.size));
     }
     phase("baselines", t);
+    // The files' figures so far, in case a later phase fails after minutes of uploading.
+    writeResults(OUT.replace(/\.json$/, "") + ".files.json", { files });
 
     // Newcomers after churn: the last tabs close for good, then fresh profiles load the page.
     // One kind measures the time until its DHT walks know every live tab; the other logs in
@@ -343,7 +345,8 @@ async function main() {
     // after four times the floor, and at least 3 minutes.
     const every = (REPAIR_EVERY_SECS || 3600) * 1000;
     const floorMs = Math.max(every / 120, 1000) + Math.max(every / 80, every / 360, 250);
-    const limitMs = Math.max(4 * floorMs, 180000);
+    // Copying takes time too: a second for each MiB the tabs that left held (a 1 GiB file).
+    const limitMs = Math.max(4 * floorMs, 180000) + repair.left_held_bytes / MIB * 1000;
     let report = null;
     while (repair.restore_ms === undefined && Date.now() - leftAt < limitMs) {
       report = await auditor.page.evaluate(() => window.jellyfish.audit(1e6).catch((e) => ({ error: e.message })));
