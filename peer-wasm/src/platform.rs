@@ -8,6 +8,23 @@ pub(crate) fn spawn(task: impl std::future::Future<Output = ()> + 'static) {
     wasm_bindgen_futures::spawn_local(task);
 }
 
+/// Runs `task` as a task of its own and waits for its output (`None` if the task was
+/// dropped). IndexedDB fires a transaction's `complete` event once, and rexie listens for it
+/// only from the first poll of `done()`: a caller polled late, as a stream feeding a full
+/// `buffer_unordered` is, can miss it and wait forever (a 128 MiB upload stalled at its
+/// eighth block that way). A task of its own is polled as soon as it is woken, in the
+/// microtask before the event; its output waits in a channel for however late the caller.
+#[cfg(target_arch = "wasm32")]
+pub(crate) async fn own_task<T: 'static>(
+    task: impl std::future::Future<Output = T> + 'static,
+) -> Option<T> {
+    let (tx, rx) = futures::channel::oneshot::channel();
+    spawn(async move {
+        let _ = tx.send(task.await);
+    });
+    rx.await.ok()
+}
+
 /// Runs a task in the background: on the current tokio runtime natively.
 #[cfg(not(target_arch = "wasm32"))]
 pub(crate) fn spawn(task: impl std::future::Future<Output = ()> + Send + 'static) {

@@ -35,6 +35,8 @@ const OUT = option("out", join(ROOT, "tests", "bench", "results", "cluster.json"
 // and store at 3 holders; per holder hashing, checks and the IndexedDB write; per upload the
 // index load, the blocks, the manifest and the commit. Medians (and totals) are printed.
 const PROFILE = process.argv.includes("--profile");
+// --console: the uploading tab's console, and every other tab's warnings and errors, go to
+// stderr as they come.
 
 /** The peer's debug timings in a console line (`name = 12;`), or null. */
 function timings(text) {
@@ -179,6 +181,13 @@ async function main() {
       tabs.forEach((tab, i) => tab.page.on("console", (m) => {
         const t = timings(m.text());
         if (t) profiled[i].push(t);
+      }));
+    }
+    // --console: the uploading tab's console and the others' warnings and errors, as they
+    // come, to see why a run stalls.
+    if (process.argv.includes("--console")) {
+      tabs.forEach((tab, i) => tab.page.on("console", (m) => {
+        if (i === 0 || ["warn", "warning", "error"].includes(m.type())) console.error(`tab ${i} ${m.type()}: ${m.text()}`);
       }));
     }
     const pages = tabs.map((tab) => tab.page);

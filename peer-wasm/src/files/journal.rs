@@ -43,7 +43,7 @@ pub struct UploadJournal {
     #[cfg(not(target_arch = "wasm32"))]
     entries: std::sync::Mutex<BTreeMap<String, Vec<u8>>>,
     #[cfg(target_arch = "wasm32")]
-    db: rexie::Rexie,
+    db: std::rc::Rc<rexie::Rexie>,
 }
 
 impl UploadJournal {
@@ -58,7 +58,9 @@ impl UploadJournal {
     /// The journal in this profile's IndexedDB.
     #[cfg(target_arch = "wasm32")]
     pub(crate) fn in_profile(db: rexie::Rexie) -> Self {
-        Self { db }
+        Self {
+            db: std::rc::Rc::new(db),
+        }
     }
 
     /// Notes that upload `file` of `owner` is about to place block `id`, at `now_ms`.
@@ -147,60 +149,74 @@ impl UploadJournal {
             .collect())
     }
 
+    // In the browser each transaction runs in a task of its own ([`crate::platform::own_task`]):
+    // an upload notes its blocks from deep inside a pipeline that can leave it unpolled for
+    // seconds, long enough for the transaction's one `complete` event to pass unheard.
     #[cfg(target_arch = "wasm32")]
     async fn read(&self, key: &str) -> Result<Option<Vec<u8>>, JournalError> {
         use wasm_bindgen::JsCast;
-        let tx = self
-            .db
-            .transaction(&[UPLOADS], rexie::TransactionMode::ReadOnly)
-            .map_err(failed)?;
-        let value = tx
-            .store(UPLOADS)
-            .map_err(failed)?
-            .get(wasm_bindgen::JsValue::from_str(key))
-            .await
-            .map_err(failed)?;
-        tx.done().await.map_err(failed)?;
-        Ok(value
-            .and_then(|v| v.dyn_into::<js_sys::Uint8Array>().ok())
-            .map(|a| a.to_vec()))
+        let (db, key) = (self.db.clone(), key.to_owned());
+        crate::platform::own_task(async move {
+            let tx = db
+                .transaction(&[UPLOADS], rexie::TransactionMode::ReadOnly)
+                .map_err(failed)?;
+            let value = tx
+                .store(UPLOADS)
+                .map_err(failed)?
+                .get(wasm_bindgen::JsValue::from_str(&key))
+                .await
+                .map_err(failed)?;
+            tx.done().await.map_err(failed)?;
+            Ok(value
+                .and_then(|v| v.dyn_into::<js_sys::Uint8Array>().ok())
+                .map(|a| a.to_vec()))
+        })
+        .await
+        .unwrap_or_else(|| Err(JournalError("its task was dropped".into())))
     }
 
     #[cfg(target_arch = "wasm32")]
     async fn write(&self, key: &str, value: Option<Vec<u8>>) -> Result<(), JournalError> {
-        let tx = self
-            .db
-            .transaction(&[UPLOADS], rexie::TransactionMode::ReadWrite)
-            .map_err(failed)?;
-        let store = tx.store(UPLOADS).map_err(failed)?;
-        match value {
-            Some(value) => {
-                let value = wasm_bindgen::JsValue::from(js_sys::Uint8Array::from(value.as_slice()));
-                let key = wasm_bindgen::JsValue::from_str(key);
-                store.put(&value, Some(&key)).await.map_err(failed)?;
+        let (db, key) = (self.db.clone(), key.to_owned());
+        crate::platform::own_task(async move {
+            let tx = db
+                .transaction(&[UPLOADS], rexie::TransactionMode::ReadWrite)
+                .map_err(failed)?;
+            let store = tx.store(UPLOADS).map_err(failed)?;
+            let key = wasm_bindgen::JsValue::from_str(&key);
+            match value {
+                Some(value) => {
+                    let value =
+                        wasm_bindgen::JsValue::from(js_sys::Uint8Array::from(value.as_slice()));
+                    store.put(&value, Some(&key)).await.map_err(failed)?;
+                }
+                None => store.delete(key).await.map_err(failed)?,
             }
-            None => store
-                .delete(wasm_bindgen::JsValue::from_str(key))
-                .await
-                .map_err(failed)?,
-        }
-        tx.done().await.map(|_| ()).map_err(failed)
+            tx.done().await.map(|_| ()).map_err(failed)
+        })
+        .await
+        .unwrap_or_else(|| Err(JournalError("its task was dropped".into())))
     }
 
     #[cfg(target_arch = "wasm32")]
     async fn all(&self) -> Result<Vec<(String, Vec<u8>)>, JournalError> {
         use wasm_bindgen::JsCast;
-        let tx = self
-            .db
-            .transaction(&[UPLOADS], rexie::TransactionMode::ReadOnly)
-            .map_err(failed)?;
-        let entries = tx
-            .store(UPLOADS)
-            .map_err(failed)?
-            .scan(None, None, None, None)
-            .await
-            .map_err(failed)?;
-        tx.done().await.map_err(failed)?;
+        let db = self.db.clone();
+        let entries = crate::platform::own_task(async move {
+            let tx = db
+                .transaction(&[UPLOADS], rexie::TransactionMode::ReadOnly)
+                .map_err(failed)?;
+            let entries = tx
+                .store(UPLOADS)
+                .map_err(failed)?
+                .scan(None, None, None, None)
+                .await
+                .map_err(failed)?;
+            tx.done().await.map_err(failed)?;
+            Ok::<_, JournalError>(entries)
+        })
+        .await
+        .unwrap_or_else(|| Err(JournalError("its task was dropped".into())))?;
         Ok(entries
             .into_iter()
             .filter_map(|(k, v)| {
@@ -259,6 +275,33 @@ mod tests {
     #[tokio::test]
     async fn the_journal_keeps_each_owners_abandoned_uploads_apart() {
         keeps_each_owners_abandoned_uploads_apart(&UploadJournal::in_memory()).await;
+    }
+
+    /// A note polled once and then left alone for longer than its transaction takes (as the
+    /// upload pipeline leaves its reader while every slot is busy) still finishes: before
+    /// each transaction had a task of its own, its `complete` event passed unheard and the
+    /// note, and the upload, waited forever.
+    #[cfg(target_arch = "wasm32")]
+    #[wasm_bindgen_test::wasm_bindgen_test]
+    async fn a_note_polled_late_still_finishes() {
+        let journal = UploadJournal::in_profile(crate::identity_store::open().await.unwrap());
+        let (owner, file) = (crate::crypto::random_bytes(), FileId::random());
+        for round in 0..3u8 {
+            let mut note = std::pin::pin!(journal.note(&owner, &file, BlockId::of(&[round]), 1));
+            assert!(futures::poll!(note.as_mut()).is_pending());
+            futures_timer::Delay::new(std::time::Duration::from_millis(300)).await;
+            let deadline = futures_timer::Delay::new(std::time::Duration::from_secs(5));
+            match futures::future::select(note, deadline).await {
+                futures::future::Either::Left((noted, _)) => noted.unwrap(),
+                futures::future::Either::Right(_) => panic!("the note never finished"),
+            }
+        }
+        let left = journal.unfinished(&owner, u64::MAX).await.unwrap();
+        assert_eq!(
+            left,
+            vec![(file, (0..3u8).map(|r| BlockId::of(&[r])).collect())]
+        );
+        journal.done(&owner, &file).await.unwrap();
     }
 
     #[cfg(target_arch = "wasm32")]
