@@ -42,6 +42,7 @@ mod native {
 
     use std::{
         collections::{BTreeMap, HashMap, HashSet},
+        num::NonZeroUsize,
         ops::ControlFlow,
         path::PathBuf,
         time::Duration,
@@ -164,6 +165,13 @@ mod native {
         rounds_p95: u32,
         /// Share of replayed lookups that met the closest live peer at all.
         found_closest: f64,
+        /// Requests of a placement's walk (it confirms 6 peers, for 3 copies, not 20).
+        placement_requests_p50: u32,
+        placement_requests_p95: u32,
+        /// Share of keys whose 3 first candidates are the 3 closest live peers: by a
+        /// placement's walk, and by a full walk.
+        placement_exact: f64,
+        full_exact: f64,
     }
 
     /// Kademlia's bucket size and parallelism, as the peers run it (libp2p's defaults).
@@ -272,6 +280,38 @@ mod native {
         let mut hops_to_closest: Vec<u32> = replayed.iter().filter_map(|r| r.0).collect();
         let mut rounds: Vec<u32> = replayed.iter().map(|r| r.1).collect();
         let mut requests: Vec<u32> = stats.iter().map(|s| s.requests).collect();
+        // Placement walks of the same keys from the same peers: what they cost, and whether
+        // their first 3 candidates are the 3 closest live peers (the truth, from every id).
+        let placement = NonZeroUsize::new(6).unwrap();
+        let placed: Vec<(LookupStats, bool, bool)> = stream::iter(askers.iter().zip(&keys))
+            .map(|(i, key)| async move {
+                let client = &nodes[*i].client;
+                let stats = client.lookup_for(key.clone(), placement).await.unwrap();
+                let target = KBucketKey::new(key.clone());
+                let mut truth: Vec<PeerId> = (0..nodes.len())
+                    .filter(|j| alive[*j] && j != i)
+                    .map(|j| nodes[j].client.peer_id())
+                    .collect();
+                truth.sort_by_key(|p| KBucketKey::from(*p).distance(&target));
+                truth.truncate(3);
+                let exact = |found: Vec<PeerId>| {
+                    found.len() >= 3 && truth.iter().all(|p| found[..3].contains(p))
+                };
+                let few = client.closest_peers_for(key.clone(), placement).await;
+                let full = client.closest_peers(key.clone()).await;
+                (
+                    stats,
+                    exact(few.unwrap_or_default()),
+                    exact(full.unwrap_or_default()),
+                )
+            })
+            .buffer_unordered(8)
+            .collect()
+            .await;
+        let mut placement_requests: Vec<u32> = placed.iter().map(|p| p.0.requests).collect();
+        let share = |f: &dyn Fn(&(LookupStats, bool, bool)) -> bool| {
+            placed.iter().filter(|p| f(p)).count() as f64 / count.max(1) as f64
+        };
         let mut millis: Vec<f64> = stats.iter().map(|s| s.millis).collect();
         let mean =
             |f: &dyn Fn(&LookupStats) -> f64| stats.iter().map(f).sum::<f64>() / count as f64;
@@ -291,6 +331,10 @@ mod native {
             rounds_p95: percentile(&mut rounds, 0.95),
             found_closest: replayed.iter().filter(|r| r.0.is_some()).count() as f64
                 / count.max(1) as f64,
+            placement_requests_p50: percentile(&mut placement_requests, 0.5),
+            placement_requests_p95: percentile(&mut placement_requests, 0.95),
+            placement_exact: share(&|p| p.1),
+            full_exact: share(&|p| p.2),
         }
     }
 
@@ -488,6 +532,22 @@ mod native {
                 r.rounds_p50,
                 r.rounds_p95,
                 100.0 * r.found_closest
+            );
+        }
+        println!("\nPlacement walks (confirming 6 peers for 3 copies) against full walks (20), same keys and peers");
+        println!("| peers up | left % | requests p50 / p95, placement | requests p50 / p95, full | 3 closest found, placement | 3 closest found, full |");
+        println!("|---:|---:|---:|---:|---:|---:|");
+        for r in &lookups {
+            println!(
+                "| {} | {} | {} / {} | {} / {} | {:.0} % | {:.0} % |",
+                r.peers,
+                r.left_percent,
+                r.placement_requests_p50,
+                r.placement_requests_p95,
+                r.requests_p50,
+                r.requests_p95,
+                100.0 * r.placement_exact,
+                100.0 * r.full_exact
             );
         }
         println!(

@@ -292,7 +292,7 @@ async function main() {
     }
     phase("baselines", t);
     // The files' figures so far, in case a later phase fails after minutes of uploading.
-    writeResults(OUT.replace(/\.json$/, "") + ".files.json", { files });
+    writeResults(OUT.replace(/\.json$/, "") + ".files.json", { files, idle_peak_mib: idlePeakMiB });
 
     // Newcomers after churn: the last tabs close for good, then fresh profiles load the page.
     // One kind measures the time until its DHT walks know every live tab; the other logs in

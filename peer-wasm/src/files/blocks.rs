@@ -35,7 +35,7 @@ pub(super) async fn place<N: Network>(
         signature,
     );
     let signed = web_time::Instant::now();
-    let candidates = client.closest_peers(id.0.to_vec()).await?;
+    let candidates = client.placement_peers(id.0.to_vec(), replicas).await?;
     let walked = web_time::Instant::now();
     let owner_hash = sha256(&owner);
     let mut holders: Vec<PeerId> = Vec::new();

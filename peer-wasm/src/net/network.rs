@@ -34,6 +34,18 @@ pub trait Network: Clone + MaybeSend + 'static {
         &self,
         key: Vec<u8>,
     ) -> impl Future<Output = Result<Vec<PeerId>, NetError>> + MaybeSend;
+    /// [`Network::closest_peers`] for placing `copies` copies: the walk confirms twice the
+    /// copies (spares for holders that refuse) instead of Kademlia's k. The default walks in
+    /// full.
+    fn placement_peers(
+        &self,
+        key: Vec<u8>,
+        copies: usize,
+    ) -> impl Future<Output = Result<Vec<PeerId>, NetError>> + MaybeSend {
+        let _ = copies;
+        self.closest_peers(key)
+    }
+
     /// The peers this peer already knows closest to `key`, nearest first, without a walk: a
     /// holder near an address knows its neighbourhood, as Kademlia's buckets are fullest
     /// near a peer's own id. The default walks ([`Network::closest_peers`]).
@@ -75,6 +87,16 @@ impl Network for Client {
         key: Vec<u8>,
     ) -> impl Future<Output = Result<Vec<PeerId>, NetError>> + MaybeSend {
         Client::nearby_peers(self, key)
+    }
+
+    fn placement_peers(
+        &self,
+        key: Vec<u8>,
+        copies: usize,
+    ) -> impl Future<Output = Result<Vec<PeerId>, NetError>> + MaybeSend {
+        let results =
+            std::num::NonZeroUsize::new(2 * copies).unwrap_or(std::num::NonZeroUsize::MIN);
+        Client::closest_peers_for(self, key, results)
     }
 
     fn request(

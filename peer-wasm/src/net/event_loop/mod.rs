@@ -384,15 +384,31 @@ impl EventLoop {
             }
             Command::Shutdown => {}
             Command::Connect { addr, reply } => self.connect(addr, reply),
-            Command::Lookup { key, reply } => {
-                let id = self.swarm.behaviour_mut().kad.get_closest_peers(key);
+            Command::Lookup {
+                key,
+                results,
+                reply,
+            } => {
+                let id = self
+                    .swarm
+                    .behaviour_mut()
+                    .kad
+                    .get_n_closest_peers(key, results);
                 self.dht.queries.insert(id, Query::Lookup(reply));
             }
             Command::PeerInfo { peer, reply } => {
                 let _ = reply.send(self.peer_info(peer));
             }
-            Command::ClosestPeers { key, reply } => {
-                let id = self.swarm.behaviour_mut().kad.get_closest_peers(key);
+            Command::ClosestPeers {
+                key,
+                results,
+                reply,
+            } => {
+                let id = self
+                    .swarm
+                    .behaviour_mut()
+                    .kad
+                    .get_n_closest_peers(key, results);
                 self.dht.queries.insert(id, Query::Closest(reply));
             }
             Command::NearbyPeers { key, reply } => {
