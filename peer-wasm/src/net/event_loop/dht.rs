@@ -387,6 +387,17 @@ impl EventLoop {
         !self.relays.is_relay(peer) && self.book.may_speak(peer, RPC_PROTOCOL.as_ref())
     }
 
+    /// Walks the DHT towards `key` until the `results` closest peers it knows have answered;
+    /// the end of the walk answers `query`.
+    pub(super) fn walk(&mut self, key: Vec<u8>, results: std::num::NonZeroUsize, query: Query) {
+        let id = self
+            .swarm
+            .behaviour_mut()
+            .kad
+            .get_n_closest_peers(key, results);
+        self.dht.queries.insert(id, query);
+    }
+
     /// The peers that may hold blocks near `key`, nearest first: those the walk `found`, and
     /// those in the routing table it did not hear from this time (a walk that lost a peer to a
     /// closing connection must not leave it out of placement; asking it costs one request).

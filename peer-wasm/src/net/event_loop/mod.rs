@@ -388,14 +388,7 @@ impl EventLoop {
                 key,
                 results,
                 reply,
-            } => {
-                let id = self
-                    .swarm
-                    .behaviour_mut()
-                    .kad
-                    .get_n_closest_peers(key, results);
-                self.dht.queries.insert(id, Query::Lookup(reply));
-            }
+            } => self.walk(key, results, Query::Lookup(reply)),
             Command::PeerInfo { peer, reply } => {
                 let _ = reply.send(self.peer_info(peer));
             }
@@ -403,14 +396,7 @@ impl EventLoop {
                 key,
                 results,
                 reply,
-            } => {
-                let id = self
-                    .swarm
-                    .behaviour_mut()
-                    .kad
-                    .get_n_closest_peers(key, results);
-                self.dht.queries.insert(id, Query::Closest(reply));
-            }
+            } => self.walk(key, results, Query::Closest(reply)),
             Command::NearbyPeers { key, reply } => {
                 let target = libp2p::kad::KBucketKey::new(key);
                 let peers = self
