@@ -156,7 +156,7 @@ impl UploadJournal {
     async fn read(&self, key: &str) -> Result<Option<Vec<u8>>, JournalError> {
         use wasm_bindgen::JsCast;
         let (db, key) = (self.db.clone(), key.to_owned());
-        crate::platform::own_task(async move {
+        in_own_task(async move {
             let tx = db
                 .transaction(&[UPLOADS], rexie::TransactionMode::ReadOnly)
                 .map_err(failed)?;
@@ -172,13 +172,12 @@ impl UploadJournal {
                 .map(|a| a.to_vec()))
         })
         .await
-        .unwrap_or_else(|| Err(JournalError("its task was dropped".into())))
     }
 
     #[cfg(target_arch = "wasm32")]
     async fn write(&self, key: &str, value: Option<Vec<u8>>) -> Result<(), JournalError> {
         let (db, key) = (self.db.clone(), key.to_owned());
-        crate::platform::own_task(async move {
+        in_own_task(async move {
             let tx = db
                 .transaction(&[UPLOADS], rexie::TransactionMode::ReadWrite)
                 .map_err(failed)?;
@@ -195,14 +194,13 @@ impl UploadJournal {
             tx.done().await.map(|_| ()).map_err(failed)
         })
         .await
-        .unwrap_or_else(|| Err(JournalError("its task was dropped".into())))
     }
 
     #[cfg(target_arch = "wasm32")]
     async fn all(&self) -> Result<Vec<(String, Vec<u8>)>, JournalError> {
         use wasm_bindgen::JsCast;
         let db = self.db.clone();
-        let entries = crate::platform::own_task(async move {
+        let entries = in_own_task(async move {
             let tx = db
                 .transaction(&[UPLOADS], rexie::TransactionMode::ReadOnly)
                 .map_err(failed)?;
@@ -215,8 +213,7 @@ impl UploadJournal {
             tx.done().await.map_err(failed)?;
             Ok::<_, JournalError>(entries)
         })
-        .await
-        .unwrap_or_else(|| Err(JournalError("its task was dropped".into())))?;
+        .await?;
         Ok(entries
             .into_iter()
             .filter_map(|(k, v)| {
@@ -231,6 +228,17 @@ impl UploadJournal {
 /// The object store of unfinished uploads in the profile's database.
 #[cfg(target_arch = "wasm32")]
 pub(crate) const UPLOADS: &str = "uploads";
+
+/// Runs a journal transaction in a task of its own (see `read`): a task dropped before it
+/// finished (the tab closing) is a failed note, not a hang.
+#[cfg(target_arch = "wasm32")]
+async fn in_own_task<T: 'static>(
+    transaction: impl std::future::Future<Output = Result<T, JournalError>> + 'static,
+) -> Result<T, JournalError> {
+    crate::platform::own_task(transaction)
+        .await
+        .unwrap_or_else(|| Err(JournalError("its task was dropped".into())))
+}
 
 #[cfg(target_arch = "wasm32")]
 fn failed(e: impl std::error::Error) -> JournalError {
