@@ -9,7 +9,7 @@ use libp2p::identity::Keypair;
 
 use crate::{
     account::{self, AccountError, Session},
-    files::{self, Donation, Drive, IndexPages, UploadJournal},
+    files::{self, Donation, Drive, IndexCache, UploadJournal},
     net::Client,
     platform::{self, Shared},
     store::{BlockStore, StoreError},
@@ -93,7 +93,7 @@ pub struct App {
     /// Where this browser's uploads note their blocks until they are in the index.
     journal: Option<Shared<UploadJournal>>,
     /// The index pages this tab has opened or sealed, kept from one drive to the next.
-    index_pages: Shared<IndexPages>,
+    index_cache: Shared<IndexCache>,
 }
 
 impl App {
@@ -111,7 +111,7 @@ impl App {
             settings,
             login: Shared::new(Mutex::new(Login::default())),
             journal: None,
-            index_pages: Shared::default(),
+            index_cache: Shared::default(),
         }
     }
 
@@ -294,7 +294,7 @@ impl App {
 
     fn drive_of(&self, session: Shared<Session>) -> Drive {
         let drive = Drive::new(self.client.clone(), session, self.settings.files.clone())
-            .with_index_pages(self.index_pages.clone());
+            .with_index_cache(self.index_cache.clone());
         match &self.journal {
             Some(journal) => drive.journaling(journal.clone()),
             None => drive,

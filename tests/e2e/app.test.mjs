@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
-import { dropFiles as dropInPage, joined, openPeer, pageErrors, startRelay, waitFor } from "./harness.mjs";
+import { dropFiles as dropInPage, joined, openPeer, pageErrors, settled, startRelay, waitFor } from "./harness.mjs";
 import { DESKTOP, PHONE, axe, shots } from "./look.mjs";
 
 const PASSWORD = "violet tractor sings under seven moons";
@@ -114,7 +114,7 @@ test("the app: sign up, upload by drop and picker, download, delete, change pass
     for (const holder of holders) blocks += (await holder.page.evaluate(() => window.jellyfish.storage())).blocks;
     return blocks;
   };
-  const heldBefore = await held();
+  const heldBefore = await settled("the holders' blocks to settle", held);
   // 32 MiB, made in the page, so the click surely lands while most blocks are still to go.
   await dropFiles(a, [["cancel-me.bin", 32 * 1024 * 1024, 5]]);
   const cancelRow = page.locator(".transfer", { hasText: "cancel-me.bin" });

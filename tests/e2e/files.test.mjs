@@ -2,7 +2,7 @@
 // circuits between tabs (direct WebRTC is another issue).
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { call, joined, openPeer, pageErrors, startRelay, waitReachable } from "./harness.mjs";
+import { call, joined, openPeer, pageErrors, settled, startRelay, waitReachable } from "./harness.mjs";
 
 const PASSWORD = "violet tractor sings under seven moons";
 const MIB = 1024 * 1024;
@@ -115,7 +115,7 @@ test("upload in one profile, download bit-exact in a fresh one after the uploade
 
   // Cancelled after the first block: the upload rejects, nothing is listed, holders free it all.
   await call(a.page, "set_donation", 1024 * MIB);
-  const heldBefore = await totalBlocks(holders);
+  const heldBefore = await settled("the holders' blocks to settle", () => totalBlocks(holders));
   const cancelled = await a.page.evaluate(CANCEL_UPLOAD, 6 * MIB);
   assert.equal(cancelled, "cancelled");
   assert.equal(await totalBlocks(holders), heldBefore, "the cancelled upload left no block behind");

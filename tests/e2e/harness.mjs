@@ -82,6 +82,23 @@ export function freePort() {
   });
 }
 
+/**
+ * `count()` once it gives the same number twice `interval` ms apart (within `timeout`): what the
+ * holders keep, once the frees a save leaves running in the background (the previous index)
+ * are done.
+ */
+export async function settled(what, count, { timeout = 30000, interval = 500 } = {}) {
+  const deadline = Date.now() + timeout;
+  let last = await count();
+  for (;;) {
+    await new Promise((r) => setTimeout(r, interval));
+    const now = await count();
+    if (now === last) return now;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeout} ms waiting for ${what}: ${last} then ${now}`);
+    last = now;
+  }
+}
+
 export async function waitFor(what, check, { timeout = 30000, interval = 200 } = {}) {
   const deadline = Date.now() + timeout;
   let last;

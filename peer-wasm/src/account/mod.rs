@@ -404,6 +404,20 @@ impl Session {
         )?)
     }
 
+    /// [`Session::sign`] on the platform's fastest engine (WebCrypto in the browser), for
+    /// records signed on a user's critical path.
+    pub async fn sign_fast(
+        &self,
+        kind: RecordKind,
+        seq: u64,
+        body: Vec<u8>,
+    ) -> Result<SignedRecord, AccountError> {
+        let history = self.history.clone();
+        let unsigned =
+            SignedRecord::unsigned(kind, self.account, seq, &self.private, history, body)?;
+        Ok(unsigned.signed_fast(&self.private).await?)
+    }
+
     /// Signs a letter to the account `recipient` ([`RecordKind::Letter`]: stored under the
     /// recipient's account, signed by this one's key, with its key history).
     pub fn sign_letter(

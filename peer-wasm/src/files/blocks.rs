@@ -276,17 +276,62 @@ pub(super) async fn free_all<N: Network>(drive: &Drive<N>, blocks: &[BlockRef]) 
 /// its address, where repair may have put copies since (a copy left there would be repaired
 /// back, and the file would outlive its delete). Returns how many listed holders did.
 pub(super) async fn free<N: Network>(drive: &Drive<N>, block: &BlockRef) -> usize {
-    let (client, session) = (&drive.client, &*drive.session);
-    let Ok(owner) = session.public_key().to_der() else {
+    let Some(request) = delete_request(drive, block).await else {
         return 0;
     };
-    let signature = session.sign_statement(&delete_statement(&block.id));
-    let request = Request::DeleteBlock {
+    let client = drive.client.clone();
+    ask_to_delete(client, drive.settings.fetch_deadline, block, request).await
+}
+
+/// [`free`] in the background, for blocks that are garbage once an operation is done (an
+/// index's previous root and pages): the walk and the holders' answers (a walk and a round
+/// trip, 100 ms or more) are kept off the user's wait. Only the signatures are made here.
+pub(super) async fn free_in_background<N: Network>(drive: &Drive<N>, blocks: Vec<BlockRef>) {
+    let mut asks = Vec::with_capacity(blocks.len());
+    for block in blocks {
+        if let Some(request) = delete_request(drive, &block).await {
+            asks.push((block, request));
+        }
+    }
+    if asks.is_empty() {
+        return;
+    }
+    let (client, deadline) = (drive.client.clone(), drive.settings.fetch_deadline);
+    let freeing = drive.freeing.clone();
+    freeing.fetch_add(1, Ordering::AcqRel);
+    crate::platform::spawn(async move {
+        for (block, request) in asks {
+            ask_to_delete(client.clone(), deadline, &block, request).await;
+        }
+        freeing.fetch_sub(1, Ordering::AcqRel);
+    });
+}
+
+/// The owner's signed request to drop `block` (`None` if this session cannot sign one).
+async fn delete_request<N: Network>(drive: &Drive<N>, block: &BlockRef) -> Option<Request> {
+    let session = &*drive.session;
+    let owner = session.public_key().to_der().ok()?;
+    let signature = session
+        .sign_statement_fast(&delete_statement(&block.id))
+        .await
+        .map_err(|e| tracing::warn!("could not sign a delete: {e}"))
+        .ok()?;
+    Some(Request::DeleteBlock {
         id: block.id,
         owner,
         signature,
         history: session.history().to_vec(),
-    };
+    })
+}
+
+/// Sends `request` (a [`Request::DeleteBlock`]) to the holders listed in `block` and the
+/// peers now nearest its address; returns how many listed holders dropped it.
+async fn ask_to_delete<N: Network>(
+    client: N,
+    deadline: std::time::Duration,
+    block: &BlockRef,
+    request: Request,
+) -> usize {
     let listed: Vec<PeerId> = block
         .holders
         .iter()
@@ -302,12 +347,10 @@ pub(super) async fn free<N: Network>(drive: &Drive<N>, block: &BlockRef) -> usiz
         // Repair keeps up to twice the copies wanted, at most 8 wanted.
         .take(2 * usize::from(crate::warrant::MAX_COPIES))
         .collect();
-    let asks = listed.iter().chain(&others).map(|peer| {
-        with_deadline(
-            drive.settings.fetch_deadline,
-            client.request(*peer, request.clone()),
-        )
-    });
+    let asks = listed
+        .iter()
+        .chain(&others)
+        .map(|peer| with_deadline(deadline, client.request(*peer, request.clone())));
     let answers = join_all(asks).await;
     answers
         .iter()

@@ -12,14 +12,25 @@ impl<N: Network> Drive<N> {
             settings,
             donation: None,
             journal: None,
-            index_pages: Shared::default(),
+            index_cache: Shared::default(),
+            freeing: Shared::default(),
         }
     }
 
-    /// This drive, keeping the index pages it opens or seals in `pages` (the app's, so the
-    /// next drive of the same user need not fetch them again).
-    pub fn with_index_pages(mut self, pages: Shared<IndexPages>) -> Self {
-        self.index_pages = pages;
+    /// Waits until the frees this drive started in the background are done: an index's
+    /// previous root and pages are freed after a save, off the user's wait. For whoever
+    /// counts what the holders keep, such as the tests.
+    pub async fn frees_done(&self) {
+        use std::sync::atomic::Ordering;
+        while self.freeing.load(Ordering::Acquire) > 0 {
+            futures_timer::Delay::new(std::time::Duration::from_millis(2)).await;
+        }
+    }
+
+    /// This drive, keeping the index root and pages it opens or seals in `cache` (the app's,
+    /// so the next drive of the same user need not fetch them again).
+    pub fn with_index_cache(mut self, cache: Shared<IndexCache>) -> Self {
+        self.index_cache = cache;
         self
     }
 
@@ -178,8 +189,10 @@ impl<N: Network> Drive<N> {
         let pledges = index.pledges();
         let file = FileId::random();
         let key = SymmetricKey::random();
-        let stored = self
-            .store_file(&pledges, &file, &key, source, progress)
+        // The commit reloads the index (another browser may have changed it meanwhile) while
+        // the manifest is being placed: a DHT walk off the upload's path.
+        let (stored, reloaded) = self
+            .store_file(&pledges, &file, &key, source, progress, load_index(self))
             .await?;
         let entry = FileEntry {
             id: file,
@@ -193,10 +206,9 @@ impl<N: Network> Drive<N> {
             links: Vec::new(),
             shared_with: Vec::new(),
         };
-        // Reload right before committing: another browser may have changed the index meanwhile.
         let file_info = info(&entry);
         let committing = web_time::Instant::now();
-        let committed = commit_index(self, |index| {
+        let committed = commit_loaded(self, reloaded, |index| {
             if let Some((peer, pledge)) = &pledge {
                 index.donations.insert(peer.clone(), pledge.clone());
             }
@@ -229,16 +241,19 @@ impl<N: Network> Drive<N> {
 
     /// Seals `source` block by block under `key` as file `file`, places each block on
     /// [`Settings::replicas`] peers and then its manifest on [`Settings::meta_replicas`]:
-    /// everything an index entry needs but its name. On a failure or a cancel, what was
-    /// placed is freed and the journal forgets the file.
-    pub(super) async fn store_file(
+    /// everything an index entry needs but its name. `alongside` runs while the manifest is
+    /// placed (the commit's reload of the index), and its output comes back with what was
+    /// stored. On a failure or a cancel, what was placed is freed and the journal forgets
+    /// the file.
+    pub(super) async fn store_file<T>(
         &self,
         pledges: &[Pledge],
         file: &FileId,
         key: &SymmetricKey,
         source: impl Source,
         progress: impl FnMut(u64) -> ControlFlow<()>,
-    ) -> Result<Stored, FileError> {
+        alongside: impl std::future::Future<Output = T>,
+    ) -> Result<(Stored, T), FileError> {
         let started = web_time::Instant::now();
         let placed = place_blocks(self, pledges, key, file, source, progress).await;
         let (blocks, mut receipts, size) = match placed {
@@ -250,15 +265,16 @@ impl<N: Network> Drive<N> {
             }
         };
         let blocks_placed = web_time::Instant::now();
-        let (manifest, parts, manifest_receipts) =
-            match store_manifest(self, pledges, key, file, &blocks).await {
-                Ok(stored) => stored,
-                Err(error) => {
-                    free_all(self, &blocks).await;
-                    self.noted_done(file).await;
-                    return Err(error);
-                }
-            };
+        let (manifest, alongside) =
+            futures::join!(store_manifest(self, pledges, key, file, &blocks), alongside);
+        let (manifest, parts, manifest_receipts) = match manifest {
+            Ok(stored) => stored,
+            Err(error) => {
+                free_all(self, &blocks).await;
+                self.noted_done(file).await;
+                return Err(error);
+            }
+        };
         receipts.extend(manifest_receipts);
         let copies = blocks
             .iter()
@@ -267,7 +283,7 @@ impl<N: Network> Drive<N> {
             .map(|b| b.holders.len() as u32)
             .min()
             .unwrap_or(0);
-        Ok(Stored {
+        let stored = Stored {
             manifest,
             copies,
             size,
@@ -276,7 +292,8 @@ impl<N: Network> Drive<N> {
             parts,
             blocks_ms: (blocks_placed - started).as_millis() as u64,
             manifest_ms: blocks_placed.elapsed().as_millis() as u64,
-        })
+        };
+        Ok((stored, alongside))
     }
 
     /// Downloads a file, handing each checked, opened block to `sink` in order; the sink may

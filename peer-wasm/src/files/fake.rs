@@ -480,12 +480,14 @@ mod tests {
         }
         assert_eq!(flipped, 4, "two data blocks, the manifest and the index");
         assert_eq!(download(&files, &report.file.id).await.unwrap(), bytes);
+        files.frees_done().await;
         let index_only = {
             let held = net.blocks_held().await.iter().sum::<u64>();
             held - (2 * 3 + 5) // two data blocks, three copies each, and a manifest, five
         };
         let freed = files.delete(&report.file.id).await.unwrap();
         assert_eq!(freed, 11);
+        files.frees_done().await;
         assert_eq!(net.blocks_held().await.iter().sum::<u64>(), index_only);
         let gone = download(&files, &report.file.id).await;
         assert!(matches!(gone, Err(FileError::NoSuchFile)), "{gone:?}");
@@ -579,6 +581,7 @@ mod tests {
         for id in &ids {
             files.delete(id).await.unwrap();
         }
+        files.frees_done().await;
         let left = held(net.clone()).await;
         assert_eq!(left.len(), 1, "only the index: {left:?}");
     }
@@ -648,6 +651,8 @@ mod tests {
         })
         .await
         .unwrap();
+        alice.frees_done().await;
+        bob.frees_done().await;
         let held_before: u64 = net.blocks_held().await.iter().sum();
         let signed = crate::platform::unix_secs();
         // Alice logs in 80 days later (her tab puts leases, here straight into the DHT); Bob
@@ -683,6 +688,8 @@ mod tests {
         let held_after: u64 = net.blocks_held().await.iter().sum();
         assert_eq!(held_after, held_before - expired);
         assert_eq!(download(&alice, &mine_id).await.unwrap(), mine);
+        // Bob comes back in a new tab (a tab keeps the index it saw last).
+        let bob = Drive::new(net.clone(), bob.session.clone(), bob.settings.clone());
         let bobs = bob.list().await.map(|files| files.len());
         assert!(
             !matches!(bobs, Ok(1)),

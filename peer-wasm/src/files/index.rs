@@ -8,7 +8,7 @@
 //! a sealed blob placed like the root. A save re-seals only the pages whose content changed
 //! (the root keeps each page's plaintext digest), so adding or removing a file stores one
 //! page and the root whatever the number of files, and a load fetches the root and only the
-//! pages this tab has not seen ([`IndexPages`]). The depth grows by one when pages average
+//! pages this tab has not seen ([`IndexCache`]). The depth grows by one when pages average
 //! twice the target and shrinks when they average a quarter, so a file added and removed at
 //! the edge does not re-seal every page. Measured (10,000 files, 5 holders a file): a root
 //! of 64 pages is 28 KB, a page 80 KB; as one blob the index would be 5.2 MB, past a block.
@@ -30,28 +30,48 @@ pub(super) struct PageRef {
     blob: BlockRef,
 }
 
-/// The pages of the account's index this tab opened or sealed, by the SHA-256 of their
-/// plaintext (which the root names), so a commit fetches the root and only the pages another
-/// browser changed since: adding a file to an index of 10,000 files fetches one root, not 64
-/// pages. Only the pages the newest root names are kept (about 200 KiB a 1,000 files).
+/// What this tab has seen of the account's index, so a load fetches only what another browser
+/// changed since. The pages it opened or sealed, by the SHA-256 of their plaintext (which the
+/// root names): adding a file to an index of 10,000 files fetches one root, not 64 pages;
+/// only the pages the newest root names are kept (about 200 KiB a 1,000 files). And the
+/// newest root's plaintext, by the address of its sealed blob (the record points at it): the
+/// reload before every commit, and every load after this tab's own save, fetch nothing while
+/// no other browser saved (a request round trip and an open saved on each).
 #[derive(Default)]
-pub struct IndexPages(std::sync::Mutex<BTreeMap<[u8; 32], Vec<FileEntry>>>);
+pub struct IndexCache {
+    pages: std::sync::Mutex<BTreeMap<[u8; 32], Vec<FileEntry>>>,
+    root: std::sync::Mutex<Option<(BlockId, Vec<u8>)>>,
+}
 
-impl IndexPages {
-    fn get(&self, digest: &[u8; 32]) -> Option<Vec<FileEntry>> {
-        self.0.lock().ok()?.get(digest).cloned()
+impl IndexCache {
+    fn page(&self, digest: &[u8; 32]) -> Option<Vec<FileEntry>> {
+        self.pages.lock().ok()?.get(digest).cloned()
     }
 
-    fn insert(&self, digest: [u8; 32], files: Vec<FileEntry>) {
-        if let Ok(mut pages) = self.0.lock() {
+    fn insert_page(&self, digest: [u8; 32], files: Vec<FileEntry>) {
+        if let Ok(mut pages) = self.pages.lock() {
             pages.insert(digest, files);
         }
     }
 
     /// Forgets every page `root` does not name.
     fn keep_only(&self, root: &[PageRef]) {
-        if let Ok(mut pages) = self.0.lock() {
+        if let Ok(mut pages) = self.pages.lock() {
             pages.retain(|digest, _| root.iter().any(|p| &p.digest == digest));
+        }
+    }
+
+    /// The root's plaintext, if `blob` is the root this tab saw last.
+    fn root(&self, blob: &BlockId) -> Option<Vec<u8>> {
+        let root = self.root.lock().ok()?;
+        root.as_ref()
+            .filter(|(id, _)| id == blob)
+            .map(|(_, plain)| plain.clone())
+    }
+
+    fn set_root(&self, blob: BlockId, plain: Vec<u8>) {
+        if let Ok(mut root) = self.root.lock() {
+            *root = Some((blob, plain));
         }
     }
 }
@@ -137,12 +157,12 @@ async fn load_pages<N: Network>(
     keys: &[&SymmetricKey],
     pages: &[PageRef],
 ) -> Result<Vec<FileEntry>, FileError> {
-    let (client, settings, known) = (&drive.client, &drive.settings, &drive.index_pages);
+    let (client, settings, known) = (&drive.client, &drive.settings, &drive.index_cache);
     let file = index_file_id(&drive.session);
     let fetches: Vec<_> = pages
         .iter()
         .map(|page| async {
-            if let Some(files) = known.get(&page.digest) {
+            if let Some(files) = known.page(&page.digest) {
                 return Ok(files);
             }
             let plain = fetch_with(client, settings, keys, &file, META_POSITION, &page.blob)
@@ -157,7 +177,7 @@ async fn load_pages<N: Network>(
                 ));
             }
             let files = decode::<IndexPage>(&plain)?.files;
-            known.insert(page.digest, files.clone());
+            known.insert_page(page.digest, files.clone());
             Ok(files)
         })
         .collect();
@@ -177,9 +197,7 @@ pub(super) const COMMIT_ATTEMPTS: usize = 3;
 /// not yet finished ([`Drive::finish_rotation`]) the record is an earlier key's and the index is sealed
 /// under an earlier user key. Pledges for any other owner than the session's key are dropped:
 /// holders would not count them.
-pub(super) async fn load_index<N: Network>(
-    drive: &Drive<N>,
-) -> Result<(FileIndex, Option<VerifiedRecord>), FileError> {
+pub(super) async fn load_index<N: Network>(drive: &Drive<N>) -> Result<LoadedIndex, FileError> {
     let (client, session) = (&drive.client, &*drive.session);
     let owner = session.public_key();
     // A lookup that heard too few peers to tell whether the index exists goes again, with
@@ -214,26 +232,33 @@ pub(super) async fn load_index<N: Network>(
     };
     let pointer: IndexPointer = decode(body)?;
     let keys: Vec<&SymmetricKey> = session.user_keys().collect();
-    let plain = fetch_with(
-        client,
-        &drive.settings,
-        &keys,
-        &index_file_id(session),
-        META_POSITION,
-        &pointer.blob,
-    )
-    .await
-    .map_err(|attempts| {
-        // Copies that all fail to open are damage (or a key this session lacks), not absence:
-        // trying again later would not help.
-        if attempts.all_bad_copies() {
-            FileError::Damaged(format!("the index does not open: {attempts}"))
-        } else {
-            FileError::IndexUnavailable(attempts)
+    let plain = match drive.index_cache.root(&pointer.blob.id) {
+        Some(plain) => plain,
+        None => {
+            let plain = fetch_with(
+                client,
+                &drive.settings,
+                &keys,
+                &index_file_id(session),
+                META_POSITION,
+                &pointer.blob,
+            )
+            .await
+            .map_err(|attempts| {
+                // Copies that all fail to open are damage (or a key this session lacks), not
+                // absence: trying again later would not help.
+                if attempts.all_bad_copies() {
+                    FileError::Damaged(format!("the index does not open: {attempts}"))
+                } else {
+                    FileError::IndexUnavailable(attempts)
+                }
+            })?;
+            drive.index_cache.set_root(pointer.blob.id, plain.clone());
+            plain
         }
-    })?;
+    };
     let mut index: FileIndex = decode(&plain)?;
-    drive.index_pages.keep_only(&index.pages);
+    drive.index_cache.keep_only(&index.pages);
     if !index.pages.is_empty() {
         let paged = load_pages(drive, &keys, &index.pages).await?;
         index.files.extend(paged);
@@ -262,12 +287,37 @@ pub(super) async fn open_file_key(
 /// sequence number meanwhile, reloads and applies the change again.
 pub(super) async fn commit_index<N: Network>(
     drive: &Drive<N>,
+    change: impl FnMut(&mut FileIndex),
+) -> Result<(), FileError> {
+    commit_from(drive, None, change).await
+}
+
+/// [`commit_index`], whose first attempt applies the change to `reloaded`: the index as
+/// [`load_index`] found it moments ago, while the operation's last step was under way (an
+/// upload's manifest being placed). A reload that failed is done again here.
+pub(super) async fn commit_loaded<N: Network>(
+    drive: &Drive<N>,
+    reloaded: Result<LoadedIndex, FileError>,
+    change: impl FnMut(&mut FileIndex),
+) -> Result<(), FileError> {
+    commit_from(drive, reloaded.ok(), change).await
+}
+
+/// The index and the record pointing at it, as [`load_index`] returns them.
+pub(super) type LoadedIndex = (FileIndex, Option<VerifiedRecord>);
+
+async fn commit_from<N: Network>(
+    drive: &Drive<N>,
+    mut reloaded: Option<LoadedIndex>,
     mut change: impl FnMut(&mut FileIndex),
 ) -> Result<(), FileError> {
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let (mut index, previous) = load_index(drive).await?;
+        let (mut index, previous) = match reloaded.take() {
+            Some(loaded) => loaded,
+            None => load_index(drive).await?,
+        };
         change(&mut index);
         // Every write carries this browser's pledge: the index blob is placed under the
         // allowance it earns (a user who never uploaded has none in the index yet).
@@ -324,17 +374,19 @@ pub(super) async fn save_index<N: Network>(
         let (blob, _) = place(drive, &pledges, sealed, META_POSITION).await?;
         let seq = previous.map_or(1, |r| r.record().seq + 1);
         let record = session
-            .sign(
+            .sign_fast(
                 RecordKind::FileIndex,
                 seq,
                 encode(&IndexPointer { blob: blob.clone() })?,
             )
+            .await
             .map_err(|e| FileError::Damaged(e.to_string()))?;
         if let Err(e) = client.put_record(record).await {
             // Nothing points at the new blob: free it.
             free(drive, &blob).await;
             return Err(e.into());
         }
+        drive.index_cache.set_root(blob.id, root);
         Ok(())
     }
     .await;
@@ -343,15 +395,16 @@ pub(super) async fn save_index<N: Network>(
         return Err(e);
     }
     // The previous root, and its pages the new one does not name, are garbage now: free them
-    // (best effort; a stale copy is harmless).
-    if let Some(pointer) = previous.and_then(|r| decode::<IndexPointer>(&r.record().body).ok()) {
-        free(drive, &pointer.blob).await;
-    }
-    for old in &index.pages {
-        if !pages.iter().any(|p| p.blob.id == old.blob.id) {
-            free(drive, &old.blob).await;
-        }
-    }
+    // in the background (best effort; a stale copy is harmless).
+    let previous_root = previous
+        .and_then(|r| decode::<IndexPointer>(&r.record().body).ok())
+        .map(|pointer| pointer.blob);
+    let old_pages = index
+        .pages
+        .iter()
+        .filter(|old| !pages.iter().any(|p| p.blob.id == old.blob.id))
+        .map(|old| old.blob.clone());
+    free_in_background(drive, previous_root.into_iter().chain(old_pages).collect()).await;
     Ok(())
 }
 
@@ -419,7 +472,7 @@ async fn place_pages<N: Network>(
             Ok((blob, _)) => {
                 // The next commit finds it here rather than fetch it back.
                 let files = files.into_iter().cloned().collect();
-                drive.index_pages.insert(digest, files);
+                drive.index_cache.insert_page(digest, files);
                 placed.push(blob.clone());
                 refs.push(PageRef {
                     depth,
@@ -475,6 +528,45 @@ mod tests {
 
     use super::super::fake::{download, drive, pattern, FakeNet, MIB, PASSWORD};
     use super::*;
+
+    #[tokio::test]
+    async fn two_browsers_of_one_user_uploading_at_once_both_land_in_the_index() {
+        use crate::files::fake::Conduct;
+        let net = FakeNet::new(6, 64 * MIB).await;
+        // Holders answer after a millisecond, so the two uploads interleave at every request.
+        for peer in net.live() {
+            net.set(peer, Conduct::Slow(std::time::Duration::from_millis(1)));
+        }
+        let here = drive(&net).await;
+        // The same user in another browser: a tab of its own, with its own view of the index.
+        let mut there = Drive::new(net.clone(), here.session.clone(), here.settings.clone());
+        there.donation = here.donation.clone();
+        let (small, large) = (pattern(300_000, 1), pattern((2 * MIB + 5) as usize, 2));
+        for round in 0..3 {
+            let (a, b) = (format!("a{round}.bin"), format!("b{round}.bin"));
+            let (one, other) = futures::join!(
+                here.upload(&a, small.as_slice(), |_| ControlFlow::Continue(())),
+                there.upload(&b, large.as_slice(), |_| ControlFlow::Continue(())),
+            );
+            let (one, other) = (one.unwrap(), other.unwrap());
+            assert_eq!(download(&there, &one.file.id).await.unwrap(), small);
+            assert_eq!(download(&here, &other.file.id).await.unwrap(), large);
+        }
+        for browser in [&here, &there] {
+            let mut names: Vec<String> = browser
+                .list()
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|f| f.name)
+                .collect();
+            names.sort();
+            assert_eq!(
+                names,
+                ["a0.bin", "a1.bin", "a2.bin", "b0.bin", "b1.bin", "b2.bin"]
+            );
+        }
+    }
 
     #[test]
     fn an_index_pages_past_its_target_and_keeps_its_depth_within_bounds() {
@@ -583,15 +675,16 @@ mod tests {
             "one blob would not fit in a block"
         );
 
-        // One file more: the root is fetched (this tab has the pages), one page and the root
-        // are sealed and placed (5 copies each).
+        // One file more: nothing is fetched (this tab has the pages, and the root it saved
+        // last is still the newest), one page and the root are sealed and placed (5 copies
+        // each).
         let (stores, fetches) = (net.stores(), net.fetches());
         let added = entry(10_000);
         commit_index(&files, |index| index.files.push(added.clone()))
             .await
             .unwrap();
         assert_eq!(net.stores() - stores, 2 * 5);
-        assert_eq!(net.fetches() - fetches, 1, "the root, no page");
+        assert_eq!(net.fetches() - fetches, 0, "no root, no page");
         let (index, _) = load_index(&files).await.unwrap();
         assert_eq!(index.files.len(), 10_001);
         assert!(index.files.iter().any(|f| f.id == added.id));
@@ -684,10 +777,12 @@ mod tests {
         for (id, bytes) in &ids {
             assert_eq!(&download(&files, id).await.unwrap(), bytes);
         }
+        files.frees_done().await;
         let held_before = net.blocks_held().await.iter().sum::<u64>();
         for (id, _) in &ids[..8] {
             files.delete(id).await.unwrap();
         }
+        files.frees_done().await;
         let (index, _) = load_index(&files).await.unwrap();
         assert_eq!(index.files.len(), 1);
         assert!(index.pages.is_empty(), "one file: one blob again");

@@ -240,8 +240,10 @@ mod tests {
         assert_eq!(download(&files, &now.id).await.unwrap(), bytes);
 
         // A delete frees every block, part and root: 6 x 3 + 2 x 5 + 5 copies.
+        files.frees_done().await;
         let before = net.blocks_held().await.iter().sum::<u64>();
         assert_eq!(files.delete(&now.id).await.unwrap(), 6 * 3 + 2 * 5 + 5);
+        files.frees_done().await;
         let after = net.blocks_held().await.iter().sum::<u64>();
         assert_eq!(before - after, 33);
         assert!(after <= index_only + 5, "only the index is left");

@@ -55,7 +55,7 @@ use crate::{
 };
 
 pub use attempts::{Attempts, PeerFailure};
-pub use index::IndexPages;
+pub use index::IndexCache;
 #[cfg(target_arch = "wasm32")]
 pub(crate) use journal::UPLOADS;
 pub use journal::{JournalError, UploadJournal};
@@ -165,8 +165,10 @@ pub struct Drive<N = Client> {
     donation: Option<Donation>,
     /// Where uploads note their blocks until they are in the index; `None`: not noted.
     journal: Option<Shared<UploadJournal>>,
-    /// The index pages this tab has opened or sealed (`index.rs`).
-    index_pages: Shared<IndexPages>,
+    /// The index root and pages this tab has opened or sealed (`index.rs`).
+    index_cache: Shared<IndexCache>,
+    /// Frees under way in the background ([`blocks::free_in_background`]).
+    freeing: Shared<std::sync::atomic::AtomicUsize>,
 }
 
 /// Why a file operation failed.

@@ -105,8 +105,8 @@ impl<N: Network> Drive<N> {
             blocks: Box::pin(fetches),
             next: 0,
         };
-        let stored = self
-            .store_file(&pledges, &file, &key, source, progress)
+        let (stored, reloaded) = self
+            .store_file(&pledges, &file, &key, source, progress, load_index(self))
             .await?;
         let entry = FileEntry {
             id: file,
@@ -131,7 +131,7 @@ impl<N: Network> Drive<N> {
                 .collect(),
         };
         let mut replaced = false;
-        let committed = commit_index(self, |index| {
+        let committed = commit_loaded(self, reloaded, |index| {
             if let Some((peer, pledge)) = &pledge {
                 index.donations.insert(peer.clone(), pledge.clone());
             }
@@ -280,6 +280,7 @@ mod tests {
         let files = drive(&net).await;
         let bytes = pattern((2 * MIB + 77) as usize, 5);
         let file = upload(&files, "thesis.pdf", &bytes).await;
+        files.frees_done().await;
         let held = net.blocks_held().await.iter().sum::<u64>();
 
         let link = files.share_link(&file.id, None).await.unwrap();
@@ -314,6 +315,7 @@ mod tests {
             Err(FileError::NoSuchFile)
         ));
         assert_eq!(files.list().await.unwrap().len(), 1);
+        files.frees_done().await;
         assert_eq!(net.blocks_held().await.iter().sum::<u64>(), held);
         // A new link works again.
         let again = files.share_link(&now.id, None).await.unwrap();
@@ -465,6 +467,7 @@ mod tests {
         let bytes = pattern((3 * MIB) as usize, 9);
         let file = upload(&files, "big.bin", &bytes).await;
         let link = files.share_link(&file.id, None).await.unwrap();
+        files.frees_done().await;
         let held = net.blocks_held().await.iter().sum::<u64>();
         let cancelled = files
             .revoke_links(&file.id, |_| ControlFlow::Break(()))
@@ -473,6 +476,7 @@ mod tests {
             matches!(cancelled, Err(FileError::Cancelled)),
             "{cancelled:?}"
         );
+        files.frees_done().await;
         assert_eq!(net.blocks_held().await.iter().sum::<u64>(), held);
         assert_eq!(open(&net, &link).await.unwrap(), bytes);
         assert_eq!(files.list().await.unwrap()[0].id, file.id);

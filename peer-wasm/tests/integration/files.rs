@@ -57,10 +57,10 @@ async fn upload_download_tamper_loss_and_delete() {
         ("big.bin", pattern((3 * MIB + 12345) as usize, 7)),
     ];
     let mut ids = Vec::new();
+    let uploader = drive(&author.client, &session).donating(donation(author, 64 * MIB));
     for (name, bytes) in &contents {
         let mut last = 0;
-        let report = drive(&author.client, &session)
-            .donating(donation(author, 64 * MIB))
+        let report = uploader
             .upload(name, bytes.as_slice(), |done| {
                 last = done;
                 ControlFlow::Continue(())
@@ -73,7 +73,8 @@ async fn upload_download_tamper_loss_and_delete() {
         ids.push(report.file.id);
     }
     // The uploader holds none of its own blocks; every data block has R copies elsewhere, every
-    // manifest and the index five.
+    // manifest and the index five (once the older indexes' frees are done).
+    uploader.frees_done().await;
     let held = blocks_held(&nodes).await;
     assert_eq!(held[2], 0, "never the uploader itself: {held:?}");
     // 4 files: 1 + 1 + 1 + 4 data blocks 3 times; 4 manifests and the latest index (older

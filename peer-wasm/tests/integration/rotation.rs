@@ -31,14 +31,15 @@ fn donation(node: &Node) -> Donation {
     }
 }
 
+/// Uploads `bytes` as `name`, and waits until the index it replaced is freed.
 async fn upload(node: &Node, session: &Shared<Session>, name: &str, bytes: &[u8]) -> String {
-    drive(&node.client, session)
-        .donating(donation(node))
+    let drive = drive(&node.client, session).donating(donation(node));
+    let report = drive
         .upload(name, bytes, |_| ControlFlow::Continue(()))
         .await
-        .unwrap()
-        .file
-        .id
+        .unwrap();
+    drive.frees_done().await;
+    report.file.id
 }
 
 /// Every record of `kind` for `username` that the network holds, signed by `owner`'s key.
