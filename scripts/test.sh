@@ -53,6 +53,7 @@ scripts/isolated.sh node tests/bench/accounts.mjs --runs 1
 scripts/isolated.sh node tests/bench/files.mjs --sizes 1
 scripts/isolated.sh node tests/bench/webrtc.mjs --mib 1 --runs 1
 scripts/isolated.sh node tests/bench/pageload.mjs --runs 1
+scripts/isolated.sh node tests/bench/coldstart.mjs --pushes 1 --idle-secs 1
 scripts/isolated.sh node tests/bench/cluster.mjs --peers 4 --sizes 1 --lookups 3 --runs 1 --raw-mib 8 --repair-every-secs 6
 # The examples were built with the native tests (same features: no second build of the peer).
 cargo build --release --locked --workspace --examples

@@ -370,8 +370,14 @@ pub(super) async fn save_index<N: Network>(
             &root,
         )
         .await?;
-        // Not witnessed: an index blob is freed at the next save.
-        let (blob, _) = place(drive, &pledges, sealed, META_POSITION).await?;
+        // Not witnessed: an index blob is freed at the next save. The record's holders are
+        // walked for meanwhile, so the put needs no walk of its own.
+        let record_key = dht_key(RecordKind::FileIndex, &session.account());
+        let (placed, record_peers) = futures::join!(
+            place(drive, &pledges, sealed, META_POSITION),
+            client.closest_peers(record_key)
+        );
+        let (blob, _) = placed?;
         let seq = previous.map_or(1, |r| r.record().seq + 1);
         let record = session
             .sign_fast(
@@ -381,7 +387,11 @@ pub(super) async fn save_index<N: Network>(
             )
             .await
             .map_err(|e| FileError::Damaged(e.to_string()))?;
-        if let Err(e) = client.put_record(record).await {
+        let put = match record_peers {
+            Ok(peers) => client.put_record_to(record, peers).await,
+            Err(_) => client.put_record(record).await,
+        };
+        if let Err(e) = put {
             // Nothing points at the new blob: free it.
             free(drive, &blob).await;
             return Err(e.into());

@@ -49,6 +49,8 @@ pub(crate) enum Command {
     },
     PutRecord {
         record: VerifiedRecord,
+        /// The peers to store it on, found by a walk already; `None`: walk first.
+        to: Option<Vec<PeerId>>,
         reply: oneshot::Sender<Result<(), NetError>>,
     },
     GetRecord {
@@ -225,8 +227,26 @@ impl Client {
 
     /// Checks a record, stores it here and on the peers closest to its key.
     pub async fn put_record(&self, record: SignedRecord) -> Result<(), NetError> {
+        self.put(record, None).await
+    }
+
+    /// [`Client::put_record`] on `peers`, the closest to the record's key as a walk just found
+    /// them ([`Client::closest_peers`]): a caller that walks while it does something else (an
+    /// index's pointer, walked for while its blob is placed) saves the put its own walk.
+    /// The first [`K_RESULTS`] are asked; with none, the put walks as usual.
+    pub async fn put_record_to(
+        &self,
+        record: SignedRecord,
+        mut peers: Vec<PeerId>,
+    ) -> Result<(), NetError> {
+        peers.truncate(K_RESULTS.get());
+        let to = (!peers.is_empty()).then_some(peers);
+        self.put(record, to).await
+    }
+
+    async fn put(&self, record: SignedRecord, to: Option<Vec<PeerId>>) -> Result<(), NetError> {
         let record = VerifiedRecord::from_wire(&record.key(), &record.to_wire())?;
-        self.ask(|reply| Command::PutRecord { record, reply })
+        self.ask(|reply| Command::PutRecord { record, to, reply })
             .await?
     }
 

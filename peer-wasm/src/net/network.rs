@@ -72,6 +72,17 @@ pub trait Network: Clone + MaybeSend + 'static {
         &self,
         record: SignedRecord,
     ) -> impl Future<Output = Result<(), NetError>> + MaybeSend;
+    /// [`Network::put_record`] on `peers`, the closest to the record's key as a walk just
+    /// found them ([`Network::closest_peers`]), so the put needs no walk of its own. The
+    /// default walks anyway.
+    fn put_record_to(
+        &self,
+        record: SignedRecord,
+        peers: Vec<PeerId>,
+    ) -> impl Future<Output = Result<(), NetError>> + MaybeSend {
+        let _ = peers;
+        self.put_record(record)
+    }
 }
 
 impl Network for Client {
@@ -119,5 +130,13 @@ impl Network for Client {
         record: SignedRecord,
     ) -> impl Future<Output = Result<(), NetError>> + MaybeSend {
         Client::put_record(self, record)
+    }
+
+    fn put_record_to(
+        &self,
+        record: SignedRecord,
+        peers: Vec<PeerId>,
+    ) -> impl Future<Output = Result<(), NetError>> + MaybeSend {
+        Client::put_record_to(self, record, peers)
     }
 }

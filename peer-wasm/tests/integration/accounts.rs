@@ -378,3 +378,44 @@ async fn the_first_person_on_an_empty_network_signs_up_and_the_account_goes_out_
     let taken = account::sign_up_with_key_bits(&others[1].client, "alice", PASSWORD, 2048).await;
     assert!(matches!(taken, Err(AccountError::NameTaken)), "{taken:?}");
 }
+
+/// A record put to the peers a walk just found (as an index's pointer is, walked for while
+/// its blob is placed) is read back from anywhere, a newer one replaces it the same way, and
+/// the putter holds the newest itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_put_to_walked_peers_is_read_from_anywhere() {
+    let peers = cluster().await;
+    let owner = PrivateKey::generate_bits(BITS).unwrap();
+    let account = account::account_id("walked-to");
+    let key = dht_key(RecordKind::FileIndex, &account);
+    let mut last = None;
+    for seq in 1..=2u64 {
+        let walked = peers[4].closest_peers(key.clone()).await.unwrap();
+        assert!(walked.len() >= 10, "{} peers walked", walked.len());
+        let record = SignedRecord::sign(
+            RecordKind::FileIndex,
+            account,
+            seq,
+            &owner,
+            vec![seq as u8; 40],
+        )
+        .unwrap();
+        peers[4]
+            .put_record_to(record.clone(), walked)
+            .await
+            .unwrap();
+        for reader in [&peers[0], &peers[11], &peers[19]] {
+            let found = reader.get_record(key.clone()).await.unwrap();
+            assert_eq!(found.len(), 1, "one owner's record");
+            assert_eq!(
+                found[0].record(),
+                &record,
+                "seq {seq} read from another peer"
+            );
+        }
+        last = Some(record);
+    }
+    // The putter holds the newest itself.
+    let held = peers[4].get_record(key).await.unwrap();
+    assert_eq!(held[0].record(), last.as_ref().unwrap());
+}

@@ -317,7 +317,7 @@ impl EventLoop {
                 let id = self.swarm.behaviour_mut().kad.get_closest_peers(local);
                 self.dht.queries.insert(id, Query::Discover(reply));
             }
-            Command::PutRecord { record, reply } => {
+            Command::PutRecord { record, to, reply } => {
                 use kad::store::RecordStore;
                 if let Err(e) = self.store_record(&record, None, None) {
                     let _ = reply.send(Err(e.into()));
@@ -332,11 +332,24 @@ impl EventLoop {
                 };
                 // Kademlia stores what it publishes here first, over what is held: a merged
                 // bundle goes back once it has.
+                let local = *self.swarm.local_peer_id();
                 let kad = &mut self.swarm.behaviour_mut().kad;
                 let merged = letter
                     .then(|| kad.store_mut().get(&key).map(|r| r.into_owned()))
                     .flatten();
-                let put = kad.put_record(kad::Record::new(key, value), kad::Quorum::One);
+                let record = kad::Record::new(key, value);
+                let put = match to {
+                    // Held here as `put_record` holds it (this peer its publisher, so it is
+                    // republished hourly), then sent to the peers already walked for.
+                    Some(peers) => {
+                        let mut held = record.clone();
+                        held.publisher = Some(local);
+                        kad.store_mut().put(held).map(|()| {
+                            kad.put_record_to(record, peers.into_iter(), kad::Quorum::One)
+                        })
+                    }
+                    None => kad.put_record(record, kad::Quorum::One),
+                };
                 if let Some(merged) = merged {
                     let _ = kad.store_mut().put(merged);
                 }
