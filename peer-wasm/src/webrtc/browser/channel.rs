@@ -29,10 +29,14 @@ use crate::webrtc::{
     stream_state::{reset_error, ReadHalf, StreamState, RECEIVE_LIMIT},
 };
 
-/// Bytes queued in the channel before writes wait.
-const SEND_WINDOW: u32 = 1024 * 1024;
+/// Bytes queued in the channel before writes wait. 64 KiB, not the 1 MiB it was: with 1 MiB
+/// queued on each channel (an upload's 4 blocks to 3 holders queue 12 of them) a fresh
+/// connection's first pushes of 1 MiB to 3 tabs took 841 / 4,214 and 918 / 847 ms, with 64 KiB
+/// 479 / 329 and 499 / 163 ms (`tests/bench/coldstart.mjs`, two runs each), while a warm
+/// stream still moves 0.85 of a raw data channel's rate (`tests/bench/webrtc.mjs`).
+const SEND_WINDOW: u32 = 64 * 1024;
 /// Queued bytes below which waiting writes resume.
-const SEND_LOW_WATER: u32 = 256 * 1024;
+const SEND_LOW_WATER: u32 = 16 * 1024;
 /// How long closing waits for the remote's FIN_ACK before giving up on it.
 const FIN_ACK_TIMEOUT: Duration = Duration::from_secs(10);
 
