@@ -147,6 +147,15 @@ function printProfile(mib, profiled) {
   };
   for (const event of ["block sealed", "block placed", "upload done"]) show("uploader", uploader, event);
   show("holders", holders.flat(), "block stored");
+  // A small upload's steps one by one, in the order each tab logged them.
+  const few = (events) => events.filter((e) => e.event !== "upload done").length <= 16;
+  if (few(uploader)) {
+    const fields = (e) => Object.entries(e.fields).map(([k, v]) => `${k} ${v}`).join(", ");
+    for (const e of uploader) lines.push(`  - uploader ${e.event}: ${fields(e)}`);
+    holders.forEach((events, i) => {
+      for (const e of events) lines.push(`  - holder ${i + 1} ${e.event}: ${fields(e)}`);
+    });
+  }
   console.log(lines.join("\n"));
 }
 

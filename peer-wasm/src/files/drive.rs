@@ -171,29 +171,37 @@ impl<N: Network> Drive<N> {
         }
         let (client, session, replicas) = (&self.client, &*self.session, self.settings.replicas);
         let size = source.size();
-        let pledge = self.pledge()?;
-        let started = web_time::Instant::now();
-        let (mut index, _) = load_index(self).await?;
-        let index_loaded = web_time::Instant::now();
-        if let Some((peer, pledge)) = &pledge {
-            index.donations.insert(peer.clone(), pledge.clone());
-        }
         let max = max_file_bytes(&self.settings);
         if size > max {
             return Err(FileError::TooLarge { size, max });
         }
-        let Quota { used, quota } = index.quota(replicas);
-        if used.saturating_add(size) > quota {
-            return Err(FileError::OverQuota { size, used, quota });
-        }
-        let pledges = index.pledges();
+        let pledge = self.pledge()?;
+        let started = web_time::Instant::now();
+        // The index (for the quota, and the pledges every store request carries) loads while
+        // the first blocks are read, sealed and walked for; their requests wait for it. Over
+        // quota, or an index that does not load, cancels them before any block goes out.
+        let (send_pledges, pledged) = Pledged::later();
+        let checked = async {
+            let (mut index, _) = load_index(self).await?;
+            let index_loaded = web_time::Instant::now();
+            if let Some((peer, pledge)) = &pledge {
+                index.donations.insert(peer.clone(), pledge.clone());
+            }
+            let Quota { used, quota } = index.quota(replicas);
+            if used.saturating_add(size) > quota {
+                return Err(FileError::OverQuota { size, used, quota });
+            }
+            let _ = send_pledges.send(index.pledges());
+            Ok(index_loaded)
+        };
         let file = FileId::random();
         let key = SymmetricKey::random();
         // The commit reloads the index (another browser may have changed it meanwhile) while
         // the manifest is being placed: a DHT walk off the upload's path.
-        let (stored, reloaded) = self
-            .store_file(&pledges, &file, &key, source, progress, load_index(self))
-            .await?;
+        let storing = self.store_file(&pledged, &file, &key, source, progress, load_index(self));
+        let (checked, stored) = futures::join!(checked, storing);
+        let index_loaded = checked?;
+        let (stored, reloaded) = stored?;
         let entry = FileEntry {
             id: file,
             name: name.to_owned(),
@@ -247,7 +255,7 @@ impl<N: Network> Drive<N> {
     /// the file.
     pub(super) async fn store_file<T>(
         &self,
-        pledges: &[Pledge],
+        pledged: &Pledged,
         file: &FileId,
         key: &SymmetricKey,
         source: impl Source,
@@ -255,8 +263,18 @@ impl<N: Network> Drive<N> {
         alongside: impl std::future::Future<Output = T>,
     ) -> Result<(Stored, T), FileError> {
         let started = web_time::Instant::now();
-        let placed = place_blocks(self, pledges, key, file, source, progress).await;
-        let (blocks, mut receipts, size) = match placed {
+        let placed = place_blocks(self, pledged, key, file, source, progress).await;
+        // Known by now: every block's request waited for them.
+        let pledges = match &placed {
+            Ok(_) => pledged.get().await,
+            Err(_) => Ok(Vec::new()),
+        };
+        let placed = match (placed, pledges) {
+            (Ok(placed), Ok(pledges)) => Ok((placed, pledges)),
+            (Ok((blocks, ..)), Err(error)) => Err((error, blocks)),
+            (Err(failed), _) => Err(failed),
+        };
+        let ((blocks, mut receipts, size), pledges) = match placed {
             Ok(placed) => placed,
             Err((error, placed)) => {
                 free_all(self, &placed).await;
@@ -265,8 +283,10 @@ impl<N: Network> Drive<N> {
             }
         };
         let blocks_placed = web_time::Instant::now();
-        let (manifest, alongside) =
-            futures::join!(store_manifest(self, pledges, key, file, &blocks), alongside);
+        let (manifest, alongside) = futures::join!(
+            store_manifest(self, &pledges, key, file, &blocks),
+            alongside
+        );
         let (manifest, parts, manifest_receipts) = match manifest {
             Ok(stored) => stored,
             Err(error) => {

@@ -58,12 +58,19 @@ struct World {
     /// Store and fetch requests sent, in all.
     stores: usize,
     fetches: usize,
+    /// Walks for the peers closest to an address, in all.
+    walks: usize,
+    /// Store requests under way now, and the most there ever were at once.
+    storing: usize,
+    peak_storing: usize,
 }
 
 /// A network of in-memory holders, seen from the peer that uses it (which holds nothing).
 #[derive(Clone)]
 pub(crate) struct FakeNet {
     world: Arc<Mutex<World>>,
+    /// Whether record lookups answer (true) or wait (false): a DHT slow to answer.
+    lookups: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl FakeNet {
@@ -71,6 +78,7 @@ impl FakeNet {
     pub(crate) async fn new(holders: usize, capacity: u64) -> Self {
         let net = Self {
             world: Arc::new(Mutex::new(World::default())),
+            lookups: Arc::new(tokio::sync::watch::channel(true).0),
         };
         for _ in 0..holders {
             net.join(capacity).await;
@@ -139,9 +147,29 @@ impl FakeNet {
         self.world.lock().unwrap().stores
     }
 
+    /// Walks for the closest peers so far.
+    pub(crate) fn walks(&self) -> usize {
+        self.world.lock().unwrap().walks
+    }
+
+    /// Record lookups wait from now until [`FakeNet::answer_lookups`].
+    pub(crate) fn hold_lookups(&self) {
+        self.lookups.send_replace(false);
+    }
+
+    /// Record lookups answer again, the waiting ones first.
+    pub(crate) fn answer_lookups(&self) {
+        self.lookups.send_replace(true);
+    }
+
     /// Fetch requests sent so far, to any holder.
     pub(crate) fn fetches(&self) -> usize {
         self.world.lock().unwrap().fetches
+    }
+
+    /// The most store requests that were ever under way at once.
+    pub(crate) fn peak_storing(&self) -> usize {
+        self.world.lock().unwrap().peak_storing
     }
 
     /// The most block fetches that were ever under way at once.
@@ -202,6 +230,7 @@ impl FakeNet {
 
 impl Network for FakeNet {
     async fn closest_peers(&self, key: Vec<u8>) -> Result<Vec<PeerId>, NetError> {
+        self.world.lock().unwrap().walks += 1;
         Ok(self.closest(&key))
     }
 
@@ -224,8 +253,12 @@ impl Network for FakeNet {
             (holder.store.clone(), holder.keypair.clone(), conduct)
         };
         let fetch = matches!(request, Request::FetchBlock { .. });
-        if matches!(request, Request::StoreBlock { .. }) {
-            self.world.lock().unwrap().stores += 1;
+        let storing = matches!(request, Request::StoreBlock { .. });
+        if storing {
+            let mut world = self.world.lock().unwrap();
+            world.stores += 1;
+            world.storing += 1;
+            world.peak_storing = world.peak_storing.max(world.storing);
         }
         if fetch {
             let mut world = self.world.lock().unwrap();
@@ -237,10 +270,18 @@ impl Network for FakeNet {
         if fetch {
             self.world.lock().unwrap().fetching -= 1;
         }
+        if storing {
+            self.world.lock().unwrap().storing -= 1;
+        }
         answer
     }
 
     async fn get_record(&self, key: Vec<u8>) -> Result<Vec<VerifiedRecord>, NetError> {
+        let _ = self
+            .lookups
+            .subscribe()
+            .wait_for(|answering| *answering)
+            .await;
         let world = self.world.lock().unwrap();
         if let Some(bundle) = world.letters.get(&key) {
             return Ok(crate::record::verify_value(&key, bundle)?);
@@ -779,5 +820,115 @@ mod tests {
             "{over:?}"
         );
         assert_eq!(net.blocks_held().await.iter().sum::<u64>(), 0);
+    }
+
+    /// Waits (up to 5 s) until `net` has walked `walks` times in all, then checks that no
+    /// store request went out and lets record lookups answer.
+    async fn walked_then_answer(net: &FakeNet, walks: usize) {
+        for _ in 0..5_000 {
+            if net.walks() >= walks {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        assert!(
+            net.walks() >= walks,
+            "no placement walk while the index loaded: {} of {walks}",
+            net.walks()
+        );
+        assert_eq!(
+            net.stores(),
+            0,
+            "a block went out before its pledges were known"
+        );
+        net.answer_lookups();
+    }
+
+    #[tokio::test]
+    async fn an_upload_seals_and_walks_for_its_first_blocks_while_the_index_loads() {
+        let net = FakeNet::new(5, 64 * MIB).await;
+        let files = drive(&net).await;
+        let data = pattern((3 * MIB) as usize, 5);
+        // The DHT answers no record lookup until a walk for each of the 3 blocks is done (and
+        // no store request has gone out): the upload must not wait for its index to start.
+        net.hold_lookups();
+        let walks = net.walks() + 3;
+        let upload = files.upload("early.bin", data.as_slice(), |_| ControlFlow::Continue(()));
+        let (report, ()) = futures::join!(upload, walked_then_answer(&net, walks));
+        let report = report.unwrap();
+        assert!(report.complete);
+        assert_eq!(download(&files, &report.file.id).await.unwrap(), data);
+    }
+
+    #[tokio::test]
+    async fn an_upload_walks_for_two_blocks_ahead_while_its_slots_are_busy_and_sends_no_more() {
+        let net = FakeNet::new(6, 64 * MIB).await;
+        let files = drive(&net).await;
+        let pipeline = files.settings.pipeline;
+        let data = pattern((7 * MIB) as usize, 8);
+        // Holders take 2 s to answer: the first `pipeline` blocks hold every slot meanwhile.
+        for peer in net.live() {
+            net.set(peer, Conduct::Slow(Duration::from_secs(2)));
+        }
+        let before = net.walks();
+        let watch = async {
+            let ahead = before + pipeline + 2;
+            // Well before the first answers, 2 s in.
+            let deadline = std::time::Instant::now() + Duration::from_secs(1);
+            while net.walks() < ahead && std::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            assert!(
+                net.walks() >= ahead,
+                "{} walks while {pipeline} blocks were being stored",
+                net.walks() - before
+            );
+            assert!(net.stores() <= pipeline * 3, "{} stores", net.stores());
+        };
+        let upload = files.upload("ahead.bin", data.as_slice(), |_| ControlFlow::Continue(()));
+        let (report, ()) = futures::join!(upload, watch);
+        let report = report.unwrap();
+        assert_eq!(
+            net.peak_storing(),
+            pipeline * 3,
+            "copies of `pipeline` blocks at once"
+        );
+        for peer in net.live() {
+            net.set(peer, Conduct::Honest);
+        }
+        assert_eq!(download(&files, &report.file.id).await.unwrap(), data);
+    }
+
+    #[tokio::test]
+    async fn an_upload_found_over_quota_after_its_first_blocks_were_sealed_stores_nothing() {
+        let net = FakeNet::new(4, 64 * MIB).await;
+        let journal = Shared::new(UploadJournal::in_memory());
+        let files = drive(&net)
+            .await
+            .donating(Donation {
+                keypair: Keypair::generate_ed25519(),
+                bytes: 3 * MIB,
+            })
+            .journaling(journal.clone());
+        net.hold_lookups();
+        let walks = net.walks() + 2;
+        let data = pattern((2 * MIB) as usize, 6);
+        let upload = files.upload(
+            "too big.bin",
+            data.as_slice(),
+            |_| ControlFlow::Continue(()),
+        );
+        let (over, ()) = futures::join!(upload, walked_then_answer(&net, walks));
+        assert!(
+            matches!(over, Err(FileError::OverQuota { size, used: 0, quota }) if size == 2 * MIB && quota == MIB),
+            "{over:?}"
+        );
+        assert_eq!(net.stores(), 0);
+        assert_eq!(net.blocks_held().await.iter().sum::<u64>(), 0);
+        assert_eq!(
+            files.finish_uploads().await.unwrap(),
+            0,
+            "nothing left to free"
+        );
     }
 }

@@ -40,6 +40,9 @@ fn decode(bytes: &[u8]) -> Entry {
 
 /// This browser's journal of unfinished uploads.
 pub struct UploadJournal {
+    /// Held across a note's read and write: an upload notes its blocks from several
+    /// placements at once, and two read-modify-writes of one entry would lose a block.
+    writing: futures::lock::Mutex<()>,
     #[cfg(not(target_arch = "wasm32"))]
     entries: std::sync::Mutex<BTreeMap<String, Vec<u8>>>,
     #[cfg(target_arch = "wasm32")]
@@ -51,6 +54,7 @@ impl UploadJournal {
     #[cfg(not(target_arch = "wasm32"))]
     pub fn in_memory() -> Self {
         Self {
+            writing: Default::default(),
             entries: Default::default(),
         }
     }
@@ -59,6 +63,7 @@ impl UploadJournal {
     #[cfg(target_arch = "wasm32")]
     pub(crate) fn in_profile(db: rexie::Rexie) -> Self {
         Self {
+            writing: Default::default(),
             db: std::rc::Rc::new(db),
         }
     }
@@ -72,6 +77,7 @@ impl UploadJournal {
         now_ms: u64,
     ) -> Result<(), JournalError> {
         let key = entry_key(owner, file);
+        let _writing = self.writing.lock().await;
         let mut entry = self
             .read(&key)
             .await?
@@ -86,6 +92,7 @@ impl UploadJournal {
 
     /// Forgets upload `file` of `owner`: it is in the index, or its blocks were freed.
     pub async fn done(&self, owner: &OwnerHash, file: &FileId) -> Result<(), JournalError> {
+        let _writing = self.writing.lock().await;
         self.write(&entry_key(owner, file), None).await
     }
 
@@ -309,6 +316,29 @@ mod tests {
             left,
             vec![(file, (0..3u8).map(|r| BlockId::of(&[r])).collect())]
         );
+        journal.done(&owner, &file).await.unwrap();
+    }
+
+    /// An upload notes each block as it goes out, several at once: every one is kept (two
+    /// read-modify-writes of one entry in IndexedDB transactions of their own would each
+    /// write what it read, and the entry would lose blocks).
+    #[cfg(target_arch = "wasm32")]
+    #[wasm_bindgen_test::wasm_bindgen_test]
+    async fn notes_made_at_once_are_all_kept() {
+        let journal = UploadJournal::in_profile(crate::identity_store::open().await.unwrap());
+        let (owner, file) = (crate::crypto::random_bytes(), FileId::random());
+        let ids: Vec<BlockId> = (0..8u8).map(|i| BlockId::of(&[i, 7])).collect();
+        let notes = ids.iter().map(|id| journal.note(&owner, &file, *id, 1));
+        for noted in futures::future::join_all(notes).await {
+            noted.unwrap();
+        }
+        let left = journal.unfinished(&owner, u64::MAX).await.unwrap();
+        assert_eq!(left.len(), 1);
+        let mut kept = left[0].1.clone();
+        kept.sort();
+        let mut wanted = ids.clone();
+        wanted.sort();
+        assert_eq!(kept, wanted);
         journal.done(&owner, &file).await.unwrap();
     }
 

@@ -116,9 +116,14 @@ async fn place_manifest<N: Network>(
     position: u64,
     manifest: &Manifest,
 ) -> Result<(BlockRef, Placed), FileError> {
-    let (_, sealed) = seal_block(key, file, position, &encode(manifest)?).await?;
-    drive.note(file, BlockId::of(&sealed)).await;
-    place(drive, pledges, sealed, position).await
+    let (id, bytes) = seal_block(key, file, position, &encode(manifest)?).await?;
+    let sealed = Outgoing {
+        id,
+        bytes,
+        position,
+    };
+    let pledged = Pledged::ready(pledges.to_vec());
+    place_sealed(drive, &pledged, sealed, drive.note(file, id), None).await
 }
 
 /// Fetches the manifest at `root` and, for a large file, its parts ([`Settings::pipeline`] at

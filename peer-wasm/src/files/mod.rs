@@ -31,6 +31,7 @@ mod link;
 mod manifest;
 mod rotation;
 mod sharing;
+mod slots;
 mod users;
 
 use std::{ops::ControlFlow, time::Duration};
@@ -89,10 +90,10 @@ pub struct Settings {
     /// independently, the chance that all copies are gone falls
     /// from p^3 to p^5: at half the peers gone, 1 in 8 becomes 1 in 32.
     pub meta_replicas: usize,
-    /// Blocks read, sealed and being placed at once during an upload, and being fetched at
-    /// once during a download: 4. Enough to keep three holders busy per block while the next
-    /// is sealed; memory stays at about `pipeline` x 1 MiB x 2 (plain and sealed) whatever
-    /// the file's size.
+    /// Blocks being sent to holders at once during an upload (2 more are walked for
+    /// meanwhile), and being fetched at once during a download: 4. Enough to keep three
+    /// holders busy per block while the next is sealed; memory stays at about
+    /// (`pipeline` + 2) x 1 MiB x 2 (plain and sealed) whatever the file's size.
     pub pipeline: usize,
     /// How long one holder may take to hand over one block before the next is asked: 10 s.
     /// A 1 MiB block over a relayed link at 1 MiB/s takes about 1 s; ten times that is a

@@ -106,7 +106,14 @@ impl<N: Network> Drive<N> {
             next: 0,
         };
         let (stored, reloaded) = self
-            .store_file(&pledges, &file, &key, source, progress, load_index(self))
+            .store_file(
+                &Pledged::ready(pledges),
+                &file,
+                &key,
+                source,
+                progress,
+                load_index(self),
+            )
             .await?;
         let entry = FileEntry {
             id: file,

@@ -150,6 +150,7 @@ pub async fn answer(holder: Holder<'_>, request: Request) -> Response {
                 Pledges::Audited(audits) => audits.donated(&donors),
             });
             let checked = web_time::Instant::now();
+            let bytes = block.len();
             if let Err(e) = store.put(id, block, owner, allowance, Some(&warrant)).await {
                 return refused(e.to_string());
             }
@@ -159,6 +160,7 @@ pub async fn answer(holder: Holder<'_>, request: Request) -> Response {
                 hash_ms = (hashed - started).as_millis() as u64,
                 check_ms = (checked - hashed).as_millis() as u64,
                 put_ms = checked.elapsed().as_millis() as u64,
+                bytes,
                 "block stored"
             );
             match Receipt::sign(keypair, &id, &owner) {
