@@ -108,7 +108,7 @@ pub(super) async fn place_sealed<N: Network>(
     let walked = web_time::Instant::now();
     let pledges = pledged.get().await?;
     let _slot = match slots {
-        Some(slots) => Some(slots.take().await),
+        Some(slots) => Some(slots.take().await.ok_or(FileError::Cancelled)?),
         None => None,
     };
     let pledged_at = web_time::Instant::now();
@@ -537,11 +537,13 @@ pub(super) async fn place_blocks<N: Network>(
                 if failure.is_none() && progress(placed).is_break() {
                     failure = Some(FileError::Cancelled);
                     stop.store(true, Ordering::Relaxed);
+                    slots.close();
                 }
             }
             Err(error) => {
                 failure.get_or_insert(error);
                 stop.store(true, Ordering::Relaxed);
+                slots.close();
             }
         }
     }

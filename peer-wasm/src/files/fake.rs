@@ -900,6 +900,30 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_cancelled_upload_sends_none_of_the_blocks_it_walked_for_ahead() {
+        let net = FakeNet::new(6, 64 * MIB).await;
+        let files = drive(&net).await;
+        let pipeline = files.settings.pipeline;
+        for peer in net.live() {
+            net.set(peer, Conduct::Slow(Duration::from_millis(300)));
+        }
+        let data = pattern((10 * MIB) as usize, 9);
+        // Cancelled as the first block is placed: 3 more are being sent and 2 walked for.
+        let cancelled = files
+            .upload("cancelled.bin", data.as_slice(), |_| ControlFlow::Break(()))
+            .await;
+        assert!(
+            matches!(cancelled, Err(FileError::Cancelled)),
+            "{cancelled:?}"
+        );
+        // Those being sent finish, and one walked for may take the first slot freed before the
+        // cancel is heard; the other is never sent.
+        let stores = net.stores();
+        assert!(stores <= (pipeline + 1) * 3, "{stores} store requests");
+        assert_eq!(net.blocks_held().await.iter().sum::<u64>(), 0, "all freed");
+    }
+
+    #[tokio::test]
     async fn an_upload_found_over_quota_after_its_first_blocks_were_sealed_stores_nothing() {
         let net = FakeNet::new(4, 64 * MIB).await;
         let journal = Shared::new(UploadJournal::in_memory());

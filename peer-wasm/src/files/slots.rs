@@ -6,12 +6,15 @@
 //! in the browser): the free slots are tokens in a bounded channel, taken one waiter at a
 //! time and sent back when a [`Slot`] drops.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use futures::{channel::mpsc, lock::Mutex, StreamExt};
 
 /// `n` slots, shared by reference among the futures that take them.
 pub(super) struct Slots {
     free: Mutex<mpsc::Receiver<()>>,
     give_back: mpsc::Sender<()>,
+    closed: AtomicBool,
 }
 
 /// A slot held until dropped.
@@ -29,16 +32,24 @@ impl Slots {
         Self {
             free: Mutex::new(free),
             give_back,
+            closed: AtomicBool::new(false),
         }
     }
 
     /// Waits for a free slot (waiters are served one at a time, in the order the lock hands
-    /// itself on).
-    pub(super) async fn take(&self) -> Slot<'_> {
+    /// itself on); `None` once [`Slots::close`] was called, before or while waiting.
+    pub(super) async fn take(&self) -> Option<Slot<'_>> {
         let mut free = self.free.lock().await;
         // The sender lives in `self`, so the channel never ends while a slot can be taken.
         let _ = free.next().await;
-        Slot(self)
+        let slot = Slot(self);
+        (!self.closed.load(Ordering::Relaxed)).then_some(slot)
+    }
+
+    /// No slot is given from now on: an upload that failed or was cancelled sends no more
+    /// blocks (those already sending finish, so every block that reached a holder is known).
+    pub(super) fn close(&self) {
+        self.closed.store(true, Ordering::Relaxed);
     }
 }
 
@@ -51,6 +62,8 @@ impl Drop for Slot<'_> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
     use futures::FutureExt;
 
@@ -58,19 +71,28 @@ mod tests {
     fn no_more_than_n_hold_a_slot_and_a_dropped_one_lets_the_next_in() {
         futures::executor::block_on(async {
             let slots = Slots::new(2);
-            let one = slots.take().await;
-            let two = slots.take().await;
+            let one = slots.take().await.unwrap();
+            let two = slots.take().await.unwrap();
             let mut third = Box::pin(slots.take());
             assert!((&mut third).now_or_never().is_none(), "a third slot of 2");
             drop(one);
-            let three = third.await;
+            let three = third.await.unwrap();
             assert!(slots.take().now_or_never().is_none());
             drop((two, three));
             // All free again, many times over: tokens are not lost.
             for _ in 0..10 {
                 let (a, b) = (slots.take().await, slots.take().await);
-                drop((a, b));
+                assert!(a.is_some() && b.is_some());
             }
+            // Closed: a waiter and every later taker get none.
+            let held = slots.take().await.unwrap();
+            let _other = slots.take().await.unwrap();
+            let mut waiting = Box::pin(slots.take());
+            assert!((&mut waiting).now_or_never().is_none());
+            slots.close();
+            drop(held);
+            assert!(waiting.await.is_none());
+            assert!(slots.take().await.is_none());
         });
     }
 }
