@@ -142,6 +142,13 @@ impl FakeNet {
         holder.store.clone()
     }
 
+    /// Makes every holder that is not gone behave as `conduct` says.
+    pub(crate) fn set_all(&self, conduct: Conduct) {
+        for peer in self.live() {
+            self.set(peer, conduct.clone());
+        }
+    }
+
     /// Store requests sent so far, to any holder.
     pub(crate) fn stores(&self) -> usize {
         self.world.lock().unwrap().stores
@@ -485,9 +492,7 @@ mod tests {
             .unwrap();
         // Every holder answers after a while, as across a real link: a download that waited
         // for each block before asking for the next would never have two fetches under way.
-        for peer in net.live() {
-            net.set(peer, Conduct::Slow(Duration::from_millis(20)));
-        }
+        net.set_all(Conduct::Slow(Duration::from_millis(20)));
         assert_eq!(download(&files, &report.file.id).await.unwrap(), bytes);
         assert_eq!(net.peak_fetching(), files.settings().pipeline);
     }
@@ -867,9 +872,7 @@ mod tests {
         let pipeline = files.settings.pipeline;
         let data = pattern((7 * MIB) as usize, 8);
         // Holders take 2 s to answer: the first `pipeline` blocks hold every slot meanwhile.
-        for peer in net.live() {
-            net.set(peer, Conduct::Slow(Duration::from_secs(2)));
-        }
+        net.set_all(Conduct::Slow(Duration::from_secs(2)));
         let before = net.walks();
         let watch = async {
             let ahead = before + pipeline + 2;
@@ -893,9 +896,7 @@ mod tests {
             pipeline * 3,
             "copies of `pipeline` blocks at once"
         );
-        for peer in net.live() {
-            net.set(peer, Conduct::Honest);
-        }
+        net.set_all(Conduct::Honest);
         assert_eq!(download(&files, &report.file.id).await.unwrap(), data);
     }
 
@@ -904,9 +905,7 @@ mod tests {
         let net = FakeNet::new(6, 64 * MIB).await;
         let files = drive(&net).await;
         let pipeline = files.settings.pipeline;
-        for peer in net.live() {
-            net.set(peer, Conduct::Slow(Duration::from_millis(300)));
-        }
+        net.set_all(Conduct::Slow(Duration::from_millis(300)));
         let data = pattern((10 * MIB) as usize, 9);
         // Cancelled as the first block is placed: 3 more are being sent and 2 walked for.
         let cancelled = files

@@ -544,9 +544,7 @@ mod tests {
         use crate::files::fake::Conduct;
         let net = FakeNet::new(6, 64 * MIB).await;
         // Holders answer after a millisecond, so the two uploads interleave at every request.
-        for peer in net.live() {
-            net.set(peer, Conduct::Slow(std::time::Duration::from_millis(1)));
-        }
+        net.set_all(Conduct::Slow(std::time::Duration::from_millis(1)));
         let here = drive(&net).await;
         // The same user in another browser: a tab of its own, with its own view of the index.
         let mut there = Drive::new(net.clone(), here.session.clone(), here.settings.clone());

@@ -335,9 +335,7 @@ mod tests {
         let files = drive(&net).await;
         let file = upload(&files, "notes.txt", &pattern(1000, 1)).await;
         let link = files.share_link(&file.id, None).await.unwrap();
-        for peer in net.live() {
-            net.set(peer, Conduct::Gone);
-        }
+        net.set_all(Conduct::Gone);
         let unreachable = open(&net, &link).await;
         assert!(
             matches!(unreachable, Err(FileError::Unavailable { .. })),
@@ -456,9 +454,7 @@ mod tests {
         let files = drive(&net).await;
         let bytes = pattern((9 * MIB + 5) as usize, 4);
         let file = upload(&files, "film.mkv", &bytes).await;
-        for peer in net.live() {
-            net.set(peer, Conduct::Slow(Duration::from_millis(20)));
-        }
+        net.set_all(Conduct::Slow(Duration::from_millis(20)));
         let now = files
             .revoke_links(&file.id, |_| ControlFlow::Continue(()))
             .await
