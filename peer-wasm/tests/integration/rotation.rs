@@ -171,6 +171,10 @@ async fn a_password_change_rotates_the_keys_and_the_old_password_opens_nothing_n
         "the one file's blocks"
     );
     assert_eq!(files.move_claims().await.unwrap(), 0, "done once");
+    // Each save freed the index before it in the background: let those frees land before
+    // the holders are looked at (a block freed mid-scan answers the old key's delete with
+    // `Deleted`, as any delete of a block no longer held).
+    files.frees_done().await;
 
     // Every copy of the file's blocks is now claimed by the new key: whoever knew the old
     // password, and so can open the old private key, frees none of them.
