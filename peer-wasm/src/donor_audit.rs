@@ -11,7 +11,9 @@
 //! [`PROVISIONAL`])) / 3 + 8 MiB slack over the owner's pledges p (one per peer), where for a
 //! peer audited at least once counted(p) = p.bytes × u(p), or 0 for [`FAILED_FOR`] after a
 //! failed challenge; u(p) starts at 1 (answered) or 0 (silent) and moves a quarter of the way
-//! to each new outcome (1 answered, 0 silent).
+//! to each new outcome (1 answered, 0 silent). The auditor asks a connected peer's unanswered
+//! first audit again before recording it ([`crate::holder`]), so a busy tab is not taken for
+//! an empty key.
 
 use std::collections::HashMap;
 
@@ -140,6 +142,11 @@ impl Book {
             return 0;
         }
         (bytes as f64 * entry.online.clamp(0.0, 1.0)) as u64
+    }
+
+    /// Whether `peer` was audited at least once (and not forgotten since).
+    pub fn knows(&self, peer: &PeerId) -> bool {
+        self.peers.contains_key(peer)
     }
 
     /// Whether `peer` is due for an audit (never audited, or not for [`AUDIT_EVERY`]).

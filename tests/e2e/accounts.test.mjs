@@ -1,7 +1,7 @@
 // Accounts in real browsers: every profile is a fresh Chromium with its own IndexedDB, and the
 // only place an account lives is the DHT those tabs form (the relay stores no records).
 import assert from "node:assert/strict";
-import { test } from "node:test";
+import { test } from "./harness.mjs"; // node:test's, printing the tabs' last console lines on a failure
 import { call, joined, openPeer, pageErrors, startRelay, status, waitFor, waitReachable } from "./harness.mjs";
 
 const PASSWORD = "violet tractor sings under seven moons";

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { test } from "node:test";
+import { test } from "./harness.mjs"; // node:test's, printing the tabs' last console lines on a failure
 import { dropFiles as dropInPage, joined, openPeer, pageErrors, settled, startRelay, waitFor } from "./harness.mjs";
 import { DESKTOP, PHONE, axe, shots } from "./look.mjs";
 

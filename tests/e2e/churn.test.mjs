@@ -15,7 +15,7 @@
 //     (cd tests && ../scripts/isolated.sh node --test e2e/churn.test.mjs)
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { test } from "node:test";
+import { test } from "./harness.mjs"; // node:test's, printing the tabs' last console lines on a failure
 import { DIGEST_IN_PAGE, call, dropFiles, joinedTabs, openPeer, pageErrors, startRelay } from "./harness.mjs";
 
 const PASSWORD = "violet tractor sings under seven moons";

@@ -1,7 +1,7 @@
 // Files in real browsers: five Chromium profiles, blocks in IndexedDB, WebRTC-less relayed
 // circuits between tabs (direct WebRTC is another issue).
 import assert from "node:assert/strict";
-import { test } from "node:test";
+import { test } from "./harness.mjs"; // node:test's, printing the tabs' last console lines on a failure
 import { call, joined, openPeer, pageErrors, settled, startRelay, waitReachable } from "./harness.mjs";
 
 const PASSWORD = "violet tractor sings under seven moons";

@@ -1,7 +1,7 @@
 // Foundation scenarios: real relay process, real Chromium profiles, real IndexedDB.
 // Run one alone: node --test --test-name-pattern="relay restart" tests/e2e/
 import assert from "node:assert/strict";
-import { test } from "node:test";
+import { test } from "./harness.mjs"; // node:test's, printing the tabs' last console lines on a failure
 import { Browser, pageErrors, Relay, startRelay, waitFor, waitPeer, waitReachable } from "./harness.mjs";
 
 async function discoverUntil(page, wanted) {

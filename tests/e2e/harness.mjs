@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync, mkdirSync } from "node:fs";
 import { createServer } from "node:net";
 import { networkInterfaces, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { test as nodeTest } from "node:test";
 import { chromium } from "playwright-core";
 
 export const ROOT = resolve(import.meta.dirname, "../..");
@@ -15,6 +16,29 @@ const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 export const ARTIFACTS = join(ROOT, "tests", "e2e", "artifacts");
 
 const started = new Set(); // every child process still running
+const launched = []; // every browser launched by this process, in order
+/** Console lines kept per tab, printed when a scenario fails: what the peers said last. */
+const TAIL = 150;
+
+/**
+ * node:test's `test`, which also prints the last console lines of every tab the scenario
+ * launched when it fails: the peers' own account of a failure a clean-clone CI run met once.
+ */
+export function test(name, ...rest) {
+  const scenario = rest.pop();
+  return nodeTest(name, ...rest, async (t) => {
+    const from = launched.length;
+    try {
+      return await scenario(t);
+    } catch (error) {
+      for (const browser of launched.slice(from)) {
+        console.log(`--- the last ${browser.tail.length} console lines of tab ${browser.name}:`);
+        for (const line of browser.tail) console.log(line);
+      }
+      throw error;
+    }
+  });
+}
 
 // Tabs talk WebRTC to each other, and Chromium offers every interface it sees as an ICE
 // candidate: tests must run where loopback is the only network (scripts/isolated.sh).
@@ -229,6 +253,9 @@ export class Browser {
     self.browser = await chromium.connectOverCDP(endpoint);
     self.context = self.browser.contexts()[0];
     self.errors = [];
+    self.tail = [];
+    self.born = Date.now();
+    launched.push(self);
     return self;
   }
 
@@ -256,10 +283,19 @@ export class Browser {
       });
     }
     page.on("pageerror", (e) => this.errors.push(`${this.name}: ${e.message}`));
+    page.on("pageerror", (e) => this.remember(`page error: ${e.message}`));
+    page.on("console", (m) => this.remember(m.text()));
     page.on("console", (m) => { if (m.type() === "error") this.errors.push(`${this.name}: ${m.text()}`); });
     // JELLYFISH_PAGE_LOG=1 echoes every tab's console, for debugging a failing scenario.
     if (process.env.JELLYFISH_PAGE_LOG) page.on("console", (m) => console.error(`[${this.name}] ${m.text()}`));
     return page;
+  }
+
+  /** Keeps one console line, stamped with seconds since launch, without tracing's styling. */
+  remember(text) {
+    const plain = text.replace(/%c/g, "").replace(/\s+color: .*$/s, "");
+    this.tail.push(`${((Date.now() - this.born) / 1000).toFixed(1)} s ${plain}`);
+    if (this.tail.length > TAIL) this.tail.shift();
   }
 
   async screenshot(page, label) {

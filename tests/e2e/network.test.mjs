@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { test } from "node:test";
+import { test } from "./harness.mjs"; // node:test's, printing the tabs' last console lines on a failure
 import { agreeToDonate, ARTIFACTS, Browser, call, joined, openPeer, pageErrors, startRelay, waitFor } from "./harness.mjs";
 
 const PASSWORD = "violet tractor sings under seven moons";

@@ -3,7 +3,7 @@
 // network keep working through the other, and new tabs join through it.
 import assert from "node:assert/strict";
 import { createServer } from "node:net";
-import { test } from "node:test";
+import { test } from "./harness.mjs"; // node:test's, printing the tabs' last console lines on a failure
 import { Browser, call, freePort, joinedTabs, openPeer, pageErrors, Relay, startRelay, status, waitFor, waitReachable, DIGEST_IN_PAGE, UPLOAD_IN_PAGE } from "./harness.mjs";
 
 const PASSWORD = "violet tractor sings under seven moons";

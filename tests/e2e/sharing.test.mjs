@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { test } from "node:test";
+import { test } from "./harness.mjs"; // node:test's, printing the tabs' last console lines on a failure
 import {
   Browser, DIGEST_IN_PAGE, call, dropFiles, joinedTabs, openPeer, pageErrors, startRelay, waitPeer, waitReachable,
 } from "./harness.mjs";

@@ -1,7 +1,7 @@
 // Bad input from the browser itself: site storage refused (blocked site data, some private
 // modes) or full. The person is told why, nothing panics, and nobody's files suffer.
 import assert from "node:assert/strict";
-import { test } from "node:test";
+import { test } from "./harness.mjs"; // node:test's, printing the tabs' last console lines on a failure
 import { Browser, call, joinedTabs, openPeer, pageErrors, startRelay, status, waitPeer, waitReachable, DIGEST_IN_PAGE, UPLOAD_IN_PAGE } from "./harness.mjs";
 
 const PASSWORD = "violet tractor sings under seven moons";

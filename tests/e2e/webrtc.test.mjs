@@ -1,7 +1,7 @@
 // Direct WebRTC between tabs: peers that meet through the relay upgrade to a direct
 // connection, and blocks then bypass the relay; where no direct path exists, they stay relayed.
 import assert from "node:assert/strict";
-import { test } from "node:test";
+import { test } from "./harness.mjs"; // node:test's, printing the tabs' last console lines on a failure
 import { Browser, agreeToDonate, call, joined, pageErrors, startRelay, waitFor, waitReachable } from "./harness.mjs";
 
 const PASSWORD = "violet tractor sings under seven moons";

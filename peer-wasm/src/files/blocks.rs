@@ -196,6 +196,16 @@ pub(super) async fn place_sealed<N: Network>(
         holders = holders.len(),
         "block placed"
     );
+    if !holders.is_empty() && holders.len() < replicas {
+        // The file is listed with fewer copies than asked, and repair tops it up later: say
+        // why here, where the reasons are known.
+        tracing::warn!(
+            position,
+            holders = holders.len(),
+            wanted = replicas,
+            "a block was placed short of its copies: {attempts}"
+        );
+    }
     if holders.is_empty() {
         return Err(FileError::NoHolder {
             index: position,

@@ -22,6 +22,11 @@ const AUDIT_QUEUE: usize = 64;
 /// Audits run at once: a silent peer takes the whole answer deadline (10 s), so one owner's
 /// request naming many minted keys must not hold up the audits of everyone else's donors.
 const AUDITS_AT_ONCE: usize = 8;
+/// How many times a connected peer's unanswered first audit is asked again, and after how
+/// long: with the 10 s answer deadline, a busy tab gets three chances over about 30 s, during
+/// which its pledge counts provisionally (at most 64 MiB for all of an owner's unaudited donors).
+const FIRST_AUDIT_RETRIES: usize = 2;
+const FIRST_AUDIT_RETRY_AFTER: Duration = Duration::from_secs(5);
 /// Blocks a peer was given that each audit of it challenges, beyond its own sample.
 const WITNESSED_CHALLENGES: usize = 2;
 /// How long an auditor waits before deciding that a peer which said it lacks a block it was
@@ -121,6 +126,11 @@ impl DonorAudits {
         }
     }
 
+    /// Whether `peer` was audited before (its pledges count by its audits, not provisionally).
+    fn audited_before(&self, peer: &PeerId) -> bool {
+        self.book.lock().is_ok_and(|book| book.knows(peer))
+    }
+
     fn record(&self, peer: PeerId, outcome: donor_audit::Outcome) {
         if let Ok(mut book) = self.book.lock() {
             book.record(peer, outcome, Instant::now());
@@ -129,6 +139,14 @@ impl DonorAudits {
             queued.remove(&peer);
         }
     }
+}
+
+/// Whether this holder has an open connection to `peer`.
+async fn connected(client: &Client, peer: PeerId) -> bool {
+    client
+        .peer_info(peer)
+        .await
+        .is_ok_and(|info| !info.connections.is_empty())
 }
 
 /// Whether this holder holds block `id` for `owner`.
@@ -151,7 +169,24 @@ pub(crate) async fn audit_donors(
         .for_each_concurrent(AUDITS_AT_ONCE, |peer| {
             let (client, audits, store) = (&client, &audits, &store);
             async move {
-                let outcome = audit_donor(client, audits, store, peer).await;
+                let mut outcome = audit_donor(client, audits, store, peer).await;
+                // A first audit that goes unanswered by a peer connected here is asked again
+                // before it counts: a tab busy sealing and sending a large upload on a slow
+                // machine (often the very donor being audited) can miss one deadline, and a
+                // silent first audit counts its pledge as nothing for AUDIT_EVERY (10 min),
+                // refusing the rest of that upload. A key minted with no browser behind it has
+                // no connection here and counts as silent at once.
+                for _ in 0..FIRST_AUDIT_RETRIES {
+                    if outcome != donor_audit::Outcome::Silent
+                        || audits.audited_before(&peer)
+                        || !connected(client, peer).await
+                    {
+                        break;
+                    }
+                    tracing::info!(%peer, "a connected pledging peer missed its first audit; asking again");
+                    futures_timer::Delay::new(FIRST_AUDIT_RETRY_AFTER).await;
+                    outcome = audit_donor(client, audits, store, peer).await;
+                }
                 tracing::info!(%peer, ?outcome, "pledging peer audited");
                 audits.record(peer, outcome);
             }

@@ -20,6 +20,40 @@ const BITS: usize = 2048;
 const PASSWORD: &str = "violet tractor sings under seven moons";
 const MALLORY_PASSWORD: &str = "mallory keeps seven forged lanterns";
 
+/// A 1 MiB block made from `seed`.
+fn mib_block(seed: u64) -> Vec<u8> {
+    (0..1u64 << 20)
+        .map(|i| (i ^ seed.wrapping_mul(7919)) as u8)
+        .collect()
+}
+
+/// A request to store [`mib_block`]`(seed)` for `owner`, warranted for 3 copies now with
+/// `pledges`, as an uploader sends it.
+fn store_request(
+    owner: &account::Session,
+    pledges: &[jellyfish_peer::pledge::Pledge],
+    seed: u64,
+) -> jellyfish_peer::protocol::Request {
+    let block = mib_block(seed);
+    let id = jellyfish_peer::block::BlockId::of(&block);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    jellyfish_peer::protocol::Request::StoreBlock {
+        warrant: jellyfish_peer::warrant::Warrant::new(
+            &id,
+            owner.public_key().to_der().unwrap(),
+            3,
+            pledges.to_vec(),
+            now,
+            |m| owner.sign_statement(m),
+        ),
+        block,
+        repair: false,
+    }
+}
+
 /// Waits until every honest peer's DHT walk finds each hostile peer, so the attack is sure to
 /// be on the lookup path.
 async fn until_known(peers: &[Client], hostiles: &[Hostile]) {
@@ -349,30 +383,7 @@ async fn pledges_minted_from_fresh_keys_buy_no_storage() {
         .map(|_| Pledge::sign(&Keypair::generate_ed25519(), sha256(&owner), 5 << 30).unwrap())
         .collect();
     let holder = nodes[3].client.peer_id();
-    let block = |seed: u64| -> Vec<u8> {
-        (0..MIB)
-            .map(|i| (i ^ seed.wrapping_mul(7919)) as u8)
-            .collect()
-    };
-    let store = |seed: u64| {
-        let block = block(seed);
-        let id = jellyfish_peer::block::BlockId::of(&block);
-        Request::StoreBlock {
-            warrant: jellyfish_peer::warrant::Warrant::new(
-                &id,
-                owner.clone(),
-                3,
-                minted.clone(),
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap()
-                    .as_secs(),
-                |m| mallory.sign_statement(m),
-            ),
-            block,
-            repair: false,
-        }
-    };
+    let store = |seed: u64| store_request(&mallory, &minted, seed);
     // Store 1 MiB blocks until refused; then, once the holder has audited the minted keys
     // (none answers), every further block is refused.
     let mut stored = Vec::new();
@@ -406,7 +417,7 @@ async fn pledges_minted_from_fresh_keys_buy_no_storage() {
     // Audited, the minted keys count nothing: even with everything freed again, not one more
     // block is taken (the provisional share alone would take 29 again).
     for seed in &stored {
-        let id = jellyfish_peer::block::BlockId::of(&block(*seed));
+        let id = jellyfish_peer::block::BlockId::of(&mib_block(*seed));
         let delete = Request::DeleteBlock {
             id,
             owner: owner.clone(),
@@ -594,4 +605,103 @@ async fn a_donor_that_throws_away_what_it_was_given_stops_counting() {
         .await
         .unwrap();
     assert!(downloaded == bytes, "alice's file came back changed");
+}
+
+/// Not an attack, but the other side of the audits above: a donor's tab that is online but
+/// busy (sealing and sending a large upload on a slow machine) misses its first audit. Counted
+/// silent at once, its pledge would buy nothing for ten minutes and every holder would refuse
+/// the rest of the upload; a connected peer's unanswered first audit is asked again instead,
+/// and once it answers the pledge counts in full.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_donor_that_misses_its_first_audit_is_asked_again() {
+    use futures::StreamExt;
+    use jellyfish_peer::{
+        crypto::sha256,
+        net::Config,
+        pledge::Pledge,
+        protocol::{Request, Response},
+    };
+    use libp2p::identity::Keypair;
+    use std::sync::{atomic::AtomicUsize, Arc};
+
+    let nodes = common::cluster(4, |_| 1 << 30).await;
+    let holder = &nodes[3];
+    let alice = Shared::new(
+        account::sign_up_with_key_bits(&nodes[1].client, "alice", PASSWORD, BITS)
+            .await
+            .unwrap(),
+    );
+    let owner = alice.public_key().to_der().unwrap();
+
+    // Alice's donating tab: a real peer that leaves the first inventory request it is sent
+    // unanswered (busy) and answers every later one (it holds nothing yet).
+    let keypair = Keypair::generate_ed25519();
+    let started = jellyfish_peer::net::start(
+        keypair.clone(),
+        Config {
+            listen: vec![common::LISTEN.parse().unwrap()],
+            bootstrap: vec![common::dialable(&nodes[0]).await],
+            agent: "jellyfish-test".into(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let donor = started.client.clone();
+    let inventories = Arc::new(AtomicUsize::new(0));
+    let asked = inventories.clone();
+    let mut inbound = started.inbound;
+    tokio::spawn(async move {
+        let mut unanswered = Vec::new();
+        while let Some(request) = inbound.next().await {
+            let answer = match request.request {
+                Request::Inventory if asked.fetch_add(1, Ordering::SeqCst) == 0 => {
+                    unanswered.push(request.id);
+                    continue;
+                }
+                Request::Inventory => Response::Inventory {
+                    held: 0,
+                    sample: Vec::new(),
+                },
+                _ => Response::Refused {
+                    reason: "busy".into(),
+                },
+            };
+            donor.respond(request.id, answer).await.unwrap();
+        }
+    });
+    started
+        .client
+        .connect(common::dialable(holder).await)
+        .await
+        .unwrap();
+
+    // 3 GiB pledged: 1 GiB + 8 MiB of blocks on each holder once audited, 29 MiB before.
+    let pledges = vec![Pledge::sign(&keypair, sha256(&owner), 3 << 30).unwrap()];
+    let store = |seed: u64| store_request(&alice, &pledges, seed);
+    let stored = |answer: &Response| matches!(answer, Response::Stored { .. });
+    // The first store queues the donor's audit, which goes unanswered (10 s).
+    let first = nodes[1]
+        .client
+        .request(holder.client.peer_id(), store(0))
+        .await
+        .unwrap();
+    assert!(stored(&first), "{first:?}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(45);
+    while inventories.load(Ordering::SeqCst) < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the missed first audit was never asked again"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Answered, the pledge counts in full: more than the provisional 29 MiB is taken.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for seed in 1..=40 {
+        let answer = nodes[1]
+            .client
+            .request(holder.client.peer_id(), store(seed))
+            .await
+            .unwrap();
+        assert!(stored(&answer), "block {seed}: {answer:?}");
+    }
 }
