@@ -282,10 +282,14 @@ export class Browser {
           .catch(() => {});
       });
     }
-    page.on("pageerror", (e) => this.errors.push(`${this.name}: ${e.message}`));
-    page.on("pageerror", (e) => this.remember(`page error: ${e.message}`));
-    page.on("console", (m) => this.remember(m.text()));
-    page.on("console", (m) => { if (m.type() === "error") this.errors.push(`${this.name}: ${m.text()}`); });
+    page.on("pageerror", (e) => {
+      this.errors.push(`${this.name}: ${e.message}`);
+      this.remember(`page error: ${e.message}`);
+    });
+    page.on("console", (m) => {
+      if (m.type() === "error") this.errors.push(`${this.name}: ${m.text()}`);
+      this.remember(m.text());
+    });
     // JELLYFISH_PAGE_LOG=1 echoes every tab's console, for debugging a failing scenario.
     if (process.env.JELLYFISH_PAGE_LOG) page.on("console", (m) => console.error(`[${this.name}] ${m.text()}`));
     return page;

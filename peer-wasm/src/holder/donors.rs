@@ -169,29 +169,38 @@ pub(crate) async fn audit_donors(
         .for_each_concurrent(AUDITS_AT_ONCE, |peer| {
             let (client, audits, store) = (&client, &audits, &store);
             async move {
-                let mut outcome = audit_donor(client, audits, store, peer).await;
-                // A first audit that goes unanswered by a peer connected here is asked again
-                // before it counts: a tab busy sealing and sending a large upload on a slow
-                // machine (often the very donor being audited) can miss one deadline, and a
-                // silent first audit counts its pledge as nothing for AUDIT_EVERY (10 min),
-                // refusing the rest of that upload. A key minted with no browser behind it has
-                // no connection here and counts as silent at once.
-                for _ in 0..FIRST_AUDIT_RETRIES {
-                    if outcome != donor_audit::Outcome::Silent
-                        || audits.audited_before(&peer)
-                        || !connected(client, peer).await
-                    {
-                        break;
-                    }
-                    tracing::info!(%peer, "a connected pledging peer missed its first audit; asking again");
-                    futures_timer::Delay::new(FIRST_AUDIT_RETRY_AFTER).await;
-                    outcome = audit_donor(client, audits, store, peer).await;
-                }
+                let outcome = audit_patiently(client, audits, store, peer).await;
                 tracing::info!(%peer, ?outcome, "pledging peer audited");
                 audits.record(peer, outcome);
             }
         })
         .await;
+}
+
+/// [`audit_donor`], asking a connected peer's unanswered first audit again before it counts:
+/// a tab busy sealing and sending a large upload on a slow machine (often the very donor being
+/// audited) can miss one deadline, and a silent first audit counts its pledge as nothing for
+/// AUDIT_EVERY (10 min), refusing the rest of that upload. A key minted with no browser behind
+/// it has no connection here and counts as silent at once.
+async fn audit_patiently(
+    client: &Client,
+    audits: &DonorAudits,
+    store: &BlockStore,
+    peer: PeerId,
+) -> donor_audit::Outcome {
+    let mut outcome = audit_donor(client, audits, store, peer).await;
+    for _ in 0..FIRST_AUDIT_RETRIES {
+        if outcome != donor_audit::Outcome::Silent
+            || audits.audited_before(&peer)
+            || !connected(client, peer).await
+        {
+            break;
+        }
+        tracing::info!(%peer, "a connected pledging peer missed its first audit; asking again");
+        futures_timer::Delay::new(FIRST_AUDIT_RETRY_AFTER).await;
+        outcome = audit_donor(client, audits, store, peer).await;
+    }
+    outcome
 }
 
 /// One audit of a pledging peer: its own sample ([`crate::audit::audit_donor`]), then blocks it
