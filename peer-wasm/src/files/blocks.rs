@@ -73,16 +73,29 @@ pub(super) struct Outgoing {
     pub(super) position: u64,
 }
 
+/// What the blocks of one upload share while they are placed: slots to send in, and where
+/// each block's expected holders are told as soon as its walk is done.
+pub(super) struct Pipeline {
+    slots: Slots,
+    /// Hears `(position, the block with the peers its walk named)` before any request goes
+    /// out: an upload seals and places its manifest and index on that foresight while the
+    /// blocks are still on their way ([`super::ahead`]).
+    foresee: Option<Foresee>,
+}
+
+/// Where [`Pipeline`] tells each block's expected holders.
+pub(super) type Foresee = futures::channel::mpsc::UnboundedSender<(u64, BlockRef)>;
+
 /// [`place`], whose requests wait for pledges that may not be known yet and for `noted`
 /// (the upload journal's note of the block: nothing reaches a holder that a closed tab's
-/// next log-in would not know to free), and for one of `slots` if given. The warrant is
+/// next log-in would not know to free), and for a slot of `pipeline` if given. The warrant is
 /// signed, the holders walked for and the block noted all at once, before the slot.
 pub(super) async fn place_sealed<N: Network>(
     drive: &Drive<N>,
     pledged: &Pledged,
     sealed: Outgoing,
     noted: impl std::future::Future<Output = ()>,
-    slots: Option<&Slots>,
+    pipeline: Option<&Pipeline>,
 ) -> Result<(BlockRef, Placed), FileError> {
     let (client, session) = (&drive.client, &*drive.session);
     let Outgoing {
@@ -106,9 +119,21 @@ pub(super) async fn place_sealed<N: Network>(
     );
     let (signature, candidates) = (signature?, candidates?);
     let walked = web_time::Instant::now();
+    if let Some(foresee) = pipeline.and_then(|p| p.foresee.as_ref()) {
+        // Every peer of the first round answering "stored" makes exactly these the holders.
+        let expected = BlockRef {
+            id,
+            holders: candidates
+                .iter()
+                .take(replicas)
+                .map(ToString::to_string)
+                .collect(),
+        };
+        let _ = foresee.unbounded_send((position, expected));
+    }
     let pledges = pledged.get().await?;
-    let _slot = match slots {
-        Some(slots) => Some(slots.take().await.ok_or(FileError::Cancelled)?),
+    let _slot = match pipeline {
+        Some(pipeline) => Some(pipeline.slots.take().await.ok_or(FileError::Cancelled)?),
         None => None,
     };
     let pledged_at = web_time::Instant::now();
@@ -446,6 +471,11 @@ async fn ask_to_delete<N: Network>(
         .count()
 }
 
+/// What [`place_blocks`] returns: the blocks in order, the holders' receipts and the bytes
+/// read; or the error and every block placed before it.
+pub(super) type PlacedBlocks =
+    Result<(Vec<BlockRef>, Vec<Placed>, u64), (FileError, Vec<BlockRef>)>;
+
 /// Sealed blocks an upload walks for ahead of a free slot: while [`Settings::pipeline`] blocks
 /// are being sent to holders, this many more are signed for, walked for and noted, so a slot
 /// that frees starts sending at once rather than after a walk. In a 16 MiB upload through the
@@ -460,7 +490,8 @@ const WALK_AHEAD: usize = 2;
 /// one slow holder holds up one slot, not the pipeline.
 /// Returns the placed blocks in order and the bytes read; on failure or cancel, the error and
 /// every block placed so far (for freeing). Also returns the holders' receipts, for
-/// [`witness`].
+/// [`witness`]. `foresee` hears each block's expected holders as soon as they are known
+/// ([`Pipeline`]); it is dropped when this returns.
 pub(super) async fn place_blocks<N: Network>(
     drive: &Drive<N>,
     pledged: &Pledged,
@@ -468,14 +499,19 @@ pub(super) async fn place_blocks<N: Network>(
     file: &FileId,
     source: impl Source,
     mut progress: impl FnMut(u64) -> ControlFlow<()>,
-) -> Result<(Vec<BlockRef>, Vec<Placed>, u64), (FileError, Vec<BlockRef>)> {
+    foresee: Option<Foresee>,
+) -> PlacedBlocks {
     let size = source.size();
     // Set on a failure or a cancel: no further block is read, and those under way are awaited
     // (not dropped), so every block that reached a holder is known and can be freed.
     let stop = AtomicBool::new(false);
     let stop = &stop;
-    let pipeline = drive.settings.pipeline.max(1);
-    let slots = &Slots::new(pipeline);
+    let in_flight = drive.settings.pipeline.max(1);
+    let pipeline = &Pipeline {
+        slots: Slots::new(in_flight),
+        foresee,
+    };
+    let slots = &pipeline.slots;
     // The blocks, read and sealed one after another; an empty file is one empty block.
     let sealed = futures::stream::unfold(
         (0u64, 0u64, source),
@@ -526,13 +562,13 @@ pub(super) async fn place_blocks<N: Network>(
                     // Noted before it goes out: a tab closed while it is being placed leaves
                     // its address behind for the next log-in to free.
                     let noted = drive.note(file, sealed.id);
-                    let placed = place_sealed(drive, pledged, sealed, noted, Some(slots)).await;
+                    let placed = place_sealed(drive, pledged, sealed, noted, Some(pipeline)).await;
                     (position, len, placed)
                 }
                 Err(e) => (0, 0, Err(e)),
             }
         })
-        .buffer_unordered(pipeline + WALK_AHEAD);
+        .buffer_unordered(in_flight + WALK_AHEAD);
     let mut placing = std::pin::pin!(placing);
     let mut blocks = Vec::new();
     let mut receipts = Vec::new();

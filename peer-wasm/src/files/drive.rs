@@ -196,33 +196,57 @@ impl<N: Network> Drive<N> {
         };
         let file = FileId::random();
         let key = SymmetricKey::random();
-        // The commit reloads the index (another browser may have changed it meanwhile) while
-        // the manifest is being placed: a DHT walk off the upload's path.
-        let storing = self.store_file(&pledged, &file, &key, source, progress, load_index(self));
-        let (checked, stored) = futures::join!(checked, storing);
-        let index_loaded = checked?;
-        let (stored, reloaded) = stored?;
-        let entry = FileEntry {
+        let sealed_key =
+            fast::seal(session.user_key(), &file_key_aad(&file), key.as_bytes()).await?;
+        let created_ms = now_ms();
+        let entry_for = |manifest: &BlockRef, copies: u32| FileEntry {
             id: file,
             name: name.to_owned(),
-            size: stored.size,
-            created_ms: now_ms(),
-            key: fast::seal(session.user_key(), &file_key_aad(&file), key.as_bytes()).await?,
-            manifest: stored.manifest,
-            copies: stored.copies,
+            size,
+            created_ms,
+            key: sealed_key.clone(),
+            manifest: manifest.clone(),
+            copies,
             claims_behind: false,
             links: Vec::new(),
             shared_with: Vec::new(),
         };
-        let file_info = info(&entry);
-        let committing = web_time::Instant::now();
-        let committed = commit_loaded(self, reloaded, |index| {
+        let add = |index: &mut FileIndex, entry: &FileEntry| {
             if let Some((peer, pledge)) = &pledge {
                 index.donations.insert(peer.clone(), pledge.clone());
             }
             index.files.push(entry.clone());
-        })
-        .await;
+        };
+        // The manifest and the index that lists it are sealed and placed while the last
+        // blocks are still on their way, on the holders the blocks' walks named: published
+        // if every block landed there, freed otherwise.
+        let (foresee, foreseen) = futures::channel::mpsc::unbounded();
+        let placing = place_blocks(self, &pledged, &key, &file, source, progress, Some(foresee));
+        let ahead = commit_ahead(
+            self,
+            Foreseen::new(foreseen, size),
+            &pledged,
+            &key,
+            &file,
+            |index, manifest, copies| add(index, &entry_for(manifest, copies)),
+        );
+        let (checked, placed, ahead) = futures::join!(checked, placing, ahead);
+        let finished = finish_upload(self, &file, &key, &pledged, started, placed, ahead).await;
+        let index_loaded = checked?;
+        let (stored, commit) = finished?;
+        let entry = entry_for(&stored.manifest, stored.copies);
+        let file_info = info(&entry);
+        let committing = web_time::Instant::now();
+        let committed = match commit {
+            Commit::Ahead(prepared) => match publish_index(self, prepared).await {
+                // Another browser saved the index meanwhile: the change goes on its newest.
+                Err(e) if is_conflict(&e) => commit_index(self, |index| add(index, &entry)).await,
+                published => published,
+            },
+            Commit::Now(reloaded) => {
+                commit_loaded(self, reloaded, |index| add(index, &entry)).await
+            }
+        };
         if committed.is_ok() {
             self.noted_done(&file).await;
         }
@@ -237,6 +261,7 @@ impl<N: Network> Drive<N> {
             blocks_ms = stored.blocks_ms,
             manifest_ms = stored.manifest_ms,
             commit_ms = committing.elapsed().as_millis() as u64,
+            ahead = stored.ahead,
             "upload done"
         );
         witness(client, owner_hash(session)?, stored.receipts);
@@ -263,7 +288,22 @@ impl<N: Network> Drive<N> {
         alongside: impl std::future::Future<Output = T>,
     ) -> Result<(Stored, T), FileError> {
         let started = web_time::Instant::now();
-        let placed = place_blocks(self, pledged, key, file, source, progress).await;
+        let placed = place_blocks(self, pledged, key, file, source, progress, None).await;
+        self.finish_file(file, key, placed, pledged, started, alongside)
+            .await
+    }
+
+    /// The second half of [`Drive::store_file`]: frees what `placed` placed if it failed, and
+    /// places the manifest of its blocks otherwise. `started`: when the first block was read.
+    pub(super) async fn finish_file<T>(
+        &self,
+        file: &FileId,
+        key: &SymmetricKey,
+        placed: PlacedBlocks,
+        pledged: &Pledged,
+        started: web_time::Instant,
+        alongside: impl std::future::Future<Output = T>,
+    ) -> Result<(Stored, T), FileError> {
         // Known by now: every block's request waited for them.
         let pledges = match &placed {
             Ok(_) => pledged.get().await,
@@ -296,13 +336,7 @@ impl<N: Network> Drive<N> {
             }
         };
         receipts.extend(manifest_receipts);
-        let copies = blocks
-            .iter()
-            .chain(&parts)
-            .chain([&manifest])
-            .map(|b| b.holders.len() as u32)
-            .min()
-            .unwrap_or(0);
+        let copies = fewest_copies(&blocks, &parts, &manifest);
         let stored = Stored {
             manifest,
             copies,
@@ -312,6 +346,7 @@ impl<N: Network> Drive<N> {
             parts,
             blocks_ms: (blocks_placed - started).as_millis() as u64,
             manifest_ms: blocks_placed.elapsed().as_millis() as u64,
+            ahead: false,
         };
         Ok((stored, alongside))
     }

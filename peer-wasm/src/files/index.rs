@@ -349,6 +349,43 @@ pub(super) async fn save_index<N: Network>(
     index: &FileIndex,
     previous: Option<&VerifiedRecord>,
 ) -> Result<(), FileError> {
+    let prepared = prepare_index(drive, index, previous).await?;
+    publish_index(drive, prepared).await
+}
+
+/// An index sealed and placed (its changed pages, then its root) with its record's holders
+/// walked for, but no record pointing at it yet: [`publish_index`] signs and puts the record,
+/// [`PreparedIndex::discard`] frees the blobs. An upload prepares its commit while its last
+/// blocks are still on their way ([`super::ahead`]).
+pub(super) struct PreparedIndex {
+    root: Vec<u8>,
+    blob: BlockRef,
+    /// The pages placed for it (those whose content changed).
+    pages: Vec<BlockRef>,
+    record_peers: Result<Vec<PeerId>, NetError>,
+    seq: u64,
+    /// What it no longer names (the previous root, and the pages it replaced): freed once it
+    /// is published.
+    garbage: Vec<BlockRef>,
+}
+
+impl PreparedIndex {
+    /// Frees the blobs placed for an index that will not be published, in the background.
+    pub(super) async fn discard<N: Network>(self, drive: &Drive<N>) {
+        free_in_background(drive, self.placed().collect()).await;
+    }
+
+    fn placed(self) -> impl Iterator<Item = BlockRef> {
+        self.pages.into_iter().chain([self.blob])
+    }
+}
+
+/// The first half of [`save_index`]: seals and places `index` as the successor of `previous`.
+pub(super) async fn prepare_index<N: Network>(
+    drive: &Drive<N>,
+    index: &FileIndex,
+    previous: Option<&VerifiedRecord>,
+) -> Result<PreparedIndex, FileError> {
     let (client, session) = (&drive.client, &*drive.session);
     let pledges = index.pledges();
     let (pages, placed) = place_pages(drive, index, &pledges).await?;
@@ -378,34 +415,18 @@ pub(super) async fn save_index<N: Network>(
             client.closest_peers(record_key)
         );
         let (blob, _) = placed?;
-        let seq = previous.map_or(1, |r| r.record().seq + 1);
-        let record = session
-            .sign_fast(
-                RecordKind::FileIndex,
-                seq,
-                encode(&IndexPointer { blob: blob.clone() })?,
-            )
-            .await
-            .map_err(|e| FileError::Damaged(e.to_string()))?;
-        let put = match record_peers {
-            Ok(peers) => client.put_record_to(record, peers).await,
-            Err(_) => client.put_record(record).await,
-        };
-        if let Err(e) = put {
-            // Nothing points at the new blob: free it.
-            free(drive, &blob).await;
-            return Err(e.into());
-        }
-        drive.index_cache.set_root(blob.id, root);
-        Ok(())
+        Ok((root, blob, record_peers))
     }
     .await;
-    if let Err(e) = stored {
-        free_all(drive, &placed).await;
-        return Err(e);
-    }
-    // The previous root, and its pages the new one does not name, are garbage now: free them
-    // in the background (best effort; a stale copy is harmless).
+    let (root, blob, record_peers) = match stored {
+        Ok(stored) => stored,
+        Err(e) => {
+            free_all(drive, &placed).await;
+            return Err(e);
+        }
+    };
+    // The previous root, and its pages the new one does not name, are garbage once the new
+    // one is published.
     let previous_root = previous
         .and_then(|r| decode::<IndexPointer>(&r.record().body).ok())
         .map(|pointer| pointer.blob);
@@ -414,7 +435,49 @@ pub(super) async fn save_index<N: Network>(
         .iter()
         .filter(|old| !pages.iter().any(|p| p.blob.id == old.blob.id))
         .map(|old| old.blob.clone());
-    free_in_background(drive, previous_root.into_iter().chain(old_pages).collect()).await;
+    Ok(PreparedIndex {
+        root,
+        blob,
+        pages: placed,
+        record_peers,
+        seq: previous.map_or(1, |r| r.record().seq + 1),
+        garbage: previous_root.into_iter().chain(old_pages).collect(),
+    })
+}
+
+/// The second half of [`save_index`]: points the account's record at `prepared`, then frees
+/// what it no longer names (in the background: best effort, a stale copy is harmless). A
+/// record that could not be put frees the prepared blobs.
+pub(super) async fn publish_index<N: Network>(
+    drive: &Drive<N>,
+    prepared: PreparedIndex,
+) -> Result<(), FileError> {
+    let (client, session) = (&drive.client, &*drive.session);
+    let put = async {
+        let record = session
+            .sign_fast(
+                RecordKind::FileIndex,
+                prepared.seq,
+                encode(&IndexPointer {
+                    blob: prepared.blob.clone(),
+                })?,
+            )
+            .await
+            .map_err(|e| FileError::Damaged(e.to_string()))?;
+        match &prepared.record_peers {
+            Ok(peers) => client.put_record_to(record, peers.clone()).await,
+            Err(_) => client.put_record(record).await,
+        }
+        .map_err(FileError::from)
+    }
+    .await;
+    if let Err(e) = put {
+        // Nothing points at the new blobs: free them.
+        free_all(drive, &prepared.placed().collect::<Vec<_>>()).await;
+        return Err(e);
+    }
+    drive.index_cache.set_root(prepared.blob.id, prepared.root);
+    free_in_background(drive, prepared.garbage).await;
     Ok(())
 }
 

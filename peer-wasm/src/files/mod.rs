@@ -19,6 +19,7 @@
 //! their public key and stored under their account (`letters.rs`, `users.rs`). Stopping
 //! either re-keys the file.
 
+mod ahead;
 mod attempts;
 mod blocks;
 mod drive;
@@ -65,6 +66,7 @@ pub use sharing::download_link;
 pub use users::{SharedFile, SharedWithMe};
 
 // What the rooms share with each other and with the operations here.
+use ahead::*;
 use blocks::*;
 use drive::*;
 use index::*;
@@ -387,6 +389,8 @@ pub(super) struct Stored {
     parts: Vec<BlockRef>,
     blocks_ms: u64,
     manifest_ms: u64,
+    /// Whether the manifest was placed ahead, while the blocks were on their way ([`ahead`]).
+    ahead: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
