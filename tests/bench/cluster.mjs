@@ -30,17 +30,20 @@ const RUNS = Number(option("runs", 3));
 const RAW_MIB = Number(option("raw-mib", 64));
 const REPAIR_EVERY_SECS = Number(option("repair-every-secs", 0));
 const OUT = option("out", join(ROOT, "tests", "bench", "results", "cluster.json"));
-// --profile: the tabs log their timings (`?log=timing`), and each file's upload is broken down
-// into the peer's own timings: per block read, seal, journal note, warrant signature, DHT walk
-// and store at 3 holders; per holder hashing, checks and the IndexedDB write; per upload the
-// index load, the blocks, the manifest and the commit. Medians (and totals) are printed.
+// --profile: the tabs log their timings (`?log=timing`), and each file's upload and download
+// are broken down into the peer's own timings: per block read, seal, journal note, warrant
+// signature, DHT walk and store at 3 holders; per holder hashing, checks and the IndexedDB
+// write; per upload the index load, the blocks, the manifest and the commit; per block
+// fetched the request and the open, per holder the IndexedDB read; per download the index,
+// the manifest, the first block and all blocks. Medians (and totals) are printed.
 const PROFILE = process.argv.includes("--profile");
 // --console: the uploading tab's console, and every other tab's warnings and errors, go to
 // stderr as they come.
 
 /** The peer's debug timings in a console line (`name = 12;`), or null. */
 function timings(text) {
-  const event = ["block placed", "block sealed", "block stored", "upload done"].find((e) => text.includes(e));
+  const events = ["block placed", "block sealed", "block stored", "upload done", "block fetched", "block served", "download done"];
+  const event = events.find((e) => text.includes(e));
   if (!event) return null;
   const fields = Object.fromEntries([...text.matchAll(/(\w+) = (\d+);/g)].map(([, k, v]) => [k, Number(v)]));
   return { event, fields };
@@ -131,11 +134,17 @@ function moved(before, after) {
 
 const directLinks = (page) => page.evaluate(async () => (await window.jellyfish.peers()).filter((p) => p.link === "direct").length);
 
-/** Prints where an upload's time went (--profile): medians and totals of each timing. */
-function printProfile(mib, profiled) {
-  const [uploader, ...holders] = profiled;
-  const lines = [`\nProfile of the ${mib} MiB upload (ms: p50 / total over the events)`];
-  const show = (who, events, event) => {
+/** Prints where an upload's or a download's time went (--profile): medians and totals of each timing. */
+function printProfile(mib, profiled, { download = false } = {}) {
+  // Tab 0 uploads and tab 1 downloads; every other tab's events are the holders'.
+  const actor = download ? 1 : 0;
+  const [who, steps, served] = download
+    ? ["downloader", ["block fetched", "download done"], "block served"]
+    : ["uploader", ["block sealed", "block placed", "upload done"], "block stored"];
+  const mine = profiled[actor];
+  const holders = profiled.map((events, tab) => ({ tab, events })).filter(({ tab }) => tab !== actor);
+  const lines = [`\nProfile of the ${mib} MiB ${download ? "download" : "upload"} (ms: p50 / total over the events)`];
+  const show = (role, events, event) => {
     const chosen = events.filter((e) => e.event === event);
     if (chosen.length === 0) return;
     const keys = Object.keys(chosen[0].fields).filter((k) => k.endsWith("_ms"));
@@ -143,18 +152,18 @@ function printProfile(mib, profiled) {
       const values = chosen.map((e) => e.fields[k]);
       return `${k} ${median(values)} / ${values.reduce((a, b) => a + b, 0)}`;
     });
-    lines.push(`- ${who}, ${event} (${chosen.length}): ${parts.join(", ")}`);
+    lines.push(`- ${role}, ${event} (${chosen.length}): ${parts.join(", ")}`);
   };
-  for (const event of ["block sealed", "block placed", "upload done"]) show("uploader", uploader, event);
-  show("holders", holders.flat(), "block stored");
-  // A small upload's steps one by one, in the order each tab logged them.
-  const few = (events) => events.filter((e) => e.event !== "upload done").length <= 16;
-  if (few(uploader)) {
+  for (const event of steps) show(who, mine, event);
+  show("holders", holders.flatMap((h) => h.events), served);
+  // A small file's steps one by one, in the order each tab logged them.
+  const few = (events) => events.filter((e) => !e.event.endsWith(" done")).length <= 16;
+  if (few(mine)) {
     const fields = (e) => Object.entries(e.fields).map(([k, v]) => `${k} ${v}`).join(", ");
-    for (const e of uploader) lines.push(`  - uploader ${e.event}: ${fields(e)}`);
-    holders.forEach((events, i) => {
-      for (const e of events) lines.push(`  - holder ${i + 1} ${e.event}: ${fields(e)}`);
-    });
+    for (const e of mine) lines.push(`  - ${who} ${e.event}: ${fields(e)}`);
+    for (const { tab, events } of holders) {
+      for (const e of events.filter((e) => e.event === served)) lines.push(`  - tab ${tab} ${e.event}: ${fields(e)}`);
+    }
   }
   console.log(lines.join("\n"));
 }
@@ -257,7 +266,9 @@ async function main() {
       const upload = await uploader.evaluate(UPLOAD, [size, `cluster-${mib}.bin`]);
       if (PROFILE) printProfile(mib, profiled);
       const afterUpload = await traffic(pages, relay);
+      profiled.forEach((events) => events.splice(0));
       const download = await downloader.evaluate(DOWNLOAD, upload.id);
+      if (PROFILE) printProfile(mib, profiled, { download: true });
       if (download.size !== size) throw new Error(`downloaded ${download.size} of ${size} bytes`);
       const afterDownload = await traffic(pages, relay);
       files.push({

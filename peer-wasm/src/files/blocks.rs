@@ -347,6 +347,7 @@ pub(super) async fn fetch_with<N: Network>(
                 continue;
             }
             tried.push(peer);
+            let asked = web_time::Instant::now();
             match with_deadline(
                 settings.fetch_deadline,
                 client.request(peer, Request::FetchBlock { id: block.id }),
@@ -354,10 +355,23 @@ pub(super) async fn fetch_with<N: Network>(
             .await
             {
                 Ok(Response::Block { bytes }) => {
+                    let fetched = web_time::Instant::now();
                     let mut last = None;
                     for key in keys {
                         match open_block(key, file, position, &block.id, &bytes).await {
-                            Ok(plain) => return Ok(plain),
+                            Ok(plain) => {
+                                // Where a fetched block's time goes, for
+                                // `tests/bench/cluster.mjs --profile`.
+                                tracing::debug!(
+                                    target: crate::TIMING,
+                                    position,
+                                    asked = tried.len(),
+                                    fetch_ms = (fetched - asked).as_millis() as u64,
+                                    open_ms = fetched.elapsed().as_millis() as u64,
+                                    "block fetched"
+                                );
+                                return Ok(plain);
+                            }
                             Err(e) => last = Some(e),
                         }
                     }

@@ -360,10 +360,19 @@ impl<N: Network> Drive<N> {
         id: &str,
         sink: impl FnMut(Vec<u8>) -> ControlFlow<()>,
     ) -> Result<FileInfo, FileError> {
+        let started = web_time::Instant::now();
         let (index, _, at, key) = entry_and_key(self, id).await?;
         let entry = &index.files[at];
+        let index_loaded = web_time::Instant::now();
         let blocks = manifest(self, entry, &key).await?;
+        let manifest_loaded = web_time::Instant::now();
         let (client, settings) = (&self.client, &self.settings);
+        let mut first = None;
+        let mut sink = sink;
+        let sink = |block| {
+            first.get_or_insert_with(web_time::Instant::now);
+            sink(block)
+        };
         fetch_all(
             client,
             settings,
@@ -374,6 +383,17 @@ impl<N: Network> Drive<N> {
             sink,
         )
         .await?;
+        // Where a download's time goes, for `tests/bench/cluster.mjs --profile`.
+        let ms = |from: web_time::Instant, to: web_time::Instant| (to - from).as_millis() as u64;
+        tracing::debug!(
+            target: crate::TIMING,
+            blocks = blocks.blocks.len(),
+            index_ms = ms(started, index_loaded),
+            manifest_ms = ms(index_loaded, manifest_loaded),
+            first_block_ms = first.map_or(0, |first| ms(manifest_loaded, first)),
+            blocks_ms = manifest_loaded.elapsed().as_millis() as u64,
+            "download done"
+        );
         Ok(info(entry))
     }
 

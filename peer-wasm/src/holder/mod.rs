@@ -205,11 +205,22 @@ pub async fn answer(holder: Holder<'_>, request: Request) -> Response {
                 Err(e) => refused(e.to_string()),
             }
         }
-        Request::FetchBlock { id } => match store.get(&id).await {
-            Ok(Some(bytes)) => Response::Block { bytes },
-            Ok(None) => refused("block not held here"),
-            Err(e) => refused(e.to_string()),
-        },
+        Request::FetchBlock { id } => {
+            let started = web_time::Instant::now();
+            match store.get(&id).await {
+                Ok(Some(bytes)) => {
+                    // For `tests/bench/cluster.mjs --profile`, as "block stored".
+                    tracing::debug!(
+                        target: crate::TIMING,
+                        read_ms = started.elapsed().as_millis() as u64,
+                        "block served"
+                    );
+                    Response::Block { bytes }
+                }
+                Ok(None) => refused("block not held here"),
+                Err(e) => refused(e.to_string()),
+            }
+        }
         Request::DeleteBlock {
             id,
             owner,
