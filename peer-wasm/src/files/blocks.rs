@@ -279,17 +279,58 @@ pub(super) async fn fetch_all<N: Network>(
     file: &FileId,
     name: &str,
     blocks: &[BlockRef],
+    sink: impl FnMut(Vec<u8>) -> ControlFlow<()>,
+) -> Result<(), FileError> {
+    let fetched = fetch_stream(client, settings, key.clone(), *file, blocks.to_vec());
+    hand_on(fetched, Default::default(), name, sink).await
+}
+
+/// A file's blocks fetched ([`fetch`]) [`Settings::pipeline`] at a time, in order: each from
+/// its own holders, so a file's blocks come from several peers together, and memory stays at
+/// about `pipeline` blocks whatever the file's size. Owns what it fetches with, so it can be
+/// started ahead of the step that decides whether it is wanted (a download's index reload).
+pub(super) fn fetch_stream<'a, N: Network>(
+    client: &'a N,
+    settings: &'a Settings,
+    key: SymmetricKey,
+    file: FileId,
+    blocks: Vec<BlockRef>,
+) -> Fetched<'a> {
+    futures::stream::iter(blocks.into_iter().zip(0u64..))
+        .map(move |(block, position)| {
+            let key = key.clone();
+            async move {
+                let fetched = fetch(client, settings, &key, &file, position, &block).await;
+                (position, fetched)
+            }
+        })
+        .buffered(settings.pipeline.max(1))
+        .boxed_local()
+}
+
+/// What [`fetch_stream`] yields: each block's position and its opened bytes, or what each
+/// peer asked did.
+pub(super) type Fetched<'a> = futures::stream::LocalBoxStream<'a, FetchedBlock>;
+
+/// A block's position in its file, and its opened bytes or what each peer asked did.
+pub(super) type FetchedBlock = (u64, Result<Vec<u8>, Attempts>);
+
+/// Hands `ready` and then the rest of `fetched` to `sink` in order; the sink may break to
+/// cancel. Dropping the stream on an error or a cancel drops the fetches still under way.
+pub(super) async fn hand_on(
+    mut fetched: Fetched<'_>,
+    mut ready: std::collections::VecDeque<FetchedBlock>,
+    name: &str,
     mut sink: impl FnMut(Vec<u8>) -> ControlFlow<()>,
 ) -> Result<(), FileError> {
-    let mut fetched = futures::stream::iter(blocks.iter().enumerate())
-        .map(|(position, block)| async move {
-            let position = position as u64;
-            let fetched = fetch(client, settings, key, file, position, block).await;
-            (position, fetched)
-        })
-        .buffered(settings.pipeline.max(1));
-    // Dropping the stream on an error or a cancel drops the fetches still under way.
-    while let Some((position, plain)) = fetched.next().await {
+    loop {
+        let next = match ready.pop_front() {
+            Some(block) => Some(block),
+            None => fetched.next().await,
+        };
+        let Some((position, plain)) = next else {
+            return Ok(());
+        };
         let plain = plain.map_err(|attempts| FileError::Unavailable {
             name: name.to_owned(),
             index: position,
@@ -299,7 +340,25 @@ pub(super) async fn fetch_all<N: Network>(
             return Err(FileError::Cancelled);
         }
     }
-    Ok(())
+}
+
+/// Fetches from `fetched` until `until` is done, keeping at most `most` blocks: what a
+/// download fetches ahead while its index reloads. Returns `until`'s output and the blocks.
+pub(super) async fn fetch_until<T>(
+    until: impl std::future::Future<Output = T>,
+    fetched: &mut Fetched<'_>,
+    most: usize,
+) -> (T, std::collections::VecDeque<FetchedBlock>) {
+    let mut ready = std::collections::VecDeque::new();
+    let mut until = std::pin::pin!(until);
+    while ready.len() < most {
+        match futures::future::select(until.as_mut(), fetched.next()).await {
+            futures::future::Either::Left((done, _)) => return (done, ready),
+            futures::future::Either::Right((Some(block), _)) => ready.push_back(block),
+            futures::future::Either::Right((None, _)) => break,
+        }
+    }
+    (until.await, ready)
 }
 
 /// Fetches a block from its holders (then from whoever is closest to its address), checking

@@ -869,6 +869,74 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_download_fetches_its_first_blocks_while_the_index_reloads() {
+        let net = FakeNet::new(5, 64 * MIB).await;
+        let files = drive(&net).await;
+        let data = pattern((6 * MIB + 3) as usize, 6);
+        let report = files
+            .upload("film.mkv", data.as_slice(), |_| ControlFlow::Continue(()))
+            .await
+            .unwrap();
+        // The DHT answers no record lookup until the manifest and the first blocks were
+        // fetched: the download must not wait for its index to start, nor hand a block on
+        // before the index answered.
+        net.hold_lookups();
+        let answered = std::sync::atomic::AtomicBool::new(false);
+        let before = net.fetches();
+        let watch = async {
+            let ahead = before + 1 + files.settings.pipeline;
+            for _ in 0..5_000 {
+                if net.fetches() >= ahead {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            assert!(net.fetches() >= ahead, "{} fetches", net.fetches() - before);
+            answered.store(true, std::sync::atomic::Ordering::SeqCst);
+            net.answer_lookups();
+        };
+        let mut out = Vec::new();
+        let downloading = files.download(&report.file.id, |block| {
+            assert!(
+                answered.load(std::sync::atomic::Ordering::SeqCst),
+                "a block before the index"
+            );
+            out.extend_from_slice(&block);
+            ControlFlow::Continue(())
+        });
+        let (downloaded, ()) = futures::join!(downloading, watch);
+        downloaded.unwrap();
+        assert_eq!(out, data);
+    }
+
+    #[tokio::test]
+    async fn a_file_deleted_in_another_browser_is_no_such_file_despite_the_head_start() {
+        let net = FakeNet::new(5, 64 * MIB).await;
+        let here = drive(&net).await;
+        let data = pattern((2 * MIB) as usize, 7);
+        let report = here
+            .upload("gone.bin", data.as_slice(), |_| ControlFlow::Continue(()))
+            .await
+            .unwrap();
+        // The same user in another browser deletes it; this tab's cache still lists it.
+        let mut there = Drive::new(net.clone(), here.session.clone(), here.settings.clone());
+        there.donation = here.donation.clone();
+        there.delete(&report.file.id).await.unwrap();
+        let mut handed = 0;
+        let downloaded = here
+            .download(&report.file.id, |_| {
+                handed += 1;
+                ControlFlow::Continue(())
+            })
+            .await;
+        assert!(
+            matches!(downloaded, Err(FileError::NoSuchFile)),
+            "{downloaded:?}"
+        );
+        assert_eq!(handed, 0, "blocks handed on");
+    }
+
+    #[tokio::test]
     async fn a_small_upload_places_its_manifest_while_its_block_is_on_its_way() {
         let net = FakeNet::new(5, 64 * MIB).await;
         let files = drive(&net).await;

@@ -69,6 +69,12 @@ impl IndexCache {
             .map(|(_, plain)| plain.clone())
     }
 
+    /// The plaintext of the root this tab saw last, whichever it is.
+    fn newest_root(&self) -> Option<Vec<u8>> {
+        let root = self.root.lock().ok()?;
+        root.as_ref().map(|(_, plain)| plain.clone())
+    }
+
     fn set_root(&self, blob: BlockId, plain: Vec<u8>) {
         if let Ok(mut root) = self.root.lock() {
             *root = Some((blob, plain));
@@ -266,6 +272,23 @@ pub(super) async fn load_index<N: Network>(drive: &Drive<N>) -> Result<LoadedInd
     let owner = owner_hash(session)?;
     index.donations.retain(|_, pledge| pledge.owner == owner);
     Ok((index, Some(record)))
+}
+
+/// The entry of `file` as this tab last saw the index (its root and pages are cached), asking
+/// no one: a download's head start, which the reloaded index must confirm.
+pub(super) fn cached_entry<N: Network>(drive: &Drive<N>, file: &FileId) -> Option<FileEntry> {
+    let cache = &drive.index_cache;
+    let index: FileIndex = decode(&cache.newest_root()?).ok()?;
+    let paged = || {
+        index
+            .pages
+            .iter()
+            .filter_map(|page| cache.page(&page.digest))
+            .flatten()
+            .find(|entry| entry.id == *file)
+    };
+    let listed = index.files.iter().find(|entry| entry.id == *file).cloned();
+    listed.or_else(paged)
 }
 
 /// Opens a file's key with the user key, or one from before a password change.
