@@ -387,7 +387,12 @@ impl<N: Network> Drive<N> {
         let (reload, head_start) =
             match futures::future::select(reloaded.as_mut(), std::pin::pin!(head_start)).await {
                 futures::future::Either::Left((reload, head_start)) => {
-                    let head_start = head_start.await;
+                    // The reload was first: what the head start has fetched is worth
+                    // waiting for only if the file is still there.
+                    let head_start = match &reload {
+                        Ok(_) => head_start.await,
+                        Err(_) => None,
+                    };
                     (reload, head_start.map(|(m, f)| (m, f, Default::default())))
                 }
                 futures::future::Either::Right((None, _)) => (reloaded.await, None),
