@@ -342,25 +342,6 @@ pub(super) async fn hand_on(
     }
 }
 
-/// Fetches from `fetched` until `until` is done, keeping at most `most` blocks: what a
-/// download fetches ahead while its index reloads. Returns `until`'s output and the blocks.
-pub(super) async fn fetch_until<T>(
-    until: impl std::future::Future<Output = T>,
-    fetched: &mut Fetched<'_>,
-    most: usize,
-) -> (T, std::collections::VecDeque<FetchedBlock>) {
-    let mut ready = std::collections::VecDeque::new();
-    let mut until = std::pin::pin!(until);
-    while ready.len() < most {
-        match futures::future::select(until.as_mut(), fetched.next()).await {
-            futures::future::Either::Left((done, _)) => return (done, ready),
-            futures::future::Either::Right((Some(block), _)) => ready.push_back(block),
-            futures::future::Either::Right((None, _)) => break,
-        }
-    }
-    (until.await, ready)
-}
-
 /// Fetches a block from its holders (then from whoever is closest to its address), checking
 /// each answer against the address and the file key; a bad or missing copy moves on.
 /// Needs no account: a share link's guest fetches with it too.

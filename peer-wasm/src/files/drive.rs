@@ -354,7 +354,8 @@ impl<N: Network> Drive<N> {
     /// Downloads a file, handing each checked, opened block to `sink` in order; the sink may
     /// break to cancel. [`Settings::pipeline`] blocks are fetched at once (each from its own
     /// holders, so a file's blocks come from several peers together), and handed on in order:
-    /// memory stays at about `pipeline` blocks whatever the file's size.
+    /// memory stays at about `pipeline` blocks whatever the file's size. The first blocks are
+    /// fetched while the index reloads, from the entry this tab saw last ([`head_start`]).
     pub async fn download(
         &self,
         id: &str,
@@ -362,59 +363,13 @@ impl<N: Network> Drive<N> {
     ) -> Result<FileInfo, FileError> {
         let started = web_time::Instant::now();
         let file = FileId::from_hex(id).ok_or(FileError::NoSuchFile)?;
-        let (client, settings) = (&self.client, &self.settings);
-        // The index is reloaded (is the file still there?) while the entry this tab saw last
-        // gives a head start: its manifest and first blocks are fetched meanwhile. A file's
-        // manifest never changes under its id, and no block is handed on before the reloaded
-        // index lists the file with that manifest: a file deleted in another browser is
-        // `no_such_file`, as without the head start. The reload took 267 to 574 ms in the
-        // 8-tab cluster after an upload (docs/PERFORMANCE.md).
-        let reloaded = async {
-            let (mut index, _, at, key) = entry_and_key(self, id).await?;
-            let index_loaded = web_time::Instant::now();
-            Ok::<_, FileError>((index.files.swap_remove(at), key, index_loaded))
-        };
-        let head_start = async {
-            let cached = cached_entry(self, &file)?;
-            let key = open_file_key(&self.session, &cached).await.ok()?;
-            let blocks = manifest(self, &cached, &key).await.ok()?;
-            Some((
-                cached.manifest,
-                fetch_stream(client, settings, key, file, blocks.blocks),
-            ))
-        };
-        let mut reloaded = std::pin::pin!(reloaded);
-        let (reload, head_start) =
-            match futures::future::select(reloaded.as_mut(), std::pin::pin!(head_start)).await {
-                futures::future::Either::Left((reload, head_start)) => {
-                    // The reload was first: what the head start has fetched is worth
-                    // waiting for only if the file is still there.
-                    let head_start = match &reload {
-                        Ok(_) => head_start.await,
-                        Err(_) => None,
-                    };
-                    (reload, head_start.map(|(m, f)| (m, f, Default::default())))
-                }
-                futures::future::Either::Right((None, _)) => (reloaded.await, None),
-                futures::future::Either::Right((Some((manifest, mut fetched)), _)) => {
-                    // At most a pipeline's worth of blocks wait for the index.
-                    let most = settings.pipeline.max(1);
-                    let (reload, ready) = fetch_until(reloaded.as_mut(), &mut fetched, most).await;
-                    (reload, Some((manifest, fetched, ready)))
-                }
-            };
-        let (entry, key, index_loaded) = reload?;
-        let (fetched, ready, manifest_loaded) = match head_start {
-            Some((manifest, fetched, ready)) if manifest == entry.manifest => {
-                (fetched, ready, index_loaded)
-            }
-            _ => {
-                let blocks = manifest(self, &entry, &key).await?;
-                let manifest_loaded = web_time::Instant::now();
-                let fetched = fetch_stream(client, settings, key, file, blocks.blocks);
-                (fetched, Default::default(), manifest_loaded)
-            }
-        };
+        let Confirmed {
+            entry,
+            ready,
+            fetched,
+            index_loaded,
+            manifest_loaded,
+        } = confirmed(self, id, file).await?;
         let mut first_block = None;
         let timed = |block| {
             first_block.get_or_insert_with(web_time::Instant::now);

@@ -342,6 +342,18 @@ pub(super) async fn drive_of(net: &FakeNet, name: &str) -> Drive<FakeNet> {
     Drive::new(net.clone(), Shared::new(session), Settings::default()).donating(donation)
 }
 
+/// The same user as `drive` in another browser: a drive of its own, with its own view of the
+/// index (nothing cached), donating what `drive` donates.
+pub(super) fn same_user_elsewhere(drive: &Drive<FakeNet>) -> Drive<FakeNet> {
+    let mut there = Drive::new(
+        drive.client.clone(),
+        drive.session.clone(),
+        drive.settings.clone(),
+    );
+    there.donation = drive.donation.clone();
+    there
+}
+
 pub(super) fn pattern(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
         .map(|i| (i as u8).wrapping_mul(31) ^ seed)
@@ -738,7 +750,7 @@ mod tests {
         assert_eq!(held_after, held_before - expired);
         assert_eq!(download(&alice, &mine_id).await.unwrap(), mine);
         // Bob comes back in a new tab (a tab keeps the index it saw last).
-        let bob = Drive::new(net.clone(), bob.session.clone(), bob.settings.clone());
+        let bob = same_user_elsewhere(&bob);
         let bobs = bob.list().await.map(|files| files.len());
         assert!(
             !matches!(bobs, Ok(1)),
@@ -919,8 +931,7 @@ mod tests {
             .await
             .unwrap();
         // The same user in another browser deletes it; this tab's cache still lists it.
-        let mut there = Drive::new(net.clone(), here.session.clone(), here.settings.clone());
-        there.donation = here.donation.clone();
+        let there = same_user_elsewhere(&here);
         there.delete(&report.file.id).await.unwrap();
         let mut handed = 0;
         let downloaded = here

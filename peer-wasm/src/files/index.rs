@@ -622,7 +622,9 @@ pub(super) fn fuzz_page(bytes: &[u8]) {
 mod tests {
     #![allow(clippy::unwrap_used)]
 
-    use super::super::fake::{download, drive, pattern, FakeNet, MIB, PASSWORD};
+    use super::super::fake::{
+        download, drive, pattern, same_user_elsewhere, FakeNet, MIB, PASSWORD,
+    };
     use super::*;
 
     #[tokio::test]
@@ -633,8 +635,7 @@ mod tests {
         net.set_all(Conduct::Slow(std::time::Duration::from_millis(1)));
         let here = drive(&net).await;
         // The same user in another browser: a tab of its own, with its own view of the index.
-        let mut there = Drive::new(net.clone(), here.session.clone(), here.settings.clone());
-        there.donation = here.donation.clone();
+        let there = same_user_elsewhere(&here);
         let (small, large) = (pattern(300_000, 1), pattern((2 * MIB + 5) as usize, 2));
         for round in 0..3 {
             let (a, b) = (format!("a{round}.bin"), format!("b{round}.bin"));

@@ -25,6 +25,7 @@ mod blocks;
 mod drive;
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod fake;
+mod head_start;
 mod index;
 mod journal;
 mod letters;
@@ -69,6 +70,7 @@ pub use users::{SharedFile, SharedWithMe};
 use ahead::*;
 use blocks::*;
 use drive::*;
+use head_start::*;
 use index::*;
 use link::LinkNote;
 use manifest::*;
