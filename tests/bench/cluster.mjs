@@ -14,12 +14,13 @@
 // repair schedule (0, the default: the shipped one, each block hourly, fellow holders swept
 // every 30 s, one copy short waits 45 s). A CI-sized run:
 //   --peers 4 --sizes 1 --lookups 3 --runs 1 --raw-mib 8 --repair-every-secs 6
+// [--profile] [--cpu-profile] [--console]: see below.
 import os from "node:os";
 import { join } from "node:path";
 import { Browser, ROOT, Relay, joined, openPeer, pageErrors } from "../e2e/harness.mjs";
 import {
   AES_GCM_AND_INDEXEDDB_MS, DOWNLOAD, MIB, PASSWORD, PBKDF2_MS, PROBE_PULL, PROBE_PUSH, RSA_KEYGEN_MS,
-  median, option, rendererPeakMiB, summary, writeResults,
+  median, option, rendererPeakMiB, summary, writeResults, cpuReading, cpuSpent, profiled as sampledProfile, topFunctions,
 } from "./common.mjs";
 import { rawChannelBaseline } from "./raw_channel.mjs";
 
@@ -37,6 +38,12 @@ const OUT = option("out", join(ROOT, "tests", "bench", "results", "cluster.json"
 // fetched the request and the open, per holder the IndexedDB read; per download the index,
 // the manifest, the first block and all blocks. Medians (and totals) are printed.
 const PROFILE = process.argv.includes("--profile");
+// Always: each upload's, download's and probe's CPU (the machine's busy time against its
+// cores; each tab's by kind of process). --cpu-profile: Chromium's sampling profiler also
+// watches every tab's main thread during each upload and download, and the functions with
+// the most self time are printed (build with `scripts/build-web.sh --names` for the peer's
+// own names).
+const CPU_PROFILE = process.argv.includes("--cpu-profile");
 // --console: the uploading tab's console, and every other tab's warnings and errors, go to
 // stderr as they come.
 
@@ -135,6 +142,38 @@ function moved(before, after) {
 const directLinks = (page) => page.evaluate(async () => (await window.jellyfish.peers()).filter((p) => p.link === "direct").length);
 
 /** Prints where an upload's or a download's time went (--profile): medians and totals of each timing. */
+/**
+ * Where an operation's CPU went (`cpuSpent`): the machine's busy seconds against its cores
+ * (near 100 % the cores, not the network, are the bound), then the tab that ran it and the
+ * others, each by kind of process (renderer: JS, wasm and WebRTC; browser: IndexedDB).
+ */
+function printCpu(what, size, spent, own) {
+  const cores = os.cpus().length;
+  const total = (kinds) => Object.values(kinds).reduce((a, b) => a + b, 0);
+  const others = {};
+  spent.browsers_s.forEach((kinds, i) => {
+    if (i === own) return;
+    for (const [kind, s] of Object.entries(kinds)) others[kind] = (others[kind] ?? 0) + s;
+  });
+  const byKind = (kinds) => Object.entries(kinds).filter(([, s]) => s >= 0.05).sort((a, b) => b[1] - a[1])
+    .map(([kind, s]) => `${kind} ${s.toFixed(1)}`).join(", ");
+  const mine = spent.browsers_s[own];
+  console.error(`cpu ${what}: ${spent.wall_s.toFixed(1)} s wall; machine busy ${spent.busy_s.toFixed(1)} s ` +
+    `(${Math.round(100 * spent.busy_s / (spent.wall_s * cores))} % of ${cores} cores), ` +
+    `${Math.round(1000 * spent.busy_s / (size / MIB))} ms per MiB; its own tab ${total(mine).toFixed(1)} s ` +
+    `(${byKind(mine)}); the others ${total(others).toFixed(1)} s (${byKind(others)})`);
+}
+
+/** --cpu-profile: the functions with the most self time in the tab that ran it and in the others. */
+function printFunctions(what, selfTimes, own) {
+  const groups = [["its own tab", [selfTimes[own]]], ["the others", selfTimes.filter((_, i) => i !== own)]];
+  for (const [who, times] of groups) {
+    const { total, top } = topFunctions(times);
+    console.error(`${what}, ${who}: ${total.toFixed(0)} ms sampled on the main threads; most self time:`);
+    for (const [name, ms] of top) console.error(`  ${ms.toFixed(1).padStart(8)} ms  ${name}`);
+  }
+}
+
 function printProfile(mib, profiled, { download = false } = {}) {
   // Tab 0 uploads and tab 1 downloads; every other tab's events are the holders'.
   const actor = download ? 1 : 0;
@@ -209,6 +248,7 @@ async function main() {
       }));
     }
     const pages = tabs.map((tab) => tab.page);
+    const browsersOf = () => tabs.map((tab) => tab.browser);
     const ids = await Promise.all(pages.map((p) => p.evaluate(() => window.jellyfish.peer_id)));
     console.error(`relay ${(await relay.json("/api/relay")).peer_id}; tabs ${ids.map((id, i) => `${i} ${id}`).join(", ")}`);
     for (const page of pages) await joined(page, PEERS - 1);
@@ -263,14 +303,25 @@ async function main() {
       const size = Math.round(mib * MIB);
       const before = await traffic(pages, relay);
       profiled.forEach((events) => events.splice(0));
-      const upload = await uploader.evaluate(UPLOAD, [size, `cluster-${mib}.bin`]);
+      let cpu = cpuReading(browsersOf());
+      const sampled = CPU_PROFILE ? (work) => sampledProfile(pages, work) : async (work) => ({ result: await work() });
+      const up = await sampled(() => uploader.evaluate(UPLOAD, [size, `cluster-${mib}.bin`]));
+      const upload = up.result;
+      upload.cpu = cpuSpent(cpu, cpuReading(browsersOf()));
+      if (up.selfTimes) printFunctions(`${mib} MiB upload`, up.selfTimes, 0);
+      printCpu(`${mib} MiB upload`, size, upload.cpu, 0);
       if (PROFILE) printProfile(mib, profiled);
       const afterUpload = await traffic(pages, relay);
       // The downloader sees the file in its list first, as a person clicks a file the page
       // lists (its index is then cached, and a download starts from the entry it saw).
       await downloader.evaluate(() => window.jellyfish.list_files());
       profiled.forEach((events) => events.splice(0));
-      const download = await downloader.evaluate(DOWNLOAD, upload.id);
+      cpu = cpuReading(browsersOf());
+      const down = await sampled(() => downloader.evaluate(DOWNLOAD, upload.id));
+      const download = down.result;
+      download.cpu = cpuSpent(cpu, cpuReading(browsersOf()));
+      if (down.selfTimes) printFunctions(`${mib} MiB download`, down.selfTimes, 1);
+      printCpu(`${mib} MiB download`, size, download.cpu, 1);
       if (PROFILE) printProfile(mib, profiled, { download: true });
       if (download.size !== size) throw new Error(`downloaded ${download.size} of ${size} bytes`);
       const afterDownload = await traffic(pages, relay);
@@ -309,8 +360,14 @@ async function main() {
     const failures = [];
     const orNull = (what, promise) => promise.catch((e) => { failures.push(`${what}: ${e.message.split("\n")[0]}`); return null; });
     for (const file of files) {
+      let cpu = cpuReading(browsersOf());
       file.probe_push_ms = await orNull(`${file.mib} MiB probe push`, uploader.evaluate(PROBE_PUSH, [probePeers, file.size]));
+      file.probe_push_cpu = cpuSpent(cpu, cpuReading(browsersOf()));
+      printCpu(`${file.mib} MiB probe push`, file.size, file.probe_push_cpu, 0);
+      cpu = cpuReading(browsersOf());
       file.probe_pull_ms = await orNull(`${file.mib} MiB probe pull`, downloader.evaluate(PROBE_PULL, [pullPeers, file.size]));
+      file.probe_pull_cpu = cpuSpent(cpu, cpuReading(browsersOf()));
+      printCpu(`${file.mib} MiB probe pull`, file.size, file.probe_pull_cpu, 1);
       Object.assign(file, await uploader.evaluate(AES_GCM_AND_INDEXEDDB_MS, file.size));
     }
     phase("baselines", t);

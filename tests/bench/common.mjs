@@ -21,26 +21,31 @@ export const quantile = (values, q) => {
 export const median = (values) => quantile(values, 0.5);
 export const summary = (values) => ({ p50: quantile(values, 0.5), p95: quantile(values, 0.95), runs: values.length });
 
-/** Peak resident memory (VmHWM) of the renderer processes under a Chromium, in MiB. */
-export function rendererPeakMiB(browser) {
+/** Every process under `pid` (itself included), from /proc's parent links. */
+function descendantsOf(pid) {
   const children = new Map();
-  for (const pid of readdirSync("/proc").filter((p) => /^\d+$/.test(p))) {
+  for (const p of readdirSync("/proc").filter((p) => /^\d+$/.test(p))) {
     try {
-      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      const stat = readFileSync(`/proc/${p}/stat`, "utf8");
       const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-      children.set(Number(pid), ppid);
+      children.set(Number(p), ppid);
     } catch { /* gone */ }
   }
-  const descendants = new Set([browser.process.pid]);
+  const descendants = new Set([pid]);
   let grew = true;
   while (grew) {
     grew = false;
-    for (const [pid, ppid] of children) {
-      if (descendants.has(ppid) && !descendants.has(pid)) { descendants.add(pid); grew = true; }
+    for (const [p, ppid] of children) {
+      if (descendants.has(ppid) && !descendants.has(p)) { descendants.add(p); grew = true; }
     }
   }
+  return descendants;
+}
+
+/** Peak resident memory (VmHWM) of the renderer processes under a Chromium, in MiB. */
+export function rendererPeakMiB(browser) {
   let peak = 0;
-  for (const pid of descendants) {
+  for (const pid of descendantsOf(browser.process.pid)) {
     try {
       if (!readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("--type=renderer")) continue;
       const hwm = readFileSync(`/proc/${pid}/status`, "utf8").match(/VmHWM:\s+(\d+) kB/);
@@ -48,6 +53,97 @@ export function rendererPeakMiB(browser) {
     } catch { /* gone */ }
   }
   return peak;
+}
+
+// /proc counts CPU time in clock ticks of 1/100 s (USER_HZ on Linux).
+const TICKS = 100;
+
+/** What a Chromium process is, from its command line: its renderer, its GPU, a utility's sub-type. */
+function processKind(pid) {
+  const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8");
+  const type = cmdline.match(/--type=([a-z-]+)/)?.[1];
+  if (!type) return "browser";
+  if (type === "utility") return cmdline.match(/--utility-sub-type=([a-z]+)/)?.[1] ?? "utility";
+  return type;
+}
+
+/**
+ * CPU seconds used so far: by the whole machine (every core, every process: /proc/stat) and by
+ * each of `browsers`, per kind of process (its renderer, where the tab's JS, wasm and WebRTC
+ * run; its browser process, where IndexedDB is kept; GPU; network). Two readings subtract
+ * with `cpuSpent`: where an operation's CPU went, and whether the cores were the bound.
+ */
+export function cpuReading(browsers) {
+  const fields = readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/).slice(1).map(Number);
+  const idle = fields[3] + fields[4];
+  const all = fields.slice(0, 8).reduce((a, b) => a + b, 0);
+  const perBrowser = browsers.map((browser) => {
+    const kinds = {};
+    for (const pid of descendantsOf(browser.process.pid)) {
+      try {
+        const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+        const after = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+        const kind = processKind(pid);
+        kinds[kind] = (kinds[kind] ?? 0) + (Number(after[11]) + Number(after[12])) / TICKS;
+      } catch { /* gone */ }
+    }
+    return kinds;
+  });
+  return { at: Date.now(), busy: (all - idle) / TICKS, browsers: perBrowser };
+}
+
+/** What was spent between two `cpuReading`s: wall and busy seconds, each browser's by kind. */
+export function cpuSpent(before, after) {
+  return {
+    wall_s: (after.at - before.at) / 1000,
+    busy_s: after.busy - before.busy,
+    browsers_s: after.browsers.map((kinds, i) => Object.fromEntries(
+      Object.entries(kinds).map(([kind, s]) => [kind, s - (before.browsers[i][kind] ?? 0)]))),
+  };
+}
+
+/**
+ * Runs `work` while Chromium's sampling profiler watches each of `pages` (their main threads:
+ * JS and wasm); returns each page's profile as self time per function. Build the site with
+ * `scripts/build-web.sh --names` to see the peer's own function names.
+ */
+export async function profiled(pages, work) {
+  const sessions = [];
+  for (const page of pages) {
+    const cdp = await page.context().newCDPSession(page);
+    await cdp.send("Profiler.enable");
+    await cdp.send("Profiler.setSamplingInterval", { interval: 100 });
+    await cdp.send("Profiler.start");
+    sessions.push(cdp);
+  }
+  const result = await work();
+  const selfTimes = [];
+  for (const cdp of sessions) {
+    const { profile } = await cdp.send("Profiler.stop");
+    await cdp.detach();
+    const nodes = new Map(profile.nodes.map((n) => [n.id, n]));
+    const self = new Map();
+    profile.samples.forEach((id, i) => {
+      const { functionName, url } = nodes.get(id).callFrame;
+      const name = `${functionName || "(anonymous)"} ${url.split("/").pop()}`.trim();
+      self.set(name, (self.get(name) || 0) + profile.timeDeltas[i] / 1000);
+    });
+    selfTimes.push(self);
+  }
+  return { result, selfTimes };
+}
+
+/** The `count` functions with the most self time over `selfTimes` (ms), and the total. */
+export function topFunctions(selfTimes, count = 15) {
+  const merged = new Map();
+  let total = 0;
+  for (const self of selfTimes) {
+    for (const [name, ms] of self) {
+      merged.set(name, (merged.get(name) || 0) + ms);
+      total += ms;
+    }
+  }
+  return { total, top: [...merged].sort((x, y) => y[1] - x[1]).slice(0, count) };
 }
 
 /** Writes a benchmark's results as JSON and says where. */

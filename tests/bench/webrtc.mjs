@@ -12,7 +12,7 @@
 // with `scripts/build-web.sh --names` to see the peer's own function names).
 import { join } from "node:path";
 import { Browser, Relay, ROOT, waitFor, waitReachable } from "../e2e/harness.mjs";
-import { MIB, median, option, writeResults } from "./common.mjs";
+import { MIB, median, option, profiled, topFunctions, writeResults } from "./common.mjs";
 import { rawChannelBetween } from "./raw_channel.mjs";
 
 const MIB_COUNT = Number(option("mib", 64));
@@ -22,33 +22,9 @@ const WARM_UP = Math.min(4, MIB_COUNT) * MIB;
 const PROFILE = process.argv.includes("--profile");
 
 /** Runs `work` while Chromium's sampling profiler watches each of `pages`; self time per function. */
-async function profiled(pages, work) {
-  const sessions = [];
-  for (const page of pages) {
-    const cdp = await page.context().newCDPSession(page);
-    await cdp.send("Profiler.enable");
-    await cdp.send("Profiler.setSamplingInterval", { interval: 100 });
-    await cdp.send("Profiler.start");
-    sessions.push(cdp);
-  }
-  await work();
-  const tables = [];
-  for (const cdp of sessions) {
-    const { profile } = await cdp.send("Profiler.stop");
-    await cdp.detach();
-    const nodes = new Map(profile.nodes.map((n) => [n.id, n]));
-    const self = new Map();
-    let total = 0;
-    profile.samples.forEach((id, i) => {
-      const { functionName, url } = nodes.get(id).callFrame;
-      const name = `${functionName || "(anonymous)"} ${url.split("/").pop()}`.trim();
-      const dt = profile.timeDeltas[i] / 1000;
-      self.set(name, (self.get(name) || 0) + dt);
-      total += dt;
-    });
-    tables.push({ total, top: [...self].sort((x, y) => y[1] - x[1]).slice(0, 15) });
-  }
-  return tables;
+async function profiledTables(pages, work) {
+  const { selfTimes } = await profiled(pages, work);
+  return selfTimes.map((self) => topFunctions([self]));
 }
 
 async function open(relay, name, options) {
@@ -165,7 +141,7 @@ async function main() {
       `the relay carried ${((health.bytes_in + health.bytes_out) / MIB).toFixed(0)} MiB in all (the relayed rows only)`);
     let profiles;
     if (PROFILE) {
-      profiles = await profiled([a.page, direct.page], () => a.page.evaluate(PULL, [direct.id, MIB_COUNT * MIB]));
+      profiles = await profiledTables([a.page, direct.page], () => a.page.evaluate(PULL, [direct.id, MIB_COUNT * MIB]));
       for (const [who, table] of [["downloader", profiles[0]], ["sender", profiles[1]]]) {
         console.log(`\n${who}: ${table.total.toFixed(0)} ms sampled; most self time:`);
         for (const [name, ms] of table.top) console.log(`  ${ms.toFixed(1).padStart(8)} ms  ${name}`);
