@@ -93,6 +93,44 @@ fn bytes_field(value: &JsValue, name: &str) -> Option<Vec<u8>> {
         .map(|a| a.to_vec())
 }
 
+/// A stored block's bytes as the browser keeps them: a `Blob` for blocks stored since session
+/// 30, so that reading a record for its claims or warrants (a receipt check, a release, a
+/// sweep) leaves the 1 MiB in its blob file; a `Uint8Array` in blocks stored before, which
+/// the browser reads whole with the record (docs/PERFORMANCE.md).
+fn bytes_value(bytes: &[u8]) -> Result<JsValue, StoreError> {
+    let parts = js_sys::Array::of1(&Uint8Array::from(bytes));
+    web_sys::Blob::new_with_u8_array_sequence(&parts)
+        .map(Into::into)
+        .map_err(|e| StoreError::Backend(format!("{e:?}")))
+}
+
+/// The length of a stored record's bytes, without reading them.
+fn bytes_len(value: &JsValue) -> u64 {
+    match get_field(value, "bytes") {
+        Some(v) if v.is_instance_of::<web_sys::Blob>() => {
+            v.unchecked_into::<web_sys::Blob>().size() as u64
+        }
+        Some(v) => v
+            .dyn_into::<Uint8Array>()
+            .map_or(0, |a| a.byte_length() as u64),
+        None => 0,
+    }
+}
+
+/// A stored record's bytes, read from its blob when they are one.
+async fn read_bytes(value: &JsValue) -> Result<Option<Vec<u8>>, StoreError> {
+    let Some(field) = get_field(value, "bytes") else {
+        return Ok(None);
+    };
+    if let Some(blob) = field.dyn_ref::<web_sys::Blob>() {
+        let buffer = wasm_bindgen_futures::JsFuture::from(blob.array_buffer())
+            .await
+            .map_err(|e| StoreError::Backend(format!("reading a stored block: {e:?}")))?;
+        return Ok(Some(Uint8Array::new(&buffer).to_vec()));
+    }
+    Ok(field.dyn_into::<Uint8Array>().ok().map(|a| a.to_vec()))
+}
+
 /// The owners with a claim on a stored block value: its `owners` array, or the single
 /// `owner` that blocks stored before claims existed carry.
 fn claims_of(value: &JsValue) -> Vec<OwnerHash> {
@@ -255,7 +293,7 @@ impl BlockStore {
                     return Err(refused);
                 }
                 let value = Object::new();
-                Reflect::set(&value, &"bytes".into(), &Uint8Array::from(bytes.as_slice()))
+                Reflect::set(&value, &"bytes".into(), &bytes_value(&bytes)?)
                     .map_err(|e| StoreError::Backend(format!("{e:?}")))?;
                 set_claims(&value, &[owner])?;
                 let mut warrants = Vec::new();
@@ -299,7 +337,10 @@ impl BlockStore {
 
     /// A held block's bytes.
     pub async fn get(&self, id: &BlockId) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.read(id).await?.and_then(|v| bytes_field(&v, "bytes")))
+        match self.read(id).await? {
+            Some(value) => read_bytes(&value).await,
+            None => Ok(None),
+        }
     }
 
     /// Whether a block is held (a key count: the bytes are not read).
@@ -375,7 +416,7 @@ impl BlockStore {
             tx.done().await.map_err(backend)?;
             return Ok(false);
         };
-        let size = bytes_field(&value, "bytes").map_or(0, |b| b.len() as u64);
+        let size = bytes_len(&value);
         for owner in claims_of(&value) {
             let before = load_held(&meta, &owner).await?;
             save_held(&meta, &owner, before.saturating_sub(size)).await?;
@@ -417,7 +458,7 @@ impl BlockStore {
             return Ok(Release::NotClaimed);
         };
         claims.swap_remove(at);
-        let size = bytes_field(&value, "bytes").map_or(0, |b| b.len() as u64);
+        let size = bytes_len(&value);
         let before = load_held(&meta, owner).await?;
         save_held(&meta, owner, before.saturating_sub(size)).await?;
         let release = if claims.is_empty() {
@@ -500,5 +541,86 @@ impl BlockStore {
             .map_err(backend)?;
         tx.done().await.map_err(backend)?;
         Ok(read_usage(value.filter(|v| !v.is_undefined())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// A block stored before blocks were kept as blobs (its bytes a `Uint8Array` inside the
+    /// record) is read, counted and released exactly as one stored since (its bytes a
+    /// `Blob` beside it): profiles keep the blocks they held.
+    #[wasm_bindgen_test::wasm_bindgen_test]
+    async fn blocks_stored_inline_and_as_blobs_are_read_counted_and_released_alike() {
+        let store = BlockStore::open(1 << 30).await.unwrap();
+        let owner = [41; 32];
+        let start = store.usage().await.unwrap();
+        // The tests share one database: room for these two, whatever the others set.
+        store.set_capacity(start.used + (1 << 30)).await.unwrap();
+        let (inline, blob) = (vec![5u8; 300_000], vec![6u8; 400_000]);
+        let (inline_id, blob_id) = (BlockId::of(&inline), BlockId::of(&blob));
+        // Written as the store wrote every block before: the bytes inside the record.
+        let (tx, blocks, meta) = store.write_blocks_and_meta().unwrap();
+        let value = Object::new();
+        Reflect::set(
+            &value,
+            &"bytes".into(),
+            &Uint8Array::from(inline.as_slice()),
+        )
+        .unwrap();
+        set_claims(&value, &[owner]).unwrap();
+        set_warrants(&value, &[]).unwrap();
+        let key = JsValue::from_str(&inline_id.to_hex());
+        blocks.add(&value, Some(&key)).await.unwrap();
+        let mut usage = load_usage(&meta).await.unwrap();
+        usage.used += inline.len() as u64;
+        usage.blocks += 1;
+        save_usage(&meta, &usage).await.unwrap();
+        save_held(&meta, &owner, inline.len() as u64).await.unwrap();
+        tx.done().await.unwrap();
+
+        store
+            .put(blob_id, blob.clone(), owner, 1 << 30, None)
+            .await
+            .unwrap();
+        let record = store.read(&blob_id).await.unwrap().unwrap();
+        let bytes = get_field(&record, "bytes").unwrap();
+        assert!(
+            bytes.is_instance_of::<web_sys::Blob>(),
+            "a new block's bytes are a blob"
+        );
+
+        assert_eq!(store.get(&inline_id).await.unwrap(), Some(inline.clone()));
+        assert_eq!(store.get(&blob_id).await.unwrap(), Some(blob.clone()));
+        assert_eq!(store.claims(&inline_id).await.unwrap(), vec![owner]);
+        assert_eq!(store.claims(&blob_id).await.unwrap(), vec![owner]);
+        assert_eq!(store.held_for(&owner).await.unwrap(), 700_000);
+        assert_eq!(store.usage().await.unwrap().used, start.used + 700_000);
+
+        // Another owner's claim re-writes the blob block's record: its bytes stay whole.
+        let other = [42; 32];
+        store
+            .put(blob_id, blob.clone(), other, 1 << 30, None)
+            .await
+            .unwrap();
+        assert_eq!(store.get(&blob_id).await.unwrap(), Some(blob.clone()));
+        assert_eq!(store.held_for(&other).await.unwrap(), 400_000);
+
+        assert_eq!(
+            store.release(&inline_id, &owner).await.unwrap(),
+            Release::Deleted
+        );
+        assert_eq!(
+            store.release(&blob_id, &owner).await.unwrap(),
+            Release::Released
+        );
+        assert_eq!(store.held_for(&owner).await.unwrap(), 0);
+        assert!(store.evict(&blob_id).await.unwrap());
+        assert_eq!(store.held_for(&other).await.unwrap(), 0);
+        store.set_capacity(start.capacity).await.unwrap();
+        assert_eq!(store.usage().await.unwrap(), start);
     }
 }
