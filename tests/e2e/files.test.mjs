@@ -58,26 +58,30 @@ async function totalBlocks(peers) {
 }
 
 // Flips a byte of every block this profile holds in IndexedDB, as a dishonest holder would.
-const TAMPER_ALL = () => new Promise((resolve, reject) => {
-  const open = indexedDB.open("jellyfish");
-  open.onerror = () => reject(open.error);
-  open.onsuccess = () => {
-    const tx = open.result.transaction("blocks", "readwrite");
-    const store = tx.objectStore("blocks");
-    let altered = 0;
-    store.openCursor().onsuccess = (event) => {
-      const cursor = event.target.result;
-      if (!cursor) return;
-      const value = cursor.value;
-      value.bytes[0] ^= 1;
-      cursor.update(value);
-      altered++;
-      cursor.continue();
-    };
-    tx.oncomplete = () => { open.result.close(); resolve(altered); };
-    tx.onerror = () => reject(tx.error);
-  };
-});
+// A block's bytes are a Blob in its record (a Uint8Array in blocks stored before session 30):
+// they are read outside any transaction, then each record is written back altered.
+const TAMPER_ALL = async () => {
+  const done = (request) => new Promise((resolve, reject) => {
+    request.onsuccess = () => resolve(request.result);
+    request.onerror = () => reject(request.error);
+  });
+  const db = await done(indexedDB.open("jellyfish"));
+  const read = db.transaction("blocks", "readonly").objectStore("blocks");
+  const [keys, values] = await Promise.all([done(read.getAllKeys()), done(read.getAll())]);
+  const altered = [];
+  for (const value of values) {
+    const blob = value.bytes instanceof Blob;
+    const bytes = blob ? new Uint8Array(await value.bytes.arrayBuffer()) : value.bytes;
+    bytes[0] ^= 1;
+    altered.push({ ...value, bytes: blob ? new Blob([bytes]) : bytes });
+  }
+  const tx = db.transaction("blocks", "readwrite");
+  const store = tx.objectStore("blocks");
+  altered.forEach((value, i) => store.put(value, keys[i]));
+  await new Promise((resolve, reject) => { tx.oncomplete = resolve; tx.onerror = () => reject(tx.error); });
+  db.close();
+  return altered.length;
+};
 
 test("upload in one profile, download bit-exact in a fresh one after the uploader closed", async (t) => {
   const { relay, browsers } = await startRelay(t);

@@ -50,7 +50,8 @@ test("a donor whose browser storage is full refuses blocks; the upload goes to o
     for (const method of ["put", "add"]) {
       const write = IDBObjectStore.prototype[method];
       IDBObjectStore.prototype[method] = function (value, key) {
-        if (this.name === "blocks" && value?.bytes?.byteLength > 0) {
+        // A block's bytes: a Blob since session 30, a Uint8Array before.
+        if (this.name === "blocks" && (value?.bytes?.size ?? value?.bytes?.byteLength) > 0) {
           window.refusedWrites = (window.refusedWrites || 0) + 1;
           throw new DOMException("The quota has been exceeded.", "QuotaExceededError");
         }
