@@ -106,14 +106,14 @@ fn bytes_value(bytes: &[u8]) -> Result<JsValue, StoreError> {
 
 /// The length of a stored record's bytes, without reading them.
 fn bytes_len(value: &JsValue) -> u64 {
-    match get_field(value, "bytes") {
-        Some(v) if v.is_instance_of::<web_sys::Blob>() => {
-            v.unchecked_into::<web_sys::Blob>().size() as u64
-        }
-        Some(v) => v
-            .dyn_into::<Uint8Array>()
+    let Some(field) = get_field(value, "bytes") else {
+        return 0;
+    };
+    match field.dyn_ref::<web_sys::Blob>() {
+        Some(blob) => blob.size() as u64,
+        None => field
+            .dyn_ref::<Uint8Array>()
             .map_or(0, |a| a.byte_length() as u64),
-        None => 0,
     }
 }
 
