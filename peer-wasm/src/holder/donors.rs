@@ -181,16 +181,17 @@ pub(crate) async fn audit_donors(
 /// a tab busy sealing and sending a large upload on a slow machine (often the very donor being
 /// audited) can miss one deadline, and a silent first audit counts its pledge as nothing for
 /// AUDIT_EVERY (10 min), refusing the rest of that upload. A key minted with no browser behind
-/// it has no connection here and counts as silent at once.
+/// it has no connection here and counts as silent at once; a peer that answered but lacks a
+/// block it signed for is not asked again ([`Finding::Lacking`]).
 async fn audit_patiently(
     client: &Client,
     audits: &DonorAudits,
     store: &BlockStore,
     peer: PeerId,
 ) -> donor_audit::Outcome {
-    let mut outcome = audit_donor(client, audits, store, peer).await;
+    let mut finding = audit_donor(client, audits, store, peer).await;
     for _ in 0..FIRST_AUDIT_RETRIES {
-        if outcome != donor_audit::Outcome::Silent
+        if finding != Finding::Heard(donor_audit::Outcome::Silent)
             || audits.audited_before(&peer)
             || !connected(client, peer).await
         {
@@ -198,9 +199,30 @@ async fn audit_patiently(
         }
         tracing::info!(%peer, "a connected pledging peer missed its first audit; asking again");
         futures_timer::Delay::new(FIRST_AUDIT_RETRY_AFTER).await;
-        outcome = audit_donor(client, audits, store, peer).await;
+        finding = audit_donor(client, audits, store, peer).await;
     }
-    outcome
+    finding.outcome()
+}
+
+/// What one [`audit_donor`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Finding {
+    /// The audit's outcome as heard (a silent one may be a busy tab, worth asking again).
+    Heard(donor_audit::Outcome),
+    /// The peer answered but lacks a block it signed for that is still held here: silent for
+    /// this audit, and not worth asking again. Each ask spends one such block
+    /// ([`DonorAudits::forget`]), so a dropper asked again until it ran out of them would pass
+    /// (the CI failure of 9a93a8f: a dropper given few blocks took 145 MiB on its pledge).
+    Lacking,
+}
+
+impl Finding {
+    fn outcome(self) -> donor_audit::Outcome {
+        match self {
+            Finding::Heard(outcome) => outcome,
+            Finding::Lacking => donor_audit::Outcome::Silent,
+        }
+    }
 }
 
 /// One audit of a pledging peer: its own sample ([`crate::audit::audit_donor`]), then blocks it
@@ -218,12 +240,12 @@ async fn audit_donor(
     audits: &DonorAudits,
     store: &BlockStore,
     peer: PeerId,
-) -> donor_audit::Outcome {
+) -> Finding {
     use crate::audit::Outcome as Challenge;
     use donor_audit::Outcome;
     let outcome = crate::audit::audit_donor(client, peer).await;
     if outcome != Outcome::Answered {
-        return outcome;
+        return Finding::Heard(outcome);
     }
     for (id, owner) in audits.to_challenge(&peer) {
         if !holds(store, &id, &owner).await {
@@ -232,18 +254,18 @@ async fn audit_donor(
         }
         match crate::audit::challenge(client, peer, id).await {
             Challenge::Held => {}
-            Challenge::Invalid(_) => return Outcome::FailedChallenge,
-            Challenge::Unanswered(_) => return Outcome::Silent,
+            Challenge::Invalid(_) => return Finding::Heard(Outcome::FailedChallenge),
+            Challenge::Unanswered(_) => return Finding::Heard(Outcome::Silent),
             Challenge::Refused(reason) => {
                 futures_timer::Delay::new(FREED_SETTLE).await;
                 let still_held = holds(store, &id, &owner).await;
                 audits.forget(&peer, &id, &owner);
                 if still_held {
                     tracing::warn!(%peer, block = %id.to_hex(), "a peer lacks a block it signed for: {reason}");
-                    return Outcome::Silent;
+                    return Finding::Lacking;
                 }
             }
         }
     }
-    Outcome::Answered
+    Finding::Heard(Outcome::Answered)
 }

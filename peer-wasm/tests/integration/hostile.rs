@@ -515,6 +515,7 @@ async fn a_donor_that_throws_away_what_it_was_given_stops_counting() {
     tokio::time::sleep(jellyfish_peer::receipt::SETTLE).await;
 
     // The dropper throws away everything; its inventory is now empty, and honest to that.
+    let witnessed = audits.witnessed(&nodes[dropper].client.peer_id());
     assert!(nodes[dropper].store.drop_all() > 0);
 
     // Bob's pledge is the honest donor's, Mallory's the dropper's, 1 GiB each.
@@ -575,6 +576,15 @@ async fn a_donor_that_throws_away_what_it_was_given_stops_counting() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     assert!(taken <= 30, "{taken} MiB taken before the audit");
+    // Voiding it spent one of the blocks it was known to hold: a peer that lacks one is not
+    // asked again, as a busy tab that missed the deadline is (asked until it ran out of such
+    // blocks, a dropper given few would pass).
+    let left = audits.witnessed(&nodes[dropper].client.peer_id());
+    assert!(
+        left + 1 >= witnessed,
+        "the audits spent {} of {witnessed} blocks",
+        witnessed.saturating_sub(left)
+    );
 
     // Bob's donor kept what it was given: his pledge counts in full, well past the
     // provisional share (64 MiB / 3 + 8 MiB).
