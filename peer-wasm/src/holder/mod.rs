@@ -25,7 +25,7 @@ use crate::{
     pledge,
     protocol::{claim_statement, delete_statement, Request, Response, MAX_INVENTORY_SAMPLE},
     receipt::{Receipt, Witnessed, Witnesses, MAX_RECEIPTS_PER_BLOCK, MAX_WITNESSED_BLOCKS},
-    store::{BlockStore, OwnerHash, Release},
+    store::{BlockStore, OwnerHash, Proving, Release},
 };
 
 mod donors;
@@ -118,7 +118,13 @@ pub async fn answer(holder: Holder<'_>, request: Request) -> Response {
                 return refused(format!("a block is at most {MAX_SEALED_BLOCK} bytes"));
             }
             let started = web_time::Instant::now();
-            let id = BlockId::of(&block);
+            // The leaf hashes give the address and are kept beside the block, so that a
+            // storage challenge reads one leaf of it ([`BlockStore::put_with_leaves`]).
+            let leaves = crate::proof::leaf_hashes(&block);
+            let Some(address) = crate::proof::address_of_leaves(block.len() as u64, &leaves) else {
+                return refused(format!("a block is at most {MAX_SEALED_BLOCK} bytes"));
+            };
+            let id = BlockId(address);
             let hashed = web_time::Instant::now();
             let owner = match warrant.verify(&id) {
                 Ok(owner) => owner,
@@ -151,7 +157,8 @@ pub async fn answer(holder: Holder<'_>, request: Request) -> Response {
             });
             let checked = web_time::Instant::now();
             let bytes = block.len();
-            if let Err(e) = store.put(id, block, owner, allowance, Some(&warrant)).await {
+            let put = store.put_with_leaves(id, block, &leaves, owner, allowance, Some(&warrant));
+            if let Err(e) = put.await {
                 return refused(e.to_string());
             }
             // Where a stored block's time goes, for `tests/bench/cluster.mjs --profile`.
@@ -183,16 +190,12 @@ pub async fn answer(holder: Holder<'_>, request: Request) -> Response {
             };
             Response::Noted { kept }
         }
-        Request::Prove { id, challenge } => match store.get(&id).await {
+        Request::Prove { id, challenge } => match store.prove(&id, challenge).await {
+            Ok(Proving::Proof(proof)) => Response::Proof { proof },
             // A block stored before addresses were hash-tree roots (its address is the plain
             // SHA-256) cannot be proved: say so rather than send a proof that fails as a lie.
-            Ok(Some(bytes)) if BlockId::of(&bytes) != id => {
-                refused("this block predates storage proofs")
-            }
-            Ok(Some(bytes)) => Response::Proof {
-                proof: crate::proof::prove(&bytes, challenge),
-            },
-            Ok(None) => refused("block not held here"),
+            Ok(Proving::Unprovable) => refused("this block predates storage proofs"),
+            Ok(Proving::NotHeld) => refused("block not held here"),
             Err(e) => refused(e.to_string()),
         },
         Request::Inventory => {

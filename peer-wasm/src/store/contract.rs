@@ -198,6 +198,63 @@ pub(crate) async fn keeps_warrants_and_hands_blocks_on(store: &BlockStore) {
     assert_eq!(store.usage().await.unwrap(), start);
 }
 
+/// Answers storage challenges for any leaf of a block stored with its leaf hashes or without,
+/// declines a block whose bytes do not lead to its address, and says so of one not held.
+/// Leaves the store as it found it.
+pub(crate) async fn proves_what_it_holds(store: &BlockStore) {
+    use crate::proof::{leaf_hashes, prove, verify, LEAF};
+    let start = store.usage().await.unwrap();
+    store.set_capacity(start.used + (1 << 20)).await.unwrap();
+    let owner = [43; 32];
+    let hashed: Vec<u8> = (0..3 * LEAF + 7).map(|i| (i * 31 % 251) as u8).collect();
+    let plain: Vec<u8> = (0..2 * LEAF).map(|i| (i * 17 % 253) as u8).collect();
+    let (hashed_id, plain_id) = (BlockId::of(&hashed), BlockId::of(&plain));
+    let leaves = leaf_hashes(&hashed);
+    store
+        .put_with_leaves(hashed_id, hashed.clone(), &leaves, owner, u64::MAX, None)
+        .await
+        .unwrap();
+    store
+        .put(plain_id, plain.clone(), owner, u64::MAX, None)
+        .await
+        .unwrap();
+    for challenge in [0, 1, 2, 3, 1_000_003, u32::MAX] {
+        for (id, bytes) in [(hashed_id, &hashed), (plain_id, &plain)] {
+            let answer = store.prove(&id, challenge).await.unwrap();
+            assert_eq!(answer, Proving::Proof(prove(bytes, challenge)));
+            if let Proving::Proof(proof) = answer {
+                verify(&id.0, challenge, &proof).unwrap();
+            }
+        }
+    }
+    // A block held under its plain SHA-256 (stored before addresses were tree roots).
+    let legacy = crate::block::BlockId(crate::crypto::sha256(&plain));
+    store
+        .put(legacy, plain.clone(), owner, u64::MAX, None)
+        .await
+        .unwrap();
+    assert_eq!(store.prove(&legacy, 5).await.unwrap(), Proving::Unprovable);
+    let missing = BlockId::of(b"never stored");
+    assert_eq!(store.prove(&missing, 5).await.unwrap(), Proving::NotHeld);
+    for id in [hashed_id, plain_id, legacy] {
+        assert!(store.evict(&id).await.unwrap());
+    }
+    store.set_capacity(start.capacity).await.unwrap();
+    assert_eq!(store.usage().await.unwrap(), start);
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+#[tokio::test]
+async fn the_memory_store_proves_what_it_holds() {
+    proves_what_it_holds(&BlockStore::open(0).await.unwrap()).await;
+}
+
+#[cfg(target_arch = "wasm32")]
+#[wasm_bindgen_test::wasm_bindgen_test]
+async fn the_indexeddb_store_proves_what_it_holds() {
+    proves_what_it_holds(&BlockStore::open(CAPACITY).await.unwrap()).await;
+}
+
 #[cfg(not(target_arch = "wasm32"))]
 #[tokio::test]
 async fn the_memory_store_keeps_warrants_and_hands_blocks_on() {

@@ -5,7 +5,7 @@ use js_sys::{Object, Reflect, Uint8Array};
 use rexie::{Rexie, TransactionMode};
 use wasm_bindgen::{JsCast, JsValue};
 
-use super::{OwnerHash, Release, StoreError, Usage};
+use super::{OwnerHash, Proving, Release, StoreError, Usage};
 use crate::{block::BlockId, warrant::Warrant};
 
 const BLOCKS: &str = "blocks";
@@ -131,6 +131,42 @@ async fn read_bytes(value: &JsValue) -> Result<Option<Vec<u8>>, StoreError> {
     Ok(field.dyn_into::<Uint8Array>().ok().map(|a| a.to_vec()))
 }
 
+/// The proof of the leaf `challenge` names from a record's kept leaf hashes and that one leaf
+/// of its blob (`Blob.slice`: 4 KiB read, not 1 MiB); `None` if the record has no leaf hashes,
+/// its bytes are not a blob, or the leaf or hashes do not lead to `id`.
+async fn prove_from_leaves(
+    id: &BlockId,
+    value: &JsValue,
+    challenge: u32,
+) -> Result<Option<crate::proof::Proof>, StoreError> {
+    use crate::proof::{leaf_for, LEAF};
+    let (Some(flat), Some(field)) = (bytes_field(value, "leaves"), get_field(value, "bytes"))
+    else {
+        return Ok(None);
+    };
+    let Some(blob) = field.dyn_ref::<web_sys::Blob>() else {
+        return Ok(None);
+    };
+    let leaves: Vec<[u8; 32]> = flat
+        .chunks_exact(32)
+        .filter_map(|hash| hash.try_into().ok())
+        .collect();
+    let size = blob.size() as u64;
+    let start = u64::from(leaf_for(challenge, size)) * LEAF as u64;
+    let end = (start + LEAF as u64).min(size);
+    let read_failed = |e| StoreError::Backend(format!("reading a stored leaf: {e:?}"));
+    let leaf = blob
+        .slice_with_f64_and_f64(start as f64, end as f64)
+        .map_err(read_failed)?;
+    let buffer = wasm_bindgen_futures::JsFuture::from(leaf.array_buffer())
+        .await
+        .map_err(read_failed)?;
+    let data = Uint8Array::new(&buffer).to_vec();
+    Ok(crate::proof::prove_from_leaves(
+        &id.0, size, &leaves, challenge, data,
+    ))
+}
+
 /// The owners with a claim on a stored block value: its `owners` array, or the single
 /// `owner` that blocks stored before claims existed carry.
 fn claims_of(value: &JsValue) -> Vec<OwnerHash> {
@@ -227,7 +263,33 @@ impl BlockStore {
         allowance: u64,
         warrant: Option<&Warrant>,
     ) -> Result<(), StoreError> {
-        let result = self.write_block(id, bytes, owner, allowance, warrant).await;
+        let written = self
+            .write_block(id, bytes, None, owner, allowance, warrant)
+            .await;
+        self.note_refusal(written)
+    }
+
+    /// [`BlockStore::put`] of a block whose [`crate::proof::leaf_hashes`] the caller computed
+    /// (a holder does, to find the block's address): a new record keeps them beside the bytes,
+    /// so that a storage challenge reads one 4 KiB leaf of the block's blob and hashes its path
+    /// ([`BlockStore::prove`]), not the whole 1 MiB.
+    pub async fn put_with_leaves(
+        &self,
+        id: BlockId,
+        bytes: Vec<u8>,
+        leaves: &[[u8; 32]],
+        owner: OwnerHash,
+        allowance: u64,
+        warrant: Option<&Warrant>,
+    ) -> Result<(), StoreError> {
+        let written = self
+            .write_block(id, bytes, Some(leaves), owner, allowance, warrant)
+            .await;
+        self.note_refusal(written)
+    }
+
+    /// Keeps why the browser refused a block write (cleared by one that succeeds).
+    fn note_refusal(&self, result: Result<(), StoreError>) -> Result<(), StoreError> {
         let refused = match &result {
             Ok(()) => Some(None),
             Err(StoreError::Backend(why)) => Some(Some(why.clone())),
@@ -249,6 +311,7 @@ impl BlockStore {
         &self,
         id: BlockId,
         bytes: Vec<u8>,
+        leaves: Option<&[[u8; 32]]>,
         owner: OwnerHash,
         allowance: u64,
         warrant: Option<&Warrant>,
@@ -295,6 +358,11 @@ impl BlockStore {
                 let value = Object::new();
                 Reflect::set(&value, &"bytes".into(), &bytes_value(&bytes)?)
                     .map_err(|e| StoreError::Backend(format!("{e:?}")))?;
+                if let Some(leaves) = leaves {
+                    let flat = Uint8Array::from(leaves.as_flattened());
+                    Reflect::set(&value, &"leaves".into(), &flat)
+                        .map_err(|e| StoreError::Backend(format!("{e:?}")))?;
+                }
                 set_claims(&value, &[owner])?;
                 let mut warrants = Vec::new();
                 super::keep_warrant(&mut warrants, warrant);
@@ -341,6 +409,24 @@ impl BlockStore {
             Some(value) => read_bytes(&value).await,
             None => Ok(None),
         }
+    }
+
+    /// The answer to a storage challenge for block `id` ([`crate::proof`]): from the one leaf
+    /// the challenge names and the leaf hashes kept beside the block when it has them
+    /// ([`BlockStore::put_with_leaves`]), else from the whole block.
+    pub async fn prove(&self, id: &BlockId, challenge: u32) -> Result<Proving, StoreError> {
+        let Some(value) = self.read(id).await? else {
+            return Ok(Proving::NotHeld);
+        };
+        if let Some(proof) = prove_from_leaves(id, &value, challenge).await? {
+            return Ok(Proving::Proof(proof));
+        }
+        // Blocks stored without their leaf hashes (before session 31, or inline, or by a
+        // claim), and a leaf that no longer matches its hash: the whole block decides.
+        Ok(match read_bytes(&value).await? {
+            Some(bytes) => crate::proof::prove_at(&id.0, &bytes, challenge).into(),
+            None => Proving::NotHeld,
+        })
     }
 
     /// Whether a block is held (a key count: the bytes are not read).
@@ -549,6 +635,38 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    /// A block stored with its leaf hashes answers a challenge from the named leaf alone: a
+    /// leaf elsewhere in its blob changed on disk does not stop a proof of this one (the whole
+    /// block was not read), while the changed leaf itself is declined, not proved wrong.
+    #[wasm_bindgen_test::wasm_bindgen_test]
+    async fn a_challenge_reads_one_leaf_of_a_block_stored_with_its_leaf_hashes() {
+        use crate::proof::{leaf_for, leaf_hashes, prove, LEAF};
+        let store = BlockStore::open(1 << 30).await.unwrap();
+        let start = store.usage().await.unwrap();
+        store.set_capacity(start.used + (1 << 20)).await.unwrap();
+        let block: Vec<u8> = (0..4 * LEAF).map(|i| (i % 249) as u8).collect();
+        let id = BlockId::of(&block);
+        let mut on_disk = block.clone();
+        on_disk[2 * LEAF + 5] ^= 1; // leaf 2 changed after the hashes were taken
+        store
+            .put_with_leaves(id, on_disk, &leaf_hashes(&block), [44; 32], u64::MAX, None)
+            .await
+            .unwrap();
+        let size = block.len() as u64;
+        let (intact, changed) = (1, 2);
+        assert_eq!((leaf_for(intact, size), leaf_for(changed, size)), (1, 2));
+        assert_eq!(
+            store.prove(&id, intact).await.unwrap(),
+            Proving::Proof(prove(&block, intact))
+        );
+        assert_eq!(
+            store.prove(&id, changed).await.unwrap(),
+            Proving::Unprovable
+        );
+        assert!(store.evict(&id).await.unwrap());
+        store.set_capacity(start.capacity).await.unwrap();
+    }
 
     /// A block stored before blocks were kept as blobs (its bytes a `Uint8Array` inside the
     /// record) is read, counted and released exactly as one stored since (its bytes a

@@ -2,7 +2,7 @@
 
 use std::{collections::HashMap, sync::Mutex};
 
-use super::{OwnerHash, Release, StoreError, Usage};
+use super::{OwnerHash, Proving, Release, StoreError, Usage};
 use crate::{block::BlockId, warrant::Warrant};
 
 /// Blocks in memory, for native peers.
@@ -88,6 +88,28 @@ impl BlockStore {
         }
         *inner.owners.entry(owner).or_insert(0) += size;
         Ok(())
+    }
+
+    /// [`BlockStore::put`] of a block whose [`crate::proof::leaf_hashes`] the caller computed:
+    /// in memory a challenge hashes the bytes at hand, so they are not kept.
+    pub async fn put_with_leaves(
+        &self,
+        id: BlockId,
+        bytes: Vec<u8>,
+        _leaves: &[[u8; 32]],
+        owner: OwnerHash,
+        allowance: u64,
+        warrant: Option<&Warrant>,
+    ) -> Result<(), StoreError> {
+        self.put(id, bytes, owner, allowance, warrant).await
+    }
+
+    /// The answer to a storage challenge for block `id` ([`crate::proof`]).
+    pub async fn prove(&self, id: &BlockId, challenge: u32) -> Result<Proving, StoreError> {
+        Ok(match self.get(id).await? {
+            Some(bytes) => crate::proof::prove_at(&id.0, &bytes, challenge).into(),
+            None => Proving::NotHeld,
+        })
     }
 
     /// Bytes held for `owner`.

@@ -93,6 +93,24 @@ fn check_claim(held: u64, allowance: u64, size: u64) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// A store's answer to a storage challenge ([`BlockStore::prove`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Proving {
+    /// The proof of the leaf the challenge names.
+    Proof(crate::proof::Proof),
+    /// The block is not held here.
+    NotHeld,
+    /// The bytes held do not lead to the block's address: a block stored before addresses
+    /// were hash-tree roots (its address is the plain SHA-256), or bytes changed on disk.
+    Unprovable,
+}
+
+impl From<Option<crate::proof::Proof>> for Proving {
+    fn from(proof: Option<crate::proof::Proof>) -> Self {
+        proof.map_or(Proving::Unprovable, Proving::Proof)
+    }
+}
+
 /// Refuses a block of `size` that would overfill the donation or the owner's allowance.
 fn check_room(
     used: u64,
