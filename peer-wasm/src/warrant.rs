@@ -129,6 +129,21 @@ impl Warrant {
         Ok(self.owner_hash())
     }
 
+    /// [`Warrant::verify`] on the platform's fastest engine ([`crate::crypto::fast::verify`]:
+    /// WebCrypto in the browser, each owner's key imported once): a holder checks one warrant
+    /// per stored copy.
+    pub async fn verify_fast(&self, id: &BlockId) -> Result<OwnerHash, WarrantError> {
+        if !(1..=MAX_COPIES).contains(&self.copies) {
+            return Err(WarrantError::Copies(self.copies));
+        }
+        let statement = statement(id, self.copies, self.signed_at);
+        match crate::crypto::fast::verify(&self.owner, &statement, &self.signature).await {
+            Ok(()) => Ok(self.owner_hash()),
+            Err(crate::crypto::CryptoError::BadSignature) => Err(WarrantError::BadSignature),
+            Err(e) => Err(WarrantError::BadKey(e.to_string())),
+        }
+    }
+
     /// The warrant as kept on disk (CBOR).
     pub fn to_bytes(&self) -> Vec<u8> {
         cbor4ii::serde::to_vec(Vec::new(), self).unwrap_or_default()
@@ -169,6 +184,11 @@ mod tests {
             ..warrant.clone()
         };
         assert_eq!(wider.verify(&id), Err(WarrantError::BadSignature));
+        // The fast check (a holder's, WebCrypto in the browser) agrees.
+        for (w, block) in [(&warrant, &id), (&warrant, &other), (&wider, &id)] {
+            let fast = futures::executor::block_on(w.verify_fast(block));
+            assert_eq!(fast, w.verify(block));
+        }
         // Nor a later signing time (it would put off the block's expiry), nor none.
         for signed_at in [Some(1_900_000_000), None] {
             let later = Warrant {
