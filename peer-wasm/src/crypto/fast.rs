@@ -166,6 +166,30 @@ pub(crate) mod engine {
         Ok(algorithm)
     }
 
+    /// Imports an RSA-PSS key (`format` "pkcs8" or "spki") for one `usage`, not extractable.
+    async fn import_pss(
+        subtle: &SubtleCrypto,
+        format: &str,
+        der: &[u8],
+        usage: &str,
+    ) -> Result<CryptoKey, CryptoError> {
+        let usages: Array = std::iter::once(JsValue::from_str(usage)).collect();
+        let promise = subtle
+            .import_key_with_object(
+                format,
+                &Uint8Array::from(der),
+                &pss_algorithm()?,
+                false,
+                &usages,
+            )
+            .map_err(failed)?;
+        JsFuture::from(promise)
+            .await
+            .map_err(failed)?
+            .dyn_into()
+            .map_err(failed)
+    }
+
     async fn signing_key(
         subtle: &SubtleCrypto,
         key: &PrivateKey,
@@ -181,21 +205,7 @@ pub(crate) mod engine {
             return Ok(key);
         }
         let pkcs8 = key.to_pkcs8()?;
-        let usages: Array = std::iter::once(JsValue::from_str("sign")).collect();
-        let promise = subtle
-            .import_key_with_object(
-                "pkcs8",
-                &Uint8Array::from(&pkcs8[..]),
-                &pss_algorithm()?,
-                false,
-                &usages,
-            )
-            .map_err(failed)?;
-        let imported: CryptoKey = JsFuture::from(promise)
-            .await
-            .map_err(failed)?
-            .dyn_into()
-            .map_err(failed)?;
+        let imported = import_pss(subtle, "pkcs8", &pkcs8, "sign").await?;
         SIGNING_KEY.with(|held| *held.borrow_mut() = Some((id, imported.clone())));
         Ok(imported)
     }
@@ -227,21 +237,7 @@ pub(crate) mod engine {
         }
         // The sizes RustCrypto accepts, and nothing WebCrypto would take that it refuses.
         super::super::rsa_keys::PublicKey::from_der(public)?;
-        let usages: Array = std::iter::once(JsValue::from_str("verify")).collect();
-        let promise = subtle
-            .import_key_with_object(
-                "spki",
-                &Uint8Array::from(public),
-                &pss_algorithm()?,
-                false,
-                &usages,
-            )
-            .map_err(failed)?;
-        let imported: CryptoKey = JsFuture::from(promise)
-            .await
-            .map_err(failed)?
-            .dyn_into()
-            .map_err(failed)?;
+        let imported = import_pss(subtle, "spki", public, "verify").await?;
         VERIFYING_KEYS.with(|keys| {
             let mut keys = keys.borrow_mut();
             if keys.len() >= VERIFYING_KEYS_KEPT {
