@@ -6,7 +6,8 @@
 //! RustCrypto in wasm: 0.2 s against 2.3 s for 3072 bits); the key is exported as PKCS#8 and
 //! used by RustCrypto from then on. RSA-PSS signing (each block's warrant, each record) runs in
 //! WebCrypto too: RustCrypto in wasm blocks the tab for every signature (see
-//! `tests/bench/accounts.mjs`); the key is imported once and kept. OAEP stays in RustCrypto
+//! `tests/bench/accounts.mjs`); the key is imported once and kept. So does a holder's check of
+//! each stored copy's warrant ([`verify`]), each owner's key imported once. OAEP stays in RustCrypto
 //! (once per log-in).
 //! Formats are identical: the nonce, ciphertext and tag layout of [`Sealed`], the PBKDF2
 //! output and the PKCS#8 key do not depend on the engine.
