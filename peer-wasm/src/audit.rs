@@ -12,10 +12,8 @@ use crate::{
     protocol::{self, Request, Response},
 };
 
-/// How long a holder has to answer a challenge request: a proof is one 4 KiB leaf read from
-/// its block (the whole block only for blocks stored without their leaf hashes), so even 64
-/// of them take one round trip and well under a second of reads; 10 s also covers a dial
-/// through the relay and a holder's queue of requests.
+/// How long a holder has to answer a challenge: a proof is one 4 KiB leaf, so a holder that
+/// has the block answers in one round trip; 10 s also covers a dial through the relay.
 pub const ANSWER_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// What one challenge found.
@@ -90,11 +88,8 @@ pub async fn challenge_each<N: Network>(
                 answers.len(),
                 challenges.len()
             ))),
-            // A refusal of the whole request is about the request, not the blocks: the network
-            // layer refuses when busy ("busy; try another peer"). Taken as no answer, so a busy
-            // holder is not counted as lacking a sweep's worth of blocks (and repaired for).
-            Ok(Response::Refused { reason }) => all(Outcome::Unanswered(format!(
-                "refused the request: {}",
+            Ok(Response::Refused { reason }) => all(Outcome::Refused(format!(
+                "refused: {}",
                 protocol::quote(&reason)
             ))),
             Ok(other) => all(Outcome::Invalid(format!(

@@ -384,7 +384,6 @@ impl<N: Network> Repairer<N> {
             if asks.is_empty() && walks.is_empty() {
                 break;
             }
-            let asks: Vec<(PeerId, Vec<usize>)> = asks.into_iter().collect();
             let walked = join_all(
                 walks
                     .iter()
@@ -414,9 +413,6 @@ impl<N: Network> Repairer<N> {
                 if answers.iter().all(|a| *a == Answer::Silent) {
                     silent.insert(peer);
                 }
-                // One answer per block asked about (`challenge_each` says so); were one
-                // missing, its block takes the peer as silent rather than ask it again.
-                let answers = answers.into_iter().chain(std::iter::repeat(Answer::Silent));
                 for (i, answer) in wanted.into_iter().zip(answers) {
                     if let Some(Ok(survey)) = surveys.get_mut(i) {
                         survey.answers.push((peer, answer));
