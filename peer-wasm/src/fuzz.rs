@@ -242,8 +242,9 @@ fn fuzz_the_request_response_envelope_and_the_holder() {
                 receipts: vec![crate::receipt::Receipt::sign(&donor, &id, &sha256(&der)).unwrap()],
             }],
         },
-        Request::ProveEach {
-            challenges: vec![(id, 0xdead_beef), (BlockId([9; 32]), 3)],
+        Request::Prove {
+            id,
+            challenge: 0xdead_beef,
         },
     ];
     let seeds: Vec<Vec<u8>> = requests
@@ -284,11 +285,8 @@ fn fuzz_the_request_response_envelope_and_the_holder() {
         Response::Refused {
             reason: "busy".into(),
         },
-        Response::Proofs {
-            answers: vec![
-                protocol::Proved::Proof(crate::proof::prove(&proved, 3)),
-                protocol::Proved::Refused("block not held here".into()),
-            ],
+        Response::Proof {
+            proof: crate::proof::prove(&proved, 3),
         },
         Response::Inventory {
             held: 1 << 30,
@@ -306,12 +304,8 @@ fn fuzz_the_request_response_envelope_and_the_holder() {
         2,
         &seeds,
         |bytes| match protocol::decode::<Response>(bytes, MAX_RESPONSE_BYTES) {
-            Ok(Response::Proofs { answers }) => {
-                for answer in answers {
-                    if let protocol::Proved::Proof(proof) = answer {
-                        let _ = crate::proof::verify(&address, 3, &proof);
-                    }
-                }
+            Ok(Response::Proof { proof }) => {
+                let _ = crate::proof::verify(&address, 3, &proof);
             }
             Ok(Response::Stored { receipt }) => {
                 let _ = receipt.verify(&id, &[1; 32]);

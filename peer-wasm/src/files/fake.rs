@@ -60,9 +60,6 @@ struct World {
     fetches: usize,
     /// Walks for the peers closest to an address, in all.
     walks: usize,
-    /// Storage challenge requests sent, and the blocks they challenged, in all.
-    challenge_requests: usize,
-    challenged: usize,
     /// Store requests under way now, and the most there ever were at once.
     storing: usize,
     peak_storing: usize,
@@ -172,12 +169,6 @@ impl FakeNet {
         self.lookups.send_replace(true);
     }
 
-    /// Storage challenge requests sent so far, and the blocks they challenged.
-    pub(crate) fn challenges(&self) -> (usize, usize) {
-        let world = self.world.lock().unwrap();
-        (world.challenge_requests, world.challenged)
-    }
-
     /// Fetch requests sent so far, to any holder.
     pub(crate) fn fetches(&self) -> usize {
         self.world.lock().unwrap().fetches
@@ -268,11 +259,6 @@ impl Network for FakeNet {
             }
             (holder.store.clone(), holder.keypair.clone(), conduct)
         };
-        if let Request::ProveEach { challenges } = &request {
-            let mut world = self.world.lock().unwrap();
-            world.challenge_requests += 1;
-            world.challenged += challenges.len();
-        }
         let fetch = matches!(request, Request::FetchBlock { .. });
         let storing = matches!(request, Request::StoreBlock { .. });
         if storing {
@@ -705,45 +691,6 @@ mod tests {
         assert_eq!(download(&files, &id).await.unwrap(), bytes);
         let log = fleet.log();
         assert!(log.copied > 0, "{log:?}");
-    }
-
-    #[tokio::test]
-    async fn holders_check_the_blocks_that_arrived_with_one_request_per_nearby_peer() {
-        // The shipped schedule but for the sweep, as above: only sweeps and the checks of
-        // blocks that arrived run.
-        let settings = crate::repair::Settings {
-            sweep: Duration::from_secs(1),
-            ..Default::default()
-        };
-        let net = FakeNet::new(6, 64 * MIB).await;
-        let mut fleet = Fleet::new(settings);
-        let mut now = web_time::Instant::now();
-        let unix = crate::platform::unix_secs();
-        fleet.round(&net, now, unix).await;
-        let files = drive(&net).await;
-        let bytes = pattern((6 * MIB) as usize, 4);
-        files
-            .upload("six.bin", bytes.as_slice(), |_| ControlFlow::Continue(()))
-            .await
-            .unwrap();
-        let copies: u64 = net.blocks_held().await.iter().sum();
-        now += Duration::from_secs(2);
-        fleet.round(&net, now, unix).await;
-
-        // Every copy that arrived was checked, each against the other peers near it
-        // (copies + spare of them, from the six)...
-        let log = fleet.log();
-        assert_eq!(log.checked, copies, "{log:?}");
-        let (requests, challenged) = net.challenges();
-        assert!(challenged as u64 >= copies * 5, "{challenged} challenges");
-        // ... with one request from each holder to each of the others, not one per block
-        // and peer (copies × 5, here 105 or more).
-        let holders = net.live().len();
-        assert!(
-            requests <= holders * (holders - 1),
-            "{requests} requests for {challenged} challenges"
-        );
-        assert_eq!(log.copied, 0, "nothing was missing: {log:?}");
     }
 
     #[tokio::test]

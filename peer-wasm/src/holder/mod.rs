@@ -23,10 +23,7 @@ use crate::{
     net::{Client, InboundRequest},
     platform::Shared,
     pledge,
-    protocol::{
-        claim_statement, delete_statement, Proved, Request, Response, MAX_CHALLENGES,
-        MAX_INVENTORY_SAMPLE,
-    },
+    protocol::{claim_statement, delete_statement, Request, Response, MAX_INVENTORY_SAMPLE},
     receipt::{Receipt, Witnessed, Witnesses, MAX_RECEIPTS_PER_BLOCK, MAX_WITNESSED_BLOCKS},
     store::{BlockStore, OwnerHash, Proving, Release},
 };
@@ -193,19 +190,14 @@ pub async fn answer(holder: Holder<'_>, request: Request) -> Response {
             };
             Response::Noted { kept }
         }
-        Request::ProveEach { challenges } => {
-            if challenges.len() > MAX_CHALLENGES {
-                return refused(format!("at most {MAX_CHALLENGES} challenges per request"));
-            }
-            let mut answers = Vec::with_capacity(challenges.len());
-            for (id, challenge) in challenges {
-                answers.push(match prove(store, &id, challenge).await {
-                    Ok(proof) => Proved::Proof(proof),
-                    Err(reason) => Proved::Refused(reason),
-                });
-            }
-            Response::Proofs { answers }
-        }
+        Request::Prove { id, challenge } => match store.prove(&id, challenge).await {
+            Ok(Proving::Proof(proof)) => Response::Proof { proof },
+            // A block stored before addresses were hash-tree roots (its address is the plain
+            // SHA-256) cannot be proved: say so rather than send a proof that fails as a lie.
+            Ok(Proving::Unprovable) => refused("this block predates storage proofs"),
+            Ok(Proving::NotHeld) => refused("block not held here"),
+            Err(e) => refused(e.to_string()),
+        },
         Request::Inventory => {
             let held = match store.usage().await {
                 Ok(usage) => usage.used,
@@ -281,26 +273,6 @@ pub async fn answer(holder: Holder<'_>, request: Request) -> Response {
 
 /// Moves the claim of the newest of `owner`'s earlier keys on block `id` to `owner`. The bytes
 /// held do not change, so the move takes nothing from the donation nor needs an allowance.
-/// A proof that this holder holds block `id`, at the leaf `challenge` names, or why not.
-async fn prove(
-    store: &BlockStore,
-    id: &BlockId,
-    challenge: u32,
-) -> Result<crate::proof::Proof, String> {
-    match store.prove(id, challenge).await {
-        Ok(Proving::Proof(proof)) => Ok(proof),
-        // A block stored before addresses were hash-tree roots (its address is the plain
-        // SHA-256), or whose bytes changed on disk since, cannot be proved: say so rather
-        // than send a proof that fails as a lie.
-        Ok(Proving::Unprovable) => Err(
-            "this block cannot be proved: it predates storage proofs, or its bytes changed on disk"
-                .into(),
-        ),
-        Ok(Proving::NotHeld) => Err("block not held here".into()),
-        Err(e) => Err(e.to_string()),
-    }
-}
-
 async fn claim(
     store: &BlockStore,
     id: BlockId,
@@ -661,54 +633,15 @@ mod tests {
             .put(legacy, bytes, [1; 32], u64::MAX, None)
             .await
             .unwrap();
-        let challenges = vec![(legacy, 7)];
-        let answer = ask(&store, Request::ProveEach { challenges }).await;
-        assert!(
-            matches!(&answer, Response::Proofs { answers } if matches!(&answers[..],
-                [Proved::Refused(reason)] if reason.contains("predates storage proofs"))),
-            "{answer:?}"
-        );
-    }
-
-    #[tokio::test]
-    async fn challenges_of_many_blocks_are_answered_each_in_order() {
-        let store = BlockStore::open(64 * MIB).await.unwrap();
-        let (first, second) = (block(4), block(5));
-        let ids = [BlockId::of(&first), BlockId::of(&second)];
-        for (id, bytes) in ids.iter().zip([first, second]) {
-            store
-                .put(*id, bytes, [1; 32], u64::MAX, None)
-                .await
-                .unwrap();
-        }
-        let missing = BlockId::of(&block(6));
-        let challenges = vec![(ids[0], 7), (missing, 8), (ids[1], 9), (ids[0], 10)];
-        let Response::Proofs { answers } = ask(
+        let answer = ask(
             &store,
-            Request::ProveEach {
-                challenges: challenges.clone(),
+            Request::Prove {
+                id: legacy,
+                challenge: 7,
             },
         )
-        .await
-        else {
-            panic!("not proofs");
-        };
-        assert_eq!(answers.len(), challenges.len());
-        for ((id, challenge), answer) in challenges.iter().zip(&answers) {
-            match answer {
-                Proved::Proof(proof) => crate::proof::verify(&id.0, *challenge, proof).unwrap(),
-                Proved::Refused(reason) => {
-                    assert_eq!(*id, missing);
-                    assert!(reason.contains("not held"), "{reason}");
-                }
-            }
-        }
-        assert!(matches!(answers[1], Proved::Refused(_)), "{answers:?}");
-
-        // More than a request may carry is refused whole, before any block is read.
-        let flood = vec![(ids[0], 1); MAX_CHALLENGES + 1];
-        let answer = ask(&store, Request::ProveEach { challenges: flood }).await;
-        assert!(is_refused(&answer, "at most 64"), "{answer:?}");
+        .await;
+        assert!(is_refused(&answer, "predates storage proofs"), "{answer:?}");
     }
 
     #[tokio::test]
