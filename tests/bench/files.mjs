@@ -3,7 +3,7 @@
 // connections with none of Jellyfish's work (the peer's transport probes: same block size, same
 // copies, same blocks in flight), raw WebCrypto AES-GCM and raw IndexedDB writes.
 // Prints a table and writes JSON.
-//   scripts/isolated.sh node tests/bench/files.mjs [--sizes 1,16,128] [--holders 3] [--out file.json]
+//   scripts/isolated.sh node tests/bench/files.mjs [--sizes 1,16,128] [--holders 3] [--out file.json] [--log timing,kad]
 import { join } from "node:path";
 import { ROOT, Relay, joined, openPeer } from "../e2e/harness.mjs";
 import {
@@ -13,6 +13,10 @@ import {
 const SIZES = option("sizes", "1,16,128").split(",").map(Number);
 const HOLDERS = Number(option("holders", 3));
 const OUT = option("out", join(ROOT, "tests", "bench", "results", "files.json"));
+// --log timing,kad: what each tab logs (`?log=...`: the peer's timings, Kademlia's debug
+// events, or all the peer's debug events); with JELLYFISH_PAGE_LOG=1 every tab's console goes
+// to stderr, stamped with the wall clock.
+const QUERY = (option("log", "") || "").split(",").filter(Boolean).map((l, i) => `${i ? "&" : "?"}log=${l}`).join("");
 
 const UPLOAD = async ([size, name]) => {
   const bytes = new Uint8Array(size);
@@ -29,7 +33,7 @@ async function main() {
   try {
     const peers = [];
     for (const name of ["up", "down", ...Array.from({ length: HOLDERS }, (_, i) => `holder${i}`)]) {
-      peers.push(await openPeer(relay, `bench-${name}`, browsers));
+      peers.push(await openPeer(relay, `bench-${name}`, browsers, { query: QUERY }));
     }
     for (const { page } of peers) await joined(page, 2);
     const [up, down] = peers;

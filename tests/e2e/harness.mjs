@@ -290,8 +290,14 @@ export class Browser {
       if (m.type() === "error") this.errors.push(`${this.name}: ${m.text()}`);
       this.remember(m.text());
     });
-    // JELLYFISH_PAGE_LOG=1 echoes every tab's console, for debugging a failing scenario.
-    if (process.env.JELLYFISH_PAGE_LOG) page.on("console", (m) => console.error(`[${this.name}] ${m.text()}`));
+    // JELLYFISH_PAGE_LOG=1 echoes every tab's console, for debugging a failing scenario: each
+    // line stamped with the wall clock (one axis for every tab) and without tracing's styling.
+    if (process.env.JELLYFISH_PAGE_LOG) {
+      page.on("console", (m) => {
+        const plain = m.text().replace(/%c/g, "").replace(/\s+color: .*$/s, "");
+        console.error(`${new Date().toISOString().slice(11, 23)} [${this.name}] ${plain}`);
+      });
+    }
     return page;
   }
 

@@ -54,7 +54,8 @@ fn on_load() {
     let levels = tracing_subscriber::filter::Targets::new()
         .with_default(tracing::Level::INFO)
         .with_target("jellyfish_peer", log_level("debug"))
-        .with_target(crate::TIMING, log_level("timing"));
+        .with_target(crate::TIMING, log_level("timing"))
+        .with_target("libp2p_kad", log_level("kad"));
     let subscriber = tracing_subscriber::registry().with(levels).with(console);
     // Only fails if a subscriber was set already: the first one stays.
     let _ = tracing::subscriber::set_global_default(subscriber);
@@ -62,7 +63,8 @@ fn on_load() {
 
 /// INFO, or DEBUG when the page's address asks for it (`?log=debug`: all the peer's debug
 /// events, for anyone curious; `?log=timing`: its timings alone, for
-/// `tests/bench/cluster.mjs --profile`, which must not flood the console it reads).
+/// `tests/bench/cluster.mjs --profile`, which must not flood the console it reads; `?log=kad`:
+/// Kademlia's own debug events, for a lookup that waits on a peer).
 fn log_level(asked: &str) -> tracing::Level {
     let search = web_sys::window()
         .and_then(|w| w.location().search().ok())

@@ -324,6 +324,16 @@ impl EventLoop {
             );
         }
         let unreachable = stats.num_failures() as usize;
+        // Where a lookup's time goes, for `tests/bench/cluster.mjs --profile`: a request that
+        // is never answered holds the lookup until Kademlia gives up on it.
+        tracing::debug!(
+            target: crate::TIMING,
+            ms = stats.duration().unwrap_or_default().as_millis() as u64,
+            requests = stats.num_requests(),
+            answered = stats.num_successes(),
+            failed = stats.num_failures(),
+            "record lookup"
+        );
         let found = match answers.finish(|peer| self.holds_records(peer), unreachable) {
             Ok(found) => found,
             Err(too_few) => {
