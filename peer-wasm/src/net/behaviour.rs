@@ -10,7 +10,7 @@ use libp2p::{
     swarm::NetworkBehaviour,
 };
 
-use super::prefer_direct::PreferDirect;
+use super::{direct_first::DirectFirst, prefer_direct::PreferDirect};
 use crate::protocol::{self, KAD_PROTOCOL, RPC_PROTOCOL};
 
 /// Kademlia's k: libp2p's default replication factor and bucket size.
@@ -57,7 +57,8 @@ pub(crate) struct Behaviour {
     pub(crate) signaling: crate::webrtc::signaling::Behaviour,
     pub(crate) identify: super::identify::Identify,
     pub(crate) ping: ping::Behaviour,
-    pub(crate) kad: kad::Behaviour<super::journaled_store::JournaledStore>,
+    /// Its requests go over a peer's direct connection when there is one ([`DirectFirst`]).
+    pub(crate) kad: DirectFirst<kad::Behaviour<super::journaled_store::JournaledStore>>,
     /// Block and hello requests: over the direct connection to a peer once there is one.
     pub(crate) rpc: PreferDirect<request_response::Behaviour<protocol::Codec>>,
 }
@@ -121,7 +122,7 @@ impl Behaviour {
                 Some(interval) => ping::Config::new().with_interval(interval),
                 None => ping::Config::new(),
             }),
-            kad,
+            kad: DirectFirst::new(kad),
             rpc: PreferDirect::new(request_response::Behaviour::with_codec(
                 protocol::Codec,
                 [(RPC_PROTOCOL, request_response::ProtocolSupport::Full)],

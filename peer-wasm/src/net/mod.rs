@@ -18,6 +18,7 @@ mod behaviour;
 mod client;
 mod dial_gate;
 pub mod direct;
+mod direct_first;
 mod event_loop;
 mod identify;
 mod inbound;
@@ -37,6 +38,7 @@ pub(crate) mod relay_links;
 mod rewalk;
 mod swarm;
 mod tuning;
+mod wrapper;
 
 use libp2p::{multiaddr::Protocol, Multiaddr, PeerId};
 use serde::Serialize;

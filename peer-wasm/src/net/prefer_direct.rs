@@ -58,7 +58,7 @@ fn addresses(endpoint: &ConnectedPoint) -> [&Multiaddr; 2] {
     }
 }
 
-fn is_direct(endpoint: &ConnectedPoint) -> bool {
+pub(super) fn is_direct(endpoint: &ConnectedPoint) -> bool {
     addresses(endpoint).into_iter().any(webrtc::is_webrtc)
 }
 
@@ -100,7 +100,7 @@ impl<B> std::ops::DerefMut for PreferDirect<B> {
     }
 }
 
-fn established<'a>(
+pub(super) fn established<'a>(
     peer_id: PeerId,
     connection_id: ConnectionId,
     endpoint: &'a ConnectedPoint,
@@ -116,7 +116,7 @@ fn established<'a>(
     })
 }
 
-fn closed(
+pub(super) fn closed(
     peer_id: PeerId,
     connection_id: ConnectionId,
     endpoint: &ConnectedPoint,
@@ -132,7 +132,7 @@ fn closed(
 }
 
 /// Asks `behaviour` for the handler of an established connection, as the swarm does.
-fn register<B: NetworkBehaviour>(
+pub(super) fn register<B: NetworkBehaviour>(
     behaviour: &mut B,
     connection: ConnectionId,
     peer: PeerId,
@@ -245,49 +245,7 @@ impl<B: NetworkBehaviour> NetworkBehaviour for PreferDirect<B> {
     type ConnectionHandler = B::ConnectionHandler;
     type ToSwarm = B::ToSwarm;
 
-    fn handle_pending_inbound_connection(
-        &mut self,
-        connection: ConnectionId,
-        local: &Multiaddr,
-        remote: &Multiaddr,
-    ) -> Result<(), ConnectionDenied> {
-        self.inner
-            .handle_pending_inbound_connection(connection, local, remote)
-    }
-
-    fn handle_established_inbound_connection(
-        &mut self,
-        connection: ConnectionId,
-        peer: PeerId,
-        local: &Multiaddr,
-        remote: &Multiaddr,
-    ) -> Result<THandler<Self>, ConnectionDenied> {
-        self.inner
-            .handle_established_inbound_connection(connection, peer, local, remote)
-    }
-
-    fn handle_pending_outbound_connection(
-        &mut self,
-        connection: ConnectionId,
-        peer: Option<PeerId>,
-        addresses: &[Multiaddr],
-        role: Endpoint,
-    ) -> Result<Vec<Multiaddr>, ConnectionDenied> {
-        self.inner
-            .handle_pending_outbound_connection(connection, peer, addresses, role)
-    }
-
-    fn handle_established_outbound_connection(
-        &mut self,
-        connection: ConnectionId,
-        peer: PeerId,
-        addr: &Multiaddr,
-        role: Endpoint,
-        port_use: PortUse,
-    ) -> Result<THandler<Self>, ConnectionDenied> {
-        self.inner
-            .handle_established_outbound_connection(connection, peer, addr, role, port_use)
-    }
+    super::wrapper::forward_connection_setup!();
 
     fn on_swarm_event(&mut self, event: FromSwarm) {
         match event {
@@ -321,7 +279,7 @@ impl<B: NetworkBehaviour> NetworkBehaviour for PreferDirect<B> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     #![allow(clippy::unwrap_used)]
 
     use libp2p::{
@@ -351,14 +309,14 @@ mod tests {
         }
     }
 
-    fn relayed(peer: PeerId) -> ConnectedPoint {
+    pub(crate) fn relayed(peer: PeerId) -> ConnectedPoint {
         let relay = PeerId::random();
         dialer(format!(
             "/ip4/127.0.0.1/tcp/1/ws/p2p/{relay}/p2p-circuit/p2p/{peer}"
         ))
     }
 
-    fn direct(peer: PeerId) -> ConnectedPoint {
+    pub(crate) fn direct(peer: PeerId) -> ConnectedPoint {
         ConnectedPoint::Listener {
             local_addr: "/webrtc".parse().unwrap(),
             send_back_addr: format!("/webrtc/p2p/{peer}").parse().unwrap(),
