@@ -12,8 +12,10 @@ use crate::{
     protocol::{self, Request, Response},
 };
 
-/// How long a holder has to answer a challenge: a proof is one 4 KiB leaf, so a holder that
-/// has the block answers in one round trip; 10 s also covers a dial through the relay.
+/// How long a holder has to answer a challenge request: a proof is one 4 KiB leaf read from
+/// its block (the whole block only for blocks stored without their leaf hashes), so even 64
+/// of them take one round trip and well under a second of reads; 10 s also covers a dial
+/// through the relay and a holder's queue of requests.
 pub const ANSWER_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// What one challenge found.
@@ -31,26 +33,78 @@ pub enum Outcome {
 
 /// Challenges `holder` for a random leaf of block `id`.
 pub async fn challenge<N: Network>(client: &N, holder: PeerId, id: BlockId) -> Outcome {
-    let challenge = u32::from_le_bytes(crate::crypto::random_bytes());
-    let ask = client.request(holder, Request::Prove { id, challenge });
-    let deadline = futures_timer::Delay::new(ANSWER_DEADLINE);
-    let answer = match futures::future::select(Box::pin(ask), deadline).await {
-        futures::future::Either::Left((answer, _)) => answer,
-        futures::future::Either::Right(_) => {
-            return Outcome::Unanswered(format!("no answer in {} s", ANSWER_DEADLINE.as_secs()))
+    let mut outcomes = challenge_each(client, holder, &[id]).await;
+    outcomes
+        .pop()
+        .unwrap_or_else(|| Outcome::Unanswered("no challenge was sent".into()))
+}
+
+/// Challenges `holder` for a random leaf of each of `ids` in one request
+/// ([`Request::ProveEach`], at most [`protocol::MAX_CHALLENGES`] at a time: more go in
+/// further requests, sent together); an outcome per block, in order. A holder that does not
+/// answer is unanswered for all of them, one that refuses the request refused for all, and an
+/// answer with the wrong number of proofs invalid for all.
+pub async fn challenge_each<N: Network>(
+    client: &N,
+    holder: PeerId,
+    ids: &[BlockId],
+) -> Vec<Outcome> {
+    let asks = ids.chunks(protocol::MAX_CHALLENGES).map(|ids| async move {
+        let challenges: Vec<(BlockId, u32)> = ids
+            .iter()
+            .map(|id| (*id, u32::from_le_bytes(crate::crypto::random_bytes())))
+            .collect();
+        let ask = client.request(
+            holder,
+            Request::ProveEach {
+                challenges: challenges.clone(),
+            },
+        );
+        let deadline = futures_timer::Delay::new(ANSWER_DEADLINE);
+        let all = |outcome: Outcome| vec![outcome; challenges.len()];
+        let answer = match futures::future::select(Box::pin(ask), deadline).await {
+            futures::future::Either::Left((answer, _)) => answer,
+            futures::future::Either::Right(_) => {
+                let late = format!("no answer in {} s", ANSWER_DEADLINE.as_secs());
+                return all(Outcome::Unanswered(late));
+            }
+        };
+        match answer {
+            Ok(Response::Proofs { answers }) if answers.len() == challenges.len() => challenges
+                .iter()
+                .zip(answers)
+                .map(|((id, challenge), answer)| match answer {
+                    protocol::Proved::Proof(proof) => {
+                        match proof::verify(&id.0, *challenge, &proof) {
+                            Ok(()) => Outcome::Held,
+                            Err(e) => Outcome::Invalid(e.to_string()),
+                        }
+                    }
+                    protocol::Proved::Refused(reason) => {
+                        Outcome::Refused(format!("refused: {}", protocol::quote(&reason)))
+                    }
+                })
+                .collect(),
+            Ok(Response::Proofs { answers }) => all(Outcome::Invalid(format!(
+                "{} proofs for {} challenges",
+                answers.len(),
+                challenges.len()
+            ))),
+            // A refusal of the whole request is about the request, not the blocks: the network
+            // layer refuses when busy ("busy; try another peer"). Taken as no answer, so a busy
+            // holder is not counted as lacking a sweep's worth of blocks (and repaired for).
+            Ok(Response::Refused { reason }) => all(Outcome::Unanswered(format!(
+                "refused the request: {}",
+                protocol::quote(&reason)
+            ))),
+            Ok(other) => all(Outcome::Invalid(format!(
+                "unexpected answer: {}",
+                other.kind()
+            ))),
+            Err(e) => all(Outcome::Unanswered(e.to_string())),
         }
-    };
-    match answer {
-        Ok(Response::Proof { proof }) => match proof::verify(&id.0, challenge, &proof) {
-            Ok(()) => Outcome::Held,
-            Err(e) => Outcome::Invalid(e.to_string()),
-        },
-        Ok(Response::Refused { reason }) => {
-            Outcome::Refused(format!("refused: {}", protocol::quote(&reason)))
-        }
-        Ok(other) => Outcome::Invalid(format!("unexpected answer: {}", other.kind())),
-        Err(e) => Outcome::Unanswered(e.to_string()),
-    }
+    });
+    futures::future::join_all(asks).await.concat()
 }
 
 /// Audits a peer whose pledge a holder counts: asks what it holds and challenges every sampled

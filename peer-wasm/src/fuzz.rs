@@ -242,9 +242,8 @@ fn fuzz_the_request_response_envelope_and_the_holder() {
                 receipts: vec![crate::receipt::Receipt::sign(&donor, &id, &sha256(&der)).unwrap()],
             }],
         },
-        Request::Prove {
-            id,
-            challenge: 0xdead_beef,
+        Request::ProveEach {
+            challenges: vec![(id, 0xdead_beef), (BlockId([9; 32]), 3)],
         },
     ];
     let seeds: Vec<Vec<u8>> = requests
@@ -285,8 +284,11 @@ fn fuzz_the_request_response_envelope_and_the_holder() {
         Response::Refused {
             reason: "busy".into(),
         },
-        Response::Proof {
-            proof: crate::proof::prove(&proved, 3),
+        Response::Proofs {
+            answers: vec![
+                protocol::Proved::Proof(crate::proof::prove(&proved, 3)),
+                protocol::Proved::Refused("block not held here".into()),
+            ],
         },
         Response::Inventory {
             held: 1 << 30,
@@ -304,8 +306,12 @@ fn fuzz_the_request_response_envelope_and_the_holder() {
         2,
         &seeds,
         |bytes| match protocol::decode::<Response>(bytes, MAX_RESPONSE_BYTES) {
-            Ok(Response::Proof { proof }) => {
-                let _ = crate::proof::verify(&address, 3, &proof);
+            Ok(Response::Proofs { answers }) => {
+                for answer in answers {
+                    if let protocol::Proved::Proof(proof) = answer {
+                        let _ = crate::proof::verify(&address, 3, &proof);
+                    }
+                }
             }
             Ok(Response::Stored { receipt }) => {
                 let _ = receipt.verify(&id, &[1; 32]);

@@ -60,6 +60,9 @@ struct World {
     fetches: usize,
     /// Walks for the peers closest to an address, in all.
     walks: usize,
+    /// Storage challenge requests sent, and the blocks they challenged, in all.
+    challenge_requests: usize,
+    challenged: usize,
     /// Store requests under way now, and the most there ever were at once.
     storing: usize,
     peak_storing: usize,
@@ -169,6 +172,12 @@ impl FakeNet {
         self.lookups.send_replace(true);
     }
 
+    /// Storage challenge requests sent so far, and the blocks they challenged.
+    pub(crate) fn challenges(&self) -> (usize, usize) {
+        let world = self.world.lock().unwrap();
+        (world.challenge_requests, world.challenged)
+    }
+
     /// Fetch requests sent so far, to any holder.
     pub(crate) fn fetches(&self) -> usize {
         self.world.lock().unwrap().fetches
@@ -259,6 +268,11 @@ impl Network for FakeNet {
             }
             (holder.store.clone(), holder.keypair.clone(), conduct)
         };
+        if let Request::ProveEach { challenges } = &request {
+            let mut world = self.world.lock().unwrap();
+            world.challenge_requests += 1;
+            world.challenged += challenges.len();
+        }
         let fetch = matches!(request, Request::FetchBlock { .. });
         let storing = matches!(request, Request::StoreBlock { .. });
         if storing {
@@ -647,22 +661,30 @@ mod tests {
         assert_eq!(left.len(), 1, "only the index: {left:?}");
     }
 
-    #[tokio::test]
-    async fn on_the_hourly_schedule_holders_of_repair_copies_notice_their_fellows_leave() {
-        use crate::repair;
-        // The shipped schedule but for the sweep: each block checked hourly, which never
-        // comes in this test; only sweeps and the checks of blocks that just arrived run. The
-        // repairers start before the upload and learn nothing from receipts: every holder
-        // learns its fellows from the checks of blocks that arrived.
-        let settings = repair::Settings {
-            grace: Duration::ZERO,
+    /// Six peers, each with a repairer on the shipped schedule but for the sweep (every
+    /// second): each block is checked hourly, which never comes in a test, so only sweeps and
+    /// the checks of blocks that just arrived run. With the clock the rounds are told.
+    async fn swept_every_second(grace: Duration) -> (FakeNet, Fleet, web_time::Instant, u64) {
+        let settings = crate::repair::Settings {
+            grace,
             sweep: Duration::from_secs(1),
             ..Default::default()
         };
         let net = FakeNet::new(6, 64 * MIB).await;
-        let mut fleet = Fleet::new(settings);
-        let mut now = web_time::Instant::now();
-        let unix = crate::platform::unix_secs();
+        let fleet = Fleet::new(settings);
+        (
+            net,
+            fleet,
+            web_time::Instant::now(),
+            crate::platform::unix_secs(),
+        )
+    }
+
+    #[tokio::test]
+    async fn on_the_hourly_schedule_holders_of_repair_copies_notice_their_fellows_leave() {
+        // The repairers start before the upload and learn nothing from receipts: every holder
+        // learns its fellows from the checks of blocks that arrived.
+        let (net, mut fleet, mut now, unix) = swept_every_second(Duration::ZERO).await;
         let mut sweep = async |net: &FakeNet| {
             now += Duration::from_secs(2);
             fleet.round(net, now, unix).await;
@@ -691,6 +713,44 @@ mod tests {
         assert_eq!(download(&files, &id).await.unwrap(), bytes);
         let log = fleet.log();
         assert!(log.copied > 0, "{log:?}");
+    }
+
+    #[tokio::test]
+    async fn holders_check_the_blocks_that_arrived_with_one_request_per_nearby_peer() {
+        let grace = crate::repair::Settings::default().grace;
+        let (net, mut fleet, mut now, unix) = swept_every_second(grace).await;
+        fleet.round(&net, now, unix).await;
+        let files = drive(&net).await;
+        let bytes = pattern((6 * MIB) as usize, 4);
+        files
+            .upload("six.bin", bytes.as_slice(), |_| ControlFlow::Continue(()))
+            .await
+            .unwrap();
+        let held = net.blocks_held().await;
+        let copies: u64 = held.iter().sum();
+        let before = net.challenges();
+        now += Duration::from_secs(2);
+        fleet.round(&net, now, unix).await;
+
+        // Every copy that arrived was checked, each against the other peers near it
+        // (copies + spare of them, from the six)...
+        let log = fleet.log();
+        assert_eq!(log.checked, copies, "{log:?}");
+        let (requests, challenged) = net.challenges();
+        let (requests, challenged) = (requests - before.0, challenged - before.1);
+        assert!(challenged as u64 >= copies * 5, "{challenged} challenges");
+        // ... with one request from each holder to each of the others per batch of blocks
+        // checked at once, not one per block and peer (copies × 5, here 105 or more).
+        let others = net.live().len() - 1;
+        let batches: u64 = held
+            .iter()
+            .map(|n| n.div_ceil(crate::holder::CHECKS_AT_ONCE as u64))
+            .sum();
+        assert!(
+            requests as u64 <= batches * others as u64,
+            "{requests} requests for {challenged} challenges in {batches} batches"
+        );
+        assert_eq!(log.copied, 0, "nothing was missing: {log:?}");
     }
 
     #[tokio::test]

@@ -23,7 +23,10 @@ use crate::{
     net::{Client, InboundRequest},
     platform::Shared,
     pledge,
-    protocol::{claim_statement, delete_statement, Request, Response, MAX_INVENTORY_SAMPLE},
+    protocol::{
+        claim_statement, delete_statement, Proved, Request, Response, MAX_CHALLENGES,
+        MAX_INVENTORY_SAMPLE,
+    },
     receipt::{Receipt, Witnessed, Witnesses, MAX_RECEIPTS_PER_BLOCK, MAX_WITNESSED_BLOCKS},
     store::{BlockStore, OwnerHash, Proving, Release},
 };
@@ -33,6 +36,8 @@ mod repair;
 
 pub(crate) use donors::audit_donors;
 pub use donors::DonorAudits;
+#[cfg(all(test, not(target_arch = "wasm32")))]
+pub(crate) use repair::CHECKS_AT_ONCE;
 pub use repair::{RepairLog, Repairer, Round};
 
 /// Whether a holder answers transport probes (`Discard`, `Fill`): only on networks run for
@@ -190,14 +195,25 @@ pub async fn answer(holder: Holder<'_>, request: Request) -> Response {
             };
             Response::Noted { kept }
         }
-        Request::Prove { id, challenge } => match store.prove(&id, challenge).await {
-            Ok(Proving::Proof(proof)) => Response::Proof { proof },
-            // A block stored before addresses were hash-tree roots (its address is the plain
-            // SHA-256) cannot be proved: say so rather than send a proof that fails as a lie.
-            Ok(Proving::Unprovable) => refused("this block predates storage proofs"),
-            Ok(Proving::NotHeld) => refused("block not held here"),
-            Err(e) => refused(e.to_string()),
-        },
+        Request::ProveEach { challenges } => {
+            if challenges.len() > MAX_CHALLENGES {
+                return refused(format!("at most {MAX_CHALLENGES} challenges per request"));
+            }
+            // One block named twice would buy its reads twice (a whole block's, for one stored
+            // without its leaf hashes); an honest challenger names each once.
+            let named: HashSet<&BlockId> = challenges.iter().map(|(id, _)| id).collect();
+            if named.len() < challenges.len() {
+                return refused("a block named twice in one challenge request");
+            }
+            let mut answers = Vec::with_capacity(challenges.len());
+            for (id, challenge) in challenges {
+                answers.push(match prove(store, &id, challenge).await {
+                    Ok(proof) => Proved::Proof(proof),
+                    Err(reason) => Proved::Refused(reason),
+                });
+            }
+            Response::Proofs { answers }
+        }
         Request::Inventory => {
             let held = match store.usage().await {
                 Ok(usage) => usage.used,
@@ -268,6 +284,26 @@ pub async fn answer(holder: Holder<'_>, request: Request) -> Response {
             bytes: vec![0; (len as usize).min(MAX_SEALED_BLOCK)],
         },
         Request::Hello { .. } => refused("hello is answered by the network layer"),
+    }
+}
+
+/// A proof that this holder holds block `id`, at the leaf `challenge` names, or why not.
+async fn prove(
+    store: &BlockStore,
+    id: &BlockId,
+    challenge: u32,
+) -> Result<crate::proof::Proof, String> {
+    match store.prove(id, challenge).await {
+        Ok(Proving::Proof(proof)) => Ok(proof),
+        // A block stored before addresses were hash-tree roots (its address is the plain
+        // SHA-256), or whose bytes changed on disk since, cannot be proved: say so rather
+        // than send a proof that fails as a lie.
+        Ok(Proving::Unprovable) => Err(
+            "this block cannot be proved: it predates storage proofs, or its bytes changed on disk"
+                .into(),
+        ),
+        Ok(Proving::NotHeld) => Err("block not held here".into()),
+        Err(e) => Err(e.to_string()),
     }
 }
 
@@ -633,15 +669,60 @@ mod tests {
             .put(legacy, bytes, [1; 32], u64::MAX, None)
             .await
             .unwrap();
-        let answer = ask(
+        let challenges = vec![(legacy, 7)];
+        let answer = ask(&store, Request::ProveEach { challenges }).await;
+        assert!(
+            matches!(&answer, Response::Proofs { answers } if matches!(&answers[..],
+                [Proved::Refused(reason)] if reason.contains("predates storage proofs"))),
+            "{answer:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn challenges_of_many_blocks_are_answered_each_in_order() {
+        let store = BlockStore::open(64 * MIB).await.unwrap();
+        let (first, second) = (block(4), block(5));
+        let ids = [BlockId::of(&first), BlockId::of(&second)];
+        for (id, bytes) in ids.iter().zip([first, second]) {
+            store
+                .put(*id, bytes, [1; 32], u64::MAX, None)
+                .await
+                .unwrap();
+        }
+        let missing = BlockId::of(&block(6));
+        let challenges = vec![(ids[0], 7), (missing, 8), (ids[1], 9)];
+        let Response::Proofs { answers } = ask(
             &store,
-            Request::Prove {
-                id: legacy,
-                challenge: 7,
+            Request::ProveEach {
+                challenges: challenges.clone(),
             },
         )
-        .await;
-        assert!(is_refused(&answer, "predates storage proofs"), "{answer:?}");
+        .await
+        else {
+            panic!("not proofs");
+        };
+        assert_eq!(answers.len(), challenges.len());
+        for ((id, challenge), answer) in challenges.iter().zip(&answers) {
+            match answer {
+                Proved::Proof(proof) => crate::proof::verify(&id.0, *challenge, proof).unwrap(),
+                Proved::Refused(reason) => {
+                    assert_eq!(*id, missing);
+                    assert!(reason.contains("not held"), "{reason}");
+                }
+            }
+        }
+        assert!(matches!(answers[1], Proved::Refused(_)), "{answers:?}");
+
+        // More than a request may carry, or a block named twice, is refused whole, before
+        // any block is read.
+        let flood: Vec<(BlockId, u32)> = (0..=MAX_CHALLENGES)
+            .map(|i| (BlockId::of(&[i as u8]), 1))
+            .collect();
+        let answer = ask(&store, Request::ProveEach { challenges: flood }).await;
+        assert!(is_refused(&answer, "at most 64"), "{answer:?}");
+        let twice = vec![(ids[0], 1), (ids[1], 2), (ids[0], 3)];
+        let answer = ask(&store, Request::ProveEach { challenges: twice }).await;
+        assert!(is_refused(&answer, "named twice"), "{answer:?}");
     }
 
     #[tokio::test]

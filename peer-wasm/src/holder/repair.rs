@@ -47,8 +47,13 @@ const MAX_SUSPECTS: usize = 256;
 /// (dropping it left blocks unchecked for a whole interval).
 const MAX_WALK_PER_ROUND: usize = 64;
 
-/// Blocks checked at once: their walks and challenges run together.
-const CHECKS_AT_ONCE: usize = 8;
+/// Blocks checked at once: 8. Their walks and challenges run together, each nearby peer
+/// asked about all of them in one request ([`Repairer::survey`]), so the blocks a sweep finds
+/// arrived cost a request per nearby peer per 8 blocks, not `copies + spare` per block. 32 at
+/// once (session 32) failed two clean-clone CI runs on 30 s request timeouts between tabs
+/// (not reproduced in 12 local runs): in a network of a few tabs every survey runs out of
+/// peers and walks, so a batch is that many DHT walks at once; 8 is what ran before.
+pub(crate) const CHECKS_AT_ONCE: usize = 8;
 
 /// How long a peer that did not answer a challenge is taken as silent without being asked
 /// again: 30 s. A closed tab's requests fail only at the deadline (10 s); asked once per
@@ -262,12 +267,11 @@ impl<N: Network> Repairer<N> {
         // A first sighting not confirmed within a few intervals starts over.
         self.unrenewed_since
             .retain(|_, at| now.saturating_duration_since(*at) < 4 * interval);
-        let surveys = join_all(
-            blocks
-                .iter()
-                .map(|(id, warrant)| self.survey(*id, usize::from(warrant.copies))),
-        )
-        .await;
+        let wanted: Vec<(BlockId, usize)> = blocks
+            .iter()
+            .map(|(id, warrant)| (*id, usize::from(warrant.copies)))
+            .collect();
+        let surveys = self.survey(&wanted).await;
         for ((id, warrant), survey) in blocks.into_iter().zip(surveys) {
             let answers = match survey {
                 Ok(answers) => answers,
@@ -335,47 +339,106 @@ impl<N: Network> Repairer<N> {
         Ok(stale)
     }
 
-    /// Asks the peers nearest block `id` until `copies + spare` of them answered. The peers
-    /// are those this holder already knows ([`Network::nearby_peers`]): a holder is among the
-    /// nearest to its blocks, so its routing table knows their neighbourhood, and a DHT walk
-    /// right after a tab closed waits on that tab (5 to 17 s measured in the browser) for
-    /// every block. Only when those run out with fewer than `copies` heard does it walk. Either list can
-    /// still name peers that left; those say nothing. A peer silent in the last
-    /// [`SILENT_FOR`] is taken as silent without asking.
-    async fn survey(&self, id: BlockId, copies: usize) -> Result<Vec<(PeerId, Answer)>, NetError> {
-        let mut candidates = self.net.nearby_peers(id.0.to_vec()).await?;
-        let mut walked = false;
-        let mut answers: Vec<(PeerId, Answer)> = Vec::new();
-        loop {
-            let heard = answers.iter().filter(|(_, a)| *a != Answer::Silent).count();
-            let wanted =
-                (copies + self.settings.spare + self.repairs.refusers(&id)).saturating_sub(heard);
-            let batch: Vec<PeerId> = candidates
+    /// Asks, for each of `blocks` (an address and the copies wanted), the peers nearest it
+    /// until `copies + spare` of them answered. The peers are those this holder already knows
+    /// ([`Network::nearby_peers`]): a holder is among the nearest to its blocks, so its
+    /// routing table knows their neighbourhood, and a DHT walk right after a tab closed waits
+    /// on that tab (5 to 17 s measured in the browser) for every block. Only when those run
+    /// out with fewer than `copies` heard does it walk. Either list can still name peers that
+    /// left; those say nothing. A peer silent in the last [`SILENT_FOR`], or earlier in this
+    /// survey, is taken as silent without asking.
+    ///
+    /// The blocks are surveyed together: each round asks every peer once about all the
+    /// blocks it is wanted for ([`crate::audit::challenge_each`]), so the arrival checks of
+    /// an upload's blocks cost a request per nearby peer, not `copies + spare` per block.
+    async fn survey(
+        &self,
+        blocks: &[(BlockId, usize)],
+    ) -> Vec<Result<Vec<(PeerId, Answer)>, NetError>> {
+        let nearby = join_all(
+            blocks
                 .iter()
-                .filter(|p| **p != self.me && !answers.iter().any(|(a, _)| a == *p))
-                .take(wanted)
-                .copied()
-                .collect();
-            if batch.is_empty() {
-                // Out of known peers with fewer than `copies` heard (the routing table still
-                // lists tabs that left): walk once for peers it does not know.
-                if heard < copies && !walked {
-                    walked = true;
-                    candidates = self.net.closest_peers(id.0.to_vec()).await?;
-                    continue;
+                .map(|(id, _)| self.net.nearby_peers(id.0.to_vec())),
+        );
+        let mut surveys: Vec<Result<Survey, NetError>> = nearby
+            .await
+            .into_iter()
+            .map(|candidates| candidates.map(Survey::new))
+            .collect();
+        let mut silent: HashSet<PeerId> = self.silent.keys().copied().collect();
+        loop {
+            let mut asks: HashMap<PeerId, Vec<usize>> = HashMap::new();
+            let mut walks = Vec::new();
+            for (i, ((id, copies), survey)) in blocks.iter().zip(&mut surveys).enumerate() {
+                let Ok(survey) = survey else { continue };
+                let wanted = copies + self.settings.spare + self.repairs.refusers(id);
+                let batch = survey.next(self.me, wanted);
+                if batch.is_empty() && survey.heard() < *copies && !survey.walked {
+                    // Out of known peers with fewer than `copies` heard (the routing table
+                    // still lists tabs that left): walk once for peers it does not know.
+                    survey.walked = true;
+                    walks.push(i);
                 }
+                for peer in batch {
+                    asks.entry(peer).or_default().push(i);
+                }
+            }
+            if asks.is_empty() && walks.is_empty() {
                 break;
             }
-            let said = join_all(batch.iter().map(|peer| async move {
-                match self.silent.contains_key(peer) {
-                    true => Answer::Silent,
-                    false => self.ask(*peer, id).await,
+            let asks: Vec<(PeerId, Vec<usize>)> = asks.into_iter().collect();
+            let walked = join_all(
+                walks
+                    .iter()
+                    .map(|i| self.net.closest_peers(blocks[*i].0 .0.to_vec())),
+            );
+            let asked = join_all(asks.iter().map(|(peer, wanted)| {
+                let ids: Vec<BlockId> = wanted.iter().map(|i| blocks[*i].0).collect();
+                let silent = silent.contains(peer);
+                async move {
+                    match silent {
+                        true => vec![Answer::Silent; ids.len()],
+                        false => self.ask_each(*peer, &ids).await,
+                    }
                 }
-            }))
-            .await;
-            answers.extend(batch.into_iter().zip(said));
+            }));
+            let (walked, asked) = futures::join!(walked, asked);
+            for (i, found) in walks.into_iter().zip(walked) {
+                if let Some(survey) = surveys.get_mut(i) {
+                    match (survey.as_mut(), found) {
+                        (Ok(survey), Ok(candidates)) => survey.candidates = candidates,
+                        (Ok(_), Err(e)) => *survey = Err(e),
+                        (Err(_), _) => {}
+                    }
+                }
+            }
+            for ((peer, wanted), answers) in asks.into_iter().zip(asked) {
+                if answers.iter().all(|a| *a == Answer::Silent) {
+                    silent.insert(peer);
+                }
+                // One answer per block asked about (`challenge_each` says so); were one
+                // missing, its block takes the peer as silent rather than ask it again.
+                let answers = answers.into_iter().chain(std::iter::repeat(Answer::Silent));
+                for (i, answer) in wanted.into_iter().zip(answers) {
+                    if let Some(Ok(survey)) = surveys.get_mut(i) {
+                        survey.answers.push((peer, answer));
+                    }
+                }
+            }
         }
-        Ok(answers)
+        surveys
+            .into_iter()
+            .map(|survey| survey.map(|s| s.answers))
+            .collect()
+    }
+
+    /// Asks `peer` to prove it holds each of `ids`, in one request.
+    async fn ask_each(&self, peer: PeerId, ids: &[BlockId]) -> Vec<Answer> {
+        crate::audit::challenge_each(&self.net, peer, ids)
+            .await
+            .into_iter()
+            .map(Answer::from)
+            .collect()
     }
 
     /// Decides for one surveyed block and does it.
@@ -513,11 +576,7 @@ impl<N: Network> Repairer<N> {
 
     /// Asks `peer` to prove it holds block `id`.
     async fn ask(&self, peer: PeerId, id: BlockId) -> Answer {
-        match crate::audit::challenge(&self.net, peer, id).await {
-            crate::audit::Outcome::Held => Answer::Holds,
-            crate::audit::Outcome::Refused(_) | crate::audit::Outcome::Invalid(_) => Answer::Lacks,
-            crate::audit::Outcome::Unanswered(_) => Answer::Silent,
-        }
+        crate::audit::challenge(&self.net, peer, id).await.into()
     }
 
     async fn copy(&mut self, id: BlockId, bytes: Vec<u8>, warrant: &Warrant, targets: Vec<PeerId>) {
@@ -551,6 +610,55 @@ impl<N: Network> Repairer<N> {
             log.copied += copied;
             log.bytes_copied += copied * size;
             log.refused += targets.len() as u64 - copied;
+        }
+    }
+}
+
+/// One block's survey under way ([`Repairer::survey`]).
+struct Survey {
+    /// The peers to ask, nearest first.
+    candidates: Vec<PeerId>,
+    /// Whether it walked the DHT for more.
+    walked: bool,
+    /// What the peers asked so far said.
+    answers: Vec<(PeerId, Answer)>,
+}
+
+impl Survey {
+    fn new(candidates: Vec<PeerId>) -> Self {
+        Self {
+            candidates,
+            walked: false,
+            answers: Vec::new(),
+        }
+    }
+
+    /// Peers that answered, with a proof or without.
+    fn heard(&self) -> usize {
+        self.answers
+            .iter()
+            .filter(|(_, a)| *a != Answer::Silent)
+            .count()
+    }
+
+    /// The next peers to ask, so that `wanted` are heard: the nearest not yet asked (nor
+    /// `me`).
+    fn next(&self, me: PeerId, wanted: usize) -> Vec<PeerId> {
+        self.candidates
+            .iter()
+            .filter(|p| **p != me && !self.answers.iter().any(|(a, _)| a == *p))
+            .take(wanted.saturating_sub(self.heard()))
+            .copied()
+            .collect()
+    }
+}
+
+impl From<crate::audit::Outcome> for Answer {
+    fn from(outcome: crate::audit::Outcome) -> Self {
+        match outcome {
+            crate::audit::Outcome::Held => Answer::Holds,
+            crate::audit::Outcome::Refused(_) | crate::audit::Outcome::Invalid(_) => Answer::Lacks,
+            crate::audit::Outcome::Unanswered(_) => Answer::Silent,
         }
     }
 }
