@@ -113,7 +113,7 @@ mod engine {
 
 #[cfg(target_arch = "wasm32")]
 pub(crate) mod engine {
-    use js_sys::{Array, ArrayBuffer, Object, Uint8Array};
+    use js_sys::{Array, ArrayBuffer, Object, Promise, Uint8Array};
     use wasm_bindgen::{JsCast, JsValue};
     use wasm_bindgen_futures::JsFuture;
     use web_sys::{AesGcmParams, CryptoKey, Pbkdf2Params, SubtleCrypto};
@@ -175,16 +175,19 @@ pub(crate) mod engine {
         usage: &str,
     ) -> Result<CryptoKey, CryptoError> {
         let usages: Array = std::iter::once(JsValue::from_str(usage)).collect();
-        let promise = subtle
-            .import_key_with_object(
-                format,
-                &Uint8Array::from(der),
-                &pss_algorithm()?,
-                false,
-                &usages,
-            )
-            .map_err(failed)?;
-        JsFuture::from(promise)
+        imported(subtle.import_key_with_object(
+            format,
+            &Uint8Array::from(der),
+            &pss_algorithm()?,
+            false,
+            &usages,
+        ))
+        .await
+    }
+
+    /// Awaits a started `importKey` and takes its result as the key it must be.
+    async fn imported(started: Result<Promise, JsValue>) -> Result<CryptoKey, CryptoError> {
+        JsFuture::from(started.map_err(failed)?)
             .await
             .map_err(failed)?
             .dyn_into()
@@ -293,14 +296,14 @@ pub(crate) mod engine {
         usages: &[&str],
     ) -> Result<CryptoKey, CryptoError> {
         let usages: Array = usages.iter().map(|u| JsValue::from_str(u)).collect();
-        let promise = subtle
-            .import_key_with_str("raw", &Uint8Array::from(raw), algorithm, false, &usages)
-            .map_err(failed)?;
-        JsFuture::from(promise)
-            .await
-            .map_err(failed)?
-            .dyn_into()
-            .map_err(failed)
+        imported(subtle.import_key_with_str(
+            "raw",
+            &Uint8Array::from(raw),
+            algorithm,
+            false,
+            &usages,
+        ))
+        .await
     }
 
     fn bytes_of(value: JsValue) -> Vec<u8> {
