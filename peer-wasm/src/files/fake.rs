@@ -37,6 +37,9 @@ pub(crate) enum Conduct {
     Flaky(u32),
     /// Answers honestly after this long, as a holder across a real link does.
     Slow(Duration),
+    /// Answers honestly but leaves the last proof out of every answer to a storage
+    /// challenge: a holder hoping a short answer passes for the blocks it did prove.
+    ShortOfProofs,
 }
 
 struct FakeHolder {
@@ -216,7 +219,7 @@ impl FakeNet {
         request: Request,
     ) -> Result<Response, NetError> {
         match conduct {
-            Conduct::Honest | Conduct::Flaky(0) | Conduct::Slow(_) => {
+            Conduct::Honest | Conduct::Flaky(0) | Conduct::Slow(_) | Conduct::ShortOfProofs => {
                 if let Conduct::Slow(delay) = conduct {
                     tokio::time::sleep(delay).await;
                 }
@@ -226,7 +229,13 @@ impl FakeNet {
                     probes: Probes::Refused,
                     pledges: Pledges::InFull,
                 };
-                Ok(holder::answer(holder, request).await)
+                let mut answer = holder::answer(holder, request).await;
+                if let (Conduct::ShortOfProofs, Response::Proofs { answers }) =
+                    (&conduct, &mut answer)
+                {
+                    answers.pop();
+                }
+                Ok(answer)
             }
             Conduct::Gone | Conduct::Flaky(_) => Err(NetError::Request {
                 peer,
@@ -566,6 +575,44 @@ mod tests {
         assert_eq!(net.blocks_held().await.iter().sum::<u64>(), index_only);
         let gone = download(&files, &report.file.id).await;
         assert!(matches!(gone, Err(FileError::NoSuchFile)), "{gone:?}");
+    }
+
+    #[tokio::test]
+    async fn a_holder_answering_with_too_few_proofs_fails_every_challenge_of_the_request() {
+        let net = FakeNet::new(5, 64 * MIB).await;
+        let files = drive(&net).await;
+        let bytes = pattern((2 * MIB + 3) as usize, 5);
+        files
+            .upload("notes.txt", bytes.as_slice(), |_| ControlFlow::Continue(()))
+            .await
+            .unwrap();
+        // The holder with the most blocks, asked about three it really holds.
+        let mut held = Vec::new();
+        for peer in net.closest(&[]) {
+            held.push((peer, net.store(peer).sample(usize::MAX).await.unwrap()));
+        }
+        let (holder, ids) = held.into_iter().max_by_key(|(_, ids)| ids.len()).unwrap();
+        let ids = &ids[..3];
+        let honest = crate::audit::challenge_each(&net, holder, ids).await;
+        assert!(
+            honest
+                .iter()
+                .all(|o| matches!(o, crate::audit::Outcome::Held)),
+            "{honest:?}"
+        );
+        // Leaving one proof out does not pass the other two: which proof is missing cannot
+        // be told, so every block of the request counts as failed.
+        net.set(holder, Conduct::ShortOfProofs);
+        let short = crate::audit::challenge_each(&net, holder, ids).await;
+        assert_eq!(short.len(), 3);
+        for outcome in &short {
+            match outcome {
+                crate::audit::Outcome::Invalid(reason) => {
+                    assert!(reason.contains("2 proofs for 3"), "{reason}")
+                }
+                other => panic!("{other:?}"),
+            }
+        }
     }
 
     #[tokio::test]
