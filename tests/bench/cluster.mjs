@@ -372,7 +372,9 @@ async function main() {
     }
     phase("baselines", t);
     // The files' figures so far, in case a later phase fails after minutes of uploading.
-    writeResults(OUT.replace(/\.json$/, "") + ".files.json", { files, idle_peak_mib: idlePeakMiB });
+    writeResults(OUT.replace(/\.json$/, "") + ".files.json", {
+      files, idle_peak_mib: idlePeakMiB, one_block_probe_ms: oneBlock, lookups, raw_channel: raw,
+    });
 
     // Newcomers after churn: the last tabs close for good, then fresh profiles load the page.
     // One kind measures the time until its DHT walks know every live tab; the other logs in
