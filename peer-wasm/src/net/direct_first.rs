@@ -58,18 +58,7 @@ impl<B> DirectFirst<B> {
     }
 }
 
-impl<B> std::ops::Deref for DirectFirst<B> {
-    type Target = B;
-    fn deref(&self) -> &B {
-        &self.inner
-    }
-}
-
-impl<B> std::ops::DerefMut for DirectFirst<B> {
-    fn deref_mut(&mut self) -> &mut B {
-        &mut self.inner
-    }
-}
+super::wrapper::deref_to_inner!(DirectFirst);
 
 impl<B: NetworkBehaviour> NetworkBehaviour for DirectFirst<B> {
     type ConnectionHandler = B::ConnectionHandler;

@@ -87,18 +87,7 @@ impl<B> PreferDirect<B> {
     }
 }
 
-impl<B> std::ops::Deref for PreferDirect<B> {
-    type Target = B;
-    fn deref(&self) -> &B {
-        &self.inner
-    }
-}
-
-impl<B> std::ops::DerefMut for PreferDirect<B> {
-    fn deref_mut(&mut self) -> &mut B {
-        &mut self.inner
-    }
-}
+super::wrapper::deref_to_inner!(PreferDirect);
 
 pub(super) fn established<'a>(
     peer_id: PeerId,

@@ -1,6 +1,7 @@
 //! What a behaviour wrapper that leaves connection setup alone says to the swarm: the four
 //! `handle_*_connection` calls of [`libp2p::swarm::NetworkBehaviour`], passed to the wrapped
-//! behaviour in the field `inner` unchanged ([`super::prefer_direct`], [`super::direct_first`]).
+//! behaviour in the field `inner` unchanged ([`super::prefer_direct`], [`super::direct_first`]);
+//! and how the swarm loop reaches the wrapped behaviour through the wrapper (`Deref`).
 
 /// Implements the four connection-setup calls by passing them to `self.inner`. Used inside an
 /// `impl NetworkBehaviour` block, with its types in scope (`ConnectionId`, `PeerId`,
@@ -54,3 +55,25 @@ macro_rules! forward_connection_setup {
 }
 
 pub(super) use forward_connection_setup;
+
+/// Implements `Deref` and `DerefMut` from the wrapper `$wrapper<B>` to the behaviour it wraps
+/// (its field `inner`), so the swarm loop calls Kademlia's or request-response's own methods
+/// through the wrapper.
+macro_rules! deref_to_inner {
+    ($wrapper:ident) => {
+        impl<B> std::ops::Deref for $wrapper<B> {
+            type Target = B;
+            fn deref(&self) -> &B {
+                &self.inner
+            }
+        }
+
+        impl<B> std::ops::DerefMut for $wrapper<B> {
+            fn deref_mut(&mut self) -> &mut B {
+                &mut self.inner
+            }
+        }
+    };
+}
+
+pub(super) use deref_to_inner;
