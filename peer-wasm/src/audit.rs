@@ -108,7 +108,8 @@ pub async fn challenge_each<N: Network>(
 }
 
 /// Audits a peer whose pledge a holder counts: asks what it holds and challenges every sampled
-/// block. Silent if it does not answer (no browser behind the key, or offline).
+/// block, all in one request. Silent if it does not answer (no browser behind the key, or
+/// offline); a failed challenge counts before silence.
 pub async fn audit_donor(client: &Client, peer: PeerId) -> crate::donor_audit::Outcome {
     use crate::donor_audit::Outcome as Donor;
     let ask = client.request(peer, Request::Inventory);
@@ -117,16 +118,20 @@ pub async fn audit_donor(client: &Client, peer: PeerId) -> crate::donor_audit::O
         futures::future::Either::Left((Ok(Response::Inventory { sample, .. }), _)) => sample,
         _ => return Donor::Silent,
     };
-    for id in sample.into_iter().take(protocol::MAX_INVENTORY_SAMPLE) {
-        match challenge(client, peer, id).await {
-            // A block freed between the inventory and the challenge (index blobs are freed at
-            // every save) is no lie.
-            Outcome::Held | Outcome::Refused(_) => {}
-            Outcome::Invalid(_) => return Donor::FailedChallenge,
-            Outcome::Unanswered(_) => return Donor::Silent,
-        }
+    let sample: Vec<BlockId> = sample
+        .into_iter()
+        .take(protocol::MAX_INVENTORY_SAMPLE)
+        .collect();
+    let outcomes = challenge_each(client, peer, &sample).await;
+    // A block freed between the inventory and the challenge (index blobs are freed at every
+    // save) is no lie: a refusal of one block passes.
+    if outcomes.iter().any(|o| matches!(o, Outcome::Invalid(_))) {
+        Donor::FailedChallenge
+    } else if outcomes.iter().any(|o| matches!(o, Outcome::Unanswered(_))) {
+        Donor::Silent
+    } else {
+        Donor::Answered
     }
-    Donor::Answered
 }
 
 /// A holder that did not prove it holds a block of a file.
