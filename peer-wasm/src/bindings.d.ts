@@ -51,7 +51,16 @@ direct_bytes_sent: number,
 /**
  * Bytes received over direct WebRTC connections since start.
  */
-direct_bytes_received: number, };
+direct_bytes_received: number,
+/**
+ * Data channels opened on direct WebRTC connections since start, by either side.
+ */
+direct_channels_opened: number,
+/**
+ * Streams carried over direct WebRTC connections since start, both ways: more than
+ * [`Status::direct_channels_opened`] when channels carry one stream after another.
+ */
+direct_streams: number, };
 export type KnownPeer = {
 /**
  * Its id.

@@ -110,6 +110,8 @@ async function traffic(pages, relay) {
   ]);
   return {
     direct_sent: statuses.map((s) => s.direct_bytes_sent),
+    channels: statuses.map((s) => s.direct_channels_opened ?? 0),
+    streams: statuses.map((s) => s.direct_streams ?? 0),
     held: storages.map((s) => s.used),
     blocks: storages.map((s) => s.blocks),
     relay: health,
@@ -136,6 +138,10 @@ function moved(before, after) {
     wire: direct + relayIn,
     relay: relayIn + relayOut,
     held: sum(after.held) - sum(before.held),
+    // Data channels opened and streams carried by every tab (a channel counts at both ends):
+    // more streams than channels means channels carried one stream after another.
+    channels_opened: sum(after.channels) - sum(before.channels),
+    streams: sum(after.streams) - sum(before.streams),
   };
 }
 
@@ -488,6 +494,8 @@ async function main() {
       row(`${f.mib} MiB upload goodput, MiB/s`, up, "IndexedDB writes, 1 MiB values", rate(f.size, f.idb_ms));
       row(`${f.mib} MiB upload, time to first block placed, ms`, f.upload.first_ms, `transport probe, 1 MiB to ${COPIES} tabs`, median(oneBlock.push));
       row(`${f.mib} MiB upload, network bytes per stored byte`, f.upload_moved.wire / f.size, `${COPIES} copies, nothing else`, COPIES);
+      row(`${f.mib} MiB up + down, streams carried over data channels`, f.upload_moved.streams + f.download_moved.streams,
+        "data channels opened (as many as streams without reuse)", f.upload_moved.channels_opened + f.download_moved.channels_opened);
       row(`${f.mib} MiB download goodput, MiB/s`, down, "raw RTCDataChannel, one channel", raw.mib_s);
       row(`${f.mib} MiB download goodput, MiB/s`, down, "transport probe, same bytes from other tabs in turn, 4 at once", rate(f.size, f.probe_pull_ms));
       row(`${f.mib} MiB download, time to first block, ms`, f.download.first_ms, "transport probe, 1 MiB from 1 tab", median(oneBlock.pull));

@@ -55,6 +55,7 @@ test("two tabs upgrade to a direct connection and move 64 MiB of blocks past the
   // 64 MiB of sealed blocks to B and back, one copy each: the relay sees next to nothing.
   assert.equal((await call(a.page, "sign_up", "alice", PASSWORD)).value.username, "alice");
   const before = await relayBytes(relay);
+  const channelsBefore = await channelCounts([a.page, b.page]);
   const up = await a.page.evaluate(UPLOAD, [64 * MIB, "big.bin"]);
   assert.equal(up.report.file.copies, 1);
   const down = await a.page.evaluate(DOWNLOAD, up.report.file.id);
@@ -65,8 +66,27 @@ test("two tabs upgrade to a direct connection and move 64 MiB of blocks past the
   assert.ok(relayed < 256 * 1024, `the relay carried ${relayed} bytes`);
   assert.ok((await call(b.page, "storage")).value.blocks >= 64, "B holds the blocks");
 
+  // Between two Jellyfish tabs a data channel carries one stream after another
+  // (peer-wasm/src/webrtc/reuse.rs): the 64 blocks up and 64 down, their audits and the DHT's
+  // requests went over a few channels, not one each.
+  const channelsAfter = await channelCounts([a.page, b.page]);
+  const opened = channelsAfter.channels - channelsBefore.channels;
+  const streams = channelsAfter.streams - channelsBefore.streams;
+  console.log(`${streams} streams over ${opened} new data channels`);
+  assert.ok(streams >= 128, `${streams} streams`);
+  assert.ok(opened * 4 <= streams, `${opened} data channels opened for ${streams} streams`);
+
   assert.deepEqual(pageErrors(browsers), []);
 });
+
+/** Data channels opened and streams carried, summed over `pages`. */
+async function channelCounts(pages) {
+  const statuses = await Promise.all(pages.map((p) => call(p, "status")));
+  return {
+    channels: statuses.reduce((n, s) => n + s.value.direct_channels_opened, 0),
+    streams: statuses.reduce((n, s) => n + s.value.direct_streams, 0),
+  };
+}
 
 async function noDirectPath(t, relayArgs) {
   const { relay, browsers } = await startRelay(t, { extraArgs: relayArgs });

@@ -188,6 +188,11 @@ pub struct Status {
     pub direct_bytes_sent: u64,
     /// Bytes received over direct WebRTC connections since start.
     pub direct_bytes_received: u64,
+    /// Data channels opened on direct WebRTC connections since start, by either side.
+    pub direct_channels_opened: u64,
+    /// Streams carried over direct WebRTC connections since start, both ways: more than
+    /// [`Status::direct_channels_opened`] when channels carry one stream after another.
+    pub direct_streams: u64,
 }
 
 /// A peer in the DHT routing table.

@@ -15,12 +15,15 @@
 //!   encodings. Pure.
 //! - [`stream_state`]: the half-close state machine of one stream (FIN, FIN_ACK,
 //!   STOP_SENDING, RESET). Pure.
+//! - [`reuse`]: between Jellyfish peers, a data channel carries one stream after another
+//!   instead of one and closing (the spec's way, kept toward everyone else). Pure.
 //! - [`signaling`]: a `NetworkBehaviour` that opens and accepts signalling streams on relayed
 //!   connections for the transport. Builds natively too.
 //! - `browser` (wasm only): the data-channel stream, the connection (a `StreamMuxer`), the
 //!   offer/answer/ICE exchange, and the libp2p `Transport`.
 
 pub mod proto;
+pub mod reuse;
 pub mod signaling;
 pub mod stream_state;
 
@@ -44,6 +47,25 @@ pub fn traffic() -> (u64, u64) {
         SENT.load(Ordering::Relaxed),
         RECEIVED.load(Ordering::Relaxed),
     )
+}
+
+/// Data channels opened (by either side) and streams carried over them, so far.
+static CHANNELS: AtomicU64 = AtomicU64::new(0);
+static STREAMS: AtomicU64 = AtomicU64::new(0);
+
+/// Data channels opened and streams carried so far: the benchmarks' check that channels are
+/// reused ([`reuse`]).
+pub fn channel_counts() -> (u64, u64) {
+    (
+        CHANNELS.load(Ordering::Relaxed),
+        STREAMS.load(Ordering::Relaxed),
+    )
+}
+
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+fn count_stream(new_channel: bool) {
+    CHANNELS.fetch_add(u64::from(new_channel), Ordering::Relaxed);
+    STREAMS.fetch_add(1, Ordering::Relaxed);
 }
 
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]

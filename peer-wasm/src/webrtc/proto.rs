@@ -188,6 +188,10 @@ pub enum Flag {
     Reset,
     /// The answer to [`Flag::Fin`]: the receiver saw the end.
     FinAck,
+    /// Not in the spec (value 4): on a data channel marked for reuse, the side that did not
+    /// open it is done with its stream and keeps the channel for the next one
+    /// ([`super::reuse`]). Sent only to Jellyfish peers that marked the channel.
+    Ready,
 }
 
 /// One data-channel message: a flag, stream bytes, or both.
@@ -220,6 +224,7 @@ impl Frame {
             Flag::StopSending => 1,
             Flag::Reset => 2,
             Flag::FinAck => 3,
+            Flag::Ready => 4,
         });
         let data = (!self.data.is_empty()).then_some(self.data.as_slice());
         encode_fields(flag, data)
@@ -233,6 +238,7 @@ impl Frame {
             Some(1) => Some(Flag::StopSending),
             Some(2) => Some(Flag::Reset),
             Some(3) => Some(Flag::FinAck),
+            Some(4) => Some(Flag::Ready),
             Some(other) => return Err(invalid(format!("unknown frame flag {other}"))),
         };
         Ok(Self {
@@ -364,11 +370,13 @@ mod tests {
                 data: vec![9; MAX_FRAME_DATA],
             },
             Frame::flag(Flag::Reset),
+            Frame::flag(Flag::Ready),
         ];
         let wire: Vec<u8> = frames.iter().flat_map(Frame::encode).collect();
         assert!(frames.iter().all(|f| f.encode().len() <= MAX_MESSAGE));
         // FIN is flag 0 and must still be written.
         assert_eq!(Frame::flag(Flag::Fin).encode(), [2, 0x08, 0]);
+        assert_eq!(Frame::flag(Flag::Ready).encode(), [2, 0x08, 4]);
 
         for chunk in [1, 2, 7, 100, wire.len()] {
             let mut decoder = FrameDecoder::default();

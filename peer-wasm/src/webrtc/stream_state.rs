@@ -107,6 +107,9 @@ impl StreamState {
                 }
             }
             Some(Flag::Reset) => self.abort(),
+            // Belongs to the channel, not the stream: `browser::channel` hands it to
+            // [`super::reuse::Life`] and never here.
+            Some(Flag::Ready) => {}
         }
         received
     }

@@ -25,6 +25,7 @@ impl EventLoop {
             .collect();
         listen_addrs.dedup();
         let (sent, received) = crate::webrtc::traffic();
+        let (channels, streams) = crate::webrtc::channel_counts();
         let known_peers = self.known_peer_count();
         Status {
             peer_id: self.swarm.local_peer_id().to_string(),
@@ -48,6 +49,8 @@ impl EventLoop {
             },
             direct_bytes_sent: sent,
             direct_bytes_received: received,
+            direct_channels_opened: channels,
+            direct_streams: streams,
         }
     }
 

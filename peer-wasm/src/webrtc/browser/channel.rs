@@ -1,6 +1,12 @@
-//! One libp2p stream over one `RTCDataChannel`: bytes go out as framed messages of at most
-//! 16 KiB, flags move the [`StreamState`], and the browser's callbacks wake the tasks waiting
-//! on the stream.
+//! libp2p streams over `RTCDataChannel`s: bytes go out as framed messages, flags move each
+//! stream's [`StreamState`], and the browser's callbacks wake the tasks waiting on a stream.
+//!
+//! A channel is a [`Slot`]: toward js-libp2p and older peers it carries one stream and closes,
+//! as the spec says; between Jellyfish peers it carries one stream after another
+//! ([`crate::webrtc::reuse`]), so a request costs no `createDataChannel` and no `close`. Every
+//! slot of a connection lives in its [`Channels`] until it closes; a [`Channel`] (the stream
+//! libp2p holds) points at its slot and at its own stream's state, which outlives the slot
+//! moving on to the next stream.
 //!
 //! Flow control is the channel's own send buffer: a write waits while more than
 //! [`SEND_WINDOW`] bytes are queued and resumes when the buffer drains below
@@ -18,15 +24,19 @@ use std::{
     time::Duration,
 };
 
-use futures::{AsyncRead, AsyncWrite, FutureExt};
+use futures::{channel::mpsc, AsyncRead, AsyncWrite, FutureExt};
 use futures_timer::Delay;
 use send_wrapper::SendWrapper;
 use wasm_bindgen::{prelude::Closure, JsCast};
-use web_sys::{MessageEvent, RtcDataChannel, RtcDataChannelState, RtcDataChannelType};
+use web_sys::{
+    MessageEvent, RtcDataChannel, RtcDataChannelInit, RtcDataChannelState, RtcDataChannelType,
+    RtcPeerConnection,
+};
 
 use crate::webrtc::{
     proto::{Flag, Frame, FrameDecoder, MAX_FRAME_DATA},
-    stream_state::{reset_error, ReadHalf, StreamState, RECEIVE_LIMIT},
+    reuse::{Life, Opener, Phase, Step, REUSE_PROTOCOL},
+    stream_state::{reset_error, ReadHalf, StreamState, WriteHalf, RECEIVE_LIMIT},
 };
 
 /// Bytes queued in the channel before writes wait. 64 KiB, not the 1 MiB it was: with 1 MiB
@@ -39,17 +49,23 @@ const SEND_WINDOW: u32 = 64 * 1024;
 const SEND_LOW_WATER: u32 = 16 * 1024;
 /// How long closing waits for the remote's FIN_ACK before giving up on it.
 const FIN_ACK_TIMEOUT: Duration = Duration::from_secs(10);
+/// Stream bytes per frame toward a peer known to speak [`REUSE_PROTOCOL`]: 64 KiB less room
+/// for the frame's own fields. Every Jellyfish build reads frames up to
+/// [`FrameDecoder::MAX_FRAME`] (256 KiB); a 1 MiB block goes out as 17 messages instead of 65.
+/// The spec's 16 KiB ([`MAX_FRAME_DATA`]) stays toward everyone else.
+const JELLYFISH_FRAME_DATA: usize = 64 * 1024 - 16;
 
-/// What the channel's callbacks and the stream's methods share.
+/// One stream's state: what the channel's callbacks and the stream's methods share.
 #[derive(Default)]
 struct Shared {
     state: StreamState,
-    decoder: FrameDecoder,
     received: VecDeque<u8>,
-    /// The channel is open (writes may go out).
-    open: bool,
-    /// The channel has closed.
-    closed: bool,
+    /// The write half was taken as closed without the remote's FIN_ACK: the channel cannot
+    /// carry another stream (the FIN_ACK may still come).
+    gave_up_on_fin_ack: bool,
+    /// Dropped after its write half closed but before the remote's FIN: what still comes is
+    /// thrown away, and the FIN ends the stream cleanly.
+    unread_dropped: bool,
     reader: Option<Waker>,
     writer: Option<Waker>,
 }
@@ -63,6 +79,130 @@ impl Shared {
             waker.wake();
         }
     }
+
+    /// Ended with FIN and FIN_ACK both ways, nothing reset or stopped.
+    fn ended_cleanly(&self) -> bool {
+        self.state.read == ReadHalf::Finished
+            && self.state.write == WriteHalf::Closed
+            && !self.gave_up_on_fin_ack
+    }
+}
+
+/// A data channel's own state, across the streams it carries.
+struct SlotState {
+    life: Life,
+    decoder: FrameDecoder,
+    /// The channel is open (writes may go out).
+    open: bool,
+    /// The channel has closed.
+    closed: bool,
+    /// The stream on the channel now, or the last one.
+    stream: Rc<RefCell<Shared>>,
+}
+
+/// One data channel, its callbacks, and its state.
+struct Slot {
+    channel: RtcDataChannel,
+    state: RefCell<SlotState>,
+    callbacks: RefCell<Option<Callbacks>>,
+}
+
+/// The closures the browser calls; unset before they are dropped.
+struct Callbacks {
+    _on_open: Closure<dyn FnMut()>,
+    _on_message: Closure<dyn FnMut(MessageEvent)>,
+    _on_close: Closure<dyn FnMut()>,
+    _on_low: Closure<dyn FnMut()>,
+}
+
+/// Every open data channel of one connection, and the queue its inbound streams go to.
+struct Registry {
+    slots: Vec<Rc<Slot>>,
+    inbound: mpsc::Sender<Channel>,
+}
+
+impl Registry {
+    /// Idle channels opened by `opener`, not counting one whose state is borrowed (the one a
+    /// callback is working on, which is not idle).
+    fn idle(&self, opener: Opener) -> usize {
+        self.slots
+            .iter()
+            .filter(|slot| {
+                slot.state.try_borrow().is_ok_and(|s| {
+                    s.life.phase() == Phase::Idle && s.life.opener() == opener && !s.closed
+                })
+            })
+            .count()
+    }
+
+    /// Forgets channels that closed (outside the browser's callbacks, so a closure is never
+    /// dropped while it runs).
+    fn sweep(&mut self) {
+        self.slots
+            .retain(|slot| slot.state.borrow().life.phase() != Phase::Closed);
+    }
+}
+
+/// The data channels of one connection.
+#[derive(Clone)]
+pub(super) struct Channels(Rc<RefCell<Registry>>);
+
+impl Channels {
+    /// An empty set whose inbound streams go to `inbound`.
+    pub(super) fn new(inbound: mpsc::Sender<Channel>) -> Self {
+        Self(Rc::new(RefCell::new(Registry {
+            slots: Vec::new(),
+            inbound,
+        })))
+    }
+
+    /// A channel the remote opened: its first stream goes to the inbound queue at once, so
+    /// messages the remote sends straight away are buffered, not lost.
+    pub(super) fn accept(&self, channel: RtcDataChannel) {
+        // web-sys 0.3.85 binds the init dictionary's `protocol` but not the channel's.
+        let marked = js_sys::Reflect::get(&channel, &"protocol".into())
+            .ok()
+            .and_then(|p| p.as_string())
+            .is_some_and(|p| p == REUSE_PROTOCOL);
+        let (slot, stream) = Slot::new(channel, Life::new(Opener::Remote, marked), self);
+        self.0.borrow_mut().slots.push(slot);
+        self.queue_inbound(stream);
+    }
+
+    /// A stream to the remote: on an idle channel of ours if there is one, else on a new
+    /// channel marked for reuse.
+    pub(super) fn open(&self, pc: &RtcPeerConnection) -> Channel {
+        let mut registry = self.0.borrow_mut();
+        registry.sweep();
+        for slot in &registry.slots {
+            let mut state = slot.state.borrow_mut();
+            if state.open && !state.closed && state.life.reuse() {
+                let shared = Rc::new(RefCell::new(Shared::default()));
+                state.stream = shared.clone();
+                crate::webrtc::count_stream(false);
+                return Channel::on(slot.clone(), shared);
+            }
+        }
+        let init = RtcDataChannelInit::new();
+        init.set_ordered(true);
+        init.set_protocol(REUSE_PROTOCOL);
+        let channel = pc.create_data_channel_with_data_channel_dict("", &init);
+        let (slot, stream) = Slot::new(channel, Life::new(Opener::Us, true), self);
+        registry.slots.push(slot);
+        stream
+    }
+
+    /// Forgets closed channels.
+    pub(super) fn sweep(&self) {
+        self.0.borrow_mut().sweep();
+    }
+
+    fn queue_inbound(&self, stream: Channel) {
+        if let Err(refused) = self.0.borrow_mut().inbound.try_send(stream) {
+            tracing::warn!("too many inbound WebRTC streams waiting; resetting one");
+            drop(refused.into_inner());
+        }
+    }
 }
 
 fn send(channel: &RtcDataChannel, frame: &Frame) -> io::Result<()> {
@@ -74,116 +214,230 @@ fn send(channel: &RtcDataChannel, frame: &Frame) -> io::Result<()> {
     Ok(())
 }
 
-struct Inner {
-    channel: RtcDataChannel,
-    shared: Rc<RefCell<Shared>>,
-    fin_deadline: Option<Delay>,
-    // The callbacks stay alive as long as the stream; Drop unsets them first.
-    _on_open: Closure<dyn FnMut()>,
-    _on_message: Closure<dyn FnMut(MessageEvent)>,
-    _on_close: Closure<dyn FnMut()>,
-    _on_low: Closure<dyn FnMut()>,
-}
-
-/// A libp2p stream over a data channel. `Send` only in name (the browser has one thread).
-pub(super) struct Channel(SendWrapper<Inner>);
-
-impl Channel {
-    /// Wraps `channel`, open or still opening.
-    pub(super) fn new(channel: RtcDataChannel) -> Self {
+impl Slot {
+    /// Wraps `channel`, open or still opening, with its first stream.
+    fn new(channel: RtcDataChannel, life: Life, channels: &Channels) -> (Rc<Slot>, Channel) {
         channel.set_binary_type(RtcDataChannelType::Arraybuffer);
         channel.set_buffered_amount_low_threshold(SEND_LOW_WATER);
-        let shared = Rc::new(RefCell::new(Shared {
-            open: channel.ready_state() == RtcDataChannelState::Open,
-            closed: matches!(
-                channel.ready_state(),
-                RtcDataChannelState::Closing | RtcDataChannelState::Closed
-            ),
-            ..Default::default()
-        }));
-
+        let ready_state = channel.ready_state();
+        let shared = Rc::new(RefCell::new(Shared::default()));
+        let slot = Rc::new(Slot {
+            channel: channel.clone(),
+            state: RefCell::new(SlotState {
+                life,
+                decoder: FrameDecoder::default(),
+                open: ready_state == RtcDataChannelState::Open,
+                closed: matches!(
+                    ready_state,
+                    RtcDataChannelState::Closing | RtcDataChannelState::Closed
+                ),
+                stream: shared.clone(),
+            }),
+            callbacks: RefCell::new(None),
+        });
+        let weak = Rc::downgrade(&slot);
+        let registry = Rc::downgrade(&channels.0);
         let on_open = {
-            let shared = shared.clone();
+            let weak = weak.clone();
             Closure::<dyn FnMut()>::new(move || {
-                let mut shared = shared.borrow_mut();
-                shared.open = true;
-                shared.wake_all();
+                if let Some(slot) = weak.upgrade() {
+                    let mut state = slot.state.borrow_mut();
+                    state.open = true;
+                    let stream = state.stream.clone();
+                    drop(state);
+                    stream.borrow_mut().wake_all();
+                }
             })
         };
         let on_message = {
-            let (shared, channel) = (shared.clone(), channel.clone());
+            let weak = weak.clone();
             Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
                 let Ok(buffer) = event.data().dyn_into::<js_sys::ArrayBuffer>() else {
                     return; // text messages are not part of the protocol
                 };
                 let bytes = js_sys::Uint8Array::new(&buffer).to_vec();
                 crate::webrtc::count(0, bytes.len());
-                let mut shared = shared.borrow_mut();
-                on_bytes(&mut shared, &channel, &bytes);
-                shared.wake_all();
-            })
-        };
-        let on_close = {
-            let shared = shared.clone();
-            Closure::<dyn FnMut()>::new(move || {
-                let mut shared = shared.borrow_mut();
-                shared.closed = true;
-                shared.open = false;
-                shared.state.channel_closed();
-                shared.wake_all();
-            })
-        };
-        let on_low = {
-            let shared = shared.clone();
-            Closure::<dyn FnMut()>::new(move || {
-                if let Some(waker) = shared.borrow_mut().writer.take() {
-                    waker.wake();
+                if let (Some(slot), Some(registry)) = (weak.upgrade(), registry.upgrade()) {
+                    slot.on_bytes(&Channels(registry), &bytes);
                 }
             })
         };
+        let on_close = {
+            let weak = weak.clone();
+            Closure::<dyn FnMut()>::new(move || {
+                if let Some(slot) = weak.upgrade() {
+                    let mut state = slot.state.borrow_mut();
+                    state.closed = true;
+                    state.open = false;
+                    state.life.closed();
+                    let stream = state.stream.clone();
+                    drop(state);
+                    let mut stream = stream.borrow_mut();
+                    stream.state.channel_closed();
+                    stream.wake_all();
+                }
+            })
+        };
+        let on_low = Closure::<dyn FnMut()>::new(move || {
+            if let Some(slot) = weak.upgrade() {
+                let stream = slot.state.borrow().stream.clone();
+                let waker = stream.borrow_mut().writer.take();
+                if let Some(waker) = waker {
+                    waker.wake();
+                }
+            }
+        });
         channel.set_onopen(Some(on_open.as_ref().unchecked_ref()));
         channel.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
         channel.set_onclose(Some(on_close.as_ref().unchecked_ref()));
         channel.set_onerror(Some(on_close.as_ref().unchecked_ref()));
         channel.set_onbufferedamountlow(Some(on_low.as_ref().unchecked_ref()));
-        Self(SendWrapper::new(Inner {
-            channel,
-            shared,
-            fin_deadline: None,
+        *slot.callbacks.borrow_mut() = Some(Callbacks {
             _on_open: on_open,
             _on_message: on_message,
             _on_close: on_close,
             _on_low: on_low,
-        }))
+        });
+        crate::webrtc::count_stream(true);
+        let stream = Channel::on(slot.clone(), shared);
+        (slot, stream)
+    }
+
+    /// Applies bytes received on the channel: frames to the stream on it (data to its read
+    /// buffer, FIN_ACK back for a FIN), READY and new streams to the channel's [`Life`]. A
+    /// malformed frame resets the stream and closes the channel.
+    fn on_bytes(self: &Rc<Self>, channels: &Channels, bytes: &[u8]) {
+        let mut state = self.state.borrow_mut();
+        let frames = match state.decoder.push(bytes) {
+            Ok(frames) => frames,
+            Err(e) => {
+                tracing::warn!("resetting a WebRTC stream: {e}");
+                let stream = state.stream.clone();
+                let mut stream = stream.borrow_mut();
+                stream.state.abort();
+                stream.wake_all();
+                let _ = send(&self.channel, &Frame::flag(Flag::Reset));
+                self.close(&mut state);
+                return;
+            }
+        };
+        // New inbound streams go to the queue once this slot's state is no longer borrowed:
+        // one the queue refuses is dropped, and dropping resets it through that state.
+        let mut new_streams = Vec::new();
+        for frame in frames {
+            if frame.flag == Some(Flag::Ready) {
+                let idle = channels.0.borrow().idle(Opener::Us);
+                if state.life.ready(idle) == Step::Close {
+                    tracing::debug!("a WebRTC READY out of turn or no room; closing the channel");
+                    self.close(&mut state);
+                    break;
+                }
+                continue;
+            }
+            if state.life.phase() != Phase::Streaming {
+                match state.life.frame_between_streams() {
+                    Step::NewStream => {
+                        let shared = Rc::new(RefCell::new(Shared::default()));
+                        state.stream = shared.clone();
+                        crate::webrtc::count_stream(false);
+                        new_streams.push(Channel::on(self.clone(), shared));
+                    }
+                    _ => {
+                        self.close(&mut state);
+                        break;
+                    }
+                }
+            }
+            let stream = state.stream.clone();
+            let mut stream = stream.borrow_mut();
+            let unread = stream.received.len();
+            let received = stream.state.on_frame_with_unread(frame, unread);
+            if !stream.unread_dropped {
+                stream.received.extend(received.data);
+            }
+            if let Some(reply) = received.reply {
+                if reply == Flag::Reset {
+                    tracing::warn!("resetting a WebRTC stream: over {RECEIVE_LIMIT} bytes unread");
+                }
+                let _ = send(&self.channel, &Frame::flag(reply));
+            }
+            stream.wake_all();
+            if stream.state.is_done() {
+                let clean = stream.ended_cleanly();
+                drop(stream);
+                self.stream_done(&mut state, channels, clean);
+            }
+        }
+        drop(state);
+        for stream in new_streams {
+            channels.queue_inbound(stream);
+        }
+    }
+
+    /// The stream on the channel is over: close the channel, keep it, or say READY.
+    fn stream_done(&self, state: &mut SlotState, channels: &Channels, clean: bool) {
+        let idle = channels.0.borrow().idle(state.life.opener());
+        match state.life.stream_done(clean, idle) {
+            Step::SendReady if send(&self.channel, &Frame::flag(Flag::Ready)).is_err() => {
+                self.close(state)
+            }
+            Step::Close => self.close(state),
+            _ => {}
+        }
+    }
+
+    fn close(&self, state: &mut SlotState) {
+        state.life.closed();
+        self.channel.close();
+    }
+
+    /// Stream bytes per frame on this channel.
+    fn frame_data(&self) -> usize {
+        if self.state.borrow().life.remote_reuses() {
+            JELLYFISH_FRAME_DATA
+        } else {
+            MAX_FRAME_DATA
+        }
     }
 }
 
-/// Applies bytes received on the channel: frames to the state, data to the read buffer, and
-/// FIN_ACK back for a FIN. A malformed frame resets the stream.
-fn on_bytes(shared: &mut Shared, channel: &RtcDataChannel, bytes: &[u8]) {
-    let frames = match shared.decoder.push(bytes) {
-        Ok(frames) => frames,
-        Err(e) => {
-            tracing::warn!("resetting a WebRTC stream: {e}");
-            shared.state.abort();
-            let _ = send(channel, &Frame::flag(Flag::Reset));
-            channel.close();
-            return;
-        }
-    };
-    for frame in frames {
-        let unread = shared.received.len();
-        let received = shared.state.on_frame_with_unread(frame, unread);
-        shared.received.extend(received.data);
-        if let Some(reply) = received.reply {
-            if reply == Flag::Reset {
-                tracing::warn!("resetting a WebRTC stream: over {RECEIVE_LIMIT} bytes unread");
-            }
-            let _ = send(channel, &Frame::flag(reply));
-        }
-    }
-    if shared.state.is_done() {
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let channel = &self.channel;
+        // Unset the callbacks before their closures go, so a queued event finds no handler
+        // instead of a dropped closure.
+        channel.set_onopen(None);
+        channel.set_onmessage(None);
+        channel.set_onclose(None);
+        channel.set_onerror(None);
+        channel.set_onbufferedamountlow(None);
         channel.close();
+    }
+}
+
+struct Inner {
+    slot: Rc<Slot>,
+    shared: Rc<RefCell<Shared>>,
+    fin_deadline: Option<Delay>,
+}
+
+impl Inner {
+    /// Whether this stream is the one on the channel now (not one the channel has moved past).
+    fn is_current(&self) -> bool {
+        Rc::ptr_eq(&self.slot.state.borrow().stream, &self.shared)
+    }
+}
+
+/// A libp2p stream over a data channel. `Send` only in name (the browser has one thread).
+pub(super) struct Channel(SendWrapper<Inner>);
+
+impl Channel {
+    fn on(slot: Rc<Slot>, shared: Rc<RefCell<Shared>>) -> Self {
+        Self(SendWrapper::new(Inner {
+            slot,
+            shared,
+            fin_deadline: None,
+        }))
     }
 }
 
@@ -219,19 +473,24 @@ impl AsyncWrite for Channel {
         let inner = &mut *self.0;
         let mut shared = inner.shared.borrow_mut();
         shared.state.check_write()?;
-        if !shared.open {
-            if shared.closed {
+        let (open, closed) = {
+            let state = inner.slot.state.borrow();
+            (state.open, state.closed)
+        };
+        if !open {
+            if closed {
                 return Poll::Ready(Err(reset_error()));
             }
             shared.writer = Some(cx.waker().clone());
             return Poll::Pending;
         }
-        if inner.channel.buffered_amount() > SEND_WINDOW {
+        let channel = &inner.slot.channel;
+        if channel.buffered_amount() > SEND_WINDOW {
             shared.writer = Some(cx.waker().clone());
             return Poll::Pending;
         }
-        let n = buf.len().min(MAX_FRAME_DATA);
-        send(&inner.channel, &Frame::data(buf[..n].to_vec()))?;
+        let n = buf.len().min(inner.slot.frame_data());
+        send(channel, &Frame::data(buf[..n].to_vec()))?;
         Poll::Ready(Ok(n))
     }
 
@@ -243,12 +502,16 @@ impl AsyncWrite for Channel {
     fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let inner = &mut *self.0;
         let mut shared = inner.shared.borrow_mut();
-        if !shared.open && !shared.closed && !shared.state.write_closed() {
+        let (open, closed) = {
+            let state = inner.slot.state.borrow();
+            (state.open, state.closed)
+        };
+        if !open && !closed && !shared.state.write_closed() {
             shared.writer = Some(cx.waker().clone());
             return Poll::Pending; // FIN goes out once the channel is open
         }
         if let Some(fin) = shared.state.close_write() {
-            send(&inner.channel, &fin)?;
+            send(&inner.slot.channel, &fin)?;
             inner.fin_deadline = Some(Delay::new(FIN_ACK_TIMEOUT));
         }
         if !shared.state.write_closed() {
@@ -261,9 +524,15 @@ impl AsyncWrite for Channel {
                 return Poll::Pending;
             }
             shared.state.give_up_on_fin_ack();
-        }
-        if shared.state.is_done() {
-            inner.channel.close();
+            shared.gave_up_on_fin_ack = true;
+            if shared.state.is_done() {
+                // The remote's FIN came long ago; the channel learns the stream is over here.
+                drop(shared);
+                if inner.is_current() {
+                    let mut state = inner.slot.state.borrow_mut();
+                    inner.slot.close(&mut state);
+                }
+            }
         }
         Poll::Ready(Ok(()))
     }
@@ -271,18 +540,42 @@ impl AsyncWrite for Channel {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        let channel = &self.channel;
-        // Unset the callbacks before their closures go, so a queued event finds no handler
-        // instead of a dropped closure.
-        channel.set_onopen(None);
-        channel.set_onmessage(None);
-        channel.set_onclose(None);
-        channel.set_onerror(None);
-        channel.set_onbufferedamountlow(None);
-        let shared = self.shared.borrow();
-        if !shared.state.is_done() && shared.open {
-            let _ = send(channel, &Frame::flag(Flag::Reset));
+        // A stream dropped while it still writes is reset, and its channel closed: the remote
+        // may be midway through it. One that ended leaves its channel to the channel's life.
+        if !self.is_current() || self.shared.borrow().state.is_done() {
+            return;
         }
-        channel.close();
+        {
+            // As yamux does, a stream dropped with one half over ends gracefully, not with a
+            // reset, so the channel may carry the next one:
+            let mut shared = self.shared.borrow_mut();
+            let (read, write) = (shared.state.read, shared.state.write);
+            let writing_over = matches!(write, WriteHalf::Closing | WriteHalf::Closed);
+            if !shared.gave_up_on_fin_ack && read == ReadHalf::Finished && write == WriteHalf::Open
+            {
+                // The remote finished and we have nothing more to say (Kademlia drops the
+                // stream it answered on when the asker closes it): FIN, and the FIN_ACK ends it.
+                if let Some(fin) = shared.state.close_write() {
+                    if send(&self.slot.channel, &fin).is_ok() {
+                        return;
+                    }
+                }
+            } else if !shared.gave_up_on_fin_ack && read == ReadHalf::Open && writing_over {
+                // All written, and the reader is gone before the remote's FIN (Kademlia drops
+                // its request stream once the answer is read): what still comes is thrown away
+                // and that FIN ends the stream.
+                shared.unread_dropped = true;
+                shared.received.clear();
+                return;
+            } else if read == ReadHalf::Finished && write == WriteHalf::Closing {
+                return; // the FIN_ACK ends it
+            }
+        }
+        let mut state = self.slot.state.borrow_mut();
+        if state.open {
+            let _ = send(&self.slot.channel, &Frame::flag(Flag::Reset));
+        }
+        self.shared.borrow_mut().state.abort();
+        self.slot.close(&mut state);
     }
 }

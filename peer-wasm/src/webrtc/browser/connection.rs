@@ -1,9 +1,10 @@
 //! A WebRTC connection as libp2p sees it: a `StreamMuxer` whose streams are data channels.
-//! Outbound streams are new channels (label `""`, ordered, browser-chosen ids); inbound ones
-//! arrive through `datachannel` events. Each inbound channel is wrapped into a stream inside the
-//! event itself, so its first messages (which the remote may send at once) are buffered rather
-//! than lost before the swarm asks for the stream. The handshake's `init` channel is not a
-//! stream. A connection whose state becomes `failed` or `closed`, or stays `disconnected` for
+//! Outbound streams go on an idle channel of ours or a new one (label `""`, ordered,
+//! browser-chosen ids, marked for reuse: [`crate::webrtc::reuse`]); inbound ones arrive through
+//! `datachannel` events, or as the next stream on a channel the remote keeps. Each inbound
+//! channel is wrapped into a stream inside the event itself, so its first messages (which the
+//! remote may send at once) are buffered rather than lost before the swarm asks for the stream.
+//! The handshake's `init` channel is not a stream. A connection whose state becomes `failed` or `closed`, or stays `disconnected` for
 //! 2 s, ends with an error.
 
 use std::{
@@ -19,11 +20,9 @@ use futures::{channel::mpsc, StreamExt};
 use libp2p::core::muxing::{StreamMuxer, StreamMuxerEvent};
 use send_wrapper::SendWrapper;
 use wasm_bindgen::{prelude::Closure, JsCast};
-use web_sys::{
-    Event, RtcDataChannelEvent, RtcDataChannelInit, RtcPeerConnection, RtcPeerConnectionState,
-};
+use web_sys::{Event, RtcDataChannelEvent, RtcPeerConnection, RtcPeerConnectionState};
 
-use super::channel::Channel;
+use super::channel::{Channel, Channels};
 
 /// The label of the channel the initiator opens so that the offer has a data section.
 pub(super) const INIT_LABEL: &str = "init";
@@ -34,6 +33,7 @@ const INBOUND_QUEUE: usize = 64;
 pub(super) struct Watch {
     pub(super) pc: RtcPeerConnection,
     pub(super) inbound: mpsc::Receiver<Channel>,
+    channels: Channels,
     state: Rc<RefCell<(RtcPeerConnectionState, Option<Waker>)>>,
     _on_channel: Closure<dyn FnMut(RtcDataChannelEvent)>,
     _on_state: Closure<dyn FnMut(Event)>,
@@ -43,17 +43,15 @@ impl Watch {
     /// Starts watching `pc`: queues its inbound channels and follows its state.
     pub(super) fn new(pc: RtcPeerConnection) -> Self {
         let (tx, inbound) = mpsc::channel(INBOUND_QUEUE);
+        let channels = Channels::new(tx);
         let on_channel = {
-            let mut tx = tx;
+            let channels = channels.clone();
             Closure::<dyn FnMut(RtcDataChannelEvent)>::new(move |event: RtcDataChannelEvent| {
                 let channel = event.channel();
                 if channel.label() == INIT_LABEL {
                     return; // the initiator closes it once connected
                 }
-                if let Err(refused) = tx.try_send(Channel::new(channel)) {
-                    tracing::warn!("too many inbound WebRTC streams waiting; resetting one");
-                    drop(refused.into_inner());
-                }
+                channels.accept(channel);
             })
         };
         let state = Rc::new(RefCell::new((pc.connection_state(), None::<Waker>)));
@@ -73,6 +71,7 @@ impl Watch {
         Self {
             pc,
             inbound,
+            channels,
             state,
             _on_channel: on_channel,
             _on_state: on_state,
@@ -148,6 +147,7 @@ impl StreamMuxer for Connection {
         cx: &mut Context<'_>,
     ) -> Poll<Result<Self::Substream, Self::Error>> {
         self.check(cx)?;
+        self.0.channels.sweep();
         match self.0.inbound.poll_next_unpin(cx) {
             Poll::Ready(Some(channel)) => Poll::Ready(Ok(channel)),
             Poll::Ready(None) => Poll::Ready(Err(ConnectionError("closed".into()))),
@@ -160,13 +160,7 @@ impl StreamMuxer for Connection {
         cx: &mut Context<'_>,
     ) -> Poll<Result<Self::Substream, Self::Error>> {
         self.check(cx)?;
-        let init = RtcDataChannelInit::new();
-        init.set_ordered(true);
-        let channel = self
-            .0
-            .pc
-            .create_data_channel_with_data_channel_dict("", &init);
-        Poll::Ready(Ok(Channel::new(channel)))
+        Poll::Ready(Ok(self.0.channels.open(&self.0.pc)))
     }
 
     fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
