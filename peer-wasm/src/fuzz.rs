@@ -7,7 +7,8 @@
 //! Targets: the request-response envelope (requests, then answered by a real holder, and
 //! responses), DHT records, pledges, account record bodies, manifests and the file index
 //! (what a holder hands back, after decryption), WebRTC signalling messages (with their length
-//! prefix, read from a stream) and data-channel frames (fed in pieces).
+//! prefix, read from a stream) and data-channel frames (fed in pieces, and applied to a reused
+//! channel's life and its streams).
 //!
 //! CI runs a short setting. The long run, by hand (about 1,000,000 inputs per target):
 //! `JELLYFISH_FUZZ_INPUTS=1000000 cargo test --release -p jellyfish-peer --lib fuzz -- --nocapture`
@@ -28,7 +29,11 @@ use crate::{
     protocol::{self, Request, Response, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES},
     record::{AccountId, RecordKind, SignedRecord, VerifiedRecord},
     store::BlockStore,
-    webrtc::proto::{Flag, Frame, FrameDecoder, Signal, SignalKind},
+    webrtc::{
+        proto::{Flag, Frame, FrameDecoder, Signal, SignalKind},
+        reuse::{Life, Opener, Phase, Step},
+        stream_state::StreamState,
+    },
 };
 
 /// Inputs per target when `JELLYFISH_FUZZ_INPUTS` is not set (the CI setting).
@@ -433,19 +438,48 @@ fn fuzz_webrtc_signalling_and_frames() {
         Frame::flag(Flag::Reset),
         Frame::flag(Flag::StopSending),
         Frame::flag(Flag::FinAck),
+        Frame::flag(Flag::Ready),
+        Frame::data(vec![2; 30]),
+        Frame::flag(Flag::Fin),
     ];
     let seeds: Vec<Vec<u8>> = vec![frames.iter().flat_map(Frame::encode).collect()];
     let mut rng = Rng(31);
     fuzz("data-channel frames", 31, &seeds, |bytes| {
-        // Fed as the data channel would: in messages of any size.
+        // Fed as the data channel would: in messages of any size, and each frame applied as
+        // `webrtc::browser::channel` applies it, to a channel of either opener marked for
+        // reuse: READY to its life, a frame between streams as a new stream's, the rest to
+        // the stream on it.
         let mut decoder = FrameDecoder::default();
+        let mut lives =
+            [Opener::Us, Opener::Remote].map(|o| (Life::new(o, true), StreamState::default()));
         let mut rest = bytes;
         while !rest.is_empty() {
             let take = 1 + rng.below(rest.len());
-            if decoder.push(&rest[..take]).is_err() {
+            let Ok(decoded) = decoder.push(&rest[..take]) else {
                 break;
-            }
+            };
             rest = &rest[take..];
+            for frame in decoded {
+                for (life, stream) in &mut lives {
+                    if frame.flag == Some(Flag::Ready) {
+                        life.ready(0);
+                        continue;
+                    }
+                    if life.phase() != Phase::Streaming {
+                        if life.frame_between_streams() != Step::NewStream {
+                            continue;
+                        }
+                        *stream = StreamState::default();
+                    }
+                    stream.on_frame_with_unread(frame.clone(), 0);
+                    if stream.is_done() {
+                        life.stream_done(true, 0);
+                    }
+                }
+            }
+        }
+        for (life, _) in &lives {
+            assert!(life.streams() >= 1);
         }
     });
 }
