@@ -234,7 +234,8 @@ impl Finding {
 /// if it were offline), not as a failed proof: the owner may have freed that copy alone (a
 /// delete that timed out here, or an owner out to hurt the donor), and nothing here can tell.
 /// Each such block is asked about once; a dropper lacks every block it was given, so every
-/// audit finds another, while a stray copy costs an honest donor one audit's share.
+/// audit finds another, while a stray copy costs an honest donor one audit's share. The
+/// witnessed blocks go in one request ([`crate::audit::challenge_each`]), not one each.
 async fn audit_donor(
     client: &Client,
     audits: &DonorAudits,
@@ -247,24 +248,46 @@ async fn audit_donor(
     if outcome != Outcome::Answered {
         return Finding::Heard(outcome);
     }
+    // Only blocks still held here for their owner are asked about, all in one request.
+    let mut asked = Vec::new();
     for (id, owner) in audits.to_challenge(&peer) {
-        if !holds(store, &id, &owner).await {
+        if holds(store, &id, &owner).await {
+            asked.push((id, owner));
+        } else {
             audits.forget(&peer, &id, &owner);
-            continue;
         }
-        match crate::audit::challenge(client, peer, id).await {
-            Challenge::Held => {}
-            Challenge::Invalid(_) => return Finding::Heard(Outcome::FailedChallenge),
-            Challenge::Unanswered(_) => return Finding::Heard(Outcome::Silent),
-            Challenge::Refused(reason) => {
-                futures_timer::Delay::new(FREED_SETTLE).await;
-                let still_held = holds(store, &id, &owner).await;
-                audits.forget(&peer, &id, &owner);
-                if still_held {
-                    tracing::warn!(%peer, block = %id.to_hex(), "a peer lacks a block it signed for: {reason}");
-                    return Finding::Lacking;
-                }
-            }
+    }
+    let ids: Vec<BlockId> = asked.iter().map(|(id, _)| *id).collect();
+    let outcomes = crate::audit::challenge_each(client, peer, &ids).await;
+    // A failed proof counts before silence, and silence before a lacking block, as in the
+    // peer's own sample.
+    if outcomes.iter().any(|o| matches!(o, Challenge::Invalid(_))) {
+        return Finding::Heard(Outcome::FailedChallenge);
+    }
+    if outcomes
+        .iter()
+        .any(|o| matches!(o, Challenge::Unanswered(_)))
+    {
+        return Finding::Heard(Outcome::Silent);
+    }
+    let refused: Vec<_> = asked
+        .iter()
+        .zip(&outcomes)
+        .filter_map(|((id, owner), o)| match o {
+            Challenge::Refused(reason) => Some((id, owner, reason)),
+            _ => None,
+        })
+        .collect();
+    if !refused.is_empty() {
+        futures_timer::Delay::new(FREED_SETTLE).await;
+    }
+    for (id, owner, reason) in refused {
+        let still_held = holds(store, id, owner).await;
+        audits.forget(&peer, id, owner);
+        if still_held {
+            // One lacking block per audit; the rest are asked about again next time.
+            tracing::warn!(%peer, block = %id.to_hex(), "a peer lacks a block it signed for: {reason}");
+            return Finding::Lacking;
         }
     }
     Finding::Heard(Outcome::Answered)
