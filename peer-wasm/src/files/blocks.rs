@@ -490,14 +490,13 @@ async fn delete_request<N: Network>(drive: &Drive<N>, block: &BlockRef) -> Optio
     })
 }
 
-/// Sends `request` (a [`Request::DeleteBlock`]) to the holders listed in `block` and the
-/// peers now nearest its address; returns how many listed holders dropped it.
-async fn ask_to_delete<N: Network>(
+/// The holders listed in `block`, and up to `others` peers now nearest its address that are
+/// not listed (where repair has put copies since), by a DHT walk.
+pub(super) async fn listed_and_nearest<N: Network>(
     client: N,
-    deadline: std::time::Duration,
     block: &BlockRef,
-    request: Request,
-) -> usize {
+    others: usize,
+) -> (Vec<PeerId>, Vec<PeerId>) {
     let listed: Vec<PeerId> = block
         .holders
         .iter()
@@ -507,12 +506,29 @@ async fn ask_to_delete<N: Network>(
         .closest_peers(block.id.0.to_vec())
         .await
         .unwrap_or_default();
-    let others: Vec<PeerId> = nearest
+    let others = nearest
         .into_iter()
         .filter(|peer| !listed.contains(peer))
-        // Repair keeps up to twice the copies wanted, at most 8 wanted.
-        .take(2 * usize::from(crate::warrant::MAX_COPIES))
+        .take(others)
         .collect();
+    (listed, others)
+}
+
+/// Sends `request` (a [`Request::DeleteBlock`]) to the holders listed in `block` and the
+/// peers now nearest its address; returns how many listed holders dropped it.
+async fn ask_to_delete<N: Network>(
+    client: N,
+    deadline: std::time::Duration,
+    block: &BlockRef,
+    request: Request,
+) -> usize {
+    // Repair keeps up to twice the copies wanted, at most 8 wanted.
+    let (listed, others) = listed_and_nearest(
+        client.clone(),
+        block,
+        2 * usize::from(crate::warrant::MAX_COPIES),
+    )
+    .await;
     let asks = listed
         .iter()
         .chain(&others)

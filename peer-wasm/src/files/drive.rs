@@ -496,22 +496,9 @@ impl<N: Network> Drive<N> {
         // Who to ask about each block: its listed holders, then the nearest others, found by
         // walks eight at a time.
         let asked: Vec<(Vec<PeerId>, Vec<PeerId>)> = futures::stream::iter(refs)
-            .map(|(block, position)| async move {
-                let listed: Vec<PeerId> = block
-                    .holders
-                    .iter()
-                    .filter_map(|h| h.parse::<PeerId>().ok())
-                    .collect();
-                let nearest = client
-                    .closest_peers(block.id.0.to_vec())
-                    .await
-                    .unwrap_or_default();
-                let others: Vec<PeerId> = nearest
-                    .into_iter()
-                    .filter(|peer| !listed.contains(peer))
-                    .take(self.settings.copies_at(*position) + 2)
-                    .collect();
-                (listed, others)
+            .map(|(block, position)| {
+                let others = self.settings.copies_at(*position) + 2;
+                listed_and_nearest(client.clone(), block, others)
             })
             .buffered(8)
             .collect()
