@@ -303,7 +303,19 @@ impl libp2p::request_response::Codec for Codec {
     where
         T: AsyncRead + Unpin + Send,
     {
-        read_message(io, MAX_REQUEST_BYTES).await
+        let started = web_time::Instant::now();
+        let request = read_message(io, MAX_REQUEST_BYTES).await;
+        // How long a large request (a block) took to arrive, for `tests/bench/cluster.mjs
+        // --profile`: from its stream's negotiation to its last byte.
+        if let Ok(Request::StoreBlock { block, .. }) = &request {
+            tracing::debug!(
+                target: crate::TIMING,
+                read_ms = started.elapsed().as_millis() as u64,
+                bytes = block.len(),
+                "request read"
+            );
+        }
+        request
     }
 
     async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Response>
@@ -341,6 +353,25 @@ impl libp2p::request_response::Codec for Codec {
 // Native only: the browser test runner runs #[wasm_bindgen_test]s.
 /// Longest quote of another peer's words shown to a person.
 pub const MAX_QUOTE_CHARS: usize = 80;
+
+impl Request {
+    /// What kind of request it is, in a word: for logs and profiles, never the bytes it carries.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Hello { .. } => "hello",
+            Self::StoreBlock { repair: false, .. } => "store",
+            Self::StoreBlock { repair: true, .. } => "repair store",
+            Self::FetchBlock { .. } => "fetch",
+            Self::DeleteBlock { .. } => "delete",
+            Self::Claim { .. } => "claim",
+            Self::ProveEach { .. } => "prove",
+            Self::Inventory => "inventory",
+            Self::Witness { .. } => "witness",
+            Self::Discard { .. } => "discard",
+            Self::Fill { .. } => "fill",
+        }
+    }
+}
 
 impl Response {
     /// What kind of answer it is, in a word: for messages, never the bytes it carries.

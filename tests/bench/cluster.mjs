@@ -14,7 +14,10 @@
 // repair schedule (0, the default: the shipped one, each block hourly, fellow holders swept
 // every 30 s, one copy short waits 45 s). A CI-sized run:
 //   --peers 4 --sizes 1 --lookups 3 --runs 1 --raw-mib 8 --repair-every-secs 6
-// [--profile] [--cpu-profile] [--console]: see below.
+// [--profile] [--cpu-profile] [--console]: see below. [--baseline-max-mib N]: files above N MiB
+// get no baselines of their own. The 10 GiB file (docs/PERFORMANCE.md, stopped once
+// `<out>.files.json` is written: the repair phase would copy what two tabs held, gigabytes):
+//   --peers 8 --sizes 10240 --lookups 1 --runs 1 --raw-mib 8 --baseline-max-mib 128
 import os from "node:os";
 import { join } from "node:path";
 import { Browser, ROOT, Relay, joined, openPeer, pageErrors } from "../e2e/harness.mjs";
@@ -30,6 +33,9 @@ const LOOKUPS = Number(option("lookups", 20));
 const RUNS = Number(option("runs", 3));
 const RAW_MIB = Number(option("raw-mib", 64));
 const REPAIR_EVERY_SECS = Number(option("repair-every-secs", 0));
+// Files larger than this get no baselines of their own (no probes, AES-GCM or IndexedDB
+// runs of the same bytes): a 10 GiB file's probes alone would double a run of most of an hour.
+const BASELINE_MAX_MIB = Number(option("baseline-max-mib", Infinity));
 const OUT = option("out", join(ROOT, "tests", "bench", "results", "cluster.json"));
 // --profile: the tabs log their timings (`?log=timing`), and each file's upload and download
 // are broken down into the peer's own timings: per block read, seal, journal note, warrant
@@ -49,10 +55,13 @@ const CPU_PROFILE = process.argv.includes("--cpu-profile");
 
 /** The peer's debug timings in a console line (`name = 12;`), or null. */
 function timings(text) {
-  const events = ["block placed", "block sealed", "block stored", "upload done", "block fetched", "block served", "download done"];
+  const events = ["block placed", "block sealed", "block stored", "upload done", "block fetched", "block served", "download done",
+    "request received", "request read", "block store answered"];
   const event = events.find((e) => text.includes(e));
   if (!event) return null;
-  const fields = Object.fromEntries([...text.matchAll(/(\w+) = (\d+);/g)].map(([, k, v]) => [k, Number(v)]));
+  // Numbers as numbers; a word (`kind = "store";` or `kind = store;`) as a string.
+  const fields = Object.fromEntries([...text.matchAll(/(\w+) = ("[^"]*"|[^;]+);/g)]
+    .map(([, k, v]) => [k, /^\d+$/.test(v) ? Number(v) : v.replace(/^"|"$/g, "")]));
   return { event, fields };
 }
 const COPIES = 3; // the peer's default copies per block
@@ -92,8 +101,11 @@ async function timed(page, method, ...args) {
 const UPLOAD = async ([size, name]) => {
   const piece = new Uint8Array(Math.min(size, 1024 * 1024));
   for (let i = 0; i < piece.length; i += 65536) crypto.getRandomValues(piece.subarray(i, i + 65536));
+  // The piece as a Blob, referenced again and again: the browser keeps one copy of its bytes,
+  // so even a 10 GiB file costs neither memory nor disk to make.
+  const pieceBlob = new Blob([piece]);
   const parts = [];
-  for (let done = 0; done < size; done += piece.length) parts.push(piece.subarray(0, Math.min(piece.length, size - done)));
+  for (let done = 0; done < size; done += piece.length) parts.push(pieceBlob.slice(0, Math.min(piece.length, size - done)));
   const blob = new Blob(parts);
   const t = performance.now();
   let first = null;
@@ -185,10 +197,19 @@ function printProfile(mib, profiled, { download = false } = {}) {
   const actor = download ? 1 : 0;
   const [who, steps, served] = download
     ? ["downloader", ["block fetched", "download done"], "block served"]
-    : ["uploader", ["block sealed", "block placed", "upload done"], "block stored"];
-  const mine = profiled[actor];
+    : ["uploader", ["block sealed", "block store answered", "block placed", "upload done"], "block stored"];
+  const asked = (events) => events.filter((e) => e.event === "request received");
+  const counted = (events) => {
+    const counts = {};
+    for (const e of asked(events)) counts[e.fields.kind] = (counts[e.fields.kind] ?? 0) + 1;
+    return Object.entries(counts).sort((a, b) => b[1] - a[1]).map(([kind, n]) => `${kind} ${n}`).join(", ") || "none";
+  };
+  const mine = profiled[actor].filter((e) => e.event !== "request received");
   const holders = profiled.map((events, tab) => ({ tab, events })).filter(({ tab }) => tab !== actor);
   const lines = [`\nProfile of the ${mib} MiB ${download ? "download" : "upload"} (ms: p50 / total over the events)`];
+  // What each tab was asked for meanwhile (its own requests and the background's).
+  lines.push(`- requests the ${who} received: ${counted(profiled[actor])}`);
+  lines.push(`- requests the others received: ${counted(holders.flatMap((h) => h.events))}`);
   const show = (role, events, event) => {
     const chosen = events.filter((e) => e.event === event);
     if (chosen.length === 0) return;
@@ -201,13 +222,14 @@ function printProfile(mib, profiled, { download = false } = {}) {
   };
   for (const event of steps) show(who, mine, event);
   show("holders", holders.flatMap((h) => h.events), served);
+  if (!download) show("holders", holders.flatMap((h) => h.events), "request read");
   // A small file's steps one by one, in the order each tab logged them.
-  const few = (events) => events.filter((e) => !e.event.endsWith(" done")).length <= 16;
+  const few = (events) => events.filter((e) => !e.event.endsWith(" done") && e.event !== "block store answered").length <= 16;
   if (few(mine)) {
     const fields = (e) => Object.entries(e.fields).map(([k, v]) => `${k} ${v}`).join(", ");
     for (const e of mine) lines.push(`  - ${who} ${e.event}: ${fields(e)}`);
     for (const { tab, events } of holders) {
-      for (const e of events.filter((e) => e.event === served)) lines.push(`  - tab ${tab} ${e.event}: ${fields(e)}`);
+      for (const e of events.filter((e) => e.event === served || e.event === "request read")) lines.push(`  - tab ${tab} ${e.event}: ${fields(e)}`);
     }
   }
   console.log(lines.join("\n"));
@@ -366,6 +388,7 @@ async function main() {
     const failures = [];
     const orNull = (what, promise) => promise.catch((e) => { failures.push(`${what}: ${e.message.split("\n")[0]}`); return null; });
     for (const file of files) {
+      if (file.mib > BASELINE_MAX_MIB) continue;
       let cpu = cpuReading(browsersOf());
       file.probe_push_ms = await orNull(`${file.mib} MiB probe push`, uploader.evaluate(PROBE_PUSH, [probePeers, file.size]));
       file.probe_push_cpu = cpuSpent(cpu, cpuReading(browsersOf()));

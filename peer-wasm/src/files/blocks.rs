@@ -183,6 +183,13 @@ pub(super) async fn place_sealed<N: Network>(
                 .map(move |answer| (answer, started.elapsed()))
         });
         for (peer, (answer, took)) in round.iter().zip(join_all(asks).await) {
+            // Each holder's answer apart, for `tests/bench/cluster.mjs --profile`.
+            tracing::debug!(
+                target: crate::TIMING,
+                position,
+                took_ms = took.as_millis() as u64,
+                "block store answered"
+            );
             match answer {
                 // Only a holder that signs for the block counts: one that took it without a
                 // receipt naming itself could drop it with no co-holder ever able to ask.

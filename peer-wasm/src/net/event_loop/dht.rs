@@ -45,6 +45,17 @@ impl EventLoop {
     }
 
     pub(super) fn on_kad(&mut self, event: kad::Event) {
+        if let kad::Event::InboundRequest { request } = &event {
+            // What a tab is asked for, for `tests/bench/cluster.mjs --profile`.
+            let kind = match request {
+                kad::InboundRequest::FindNode { .. } => "dht find node",
+                kad::InboundRequest::GetProvider { .. } => "dht get providers",
+                kad::InboundRequest::AddProvider { .. } => "dht add provider",
+                kad::InboundRequest::GetRecord { .. } => "dht get record",
+                kad::InboundRequest::PutRecord { .. } => "dht put record",
+            };
+            tracing::debug!(target: crate::TIMING, kind, "request received");
+        }
         match event {
             kad::Event::OutboundQueryProgressed {
                 result: kad::QueryResult::Bootstrap(_),

@@ -68,6 +68,8 @@ impl EventLoop {
                     },
                 ..
             } => {
+                // What a tab is asked for, for `tests/bench/cluster.mjs --profile`.
+                tracing::debug!(target: crate::TIMING, kind = request.kind(), "request received");
                 let Request::Hello { agent } = request else {
                     self.hand_to_application(peer, request, Asker::Remote(channel));
                     return;
