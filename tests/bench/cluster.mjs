@@ -319,10 +319,16 @@ async function main() {
     // The quota is the user's donations over 3: the uploading tab donates enough for the
     // largest file (a 1 GiB file needs 3 GiB; the other tabs hold a share of the copies each).
     const need = Math.ceil(Math.max(...SIZES) * MIB * COPIES * 1.1) + 64 * MIB;
-    await uploader.evaluate(async (bytes) => {
+    const donateAtLeast = async (bytes) => {
       const storage = await window.jellyfish.storage();
       if (storage.capacity < bytes) await window.jellyfish.set_donation(bytes);
-    }, need);
+    };
+    await uploader.evaluate(donateAtLeast, need);
+    // Every other tab can hold a copy of every block, within the browser's quota (10 GiB a
+    // profile here): the page proposes a tenth of that quota, and a 10 GiB file's copies
+    // would fill every tab at 1 GB.
+    const holds = Math.min(Math.ceil(Math.max(...SIZES) * MIB * 1.1) + 64 * MIB, 9 * 1024 * MIB);
+    for (const page of pages.slice(1)) await page.evaluate(donateAtLeast, holds);
 
     // Files: upload in tab 0, download in tab 1, with the traffic of every tab and the relay.
     const files = [];
@@ -386,12 +392,16 @@ async function main() {
     // A failed probe is reported (n/a in the table, the error below it) rather than thrown,
     // so that minutes of measurements of Jellyfish itself are not lost with it.
     const failures = [];
+    const sampledProbe = CPU_PROFILE ? (work) => sampledProfile(pages, work) : async (work) => ({ result: await work() });
     const orNull = (what, promise) => promise.catch((e) => { failures.push(`${what}: ${e.message.split("\n")[0]}`); return null; });
     for (const file of files) {
       if (file.mib > BASELINE_MAX_MIB) continue;
       let cpu = cpuReading(browsersOf());
-      file.probe_push_ms = await orNull(`${file.mib} MiB probe push`, uploader.evaluate(PROBE_PUSH, [probePeers, file.size]));
+      // --cpu-profile: the probe's functions too, to set beside the upload's.
+      const push = await sampledProbe(() => orNull(`${file.mib} MiB probe push`, uploader.evaluate(PROBE_PUSH, [probePeers, file.size])));
+      file.probe_push_ms = push.result;
       file.probe_push_cpu = cpuSpent(cpu, cpuReading(browsersOf()));
+      if (push.selfTimes) printFunctions(`${file.mib} MiB probe push`, push.selfTimes, 0);
       printCpu(`${file.mib} MiB probe push`, file.size, file.probe_push_cpu, 0);
       cpu = cpuReading(browsersOf());
       file.probe_pull_ms = await orNull(`${file.mib} MiB probe pull`, downloader.evaluate(PROBE_PULL, [pullPeers, file.size]));
