@@ -332,13 +332,14 @@ async function main() {
 
     // Files: upload in tab 0, download in tab 1, with the traffic of every tab and the relay.
     const files = [];
+    // --cpu-profile: each tab's functions during the work (the files, then their probes).
+    const sampled = CPU_PROFILE ? (work) => sampledProfile(pages, work) : async (work) => ({ result: await work() });
     for (const mib of SIZES) {
       t = Date.now();
       const size = Math.round(mib * MIB);
       const before = await traffic(pages, relay);
       profiled.forEach((events) => events.splice(0));
       let cpu = cpuReading(browsersOf());
-      const sampled = CPU_PROFILE ? (work) => sampledProfile(pages, work) : async (work) => ({ result: await work() });
       const up = await sampled(() => uploader.evaluate(UPLOAD, [size, `cluster-${mib}.bin`]));
       const upload = up.result;
       upload.cpu = cpuSpent(cpu, cpuReading(browsersOf()));
@@ -392,13 +393,12 @@ async function main() {
     // A failed probe is reported (n/a in the table, the error below it) rather than thrown,
     // so that minutes of measurements of Jellyfish itself are not lost with it.
     const failures = [];
-    const sampledProbe = CPU_PROFILE ? (work) => sampledProfile(pages, work) : async (work) => ({ result: await work() });
     const orNull = (what, promise) => promise.catch((e) => { failures.push(`${what}: ${e.message.split("\n")[0]}`); return null; });
     for (const file of files) {
       if (file.mib > BASELINE_MAX_MIB) continue;
       let cpu = cpuReading(browsersOf());
       // --cpu-profile: the probe's functions too, to set beside the upload's.
-      const push = await sampledProbe(() => orNull(`${file.mib} MiB probe push`, uploader.evaluate(PROBE_PUSH, [probePeers, file.size])));
+      const push = await sampled(() => orNull(`${file.mib} MiB probe push`, uploader.evaluate(PROBE_PUSH, [probePeers, file.size])));
       file.probe_push_ms = push.result;
       file.probe_push_cpu = cpuSpent(cpu, cpuReading(browsersOf()));
       if (push.selfTimes) printFunctions(`${file.mib} MiB probe push`, push.selfTimes, 0);
