@@ -60,7 +60,12 @@ direct_channels_opened: number,
  * Streams carried over direct WebRTC connections since start, both ways: more than
  * [`Status::direct_channels_opened`] when channels carry one stream after another.
  */
-direct_streams: number, };
+direct_streams: number,
+/**
+ * Block placements answered from the routing table since start, each a walk saved
+ * ([`table_answer`]).
+ */
+placements_from_table: number, };
 export type KnownPeer = {
 /**
  * Its id.

@@ -56,7 +56,7 @@ const CPU_PROFILE = process.argv.includes("--cpu-profile");
 /** The peer's debug timings in a console line (`name = 12;`), or null. */
 function timings(text) {
   const events = ["block placed", "block sealed", "block stored", "upload done", "block fetched", "block served", "download done",
-    "request received", "request read", "block store answered"];
+    "request received", "request read", "block store answered", "query done", "table grew"];
   const event = events.find((e) => text.includes(e));
   if (!event) return null;
   // Numbers as numbers; a word (`kind = "store";` or `kind = store;`) as a string.
@@ -204,12 +204,26 @@ function printProfile(mib, profiled, { download = false } = {}) {
     for (const e of asked(events)) counts[e.fields.kind] = (counts[e.fields.kind] ?? 0) + 1;
     return Object.entries(counts).sort((a, b) => b[1] - a[1]).map(([kind, n]) => `${kind} ${n}`).join(", ") || "none";
   };
-  const mine = profiled[actor].filter((e) => e.event !== "request received");
+  // The DHT queries each tab started and the requests they sent, by kind.
+  const queries = (events) => {
+    const byKind = {};
+    for (const e of events.filter((e) => e.event === "query done")) {
+      const k = (byKind[e.fields.kind] ??= { n: 0, requests: 0 });
+      k.n += 1;
+      k.requests += e.fields.requests;
+    }
+    const grew = events.filter((e) => e.event === "table grew").length;
+    return [...Object.entries(byKind).sort((a, b) => b[1].requests - a[1].requests)
+      .map(([kind, { n, requests }]) => `${kind} ${n} (${requests} requests)`), `routing table entries added ${grew}`].join(", ");
+  };
+  const mine = profiled[actor].filter((e) => !["request received", "query done", "table grew"].includes(e.event));
   const holders = profiled.map((events, tab) => ({ tab, events })).filter(({ tab }) => tab !== actor);
   const lines = [`\nProfile of the ${mib} MiB ${download ? "download" : "upload"} (ms: p50 / total over the events)`];
   // What each tab was asked for meanwhile (its own requests and the background's).
   lines.push(`- requests the ${who} received: ${counted(profiled[actor])}`);
   lines.push(`- requests the others received: ${counted(holders.flatMap((h) => h.events))}`);
+  lines.push(`- DHT queries the ${who} started: ${queries(profiled[actor])}`);
+  lines.push(`- DHT queries the others started: ${queries(holders.flatMap((h) => h.events))}`);
   const show = (role, events, event) => {
     const chosen = events.filter((e) => e.event === event);
     if (chosen.length === 0) return;

@@ -43,6 +43,13 @@ pub(crate) enum Command {
         results: NonZeroUsize,
         reply: oneshot::Sender<Result<Vec<PeerId>, NetError>>,
     },
+    /// [`Command::ClosestPeers`] for a placement: answered from the routing table when a walk
+    /// could learn nothing new ([`super::table_answer`]).
+    PlacementPeers {
+        key: Vec<u8>,
+        results: NonZeroUsize,
+        reply: oneshot::Sender<Result<Vec<PeerId>, NetError>>,
+    },
     NearbyPeers {
         key: Vec<u8>,
         reply: oneshot::Sender<Vec<PeerId>>,
@@ -192,6 +199,22 @@ impl Client {
         results: NonZeroUsize,
     ) -> Result<Vec<PeerId>, NetError> {
         self.ask(|reply| Command::ClosestPeers {
+            key,
+            results,
+            reply,
+        })
+        .await?
+    }
+
+    /// The peers to place a block at `key` on, nearest first: [`Client::closest_peers_for`]
+    /// `results`, without the walk when this peer's routing table already lists every peer
+    /// the walk could find (a network of fewer than about k peers, [`super::table_answer`]).
+    pub async fn placement_peers(
+        &self,
+        key: Vec<u8>,
+        results: NonZeroUsize,
+    ) -> Result<Vec<PeerId>, NetError> {
+        self.ask(|reply| Command::PlacementPeers {
             key,
             results,
             reply,

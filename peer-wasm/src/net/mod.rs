@@ -37,6 +37,7 @@ pub(crate) mod record_policy;
 pub(crate) mod relay_links;
 mod rewalk;
 mod swarm;
+mod table_answer;
 mod tuning;
 mod wrapper;
 
@@ -193,6 +194,9 @@ pub struct Status {
     /// Streams carried over direct WebRTC connections since start, both ways: more than
     /// [`Status::direct_channels_opened`] when channels carry one stream after another.
     pub direct_streams: u64,
+    /// Block placements answered from the routing table since start, each a walk saved
+    /// ([`table_answer`]).
+    pub placements_from_table: u64,
 }
 
 /// A peer in the DHT routing table.

@@ -107,7 +107,7 @@ impl Network for Client {
     ) -> impl Future<Output = Result<Vec<PeerId>, NetError>> + MaybeSend {
         let results =
             std::num::NonZeroUsize::new(2 * copies).unwrap_or(std::num::NonZeroUsize::MIN);
-        Client::closest_peers_for(self, key, results)
+        Client::placement_peers(self, key, results)
     }
 
     fn request(

@@ -75,6 +75,8 @@ pub(crate) const REBOOTSTRAP_AFTER: Duration = Duration::from_secs(5 * 60);
 pub(crate) struct Walks {
     bootstrap_peers: HashSet<PeerId>,
     last: Option<Instant>,
+    /// When the last walk refreshing the whole table ended ([`super::table_answer`]).
+    refreshed: Option<Instant>,
     rewalk: Rewalk,
     rebootstrap_after: Duration,
 }
@@ -85,6 +87,7 @@ impl Walks {
         Self {
             bootstrap_peers,
             last: None,
+            refreshed: None,
             rewalk: Rewalk::default(),
             rebootstrap_after: REBOOTSTRAP_AFTER,
         }
@@ -121,10 +124,18 @@ impl Walks {
         self.last = Some(now);
     }
 
-    /// A walk ended with `known` peers in the routing table: when to walk again, if at all
-    /// ([`Rewalk::after_walk`]).
+    /// A walk refreshing the whole table ended with `known` peers in it: when to walk again,
+    /// if at all ([`Rewalk::after_walk`]).
     pub(crate) fn after_walk(&mut self, known: usize, now: Instant) -> Option<Instant> {
+        self.refreshed = Some(now);
         self.rewalk.after_walk(known, now)
+    }
+
+    /// Whether the table was refreshed recently enough that a bucket with room lists every
+    /// live peer in its range ([`super::table_answer::TRUSTED_FOR`]).
+    pub(crate) fn table_trusted(&self, now: Instant) -> bool {
+        self.refreshed
+            .is_some_and(|at| now.saturating_duration_since(at) < super::table_answer::TRUSTED_FOR)
     }
 }
 

@@ -104,6 +104,23 @@ async fn twenty_peers_find_each_other_through_the_dht_and_say_hello() {
         assert!(!seen.contains(&ids[i]), "a peer never discovers itself");
     }
 
+    // A placement in a network smaller than k is answered from the routing table, with the
+    // peers a walk confirms: every bucket has room, so no walk could name anyone else.
+    let placer = &peers[1];
+    let six = std::num::NonZeroUsize::new(6).unwrap();
+    for round in 0..5u8 {
+        let key = vec![round; 32];
+        let walked = placer.closest_peers_for(key.clone(), six).await.unwrap();
+        let placed = placer.placement_peers(key, six).await.unwrap();
+        assert_eq!(
+            placed[..6],
+            walked[..6],
+            "key {round}: table and walk disagree"
+        );
+    }
+    let saved = placer.status().await.unwrap().placements_from_table;
+    assert_eq!(saved, 5, "every placement was answered without a walk");
+
     // Each peer greets the next one, dialling it by id through what the DHT told it.
     for (i, peer) in peers.iter().enumerate() {
         let next = ids[(i + 1) % ids.len()];

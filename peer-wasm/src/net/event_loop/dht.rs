@@ -2,7 +2,7 @@
 //! records stored and read under the record policy ([`crate::net::record_policy`],
 //! [`crate::net::record_limits`]), and which peers may hold blocks.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use futures::future::{Fuse, FutureExt};
 use futures_timer::Delay;
@@ -11,10 +11,10 @@ use libp2p::{identify, kad, PeerId};
 use super::EventLoop;
 use crate::net::{
     journaled_store::PersistedRecord,
-    queries::Query,
+    queries::{PeersReply, Query},
     record_limits::{Admit, Candidate, HeldRecords, RecordLimits},
     record_policy::{self},
-    LookupStats, NetError,
+    table_answer, LookupStats, NetError,
 };
 use crate::{
     protocol::{KAD_PROTOCOL, RPC_PROTOCOL},
@@ -55,6 +55,32 @@ impl EventLoop {
                 kad::InboundRequest::PutRecord { .. } => "dht put record",
             };
             tracing::debug!(target: crate::TIMING, kind, "request received");
+        }
+        if let kad::Event::OutboundQueryProgressed {
+            id,
+            result,
+            stats,
+            step,
+        } = &event
+        {
+            // Which walks a tab starts and what each cost, for `cluster.mjs --profile`: ours
+            // are in `queries`, the rest are Kademlia's own (bootstrap, republishing).
+            if step.last {
+                let kind = match result {
+                    kad::QueryResult::Bootstrap(_) => "bootstrap",
+                    kad::QueryResult::GetClosestPeers(_) => match self.dht.queries.get(id) {
+                        Some(Query::Closest(_)) => "closest",
+                        Some(_) => "other closest",
+                        None => "kademlia's closest",
+                    },
+                    kad::QueryResult::GetRecord(_) => "get record",
+                    kad::QueryResult::PutRecord(_) => "put record",
+                    kad::QueryResult::RepublishRecord(_) => "republish record",
+                    _ => "other",
+                };
+                let requests = stats.num_requests();
+                tracing::debug!(target: crate::TIMING, kind, requests, "query done");
+            }
         }
         match event {
             kad::Event::OutboundQueryProgressed {
@@ -169,6 +195,11 @@ impl EventLoop {
                 peer, is_new_peer, ..
             } => {
                 tracing::debug!(%peer, "DHT routing table updated");
+                if is_new_peer {
+                    // Each entry starts Kademlia's own walk while the table is small: for
+                    // `cluster.mjs --profile`.
+                    tracing::debug!(target: crate::TIMING, %peer, "table grew");
+                }
                 if is_new_peer && self.holds_records(&peer) {
                     self.hand_records_to(peer);
                 }
@@ -406,6 +437,58 @@ impl EventLoop {
     /// Whether `peer` may hold records: not the relay, and (once identified) a Jellyfish peer.
     pub(super) fn holds_records(&self, peer: &PeerId) -> bool {
         !self.relays.is_relay(peer) && self.book.may_speak(peer, RPC_PROTOCOL.as_ref())
+    }
+
+    /// The peers to place a block at `key` on: from the routing table when it lists every peer
+    /// a walk towards `key` confirming `results` could find ([`table_answer`]), else by that
+    /// walk.
+    pub(super) fn placement_peers(
+        &mut self,
+        key: Vec<u8>,
+        results: std::num::NonZeroUsize,
+        reply: PeersReply,
+    ) {
+        if self.table_answers(&key, results.get()) {
+            // As a walk that heard no one new would answer.
+            self.dht.placements_from_table += 1;
+            tracing::debug!(target: crate::TIMING, kind = "placement from the table", requests = 0, "query done");
+            let _ = reply.send(Ok(self.storage_candidates(key, Vec::new())));
+        } else {
+            self.walk(key, results, Query::Closest(reply));
+        }
+    }
+
+    /// Whether a walk towards `key` confirming `wanted` storage peers could find none this
+    /// peer does not know ([`table_answer::table_answers`]).
+    fn table_answers(&mut self, key: &[u8], wanted: usize) -> bool {
+        if !self.dht.walks.table_trusted(web_time::Instant::now()) {
+            return false;
+        }
+        let me = kad::KBucketKey::from(*self.swarm.local_peer_id());
+        let target = kad::KBucketKey::new(key.to_vec());
+        let bucket_of = |distance: kad::KBucketDistance| distance.ilog2();
+        let kad = &mut self.swarm.behaviour_mut().kad;
+        let fill: BTreeMap<u32, usize> = kad
+            .kbuckets()
+            .filter_map(|bucket| Some((bucket_of(bucket.range().0)?, bucket.num_entries())))
+            .collect();
+        let known: Vec<PeerId> = kad
+            .get_closest_local_peers(&target)
+            .map(|k| *k.preimage())
+            .collect();
+        let nearest: Vec<u32> = known
+            .into_iter()
+            .filter(|p| self.holds_records(p))
+            .take(wanted)
+            .filter_map(|p| bucket_of(kad::KBucketKey::from(p).distance(&me)))
+            .collect();
+        table_answer::table_answers(
+            &fill,
+            bucket_of(target.distance(&me)),
+            &nearest,
+            wanted,
+            usize::from(crate::net::behaviour::K_VALUE),
+        )
     }
 
     /// Walks the DHT towards `key` until the `results` closest peers it knows have answered;

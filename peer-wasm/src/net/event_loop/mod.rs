@@ -116,6 +116,8 @@ struct Dht {
     limits: RecordLimits,
     /// When to walk the DHT ([`super::rewalk`]).
     walks: Walks,
+    /// Placements answered from the routing table without a walk ([`super::table_answer`]).
+    placements_from_table: u64,
 }
 
 /// The loop's timers: each fires when a room wants to be woken.
@@ -182,6 +184,7 @@ impl EventLoop {
                 queries: HashMap::new(),
                 limits: RecordLimits::default(),
                 walks: Walks::new(bootstrap_peers).tuned(&config.tuning),
+                placements_from_table: 0,
             },
             upgrades: Upgrades::new(config.direct).tuned(&config.tuning),
             book: PeerBook::default(),
@@ -410,6 +413,11 @@ impl EventLoop {
                 results,
                 reply,
             } => self.walk(key, results, Query::Closest(reply)),
+            Command::PlacementPeers {
+                key,
+                results,
+                reply,
+            } => self.placement_peers(key, results, reply),
             Command::NearbyPeers { key, reply } => {
                 let target = libp2p::kad::KBucketKey::new(key);
                 let peers = self
