@@ -107,6 +107,7 @@ export function cpuSpent(before, after) {
  * JS and wasm); returns each page's profile as self time per function. Build the site with
  * `scripts/build-web.sh --names` to see the peer's own function names.
  */
+let profilesWritten = 0;
 export async function profiled(pages, work) {
   const sessions = [];
   for (const page of pages) {
@@ -121,6 +122,11 @@ export async function profiled(pages, work) {
   for (const cdp of sessions) {
     const { profile } = await cdp.send("Profiler.stop");
     await cdp.detach();
+    // JF_CPU_PROFILE_DIR: each profile whole, to open in Chromium's DevTools (Performance).
+    if (process.env.JF_CPU_PROFILE_DIR) {
+      profilesWritten += 1;
+      writeFileSync(`${process.env.JF_CPU_PROFILE_DIR}/${profilesWritten}-tab${selfTimes.length}.cpuprofile`, JSON.stringify(profile));
+    }
     const nodes = new Map(profile.nodes.map((n) => [n.id, n]));
     const self = new Map();
     profile.samples.forEach((id, i) => {
