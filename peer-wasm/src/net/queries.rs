@@ -14,6 +14,8 @@ pub(crate) type PeersReply = oneshot::Sender<Result<Vec<PeerId>, NetError>>;
 pub(crate) enum Query {
     /// A walk towards this peer's own id ([`super::Client::discover`]).
     Discover(PeersReply),
+    /// An extra walk towards this peer's own id while its table is thin ([`super::rewalk`]).
+    Rewalk,
     /// The peers that may store blocks near a key ([`super::Client::closest_peers`]).
     Closest(PeersReply),
     /// A measured walk, for the simulation ([`super::Client::lookup`]).

@@ -223,7 +223,7 @@ impl EventLoop {
                     }
                 },
                 () = &mut self.timers.relays => self.drive_relays(),
-                () = &mut self.timers.rewalk => self.bootstrap(),
+                () = &mut self.timers.rewalk => self.rewalk(),
                 () = &mut self.timers.resend => self.on_resend(),
             }
         }
