@@ -85,13 +85,16 @@ impl EventLoop {
         }
         match event {
             kad::Event::OutboundQueryProgressed {
-                result: kad::QueryResult::Bootstrap(_),
+                result: kad::QueryResult::Bootstrap(result),
                 step,
                 ..
             } if step.last => {
-                // A walk refreshing every bucket (ours or Kademlia's own) ended: the table
-                // lists every live peer it could, and walks again soon while it is thin.
-                self.dht.walks.refreshed(web_time::Instant::now());
+                // A walk refreshing every bucket (ours or Kademlia's own) ended: unless it
+                // timed out, the table lists every live peer it could. Walk again soon while
+                // the table is thin.
+                if result.is_ok() {
+                    self.dht.walks.refreshed(web_time::Instant::now());
+                }
                 self.schedule_rewalk();
             }
             kad::Event::OutboundQueryProgressed {
