@@ -62,6 +62,11 @@ direct_channels_opened: number,
  */
 direct_streams: number,
 /**
+ * Messages sent on direct WebRTC data channels since start (one `send` each, however many
+ * frames it carries).
+ */
+direct_messages_sent: number,
+/**
  * Block placements answered from the routing table since start, each a walk saved
  * ([`table_answer`]).
  */

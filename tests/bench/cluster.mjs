@@ -124,6 +124,7 @@ async function traffic(pages, relay) {
     direct_sent: statuses.map((s) => s.direct_bytes_sent),
     channels: statuses.map((s) => s.direct_channels_opened ?? 0),
     streams: statuses.map((s) => s.direct_streams ?? 0),
+    messages: statuses.map((s) => s.direct_messages_sent ?? 0),
     held: storages.map((s) => s.used),
     blocks: storages.map((s) => s.blocks),
     relay: health,
@@ -154,6 +155,7 @@ function moved(before, after) {
     // more streams than channels means channels carried one stream after another.
     channels_opened: sum(after.channels) - sum(before.channels),
     streams: sum(after.streams) - sum(before.streams),
+    messages: sum(after.messages) - sum(before.messages),
   };
 }
 
@@ -543,6 +545,8 @@ async function main() {
       row(`${f.mib} MiB upload, network bytes per stored byte`, f.upload_moved.wire / f.size, `${COPIES} copies, nothing else`, COPIES);
       row(`${f.mib} MiB up + down, streams carried over data channels`, f.upload_moved.streams + f.download_moved.streams,
         "data channels opened (as many as streams without reuse)", f.upload_moved.channels_opened + f.download_moved.channels_opened);
+      row(`${f.mib} MiB up + down, data-channel messages sent`, f.upload_moved.messages + f.download_moved.messages,
+        "1 MiB blocks x copies in 64 KiB frames (the data alone)", Math.ceil(f.size / MIB) * (COPIES + 1) * 17);
       row(`${f.mib} MiB download goodput, MiB/s`, down, "raw RTCDataChannel, one channel", raw.mib_s);
       row(`${f.mib} MiB download goodput, MiB/s`, down, "transport probe, same bytes from other tabs in turn, 4 at once", rate(f.size, f.probe_pull_ms));
       row(`${f.mib} MiB download, time to first block, ms`, f.download.first_ms, "transport probe, 1 MiB from 1 tab", median(oneBlock.pull));

@@ -194,6 +194,9 @@ pub struct Status {
     /// Streams carried over direct WebRTC connections since start, both ways: more than
     /// [`Status::direct_channels_opened`] when channels carry one stream after another.
     pub direct_streams: u64,
+    /// Messages sent on direct WebRTC data channels since start (one `send` each, however many
+    /// frames it carries).
+    pub direct_messages_sent: u64,
     /// Block placements answered from the routing table since start, each a walk saved
     /// ([`table_answer`]).
     pub placements_from_table: u64,

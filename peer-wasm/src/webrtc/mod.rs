@@ -52,6 +52,9 @@ pub fn traffic() -> (u64, u64) {
 /// Data channels opened (by either side) and streams carried over them, so far.
 static CHANNELS: AtomicU64 = AtomicU64::new(0);
 static STREAMS: AtomicU64 = AtomicU64::new(0);
+/// Messages sent on data channels so far: each is one `send` call, a fixed cost in the
+/// browser whatever its size, so the benchmarks count them per stream.
+static MESSAGES: AtomicU64 = AtomicU64::new(0);
 
 /// Data channels opened and streams carried so far: the benchmarks' check that channels are
 /// reused ([`reuse`]).
@@ -62,6 +65,11 @@ pub fn channel_counts() -> (u64, u64) {
     )
 }
 
+/// Messages sent on data channels so far (one per `send`, however many frames it holds).
+pub fn messages_sent() -> u64 {
+    MESSAGES.load(Ordering::Relaxed)
+}
+
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 fn count_stream(new_channel: bool) {
     CHANNELS.fetch_add(u64::from(new_channel), Ordering::Relaxed);
@@ -70,6 +78,7 @@ fn count_stream(new_channel: bool) {
 
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 fn count(sent: usize, received: usize) {
+    MESSAGES.fetch_add(u64::from(sent > 0), Ordering::Relaxed);
     SENT.fetch_add(sent as u64, Ordering::Relaxed);
     RECEIVED.fetch_add(received as u64, Ordering::Relaxed);
 }

@@ -51,6 +51,7 @@ impl EventLoop {
             direct_bytes_received: received,
             direct_channels_opened: channels,
             direct_streams: streams,
+            direct_messages_sent: crate::webrtc::messages_sent(),
             placements_from_table: self.dht.placements_from_table,
         }
     }
