@@ -75,20 +75,28 @@ fn decode_fields(mut bytes: &[u8]) -> io::Result<(Option<u64>, Option<&[u8]>)> {
 }
 
 fn encode_fields(one: Option<u64>, two: Option<&[u8]>) -> Vec<u8> {
-    let mut body = Vec::with_capacity(two.map_or(0, <[u8]>::len) + 8);
+    let mut message = Vec::with_capacity(two.map_or(0, <[u8]>::len) + 16);
+    encode_fields_into(&mut message, one, two);
+    message
+}
+
+/// [`encode_fields`] appended to `out`, the bytes copied once (a data frame's 64 KiB were
+/// copied three times on their way out before).
+fn encode_fields_into(out: &mut Vec<u8>, one: Option<u64>, two: Option<&[u8]>) {
+    let varint_len = |value: u64| unsigned_varint::encode::u64(value, &mut [0; 10]).len();
+    let body_len = one.map_or(0, |v| 1 + varint_len(v))
+        + two.map_or(0, |b| 1 + varint_len(b.len() as u64) + b.len());
+    out.reserve(body_len + 3);
+    put_varint(out, body_len as u64);
     if let Some(value) = one {
-        body.push(FIELD_1_VARINT);
-        put_varint(&mut body, value);
+        out.push(FIELD_1_VARINT);
+        put_varint(out, value);
     }
     if let Some(bytes) = two {
-        body.push(FIELD_2_BYTES);
-        put_varint(&mut body, bytes.len() as u64);
-        body.extend_from_slice(bytes);
+        out.push(FIELD_2_BYTES);
+        put_varint(out, bytes.len() as u64);
+        out.extend_from_slice(bytes);
     }
-    let mut message = Vec::with_capacity(body.len() + 3);
-    put_varint(&mut message, body.len() as u64);
-    message.extend_from_slice(&body);
-    message
 }
 
 /// What a signalling message carries.
@@ -194,6 +202,19 @@ pub enum Flag {
     Ready,
 }
 
+impl Flag {
+    /// The flag's number on the wire.
+    fn wire_value(self) -> u64 {
+        match self {
+            Flag::Fin => 0,
+            Flag::StopSending => 1,
+            Flag::Reset => 2,
+            Flag::FinAck => 3,
+            Flag::Ready => 4,
+        }
+    }
+}
+
 /// One data-channel message: a flag, stream bytes, or both.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Frame {
@@ -219,15 +240,20 @@ impl Frame {
 
     /// The bytes of one data-channel message, length prefix included.
     pub fn encode(&self) -> Vec<u8> {
-        let flag = self.flag.map(|f| match f {
-            Flag::Fin => 0,
-            Flag::StopSending => 1,
-            Flag::Reset => 2,
-            Flag::FinAck => 3,
-            Flag::Ready => 4,
-        });
         let data = (!self.data.is_empty()).then_some(self.data.as_slice());
-        encode_fields(flag, data)
+        encode_fields(self.flag.map(Flag::wire_value), data)
+    }
+
+    /// Appends the frame's bytes, length prefix included, to `out`.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        Self::encode_data_into(out, self.flag, &self.data);
+    }
+
+    /// Appends a frame of `flag` and `data` to `out` without building the [`Frame`] first (a
+    /// write's bytes go from the caller's buffer to the message in one copy).
+    pub fn encode_data_into(out: &mut Vec<u8>, flag: Option<Flag>, data: &[u8]) {
+        let data = (!data.is_empty()).then_some(data);
+        encode_fields_into(out, flag.map(Flag::wire_value), data);
     }
 
     fn decode(body: &[u8]) -> io::Result<Self> {
@@ -373,6 +399,14 @@ mod tests {
             Frame::flag(Flag::Ready),
         ];
         let wire: Vec<u8> = frames.iter().flat_map(Frame::encode).collect();
+        // Several frames appended to one message: the same bytes as one message each.
+        let mut appended = vec![0xAA];
+        frames.iter().for_each(|f| f.encode_into(&mut appended));
+        assert_eq!(appended[1..], wire[..]);
+        let big = vec![5; 64 * 1024 - 16];
+        let mut message = Vec::new();
+        Frame::encode_data_into(&mut message, None, &big);
+        assert_eq!(message, Frame::data(big).encode());
         assert!(frames.iter().all(|f| f.encode().len() <= MAX_MESSAGE));
         // FIN is flag 0 and must still be written.
         assert_eq!(Frame::flag(Flag::Fin).encode(), [2, 0x08, 0]);

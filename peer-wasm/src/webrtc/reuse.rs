@@ -16,6 +16,13 @@
 //! - the opener, hearing it, keeps the channel idle and carries its next stream to that peer on
 //!   it; the other side takes the first frame on an idle channel as a new inbound stream.
 //!
+//! READY usually rides with the other side's FIN ([`Life::finishing`]): the opener's FIN has
+//! come and been acknowledged by then, so the opener, reading the FIN, answers FIN_ACK, ends
+//! its stream cleanly and then reads READY, in that order, as it always did. The other side
+//! takes the FIN_ACK that follows, while its channel is already idle, as its last stream's
+//! ([`Life::late_fin_ack`]); on an ordered channel it comes before any frame of the next
+//! stream. One message per stream fewer, and the channel is free half a round trip sooner.
+//!
 //! Only the opener starts streams on a channel, so the two sides never race for one; the
 //! channel is ordered, so every frame of the old stream arrives before READY and every frame of
 //! the new one after it. Anything out of turn (READY on a channel we did not mark, a frame on
@@ -88,6 +95,8 @@ pub struct Life {
     phase: Phase,
     /// Streams carried so far.
     streams: u32,
+    /// READY went out with our FIN, before the remote's FIN_ACK for it came.
+    ready_before_fin_ack: bool,
 }
 
 impl Life {
@@ -98,6 +107,7 @@ impl Life {
             marked,
             phase: Phase::Streaming,
             streams: 1,
+            ready_before_fin_ack: false,
         }
     }
 
@@ -147,6 +157,28 @@ impl Life {
         }
     }
 
+    /// Our FIN is going out and the remote's FIN already came: on a marked channel the remote
+    /// opened, the stream needs nothing more of the channel but the remote's FIN_ACK, so READY
+    /// may go with the FIN ([`Step::SendReady`], and the channel is idle). Otherwise
+    /// [`Step::Nothing`]: [`Life::stream_done`] decides once the FIN_ACK comes.
+    pub fn finishing(&mut self, idle_now: usize) -> Step {
+        if (self.opener, self.phase, self.marked) != (Opener::Remote, Phase::Streaming, true)
+            || idle_now >= IDLE_THEIRS
+        {
+            return Step::Nothing;
+        }
+        self.phase = Phase::Idle;
+        self.ready_before_fin_ack = true;
+        Step::SendReady
+    }
+
+    /// A FIN_ACK came while no stream is on the channel: whether it is the last stream's, owed
+    /// since READY went with our FIN ([`Life::finishing`]). Once only; any other frame between
+    /// streams is the next stream's ([`Life::frame_between_streams`]).
+    pub fn late_fin_ack(&mut self) -> bool {
+        self.phase == Phase::Idle && std::mem::take(&mut self.ready_before_fin_ack)
+    }
+
     /// A READY frame came; `idle_now` is how many idle channels of ours the connection keeps.
     pub fn ready(&mut self, idle_now: usize) -> Step {
         match (self.opener, self.phase) {
@@ -164,6 +196,9 @@ impl Life {
             (Opener::Remote, Phase::Idle) => {
                 self.phase = Phase::Streaming;
                 self.streams = self.streams.saturating_add(1);
+                // An ordered channel delivers the last stream's FIN_ACK before this frame;
+                // without it that stream waits out its FIN_ACK timeout.
+                self.ready_before_fin_ack = false;
                 Step::NewStream
             }
             _ => self.close(),
@@ -215,6 +250,47 @@ mod tests {
             assert_eq!(theirs.frame_between_streams(), Step::NewStream);
             assert_eq!((ours.streams(), theirs.streams()), (n + 1, n + 1));
         }
+    }
+
+    #[test]
+    fn ready_rides_with_the_fin_and_the_late_fin_ack_is_the_last_streams() {
+        let (mut ours, mut theirs) = (Life::new(Opener::Us, true), Life::new(Opener::Remote, true));
+        for n in 1..=3 {
+            // Theirs has read our FIN and writes its own: READY goes with it.
+            assert_eq!(theirs.finishing(0), Step::SendReady);
+            assert_eq!(theirs.phase(), Phase::Idle);
+            // Ours reads FIN (its stream ends cleanly), then READY.
+            assert_eq!(ours.stream_done(true, 0), Step::Nothing);
+            assert_eq!(ours.ready(0), Step::Pool);
+            // Ours' FIN_ACK reaches theirs while idle: the last stream's, once.
+            assert!(theirs.late_fin_ack());
+            assert!(!theirs.late_fin_ack(), "only one FIN_ACK is owed");
+            // Theirs' stream now ends: nothing more to say, the channel stays idle.
+            assert_eq!(theirs.stream_done(true, 0), Step::Nothing);
+            assert_eq!(theirs.phase(), Phase::Idle);
+            assert!(ours.reuse());
+            assert_eq!(theirs.frame_between_streams(), Step::NewStream);
+            assert_eq!((ours.streams(), theirs.streams()), (n + 1, n + 1));
+        }
+        // Not on channels we opened, unmarked ones, or past the bound; never twice.
+        assert_eq!(Life::new(Opener::Us, true).finishing(0), Step::Nothing);
+        assert_eq!(Life::new(Opener::Remote, false).finishing(0), Step::Nothing);
+        assert_eq!(
+            Life::new(Opener::Remote, true).finishing(IDLE_THEIRS),
+            Step::Nothing
+        );
+        let mut theirs = Life::new(Opener::Remote, true);
+        theirs.finishing(0);
+        assert_eq!(theirs.finishing(0), Step::Nothing);
+        // A FIN_ACK between streams with none owed starts the next stream, as any frame did.
+        let mut theirs = Life::new(Opener::Remote, true);
+        assert_eq!(theirs.stream_done(true, 0), Step::SendReady);
+        assert!(!theirs.late_fin_ack());
+        // The next stream's first frame clears what was owed (it cannot come before it).
+        let mut theirs = Life::new(Opener::Remote, true);
+        theirs.finishing(0);
+        assert_eq!(theirs.frame_between_streams(), Step::NewStream);
+        assert!(!theirs.late_fin_ack());
     }
 
     #[test]
