@@ -244,11 +244,6 @@ impl Frame {
         encode_fields(self.flag.map(Flag::wire_value), data)
     }
 
-    /// Appends the frame's bytes, length prefix included, to `out`.
-    pub fn encode_into(&self, out: &mut Vec<u8>) {
-        Self::encode_data_into(out, self.flag, &self.data);
-    }
-
     /// Appends a frame of `flag` and `data` to `out` without building the [`Frame`] first (a
     /// write's bytes go from the caller's buffer to the message in one copy).
     pub fn encode_data_into(out: &mut Vec<u8>, flag: Option<Flag>, data: &[u8]) {
@@ -401,7 +396,9 @@ mod tests {
         let wire: Vec<u8> = frames.iter().flat_map(Frame::encode).collect();
         // Several frames appended to one message: the same bytes as one message each.
         let mut appended = vec![0xAA];
-        frames.iter().for_each(|f| f.encode_into(&mut appended));
+        frames
+            .iter()
+            .for_each(|f| Frame::encode_data_into(&mut appended, f.flag, &f.data));
         assert_eq!(appended[1..], wire[..]);
         let big = vec![5; 64 * 1024 - 16];
         let mut message = Vec::new();

@@ -172,9 +172,10 @@ impl Life {
         Step::SendReady
     }
 
-    /// A FIN_ACK came while no stream is on the channel: whether it is the last stream's, owed
-    /// since READY went with our FIN ([`Life::finishing`]). Once only; any other frame between
-    /// streams is the next stream's ([`Life::frame_between_streams`]).
+    /// A FIN_ACK (or a RESET in its place) came while no stream is on the channel: whether it
+    /// is the last stream's, owed since READY went with our FIN ([`Life::finishing`]). Once
+    /// only; any other frame between streams is the next stream's
+    /// ([`Life::frame_between_streams`]).
     pub fn late_fin_ack(&mut self) -> bool {
         self.phase == Phase::Idle && std::mem::take(&mut self.ready_before_fin_ack)
     }

@@ -359,9 +359,12 @@ impl Slot {
                 }
                 continue;
             }
-            // The last stream's FIN_ACK, owed since READY went with its FIN, is that stream's.
+            // The last stream's FIN_ACK, owed since READY went with its FIN, is that stream's;
+            // so is a RESET in its place (the opener dropped the stream after its FIN), which
+            // would otherwise start a stream already reset and leave the last one waiting out
+            // its FIN_ACK timeout (the opener closes the channel after a reset anyway).
             let late_fin_ack = state.life.phase() != Phase::Streaming
-                && frame.flag == Some(Flag::FinAck)
+                && matches!(frame.flag, Some(Flag::FinAck | Flag::Reset))
                 && frame.data.is_empty()
                 && state.life.late_fin_ack();
             if state.life.phase() != Phase::Streaming && !late_fin_ack {
