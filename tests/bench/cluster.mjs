@@ -9,7 +9,8 @@
 // probes, WebCrypto AES-GCM, PBKDF2 and RSA, IndexedDB writes, one request round trip), with
 // the ratio between them. Prints a markdown table and writes every raw number as JSON.
 //   scripts/isolated.sh node tests/bench/cluster.mjs [--peers 8] [--sizes 1,16,128] [--lookups 20]
-//     [--runs 3] [--raw-mib 64] [--repair-every-secs 0] [--out tests/bench/results/cluster.json]
+//     [--runs 3] [--raw-mib 64] [--repair-every-secs 0] [--settle-secs 0]
+//     [--out tests/bench/results/cluster.json]
 // --runs: sign-ups, log-ins and runs of each baseline. --repair-every-secs: the relay's test
 // repair schedule (0, the default: the shipped one, each block hourly, fellow holders swept
 // every 30 s, one copy short waits 45 s). A CI-sized run:
@@ -36,6 +37,7 @@ const REPAIR_EVERY_SECS = Number(option("repair-every-secs", 0));
 // Files larger than this get no baselines of their own (no probes, AES-GCM or IndexedDB
 // runs of the same bytes): a 10 GiB file's probes alone would double a run of most of an hour.
 const BASELINE_MAX_MIB = Number(option("baseline-max-mib", Infinity));
+const SETTLE_SECS = Number(option("settle-secs", 0));
 const OUT = option("out", join(ROOT, "tests", "bench", "results", "cluster.json"));
 // --profile: the tabs log their timings (`?log=timing`), and each file's upload and download
 // are broken down into the peer's own timings: per block read, seal, journal note, warrant
@@ -346,6 +348,25 @@ async function main() {
     const holds = Math.min(Math.ceil(Math.max(...SIZES) * MIB * 1.1) + 64 * MIB, 9 * 1024 * MIB);
     for (const page of pages.slice(1)) await page.evaluate(donateAtLeast, holds);
 
+    // --settle-secs N: the logged-in cluster rests N seconds before the files, and what it
+    // spends at rest is printed (the DHT's refreshes, the holders' first audits of a new
+    // donor). 0, the default: the files start at once, as a person drops a file the instant
+    // the page is ready.
+    let settle = null;
+    if (SETTLE_SECS > 0) {
+      t = Date.now();
+      const before = cpuReading(browsersOf());
+      const rest = () => new Promise((r) => setTimeout(r, SETTLE_SECS * 1000));
+      const rested = CPU_PROFILE ? await sampledProfile(pages, rest) : {};
+      settle = cpuSpent(before, cpuReading(browsersOf()));
+      if (rested.selfTimes) printFunctions(`${SETTLE_SECS} s at rest`, rested.selfTimes, 0);
+      const cores = os.cpus().length;
+      console.error(`cpu at rest for ${SETTLE_SECS} s after the accounts: machine busy ${settle.busy_s.toFixed(1)} s ` +
+        `(${Math.round(100 * settle.busy_s / (settle.wall_s * cores))} % of ${cores} cores)`);
+      printCpu(`${SETTLE_SECS} s at rest`, MIB, settle, 0);
+      phase("settle", t);
+    }
+
     // Files: upload in tab 0, download in tab 1, with the traffic of every tab and the relay.
     const files = [];
     // --cpu-profile: each tab's functions during the work (the files, then their probes).
@@ -428,7 +449,7 @@ async function main() {
     phase("baselines", t);
     // The files' figures so far, in case a later phase fails after minutes of uploading.
     writeResults(OUT.replace(/\.json$/, "") + ".files.json", {
-      files, idle_peak_mib: idlePeakMiB, one_block_probe_ms: oneBlock, lookups, raw_channel: raw,
+      files, idle_peak_mib: idlePeakMiB, one_block_probe_ms: oneBlock, lookups, raw_channel: raw, settle,
     });
 
     // Newcomers after churn: the last tabs close for good, then fresh profiles load the page.
