@@ -169,7 +169,7 @@ const directLinks = (page) => page.evaluate(async () => (await window.jellyfish.
  * (near 100 % the cores, not the network, are the bound), then the tab that ran it and the
  * others, each by kind of process (renderer: JS, wasm and WebRTC; browser: IndexedDB).
  */
-function printCpu(what, size, spent, own) {
+function printCpu(what, size, spent, own) { // size: bytes moved, or null for none (a rest)
   const cores = os.cpus().length;
   const total = (kinds) => Object.values(kinds).reduce((a, b) => a + b, 0);
   const others = {};
@@ -182,7 +182,8 @@ function printCpu(what, size, spent, own) {
   const mine = spent.browsers_s[own];
   console.error(`cpu ${what}: ${spent.wall_s.toFixed(1)} s wall; machine busy ${spent.busy_s.toFixed(1)} s ` +
     `(${Math.round(100 * spent.busy_s / (spent.wall_s * cores))} % of ${cores} cores), ` +
-    `${Math.round(1000 * spent.busy_s / (size / MIB))} ms per MiB; its own tab ${total(mine).toFixed(1)} s ` +
+    (size === null ? "" : `${Math.round(1000 * spent.busy_s / (size / MIB))} ms per MiB; `) +
+    `its own tab ${total(mine).toFixed(1)} s ` +
     `(${byKind(mine)}); the others ${total(others).toFixed(1)} s (${byKind(others)})`);
 }
 
@@ -357,13 +358,10 @@ async function main() {
       t = Date.now();
       const before = cpuReading(browsersOf());
       const rest = () => new Promise((r) => setTimeout(r, SETTLE_SECS * 1000));
-      const rested = CPU_PROFILE ? await sampledProfile(pages, rest) : {};
+      const rested = CPU_PROFILE ? await sampledProfile(pages, rest) : (await rest(), {});
       settle = cpuSpent(before, cpuReading(browsersOf()));
       if (rested.selfTimes) printFunctions(`${SETTLE_SECS} s at rest`, rested.selfTimes, 0);
-      const cores = os.cpus().length;
-      console.error(`cpu at rest for ${SETTLE_SECS} s after the accounts: machine busy ${settle.busy_s.toFixed(1)} s ` +
-        `(${Math.round(100 * settle.busy_s / (settle.wall_s * cores))} % of ${cores} cores)`);
-      printCpu(`${SETTLE_SECS} s at rest`, MIB, settle, 0);
+      printCpu(`${SETTLE_SECS} s at rest after the accounts`, null, settle, 0);
       phase("settle", t);
     }
 
