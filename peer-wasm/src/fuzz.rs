@@ -20,7 +20,7 @@ use std::{
 };
 
 use futures::executor::block_on;
-use libp2p::identity::Keypair;
+use libp2p::{identity::Keypair, PeerId};
 
 use crate::{
     block::{BlockId, FileId},
@@ -218,6 +218,7 @@ fn fuzz_the_request_response_envelope_and_the_holder() {
             ),
             block,
             repair: true,
+            fellows: protocol::fellows_of(&PeerId::random(), &[PeerId::random(), PeerId::random()]),
         },
         Request::FetchBlock { id },
         Request::DeleteBlock {
@@ -258,6 +259,7 @@ fn fuzz_the_request_response_envelope_and_the_holder() {
     let store = block_on(BlockStore::open(64 << 20)).unwrap();
     let holder_key = Keypair::generate_ed25519();
     let (audits, _queue) = crate::holder::DonorAudits::new();
+    let named = crate::holder::NamedFellows::default();
     fuzz("requests, answered by a holder", 1, &seeds, |bytes| {
         if let Ok(request) = protocol::decode::<Request>(bytes, MAX_REQUEST_BYTES) {
             let holder = crate::holder::Holder {
@@ -265,6 +267,7 @@ fn fuzz_the_request_response_envelope_and_the_holder() {
                 keypair: &holder_key,
                 probes: crate::holder::Probes::Answered,
                 pledges: crate::holder::Pledges::Audited(&audits),
+                named: Some(&named),
             };
             let _ = block_on(crate::holder::answer(holder, request));
         }

@@ -61,6 +61,7 @@ pub async fn start_with(
     };
     let started = net::start(keypair.clone(), config)?;
     let (audits, queue) = crate::holder::DonorAudits::new();
+    let named = Shared::new(crate::holder::NamedFellows::default());
     platform::spawn(crate::holder::serve(
         started.client.clone(),
         started.inbound,
@@ -68,6 +69,7 @@ pub async fn start_with(
         keypair.clone(),
         probes,
         audits.clone(),
+        named.clone(),
     ));
     platform::spawn(crate::holder::audit_donors(
         started.client.clone(),
@@ -82,7 +84,8 @@ pub async fn start_with(
         repair,
         repairs.clone(),
     )
-    .with_receipts(audits.clone());
+    .with_receipts(audits.clone())
+    .with_named(named);
     platform::spawn(repairer.run(store.clone()));
     Ok(Node {
         keypair,

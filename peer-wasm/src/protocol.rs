@@ -10,7 +10,7 @@
 use std::io;
 
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use libp2p::StreamProtocol;
+use libp2p::{PeerId, StreamProtocol};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 /// The libp2p protocol name of Jellyfish's request-response protocol.
@@ -35,6 +35,41 @@ pub const MAX_REQUEST_BYTES: usize = 1024 * 1024 + 64 * 1024;
 /// Largest response a peer reads.
 pub const MAX_RESPONSE_BYTES: usize = 1024 * 1024 + 64 * 1024;
 
+/// Most fellow holders one store request names: the other copies of the most a warrant may
+/// ask for ([`crate::warrant::MAX_COPIES`]).
+pub const MAX_NAMED_FELLOWS: usize = crate::warrant::MAX_COPIES as usize - 1;
+
+/// A peer's id on the wire, as its bytes ([`PeerId::to_bytes`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PeerName(#[serde(with = "crate::crypto::aead::serde_bytes_vec")] Vec<u8>);
+
+impl PeerName {
+    /// The peer named; `None` if the bytes are not a peer id.
+    pub fn peer(&self) -> Option<PeerId> {
+        PeerId::from_bytes(&self.0).ok()
+    }
+}
+
+impl From<&PeerId> for PeerName {
+    fn from(peer: &PeerId) -> Self {
+        Self(peer.to_bytes())
+    }
+}
+
+/// The fellow holders a store request to `peer` names: the others among `peers`, each once,
+/// at most [`MAX_NAMED_FELLOWS`].
+pub fn fellows_of<'a>(peer: &PeerId, peers: impl IntoIterator<Item = &'a PeerId>) -> Vec<PeerName> {
+    let mut named: Vec<PeerName> = Vec::new();
+    for other in peers.into_iter().filter(|p| *p != peer) {
+        let name = PeerName::from(other);
+        if named.len() < MAX_NAMED_FELLOWS && !named.contains(&name) {
+            named.push(name);
+        }
+    }
+    named
+}
+
 /// What one peer asks of another.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Request {
@@ -57,6 +92,15 @@ pub enum Request {
         /// [`crate::donor_audit::Book::kept`] does.
         #[serde(default)]
         repair: bool,
+        /// The other peers the sender asks to hold the block (at most [`MAX_NAMED_FELLOWS`]):
+        /// the receiver challenges them at its sweeps from then on, the fellow holders it
+        /// would otherwise learn by surveying the block's neighbourhood once it arrived
+        /// ([`crate::holder::Repairer`]). A claim, not a proof: a named peer that does not
+        /// hold the block fails its first challenge, and the block is then checked in full.
+        /// Left out when empty, as peers older than this field send it (their blocks are
+        /// surveyed as before), and ignored by them (serde passes over unknown fields).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        fellows: Vec<PeerName>,
     },
     /// Asks for a block by address; answered with [`Response::Block`] or [`Response::Refused`].
     FetchBlock {
@@ -434,6 +478,60 @@ mod tests {
         assert_eq!(
             decode::<Request>(&bytes, MAX_REQUEST_BYTES).unwrap(),
             request
+        );
+    }
+
+    #[test]
+    fn a_stores_fellow_names_round_trip_and_are_left_out_when_there_are_none() {
+        let (me, a, b) = (PeerId::random(), PeerId::random(), PeerId::random());
+        let store = |fellows| Request::StoreBlock {
+            block: vec![7; 100],
+            warrant: crate::warrant::Warrant::with_signature(vec![1; 10], 3, vec![], 9, vec![2]),
+            repair: false,
+            fellows,
+        };
+        // Each other peer once, the receiver left out.
+        let named = fellows_of(&me, &[a, me, b, a]);
+        assert_eq!(named, vec![PeerName::from(&a), PeerName::from(&b)]);
+        assert_eq!(named[1].peer(), Some(b));
+        let request = store(named);
+        let bytes = encode(&request).unwrap();
+        assert_eq!(
+            decode::<Request>(&bytes, MAX_REQUEST_BYTES).unwrap(),
+            request
+        );
+        // None named: encoded as a peer older than the names encodes a store.
+        let bytes = encode(&store(Vec::new())).unwrap();
+        assert!(!bytes.windows(7).any(|w| w == b"fellows"));
+        // At most MAX_NAMED_FELLOWS, however many are given.
+        let many: Vec<PeerId> = (0..20).map(|_| PeerId::random()).collect();
+        assert_eq!(fellows_of(&me, &many).len(), MAX_NAMED_FELLOWS);
+    }
+
+    #[test]
+    fn a_field_this_peer_does_not_know_is_passed_over() {
+        // What lets a peer older than a store's names read the store: a newer peer's
+        // `Hello { agent: "x", fellows: 1 }` reads as `Hello { agent: "x" }`.
+        #[derive(Serialize)]
+        enum Newer {
+            Hello { agent: String, fellows: u8 },
+        }
+        let newer = Newer::Hello {
+            agent: "x".into(),
+            fellows: 1,
+        };
+        let bytes = cbor4ii::serde::to_vec(
+            Vec::new(),
+            &Envelope {
+                v: WIRE_VERSION,
+                body: newer,
+            },
+        )
+        .unwrap();
+        assert!(bytes.windows(7).any(|w| w == b"fellows"));
+        assert_eq!(
+            decode::<Request>(&bytes, MAX_REQUEST_BYTES).unwrap(),
+            Request::Hello { agent: "x".into() }
         );
     }
 

@@ -172,10 +172,12 @@ pub(super) async fn place_sealed<N: Network>(
         }
         asked.extend(&round);
         let asks = round.iter().map(|peer| {
+            // Its fellows: those holding it already and the others asked with it.
             let request = Request::StoreBlock {
                 block: bytes.clone(),
                 warrant: warrant.clone(),
                 repair: false,
+                fellows: crate::protocol::fellows_of(peer, holders.iter().chain(&round)),
             };
             let started = web_time::Instant::now();
             client

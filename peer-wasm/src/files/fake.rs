@@ -46,6 +46,8 @@ struct FakeHolder {
     id: PeerId,
     keypair: Keypair,
     store: Arc<BlockStore>,
+    /// The fellow holders its store requests named, for its repairer.
+    named: Arc<crate::holder::NamedFellows>,
     conduct: Conduct,
 }
 
@@ -69,6 +71,9 @@ struct World {
     /// Store requests under way now, and the most there ever were at once.
     storing: usize,
     peak_storing: usize,
+    /// Whether store requests name made-up fellow holders in place of the real ones, as a
+    /// hostile owner's would.
+    forged_names: bool,
 }
 
 /// A network of in-memory holders, seen from the peer that uses it (which holds nothing).
@@ -101,6 +106,7 @@ impl FakeNet {
             id,
             keypair,
             store,
+            named: Arc::default(),
             conduct: Conduct::Honest,
         });
         id
@@ -146,6 +152,24 @@ impl FakeNet {
         let world = self.world.lock().unwrap();
         let holder = world.holders.iter().find(|h| h.id == peer).unwrap();
         holder.store.clone()
+    }
+
+    /// Where `peer`'s holder notes the fellow holders named to it, for its repairer.
+    pub(crate) fn named(&self, peer: PeerId) -> Arc<crate::holder::NamedFellows> {
+        let world = self.world.lock().unwrap();
+        let holder = world.holders.iter().find(|h| h.id == peer).unwrap();
+        holder.named.clone()
+    }
+
+    /// Makes the store requests sent from now on name made-up fellow holders (`true`), as a
+    /// hostile owner's would, or the real ones again.
+    pub(crate) fn forge_names(&self, forged: bool) {
+        self.world.lock().unwrap().forged_names = forged;
+    }
+
+    /// Every block `peer` holds.
+    pub(crate) async fn held_by(&self, peer: PeerId) -> Vec<BlockId> {
+        self.store(peer).ids_after(None, usize::MAX).await.unwrap()
     }
 
     /// Makes every holder that is not gone behave as `conduct` says.
@@ -215,6 +239,7 @@ impl FakeNet {
         peer: PeerId,
         store: Arc<BlockStore>,
         keypair: Keypair,
+        named: Arc<crate::holder::NamedFellows>,
         conduct: Conduct,
         request: Request,
     ) -> Result<Response, NetError> {
@@ -228,6 +253,7 @@ impl FakeNet {
                     keypair: &keypair,
                     probes: Probes::Refused,
                     pledges: Pledges::InFull,
+                    named: Some(&named),
                 };
                 let mut answer = holder::answer(holder, request).await;
                 if let (Conduct::ShortOfProofs, Response::Proofs { answers }) =
@@ -260,7 +286,7 @@ impl Network for FakeNet {
     }
 
     async fn request(&self, peer: PeerId, request: Request) -> Result<Response, NetError> {
-        let (store, keypair, conduct) = {
+        let (store, keypair, named, conduct) = {
             let mut world = self.world.lock().unwrap();
             let holder =
                 world
@@ -275,7 +301,27 @@ impl Network for FakeNet {
             if let Conduct::Flaky(n) = &mut holder.conduct {
                 *n = n.saturating_sub(1);
             }
-            (holder.store.clone(), holder.keypair.clone(), conduct)
+            let named = holder.named.clone();
+            (holder.store.clone(), holder.keypair.clone(), named, conduct)
+        };
+        let request = match request {
+            Request::StoreBlock {
+                block,
+                warrant,
+                repair,
+                ..
+            } if self.world.lock().unwrap().forged_names => {
+                let made_up: Vec<PeerId> = (0..crate::protocol::MAX_NAMED_FELLOWS)
+                    .map(|_| PeerId::random())
+                    .collect();
+                Request::StoreBlock {
+                    block,
+                    warrant,
+                    repair,
+                    fellows: crate::protocol::fellows_of(&peer, &made_up),
+                }
+            }
+            request => request,
         };
         if let Request::ProveEach { challenges } = &request {
             let mut world = self.world.lock().unwrap();
@@ -296,7 +342,9 @@ impl Network for FakeNet {
             world.fetches += 1;
             world.peak_fetching = world.peak_fetching.max(world.fetching);
         }
-        let answer = self.answer(peer, store, keypair, conduct, request).await;
+        let answer = self
+            .answer(peer, store, keypair, named, conduct, request)
+            .await;
         if fetch {
             self.world.lock().unwrap().fetching -= 1;
         }
@@ -425,6 +473,7 @@ mod tests {
                         self.settings.clone(),
                         self.log.clone(),
                     )
+                    .with_named(net.named(peer))
                 });
                 repairer.round(&net.store(peer), (now, unix)).await.unwrap();
             }
@@ -730,7 +779,8 @@ mod tests {
     #[tokio::test]
     async fn on_the_hourly_schedule_holders_of_repair_copies_notice_their_fellows_leave() {
         // The repairers start before the upload and learn nothing from receipts: every holder
-        // learns its fellows from the checks of blocks that arrived.
+        // learns its fellows from the store requests that named them, the uploader's and then
+        // the repairers' own.
         let (net, mut fleet, mut now, unix) = swept_every_second(Duration::ZERO).await;
         let mut sweep = async |net: &FakeNet| {
             now += Duration::from_secs(2);
@@ -763,16 +813,26 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn holders_check_the_blocks_that_arrived_with_one_request_per_nearby_peer() {
+    async fn blocks_that_arrive_unnamed_are_surveyed_a_request_per_nearby_peer_and_named_ones_not_at_all(
+    ) {
         let grace = crate::repair::Settings::default().grace;
         let (net, mut fleet, mut now, unix) = swept_every_second(grace).await;
         fleet.round(&net, now, unix).await;
         let files = drive(&net).await;
-        let bytes = pattern((6 * MIB) as usize, 4);
-        files
-            .upload("six.bin", bytes.as_slice(), |_| ControlFlow::Continue(()))
-            .await
-            .unwrap();
+        let upload = async |seed: u8| {
+            let bytes = pattern((6 * MIB) as usize, seed);
+            files
+                .upload("six.bin", bytes.as_slice(), |_| ControlFlow::Continue(()))
+                .await
+                .unwrap();
+        };
+
+        // An upload whose store requests named no fellow holders (as a peer older than the
+        // names sends them): the names are dropped here before the repairers see them.
+        upload(4).await;
+        for peer in net.live() {
+            net.named(peer).take();
+        }
         let held = net.blocks_held().await;
         let copies: u64 = held.iter().sum();
         let before = net.challenges();
@@ -798,6 +858,93 @@ mod tests {
             "{requests} requests for {challenged} challenges in {batches} batches"
         );
         assert_eq!(log.copied, 0, "nothing was missing: {log:?}");
+
+        // An upload that names each block's fellows: nothing is surveyed when its copies
+        // arrive, and each sweep challenges each fellow holder on one block, whatever the
+        // number of blocks they share (at most one request per pair of holders).
+        upload(5).await;
+        let fresh: u64 = net.blocks_held().await.iter().sum::<u64>() - copies;
+        assert!(fresh >= 18, "{fresh} copies of the second upload");
+        let pairs = (net.live().len() * others) as u64;
+        for _ in 0..2 {
+            let before = net.challenges();
+            now += Duration::from_secs(2);
+            fleet.round(&net, now, unix).await;
+            let (requests, challenged) = net.challenges();
+            let (requests, challenged) = (requests - before.0, challenged - before.1);
+            assert!(requests as u64 <= pairs, "{requests} requests");
+            assert_eq!(requests, challenged, "one block a fellow");
+        }
+        assert_eq!(
+            fleet.log(),
+            log,
+            "every fellow held its blocks: none checked"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_owner_naming_made_up_fellow_holders_does_not_crowd_out_the_real_ones() {
+        let (net, mut fleet, mut now, unix) = swept_every_second(Duration::ZERO).await;
+        let mut sweep = async |net: &FakeNet| {
+            now += Duration::from_secs(2);
+            fleet.round(net, now, unix).await;
+        };
+        sweep(&net).await;
+        let holders = net.live();
+        let held = async || {
+            let mut held = HashMap::new();
+            for peer in net.live() {
+                held.insert(peer, net.held_by(peer).await);
+            }
+            held
+        };
+
+        // Mallory's store requests name 7 made-up fellows each: 80 MiB puts about 40 blocks
+        // on each of the six holders, 280 made-up names, more than a holder remembers (256).
+        let mallory = drive_of(&net, "mallory").await;
+        net.forge_names(true);
+        let junk = pattern((80 * MIB) as usize, 7);
+        mallory
+            .upload("junk.bin", junk.as_slice(), |_| ControlFlow::Continue(()))
+            .await
+            .unwrap();
+        net.forge_names(false);
+
+        // Alice uploads at the same time, honestly, before any holder's next sweep.
+        let before = held().await;
+        let alice = drive(&net).await;
+        let bytes = pattern((4 * MIB) as usize, 8);
+        let id = alice
+            .upload("mine.bin", bytes.as_slice(), |_| ControlFlow::Continue(()))
+            .await
+            .unwrap()
+            .file
+            .id;
+        let after = held().await;
+        let alices: std::collections::HashSet<BlockId> = after
+            .iter()
+            .flat_map(|(peer, ids)| ids.iter().filter(|id| !before[peer].contains(id)))
+            .copied()
+            .collect();
+        assert!(alices.len() >= 5, "{} blocks of Alice's", alices.len());
+        sweep(&net).await;
+
+        // The holder of most of Alice's blocks leaves: the others notice at their sweeps and
+        // every one of her blocks has its three copies again.
+        let leaving = *holders
+            .iter()
+            .max_by_key(|p| after[*p].iter().filter(|id| alices.contains(id)).count())
+            .unwrap();
+        net.set(leaving, Conduct::Gone);
+        for _ in 0..3 {
+            sweep(&net).await;
+        }
+        let now_held = held().await;
+        for block in &alices {
+            let copies = now_held.values().filter(|ids| ids.contains(block)).count();
+            assert!(copies >= 3, "{copies} copies of {}", block.to_hex());
+        }
+        assert_eq!(download(&alice, &id).await.unwrap(), bytes);
     }
 
     #[tokio::test]

@@ -24,18 +24,20 @@ use crate::{
     platform::Shared,
     pledge,
     protocol::{
-        claim_statement, delete_statement, Proved, Request, Response, MAX_CHALLENGES,
-        MAX_INVENTORY_SAMPLE,
+        claim_statement, delete_statement, PeerName, Proved, Request, Response, MAX_CHALLENGES,
+        MAX_INVENTORY_SAMPLE, MAX_NAMED_FELLOWS,
     },
     receipt::{Receipt, Witnessed, Witnesses, MAX_RECEIPTS_PER_BLOCK, MAX_WITNESSED_BLOCKS},
     store::{BlockStore, OwnerHash, Proving, Release},
 };
 
 mod donors;
+mod named;
 mod repair;
 
 pub(crate) use donors::audit_donors;
 pub use donors::DonorAudits;
+pub use named::{Named, NamedFellows};
 #[cfg(all(test, not(target_arch = "wasm32")))]
 pub(crate) use repair::CHECKS_AT_ONCE;
 pub use repair::{RepairLog, Repairer, Round};
@@ -71,6 +73,9 @@ pub struct Holder<'a> {
     pub probes: Probes,
     /// How it counts pledges.
     pub pledges: Pledges<'a>,
+    /// Where it notes the fellow holders a store request names, for its repairer; `None`:
+    /// not noted (a holder without a repairer).
+    pub named: Option<&'a NamedFellows>,
 }
 
 /// Answers inbound block requests until the network stops.
@@ -81,12 +86,14 @@ pub(crate) async fn serve(
     keypair: Keypair,
     probes: Probes,
     audits: Shared<DonorAudits>,
+    named: Shared<NamedFellows>,
 ) {
     let holder = Holder {
         store: &store,
         keypair: &keypair,
         probes,
         pledges: Pledges::Audited(&audits),
+        named: Some(&named),
     };
     while let Some(InboundRequest { id, peer, request }) = inbound.next().await {
         let response = answer(holder, request).await;
@@ -112,16 +119,30 @@ pub async fn answer(holder: Holder<'_>, request: Request) -> Response {
         keypair,
         probes,
         pledges: pledges_count,
+        named,
     } = holder;
     match request {
         Request::StoreBlock {
             block,
             warrant,
             repair,
+            fellows,
         } => {
             if block.len() > MAX_SEALED_BLOCK {
                 return refused(format!("a block is at most {MAX_SEALED_BLOCK} bytes"));
             }
+            if fellows.len() > MAX_NAMED_FELLOWS {
+                return refused(format!(
+                    "a store names at most {MAX_NAMED_FELLOWS} fellow holders"
+                ));
+            }
+            let Some(fellows) = fellows
+                .iter()
+                .map(PeerName::peer)
+                .collect::<Option<Vec<_>>>()
+            else {
+                return refused("a named fellow holder is not a peer id");
+            };
             let started = web_time::Instant::now();
             // The leaf hashes give the address and are kept beside the block, so that a
             // storage challenge reads one leaf of it ([`BlockStore::put_with_leaves`]).
@@ -175,6 +196,16 @@ pub async fn answer(holder: Holder<'_>, request: Request) -> Response {
                 bytes,
                 "block stored"
             );
+            if let Some(named) = named {
+                let me = keypair.public().to_peer_id();
+                let peers: Vec<PeerId> = fellows.into_iter().filter(|p| *p != me).collect();
+                let complete = peers.len() + 1 >= usize::from(warrant.copies);
+                named.note(Named {
+                    id,
+                    peers,
+                    complete,
+                });
+            }
             match Receipt::sign(keypair, &id, &owner) {
                 Ok(receipt) => Response::Stored { receipt },
                 Err(e) => refused(e.to_string()),
@@ -398,6 +429,7 @@ mod tests {
             keypair: KEY.get_or_init(Keypair::generate_ed25519),
             probes,
             pledges: Pledges::InFull,
+            named: None,
         }
     }
 
@@ -434,6 +466,7 @@ mod tests {
                 block,
                 warrant,
                 repair: false,
+                fellows: Vec::new(),
             }
         }
     }
@@ -487,6 +520,63 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_store_notes_the_fellow_holders_it_names_and_refuses_too_many_or_malformed_names() {
+        let store = BlockStore::open(1024 * MIB).await.unwrap();
+        let owner = Owner::new();
+        let pledge = Pledge::sign(&Keypair::generate_ed25519(), owner.hash(), 64 * MIB).unwrap();
+        let named = NamedFellows::default();
+        let holder = Holder {
+            named: Some(&named),
+            ..holder(&store, Probes::Refused)
+        };
+        let me = holder.keypair.public().to_peer_id();
+        let naming = |seed: u8, fellows: Vec<PeerName>| {
+            let mut request = owner.store(block(seed), vec![pledge.clone()]);
+            if let Request::StoreBlock { fellows: f, .. } = &mut request {
+                *f = fellows;
+            }
+            request
+        };
+        let names = |peers: &[PeerId]| peers.iter().map(PeerName::from).collect::<Vec<_>>();
+
+        // Too many names, or one that is no peer id: refused, nothing stored or noted.
+        let many: Vec<PeerId> = (0..=MAX_NAMED_FELLOWS).map(|_| PeerId::random()).collect();
+        let refused = answer(holder, naming(1, names(&many))).await;
+        assert!(is_refused(&refused, "at most"), "{refused:?}");
+        let mut bad = names(&many[..1]);
+        // A CBOR byte string of three bytes, as a hostile sender would put it on the wire.
+        bad.push(cbor4ii::serde::from_slice(&[0x43, 1, 2, 3]).unwrap());
+        let refused = answer(holder, naming(2, bad)).await;
+        assert!(is_refused(&refused, "not a peer id"), "{refused:?}");
+        assert_eq!(store.usage().await.unwrap().blocks, 0);
+        assert!(named.take().is_empty());
+
+        // Two fellows named (itself among the names, as a careless sender might): noted
+        // without itself; with a warrant for 3 copies, one fellow is short of complete.
+        let (a, b) = (PeerId::random(), PeerId::random());
+        assert!(is_stored(
+            &answer(holder, naming(3, names(&[a, me, b]))).await
+        ));
+        assert!(is_stored(&answer(holder, naming(4, names(&[a]))).await));
+        let noted = named.take();
+        assert_eq!(
+            noted,
+            vec![
+                Named {
+                    id: BlockId::of(&block(3)),
+                    peers: vec![a, b],
+                    complete: true
+                },
+                Named {
+                    id: BlockId::of(&block(4)),
+                    peers: vec![a],
+                    complete: false
+                },
+            ]
+        );
+    }
+
+    #[tokio::test]
     async fn a_store_signed_far_from_the_holders_clock_is_refused_and_an_old_repair_copy_is_not() {
         let store = BlockStore::open(1024 * MIB).await.unwrap();
         let owner = Owner::new();
@@ -502,6 +592,7 @@ mod tests {
             ),
             block,
             repair,
+            fellows: Vec::new(),
         };
         let now = crate::platform::unix_secs();
         // Made-up ages (an early expiry) and future times (none) are refused from the owner...

@@ -86,10 +86,20 @@ pub struct Repairer<N> {
     /// Peers that proved they hold blocks held here too, with those blocks: challenged every
     /// sweep ([`Settings::sweep`]).
     fellows: HashMap<PeerId, HashSet<BlockId>>,
+    /// Fellows known only from what others said (a store request's names, an owner's
+    /// receipts), not yet from a challenge they passed: with the fellows full, the first to
+    /// make room for one that proved it holds a block here, so made-up names cannot crowd the
+    /// real fellows out.
+    unproven: HashSet<PeerId>,
+    /// Blocks of unproven fellows forgotten to make room: checked at the next sweep, as they
+    /// would have been had their fellow failed it.
+    crowded_out: Vec<BlockId>,
     /// The next sweep.
     next_sweep: Option<Instant>,
     /// Where the receipts of fellow holders are (the holder's book), if any.
     audits: Option<Shared<DonorAudits>>,
+    /// Where the holder notes the fellow holders its store requests named, if anywhere.
+    named: Option<Shared<NamedFellows>>,
     /// Peers already learnt from receipts: each only once, so one that left is not learnt
     /// again at every sweep.
     from_receipts: HashSet<PeerId>,
@@ -119,8 +129,11 @@ impl<N: Network> Repairer<N> {
             owed: 0.0,
             last_round: None,
             fellows: HashMap::new(),
+            unproven: HashSet::new(),
+            crowded_out: Vec::new(),
             next_sweep: None,
             audits: None,
+            named: None,
             from_receipts: HashSet::new(),
             silent: HashMap::new(),
             leases: HashMap::new(),
@@ -134,6 +147,13 @@ impl<N: Network> Repairer<N> {
     /// the receipts an owner hands out after an upload), before any check has run.
     pub fn with_receipts(mut self, audits: Shared<DonorAudits>) -> Self {
         self.audits = Some(audits);
+        self
+    }
+
+    /// Also learns the fellow holders that store requests named ([`NamedFellows`]): a block
+    /// that arrived with all of them named is not surveyed when it arrives.
+    pub fn with_named(mut self, named: Shared<NamedFellows>) -> Self {
+        self.named = Some(named);
         self
     }
 
@@ -455,7 +475,9 @@ impl<N: Network> Repairer<N> {
         }
         for (peer, answer) in answers {
             match answer {
-                Answer::Holds => self.learn(*peer, id),
+                Answer::Holds => {
+                    self.learn(*peer, id, true);
+                }
                 other => {
                     if let Some(ids) = self.fellows.get_mut(peer) {
                         ids.remove(&id);
@@ -482,7 +504,16 @@ impl<N: Network> Repairer<N> {
                 }
             }
             Plan::Copy(targets) => match store.get(&id).await? {
-                Some(bytes) => self.copy(id, bytes, warrant, targets).await,
+                Some(bytes) => {
+                    // The new holders' fellows: this one, those that proved they hold it, and
+                    // each other.
+                    let holding = answers
+                        .iter()
+                        .filter(|(_, answer)| *answer == Answer::Holds)
+                        .map(|(peer, _)| *peer);
+                    let holders: Vec<PeerId> = std::iter::once(self.me).chain(holding).collect();
+                    self.copy(id, bytes, warrant, &holders, targets).await
+                }
                 None => self.repairs.forget(&id),
             },
         }
@@ -490,11 +521,14 @@ impl<N: Network> Repairer<N> {
     }
 
     /// The blocks that arrived since the last sweep (at most [`MAX_SUSPECTS`]), to be checked
-    /// now: their check names their other holders, who are then swept. A repair copy's new
-    /// holder knows no fellow holder otherwise (it has no receipts), and at one check an hour
-    /// it would not notice its fellows leave; in the browser scenario on the shipped schedule
-    /// the last first donors closed and took blocks only newcomers held copies of with them.
-    /// Blocks held when the repairer started are left to the regular walk.
+    /// now: their check names their other holders, who are then swept. A new holder knows no
+    /// fellow holder otherwise, and at one check an hour it would not notice its fellows
+    /// leave; in the browser scenario on the shipped schedule the last first donors closed and
+    /// took blocks only newcomers held copies of with them. A block whose store request named
+    /// every other holder its warrant asks for ([`NamedFellows`]) needs no check: its fellows
+    /// are learnt from the names, and swept from the next sweep on (30 s or more after they
+    /// were asked to store it). Blocks held when the repairer started are left to the regular
+    /// walk.
     async fn arrived(
         &mut self,
         store: &BlockStore,
@@ -504,6 +538,27 @@ impl<N: Network> Repairer<N> {
             .await?
             .into_iter()
             .collect();
+        let named = self.named.as_ref().map(|n| n.take()).unwrap_or_default();
+        let mut named_in_full = HashSet::new();
+        for Named {
+            id,
+            peers,
+            complete,
+        } in named
+        {
+            if !held.contains(&id) {
+                continue;
+            }
+            // A name not remembered (the fellows full, perhaps of names a hostile owner made
+            // up, until their first sweep) leaves the block to be surveyed.
+            let mut remembered = true;
+            for peer in peers {
+                remembered &= self.learn(peer, id, false);
+            }
+            if complete && remembered {
+                named_in_full.insert(id);
+            }
+        }
         let Some(known) = self.known.as_mut() else {
             self.known = Some(held);
             return Ok(Vec::new());
@@ -511,18 +566,36 @@ impl<N: Network> Repairer<N> {
         known.retain(|id| held.contains(id));
         let arrived: Vec<BlockId> = held
             .into_iter()
-            .filter(|id| !known.contains(id))
+            .filter(|id| !known.contains(id) && !named_in_full.contains(id))
             .take(MAX_SUSPECTS)
             .collect();
         known.extend(arrived.iter().copied());
+        known.extend(named_in_full);
         Ok(arrived)
     }
 
-    /// Remembers that `peer` holds block `id` too (at most [`MAX_FELLOWS`] peers).
-    fn learn(&mut self, peer: PeerId, id: BlockId) {
-        if self.fellows.len() < MAX_FELLOWS || self.fellows.contains_key(&peer) {
-            self.fellows.entry(peer).or_default().insert(id);
+    /// Remembers that `peer` holds block `id` too, `proven` by its answer to a challenge or
+    /// only said so; whether it was remembered. At most [`MAX_FELLOWS`] peers: beyond, a proven
+    /// one takes the place of an unproven one (whose blocks are checked at the next sweep),
+    /// and an unproven one is not remembered.
+    fn learn(&mut self, peer: PeerId, id: BlockId, proven: bool) -> bool {
+        if !self.fellows.contains_key(&peer) && self.fellows.len() >= MAX_FELLOWS {
+            let Some(crowded) = self.unproven.iter().next().copied().filter(|_| proven) else {
+                return false;
+            };
+            self.unproven.remove(&crowded);
+            if let Some(ids) = self.fellows.remove(&crowded) {
+                self.crowded_out.extend(ids);
+            }
         }
+        let new = !self.fellows.contains_key(&peer);
+        self.fellows.entry(peer).or_default().insert(id);
+        if proven {
+            self.unproven.remove(&peer);
+        } else if new {
+            self.unproven.insert(peer);
+        }
+        true
     }
 
     /// Challenges each fellow holder on one block it holds beside this one; returns the
@@ -542,12 +615,14 @@ impl<N: Network> Repairer<N> {
                 }
                 for id in ids {
                     if store.has(&id).await? {
-                        self.learn(peer, id);
+                        self.learn(peer, id, false);
                     }
                 }
             }
         }
         self.fellows.retain(|_, ids| !ids.is_empty());
+        let fellows = &self.fellows;
+        self.unproven.retain(|peer| fellows.contains_key(peer));
         let picks: Vec<(PeerId, BlockId)> = self
             .fellows
             .iter()
@@ -557,13 +632,16 @@ impl<N: Network> Repairer<N> {
             })
             .collect();
         let answers = join_all(picks.iter().map(|(peer, id)| self.ask(*peer, *id))).await;
-        let mut suspect = Vec::new();
+        let mut suspect: Vec<BlockId> = self.crowded_out.drain(..).collect();
         for ((peer, _), answer) in picks.into_iter().zip(answers) {
             if answer == Answer::Silent {
                 self.silent.insert(peer, now);
             }
-            if answer != Answer::Holds {
+            if answer == Answer::Holds {
+                self.unproven.remove(&peer);
+            } else {
                 tracing::debug!(%peer, "a fellow holder failed its sweep: checking its blocks");
+                self.unproven.remove(&peer);
                 if let Some(ids) = self.fellows.remove(&peer) {
                     suspect.extend(ids);
                 }
@@ -579,13 +657,23 @@ impl<N: Network> Repairer<N> {
         crate::audit::challenge(&self.net, peer, id).await.into()
     }
 
-    async fn copy(&mut self, id: BlockId, bytes: Vec<u8>, warrant: &Warrant, targets: Vec<PeerId>) {
+    /// Copies block `id` to `targets`, naming `holders` and the other targets as their
+    /// fellow holders.
+    async fn copy(
+        &mut self,
+        id: BlockId,
+        bytes: Vec<u8>,
+        warrant: &Warrant,
+        holders: &[PeerId],
+        targets: Vec<PeerId>,
+    ) {
         let size = bytes.len() as u64;
         let sends = targets.iter().map(|peer| {
             let request = Request::StoreBlock {
                 block: bytes.clone(),
                 warrant: warrant.clone(),
                 repair: true,
+                fellows: crate::protocol::fellows_of(peer, holders.iter().chain(&targets)),
             };
             with_deadline(self.settings.deadline, self.net.request(*peer, request))
         });

@@ -51,6 +51,7 @@ fn store_request(
         ),
         block,
         repair: false,
+        fellows: Vec::new(),
     }
 }
 
@@ -548,6 +549,7 @@ async fn a_donor_that_throws_away_what_it_was_given_stops_counting() {
             ),
             block,
             repair: false,
+            fellows: Vec::new(),
         };
         nodes[4]
             .client
