@@ -9,7 +9,7 @@
 // probes, WebCrypto AES-GCM, PBKDF2 and RSA, IndexedDB writes, one request round trip), with
 // the ratio between them. Prints a markdown table and writes every raw number as JSON.
 //   scripts/isolated.sh node tests/bench/cluster.mjs [--peers 8] [--sizes 1,16,128] [--lookups 20]
-//     [--runs 3] [--raw-mib 64] [--repair-every-secs 0] [--settle-secs 0]
+//     [--runs 3] [--raw-mib 64] [--repair-every-secs 0] [--settle-secs 0] [--quiet-secs 0]
 //     [--out tests/bench/results/cluster.json]
 // --runs: sign-ups, log-ins and runs of each baseline. --repair-every-secs: the relay's test
 // repair schedule (0, the default: the shipped one, each block hourly, fellow holders swept
@@ -38,6 +38,12 @@ const REPAIR_EVERY_SECS = Number(option("repair-every-secs", 0));
 // runs of the same bytes): a 10 GiB file's probes alone would double a run of most of an hour.
 const BASELINE_MAX_MIB = Number(option("baseline-max-mib", Infinity));
 const SETTLE_SECS = Number(option("settle-secs", 0));
+// --quiet-secs N: before each upload, download and transport probe the cluster rests N s, then
+// until the machine has been quiet (under a third of its cores busy) for 6 s, at most 3 × N s
+// in all. What an operation leaves behind (each holder's sweep, every 30 s, checks the blocks
+// that just arrived) then lands on no later measurement, the probes included. 0, the default:
+// one after the other, as a person works.
+const QUIET_SECS = Number(option("quiet-secs", 0));
 const OUT = option("out", join(ROOT, "tests", "bench", "results", "cluster.json"));
 // --profile: the tabs log their timings (`?log=timing`), and each file's upload and download
 // are broken down into the peer's own timings: per block read, seal, journal note, warrant
@@ -54,6 +60,27 @@ const PROFILE = process.argv.includes("--profile");
 const CPU_PROFILE = process.argv.includes("--cpu-profile");
 // --console: the uploading tab's console, and every other tab's warnings and errors, go to
 // stderr as they come.
+
+/** --quiet-secs: waits for the cluster to be at rest before `what`; returns the seconds waited. */
+async function quiet(what) {
+  if (QUIET_SECS <= 0) return null;
+  const started = Date.now();
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+  await sleep(QUIET_SECS * 1000);
+  let calm = 0;
+  let busy = null;
+  while (calm < 3 && Date.now() - started < 3 * QUIET_SECS * 1000) {
+    const before = cpuReading([]);
+    await sleep(2000);
+    const after = cpuReading([]);
+    busy = (after.busy - before.busy) / (((after.at - before.at) / 1000) * os.cpus().length);
+    calm = busy < 1 / 3 ? calm + 1 : 0;
+  }
+  const waited = (Date.now() - started) / 1000;
+  const level = busy === null ? "" : `, the last 2 s at ${Math.round(100 * busy)} % of ${os.cpus().length} cores`;
+  console.log(`quiet before ${what}: ${waited.toFixed(0)} s${calm < 3 ? " (never quiet)" : ""}${level}`);
+  return waited;
+}
 
 /** The peer's debug timings in a console line (`name = 12;`), or null. */
 function timings(text) {
@@ -373,6 +400,7 @@ async function main() {
       t = Date.now();
       const size = Math.round(mib * MIB);
       const before = await traffic(pages, relay);
+      await quiet(`the ${mib} MiB upload`);
       profiled.forEach((events) => events.splice(0));
       let cpu = cpuReading(browsersOf());
       const up = await sampled(() => uploader.evaluate(UPLOAD, [size, `cluster-${mib}.bin`]));
@@ -385,6 +413,7 @@ async function main() {
       // The downloader sees the file in its list first, as a person clicks a file the page
       // lists (its index is then cached, and a download starts from the entry it saw).
       await downloader.evaluate(() => window.jellyfish.list_files());
+      await quiet(`the ${mib} MiB download`);
       profiled.forEach((events) => events.splice(0));
       cpu = cpuReading(browsersOf());
       const down = await sampled(() => downloader.evaluate(DOWNLOAD, upload.id));
@@ -431,6 +460,7 @@ async function main() {
     const orNull = (what, promise) => promise.catch((e) => { failures.push(`${what}: ${e.message.split("\n")[0]}`); return null; });
     for (const file of files) {
       if (file.mib > BASELINE_MAX_MIB) continue;
+      await quiet(`the ${file.mib} MiB probe push`);
       let cpu = cpuReading(browsersOf());
       // --cpu-profile: the probe's functions too, to set beside the upload's.
       const push = await sampled(() => orNull(`${file.mib} MiB probe push`, uploader.evaluate(PROBE_PUSH, [probePeers, file.size])));
@@ -438,6 +468,7 @@ async function main() {
       file.probe_push_cpu = cpuSpent(cpu, cpuReading(browsersOf()));
       if (push.selfTimes) printFunctions(`${file.mib} MiB probe push`, push.selfTimes, 0);
       printCpu(`${file.mib} MiB probe push`, file.size, file.probe_push_cpu, 0);
+      await quiet(`the ${file.mib} MiB probe pull`);
       cpu = cpuReading(browsersOf());
       file.probe_pull_ms = await orNull(`${file.mib} MiB probe pull`, downloader.evaluate(PROBE_PULL, [pullPeers, file.size]));
       file.probe_pull_cpu = cpuSpent(cpu, cpuReading(browsersOf()));
