@@ -776,6 +776,20 @@ mod tests {
         )
     }
 
+    /// Alice's drive after it uploaded a file of 2 MiB and 100 bytes made from `seed`: three
+    /// data blocks, a manifest and the index.
+    async fn big_file_uploaded(net: &FakeNet, seed: u8) -> (Drive<FakeNet>, String, Vec<u8>) {
+        let files = drive(net).await;
+        let bytes = pattern((2 * MIB + 100) as usize, seed);
+        let id = files
+            .upload("big.bin", bytes.as_slice(), |_| ControlFlow::Continue(()))
+            .await
+            .unwrap()
+            .file
+            .id;
+        (files, id, bytes)
+    }
+
     #[tokio::test]
     async fn on_the_hourly_schedule_holders_of_repair_copies_notice_their_fellows_leave() {
         // The repairers start before the upload and learn nothing from receipts: every holder
@@ -788,14 +802,7 @@ mod tests {
         };
         sweep(&net).await;
         let first = net.live();
-        let files = drive(&net).await;
-        let bytes = pattern((2 * MIB + 100) as usize, 9);
-        let id = files
-            .upload("big.bin", bytes.as_slice(), |_| ControlFlow::Continue(()))
-            .await
-            .unwrap()
-            .file
-            .id;
+        let (files, id, bytes) = big_file_uploaded(&net, 9).await;
         for leaving in first.chunks(2) {
             sweep(&net).await;
             for peer in leaving {
@@ -810,6 +817,66 @@ mod tests {
         assert_eq!(download(&files, &id).await.unwrap(), bytes);
         let log = fleet.log();
         assert!(log.copied > 0, "{log:?}");
+    }
+
+    #[tokio::test]
+    async fn a_repairer_sweeps_the_holders_it_copied_to_and_notices_them_all_leave() {
+        // A block's two other holders leave; the one left copies it to two new holders. Then
+        // both of those leave: only the repairer is left to notice, and it sweeps them only
+        // if it remembered whom it copied to (the hourly check never comes in a test).
+        let (net, mut fleet, mut now, unix) = swept_every_second(Duration::ZERO).await;
+        let mut sweep = async |net: &FakeNet| {
+            now += Duration::from_secs(2);
+            fleet.round(net, now, unix).await;
+        };
+        sweep(&net).await;
+        let (files, id, bytes) = big_file_uploaded(&net, 21).await;
+        let holders = async |block: BlockId| {
+            let mut holding = Vec::new();
+            for peer in net.live() {
+                if net.held_by(peer).await.contains(&block) {
+                    holding.push(peer);
+                }
+            }
+            holding
+        };
+        // A data block (3 copies), and the holder that will be left with it.
+        let mut block = None;
+        for peer in net.live() {
+            for held in net.held_by(peer).await {
+                if net.store(peer).warrants(&held).await.unwrap()[0].copies == 3 {
+                    block = Some(held);
+                }
+            }
+        }
+        let block = block.unwrap();
+        let first = holders(block).await;
+        assert_eq!(first.len(), 3, "{first:?}");
+        let repairer = first[0];
+        for wave in 0..2 {
+            let leaving: Vec<PeerId> = holders(block)
+                .await
+                .into_iter()
+                .filter(|p| *p != repairer)
+                .collect();
+            assert_eq!(leaving.len(), 2, "wave {wave}: {leaving:?}");
+            for peer in &leaving {
+                net.set(*peer, Conduct::Gone);
+            }
+            net.join(64 * MIB).await;
+            net.join(64 * MIB).await;
+            for _ in 0..3 {
+                sweep(&net).await;
+            }
+            let now_held = holders(block).await;
+            assert_eq!(
+                now_held.len(),
+                3,
+                "wave {wave}: back at three: {now_held:?}"
+            );
+            assert!(now_held.iter().all(|p| !leaving.contains(p)));
+        }
+        assert_eq!(download(&files, &id).await.unwrap(), bytes);
     }
 
     #[tokio::test]

@@ -686,6 +686,10 @@ impl<N: Network> Repairer<N> {
                     if receipt.verify(&id, &owner).as_ref() == Ok(peer) =>
                 {
                     copied += 1;
+                    // Its signed receipt proves it took the copy: swept from now on, or this
+                    // holder would not notice it leave before the hourly check (and, were
+                    // every new holder to leave, nobody would).
+                    self.learn(*peer, id, true);
                 }
                 other => {
                     tracing::info!(%peer, id = %id.to_hex(), "repair copy not taken: {other:?}");
