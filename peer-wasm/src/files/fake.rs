@@ -71,9 +71,21 @@ struct World {
     /// Store requests under way now, and the most there ever were at once.
     storing: usize,
     peak_storing: usize,
-    /// Whether store requests name made-up fellow holders in place of the real ones, as a
-    /// hostile owner's would.
-    forged_names: bool,
+    /// Whom store requests name as fellow holders in place of the real ones, as a hostile
+    /// owner's would.
+    forged_names: Forged,
+}
+
+/// What a hostile owner's store requests name as fellow holders ([`FakeNet::forge_names`]).
+#[derive(Clone, Debug, Default)]
+pub(crate) enum Forged {
+    /// The real ones (an honest owner).
+    #[default]
+    Nothing,
+    /// Peers that do not exist, new ones in every request.
+    MadeUp,
+    /// These peers, whether they hold the block or not.
+    These(Vec<PeerId>),
 }
 
 /// A network of in-memory holders, seen from the peer that uses it (which holds nothing).
@@ -161,9 +173,8 @@ impl FakeNet {
         holder.named.clone()
     }
 
-    /// Makes the store requests sent from now on name made-up fellow holders (`true`), as a
-    /// hostile owner's would, or the real ones again.
-    pub(crate) fn forge_names(&self, forged: bool) {
+    /// Makes the store requests sent from now on name fellow holders as `forged` says.
+    pub(crate) fn forge_names(&self, forged: Forged) {
         self.world.lock().unwrap().forged_names = forged;
     }
 
@@ -310,15 +321,18 @@ impl Network for FakeNet {
                 warrant,
                 repair,
                 ..
-            } if self.world.lock().unwrap().forged_names => {
-                let made_up: Vec<PeerId> = (0..crate::protocol::MAX_NAMED_FELLOWS)
-                    .map(|_| PeerId::random())
-                    .collect();
+            } if !matches!(self.world.lock().unwrap().forged_names, Forged::Nothing) => {
+                let named: Vec<PeerId> = match self.world.lock().unwrap().forged_names.clone() {
+                    Forged::These(peers) => peers,
+                    _ => (0..crate::protocol::MAX_NAMED_FELLOWS)
+                        .map(|_| PeerId::random())
+                        .collect(),
+                };
                 Request::StoreBlock {
                     block,
                     warrant,
                     repair,
-                    fellows: crate::protocol::fellows_of(&peer, &made_up),
+                    fellows: crate::protocol::fellows_of(&peer, &named),
                 }
             }
             request => request,
@@ -969,13 +983,13 @@ mod tests {
         // Mallory's store requests name 7 made-up fellows each: 80 MiB puts about 40 blocks
         // on each of the six holders, 280 made-up names, more than a holder remembers (256).
         let mallory = drive_of(&net, "mallory").await;
-        net.forge_names(true);
+        net.forge_names(Forged::MadeUp);
         let junk = pattern((80 * MIB) as usize, 7);
         mallory
             .upload("junk.bin", junk.as_slice(), |_| ControlFlow::Continue(()))
             .await
             .unwrap();
-        net.forge_names(false);
+        net.forge_names(Forged::Nothing);
 
         // Alice uploads at the same time, honestly, before any holder's next sweep.
         let before = held().await;
@@ -1011,6 +1025,62 @@ mod tests {
             let copies = now_held.values().filter(|ids| ids.contains(block)).count();
             assert!(copies >= 3, "{copies} copies of {}", block.to_hex());
         }
+        assert_eq!(download(&alice, &id).await.unwrap(), bytes);
+    }
+
+    #[tokio::test]
+    async fn an_owner_naming_honest_holders_beside_its_own_blocks_costs_checks_of_those_blocks_only(
+    ) {
+        let (net, mut fleet, mut now, unix) = swept_every_second(Duration::ZERO).await;
+        let mut sweeps = async |fleet: &mut Fleet, n: usize| {
+            for _ in 0..n {
+                now += Duration::from_secs(2);
+                fleet.round(&net, now, unix).await;
+            }
+        };
+        sweeps(&mut fleet, 1).await;
+        // Alice's 16 MiB, named honestly; two sweeps and every holder has proven its fellows.
+        let (alice, id, bytes) = big_file_uploaded(&net, 3).await;
+        let more = pattern((14 * MIB) as usize, 4);
+        alice
+            .upload("more.bin", more.as_slice(), |_| ControlFlow::Continue(()))
+            .await
+            .unwrap();
+        sweeps(&mut fleet, 2).await;
+        let mut before = HashMap::new();
+        for peer in net.live() {
+            before.insert(peer, net.held_by(peer).await);
+        }
+
+        // Mallory's store requests name every peer, most of which do not hold her blocks.
+        let mallory = drive_of(&net, "mallory").await;
+        net.forge_names(Forged::These(net.live()));
+        let junk = pattern((2 * MIB) as usize, 5);
+        mallory
+            .upload("junk.bin", junk.as_slice(), |_| ControlFlow::Continue(()))
+            .await
+            .unwrap();
+        net.forge_names(Forged::Nothing);
+        // A wrong name costs a check of the block it was given for, once: at most one per
+        // holder, block and peer named that does not hold it.
+        let mut wrong = 0;
+        for peer in net.live() {
+            for block in net.held_by(peer).await {
+                if !before[&peer].contains(&block) {
+                    let copies = net.store(peer).warrants(&block).await.unwrap()[0].copies;
+                    wrong += net.live().len() - usize::from(copies);
+                }
+            }
+        }
+        let checked = fleet.log().checked;
+        sweeps(&mut fleet, 8).await;
+        let checked = fleet.log().checked - checked;
+        // Were a wrong name to cost the honest peer it names its place among the fellows,
+        // every block it shares with the holder (Alice's, mostly) would be checked each time.
+        assert!(
+            checked <= wrong as u64,
+            "{checked} checks for {wrong} wrong names"
+        );
         assert_eq!(download(&alice, &id).await.unwrap(), bytes);
     }
 

@@ -198,12 +198,17 @@ pub async fn answer(holder: Holder<'_>, request: Request) -> Response {
             );
             if let Some(named) = named {
                 let me = keypair.public().to_peer_id();
-                let peers: Vec<PeerId> = fellows.into_iter().filter(|p| *p != me).collect();
-                let complete = peers.len() + 1 >= usize::from(warrant.copies);
+                let mut peers: Vec<PeerId> = Vec::with_capacity(fellows.len());
+                for peer in fellows {
+                    // Each once: `[a, a]` names one fellow, not two.
+                    if peer != me && !peers.contains(&peer) {
+                        peers.push(peer);
+                    }
+                }
                 named.note(Named {
                     id,
                     peers,
-                    complete,
+                    copies: warrant.copies,
                 });
             }
             match Receipt::sign(keypair, &id, &owner) {
@@ -551,11 +556,11 @@ mod tests {
         assert_eq!(store.usage().await.unwrap().blocks, 0);
         assert!(named.take().is_empty());
 
-        // Two fellows named (itself among the names, as a careless sender might): noted
-        // without itself; with a warrant for 3 copies, one fellow is short of complete.
+        // Two fellows named (itself and one twice among the names, as a careless or hostile
+        // sender might): noted without itself, each once, with the warrant's copies.
         let (a, b) = (PeerId::random(), PeerId::random());
         assert!(is_stored(
-            &answer(holder, naming(3, names(&[a, me, b]))).await
+            &answer(holder, naming(3, names(&[a, me, b, a]))).await
         ));
         assert!(is_stored(&answer(holder, naming(4, names(&[a]))).await));
         let noted = named.take();
@@ -565,12 +570,12 @@ mod tests {
                 Named {
                     id: BlockId::of(&block(3)),
                     peers: vec![a, b],
-                    complete: true
+                    copies: 3
                 },
                 Named {
                     id: BlockId::of(&block(4)),
                     peers: vec![a],
-                    complete: false
+                    copies: 3
                 },
             ]
         );

@@ -6,7 +6,9 @@
 //! receiver's repairer would otherwise learn by surveying the block's neighbourhood once it
 //! arrived: about 200 challenge requests among the tabs busy storing a 128 MiB upload
 //! (docs/PERFORMANCE.md). A name is a claim: the repairer challenges each named peer at its
-//! sweeps, and one that does not hold the block fails and has its blocks checked in full.
+//! sweeps on a block it shares, and a live peer that lacks a block it was only named for
+//! loses that block, which is then checked in full; one that is gone has all its blocks
+//! checked.
 
 use std::{collections::VecDeque, sync::Mutex};
 
@@ -24,11 +26,11 @@ const MAX_NOTED: usize = 1024;
 pub struct Named {
     /// The block stored.
     pub id: BlockId,
-    /// The other peers asked to hold it (never this peer).
+    /// The other peers asked to hold it (never this peer), each once.
     pub peers: Vec<PeerId>,
-    /// Whether they make up every copy its warrant asks for: then nothing is left to learn by
-    /// surveying the block.
-    pub complete: bool,
+    /// The copies the store's warrant asks for: with this peer and the names making up as
+    /// many (across every store of the block), nothing is left to learn by surveying it.
+    pub copies: u8,
 }
 
 /// What the holder noted and the repairer has not taken yet.
@@ -68,7 +70,7 @@ mod tests {
         let named = |n: u8| Named {
             id: BlockId::of(&[n]),
             peers: vec![PeerId::random()],
-            complete: true,
+            copies: 2,
         };
         for n in 0..3 {
             book.note(named(n));

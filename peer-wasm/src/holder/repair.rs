@@ -42,6 +42,9 @@ const MAX_FELLOWS: usize = 256;
 /// this one costs one round of checks, not a flood.
 const MAX_SUSPECTS: usize = 256;
 
+/// Blocks waiting for a later sweep's checks, at most: 4,096 (16 sweeps' worth, 128 KiB).
+const MAX_PENDING: usize = 4096;
+
 /// Blocks the regular walk checks in one round, at most: 64, eight batches of
 /// [`CHECKS_AT_ONCE`]. What a long pause owed beyond that stays owed for the next rounds
 /// (dropping it left blocks unchecked for a whole interval).
@@ -91,9 +94,14 @@ pub struct Repairer<N> {
     /// make room for one that proved it holds a block here, so made-up names cannot crowd the
     /// real fellows out.
     unproven: HashSet<PeerId>,
-    /// Blocks of unproven fellows forgotten to make room: checked at the next sweep, as they
-    /// would have been had their fellow failed it.
-    crowded_out: Vec<BlockId>,
+    /// Blocks a fellow was only said to hold, not yet proven: a live fellow that lacks one
+    /// loses that block alone (it is checked), not its place, so an owner naming an honest
+    /// peer beside its own blocks cannot make that peer fail its sweeps.
+    claimed: HashSet<(PeerId, BlockId)>,
+    /// Blocks to check at the next sweeps, beyond what one sweep sends ([`MAX_SUSPECTS`]):
+    /// blocks of unproven fellows forgotten to make room or failed, after those of proven
+    /// fellows that failed, so made-up names cannot push a departed real fellow's blocks out.
+    pending: Vec<BlockId>,
     /// The next sweep.
     next_sweep: Option<Instant>,
     /// Where the receipts of fellow holders are (the holder's book), if any.
@@ -130,7 +138,8 @@ impl<N: Network> Repairer<N> {
             last_round: None,
             fellows: HashMap::new(),
             unproven: HashSet::new(),
-            crowded_out: Vec::new(),
+            claimed: HashSet::new(),
+            pending: Vec::new(),
             next_sweep: None,
             audits: None,
             named: None,
@@ -538,27 +547,32 @@ impl<N: Network> Repairer<N> {
             .await?
             .into_iter()
             .collect();
-        let named = self.named.as_ref().map(|n| n.take()).unwrap_or_default();
-        let mut named_in_full = HashSet::new();
-        for Named {
-            id,
-            peers,
-            complete,
-        } in named
+        // Every store of a block counts together: its names joined, against the most copies
+        // any of its warrants asked for (a second store asking for one copy and naming
+        // nobody does not make the first's names complete).
+        let mut names: HashMap<BlockId, (HashSet<PeerId>, u8, bool)> = HashMap::new();
+        for Named { id, peers, copies } in self.named.as_ref().map(|n| n.take()).unwrap_or_default()
         {
             if !held.contains(&id) {
                 continue;
             }
-            // A name not remembered (the fellows full, perhaps of names a hostile owner made
-            // up, until their first sweep) leaves the block to be surveyed.
-            let mut remembered = true;
-            for peer in peers {
-                remembered &= self.learn(peer, id, false);
-            }
-            if complete && remembered {
-                named_in_full.insert(id);
+            let (named, most, remembered) = names.entry(id).or_insert((HashSet::new(), 0, true));
+            *most = (*most).max(copies);
+            let me = self.me;
+            for peer in peers.into_iter().filter(|p| *p != me) {
+                // A name not remembered (the fellows full, perhaps of names a hostile owner
+                // made up, until their first sweep) leaves the block to be surveyed.
+                *remembered &= self.learn(peer, id, false);
+                named.insert(peer);
             }
         }
+        let named_in_full: HashSet<BlockId> = names
+            .into_iter()
+            .filter(|(_, (named, most, remembered))| {
+                *remembered && named.len() + 1 >= usize::from(*most)
+            })
+            .map(|(id, _)| id)
+            .collect();
         let Some(known) = self.known.as_mut() else {
             self.known = Some(held);
             return Ok(Vec::new());
@@ -585,15 +599,22 @@ impl<N: Network> Repairer<N> {
             };
             self.unproven.remove(&crowded);
             if let Some(ids) = self.fellows.remove(&crowded) {
-                self.crowded_out.extend(ids);
+                self.pending.extend(ids);
             }
         }
         let new = !self.fellows.contains_key(&peer);
-        self.fellows.entry(peer).or_default().insert(id);
+        let ids = self.fellows.entry(peer).or_default();
+        let new_block = ids.insert(id);
         if proven {
             self.unproven.remove(&peer);
-        } else if new {
-            self.unproven.insert(peer);
+            self.claimed.remove(&(peer, id));
+        } else {
+            if new {
+                self.unproven.insert(peer);
+            }
+            if new_block {
+                self.claimed.insert((peer, id));
+            }
         }
         true
     }
@@ -623,6 +644,9 @@ impl<N: Network> Repairer<N> {
         self.fellows.retain(|_, ids| !ids.is_empty());
         let fellows = &self.fellows;
         self.unproven.retain(|peer| fellows.contains_key(peer));
+        // Claims of fellows forgotten since (failed, crowded out) go with them.
+        self.claimed
+            .retain(|(peer, id)| fellows.get(peer).is_some_and(|ids| ids.contains(id)));
         let picks: Vec<(PeerId, BlockId)> = self
             .fellows
             .iter()
@@ -632,23 +656,44 @@ impl<N: Network> Repairer<N> {
             })
             .collect();
         let answers = join_all(picks.iter().map(|(peer, id)| self.ask(*peer, *id))).await;
-        let mut suspect: Vec<BlockId> = self.crowded_out.drain(..).collect();
-        for ((peer, _), answer) in picks.into_iter().zip(answers) {
+        // Blocks of fellows that had proven themselves and failed come first.
+        let mut urgent: Vec<BlockId> = Vec::new();
+        for ((peer, id), answer) in picks.into_iter().zip(answers) {
             if answer == Answer::Silent {
                 self.silent.insert(peer, now);
             }
             if answer == Answer::Holds {
-                self.unproven.remove(&peer);
+                self.learn(peer, id, true);
+            } else if answer == Answer::Lacks && self.claimed.remove(&(peer, id)) {
+                // Alive, and only said to hold this one: the name was wrong (or made up by
+                // the owner that gave it), not the fellow. This block is checked.
+                if let Some(ids) = self.fellows.get_mut(&peer) {
+                    ids.remove(&id);
+                }
+                urgent.push(id);
             } else {
                 tracing::debug!(%peer, "a fellow holder failed its sweep: checking its blocks");
-                self.unproven.remove(&peer);
+                let proven = !self.unproven.remove(&peer);
                 if let Some(ids) = self.fellows.remove(&peer) {
-                    suspect.extend(ids);
+                    match proven {
+                        true => urgent.extend(ids),
+                        false => self.pending.extend(ids),
+                    }
                 }
             }
         }
-        // The rest are found at their regular checks.
-        suspect.truncate(MAX_SUSPECTS);
+        // What one sweep does not send waits for the next (at most MAX_PENDING; beyond, the
+        // rest are found at their regular checks).
+        let mut seen = HashSet::new();
+        let mut suspect: Vec<BlockId> = urgent
+            .into_iter()
+            .chain(self.pending.drain(..))
+            .filter(|id| seen.insert(*id))
+            .collect();
+        if suspect.len() > MAX_SUSPECTS {
+            self.pending = suspect.split_off(MAX_SUSPECTS);
+            self.pending.truncate(MAX_PENDING);
+        }
         Ok(suspect)
     }
 
