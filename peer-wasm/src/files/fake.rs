@@ -461,12 +461,18 @@ mod tests {
     use super::*;
 
     /// Every live holder's repairer, each kept across rounds as its tab keeps it, all logging
-    /// to one log.
+    /// to one log, and the test's clocks: the rounds move `now` on; `unix` (the wall clock,
+    /// which decides what expired) moves only when a test sets it.
     struct Fleet {
         settings: crate::repair::Settings,
         log: Shared<Mutex<crate::holder::RepairLog>>,
         repairers: HashMap<PeerId, crate::holder::Repairer<FakeNet>>,
+        now: web_time::Instant,
+        unix: u64,
     }
+
+    /// Twice the sweep interval of [`swept_every_second`]: every round is a sweep.
+    const SWEEP: Duration = Duration::from_secs(2);
 
     impl Fleet {
         fn new(settings: crate::repair::Settings) -> Self {
@@ -474,11 +480,22 @@ mod tests {
                 settings,
                 log: Shared::default(),
                 repairers: HashMap::new(),
+                now: web_time::Instant::now(),
+                unix: crate::platform::unix_secs(),
             }
         }
 
-        /// One repair round at every live holder, at `now` (and `unix` on the wall clock).
-        async fn round(&mut self, net: &FakeNet, now: web_time::Instant, unix: u64) {
+        /// `n` repair rounds at every live holder, each `step` after the one before.
+        async fn rounds(&mut self, net: &FakeNet, n: usize, step: Duration) {
+            for _ in 0..n {
+                self.now += step;
+                self.round(net).await;
+            }
+        }
+
+        /// One repair round at every live holder, at the fleet's clocks.
+        async fn round(&mut self, net: &FakeNet) {
+            let (now, unix) = (self.now, self.unix);
             for peer in net.live() {
                 let repairer = self.repairers.entry(peer).or_insert_with(|| {
                     crate::holder::Repairer::new(
@@ -712,18 +729,14 @@ mod tests {
             ..Default::default()
         };
         let mut fleet = Fleet::new(settings);
-        let mut now = web_time::Instant::now();
         for leaving in first.chunks(2) {
             for peer in leaving {
                 net.set(*peer, Conduct::Gone);
             }
             net.join(64 * MIB).await;
             net.join(64 * MIB).await;
-            for _ in 0..2 {
-                // One tick later: each holder's walk owes its whole store again.
-                now += Duration::from_secs(1);
-                fleet.round(&net, now, crate::platform::unix_secs()).await;
-            }
+            // A tick apart: each holder's walk owes its whole store again.
+            fleet.rounds(&net, 2, Duration::from_secs(1)).await;
         }
         assert!(
             first.iter().all(|p| !net.live().contains(p)),
@@ -774,20 +787,13 @@ mod tests {
     /// Six peers, each with a repairer on the shipped schedule but for the sweep (every
     /// second): each block is checked hourly, which never comes in a test, so only sweeps and
     /// the checks of blocks that just arrived run. With the clock the rounds are told.
-    async fn swept_every_second(grace: Duration) -> (FakeNet, Fleet, web_time::Instant, u64) {
+    async fn swept_every_second(grace: Duration) -> (FakeNet, Fleet) {
         let settings = crate::repair::Settings {
             grace,
             sweep: Duration::from_secs(1),
             ..Default::default()
         };
-        let net = FakeNet::new(6, 64 * MIB).await;
-        let fleet = Fleet::new(settings);
-        (
-            net,
-            fleet,
-            web_time::Instant::now(),
-            crate::platform::unix_secs(),
-        )
+        (FakeNet::new(6, 64 * MIB).await, Fleet::new(settings))
     }
 
     /// Alice's drive after it uploaded a file of 2 MiB and 100 bytes made from `seed`: three
@@ -809,24 +815,18 @@ mod tests {
         // The repairers start before the upload and learn nothing from receipts: every holder
         // learns its fellows from the store requests that named them, the uploader's and then
         // the repairers' own.
-        let (net, mut fleet, mut now, unix) = swept_every_second(Duration::ZERO).await;
-        let mut sweep = async |net: &FakeNet| {
-            now += Duration::from_secs(2);
-            fleet.round(net, now, unix).await;
-        };
-        sweep(&net).await;
+        let (net, mut fleet) = swept_every_second(Duration::ZERO).await;
+        fleet.rounds(&net, 1, SWEEP).await;
         let first = net.live();
         let (files, id, bytes) = big_file_uploaded(&net, 9).await;
         for leaving in first.chunks(2) {
-            sweep(&net).await;
+            fleet.rounds(&net, 1, SWEEP).await;
             for peer in leaving {
                 net.set(*peer, Conduct::Gone);
             }
             net.join(64 * MIB).await;
             net.join(64 * MIB).await;
-            for _ in 0..3 {
-                sweep(&net).await;
-            }
+            fleet.rounds(&net, 3, SWEEP).await;
         }
         assert_eq!(download(&files, &id).await.unwrap(), bytes);
         let log = fleet.log();
@@ -838,12 +838,8 @@ mod tests {
         // A block's two other holders leave; the one left copies it to two new holders. Then
         // both of those leave: only the repairer is left to notice, and it sweeps them only
         // if it remembered whom it copied to (the hourly check never comes in a test).
-        let (net, mut fleet, mut now, unix) = swept_every_second(Duration::ZERO).await;
-        let mut sweep = async |net: &FakeNet| {
-            now += Duration::from_secs(2);
-            fleet.round(net, now, unix).await;
-        };
-        sweep(&net).await;
+        let (net, mut fleet) = swept_every_second(Duration::ZERO).await;
+        fleet.rounds(&net, 1, SWEEP).await;
         let (files, id, bytes) = big_file_uploaded(&net, 21).await;
         let holders = async |block: BlockId| {
             let mut holding = Vec::new();
@@ -879,9 +875,7 @@ mod tests {
             }
             net.join(64 * MIB).await;
             net.join(64 * MIB).await;
-            for _ in 0..3 {
-                sweep(&net).await;
-            }
+            fleet.rounds(&net, 3, SWEEP).await;
             let now_held = holders(block).await;
             assert_eq!(
                 now_held.len(),
@@ -897,8 +891,8 @@ mod tests {
     async fn blocks_that_arrive_unnamed_are_surveyed_a_request_per_nearby_peer_and_named_ones_not_at_all(
     ) {
         let grace = crate::repair::Settings::default().grace;
-        let (net, mut fleet, mut now, unix) = swept_every_second(grace).await;
-        fleet.round(&net, now, unix).await;
+        let (net, mut fleet) = swept_every_second(grace).await;
+        fleet.round(&net).await;
         let files = drive(&net).await;
         let upload = async |seed: u8| {
             let bytes = pattern((6 * MIB) as usize, seed);
@@ -917,8 +911,7 @@ mod tests {
         let held = net.blocks_held().await;
         let copies: u64 = held.iter().sum();
         let before = net.challenges();
-        now += Duration::from_secs(2);
-        fleet.round(&net, now, unix).await;
+        fleet.rounds(&net, 1, SWEEP).await;
 
         // Every copy that arrived was checked, each against the other peers near it
         // (copies + spare of them, from the six)...
@@ -949,8 +942,7 @@ mod tests {
         let pairs = (net.live().len() * others) as u64;
         for _ in 0..2 {
             let before = net.challenges();
-            now += Duration::from_secs(2);
-            fleet.round(&net, now, unix).await;
+            fleet.rounds(&net, 1, SWEEP).await;
             let (requests, challenged) = net.challenges();
             let (requests, challenged) = (requests - before.0, challenged - before.1);
             assert!(requests as u64 <= pairs, "{requests} requests");
@@ -965,12 +957,8 @@ mod tests {
 
     #[tokio::test]
     async fn an_owner_naming_made_up_fellow_holders_does_not_crowd_out_the_real_ones() {
-        let (net, mut fleet, mut now, unix) = swept_every_second(Duration::ZERO).await;
-        let mut sweep = async |net: &FakeNet| {
-            now += Duration::from_secs(2);
-            fleet.round(net, now, unix).await;
-        };
-        sweep(&net).await;
+        let (net, mut fleet) = swept_every_second(Duration::ZERO).await;
+        fleet.rounds(&net, 1, SWEEP).await;
         let holders = net.live();
         let held = async || {
             let mut held = HashMap::new();
@@ -1008,7 +996,7 @@ mod tests {
             .copied()
             .collect();
         assert!(alices.len() >= 5, "{} blocks of Alice's", alices.len());
-        sweep(&net).await;
+        fleet.rounds(&net, 1, SWEEP).await;
 
         // The holder of most of Alice's blocks leaves: the others notice at their sweeps and
         // every one of her blocks has its three copies again.
@@ -1017,9 +1005,7 @@ mod tests {
             .max_by_key(|p| after[*p].iter().filter(|id| alices.contains(id)).count())
             .unwrap();
         net.set(leaving, Conduct::Gone);
-        for _ in 0..3 {
-            sweep(&net).await;
-        }
+        fleet.rounds(&net, 3, SWEEP).await;
         let now_held = held().await;
         for block in &alices {
             let copies = now_held.values().filter(|ids| ids.contains(block)).count();
@@ -1031,14 +1017,8 @@ mod tests {
     #[tokio::test]
     async fn an_owner_naming_honest_holders_beside_its_own_blocks_costs_checks_of_those_blocks_only(
     ) {
-        let (net, mut fleet, mut now, unix) = swept_every_second(Duration::ZERO).await;
-        let mut sweeps = async |fleet: &mut Fleet, n: usize| {
-            for _ in 0..n {
-                now += Duration::from_secs(2);
-                fleet.round(&net, now, unix).await;
-            }
-        };
-        sweeps(&mut fleet, 1).await;
+        let (net, mut fleet) = swept_every_second(Duration::ZERO).await;
+        fleet.rounds(&net, 1, SWEEP).await;
         // Alice's 16 MiB, named honestly; two sweeps and every holder has proven its fellows.
         let (alice, id, bytes) = big_file_uploaded(&net, 3).await;
         let more = pattern((14 * MIB) as usize, 4);
@@ -1046,7 +1026,7 @@ mod tests {
             .upload("more.bin", more.as_slice(), |_| ControlFlow::Continue(()))
             .await
             .unwrap();
-        sweeps(&mut fleet, 2).await;
+        fleet.rounds(&net, 2, SWEEP).await;
         let mut before = HashMap::new();
         for peer in net.live() {
             before.insert(peer, net.held_by(peer).await);
@@ -1073,7 +1053,7 @@ mod tests {
             }
         }
         let checked = fleet.log().checked;
-        sweeps(&mut fleet, 8).await;
+        fleet.rounds(&net, 8, SWEEP).await;
         let checked = fleet.log().checked - checked;
         // Were a wrong name to cost the honest peer it names its place among the fellows,
         // every block it shares with the holder (Alice's, mostly) would be checked each time.
@@ -1119,14 +1099,11 @@ mod tests {
         };
         let mut fleet = Fleet::new(settings);
         let log = fleet.log.clone();
-        let mut now = web_time::Instant::now();
         // Each holder checks every block twice, a second apart (one interval): an owner is
         // taken as gone only when two lookups agree.
         let mut sweep = async |unix: u64| {
-            for _ in 0..2 {
-                now += Duration::from_secs(1);
-                fleet.round(&net, now, unix).await;
-            }
+            fleet.unix = unix;
+            fleet.rounds(&net, 2, Duration::from_secs(1)).await;
         };
         // 89 days after the upload, nothing has expired.
         sweep(signed + 89 * DAY).await;
