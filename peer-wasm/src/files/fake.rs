@@ -439,6 +439,19 @@ pub(super) fn same_user_elsewhere(drive: &Drive<FakeNet>) -> Drive<FakeNet> {
     there
 }
 
+/// Mallory uploads `mib` MiB of junk (a [`pattern`] of `seed`) as `junk.bin`, her store
+/// requests naming `forged` as each block's fellow holders; later requests name honestly.
+pub(super) async fn upload_naming(net: &FakeNet, forged: Forged, mib: u64, seed: u8) {
+    let mallory = drive_of(net, "mallory").await;
+    net.forge_names(forged);
+    let junk = pattern((mib * MIB) as usize, seed);
+    mallory
+        .upload("junk.bin", junk.as_slice(), |_| ControlFlow::Continue(()))
+        .await
+        .unwrap();
+    net.forge_names(Forged::Nothing);
+}
+
 pub(super) fn pattern(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
         .map(|i| (i as u8).wrapping_mul(31) ^ seed)
@@ -970,14 +983,7 @@ mod tests {
 
         // Mallory's store requests name 7 made-up fellows each: 80 MiB puts about 40 blocks
         // on each of the six holders, 280 made-up names, more than a holder remembers (256).
-        let mallory = drive_of(&net, "mallory").await;
-        net.forge_names(Forged::MadeUp);
-        let junk = pattern((80 * MIB) as usize, 7);
-        mallory
-            .upload("junk.bin", junk.as_slice(), |_| ControlFlow::Continue(()))
-            .await
-            .unwrap();
-        net.forge_names(Forged::Nothing);
+        upload_naming(&net, Forged::MadeUp, 80, 7).await;
 
         // Alice uploads at the same time, honestly, before any holder's next sweep.
         let before = held().await;
@@ -1033,14 +1039,7 @@ mod tests {
         }
 
         // Mallory's store requests name every peer, most of which do not hold her blocks.
-        let mallory = drive_of(&net, "mallory").await;
-        net.forge_names(Forged::These(net.live()));
-        let junk = pattern((2 * MIB) as usize, 5);
-        mallory
-            .upload("junk.bin", junk.as_slice(), |_| ControlFlow::Continue(()))
-            .await
-            .unwrap();
-        net.forge_names(Forged::Nothing);
+        upload_naming(&net, Forged::These(net.live()), 2, 5).await;
         // A wrong name costs a check of the block it was given for, once: at most one per
         // holder, block and peer named that does not hold it.
         let mut wrong = 0;
