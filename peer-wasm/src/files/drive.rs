@@ -180,9 +180,11 @@ impl<N: Network> Drive<N> {
         // The index (for the quota, and the pledges every store request carries) loads while
         // the first blocks are read, sealed and walked for; their requests wait for it. Over
         // quota, or an index that does not load, cancels them before any block goes out.
+        // The index loaded is handed on to the commit ahead ([`CHECKED_INDEX_FRESH`]).
         let (send_pledges, pledged) = Pledged::later();
+        let (send_checked, checked_index) = futures::channel::oneshot::channel();
         let checked = async {
-            let (mut index, _) = load_index(self).await?;
+            let (mut index, previous) = load_index(self).await?;
             let index_loaded = web_time::Instant::now();
             if let Some((peer, pledge)) = &pledge {
                 index.donations.insert(peer.clone(), pledge.clone());
@@ -191,7 +193,9 @@ impl<N: Network> Drive<N> {
             if used.saturating_add(size) > quota {
                 return Err(FileError::OverQuota { size, used, quota });
             }
-            let _ = send_pledges.send(index.pledges());
+            let pledges = index.pledges();
+            let _ = send_checked.send(((index, previous), index_loaded));
+            let _ = send_pledges.send(pledges);
             Ok(index_loaded)
         };
         let file = FileId::random();
@@ -226,6 +230,7 @@ impl<N: Network> Drive<N> {
             self,
             Foreseen::new(foreseen, size),
             &pledged,
+            checked_index,
             &key,
             &file,
             |index, manifest, copies| add(index, &entry_for(manifest, copies)),

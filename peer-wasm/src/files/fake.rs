@@ -65,6 +65,8 @@ struct World {
     fetches: usize,
     /// Walks for the peers closest to an address, in all.
     walks: usize,
+    /// Record lookups, in all.
+    record_gets: usize,
     /// Storage challenge requests sent, and the blocks they challenged, in all.
     challenge_requests: usize,
     challenged: usize,
@@ -198,6 +200,11 @@ impl FakeNet {
     /// Walks for the closest peers so far.
     pub(crate) fn walks(&self) -> usize {
         self.world.lock().unwrap().walks
+    }
+
+    /// Record lookups so far.
+    pub(crate) fn record_gets(&self) -> usize {
+        self.world.lock().unwrap().record_gets
     }
 
     /// Record lookups wait from now until [`FakeNet::answer_lookups`].
@@ -374,7 +381,8 @@ impl Network for FakeNet {
             .subscribe()
             .wait_for(|answering| *answering)
             .await;
-        let world = self.world.lock().unwrap();
+        let mut world = self.world.lock().unwrap();
+        world.record_gets += 1;
         if let Some(bundle) = world.letters.get(&key) {
             return Ok(crate::record::verify_value(&key, bundle)?);
         }
@@ -450,6 +458,19 @@ pub(super) async fn upload_naming(net: &FakeNet, forged: Forged, mib: u64, seed:
         .await
         .unwrap();
     net.forge_names(Forged::Nothing);
+}
+
+/// The names of the files `drive` lists, sorted.
+pub(super) async fn listed(drive: &Drive<FakeNet>) -> Vec<String> {
+    let mut names: Vec<String> = drive
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|f| f.name)
+        .collect();
+    names.sort();
+    names
 }
 
 pub(super) fn pattern(len: usize, seed: u8) -> Vec<u8> {
@@ -1245,6 +1266,35 @@ mod tests {
         let report = report.unwrap();
         assert!(report.complete);
         assert_eq!(download(&files, &report.file.id).await.unwrap(), data);
+    }
+
+    #[tokio::test]
+    async fn a_small_upload_reads_its_index_record_once_and_a_long_one_again_before_its_commit() {
+        let net = FakeNet::new(6, 64 * MIB).await;
+        let files = drive(&net).await;
+        // Every block is walked for right after the quota check's lookup: the commit ahead
+        // changes the index that lookup read.
+        let before = net.record_gets();
+        let small = pattern((MIB + 7) as usize, 8);
+        let report = files
+            .upload("note.txt", small.as_slice(), |_| ControlFlow::Continue(()))
+            .await
+            .unwrap();
+        assert_eq!(net.record_gets() - before, 1);
+        assert_eq!(download(&files, &report.file.id).await.unwrap(), small);
+        // Holders taking 1.5 s per request: the last of 14 blocks is walked for after three
+        // rounds of 4 (pipeline) are under way, over 2 s after the lookup, so the commit reads
+        // the record again (another browser may have saved meanwhile).
+        net.set_all(Conduct::Slow(Duration::from_millis(1500)));
+        let before = net.record_gets();
+        let long = pattern((14 * MIB) as usize, 9);
+        files
+            .upload("long.bin", long.as_slice(), |_| ControlFlow::Continue(()))
+            .await
+            .unwrap();
+        assert_eq!(net.record_gets() - before, 2);
+        net.set_all(Conduct::Honest);
+        assert_eq!(listed(&files).await, ["long.bin", "note.txt"]);
     }
 
     #[tokio::test]

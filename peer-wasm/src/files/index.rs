@@ -623,7 +623,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::super::fake::{
-        download, drive, pattern, same_user_elsewhere, FakeNet, MIB, PASSWORD,
+        download, drive, listed, pattern, same_user_elsewhere, FakeNet, MIB, PASSWORD,
     };
     use super::*;
 
@@ -648,16 +648,8 @@ mod tests {
             assert_eq!(download(&here, &other.file.id).await.unwrap(), large);
         }
         for browser in [&here, &there] {
-            let mut names: Vec<String> = browser
-                .list()
-                .await
-                .unwrap()
-                .into_iter()
-                .map(|f| f.name)
-                .collect();
-            names.sort();
             assert_eq!(
-                names,
+                listed(browser).await,
                 ["a0.bin", "a1.bin", "a2.bin", "b0.bin", "b1.bin", "b2.bin"]
             );
         }
