@@ -305,11 +305,14 @@ pub(super) fn fetch_stream<'a, N: Network>(
     file: FileId,
     blocks: Vec<BlockRef>,
 ) -> Fetched<'a> {
+    // A holder found slow for one block is asked last for the next ones.
+    let slow = SlowPeers::default();
     futures::stream::iter(blocks.into_iter().zip(0u64..))
         .map(move |(block, position)| {
-            let key = key.clone();
+            let (key, slow) = (key.clone(), slow.clone());
             async move {
-                let fetched = fetch(client, settings, &key, &file, position, &block).await;
+                let fetched =
+                    fetch_with(client, settings, &[&key], &file, position, &block, &slow).await;
                 (position, fetched)
             }
         })
@@ -349,94 +352,6 @@ pub(super) async fn hand_on(
             return Err(FileError::Cancelled);
         }
     }
-}
-
-/// Fetches a block from its holders (then from whoever is closest to its address), checking
-/// each answer against the address and the file key; a bad or missing copy moves on.
-/// Needs no account: a share link's guest fetches with it too.
-pub(super) async fn fetch<N: Network>(
-    client: &N,
-    settings: &Settings,
-    key: &SymmetricKey,
-    file: &FileId,
-    position: u64,
-    block: &BlockRef,
-) -> Result<Vec<u8>, Attempts> {
-    fetch_with(client, settings, &[key], file, position, block).await
-}
-
-/// [`fetch`], opening with the first of `keys` that fits (the index, after a password change).
-pub(super) async fn fetch_with<N: Network>(
-    client: &N,
-    settings: &Settings,
-    keys: &[&SymmetricKey],
-    file: &FileId,
-    position: u64,
-    block: &BlockRef,
-) -> Result<Vec<u8>, Attempts> {
-    let mut tried = Vec::new();
-    // What each listed holder did, then each other peer near the address.
-    let mut attempts = Attempts::default();
-    let listed: Vec<PeerId> = block
-        .holders
-        .iter()
-        .filter_map(|h| h.parse().ok())
-        .collect();
-    for round in 0..2 {
-        let peers = if round == 0 {
-            listed.clone()
-        } else {
-            client
-                .closest_peers(block.id.0.to_vec())
-                .await
-                .unwrap_or_default()
-        };
-        for peer in peers {
-            if tried.contains(&peer) {
-                continue;
-            }
-            tried.push(peer);
-            let asked = web_time::Instant::now();
-            match with_deadline(
-                settings.fetch_deadline,
-                client.request(peer, Request::FetchBlock { id: block.id }),
-            )
-            .await
-            {
-                Ok(Response::Block { bytes }) => {
-                    let fetched = web_time::Instant::now();
-                    let mut last = None;
-                    for key in keys {
-                        match open_block(key, file, position, &block.id, &bytes).await {
-                            Ok(plain) => {
-                                // Where a fetched block's time goes, for
-                                // `tests/bench/cluster.mjs --profile`.
-                                tracing::debug!(
-                                    target: crate::TIMING,
-                                    position,
-                                    asked = tried.len(),
-                                    fetch_ms = (fetched - asked).as_millis() as u64,
-                                    open_ms = fetched.elapsed().as_millis() as u64,
-                                    "block fetched"
-                                );
-                                return Ok(plain);
-                            }
-                            Err(e) => last = Some(e),
-                        }
-                    }
-                    let error = last.unwrap_or(BlockError::Altered(block.id));
-                    tracing::warn!(%peer, "bad block from holder: {error}");
-                    attempts.push(peer, PeerFailure::BadCopy(error));
-                }
-                Ok(Response::Refused { reason }) => {
-                    attempts.push(peer, PeerFailure::Refused(reason))
-                }
-                Ok(other) => attempts.push(peer, PeerFailure::Unexpected(other.kind())),
-                Err(e) => attempts.push(peer, PeerFailure::Net(e)),
-            }
-        }
-    }
-    Err(attempts)
 }
 
 /// Frees blocks that nothing names any more (an upload that failed or was cancelled), so they

@@ -63,6 +63,8 @@ struct World {
     /// Store and fetch requests sent, in all.
     stores: usize,
     fetches: usize,
+    /// Fetch requests sent to each peer, in all.
+    fetches_to: HashMap<PeerId, usize>,
     /// Walks for the peers closest to an address, in all.
     walks: usize,
     /// Record lookups, in all.
@@ -228,6 +230,17 @@ impl FakeNet {
         self.world.lock().unwrap().fetches
     }
 
+    /// Fetch requests sent to `peer` so far.
+    pub(crate) fn fetches_to(&self, peer: PeerId) -> usize {
+        self.world
+            .lock()
+            .unwrap()
+            .fetches_to
+            .get(&peer)
+            .copied()
+            .unwrap_or(0)
+    }
+
     /// The most store requests that were ever under way at once.
     pub(crate) fn peak_storing(&self) -> usize {
         self.world.lock().unwrap().peak_storing
@@ -361,6 +374,7 @@ impl Network for FakeNet {
             let mut world = self.world.lock().unwrap();
             world.fetching += 1;
             world.fetches += 1;
+            *world.fetches_to.entry(peer).or_default() += 1;
             world.peak_fetching = world.peak_fetching.max(world.fetching);
         }
         let answer = self
@@ -1295,6 +1309,44 @@ mod tests {
         assert_eq!(net.record_gets() - before, 2);
         net.set_all(Conduct::Honest);
         assert_eq!(listed(&files).await, ["long.bin", "note.txt"]);
+    }
+
+    #[tokio::test]
+    async fn a_holder_that_stalls_costs_a_download_the_hedge_not_the_fetch_deadline() {
+        let net = FakeNet::new(6, 64 * MIB).await;
+        let mut files = drive(&net).await;
+        files.settings.hedge_after = Duration::from_millis(300);
+        let data = pattern((48 * MIB) as usize, 4);
+        let id = files
+            .upload("film.mkv", data.as_slice(), |_| ControlFlow::Continue(()))
+            .await
+            .unwrap()
+            .file
+            .id;
+        // The holder listed first for the most blocks (its first holder is the peer nearest a
+        // block's address) takes every request and answers none within the fetch deadline: at
+        // least 9 of the 50 blocks (48, the manifest and the index), so 7 or more of the file's.
+        let mut first_for: HashMap<PeerId, usize> = HashMap::new();
+        for peer in net.live() {
+            for block in net.held_by(peer).await {
+                *first_for.entry(net.closest(&block.0)[0]).or_default() += 1;
+            }
+        }
+        let (&staller, &blocks) = first_for.iter().max_by_key(|(_, n)| **n).unwrap();
+        assert!(blocks >= 9, "first for {blocks} blocks");
+        net.set(staller, Conduct::Slow(Duration::from_secs(30)));
+        let (started, asked) = (std::time::Instant::now(), net.fetches_to(staller));
+        assert_eq!(download(&files, &id).await.unwrap(), data);
+        // Waiting for it would take the deadline (10 s) per block it is first for.
+        let took = started.elapsed();
+        assert!(
+            took < files.settings.fetch_deadline / 2,
+            "the download took {took:?}"
+        );
+        // Once found slow it is asked last: only the fetches that had already asked it when
+        // the first hedge went past it (at most the pipeline's 4) did.
+        let asked = net.fetches_to(staller) - asked;
+        assert!(asked <= files.settings.pipeline, "asked {asked} times");
     }
 
     #[tokio::test]

@@ -171,12 +171,20 @@ async fn load_pages<N: Network>(
             if let Some(files) = known.page(&page.digest) {
                 return Ok(files);
             }
-            let plain = fetch_with(client, settings, keys, &file, META_POSITION, &page.blob)
-                .await
-                .map_err(|attempts| match attempts.all_bad_copies() {
-                    true => FileError::Damaged(format!("an index page does not open: {attempts}")),
-                    false => FileError::IndexUnavailable(attempts),
-                })?;
+            let plain = fetch_with(
+                client,
+                settings,
+                keys,
+                &file,
+                META_POSITION,
+                &page.blob,
+                &SlowPeers::default(),
+            )
+            .await
+            .map_err(|attempts| match attempts.all_bad_copies() {
+                true => FileError::Damaged(format!("an index page does not open: {attempts}")),
+                false => FileError::IndexUnavailable(attempts),
+            })?;
             if sha256(&plain) != page.digest {
                 return Err(FileError::Damaged(
                     "an index page is not the one its root names".into(),
@@ -248,6 +256,7 @@ pub(super) async fn load_index<N: Network>(drive: &Drive<N>) -> Result<LoadedInd
                 &index_file_id(session),
                 META_POSITION,
                 &pointer.blob,
+                &SlowPeers::default(),
             )
             .await
             .map_err(|attempts| {
@@ -829,6 +838,7 @@ mod tests {
             assert!(!before.pages.iter().any(|old| old.blob.id == page.blob.id));
             let key = [rotated.user_key()];
             let file = index_file_id(&rotated);
+            let slow = SlowPeers::default();
             let opened = fetch_with(
                 &net,
                 &after.settings,
@@ -836,6 +846,7 @@ mod tests {
                 &file,
                 META_POSITION,
                 &page.blob,
+                &slow,
             );
             assert!(opened.await.is_ok());
         }
