@@ -294,7 +294,7 @@ pub(super) async fn fetch_all<N: Network>(
     hand_on(fetched, Default::default(), name, sink).await
 }
 
-/// A file's blocks fetched ([`fetch`]) [`Settings::pipeline`] at a time, in order: each from
+/// A file's blocks fetched ([`fetch()`]) [`Settings::pipeline`] at a time, in order: each from
 /// its own holders, so a file's blocks come from several peers together, and memory stays at
 /// about `pipeline` blocks whatever the file's size. Owns what it fetches with, so it can be
 /// started ahead of the step that decides whether it is wanted (a download's index reload).

@@ -29,7 +29,7 @@ pub(super) async fn fetch<N: Network>(
     fetch_with(client, settings, &[key], file, position, block, &slow).await
 }
 
-/// [`fetch`], opening with the first of `keys` that fits (the index, after a password change),
+/// [`fetch()`], opening with the first of `keys` that fits (the index, after a password change),
 /// and asking the listed holders `slow` names after the others, noting there the peers it
 /// finds slow (and those that prove quick again).
 pub(super) async fn fetch_with<N: Network>(
