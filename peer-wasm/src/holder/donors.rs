@@ -183,17 +183,24 @@ pub(crate) async fn audit_donors(
 /// AUDIT_EVERY (10 min), refusing the rest of that upload. A key minted with no browser behind
 /// it has no connection here and counts as silent at once; a peer that answered but lacks a
 /// block it signed for is not asked again ([`Finding::Lacking`]).
+///
+/// "Connected" means when the audit began or when it ended: a tab's relayed connection is
+/// swapped for a direct one in its first seconds, and a swap that closes the connection an
+/// audit is on ends that audit with no connection left for a moment (the CI failure of
+/// session 45: a holder took the uploading tab for a minted key and refused the rest of its
+/// first upload).
 async fn audit_patiently(
     client: &Client,
     audits: &DonorAudits,
     store: &BlockStore,
     peer: PeerId,
 ) -> donor_audit::Outcome {
+    let was_connected = connected(client, peer).await;
     let mut finding = audit_donor(client, audits, store, peer).await;
     for _ in 0..FIRST_AUDIT_RETRIES {
         if finding != Finding::Heard(donor_audit::Outcome::Silent)
             || audits.audited_before(&peer)
-            || !connected(client, peer).await
+            || !(was_connected || connected(client, peer).await)
         {
             break;
         }

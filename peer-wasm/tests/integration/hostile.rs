@@ -626,13 +626,32 @@ async fn a_donor_that_throws_away_what_it_was_given_stops_counting() {
 /// and once it answers the pledge counts in full.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_busy_donor_that_misses_its_first_audit_is_asked_again() {
-    use futures::StreamExt;
-    use jellyfish_peer::{
-        crypto::sha256,
-        net::Config,
-        pledge::Pledge,
-        protocol::{Request, Response},
-    };
+    first_audit_missed(FirstInventory::Unanswered).await;
+}
+
+/// The same for a donor whose connection closes under its first audit and comes back a
+/// moment later (a tab's relayed connection swapped for a direct one, as in the CI failure of
+/// session 45, or a reload): the audit ends with no connection left, which is not a key with
+/// no browser behind it. Fails when the auditor asks "connected?" only after the audit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_donor_whose_connection_drops_under_its_first_audit_is_asked_again() {
+    first_audit_missed(FirstInventory::Disconnects).await;
+}
+
+/// What a test donor does with the first inventory request it is sent.
+#[derive(Clone, Copy, PartialEq)]
+enum FirstInventory {
+    /// Leaves it unanswered (busy) and answers every later one.
+    Unanswered,
+    /// Shuts its peer down; the same key comes back as a new peer a second later, connects
+    /// to the holder and answers every later one.
+    Disconnects,
+}
+
+/// Alice pledges 3 GiB from a donor that misses its first audit as `first` says; the holder
+/// must ask again and, once answered, take far more than the provisional 29 MiB for her.
+async fn first_audit_missed(first: FirstInventory) {
+    use jellyfish_peer::{crypto::sha256, pledge::Pledge, protocol::Response};
     use libp2p::identity::Keypair;
     use std::sync::{atomic::AtomicUsize, Arc};
 
@@ -645,59 +664,36 @@ async fn a_busy_donor_that_misses_its_first_audit_is_asked_again() {
     );
     let owner = alice.public_key().to_der().unwrap();
 
-    // Alice's donating tab: a real peer that leaves the first inventory request it is sent
-    // unanswered (busy) and answers every later one (it holds nothing yet).
+    // Alice's donating tab: a real peer (it holds nothing yet).
     let keypair = Keypair::generate_ed25519();
-    let started = jellyfish_peer::net::start(
-        keypair.clone(),
-        Config {
-            listen: vec![common::LISTEN.parse().unwrap()],
-            bootstrap: vec![common::dialable(&nodes[0]).await],
-            agent: "jellyfish-test".into(),
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    let donor = started.client.clone();
     let inventories = Arc::new(AtomicUsize::new(0));
-    let asked = inventories.clone();
-    let mut inbound = started.inbound;
-    tokio::spawn(async move {
-        let mut unanswered = Vec::new();
-        while let Some(request) = inbound.next().await {
-            let answer = match request.request {
-                Request::Inventory if asked.fetch_add(1, Ordering::SeqCst) == 0 => {
-                    unanswered.push(request.id);
-                    continue;
-                }
-                Request::Inventory => Response::Inventory {
-                    held: 0,
-                    sample: Vec::new(),
-                },
-                _ => Response::Refused {
-                    reason: "busy".into(),
-                },
-            };
-            donor.respond(request.id, answer).await.unwrap();
-        }
-    });
-    started
-        .client
-        .connect(common::dialable(holder).await)
-        .await
-        .unwrap();
+    let mut donor = donor_peer(&keypair, &nodes, first, inventories.clone()).await;
 
     // 3 GiB pledged: 1 GiB + 8 MiB of blocks on each holder once audited, 29 MiB before.
     let pledges = vec![Pledge::sign(&keypair, sha256(&owner), 3 << 30).unwrap()];
     let store = |seed: u64| store_request(&alice, &pledges, seed);
     let stored = |answer: &Response| matches!(answer, Response::Stored { .. });
-    // The first store queues the donor's audit, which goes unanswered (10 s).
-    let first = nodes[1]
+    // The first store queues the donor's audit, which goes unanswered (10 s) or loses its
+    // connection.
+    let first_store = nodes[1]
         .client
         .request(holder.client.peer_id(), store(0))
         .await
         .unwrap();
-    assert!(stored(&first), "{first:?}");
+    assert!(stored(&first_store), "{first_store:?}");
+    if first == FirstInventory::Disconnects {
+        while inventories.load(Ordering::SeqCst) < 1 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        donor = donor_peer(
+            &keypair,
+            &nodes,
+            FirstInventory::Unanswered,
+            inventories.clone(),
+        )
+        .await;
+    }
     let deadline = std::time::Instant::now() + Duration::from_secs(45);
     while inventories.load(Ordering::SeqCst) < 2 {
         assert!(
@@ -716,4 +712,61 @@ async fn a_busy_donor_that_misses_its_first_audit_is_asked_again() {
             .unwrap();
         assert!(stored(&answer), "block {seed}: {answer:?}");
     }
+    drop(donor);
+}
+
+/// Starts a donor peer under `keypair`, connected to the holder (`nodes[3]`), answering
+/// inventories (counted in `inventories`, shared across restarts) with "nothing held"; the
+/// first one it is sent overall is treated as `first` says.
+async fn donor_peer(
+    keypair: &libp2p::identity::Keypair,
+    nodes: &[jellyfish_peer::node::Node],
+    first: FirstInventory,
+    inventories: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) -> Client {
+    use futures::StreamExt;
+    use jellyfish_peer::{
+        net::Config,
+        protocol::{Request, Response},
+    };
+    let started = jellyfish_peer::net::start(
+        keypair.clone(),
+        Config {
+            listen: vec![common::LISTEN.parse().unwrap()],
+            bootstrap: vec![common::dialable(&nodes[0]).await],
+            agent: "jellyfish-test".into(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let donor = started.client.clone();
+    let mut inbound = started.inbound;
+    tokio::spawn(async move {
+        let mut unanswered = Vec::new();
+        while let Some(request) = inbound.next().await {
+            let answer = match request.request {
+                Request::Inventory if inventories.fetch_add(1, Ordering::SeqCst) == 0 => {
+                    match first {
+                        FirstInventory::Unanswered => unanswered.push(request.id),
+                        FirstInventory::Disconnects => donor.shutdown().await,
+                    }
+                    continue;
+                }
+                Request::Inventory => Response::Inventory {
+                    held: 0,
+                    sample: Vec::new(),
+                },
+                _ => Response::Refused {
+                    reason: "busy".into(),
+                },
+            };
+            donor.respond(request.id, answer).await.unwrap();
+        }
+    });
+    started
+        .client
+        .connect(common::dialable(&nodes[3]).await)
+        .await
+        .unwrap();
+    started.client
 }
