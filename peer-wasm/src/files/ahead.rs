@@ -52,9 +52,7 @@ impl Foreseen {
 pub(super) struct Ahead {
     /// The blocks as foreseen: what the manifest lists.
     blocks: Vec<BlockRef>,
-    manifest: BlockRef,
-    parts: Vec<BlockRef>,
-    receipts: Vec<Placed>,
+    manifest: StoredManifest,
     copies: u32,
     index: PreparedIndex,
 }
@@ -62,10 +60,16 @@ pub(super) struct Ahead {
 impl Ahead {
     /// Frees everything placed ahead, in the background.
     async fn discard<N: Network>(self, drive: &Drive<N>) {
-        let manifest = self.parts.into_iter().chain([self.manifest]).collect();
-        free_in_background(drive, manifest).await;
+        free_in_background(drive, placed_manifest(self.manifest)).await;
         self.index.discard(drive).await;
     }
+}
+
+/// The blobs of a stored manifest that are on holders: its parts, and its root unless kept
+/// inline.
+fn placed_manifest(manifest: StoredManifest) -> Vec<BlockRef> {
+    let root = manifest.inline.is_none().then_some(manifest.root);
+    manifest.parts.into_iter().chain(root).collect()
 }
 
 /// How an upload's index is committed once its blocks are placed.
@@ -101,7 +105,7 @@ pub(super) async fn commit_ahead<N: Network>(
     checked: oneshot::Receiver<Checked>,
     key: &SymmetricKey,
     file: &FileId,
-    change: impl FnOnce(&mut FileIndex, &BlockRef, u32),
+    change: impl FnOnce(&mut FileIndex, &BlockRef, Option<&SealedManifest>, u32),
 ) -> Option<Ahead> {
     let blocks = foreseen.blocks().await?;
     // Known once the index loaded and the upload fits the quota: nothing is placed before.
@@ -117,11 +121,11 @@ pub(super) async fn commit_ahead<N: Network>(
         store_manifest(drive, &pledges, key, file, &blocks),
         reloaded
     );
-    let (manifest, parts, receipts) = manifest.ok()?;
-    let copies = fewest_copies(&blocks, &parts, &manifest);
+    let manifest = manifest.ok()?;
+    let copies = fewest_copies(&blocks, &manifest);
     let index = match reloaded {
         Ok((mut index, previous)) => {
-            change(&mut index, &manifest, copies);
+            change(&mut index, &manifest.root, manifest.inline.as_ref(), copies);
             prepare_index(drive, &index, previous.as_ref()).await
         }
         Err(e) => Err(e),
@@ -130,14 +134,12 @@ pub(super) async fn commit_ahead<N: Network>(
         Ok(index) => Some(Ahead {
             blocks,
             manifest,
-            parts,
-            receipts,
             copies,
             index,
         }),
         Err(e) => {
             tracing::debug!("the index was not prepared ahead: {e}");
-            free_in_background(drive, parts.into_iter().chain([manifest]).collect()).await;
+            free_in_background(drive, placed_manifest(manifest)).await;
             None
         }
     }
@@ -158,14 +160,21 @@ pub(super) async fn finish_upload<N: Network>(
 ) -> Result<(Stored, Commit), FileError> {
     match (placed, ahead) {
         (Ok((blocks, mut receipts, size)), Some(ahead)) if blocks == ahead.blocks => {
-            receipts.extend(ahead.receipts);
+            let StoredManifest {
+                root,
+                inline,
+                parts,
+                receipts: manifest_receipts,
+            } = ahead.manifest;
+            receipts.extend(manifest_receipts);
             let stored = Stored {
-                manifest: ahead.manifest,
+                manifest: root,
+                manifest_inline: inline,
                 copies: ahead.copies,
                 size,
                 receipts,
                 blocks,
-                parts: ahead.parts,
+                parts,
                 blocks_ms: started.elapsed().as_millis() as u64,
                 manifest_ms: 0,
                 ahead: true,
@@ -185,13 +194,13 @@ pub(super) async fn finish_upload<N: Network>(
     }
 }
 
-/// The fewest holders any of a file's blocks, manifest parts or manifest has: the copies its
-/// index entry claims.
-pub(super) fn fewest_copies(blocks: &[BlockRef], parts: &[BlockRef], manifest: &BlockRef) -> u32 {
+/// The fewest holders any of a file's blocks, manifest parts or manifest has (a manifest kept
+/// inline counts as the index's copies, not here): the copies its index entry claims.
+pub(super) fn fewest_copies(blocks: &[BlockRef], manifest: &StoredManifest) -> u32 {
     blocks
         .iter()
-        .chain(parts)
-        .chain([manifest])
+        .chain(&manifest.parts)
+        .chain(manifest.placed_root())
         .map(|b| b.holders.len() as u32)
         .min()
         .unwrap_or(0)

@@ -203,18 +203,20 @@ impl<N: Network> Drive<N> {
         let sealed_key =
             fast::seal(session.user_key(), &file_key_aad(&file), key.as_bytes()).await?;
         let created_ms = now_ms();
-        let entry_for = |manifest: &BlockRef, copies: u32| FileEntry {
-            id: file,
-            name: name.to_owned(),
-            size,
-            created_ms,
-            key: sealed_key.clone(),
-            manifest: manifest.clone(),
-            copies,
-            claims_behind: false,
-            links: Vec::new(),
-            shared_with: Vec::new(),
-        };
+        let entry_for =
+            |manifest: &BlockRef, inline: Option<&SealedManifest>, copies: u32| FileEntry {
+                id: file,
+                name: name.to_owned(),
+                size,
+                created_ms,
+                key: sealed_key.clone(),
+                manifest: manifest.clone(),
+                manifest_inline: inline.cloned(),
+                copies,
+                claims_behind: false,
+                links: Vec::new(),
+                shared_with: Vec::new(),
+            };
         let add = |index: &mut FileIndex, entry: &FileEntry| {
             if let Some((peer, pledge)) = &pledge {
                 index.donations.insert(peer.clone(), pledge.clone());
@@ -233,13 +235,17 @@ impl<N: Network> Drive<N> {
             checked_index,
             &key,
             &file,
-            |index, manifest, copies| add(index, &entry_for(manifest, copies)),
+            |index, manifest, inline, copies| add(index, &entry_for(manifest, inline, copies)),
         );
         let (checked, placed, ahead) = futures::join!(checked, placing, ahead);
         let finished = finish_upload(self, &file, &key, &pledged, started, placed, ahead).await;
         let index_loaded = checked?;
         let (stored, commit) = finished?;
-        let entry = entry_for(&stored.manifest, stored.copies);
+        let entry = entry_for(
+            &stored.manifest,
+            stored.manifest_inline.as_ref(),
+            stored.copies,
+        );
         let file_info = info(&entry);
         let committing = web_time::Instant::now();
         let committed = match commit {
@@ -332,7 +338,7 @@ impl<N: Network> Drive<N> {
             store_manifest(self, &pledges, key, file, &blocks),
             alongside
         );
-        let (manifest, parts, manifest_receipts) = match manifest {
+        let manifest = match manifest {
             Ok(stored) => stored,
             Err(error) => {
                 free_all(self, &blocks).await;
@@ -340,10 +346,17 @@ impl<N: Network> Drive<N> {
                 return Err(error);
             }
         };
+        let copies = fewest_copies(&blocks, &manifest);
+        let StoredManifest {
+            root,
+            inline,
+            parts,
+            receipts: manifest_receipts,
+        } = manifest;
         receipts.extend(manifest_receipts);
-        let copies = fewest_copies(&blocks, &parts, &manifest);
         let stored = Stored {
-            manifest,
+            manifest: root,
+            manifest_inline: inline,
             copies,
             size,
             receipts,
@@ -412,7 +425,11 @@ impl<N: Network> Drive<N> {
         let mut counted: Vec<(FileId, u32)> = Vec::new();
         for entry in &mut index.files {
             let key = open_file_key(session, entry).await?;
-            let mut refs = vec![(entry.manifest.clone(), META_POSITION)];
+            // A manifest kept in the entry has no holders to challenge.
+            let mut refs = match entry.manifest_placed() {
+                true => vec![(entry.manifest.clone(), META_POSITION)],
+                false => Vec::new(),
+            };
             if let Ok(tree) = manifest(self, entry, &key).await {
                 // Every part of a large file's manifest: each is needed for its blocks.
                 let parts = tree.positioned().skip(tree.blocks.len());
@@ -590,7 +607,9 @@ impl<N: Network> Drive<N> {
 
         let mut refs = tree.blocks;
         refs.extend(tree.parts);
-        refs.push(entry.manifest);
+        if entry.manifest_placed() {
+            refs.push(entry.manifest);
+        }
         let mut freed = 0;
         for block in &refs {
             freed += free(self, block).await;
@@ -614,7 +633,8 @@ pub(super) async fn entry_and_key<N: Network>(
     Ok((index, record, at, key))
 }
 
-/// Every block of `entry` and its manifest's parts, opened with its file key `key`.
+/// Every block of `entry` and its manifest's parts, opened with its file key `key` (the
+/// manifest read from the entry when it is kept there, else fetched).
 pub(super) async fn manifest<N: Network>(
     drive: &Drive<N>,
     entry: &FileEntry,
@@ -628,6 +648,7 @@ pub(super) async fn manifest<N: Network>(
         &entry.id,
         &entry.name,
         &entry.manifest,
+        entry.manifest_inline.as_ref(),
     )
     .await
 }

@@ -730,6 +730,7 @@ mod tests {
                 id: BlockId(sha256(&n.to_be_bytes())),
                 holders,
             },
+            manifest_inline: None,
             copies: 3,
             claims_behind: false,
             links: Vec::new(),
@@ -885,10 +886,10 @@ mod tests {
         assert_eq!(index.files.len(), 1);
         assert!(index.pages.is_empty(), "one file: one blob again");
         // Pages no longer named were freed with the files: what is held is the last file's
-        // blocks, its manifest and one root.
+        // blocks and one root (its manifest is in the root).
         let held = net.blocks_held().await.iter().sum::<u64>();
         assert!(held < held_before, "{held} >= {held_before}");
-        assert_eq!(held, 3 + 5 + 5, "one block, one manifest, one root");
+        assert_eq!(held, 3 + 5, "one block, one root");
         assert_eq!(&download(&files, &ids[8].0).await.unwrap(), &ids[8].1);
     }
 }

@@ -31,6 +31,44 @@ pub(super) struct Manifest {
     pub(super) parts: Vec<BlockRef>,
 }
 
+/// A small file's sealed manifest, kept in its index entry ([`Settings::inline_manifest_bytes`]):
+/// the very bytes a holder would keep, so its address is the entry's `manifest.id` and placing
+/// it later (when the file is shared) puts it where a link's reader looks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub(super) struct SealedManifest(#[serde(with = "crate::crypto::aead::serde_bytes_vec")] Vec<u8>);
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+impl SealedManifest {
+    pub(super) fn for_tests(bytes: Vec<u8>) -> Self {
+        Self(bytes)
+    }
+}
+
+/// A file's manifest once stored: the root's address (and holders, when placed), the root
+/// itself when it is kept inline instead, the parts, and the holders' receipts.
+pub(super) struct StoredManifest {
+    pub(super) root: BlockRef,
+    pub(super) inline: Option<SealedManifest>,
+    pub(super) parts: Vec<BlockRef>,
+    pub(super) receipts: Vec<Placed>,
+}
+
+impl StoredManifest {
+    /// The root as placed, if it was (a manifest kept inline has no holders to count or free).
+    pub(super) fn placed_root(&self) -> Option<&BlockRef> {
+        self.inline.is_none().then_some(&self.root)
+    }
+}
+
+impl FileEntry {
+    /// Whether the manifest is on holders (so audits challenge it, and a delete, a re-key or
+    /// a password change frees or moves it): always, unless kept inline and never shared.
+    pub(super) fn manifest_placed(&self) -> bool {
+        self.manifest_inline.is_none() || !self.manifest.holders.is_empty()
+    }
+}
+
 /// A file's blocks and the manifest parts that list them (none for a file of up to
 /// [`Settings::manifest_blocks`] blocks); the root is the index entry's `manifest`.
 #[derive(Debug, Default)]
@@ -56,23 +94,37 @@ pub(super) fn max_file_bytes(settings: &Settings) -> u64 {
 }
 
 /// Seals and places the manifest of `blocks` (parts first when there are more than
-/// [`Settings::manifest_blocks`]); returns the root, the parts, and the holders' receipts.
-/// On failure, the parts already placed are freed (the caller frees the blocks).
+/// [`Settings::manifest_blocks`]); a root whose sealed bytes fit
+/// [`Settings::inline_manifest_bytes`] is returned to be kept in the index entry instead of
+/// placed. On failure, the parts already placed are freed (the caller frees the blocks).
 pub(super) async fn store_manifest<N: Network>(
     drive: &Drive<N>,
     pledges: &[Pledge],
     key: &SymmetricKey,
     file: &FileId,
     blocks: &[BlockRef],
-) -> Result<(BlockRef, Vec<BlockRef>, Vec<Placed>), FileError> {
+) -> Result<StoredManifest, FileError> {
     let per_manifest = drive.settings.manifest_blocks.max(1);
     let mut receipts = Vec::new();
     let mut parts = Vec::new();
     let root = if blocks.len() <= per_manifest {
-        Manifest {
+        let root = Manifest {
             blocks: blocks.to_vec(),
             parts: Vec::new(),
+        };
+        let (id, sealed) = seal_block(key, file, META_POSITION, &encode(&root)?).await?;
+        if sealed.len() <= drive.settings.inline_manifest_bytes {
+            return Ok(StoredManifest {
+                root: BlockRef {
+                    id,
+                    holders: Vec::new(),
+                },
+                inline: Some(SealedManifest(sealed)),
+                parts,
+                receipts,
+            });
         }
+        root
     } else {
         for (i, chunk) in blocks.chunks(per_manifest).enumerate() {
             let position = PART_POSITION - i as u64;
@@ -99,13 +151,41 @@ pub(super) async fn store_manifest<N: Network>(
     match place_manifest(drive, pledges, key, file, META_POSITION, &root).await {
         Ok((root, placed)) => {
             receipts.push(placed);
-            Ok((root, parts, receipts))
+            Ok(StoredManifest {
+                root,
+                inline: None,
+                parts,
+                receipts,
+            })
         }
         Err(e) => {
             free_all(drive, &parts).await;
             Err(e)
         }
     }
+}
+
+/// Places a manifest kept inline (the same sealed bytes, so at the same address) on
+/// [`Settings::meta_replicas`] peers: a share link or a letter names it to someone who cannot
+/// open the index. Returns its holders.
+pub(super) async fn place_inline_manifest<N: Network>(
+    drive: &Drive<N>,
+    entry: &FileEntry,
+    pledges: &[Pledge],
+) -> Result<BlockRef, FileError> {
+    let Some(SealedManifest(bytes)) = &entry.manifest_inline else {
+        return Ok(entry.manifest.clone());
+    };
+    let sealed = Outgoing {
+        id: entry.manifest.id,
+        bytes: bytes.clone(),
+        position: META_POSITION,
+    };
+    let pledged = Pledged::ready(pledges.to_vec());
+    // Not noted in the upload journal: the file is in the index already, and a share whose
+    // commit fails frees what it placed.
+    let (root, _) = place_sealed(drive, &pledged, sealed, async {}, None).await?;
+    Ok(root)
 }
 
 async fn place_manifest<N: Network>(
@@ -126,7 +206,17 @@ async fn place_manifest<N: Network>(
     place_sealed(drive, &pledged, sealed, drive.note(file, id), None).await
 }
 
-/// Fetches the manifest at `root` and, for a large file, its parts ([`Settings::pipeline`] at
+/// Notes in `index` the holders of manifests [`Drive::place_inline_manifests`] placed, on the
+/// entries still naming them (a file deleted or re-keyed meanwhile names another).
+pub(super) fn note_placed(index: &mut FileIndex, placed: &[BlockRef]) {
+    for root in placed {
+        for entry in index.files.iter_mut().filter(|f| f.manifest.id == root.id) {
+            entry.manifest.holders = root.holders.clone();
+        }
+    }
+}
+
+/// Fetches the manifest at `root` (or opens it from `inline`) and, for a large file, its parts ([`Settings::pipeline`] at
 /// once): every block of the file, in order. Needs no account (a share link's guest reads
 /// with it too). `name` names the file in errors.
 pub(super) async fn load_blocks<N: Network>(
@@ -136,6 +226,7 @@ pub(super) async fn load_blocks<N: Network>(
     file: &FileId,
     name: &str,
     root: &BlockRef,
+    inline: Option<&SealedManifest>,
 ) -> Result<FileBlocks, FileError> {
     let unavailable = |index: u64| {
         move |attempts| FileError::Unavailable {
@@ -144,9 +235,15 @@ pub(super) async fn load_blocks<N: Network>(
             attempts,
         }
     };
-    let plain = fetch(client, settings, key, file, META_POSITION, root)
-        .await
-        .map_err(unavailable(META_POSITION))?;
+    let plain = match inline {
+        // Checked against the address the entry names, as a fetched copy would be.
+        Some(SealedManifest(sealed)) => open_block(key, file, META_POSITION, &root.id, sealed)
+            .await
+            .map_err(|e| FileError::Damaged(format!("the manifest of {name:?}: {e}")))?,
+        None => fetch(client, settings, key, file, META_POSITION, root)
+            .await
+            .map_err(unavailable(META_POSITION))?,
+    };
     let root: Manifest = decode(&plain)?;
     if root.parts.is_empty() {
         if root.blocks.is_empty() {
@@ -252,6 +349,99 @@ mod tests {
         let after = net.blocks_held().await.iter().sum::<u64>();
         assert_eq!(before - after, 33);
         assert!(after <= index_only + 5, "only the index is left");
+    }
+
+    /// A one-block file's manifest rides in its index entry: its upload stores the block and
+    /// the index, not 5 more blobs, and walks once less; its download fetches no manifest;
+    /// an audit challenges its block alone. Shared by link, the manifest is placed (the guest
+    /// cannot open the index) at the address the entry names, noted, once; a delete then
+    /// frees it too. A file whose manifest outgrows [`Settings::inline_manifest_bytes`] (6
+    /// blocks) has it placed at upload, as before.
+    #[tokio::test]
+    async fn a_small_files_manifest_rides_in_its_index_entry_until_the_file_is_shared() {
+        let net = FakeNet::new(6, 64 * MIB).await;
+        let files = drive(&net).await;
+        files.frees_done().await;
+        let (held, stores, walks) = (
+            net.blocks_held().await.iter().sum::<u64>(),
+            net.stores(),
+            net.walks(),
+        );
+        let bytes = pattern(MIB as usize, 3);
+        let report = files
+            .upload("notes.txt", bytes.as_slice(), |_| ControlFlow::Continue(()))
+            .await
+            .unwrap();
+        let upload_walks = net.walks() - walks;
+        assert_eq!((report.file.copies, report.complete), (3, true));
+        files.frees_done().await;
+        // The block's 3 copies and the (first) index's 5: 8 stores, 13 with the manifest
+        // placed; walks for the block and the index, not the manifest.
+        assert_eq!(net.stores() - stores, 3 + 5);
+        let index_only = held + 5;
+        assert_eq!(net.blocks_held().await.iter().sum::<u64>(), index_only + 3);
+        let (index, _, at, key) = entry_and_key(&files, &report.file.id).await.unwrap();
+        let entry = index.files[at].clone();
+        assert!(entry.manifest_inline.is_some() && entry.manifest.holders.is_empty());
+        assert_eq!(
+            manifest(&files, &entry, &key).await.unwrap().blocks.len(),
+            1
+        );
+
+        // The download fetches the one block, and no manifest.
+        let fetches = net.fetches();
+        assert_eq!(download(&files, &report.file.id).await.unwrap(), bytes);
+        assert_eq!(net.fetches() - fetches, 1);
+        let audit = files.audit().await.unwrap();
+        assert_eq!((audit.blocks, audit.files_degraded), (1, 0));
+
+        // Shared by link: placed on 5 peers, noted, read by a guest; a second link places
+        // nothing more.
+        let link = files.share_link(&report.file.id, None).await.unwrap();
+        assert_eq!(
+            link.manifest, entry.manifest.id,
+            "placed where the entry says"
+        );
+        let (index, _, at, _) = entry_and_key(&files, &report.file.id).await.unwrap();
+        assert_eq!(index.files[at].manifest.holders.len(), 5);
+        let mut guest = Vec::new();
+        download_link(&net, &Settings::default(), &link, |b| {
+            guest.extend_from_slice(&b);
+            ControlFlow::Continue(())
+        })
+        .await
+        .unwrap();
+        assert_eq!(guest, bytes);
+        files.frees_done().await;
+        let shared = net.blocks_held().await.iter().sum::<u64>();
+        assert_eq!(shared - index_only, 3 + 5);
+        files.share_link(&report.file.id, None).await.unwrap();
+        files.frees_done().await;
+        assert_eq!(net.blocks_held().await.iter().sum::<u64>(), shared);
+        // Audited now with its manifest; deleted, both go.
+        assert_eq!(files.audit().await.unwrap().blocks, 2);
+        assert_eq!(files.delete(&report.file.id).await.unwrap(), 3 + 5);
+        files.frees_done().await;
+        assert_eq!(net.blocks_held().await.iter().sum::<u64>(), index_only);
+
+        // Six blocks: too many references for 1 KiB (about 190 bytes a block), placed at upload.
+        let (stores, walks) = (net.stores(), net.walks());
+        let report = files
+            .upload(
+                "photos.zip",
+                pattern((6 * MIB) as usize, 4).as_slice(),
+                |_| ControlFlow::Continue(()),
+            )
+            .await
+            .unwrap();
+        let big_walks = net.walks() - walks;
+        assert!(report.complete);
+        assert_eq!(net.stores() - stores, 6 * 3 + 5 + 5);
+        let (index, _, at, _) = entry_and_key(&files, &report.file.id).await.unwrap();
+        assert!(index.files[at].manifest_inline.is_none());
+        assert_eq!(index.files[at].manifest.holders.len(), 5);
+        // The one-block file's walks, one for each further block and one for the manifest.
+        assert_eq!(big_walks, upload_walks + 5 + 1);
     }
 
     #[tokio::test]

@@ -129,6 +129,15 @@ pub struct Settings {
     /// same bits (`index.rs`), so adding or removing a file re-seals one page and the root,
     /// whatever the number of files.
     pub index_page_files: usize,
+    /// The largest sealed manifest kept inside its file's index entry rather than placed as a
+    /// blob of its own: 1 KiB (237 bytes sealed for one block with three holders, 190 more for
+    /// each further block: files of up to 4 or 5 MiB). A small upload so stores its
+    /// blocks and the index, not 5 more copies of a few hundred bytes (13 stores and 4 walks
+    /// become 8 and 3 for 1 MiB), and its download needs no manifest fetch; the index, kept on
+    /// [`Settings::meta_replicas`] peers itself, keeps it as safe. A link or a letter places
+    /// it when the file is first shared (the recipient has no user key to open the index);
+    /// 0 places every manifest.
+    pub inline_manifest_bytes: usize,
     /// How long an upload in the journal must have placed nothing before a log-in takes it
     /// for cut short and frees its blocks: 10 min. An upload notes a block every second or so;
     /// another tab of this profile may be uploading for the same account right now.
@@ -160,6 +169,7 @@ impl Default for Settings {
             audit_blocks_per_file: 4,
             manifest_blocks: 2048,
             index_page_files: 256,
+            inline_manifest_bytes: 1024,
             abandoned_after: Duration::from_secs(10 * 60),
         }
     }
@@ -373,7 +383,14 @@ struct FileEntry {
     created_ms: u64,
     /// The file's key, sealed under the user key.
     key: Sealed,
+    /// Its manifest's address, and the peers holding it once placed (none while it is kept
+    /// inline only).
     manifest: BlockRef,
+    /// The sealed manifest itself, for a small file ([`Settings::inline_manifest_bytes`]):
+    /// read from here, not fetched. Placed as well (holders in `manifest`) once the file is
+    /// shared. A page from before this field fetches the manifest and finds it nowhere.
+    #[serde(default, rename = "inline", skip_serializing_if = "Option::is_none")]
+    manifest_inline: Option<SealedManifest>,
     /// Fewest copies any of its blocks has.
     copies: u32,
     /// Its blocks are still claimed by a key from before a password change ([`Drive::move_claims`]).
@@ -391,6 +408,8 @@ struct FileEntry {
 /// needs but its name, and where the time went.
 pub(super) struct Stored {
     manifest: BlockRef,
+    /// The sealed manifest when it is kept in the index entry ([`FileEntry::manifest_inline`]).
+    manifest_inline: Option<SealedManifest>,
     /// Fewest holders any block or the manifest has.
     copies: u32,
     size: u64,
@@ -603,6 +622,7 @@ pub(crate) mod fuzz_targets {
                 ciphertext: vec![3; 48],
             },
             manifest: block.clone(),
+            manifest_inline: Some(SealedManifest::for_tests(vec![4; 300])),
             copies: 3,
             claims_behind: true,
             links: vec![
@@ -733,6 +753,7 @@ mod tests {
                 id: BlockId([n; 32]),
                 holders: (0..5).map(|_| peer()).collect(),
             },
+            manifest_inline: None,
             copies: 3,
             claims_behind: false,
             links: Vec::new(),

@@ -25,6 +25,10 @@ impl<N: Network> Drive<N> {
         }
         let (index, _, at, key) = entry_and_key(self, id).await?;
         let entry = &index.files[at];
+        // The link's reader cannot open the index: a manifest kept there is placed first.
+        let placed = self
+            .place_inline_manifests(&index, |f| f.id == entry.id)
+            .await?;
         let link = ShareLink {
             file: entry.id,
             key: *key.as_bytes(),
@@ -39,7 +43,8 @@ impl<N: Network> Drive<N> {
         };
         let (file, manifest) = (entry.id, entry.manifest.id);
         let mut noted = false;
-        commit_index(self, |index| {
+        let committed = commit_index(self, |index| {
+            note_placed(index, &placed);
             // The same file under the same key: not deleted or re-keyed meanwhile.
             let entry = index
                 .files
@@ -47,11 +52,42 @@ impl<N: Network> Drive<N> {
                 .find(|f| f.id == file && f.manifest.id == manifest);
             noted = entry.map(|e| e.links.push(note.clone())).is_some();
         })
-        .await?;
+        .await;
+        if committed.is_err() || !noted {
+            free_all(self, &placed).await;
+        }
+        committed?;
         if !noted {
             return Err(FileError::NoSuchFile);
         }
         Ok(link)
+    }
+
+    /// Places the manifests kept inline ([`Settings::inline_manifest_bytes`]) of the files in
+    /// `index` that `shared` picks: a link or a letter names a manifest to someone who cannot
+    /// open the index. Returns them with their holders, for the index to note
+    /// ([`note_placed`]); none when every such manifest is placed already.
+    pub(super) async fn place_inline_manifests(
+        &self,
+        index: &FileIndex,
+        shared: impl Fn(&FileEntry) -> bool,
+    ) -> Result<Vec<BlockRef>, FileError> {
+        let pledges = index.pledges();
+        let mut placed = Vec::new();
+        for entry in index
+            .files
+            .iter()
+            .filter(|f| shared(f) && !f.manifest_placed())
+        {
+            match place_inline_manifest(self, entry, &pledges).await {
+                Ok(root) => placed.push(root),
+                Err(e) => {
+                    free_all(self, &placed).await;
+                    return Err(e);
+                }
+            }
+        }
+        Ok(placed)
     }
 
     /// Revokes every share link of file `id` by re-keying it (see the module's
@@ -127,6 +163,7 @@ impl<N: Network> Drive<N> {
             )
             .await?,
             manifest: stored.manifest.clone(),
+            manifest_inline: stored.manifest_inline.clone(),
             copies: stored.copies,
             claims_behind: false,
             links: Vec::new(),
@@ -152,14 +189,18 @@ impl<N: Network> Drive<N> {
             // Deleted in another browser meanwhile: the new copies go too.
             free_all(self, &stored.blocks).await;
             free_all(self, &stored.parts).await;
-            free(self, &stored.manifest).await;
+            if stored.manifest_inline.is_none() {
+                free(self, &stored.manifest).await;
+            }
             self.noted_done(&file).await;
             return Err(FileError::NoSuchFile);
         }
         self.noted_done(&file).await;
         free_all(self, &old_blocks.blocks).await;
         free_all(self, &old_blocks.parts).await;
-        free(self, &old.manifest).await;
+        if old.manifest_placed() {
+            free(self, &old.manifest).await;
+        }
         witness(&self.client, owner_hash(&self.session)?, stored.receipts);
         tracing::info!(name = %old.name, "the file was re-keyed: its links and shares revoked");
         Ok((info(&entry), old.shared_with))
@@ -205,7 +246,7 @@ pub async fn download_link<N: Network>(
         holders: Vec::new(),
     };
     let (file, name) = (&link.file, &link.name);
-    let blocks = load_blocks(client, settings, &key, file, name, &root)
+    let blocks = load_blocks(client, settings, &key, file, name, &root, None)
         .await
         .map_err(|e| match e {
             FileError::Unavailable {

@@ -164,13 +164,20 @@ impl<N: Network> Drive<N> {
         account: AccountId,
         key: &PublicKey,
     ) -> Result<(), FileError> {
-        let (index, _) = load_index(self).await?;
+        let (mut index, _) = load_index(self).await?;
+        let shared = |f: &FileEntry| f.shared_with.iter().any(|n| n == name);
+        // The user cannot open this index: a manifest kept there is placed first, and its
+        // holders noted (once: a later letter finds it placed).
+        let placed = self.place_inline_manifests(&index, shared).await?;
+        if !placed.is_empty() {
+            if let Err(e) = commit_index(self, |index| note_placed(index, &placed)).await {
+                free_all(self, &placed).await;
+                return Err(e);
+            }
+            note_placed(&mut index, &placed);
+        }
         let mut files = Vec::new();
-        for entry in index
-            .files
-            .iter()
-            .filter(|f| f.shared_with.iter().any(|n| n == name))
-        {
+        for entry in index.files.iter().filter(|f| shared(f)) {
             let file_key = open_file_key(&self.session, entry).await?;
             files.push(ShareLink {
                 file: entry.id,

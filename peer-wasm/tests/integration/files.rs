@@ -72,14 +72,15 @@ async fn upload_download_tamper_loss_and_delete() {
         assert_eq!(last, bytes.len() as u64, "progress reaches the whole size");
         ids.push(report.file.id);
     }
-    // The uploader holds none of its own blocks; every data block has R copies elsewhere, every
-    // manifest and the index five (once the older indexes' frees are done).
+    // The uploader holds none of its own blocks; every data block has R copies elsewhere, and
+    // the index five (once the older indexes' frees are done); these small files' manifests
+    // ride in the index (`Settings::inline_manifest_bytes`).
     uploader.frees_done().await;
     let held = blocks_held(&nodes).await;
     assert_eq!(held[2], 0, "never the uploader itself: {held:?}");
-    // 4 files: 1 + 1 + 1 + 4 data blocks 3 times; 4 manifests and the latest index (older
-    // index versions are freed) 5 times.
-    assert_eq!(held.iter().sum::<u64>(), 3 * 7 + 5 * (4 + 1), "{held:?}");
+    // 4 files: 1 + 1 + 1 + 4 data blocks 3 times; the latest index (older index versions
+    // are freed) 5 times.
+    assert_eq!(held.iter().sum::<u64>(), 3 * 7 + 5, "{held:?}");
 
     // Cancelled after its first block: an error, nothing listed, and every placed block freed.
     let cancelled = drive(&author.client, &session)
@@ -263,7 +264,7 @@ async fn an_audit_finds_holders_that_dropped_or_left() {
         .audit()
         .await
         .unwrap();
-    assert_eq!(clean.blocks, 4, "the manifest and 3 data blocks");
+    assert_eq!(clean.blocks, 3, "3 data blocks (the manifest rides in the index)");
     assert_eq!(clean.held, clean.challenges, "{clean:?}");
     assert!(
         clean.failures.is_empty() && clean.files_degraded == 0,
