@@ -14,7 +14,9 @@
 //! of 64 pages is 28 KB, a page 80 KB; as one blob the index would be 5.2 MB, past a block.
 //! The root names a page in about 400 bytes; past 1,024 pages, pages grow instead (up to a
 //! block), so an index holds about 4 million files, far more than a tab keeps in memory
-//! (about 500 bytes a file); a save past that is refused with [`FileError::IndexFull`].
+//! (about 500 bytes a file; a file whose manifest rides in its entry,
+//! [`Settings::inline_manifest_bytes`], about as much for one block and up to 1.2 KB for five);
+//! a save past that is refused with [`FileError::IndexFull`].
 
 use std::collections::BTreeMap;
 

@@ -264,7 +264,10 @@ async fn an_audit_finds_holders_that_dropped_or_left() {
         .audit()
         .await
         .unwrap();
-    assert_eq!(clean.blocks, 3, "3 data blocks (the manifest rides in the index)");
+    assert_eq!(
+        clean.blocks, 3,
+        "3 data blocks (the manifest rides in the index)"
+    );
     assert_eq!(clean.held, clean.challenges, "{clean:?}");
     assert!(
         clean.failures.is_empty() && clean.files_degraded == 0,
