@@ -495,8 +495,8 @@ impl Peer {
         })
     }
 
-    /// Audits the holders of the user's files: each listed holder of each file's manifest and
-    /// of up to `blocks_per_file` (default 4) random blocks is asked to prove it still holds
+    /// Audits the holders of the user's files: each listed holder of each file's manifest (a
+    /// small file's, kept in the index until shared, has none) and of up to `blocks_per_file` (default 4) random blocks is asked to prove it still holds
     /// it, checked against the block's address, and so are the peers now nearest each block
     /// (where repair puts new copies). Each file's copy count in the index becomes the live
     /// copies found; `files_at_risk` counts files with a block down to one copy.

@@ -603,7 +603,15 @@ impl<N: Network> Drive<N> {
         let (mut index, _, at, key) = entry_and_key(self, id).await?;
         let entry = index.files.remove(at);
         let tree = manifest(self, &entry, &key).await.unwrap_or_default();
-        commit_index(self, |index| index.files.retain(|f| f.id != entry.id)).await?;
+        // The entry as the newest index has it: another browser may have shared the file
+        // meanwhile, placing its manifest.
+        let mut newest = None;
+        commit_index(self, |index| {
+            let at = index.files.iter().position(|f| f.id == entry.id);
+            newest = at.map(|at| index.files.remove(at));
+        })
+        .await?;
+        let entry = newest.unwrap_or(entry);
 
         let mut refs = tree.blocks;
         refs.extend(tree.parts);

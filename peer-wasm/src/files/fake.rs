@@ -1345,10 +1345,12 @@ mod tests {
             took < files.settings.fetch_deadline / 2,
             "the download took {took:?}"
         );
-        // Once found slow it is asked last: only the fetches that had already asked it when
-        // the first hedge went past it (at most the pipeline's 4) did.
+        // Once found slow it is asked last: the fetches that had already asked it when the
+        // first hedge went past it (at most the pipeline's 4) did, and on a loaded machine a
+        // few more whose honest holders took over the 300 ms hedge themselves (5 seen once,
+        // with 200 tests at once on 2 cores). Without the memory it is asked 17 times.
         let asked = net.fetches_to(staller) - asked;
-        assert!(asked <= files.settings.pipeline, "asked {asked} times");
+        assert!(asked <= 2 * files.settings.pipeline, "asked {asked} times");
     }
 
     #[tokio::test]

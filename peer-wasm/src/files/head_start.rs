@@ -63,7 +63,8 @@ pub(super) async fn confirmed<'a, N: Network>(
     };
     let (entry, key, index_loaded) = reload?;
     match head_start {
-        Some((manifest, fetched, ready)) if manifest == entry.manifest => Ok(Confirmed {
+        // The same manifest (its holders may have been noted since, when it was shared).
+        Some((manifest, fetched, ready)) if manifest.id == entry.manifest.id => Ok(Confirmed {
             entry,
             ready,
             fetched,

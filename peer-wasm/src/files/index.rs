@@ -87,19 +87,59 @@ impl IndexCache {
 /// What a page holds.
 #[derive(Serialize, Deserialize)]
 struct IndexPage {
+    #[serde(alias = "entries")]
     files: Vec<FileEntry>,
+}
+
+/// Whether entries are written under `entries` rather than `files`: when one of them has a
+/// manifest that rides inline and was never placed ([`Settings::inline_manifest_bytes`]). A
+/// page from before inline manifests knows no `inline` field and would save such an entry
+/// again without it, losing the file; it requires `files`, so it refuses such a page or root
+/// as damaged instead, and a reload gives it the new code.
+fn under_entries<'a>(mut files: impl Iterator<Item = &'a FileEntry>) -> bool {
+    files.any(|f| !f.manifest_placed())
 }
 
 /// [`IndexPage`] as written, borrowing the entries.
 #[derive(Serialize)]
 struct PageOut<'a> {
-    files: Vec<&'a FileEntry>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    files: Option<Vec<&'a FileEntry>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    entries: Option<Vec<&'a FileEntry>>,
 }
 
-/// The root as written: [`FileIndex`]'s fields, with `files` empty when there are pages.
+impl<'a> PageOut<'a> {
+    fn of(files: Vec<&'a FileEntry>) -> Self {
+        match under_entries(files.iter().copied()) {
+            true => Self {
+                files: None,
+                entries: Some(files),
+            },
+            false => Self {
+                files: Some(files),
+                entries: None,
+            },
+        }
+    }
+}
+
+/// Entries of a root as written: under `files` or `entries` ([`under_entries`]).
+fn root_files(files: &[FileEntry]) -> (Option<&[FileEntry]>, Option<&[FileEntry]>) {
+    match under_entries(files.iter()) {
+        true => (None, Some(files)),
+        false => (Some(files), None),
+    }
+}
+
+/// The root as written: [`FileIndex`]'s fields, with no files when there are pages (entries
+/// under `files` or `entries`, [`under_entries`]).
 #[derive(Serialize)]
 struct RootOut<'a> {
-    files: &'a [FileEntry],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    files: Option<&'a [FileEntry]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    entries: Option<&'a [FileEntry]>,
     donations: &'a BTreeMap<String, Pledge>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     received: &'a BTreeMap<String, Received>,
@@ -423,8 +463,10 @@ pub(super) async fn prepare_index<N: Network>(
     let (client, session) = (&drive.client, &*drive.session);
     let pledges = index.pledges();
     let (pages, placed) = place_pages(drive, index, &pledges).await?;
+    let (files, entries) = root_files(if pages.is_empty() { &index.files } else { &[] });
     let root = RootOut {
-        files: if pages.is_empty() { &index.files } else { &[] },
+        files,
+        entries,
         donations: &index.donations,
         received: &index.received,
         pages: &pages,
@@ -540,9 +582,7 @@ async fn place_pages<N: Network>(
         let encoded = buckets
             .into_iter()
             .map(|(bucket, files)| {
-                let plain = encode(&PageOut {
-                    files: files.clone(),
-                })?;
+                let plain = encode(&PageOut::of(files.clone()))?;
                 Ok((bucket, files, plain))
             })
             .collect::<Result<Vec<_>, FileError>>()?;
@@ -607,14 +647,13 @@ pub(super) fn fuzz_seeds(entry: &FileEntry) -> Vec<(&'static str, Vec<u8>)> {
         blob: entry.manifest.clone(),
     };
     let root = RootOut {
-        files: &[],
+        files: Some(&[]),
+        entries: None,
         donations: &BTreeMap::new(),
         received: &BTreeMap::new(),
         pages: &[page.clone(), page],
     };
-    let page = PageOut {
-        files: vec![entry, entry],
-    };
+    let page = PageOut::of(vec![entry, entry]);
     [("index", encode(&root)), ("index page", encode(&page))]
         .into_iter()
         .filter_map(|(name, bytes)| Some((name, bytes.ok()?)))
@@ -637,6 +676,58 @@ mod tests {
         download, drive, listed, pattern, same_user_elsewhere, FakeNet, MIB, PASSWORD,
     };
     use super::*;
+
+    /// A page from before inline manifests knows no `inline` field: reading an entry whose
+    /// manifest rides there, it would save the index again without it and lose the file. So
+    /// such a root or page puts its entries under `entries`, which that reader refuses (it
+    /// requires `files`), until the manifest is placed (shared); this reader takes both.
+    #[tokio::test]
+    async fn a_page_from_before_inline_manifests_refuses_an_index_it_would_lose_them_from() {
+        /// The index and a page as pages before inline manifests read them.
+        #[derive(Deserialize)]
+        #[allow(dead_code)]
+        struct EntryBefore {
+            manifest: BlockRef,
+        }
+        #[derive(Deserialize)]
+        #[allow(dead_code)]
+        struct Before {
+            files: Vec<EntryBefore>,
+        }
+        let net = FakeNet::new(6, 64 * MIB).await;
+        let files = drive(&net).await;
+        let report = files
+            .upload("a.txt", pattern(1000, 1).as_slice(), |_| {
+                ControlFlow::Continue(())
+            })
+            .await
+            .unwrap();
+        let written = |index: &FileIndex| {
+            let (files, entries) = root_files(&index.files);
+            let root = RootOut {
+                files,
+                entries,
+                donations: &index.donations,
+                received: &index.received,
+                pages: &[],
+            };
+            let page = PageOut::of(index.files.iter().collect());
+            (encode(&root).unwrap(), encode(&page).unwrap())
+        };
+        let (index, _) = load_index(&files).await.unwrap();
+        let (root, page) = written(&index);
+        assert!(decode::<Before>(&root).is_err());
+        assert!(decode::<Before>(&page).is_err());
+        assert_eq!(decode::<FileIndex>(&root).unwrap().files.len(), 1);
+        assert_eq!(decode::<IndexPage>(&page).unwrap().files.len(), 1);
+
+        // Shared, the manifest is placed: an old reader finds it where the entry says.
+        files.share_link(&report.file.id, None).await.unwrap();
+        let (index, _) = load_index(&files).await.unwrap();
+        let (root, page) = written(&index);
+        assert_eq!(decode::<Before>(&root).unwrap().files.len(), 1);
+        assert_eq!(decode::<Before>(&page).unwrap().files.len(), 1);
+    }
 
     #[tokio::test]
     async fn two_browsers_of_one_user_uploading_at_once_both_land_in_the_index() {
@@ -756,7 +847,8 @@ mod tests {
             "depth 6: 64 pages of about 156 files"
         );
         let root = encode(&RootOut {
-            files: &[],
+            files: Some(&[]),
+            entries: None,
             donations: &index.donations,
             received: &index.received,
             pages: &index.pages,

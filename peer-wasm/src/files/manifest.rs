@@ -167,14 +167,15 @@ pub(super) async fn store_manifest<N: Network>(
 
 /// Places a manifest kept inline (the same sealed bytes, so at the same address) on
 /// [`Settings::meta_replicas`] peers: a share link or a letter names it to someone who cannot
-/// open the index. Returns its holders.
+/// open the index. Returns its holders and their receipts (for [`witness`]); `None` if it is
+/// placed already.
 pub(super) async fn place_inline_manifest<N: Network>(
     drive: &Drive<N>,
     entry: &FileEntry,
     pledges: &[Pledge],
-) -> Result<BlockRef, FileError> {
+) -> Result<Option<(BlockRef, Placed)>, FileError> {
     let Some(SealedManifest(bytes)) = &entry.manifest_inline else {
-        return Ok(entry.manifest.clone());
+        return Ok(None);
     };
     let sealed = Outgoing {
         id: entry.manifest.id,
@@ -184,8 +185,9 @@ pub(super) async fn place_inline_manifest<N: Network>(
     let pledged = Pledged::ready(pledges.to_vec());
     // Not noted in the upload journal: the file is in the index already, and a share whose
     // commit fails frees what it placed.
-    let (root, _) = place_sealed(drive, &pledged, sealed, async {}, None).await?;
-    Ok(root)
+    place_sealed(drive, &pledged, sealed, async {}, None)
+        .await
+        .map(Some)
 }
 
 async fn place_manifest<N: Network>(
@@ -207,13 +209,21 @@ async fn place_manifest<N: Network>(
 }
 
 /// Notes in `index` the holders of manifests [`Drive::place_inline_manifests`] placed, on the
-/// entries still naming them (a file deleted or re-keyed meanwhile names another).
-pub(super) fn note_placed(index: &mut FileIndex, placed: &[BlockRef]) {
+/// entries still naming them; returns those no entry names any more (a file deleted or re-keyed
+/// meanwhile), to be freed.
+pub(super) fn note_placed(index: &mut FileIndex, placed: &[BlockRef]) -> Vec<BlockRef> {
+    let mut unnoted = Vec::new();
     for root in placed {
+        let mut noted = false;
         for entry in index.files.iter_mut().filter(|f| f.manifest.id == root.id) {
             entry.manifest.holders = root.holders.clone();
+            noted = true;
+        }
+        if !noted {
+            unnoted.push(root.clone());
         }
     }
+    unnoted
 }
 
 /// Fetches the manifest at `root` (or opens it from `inline`) and, for a large file, its parts ([`Settings::pipeline`] at

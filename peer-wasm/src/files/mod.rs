@@ -410,7 +410,7 @@ pub(super) struct Stored {
     manifest: BlockRef,
     /// The sealed manifest when it is kept in the index entry ([`FileEntry::manifest_inline`]).
     manifest_inline: Option<SealedManifest>,
-    /// Fewest holders any block or the manifest has.
+    /// Fewest holders any block or the manifest has (a manifest kept inline not counted).
     copies: u32,
     size: u64,
     receipts: Vec<Placed>,
@@ -425,6 +425,9 @@ pub(super) struct Stored {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct FileIndex {
+    /// Written under `entries` when one has an unplaced inline manifest (`index.rs`,
+    /// `under_entries`).
+    #[serde(alias = "entries")]
     files: Vec<FileEntry>,
     /// What each of the user's browsers donates (peer id -> its signed pledge), as each last
     /// reported. Sent with every store request.

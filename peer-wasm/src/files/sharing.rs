@@ -26,7 +26,7 @@ impl<N: Network> Drive<N> {
         let (index, _, at, key) = entry_and_key(self, id).await?;
         let entry = &index.files[at];
         // The link's reader cannot open the index: a manifest kept there is placed first.
-        let placed = self
+        let (placed, receipts) = self
             .place_inline_manifests(&index, |f| f.id == entry.id)
             .await?;
         let link = ShareLink {
@@ -42,9 +42,11 @@ impl<N: Network> Drive<N> {
             expires_ms,
         };
         let (file, manifest) = (entry.id, entry.manifest.id);
-        let mut noted = false;
-        let committed = commit_index(self, |index| {
-            note_placed(index, &placed);
+        let (mut noted, mut unnoted) = (false, Vec::new());
+        // A failed commit may yet have landed unheard: what was placed is not freed then (a
+        // few hundred bytes on 5 peers, dropped once no one renews them).
+        commit_index(self, |index| {
+            unnoted = note_placed(index, &placed);
             // The same file under the same key: not deleted or re-keyed meanwhile.
             let entry = index
                 .files
@@ -52,11 +54,9 @@ impl<N: Network> Drive<N> {
                 .find(|f| f.id == file && f.manifest.id == manifest);
             noted = entry.map(|e| e.links.push(note.clone())).is_some();
         })
-        .await;
-        if committed.is_err() || !noted {
-            free_all(self, &placed).await;
-        }
-        committed?;
+        .await?;
+        free_all(self, &unnoted).await;
+        witness(&self.client, owner_hash(&self.session)?, receipts);
         if !noted {
             return Err(FileError::NoSuchFile);
         }
@@ -66,28 +66,33 @@ impl<N: Network> Drive<N> {
     /// Places the manifests kept inline ([`Settings::inline_manifest_bytes`]) of the files in
     /// `index` that `shared` picks: a link or a letter names a manifest to someone who cannot
     /// open the index. Returns them with their holders, for the index to note
-    /// ([`note_placed`]); none when every such manifest is placed already.
+    /// ([`note_placed`]), and the holders' receipts (for [`witness`] once noted); none when
+    /// every such manifest is placed already.
     pub(super) async fn place_inline_manifests(
         &self,
         index: &FileIndex,
         shared: impl Fn(&FileEntry) -> bool,
-    ) -> Result<Vec<BlockRef>, FileError> {
+    ) -> Result<(Vec<BlockRef>, Vec<Placed>), FileError> {
         let pledges = index.pledges();
-        let mut placed = Vec::new();
+        let (mut placed, mut receipts) = (Vec::new(), Vec::new());
         for entry in index
             .files
             .iter()
             .filter(|f| shared(f) && !f.manifest_placed())
         {
             match place_inline_manifest(self, entry, &pledges).await {
-                Ok(root) => placed.push(root),
+                Ok(Some((root, receipt))) => {
+                    placed.push(root);
+                    receipts.push(receipt);
+                }
+                Ok(None) => {}
                 Err(e) => {
                     free_all(self, &placed).await;
                     return Err(e);
                 }
             }
         }
-        Ok(placed)
+        Ok((placed, receipts))
     }
 
     /// Revokes every share link of file `id` by re-keying it (see the module's
@@ -174,18 +179,20 @@ impl<N: Network> Drive<N> {
                 .cloned()
                 .collect(),
         };
-        let mut replaced = false;
+        // The entry replaced as the newest index has it: another browser may have shared the
+        // file meanwhile, placing its manifest.
+        let mut replaced = None;
         let committed = commit_loaded(self, reloaded, |index| {
             if let Some((peer, pledge)) = &pledge {
                 index.donations.insert(peer.clone(), pledge.clone());
             }
             let at = index.files.iter().position(|f| f.id == old.id);
-            replaced = at.map(|at| index.files[at] = entry.clone()).is_some();
+            replaced = at.map(|at| std::mem::replace(&mut index.files[at], entry.clone()));
         })
         .await;
         // A failed commit leaves the journal entry: the next log-in frees the new blocks.
         committed?;
-        if !replaced {
+        let Some(old) = replaced else {
             // Deleted in another browser meanwhile: the new copies go too.
             free_all(self, &stored.blocks).await;
             free_all(self, &stored.parts).await;
@@ -194,7 +201,7 @@ impl<N: Network> Drive<N> {
             }
             self.noted_done(&file).await;
             return Err(FileError::NoSuchFile);
-        }
+        };
         self.noted_done(&file).await;
         free_all(self, &old_blocks.blocks).await;
         free_all(self, &old_blocks.parts).await;

@@ -168,12 +168,14 @@ impl<N: Network> Drive<N> {
         let shared = |f: &FileEntry| f.shared_with.iter().any(|n| n == name);
         // The user cannot open this index: a manifest kept there is placed first, and its
         // holders noted (once: a later letter finds it placed).
-        let placed = self.place_inline_manifests(&index, shared).await?;
+        let (placed, receipts) = self.place_inline_manifests(&index, shared).await?;
         if !placed.is_empty() {
-            if let Err(e) = commit_index(self, |index| note_placed(index, &placed)).await {
-                free_all(self, &placed).await;
-                return Err(e);
-            }
+            // A failed commit may yet have landed unheard: nothing is freed then (a few
+            // hundred bytes on 5 peers, dropped once no one renews them).
+            let mut unnoted = Vec::new();
+            commit_index(self, |index| unnoted = note_placed(index, &placed)).await?;
+            free_all(self, &unnoted).await;
+            witness(&self.client, owner_hash(&self.session)?, receipts);
             note_placed(&mut index, &placed);
         }
         let mut files = Vec::new();
