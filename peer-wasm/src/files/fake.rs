@@ -487,6 +487,17 @@ pub(super) async fn listed(drive: &Drive<FakeNet>) -> Vec<String> {
     names
 }
 
+/// What a guest with `link` (and no account) reads: the whole file.
+pub(super) async fn guest_reads(net: &FakeNet, link: &ShareLink) -> Result<Vec<u8>, FileError> {
+    let mut out = Vec::new();
+    download_link(net, &Settings::default(), link, |block| {
+        out.extend_from_slice(&block);
+        ControlFlow::Continue(())
+    })
+    .await?;
+    Ok(out)
+}
+
 pub(super) fn pattern(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
         .map(|i| (i as u8).wrapping_mul(31) ^ seed)

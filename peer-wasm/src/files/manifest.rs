@@ -302,7 +302,7 @@ pub(super) async fn load_blocks<N: Network>(
 mod tests {
     #![allow(clippy::unwrap_used)]
 
-    use super::super::fake::{download, drive, pattern, FakeNet, MIB};
+    use super::super::fake::{download, drive, guest_reads, pattern, FakeNet, MIB};
     use super::*;
 
     /// A drive whose manifests list at most `blocks` blocks (so with 3, a 6-block file is a
@@ -337,14 +337,7 @@ mod tests {
 
         // A link reads the tree with no account; stopping sharing makes a new one.
         let link = files.share_link(&report.file.id, None).await.unwrap();
-        let mut guest = Vec::new();
-        download_link(&net, &Settings::default(), &link, |b| {
-            guest.extend_from_slice(&b);
-            ControlFlow::Continue(())
-        })
-        .await
-        .unwrap();
-        assert_eq!(guest, bytes);
+        assert_eq!(guest_reads(&net, &link).await.unwrap(), bytes);
         let now = files
             .revoke_links(&report.file.id, |_| ControlFlow::Continue(()))
             .await
@@ -414,14 +407,7 @@ mod tests {
         );
         let (index, _, at, _) = entry_and_key(&files, &report.file.id).await.unwrap();
         assert_eq!(index.files[at].manifest.holders.len(), 5);
-        let mut guest = Vec::new();
-        download_link(&net, &Settings::default(), &link, |b| {
-            guest.extend_from_slice(&b);
-            ControlFlow::Continue(())
-        })
-        .await
-        .unwrap();
-        assert_eq!(guest, bytes);
+        assert_eq!(guest_reads(&net, &link).await.unwrap(), bytes);
         files.frees_done().await;
         let shared = net.blocks_held().await.iter().sum::<u64>();
         assert_eq!(shared - index_only, 3 + 5);

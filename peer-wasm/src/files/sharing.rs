@@ -310,18 +310,14 @@ where
 mod tests {
     #![allow(clippy::unwrap_used)]
 
-    use super::super::fake::{download, drive, drive_of, pattern, Conduct, FakeNet, MIB};
+    use super::super::fake::{
+        download, drive, drive_of, guest_reads, pattern, Conduct, FakeNet, MIB,
+    };
     use super::*;
 
     /// What a guest with `link` (and no account) gets.
     async fn open(net: &FakeNet, link: &ShareLink) -> Result<Vec<u8>, FileError> {
-        let mut out = Vec::new();
-        download_link(net, &Settings::default(), link, |block| {
-            out.extend_from_slice(&block);
-            ControlFlow::Continue(())
-        })
-        .await?;
-        Ok(out)
+        guest_reads(net, link).await
     }
 
     async fn upload(files: &Drive<FakeNet>, name: &str, bytes: &[u8]) -> FileInfo {
