@@ -141,6 +141,39 @@ mod tests {
     /// Small keys: key generation is most of what these tests cost.
     const BITS: usize = 2048;
 
+    /// [`Session::record_room`] is what a record's body may take: a body of exactly that size
+    /// signs into a record within [`crate::record::MAX_RECORD_BYTES`] and close to it, with
+    /// no key history and with the longest one kept; and with the app's RSA-3072 key and that
+    /// history there is room for an index root of `Settings::inline_index_bytes` (8 KiB) and
+    /// its pointer's framing, so a small index rides in its record after any password change.
+    #[tokio::test]
+    async fn a_body_the_size_of_the_record_room_fits_a_record_whatever_the_key_history() {
+        let dir = MemoryDirectory::new(5);
+        let rsa = crate::crypto::rsa_keys::RSA_BITS;
+        let mut session = sign_up_with_key_bits(&dir, "alice", PASSWORD, rsa)
+            .await
+            .unwrap();
+        let link = KeyLink::sign(&session.private, &session.private.public()).unwrap();
+        let max = crate::record::MAX_RECORD_BYTES;
+        let mut rooms = Vec::new();
+        for links in [0, crate::key_history::MAX_KEY_LINKS] {
+            session.history = vec![link.clone(); links];
+            let room = session.record_room(RecordKind::FileIndex);
+            let record = session
+                .sign_fast(RecordKind::FileIndex, u64::MAX, vec![7; room])
+                .await
+                .unwrap();
+            let wire = record.to_wire().len();
+            assert!(
+                wire <= max && wire + 32 > max,
+                "{links} links: {wire} bytes"
+            );
+            assert!(room >= 8 * 1024 + 64, "{links} links: {room} bytes of room");
+            rooms.push(room);
+        }
+        println!("room for a record's body: {rooms:?} bytes");
+    }
+
     #[tokio::test]
     async fn a_taken_name_is_refused_and_the_first_owner_keeps_it() {
         let dir = MemoryDirectory::new(5);

@@ -418,6 +418,25 @@ impl Session {
         Ok(unsigned.signed_fast(&self.private).await?)
     }
 
+    /// The most bytes a body of a record of `kind` signed by this session may take, for the
+    /// record to stay within [`crate::record::MAX_RECORD_BYTES`]: the limit less the owner
+    /// key (about 420 bytes for RSA-3072), its signature (384), the key history (about 850
+    /// bytes a password change, up to [`crate::key_history::MAX_KEY_LINKS`]) and the
+    /// framing. About 15 KiB before any password change, 8.5 KiB after the most.
+    pub fn record_room(&self, kind: RecordKind) -> usize {
+        /// CBOR's length headers of a body and a signature that are not empty: 3 bytes each
+        /// up to 64 KiB, and a margin.
+        const FRAMING: usize = 16;
+        let history = self.history.clone();
+        let Ok(empty) =
+            SignedRecord::unsigned(kind, self.account, u64::MAX, &self.private, history, vec![])
+        else {
+            return 0;
+        };
+        let signature = self.private.bits().div_ceil(8);
+        crate::record::MAX_RECORD_BYTES.saturating_sub(empty.to_wire().len() + signature + FRAMING)
+    }
+
     /// Signs a letter to the account `recipient` ([`RecordKind::Letter`]: stored under the
     /// recipient's account, signed by this one's key, with its key history).
     pub fn sign_letter(

@@ -1,8 +1,12 @@
-//! The file index: finding and opening it (the record, then the sealed blob it points at),
-//! and committing a change to it (reload, apply, seal, place, sign a new record; again on a
-//! conflict with another browser).
+//! The file index: finding and opening it (the record, then the sealed root it carries or
+//! points at), and committing a change to it (reload, apply, seal, place, sign a new record;
+//! again on a conflict with another browser).
 //!
-//! An index of up to [`Settings::index_page_files`] files (256) is one sealed blob. A larger
+//! A small index rides sealed in the account's record itself ([`IndexPointer`], up to
+//! [`Settings::inline_index_bytes`], 8 KiB: 14 files of one block measured): the record is put
+//! at every save anyway, so a save stores nothing else and a load fetches nothing else.
+//! Larger, its root is a sealed blob placed on [`Settings::meta_replicas`] peers and the
+//! record names it. An index of up to [`Settings::index_page_files`] files (256) is one root. A larger
 //! one is a *root* (the donations, what others shared, and a list of pages) and *pages*: the
 //! files whose ids (random) start with the same `depth` bits, about 256 to a page, each page
 //! a sealed blob placed like the root. A save re-seals only the pages whose content changed
@@ -30,6 +34,95 @@ pub(super) struct PageRef {
     /// SHA-256 of the page's plaintext: a save reuses a page whose content is unchanged.
     digest: [u8; 32],
     blob: BlockRef,
+}
+
+/// The body of the account's `FileIndex` record: the index's root, sealed, riding in the
+/// record itself while it is small ([`Settings::inline_index_bytes`]), else where its blob is
+/// placed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct IndexPointer {
+    /// Where the sealed root is placed, when it does not ride in the record. A page from before
+    /// inline roots requires this field: it refuses a record whose root rides inline as
+    /// damaged (a reload gives it this code) rather than take it for no index, or save over it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    blob: Option<BlockRef>,
+    /// The sealed root itself: the very bytes a blob holder would keep.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sealed: Option<SealedRoot>,
+}
+
+/// A root's sealed bytes, as they ride in the record.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+struct SealedRoot(#[serde(with = "crate::crypto::aead::serde_bytes_vec")] Vec<u8>);
+
+impl IndexPointer {
+    pub(super) fn placed(blob: BlockRef) -> Self {
+        Self {
+            blob: Some(blob),
+            sealed: None,
+        }
+    }
+
+    pub(super) fn inline(sealed: Vec<u8>) -> Self {
+        Self {
+            blob: None,
+            sealed: Some(SealedRoot(sealed)),
+        }
+    }
+}
+
+/// The root `pointer` names, and the address of its sealed bytes (the key [`IndexCache`] knows
+/// it by): opened from the record when it rides there (with the user key or one from before
+/// a password change), else fetched from its holders, unless this tab has it already.
+async fn open_root<N: Network>(
+    drive: &Drive<N>,
+    keys: &[&SymmetricKey],
+    pointer: &IndexPointer,
+) -> Result<(BlockId, Vec<u8>), FileError> {
+    let file = index_file_id(&drive.session);
+    let damaged = |why: String| FileError::Damaged(format!("the index does not open: {why}"));
+    if let Some(SealedRoot(sealed)) = &pointer.sealed {
+        let id = BlockId::of(sealed);
+        if let Some(plain) = drive.index_cache.root(&id) {
+            return Ok((id, plain));
+        }
+        let mut failure = None;
+        for key in keys {
+            match open_block(key, &file, META_POSITION, &id, sealed).await {
+                Ok(plain) => return Ok((id, plain)),
+                Err(e) => failure = Some(e),
+            }
+        }
+        let why = failure.map_or_else(|| "no user key".into(), |e| e.to_string());
+        return Err(damaged(why));
+    }
+    let Some(blob) = &pointer.blob else {
+        return Err(damaged("its record names no root".into()));
+    };
+    if let Some(plain) = drive.index_cache.root(&blob.id) {
+        return Ok((blob.id, plain));
+    }
+    let plain = fetch_with(
+        &drive.client,
+        &drive.settings,
+        keys,
+        &file,
+        META_POSITION,
+        blob,
+        &SlowPeers::default(),
+    )
+    .await
+    .map_err(|attempts| {
+        // Copies that all fail to open are damage (or a key this session lacks), not absence:
+        // trying again later would not help.
+        if attempts.all_bad_copies() {
+            damaged(attempts.to_string())
+        } else {
+            FileError::IndexUnavailable(attempts)
+        }
+    })?;
+    Ok((blob.id, plain))
 }
 
 /// What this tab has seen of the account's index, so a load fetches only what another browser
@@ -288,32 +381,8 @@ pub(super) async fn load_index<N: Network>(drive: &Drive<N>) -> Result<LoadedInd
     };
     let pointer: IndexPointer = decode(body)?;
     let keys: Vec<&SymmetricKey> = session.user_keys().collect();
-    let plain = match drive.index_cache.root(&pointer.blob.id) {
-        Some(plain) => plain,
-        None => {
-            let plain = fetch_with(
-                client,
-                &drive.settings,
-                &keys,
-                &index_file_id(session),
-                META_POSITION,
-                &pointer.blob,
-                &SlowPeers::default(),
-            )
-            .await
-            .map_err(|attempts| {
-                // Copies that all fail to open are damage (or a key this session lacks), not
-                // absence: trying again later would not help.
-                if attempts.all_bad_copies() {
-                    FileError::Damaged(format!("the index does not open: {attempts}"))
-                } else {
-                    FileError::IndexUnavailable(attempts)
-                }
-            })?;
-            drive.index_cache.set_root(pointer.blob.id, plain.clone());
-            plain
-        }
-    };
+    let (root, plain) = open_root(drive, &keys, &pointer).await?;
+    drive.index_cache.set_root(root, plain.clone());
     let mut index: FileIndex = decode(&plain)?;
     drive.index_cache.keep_only(&index.pages);
     if !index.pages.is_empty() {
@@ -433,7 +502,10 @@ pub(super) async fn save_index<N: Network>(
 /// blocks are still on their way ([`super::ahead`]).
 pub(super) struct PreparedIndex {
     root: Vec<u8>,
-    blob: BlockRef,
+    /// The address of the root's sealed bytes, which [`IndexCache`] knows it by.
+    root_id: BlockId,
+    /// The record's body: the sealed root, or where it was placed.
+    pointer: IndexPointer,
     /// The pages placed for it (those whose content changed).
     pages: Vec<BlockRef>,
     record_peers: Result<Vec<PeerId>, NetError>,
@@ -450,7 +522,7 @@ impl PreparedIndex {
     }
 
     fn placed(self) -> impl Iterator<Item = BlockRef> {
-        self.pages.into_iter().chain([self.blob])
+        self.pages.into_iter().chain(self.pointer.blob)
     }
 }
 
@@ -476,25 +548,40 @@ pub(super) async fn prepare_index<N: Network>(
         if root.len() > BLOCK_SIZE {
             return Err(FileError::IndexFull(index.files.len()));
         }
-        let (_, sealed) = seal_block(
+        let (root_id, sealed) = seal_block(
             session.user_key(),
             &index_file_id(session),
             META_POSITION,
             &root,
         )
         .await?;
-        // Not witnessed: an index blob is freed at the next save. The record's holders are
-        // walked for meanwhile, so the put needs no walk of its own.
         let record_key = dht_key(RecordKind::FileIndex, &session.account());
-        let (placed, record_peers) = futures::join!(
-            place(drive, &pledges, sealed, META_POSITION),
-            client.closest_peers(record_key)
-        );
-        let (blob, _) = placed?;
-        Ok((root, blob, record_peers))
+        let inline = IndexPointer::inline(sealed);
+        let room = session.record_room(RecordKind::FileIndex);
+        let rides = |sealed: &[u8]| sealed.len() <= drive.settings.inline_index_bytes;
+        let fits = encode(&inline)?.len() <= room;
+        let pointer = match inline.sealed {
+            Some(SealedRoot(sealed)) if !rides(&sealed) || !fits => {
+                // Not witnessed: an index blob is freed at the next save. The record's
+                // holders are walked for meanwhile, so the put needs no walk of its own.
+                let (placed, record_peers) = futures::join!(
+                    place(drive, &pledges, sealed, META_POSITION),
+                    client.closest_peers(record_key)
+                );
+                let (blob, _) = placed?;
+                return Ok((root, root_id, IndexPointer::placed(blob), record_peers));
+            }
+            _ => inline,
+        };
+        Ok((
+            root,
+            root_id,
+            pointer,
+            client.closest_peers(record_key).await,
+        ))
     }
     .await;
-    let (root, blob, record_peers) = match stored {
+    let (root, root_id, pointer, record_peers) = match stored {
         Ok(stored) => stored,
         Err(e) => {
             free_all(drive, &placed).await;
@@ -505,7 +592,7 @@ pub(super) async fn prepare_index<N: Network>(
     // one is published.
     let previous_root = previous
         .and_then(|r| decode::<IndexPointer>(&r.record().body).ok())
-        .map(|pointer| pointer.blob);
+        .and_then(|pointer| pointer.blob);
     let old_pages = index
         .pages
         .iter()
@@ -513,7 +600,8 @@ pub(super) async fn prepare_index<N: Network>(
         .map(|old| old.blob.clone());
     Ok(PreparedIndex {
         root,
-        blob,
+        root_id,
+        pointer,
         pages: placed,
         record_peers,
         seq: previous.map_or(1, |r| r.record().seq + 1),
@@ -534,9 +622,7 @@ pub(super) async fn publish_index<N: Network>(
             .sign_fast(
                 RecordKind::FileIndex,
                 prepared.seq,
-                encode(&IndexPointer {
-                    blob: prepared.blob.clone(),
-                })?,
+                encode(&prepared.pointer)?,
             )
             .await
             .map_err(|e| FileError::Damaged(e.to_string()))?;
@@ -552,7 +638,7 @@ pub(super) async fn publish_index<N: Network>(
         free_all(drive, &prepared.placed().collect::<Vec<_>>()).await;
         return Err(e);
     }
-    drive.index_cache.set_root(prepared.blob.id, prepared.root);
+    drive.index_cache.set_root(prepared.root_id, prepared.root);
     free_in_background(drive, prepared.garbage).await;
     Ok(())
 }
@@ -676,6 +762,110 @@ mod tests {
         download, drive, listed, pattern, same_user_elsewhere, FakeNet, MIB, PASSWORD,
     };
     use super::*;
+
+    /// The index's root, as the account's record carries it now.
+    async fn pointer(files: &Drive<FakeNet>) -> IndexPointer {
+        let (_, record) = load_index(files).await.unwrap();
+        decode(&record.unwrap().record().body).unwrap()
+    }
+
+    /// A small index rides sealed in its record: an upload stores its block's copies and puts
+    /// the record, nothing more, and another browser reads the index with the record, fetching
+    /// only the file's block. Once the sealed root outgrows [`Settings::inline_index_bytes`]
+    /// it is placed on 5 peers and the record names it; back under, it rides again and the
+    /// blob is freed. A page from before inline roots requires `blob`: it refuses a record
+    /// whose root rides (as damaged, not as no index) and reads one that names a blob.
+    #[tokio::test]
+    async fn a_small_index_rides_in_its_record_and_a_grown_one_is_placed() {
+        #[derive(Deserialize)]
+        #[allow(dead_code)]
+        struct Before {
+            blob: BlockRef,
+        }
+        let net = FakeNet::new(6, 64 * MIB).await;
+        let files = drive(&net).await;
+        files.frees_done().await;
+        let held = || async { net.blocks_held().await.iter().sum::<u64>() };
+        let (empty, stores) = (held().await, net.stores());
+        let first = pattern(MIB as usize, 1);
+        let report = files
+            .upload("first.bin", first.as_slice(), |_| ControlFlow::Continue(()))
+            .await
+            .unwrap();
+        files.frees_done().await;
+        assert_eq!(
+            net.stores() - stores,
+            3,
+            "the block's copies, none for the index"
+        );
+        assert_eq!(held().await, empty + 3);
+        let rides = pointer(&files).await;
+        assert!(rides.blob.is_none() && rides.sealed.is_some(), "{rides:?}");
+        let (_, record) = load_index(&files).await.unwrap();
+        let body = record.unwrap().record().body.clone();
+        assert!(
+            decode::<Before>(&body).is_err(),
+            "a page from before refuses it"
+        );
+        let elsewhere = same_user_elsewhere(&files);
+        let fetches = net.fetches();
+        assert_eq!(download(&elsewhere, &report.file.id).await.unwrap(), first);
+        assert_eq!(net.fetches() - fetches, 1, "the file's block, and no index");
+
+        // One small file after another, until the root outgrows 8 KiB.
+        let mut ids = vec![(report.file.id, first)];
+        let placed = loop {
+            let bytes = pattern(1000, ids.len() as u8);
+            let stores = net.stores();
+            let report = files
+                .upload(&format!("note {}.txt", ids.len()), bytes.as_slice(), |_| {
+                    ControlFlow::Continue(())
+                })
+                .await
+                .unwrap();
+            ids.push((report.file.id, bytes));
+            let now = pointer(&files).await;
+            if let Some(blob) = now.blob {
+                assert_eq!(
+                    net.stores() - stores,
+                    3 + 5,
+                    "the block's and the root's copies"
+                );
+                break blob;
+            }
+            assert_eq!(net.stores() - stores, 3);
+            assert!(ids.len() < 100, "the root never outgrew its record");
+        };
+        println!("{} files' index rides in its record", ids.len() - 1);
+        assert!(
+            (8..40).contains(&(ids.len() - 1)),
+            "{} files",
+            ids.len() - 1
+        );
+        assert_eq!(placed.holders.len(), 5);
+        let (_, record) = load_index(&files).await.unwrap();
+        let body = record.unwrap().record().body.clone();
+        assert!(
+            decode::<Before>(&body).is_ok(),
+            "a page from before reads it"
+        );
+        files.frees_done().await;
+        assert_eq!(held().await, empty + 3 * ids.len() as u64 + 5);
+        let elsewhere = same_user_elsewhere(&files);
+        assert_eq!(listed(&elsewhere).await.len(), ids.len());
+        let (id, bytes) = ids.last().unwrap();
+        assert_eq!(&download(&elsewhere, id).await.unwrap(), bytes);
+
+        // Deleted down to the first file: riding again, the blob freed.
+        for (id, _) in ids.drain(1..) {
+            files.delete(&id).await.unwrap();
+        }
+        files.frees_done().await;
+        assert!(pointer(&files).await.blob.is_none());
+        assert_eq!(held().await, empty + 3);
+        let elsewhere = same_user_elsewhere(&files);
+        assert_eq!(listed(&elsewhere).await, vec!["first.bin".to_string()]);
+    }
 
     /// A page from before inline manifests knows no `inline` field: reading an entry whose
     /// manifest rides there, it would save the index again without it and lose the file. So
@@ -980,10 +1170,10 @@ mod tests {
         assert_eq!(index.files.len(), 1);
         assert!(index.pages.is_empty(), "one file: one blob again");
         // Pages no longer named were freed with the files: what is held is the last file's
-        // blocks and one root (its manifest is in the root).
+        // block (its manifest is in the root, the root in its record).
         let held = net.blocks_held().await.iter().sum::<u64>();
         assert!(held < held_before, "{held} >= {held_before}");
-        assert_eq!(held, 3 + 5, "one block, one root");
+        assert_eq!(held, 3, "one block");
         assert_eq!(&download(&files, &ids[8].0).await.unwrap(), &ids[8].1);
     }
 }

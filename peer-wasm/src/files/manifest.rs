@@ -378,10 +378,11 @@ mod tests {
         let upload_walks = net.walks() - walks;
         assert_eq!((report.file.copies, report.complete), (3, true));
         files.frees_done().await;
-        // The block's 3 copies and the (first) index's 5: 8 stores, 13 with the manifest
-        // placed; walks for the block and the index, not the manifest.
-        assert_eq!(net.stores() - stores, 3 + 5);
-        let index_only = held + 5;
+        // The block's 3 copies, the index riding in its record: 3 stores (8 with the index
+        // placed, 13 with the manifest too); walks for the block and the index's record, not
+        // the manifest.
+        assert_eq!(net.stores() - stores, 3);
+        let index_only = held;
         assert_eq!(net.blocks_held().await.iter().sum::<u64>(), index_only + 3);
         let (index, _, at, key) = entry_and_key(&files, &report.file.id).await.unwrap();
         let entry = index.files[at].clone();
@@ -432,7 +433,7 @@ mod tests {
             .unwrap();
         let big_walks = net.walks() - walks;
         assert!(report.complete);
-        assert_eq!(net.stores() - stores, 6 * 3 + 5 + 5);
+        assert_eq!(net.stores() - stores, 6 * 3 + 5);
         let (index, _, at, _) = entry_and_key(&files, &report.file.id).await.unwrap();
         assert!(index.files[at].manifest_inline.is_none());
         assert_eq!(index.files[at].manifest.holders.len(), 5);

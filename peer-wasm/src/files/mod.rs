@@ -138,6 +138,15 @@ pub struct Settings {
     /// it when the file is first shared (the recipient has no user key to open the index);
     /// 0 places every manifest.
     pub inline_manifest_bytes: usize,
+    /// The largest sealed index root that rides in the account's index record rather than
+    /// being placed as a blob of its own: 8 KiB (an index of about a dozen files), and never
+    /// more than the record has room for ([`crate::account::Session::record_room`]: about
+    /// 15 KiB, 8.5 KiB after the most password changes). The record is put on its holders
+    /// at every save anyway, so a small account's upload stores its blocks and the record, not
+    /// 5 more copies of a few KiB (a 1 MiB upload: 3 stores, not 8), and a log-in or a reload
+    /// reads the index with the record, fetching nothing. Past it, or 0, the root is placed
+    /// on [`Settings::meta_replicas`] peers and the record names it.
+    pub inline_index_bytes: usize,
     /// How long an upload in the journal must have placed nothing before a log-in takes it
     /// for cut short and frees its blocks: 10 min. An upload notes a block every second or so;
     /// another tab of this profile may be uploading for the same account right now.
@@ -170,6 +179,7 @@ impl Default for Settings {
             manifest_blocks: 2048,
             index_page_files: 256,
             inline_manifest_bytes: 1024,
+            inline_index_bytes: 8 * 1024,
             abandoned_after: Duration::from_secs(10 * 60),
         }
     }
@@ -498,11 +508,6 @@ fn owner_hash(session: &Session) -> Result<[u8; 32], FileError> {
     Ok(sha256(&session.public_key().to_der()?))
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct IndexPointer {
-    blob: BlockRef,
-}
-
 /// What the page shows of a file.
 #[cfg_attr(all(test, not(target_arch = "wasm32")), derive(ts_rs::TS))]
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -673,7 +678,8 @@ pub(crate) mod fuzz_targets {
             ("manifest", encode(&manifest)),
             ("manifest", encode(&root)),
             ("index", encode(&index)),
-            ("index pointer", encode(&IndexPointer { blob: block })),
+            ("index pointer", encode(&IndexPointer::placed(block))),
+            ("index pointer", encode(&IndexPointer::inline(vec![6; 900]))),
         ]
         .into_iter()
         .filter_map(|(name, bytes)| Some((name, bytes.ok()?)))

@@ -72,15 +72,15 @@ async fn upload_download_tamper_loss_and_delete() {
         assert_eq!(last, bytes.len() as u64, "progress reaches the whole size");
         ids.push(report.file.id);
     }
-    // The uploader holds none of its own blocks; every data block has R copies elsewhere, and
-    // the index five (once the older indexes' frees are done); these small files' manifests
-    // ride in the index (`Settings::inline_manifest_bytes`).
+    // The uploader holds none of its own blocks; every data block has R copies elsewhere
+    // (once the older indexes' frees are done); these small files' manifests ride in the
+    // index (`Settings::inline_manifest_bytes`), and the index in its record
+    // (`Settings::inline_index_bytes`).
     uploader.frees_done().await;
     let held = blocks_held(&nodes).await;
     assert_eq!(held[2], 0, "never the uploader itself: {held:?}");
-    // 4 files: 1 + 1 + 1 + 4 data blocks 3 times; the latest index (older index versions
-    // are freed) 5 times.
-    assert_eq!(held.iter().sum::<u64>(), 3 * 7 + 5, "{held:?}");
+    // 4 files: 1 + 1 + 1 + 4 data blocks 3 times.
+    assert_eq!(held.iter().sum::<u64>(), 3 * 7, "{held:?}");
 
     // Cancelled after its first block: an error, nothing listed, and every placed block freed.
     let cancelled = drive(&author.client, &session)
@@ -275,8 +275,8 @@ async fn an_audit_finds_holders_that_dropped_or_left() {
     );
 
     // One holder of a data block drops what it holds (keeping its books), another holder
-    // leaves the network. (A data block has 3 copies; the manifest and the index have 5, so
-    // losing a manifest holder alone leaves the file at 3 copies, not degraded.)
+    // leaves the network. (A data block has 3 copies; the manifest rides in the index and the
+    // index in its record.)
     let mut copies: std::collections::HashMap<_, usize> = std::collections::HashMap::new();
     let mut held_by = Vec::new();
     for node in &nodes {
