@@ -123,8 +123,8 @@ pub async fn audit_donor(client: &Client, peer: PeerId) -> crate::donor_audit::O
         .take(protocol::MAX_INVENTORY_SAMPLE)
         .collect();
     let outcomes = challenge_each(client, peer, &sample).await;
-    // A block freed between the inventory and the challenge (index blobs are freed at every
-    // save) is no lie: a refusal of one block passes.
+    // A block freed between the inventory and the challenge (placed index blobs are freed at
+    // every save) is no lie: a refusal of one block passes.
     if outcomes.iter().any(|o| matches!(o, Outcome::Invalid(_))) {
         Donor::FailedChallenge
     } else if outcomes.iter().any(|o| matches!(o, Outcome::Unanswered(_))) {

@@ -20,8 +20,9 @@ use crate::crypto::{
 };
 
 /// Most links a chain keeps: a chain grows by one per password change and travels with every
-/// record (about 800 bytes per link with 3,072-bit keys; 8 links keep a record far under the
-/// 16 KiB limit). Older links are dropped: a holder still keeping a record from more than 8
+/// record (about 800 bytes per link with 3,072-bit keys; 8 links take 6.5 KiB of a record's
+/// 16 KiB, which [`crate::account::Session::record_room`] and [`crate::account::MAX_INDEX_PIN`]
+/// leave room for). Older links are dropped: a holder still keeping a record from more than 8
 /// changes ago refuses the newest, which then lives beside it until that record expires (90
 /// days) and log-in never picks it (it is not a descendant's head, see `account`).
 pub const MAX_KEY_LINKS: usize = 8;

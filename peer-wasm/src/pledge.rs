@@ -28,7 +28,7 @@ pub const MAX_PLEDGE_BYTES: u64 = 64 * 1024 * 1024 * 1024;
 /// Copies each block takes across the network, which a holder divides pledges by.
 pub const NETWORK_REPLICAS: u64 = 3;
 /// Room a holder gives each owner beyond pledges / copies, for sealing overhead, manifests and
-/// the index blob, so an owner at exactly their quota is not refused by a holder that happens
+/// the index blobs, so an owner at exactly their quota is not refused by a holder that happens
 /// to hold every one of their blocks.
 pub const ALLOWANCE_SLACK: u64 = 8 * 1024 * 1024;
 

@@ -144,8 +144,8 @@ mod tests {
     /// [`Session::record_room`] is what a record's body may take: a body of exactly that size
     /// signs into a record within [`crate::record::MAX_RECORD_BYTES`] and close to it, with
     /// no key history and with the longest one kept; and with the app's RSA-3072 key and that
-    /// history there is room for an index root of `Settings::inline_index_bytes` (8 KiB) and
-    /// its pointer's framing, so a small index rides in its record after any password change.
+    /// history there is room for the largest index body a password change pins
+    /// ([`MAX_INDEX_PIN`]), so a small index rides in its record after any password change.
     #[tokio::test]
     async fn a_body_the_size_of_the_record_room_fits_a_record_whatever_the_key_history() {
         let dir = MemoryDirectory::new(5);
@@ -168,10 +168,52 @@ mod tests {
                 wire <= max && wire + 32 > max,
                 "{links} links: {wire} bytes"
             );
-            assert!(room >= 8 * 1024 + 64, "{links} links: {room} bytes of room");
+            assert!(room >= MAX_INDEX_PIN, "{links} links: {room} bytes of room");
             rooms.push(room);
         }
         println!("room for a record's body: {rooms:?} bytes");
+    }
+
+    /// A password change pins the body of the account's index record in the new private-key
+    /// record ([`IndexAtChange`]): a small index rides whole in that body, so it may be up to
+    /// [`MAX_INDEX_PIN`] bytes. The worst case (the app's RSA-3072 keys, the longest key
+    /// history kept and the most earlier user keys) must still fit a record, or the change
+    /// would be refused (before its commit point) until the index grew or shrank.
+    #[tokio::test]
+    async fn a_password_change_pins_the_largest_index_body_after_the_most_changes() {
+        let dir = MemoryDirectory::new(5);
+        let rsa = crate::crypto::rsa_keys::RSA_BITS;
+        let mut session = sign_up_with_key_bits(&dir, "alice", PASSWORD, rsa)
+            .await
+            .unwrap();
+        // Eight earlier keys, each handing over to the next, the last to the session's.
+        let earlier: Vec<PrivateKey> = (0..MAX_KEY_LINKS)
+            .map(|_| PrivateKey::generate_bits(rsa).unwrap())
+            .collect();
+        let nexts = earlier.iter().skip(1).map(PrivateKey::public);
+        session.history = earlier
+            .iter()
+            .zip(nexts.chain([session.private.public()]))
+            .map(|(previous, next)| KeyLink::sign(previous, &next).unwrap())
+            .collect();
+        session.earlier_user_keys = (0..MAX_KEY_LINKS).map(|_| SymmetricKey::random()).collect();
+        let index = session
+            .sign(RecordKind::FileIndex, 1, vec![7; MAX_INDEX_PIN])
+            .unwrap();
+        dir.put(index).await.unwrap();
+        let next = change_password(&dir, &session, PASSWORD, "another long password for her")
+            .await
+            .unwrap();
+        assert_eq!(
+            next.index_at_change().map(|pin| pin.body.len()),
+            Some(MAX_INDEX_PIN)
+        );
+        let wire = next.private_key_record.wire().len();
+        assert!(wire + 256 < crate::record::MAX_RECORD_BYTES, "{wire} bytes");
+        println!(
+            "private-key record with a pin of {MAX_INDEX_PIN} bytes: {wire} bytes; room left {}",
+            crate::record::MAX_RECORD_BYTES - wire
+        );
     }
 
     #[tokio::test]

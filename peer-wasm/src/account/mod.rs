@@ -270,6 +270,16 @@ struct UserKeys {
     index_at_change: Option<IndexAtChange>,
 }
 
+/// The largest body of a `FileIndex` record a password change can pin ([`IndexAtChange`]) in
+/// the new private-key record, whatever came before: with RSA-3072 keys, the longest key
+/// history kept ([`MAX_KEY_LINKS`]) and as many earlier user keys, that record is about
+/// 10.2 KiB without the pin, 16,387 bytes with a pin of 6 KiB (over the 16 KiB limit: the
+/// change would be refused), 15.9 KiB with this one (`account::fake` test
+/// `a_password_change_pins_the_largest_index_body_after_the_most_changes`). A small index
+/// rides whole in that body (`files::Settings::inline_index_bytes`), so it rides only up
+/// to this.
+pub const MAX_INDEX_PIN: usize = 5 * 1024 + 512;
+
 /// The account's file-index pointer (the body of its `FileIndex` record) when its password
 /// last changed, sealed with the new keys. Until the index is re-sealed under the new key, the
 /// newest index record is still the old key's, which whoever knew the old password could

@@ -7,8 +7,9 @@
 //!
 //! A block that lands elsewhere (a peer refused it, or did not answer) makes what was placed
 //! ahead garbage: it is freed in the background, and the manifest and index are placed after
-//! the blocks as before. That costs two small placements, never a wrong listing: nothing
-//! points at them until the record does.
+//! the blocks as before. That costs two small placements (none for a manifest riding in the
+//! index and an index riding in its record), never a wrong listing: nothing points at them
+//! until the record does.
 
 use std::collections::BTreeMap;
 

@@ -204,6 +204,13 @@ impl FakeNet {
         self.world.lock().unwrap().walks
     }
 
+    /// Puts `record` in place of whatever is held under its key, newer or not: the holders
+    /// heard are ones that missed later saves.
+    pub(crate) fn force_record(&self, record: VerifiedRecord) {
+        let key = record.record().key();
+        self.world.lock().unwrap().records.insert(key, record);
+    }
+
     /// Record lookups so far.
     pub(crate) fn record_gets(&self) -> usize {
         self.world.lock().unwrap().record_gets
@@ -1440,7 +1447,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_small_upload_places_its_manifest_while_its_block_is_on_its_way() {
+    async fn a_small_upload_places_its_index_while_its_block_is_on_its_way() {
         let net = FakeNet::new(5, 64 * MIB).await;
         let mut files = drive(&net).await;
         // The index placed, not riding in its record.

@@ -3,7 +3,7 @@
 //! again on a conflict with another browser).
 //!
 //! A small index rides sealed in the account's record itself ([`IndexPointer`], up to
-//! [`Settings::inline_index_bytes`], 8 KiB: 14 files of one block measured): the record is put
+//! [`Settings::inline_index_bytes`], 5 KiB: 8 files of one block measured): the record is put
 //! at every save anyway, so a save stores nothing else and a load fetches nothing else.
 //! Larger, its root is a sealed blob placed on [`Settings::meta_replicas`] peers and the
 //! record names it. An index of up to [`Settings::index_page_files`] files (256) is one root. A larger
@@ -82,6 +82,12 @@ async fn open_root<N: Network>(
 ) -> Result<(BlockId, Vec<u8>), FileError> {
     let file = index_file_id(&drive.session);
     let damaged = |why: String| FileError::Damaged(format!("the index does not open: {why}"));
+    if pointer.sealed.is_some() && pointer.blob.is_some() {
+        // A page from before would read the blob, this one the root: never written so.
+        return Err(damaged(
+            "its record names a root and carries another".into(),
+        ));
+    }
     if let Some(SealedRoot(sealed)) = &pointer.sealed {
         let id = BlockId::of(sealed);
         if let Some(plain) = drive.index_cache.root(&id) {
@@ -129,13 +135,20 @@ async fn open_root<N: Network>(
 /// changed since. The pages it opened or sealed, by the SHA-256 of their plaintext (which the
 /// root names): adding a file to an index of 10,000 files fetches one root, not 64 pages;
 /// only the pages the newest root names are kept (about 200 KiB a 1,000 files). And the
-/// newest root's plaintext, by the address of its sealed blob (the record points at it): the
+/// newest root's plaintext, by the address of its sealed bytes (which the record names or
+/// carries): the
 /// reload before every commit, and every load after this tab's own save, fetch nothing while
 /// no other browser saved (a request round trip and an open saved on each).
+///
+/// And the newest version (record sequence number) of each account's index it read or wrote:
+/// a record heard later that is older comes from holders that missed a save, and is not taken
+/// for the index ([`FileError::IndexBehind`]). A riding root opens from any copy of its
+/// record, stale or not, where a stale record's placed root had usually been freed.
 #[derive(Default)]
 pub struct IndexCache {
     pages: std::sync::Mutex<BTreeMap<[u8; 32], Vec<FileEntry>>>,
     root: std::sync::Mutex<Option<(BlockId, Vec<u8>)>>,
+    seen: std::sync::Mutex<BTreeMap<[u8; 32], u64>>,
 }
 
 impl IndexCache {
@@ -168,6 +181,20 @@ impl IndexCache {
     fn newest_root(&self) -> Option<Vec<u8>> {
         let root = self.root.lock().ok()?;
         root.as_ref().map(|(_, plain)| plain.clone())
+    }
+
+    /// The newest version of `account`'s index this tab read or wrote (0: none).
+    fn seen(&self, account: &crate::record::AccountId) -> u64 {
+        let seen = self.seen.lock().ok();
+        seen.and_then(|seen| seen.get(&account.0).copied())
+            .unwrap_or(0)
+    }
+
+    fn saw(&self, account: &crate::record::AccountId, seq: u64) {
+        if let Ok(mut seen) = self.seen.lock() {
+            let newest = seen.entry(account.0).or_default();
+            *newest = (*newest).max(seq);
+        }
     }
 
     fn set_root(&self, blob: BlockId, plain: Vec<u8>) {
@@ -353,23 +380,40 @@ pub(super) async fn load_index<N: Network>(drive: &Drive<N>) -> Result<LoadedInd
     // growing pauses, for up to `network_wait` (as log-in does): right after a holder tab closed,
     // the routing table still names it and a lookup can hear two live peers of the three it
     // needs, and an upload must not fail for that.
-    let key = dht_key(RecordKind::FileIndex, &session.account());
+    // So does one that heard only holders of an older index than this tab saw.
+    let account = session.account();
+    let key = dht_key(RecordKind::FileIndex, &account);
     let deadline = web_time::Instant::now() + drive.settings.network_wait;
     let mut pause = crate::account::RETRY_PAUSE;
-    let records = loop {
+    let seen = drive.index_cache.seen(&account);
+    let record = loop {
+        let last_try = web_time::Instant::now() + pause >= deadline;
         match client.get_record(key.clone()).await {
-            Err(NetError::TooFewPeers { .. }) if web_time::Instant::now() + pause < deadline => {
-                futures_timer::Delay::new(pause).await;
-                pause = (pause * 2).min(std::time::Duration::from_secs(4));
+            Err(NetError::TooFewPeers { .. }) if !last_try => {}
+            other => {
+                let records = other?;
+                let record = records
+                    .iter()
+                    .find(|r| r.owner() == &owner)
+                    .or_else(|| records.iter().find(|r| session.is_own_key(r.owner())))
+                    .cloned();
+                let heard = record.as_ref().map_or(0, |r| r.record().seq);
+                if heard >= seen {
+                    break record;
+                }
+                if last_try {
+                    return Err(FileError::IndexBehind { seen, heard });
+                }
+                tracing::info!(
+                    seen,
+                    heard,
+                    "the peers heard hold an older index; asking again"
+                );
             }
-            other => break other?,
         }
+        futures_timer::Delay::new(pause).await;
+        pause = (pause * 2).min(std::time::Duration::from_secs(4));
     };
-    let record = records
-        .iter()
-        .find(|r| r.owner() == &owner)
-        .or_else(|| records.iter().find(|r| session.is_own_key(r.owner())))
-        .cloned();
     let Some(record) = record else {
         return Ok((FileIndex::default(), None));
     };
@@ -384,6 +428,7 @@ pub(super) async fn load_index<N: Network>(drive: &Drive<N>) -> Result<LoadedInd
     let (root, plain) = open_root(drive, &keys, &pointer).await?;
     drive.index_cache.set_root(root, plain.clone());
     let mut index: FileIndex = decode(&plain)?;
+    drive.index_cache.saw(&account, record.record().seq);
     drive.index_cache.keep_only(&index.pages);
     if !index.pages.is_empty() {
         let paged = load_pages(drive, &keys, &index.pages).await?;
@@ -462,7 +507,7 @@ async fn commit_from<N: Network>(
             None => load_index(drive).await?,
         };
         change(&mut index);
-        // Every write carries this browser's pledge: the index blob is placed under the
+        // Every write carries this browser's pledge: the index's blobs are placed under the
         // allowance it earns (a user who never uploaded has none in the index yet).
         if let Ok(Some((peer, pledge))) = drive.pledge() {
             index.donations.insert(peer, pledge);
@@ -485,8 +530,9 @@ pub(super) fn is_conflict(error: &FileError) -> bool {
     )
 }
 
-/// Seals and stores a new index (the pages whose content changed, then the root), then points
-/// the account's record at it; frees what the new index no longer names.
+/// Seals and stores a new index (the pages whose content changed, then the root unless it rides
+/// in the record), then points the account's record at it; frees what the new index no longer
+/// names.
 pub(super) async fn save_index<N: Network>(
     drive: &Drive<N>,
     index: &FileIndex,
@@ -496,7 +542,8 @@ pub(super) async fn save_index<N: Network>(
     publish_index(drive, prepared).await
 }
 
-/// An index sealed and placed (its changed pages, then its root) with its record's holders
+/// An index sealed and placed (its changed pages, then its root unless it rides in the
+/// record) with its record's holders
 /// walked for, but no record pointing at it yet: [`publish_index`] signs and puts the record,
 /// [`PreparedIndex::discard`] frees the blobs. An upload prepares its commit while its last
 /// blocks are still on their way ([`super::ahead`]).
@@ -557,9 +604,11 @@ pub(super) async fn prepare_index<N: Network>(
         .await?;
         let record_key = dht_key(RecordKind::FileIndex, &session.account());
         let inline = IndexPointer::inline(sealed);
+        // The body must fit the record beside its owner key, signature and key history, and
+        // the private-key record a password change pins it in.
         let room = session.record_room(RecordKind::FileIndex);
         let rides = |sealed: &[u8]| sealed.len() <= drive.settings.inline_index_bytes;
-        let fits = encode(&inline)?.len() <= room;
+        let fits = encode(&inline)?.len() <= room.min(crate::account::MAX_INDEX_PIN);
         let pointer = match inline.sealed {
             Some(SealedRoot(sealed)) if !rides(&sealed) || !fits => {
                 // Not witnessed: an index blob is freed at the next save. The record's
@@ -639,6 +688,7 @@ pub(super) async fn publish_index<N: Network>(
         return Err(e);
     }
     drive.index_cache.set_root(prepared.root_id, prepared.root);
+    drive.index_cache.saw(&session.account(), prepared.seq);
     free_in_background(drive, prepared.garbage).await;
     Ok(())
 }
@@ -812,7 +862,7 @@ mod tests {
         assert_eq!(download(&elsewhere, &report.file.id).await.unwrap(), first);
         assert_eq!(net.fetches() - fetches, 1, "the file's block, and no index");
 
-        // One small file after another, until the root outgrows 8 KiB.
+        // One small file after another, until the root outgrows 5 KiB.
         let mut ids = vec![(report.file.id, first)];
         let placed = loop {
             let bytes = pattern(1000, ids.len() as u8);
@@ -865,6 +915,51 @@ mod tests {
         assert_eq!(held().await, empty + 3);
         let elsewhere = same_user_elsewhere(&files);
         assert_eq!(listed(&elsewhere).await, vec!["first.bin".to_string()]);
+    }
+
+    /// A lookup that hears only holders of an older index than this tab saw (holders that
+    /// missed its newest save) is not taken for the index: a riding root would open from it
+    /// and show an old list, and a save on it would drop what came since. It is asked again,
+    /// and fails as `IndexBehind` past the wait, saving nothing; once the newest is heard
+    /// again all is well.
+    #[tokio::test]
+    async fn an_older_index_record_heard_alone_is_not_taken_for_the_index() {
+        let net = FakeNet::new(6, 64 * MIB).await;
+        let mut files = drive(&net).await;
+        files.settings.network_wait = std::time::Duration::from_secs(1);
+        let upload = |name: &'static str| {
+            let files = files.clone();
+            async move {
+                let bytes = pattern(1000, 1);
+                files
+                    .upload(name, bytes.as_slice(), |_| ControlFlow::Continue(()))
+                    .await
+            }
+        };
+        upload("a.txt").await.unwrap();
+        let (_, older) = load_index(&files).await.unwrap();
+        upload("b.txt").await.unwrap();
+        let (_, newest) = load_index(&files).await.unwrap();
+        let (older, newest) = (older.unwrap(), newest.unwrap());
+        let (seen, heard) = (newest.record().seq, older.record().seq);
+        assert!(heard < seen);
+
+        net.force_record(older.clone());
+        let listing = files.list().await;
+        assert!(
+            matches!(listing, Err(FileError::IndexBehind { seen: s, heard: h }) if s == seen && h == heard),
+            "{listing:?}"
+        );
+        let saved = upload("c.txt").await;
+        assert!(
+            matches!(saved, Err(FileError::IndexBehind { .. })),
+            "{saved:?}"
+        );
+        let (_, held) = load_index(&same_user_elsewhere(&files)).await.unwrap();
+        assert_eq!(held.unwrap().record().seq, heard, "nothing saved over it");
+
+        net.force_record(newest);
+        assert_eq!(listed(&files).await, vec!["a.txt", "b.txt"]);
     }
 
     /// A page from before inline manifests knows no `inline` field: reading an entry whose

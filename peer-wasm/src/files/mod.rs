@@ -1,8 +1,8 @@
 //! Files: upload (file -> blocks -> seal -> place -> store), list, download and delete.
 //!
 //! Everything a user stores is reached from one signed DHT record of kind
-//! [`RecordKind::FileIndex`]. Its body points at the sealed *index*, a blob stored like any
-//! block; the index lists the files (name, size, time, the file's key wrapped under the user
+//! [`RecordKind::FileIndex`]. Its body carries the sealed *index* while it is small, else points
+//! at it, a blob stored like any block (`index.rs`); the index lists the files (name, size, time, the file's key wrapped under the user
 //! key) and where each file's sealed *manifest* is; a manifest lists the file's blocks and
 //! their holders. Holders see only sealed, content-addressed blocks and who signed for them.
 //!
@@ -89,7 +89,7 @@ pub struct Settings {
     /// Copies of each block an upload asks for: 3 ([`DEFAULT_REPLICAS`]), so a block
     /// survives two of its holders leaving at once. Quotas divide donations by it.
     pub replicas: usize,
-    /// Copies of each manifest and of the index blob: 5 (never fewer than `replicas`). Every
+    /// Copies of each placed manifest and index blob: 5 (never fewer than `replicas`). Every
     /// file needs its manifest and every file of the account needs the index, so losing one
     /// loses files whose data blocks all survive; they are small (a manifest under 256 bytes
     /// per MiB of file, the index under 512 bytes per file), so two more copies cost little (measured in `metadata_is_small_beside_what_it_describes`). With holders leaving
@@ -139,13 +139,14 @@ pub struct Settings {
     /// 0 places every manifest.
     pub inline_manifest_bytes: usize,
     /// The largest sealed index root that rides in the account's index record rather than
-    /// being placed as a blob of its own: 8 KiB (an index of about a dozen files), and never
-    /// more than the record has room for ([`crate::account::Session::record_room`]: about
-    /// 15 KiB, 8.5 KiB after the most password changes). The record is put on its holders
-    /// at every save anyway, so a small account's upload stores its blocks and the record, not
-    /// 5 more copies of a few KiB (a 1 MiB upload: 3 stores, not 8), and a log-in or a reload
-    /// reads the index with the record, fetching nothing. Past it, or 0, the root is placed
-    /// on [`Settings::meta_replicas`] peers and the record names it.
+    /// being placed as a blob of its own: 5 KiB (an index of 8 one-block files), and never more
+    /// than a password change can pin ([`crate::account::MAX_INDEX_PIN`], 5.5 KiB with the
+    /// pointer's framing) or the record has room for ([`crate::account::Session::record_room`]:
+    /// about 15 KiB, 8.5 KiB after the most password changes). The record is put on its
+    /// holders at every save anyway, so a small account's upload stores its blocks and the
+    /// record, not 5 more copies of a few KiB (a 1 MiB upload: 3 stores, not 8), and a log-in
+    /// or a reload reads the index with the record, fetching nothing. Past it, or 0, the root
+    /// is placed on [`Settings::meta_replicas`] peers and the record names it.
     pub inline_index_bytes: usize,
     /// How long an upload in the journal must have placed nothing before a log-in takes it
     /// for cut short and frees its blocks: 10 min. An upload notes a block every second or so;
@@ -179,7 +180,7 @@ impl Default for Settings {
             manifest_blocks: 2048,
             index_page_files: 256,
             inline_manifest_bytes: 1024,
-            inline_index_bytes: 8 * 1024,
+            inline_index_bytes: 5 * 1024,
             abandoned_after: Duration::from_secs(10 * 60),
         }
     }
@@ -232,6 +233,16 @@ pub enum FileError {
     /// The file index (which lists every file) could not be fetched from any holder.
     #[error("the file index cannot be fetched ({0}); try again when more peers are online")]
     IndexUnavailable(#[source] Attempts),
+    /// The peers heard hold only an older version of the index than this tab has seen (holders
+    /// that missed the newest save): read, it would show an old file list, and a save on it
+    /// would drop what came since. Tried again for as long as a lookup that heard too few.
+    #[error("the peers reached hold an older file index (version {heard}) than this browser saw (version {seen}); try again when more peers are online")]
+    IndexBehind {
+        /// The newest version this tab read or wrote.
+        seen: u64,
+        /// The newest version the peers heard hold (0: none).
+        heard: u64,
+    },
     /// The upload would exceed what the user's donations earn.
     #[error("over quota: this upload needs {size} bytes but you use {used} of {quota}; donate more space or delete files")]
     OverQuota {
@@ -348,7 +359,7 @@ impl FileError {
         match self {
             Self::NoHolder { .. } => "no_holder",
             Self::Unavailable { .. } => "unavailable",
-            Self::IndexUnavailable(_) => "index_unavailable",
+            Self::IndexUnavailable(_) | Self::IndexBehind { .. } => "index_unavailable",
             Self::OverQuota { .. } => "over_quota",
             Self::Cancelled => "cancelled",
             Self::NoSuchFile => "no_such_file",
