@@ -141,6 +141,14 @@ mod tests {
     /// Small keys: key generation is most of what these tests cost.
     const BITS: usize = 2048;
 
+    /// Alice, signed up with a key of the app's size (RSA-3072), where record sizes matter.
+    async fn app_sized(dir: &MemoryDirectory) -> Session {
+        let rsa = crate::crypto::rsa_keys::RSA_BITS;
+        sign_up_with_key_bits(dir, "alice", PASSWORD, rsa)
+            .await
+            .unwrap()
+    }
+
     /// [`Session::record_room`] is what a record's body may take: a body of exactly that size
     /// signs into a record within [`crate::record::MAX_RECORD_BYTES`] and close to it, with
     /// no key history and with the longest one kept; and with the app's RSA-3072 key and that
@@ -149,10 +157,7 @@ mod tests {
     #[tokio::test]
     async fn a_body_the_size_of_the_record_room_fits_a_record_whatever_the_key_history() {
         let dir = MemoryDirectory::new(5);
-        let rsa = crate::crypto::rsa_keys::RSA_BITS;
-        let mut session = sign_up_with_key_bits(&dir, "alice", PASSWORD, rsa)
-            .await
-            .unwrap();
+        let mut session = app_sized(&dir).await;
         let link = KeyLink::sign(&session.private, &session.private.public()).unwrap();
         let max = crate::record::MAX_RECORD_BYTES;
         let mut rooms = Vec::new();
@@ -182,13 +187,10 @@ mod tests {
     #[tokio::test]
     async fn a_password_change_pins_the_largest_index_body_after_the_most_changes() {
         let dir = MemoryDirectory::new(5);
-        let rsa = crate::crypto::rsa_keys::RSA_BITS;
-        let mut session = sign_up_with_key_bits(&dir, "alice", PASSWORD, rsa)
-            .await
-            .unwrap();
+        let mut session = app_sized(&dir).await;
         // Eight earlier keys, each handing over to the next, the last to the session's.
         let earlier: Vec<PrivateKey> = (0..MAX_KEY_LINKS)
-            .map(|_| PrivateKey::generate_bits(rsa).unwrap())
+            .map(|_| PrivateKey::generate_bits(crate::crypto::rsa_keys::RSA_BITS).unwrap())
             .collect();
         let nexts = earlier.iter().skip(1).map(PrivateKey::public);
         session.history = earlier
