@@ -410,6 +410,17 @@ impl Network for FakeNet {
         Ok(world.records.get(&key).cloned().into_iter().collect())
     }
 
+    /// The records, and the live holders nearest the key (a lookup hears those it converges on).
+    async fn get_record_near(
+        &self,
+        key: Vec<u8>,
+    ) -> Result<(Vec<VerifiedRecord>, Vec<PeerId>), NetError> {
+        let records = self.get_record(key.clone()).await?;
+        let live = self.live();
+        let near = self.closest(&key).into_iter().filter(|p| live.contains(p));
+        Ok((records, near.collect()))
+    }
+
     async fn put_record(&self, record: SignedRecord) -> Result<(), NetError> {
         let record = VerifiedRecord::from_wire(&record.key(), &record.to_wire())?;
         let key = record.record().key();

@@ -379,8 +379,8 @@ mod tests {
         assert_eq!((report.file.copies, report.complete), (3, true));
         files.frees_done().await;
         // The block's 3 copies, the index riding in its record: 3 stores (8 with the index
-        // placed, 13 with the manifest too); walks for the block and the index's record, not
-        // the manifest.
+        // placed, 13 with the manifest too); a walk for the block, not the manifest (nor the
+        // index's record: its load heard its holders).
         assert_eq!(net.stores() - stores, 3);
         let index_only = held;
         assert_eq!(net.blocks_held().await.iter().sum::<u64>(), index_only + 3);

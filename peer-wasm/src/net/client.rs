@@ -9,7 +9,7 @@ use futures::{
 use libp2p::{Multiaddr, PeerId};
 use serde::Serialize;
 
-use super::{KnownPeer, LookupStats, NetError, PeerInfo, Status};
+use super::{KnownPeer, LookupStats, NetError, PeerInfo, RecordLookup, Status};
 use crate::{
     protocol::{Request, Response},
     record::{FoundRecord, SignedRecord, VerifiedRecord},
@@ -62,7 +62,7 @@ pub(crate) enum Command {
     },
     GetRecord {
         key: Vec<u8>,
-        reply: oneshot::Sender<Result<Vec<FoundRecord>, NetError>>,
+        reply: oneshot::Sender<Result<RecordLookup, NetError>>,
     },
     Connect {
         addr: Multiaddr,
@@ -292,6 +292,22 @@ impl Client {
 
     /// [`Client::get_record`], with how many other peers answered with each record.
     pub async fn find_record(&self, key: Vec<u8>) -> Result<Vec<FoundRecord>, NetError> {
+        Ok(self.lookup_record(key).await?.found)
+    }
+
+    /// [`Client::get_record`], with the peers nearest the key that answered
+    /// ([`RecordLookup::near`]): where the next version of the record goes
+    /// ([`Client::put_record_to`]) without a walk of its own.
+    pub async fn get_record_near(
+        &self,
+        key: Vec<u8>,
+    ) -> Result<(Vec<VerifiedRecord>, Vec<PeerId>), NetError> {
+        let lookup = self.lookup_record(key).await?;
+        let found = lookup.found.into_iter().map(|found| found.record).collect();
+        Ok((found, lookup.near))
+    }
+
+    async fn lookup_record(&self, key: Vec<u8>) -> Result<RecordLookup, NetError> {
         self.ask(|reply| Command::GetRecord { key, reply }).await?
     }
 

@@ -216,6 +216,18 @@ pub struct KnownPeer {
     pub link: Option<direct::Link>,
 }
 
+/// What a record lookup found: per owner the newest record, and the peers nearest the key that
+/// answered, nearest first (at most k = 20; peers that do not keep records, such as relays,
+/// left out).
+#[derive(Debug, Default)]
+pub struct RecordLookup {
+    /// The records, as [`Client::find_record`] gives them.
+    pub found: Vec<crate::record::FoundRecord>,
+    /// The peers heard nearest the key: a lookup asks those it converges on, so these are the
+    /// holders a walk for the key would find, less those that did not answer.
+    pub near: Vec<PeerId>,
+}
+
 /// What one DHT lookup cost.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct LookupStats {

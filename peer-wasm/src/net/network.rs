@@ -67,6 +67,18 @@ pub trait Network: Clone + MaybeSend + 'static {
         &self,
         key: Vec<u8>,
     ) -> impl Future<Output = Result<Vec<VerifiedRecord>, NetError>> + MaybeSend;
+    /// [`Network::get_record`], with the peers nearest `key` that answered, nearest first:
+    /// where the next version of the record goes ([`Network::put_record_to`]) without a walk
+    /// of its own. The default names none.
+    fn get_record_near(
+        &self,
+        key: Vec<u8>,
+    ) -> impl Future<Output = Result<(Vec<VerifiedRecord>, Vec<PeerId>), NetError>> + MaybeSend
+    {
+        let records = self.get_record(key);
+        async move { Ok((records.await?, Vec::new())) }
+    }
+
     /// Stores `record` on the peers responsible for it.
     fn put_record(
         &self,
@@ -123,6 +135,14 @@ impl Network for Client {
         key: Vec<u8>,
     ) -> impl Future<Output = Result<Vec<VerifiedRecord>, NetError>> + MaybeSend {
         Client::get_record(self, key)
+    }
+
+    fn get_record_near(
+        &self,
+        key: Vec<u8>,
+    ) -> impl Future<Output = Result<(Vec<VerifiedRecord>, Vec<PeerId>), NetError>> + MaybeSend
+    {
+        Client::get_record_near(self, key)
     }
 
     fn put_record(

@@ -4,8 +4,8 @@
 use futures::channel::oneshot;
 use libp2p::PeerId;
 
-use super::{outbound::Outbound, record_policy::GetAnswers, LookupStats, NetError};
-use crate::record::FoundRecord;
+use super::{outbound::Outbound, record_policy::GetAnswers, LookupStats, NetError, RecordLookup};
+
 /// Who waits for a list of peers.
 pub(crate) type PeersReply = oneshot::Sender<Result<Vec<PeerId>, NetError>>;
 
@@ -25,8 +25,5 @@ pub(crate) enum Query {
     /// Storing a record on the peers closest to its key.
     Put(oneshot::Sender<Result<(), NetError>>),
     /// Reading the records under a key: the answers so far, and who waits for them.
-    Get(
-        GetAnswers,
-        oneshot::Sender<Result<Vec<FoundRecord>, NetError>>,
-    ),
+    Get(GetAnswers, oneshot::Sender<Result<RecordLookup, NetError>>),
 }

@@ -109,6 +109,18 @@ impl GetAnswers {
         }
     }
 
+    /// The key asked for.
+    pub(crate) fn key(&self) -> &[u8] {
+        &self.key
+    }
+
+    /// Every remote peer that answered, with a record or without (refused answers not
+    /// counted): the peers the lookup heard near the key.
+    pub(crate) fn heard(&self) -> HashSet<PeerId> {
+        let holders = self.seen.iter().flat_map(|(_, holders, _)| holders);
+        holders.chain(&self.without).copied().collect()
+    }
+
     /// Takes one holder's answer: `from` is who answered (`None`: this peer's own copy),
     /// `answered_key` the key it says the record is stored under, `wire` the record. An answer
     /// for another key than the one asked for, or one that fails verification, is refused and

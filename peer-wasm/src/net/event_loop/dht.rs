@@ -378,6 +378,15 @@ impl EventLoop {
             failed = stats.num_failures(),
             "record lookup"
         );
+        // The peers heard nearest the key, for a put of the next version to go to.
+        let target = kad::KBucketKey::new(answers.key().to_vec());
+        let mut near: Vec<PeerId> = answers
+            .heard()
+            .into_iter()
+            .filter(|peer| self.holds_records(peer))
+            .collect();
+        near.sort_by_key(|peer| kad::KBucketKey::from(*peer).distance(&target));
+        near.truncate(usize::from(crate::net::behaviour::K_VALUE));
         let found = match answers.finish(|peer| self.holds_records(peer), unreachable) {
             Ok(found) => found,
             Err(too_few) => {
@@ -392,7 +401,7 @@ impl EventLoop {
             // Keep a copy of the newest version most holders agree on: it spreads.
             let _ = self.store_record(&first.record, None, None);
         }
-        let _ = reply.send(Ok(found));
+        let _ = reply.send(Ok(crate::net::RecordLookup { found, near }));
     }
 
     /// Hands a newcomer the records it is now responsible for, as the Kademlia paper has it
