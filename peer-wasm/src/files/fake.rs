@@ -69,6 +69,8 @@ struct World {
     walks: usize,
     /// Record lookups, in all.
     record_gets: usize,
+    /// The peers the last record put named ([`Network::put_record_to`]).
+    put_to: Option<Vec<PeerId>>,
     /// Storage challenge requests sent, and the blocks they challenged, in all.
     challenge_requests: usize,
     challenged: usize,
@@ -209,6 +211,11 @@ impl FakeNet {
     pub(crate) fn force_record(&self, record: VerifiedRecord) {
         let key = record.record().key();
         self.world.lock().unwrap().records.insert(key, record);
+    }
+
+    /// The peers the last record put was sent to, if it named them.
+    pub(crate) fn put_to(&self) -> Option<Vec<PeerId>> {
+        self.world.lock().unwrap().put_to.clone()
     }
 
     /// Record lookups so far.
@@ -419,6 +426,16 @@ impl Network for FakeNet {
         let live = self.live();
         let near = self.closest(&key).into_iter().filter(|p| live.contains(p));
         Ok((records, near.collect()))
+    }
+
+    /// [`FakeNet::put_record`], noting the peers it was sent to ([`FakeNet::put_to`]).
+    async fn put_record_to(
+        &self,
+        record: SignedRecord,
+        peers: Vec<PeerId>,
+    ) -> Result<(), NetError> {
+        self.world.lock().unwrap().put_to = Some(peers);
+        self.put_record(record).await
     }
 
     async fn put_record(&self, record: SignedRecord) -> Result<(), NetError> {

@@ -85,8 +85,9 @@ fn decode_newer<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, FileE
     })
 }
 
-/// How long the peers a lookup of the index record heard stand in for a walk to its holders:
-/// 60 s. Every save follows a load (a commit reloads the index, an upload's quota check
+/// How long the peers a lookup of the index record heard stand in for a walk to its holders
+/// when the next index is prepared: 60 s (an upload prepares its commit when every block was
+/// walked for, and puts it once they are stored, as it did with a walk's peers). Every save follows a load (a commit reloads the index, an upload's quota check
 /// loads it), so a save puts the record where that load heard it and walks no more: a walk
 /// of 8 requests less per save in the 8-tab cluster, about 45 requests and 1.3 s at 1,000
 /// peers (the simulation), which a small upload waited for after its block. Older, or too
@@ -863,7 +864,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::super::fake::{
-        download, drive, listed, pattern, same_user_elsewhere, FakeNet, MIB, PASSWORD,
+        download, drive, listed, pattern, same_user_elsewhere, Conduct, FakeNet, MIB, PASSWORD,
     };
     use super::*;
 
@@ -1004,11 +1005,21 @@ mod tests {
         let walks = net.walks();
         let id = upload("b.txt").await;
         assert_eq!(net.walks() - walks, 1, "the block's walk only");
+        // The peers the lookup heard: the live peers nearest the record's key, nearest first.
+        let key = dht_key(RecordKind::FileIndex, &files.session.account());
+        assert_eq!(net.put_to(), Some(net.closest(&key)));
         let walks = net.walks();
         files.share_link(&id, None).await.unwrap();
         assert_eq!(net.walks() - walks, 1, "the manifest's placement only");
         let elsewhere = same_user_elsewhere(&files);
         assert_eq!(listed(&elsewhere).await, vec!["a.txt", "b.txt"]);
+
+        // Two peers heard are too few to stand in for a walk.
+        let gone: Vec<PeerId> = net.closest(&key).into_iter().skip(2).collect();
+        gone.iter().for_each(|peer| net.set(*peer, Conduct::Gone));
+        let walks = net.walks();
+        files.share_link(&id, None).await.unwrap();
+        assert_eq!(net.walks() - walks, 1, "a walk for the record's holders");
     }
 
     /// A lookup that hears only holders of an older index than this tab saw (holders that

@@ -96,6 +96,9 @@ pub(crate) struct GetAnswers {
     refused: usize,
     /// Remote peers that answered without a record.
     without: HashSet<PeerId>,
+    /// The lookup ended before it finished (it timed out): Kademlia reports the peers that
+    /// answered without a record only when it finishes.
+    ended_early: bool,
 }
 
 impl GetAnswers {
@@ -106,6 +109,7 @@ impl GetAnswers {
             seen: Vec::new(),
             refused: 0,
             without: HashSet::new(),
+            ended_early: false,
         }
     }
 
@@ -114,9 +118,19 @@ impl GetAnswers {
         &self.key
     }
 
+    /// Notes that the lookup ended before it finished ([`GetAnswers::heard`]).
+    pub(crate) fn ended_early(&mut self) {
+        self.ended_early = true;
+    }
+
     /// Every remote peer that answered, with a record or without (refused answers not
-    /// counted): the peers the lookup heard near the key.
+    /// counted): the peers the lookup heard near the key. None when the lookup ended early:
+    /// only those that answered with a record are known then, which may be few and far
+    /// from the key (a reader keeps a copy), and a put to them alone would miss its holders.
     pub(crate) fn heard(&self) -> HashSet<PeerId> {
+        if self.ended_early {
+            return HashSet::new();
+        }
         let holders = self.seen.iter().flat_map(|(_, holders, _)| holders);
         holders.chain(&self.without).copied().collect()
     }
@@ -260,6 +274,32 @@ mod tests {
 
     fn verified(r: &SignedRecord) -> VerifiedRecord {
         VerifiedRecord::from_wire(&r.key(), &r.to_wire()).unwrap()
+    }
+
+    /// The peers a lookup heard, where the next version of its record goes: those that
+    /// answered with it or without it, never one whose answer was refused; and none when the
+    /// lookup timed out (those without it are then unknown, those with it may be far).
+    #[test]
+    fn a_lookup_heard_those_that_answered_and_no_one_when_it_timed_out() {
+        let wanted = record(0, 1, 1);
+        let mut answers = GetAnswers::new(wanted.key());
+        let holder = PeerId::random();
+        answers
+            .offer(Some(holder), &wanted.key(), &wanted.to_wire())
+            .unwrap();
+        let liar = PeerId::random();
+        let forged = record(1, 2, 1);
+        assert!(answers
+            .offer(Some(liar), &wanted.key(), &forged.to_wire())
+            .is_err());
+        let without: Vec<PeerId> = (0..3).map(|_| PeerId::random()).collect();
+        answers.answered_without(without.clone());
+        let heard = answers.heard();
+        assert_eq!(heard.len(), 4);
+        assert!(heard.contains(&holder) && without.iter().all(|p| heard.contains(p)));
+        assert!(!heard.contains(&liar));
+        answers.ended_early();
+        assert!(answers.heard().is_empty());
     }
 
     #[test]

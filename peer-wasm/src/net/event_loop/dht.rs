@@ -353,7 +353,10 @@ impl EventLoop {
             Err(kad::GetRecordError::NotFound { closest_peers, .. }) => {
                 answers.answered_without(closest_peers);
             }
-            Err(e) => tracing::debug!("record lookup: {e}"),
+            Err(e) => {
+                answers.ended_early();
+                tracing::debug!("record lookup: {e}");
+            }
         }
         if !last {
             return;
