@@ -99,31 +99,48 @@ pub(super) async fn fetch_with<N: Network>(
             }
         };
         let fetched = web_time::Instant::now();
-        let mut last = None;
-        for key in keys {
-            match open_block(key, file, position, &block.id, &bytes).await {
-                Ok(plain) => {
-                    if fetched - asked < settings.hedge_after {
-                        slow.clear(&peer);
-                    }
-                    // Where a fetched block's time goes, for `tests/bench/cluster.mjs --profile`.
-                    tracing::debug!(
-                        target: crate::TIMING,
-                        position,
-                        asked = peers.tried(),
-                        fetch_ms = (fetched - asked).as_millis() as u64,
-                        open_ms = fetched.elapsed().as_millis() as u64,
-                        "block fetched"
-                    );
-                    return Ok(plain);
+        match open_with_keys(keys, file, position, &block.id, &bytes).await {
+            Ok(plain) => {
+                if fetched - asked < settings.hedge_after {
+                    slow.clear(&peer);
                 }
-                Err(e) => last = Some(e),
+                // Where a fetched block's time goes, for `tests/bench/cluster.mjs --profile`.
+                tracing::debug!(
+                    target: crate::TIMING,
+                    position,
+                    asked = peers.tried(),
+                    fetch_ms = (fetched - asked).as_millis() as u64,
+                    open_ms = fetched.elapsed().as_millis() as u64,
+                    "block fetched"
+                );
+                return Ok(plain);
+            }
+            Err(error) => {
+                tracing::warn!(%peer, "bad block from holder: {error}");
+                attempts.push(peer, PeerFailure::BadCopy(error));
             }
         }
-        let error = last.unwrap_or(BlockError::Altered(block.id));
-        tracing::warn!(%peer, "bad block from holder: {error}");
-        attempts.push(peer, PeerFailure::BadCopy(error));
     }
+}
+
+/// Checks `bytes` against `id` and opens them as piece `position` of `file` with the first of
+/// `keys` that opens them (the user key, or one from before a password change); the last
+/// failure when none does.
+pub(super) async fn open_with_keys(
+    keys: &[&SymmetricKey],
+    file: &FileId,
+    position: u64,
+    id: &BlockId,
+    bytes: &[u8],
+) -> Result<Vec<u8>, BlockError> {
+    let mut last = None;
+    for key in keys {
+        match open_block(key, file, position, id, bytes).await {
+            Ok(plain) => return Ok(plain),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or(BlockError::Altered(*id)))
 }
 
 /// Whom a fetch asks, in order: the holders the block's reference lists, then (after one

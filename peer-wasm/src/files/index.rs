@@ -76,11 +76,12 @@ impl IndexPointer {
 /// damaged or written by a newer version in another browser of the user's (as a riding root
 /// or an unplaced inline manifest are refused by pages from before them): the error says to
 /// reload, which brings the newer code, rather than only "damaged".
+/// What an index this code cannot read may mean, for the page to say.
+const NEWER: &str = "(if another browser of yours runs a newer Jellyfish, reload this page)";
+
 fn decode_newer<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, FileError> {
     decode(bytes).map_err(|e| match e {
-        FileError::Damaged(why) => FileError::Damaged(format!(
-            "{why} (if another browser of yours runs a newer Jellyfish, reload this page)"
-        )),
+        FileError::Damaged(why) => FileError::Damaged(format!("{why} {NEWER}")),
         other => other,
     })
 }
@@ -128,22 +129,13 @@ async fn open_root<N: Network>(
         if let Some(plain) = drive.index_cache.root(&id) {
             return Ok((id, plain));
         }
-        let mut failure = None;
-        for key in keys {
-            match open_block(key, &file, META_POSITION, &id, sealed).await {
-                Ok(plain) => return Ok((id, plain)),
-                Err(e) => failure = Some(e),
-            }
-        }
-        let why = failure.map_or_else(|| "no user key".into(), |e| e.to_string());
-        return Err(damaged(why));
+        let plain = open_with_keys(keys, &file, META_POSITION, &id, sealed).await;
+        return plain
+            .map(|plain| (id, plain))
+            .map_err(|e| damaged(e.to_string()));
     }
     let Some(blob) = &pointer.blob else {
-        return Err(damaged(
-            "its record names no root (if another browser of yours runs a newer Jellyfish, \
-             reload this page)"
-                .into(),
-        ));
+        return Err(damaged(format!("its record names no root {NEWER}")));
     };
     if let Some(plain) = drive.index_cache.root(&blob.id) {
         return Ok((blob.id, plain));
