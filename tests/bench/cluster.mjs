@@ -90,13 +90,14 @@ async function quiet(what) {
 /** The peer's debug timings in a console line (`name = 12;`), or null. */
 function timings(text) {
   const events = ["block placed", "block sealed", "block stored", "upload done", "block fetched", "block served", "download done",
-    "request received", "request read", "block store answered", "query done", "table grew"];
+    "request received", "request read", "block store answered", "query done", "table grew", "response sent", "record lookup"];
   const event = events.find((e) => text.includes(e));
   if (!event) return null;
   // Numbers as numbers; a word (`kind = "store";` or `kind = store;`) as a string.
   const fields = Object.fromEntries([...text.matchAll(/(\w+) = ("[^"]*"|[^;]+);/g)]
     .map(([, k, v]) => [k, /^\d+$/.test(v) ? Number(v) : v.replace(/^"|"$/g, "")]));
-  return { event, fields };
+  // When it reached this process: a timeline of a small file's steps across the tabs.
+  return { event, fields, at: performance.now() };
 }
 const COPIES = 3; // the peer's default copies per block
 // A fresh WebRTC connection stalls on its first MiBs (SCTP retransmission timeout after the
@@ -229,7 +230,7 @@ function printFunctions(what, selfTimes, own) {
   }
 }
 
-function printProfile(mib, profiled, { download = false } = {}) {
+function printProfile(mib, profiled, { download = false, started = null } = {}) {
   // Tab 0 uploads and tab 1 downloads; every other tab's events are the holders'.
   const actor = download ? 1 : 0;
   const [who, steps, served] = download
@@ -253,7 +254,7 @@ function printProfile(mib, profiled, { download = false } = {}) {
     return [...Object.entries(byKind).sort((a, b) => b[1].requests - a[1].requests)
       .map(([kind, { n, requests }]) => `${kind} ${n} (${requests} requests)`), `routing table entries added ${grew}`].join(", ");
   };
-  const mine = profiled[actor].filter((e) => !["request received", "query done", "table grew"].includes(e.event));
+  const mine = profiled[actor].filter((e) => !["request received", "query done", "table grew", "response sent"].includes(e.event));
   const holders = profiled.map((events, tab) => ({ tab, events })).filter(({ tab }) => tab !== actor);
   const lines = [`\nProfile of the ${mib} MiB ${download ? "download" : "upload"} (ms: p50 / total over the events)`];
   // What each tab was asked for meanwhile (its own requests and the background's).
@@ -281,6 +282,12 @@ function printProfile(mib, profiled, { download = false } = {}) {
     for (const e of mine) lines.push(`  - ${who} ${e.event}: ${fields(e)}`);
     for (const { tab, events } of holders) {
       for (const e of events.filter((e) => e.event === served || e.event === "request read")) lines.push(`  - tab ${tab} ${e.event}: ${fields(e)}`);
+    }
+    // Every tab's events in the order they arrived here, in ms from the operation's start.
+    if (started !== null) {
+      lines.push(`- timeline (ms from the ${download ? "download" : "upload"}'s start, as each line reached the bench)`);
+      const all = profiled.flatMap((events, tab) => events.map((e) => ({ tab, ...e }))).sort((a, b) => a.at - b.at);
+      for (const e of all) lines.push(`  ${(e.at - started).toFixed(0).padStart(6)} tab ${e.tab} ${e.event}: ${fields(e)}`);
     }
   }
   console.log(lines.join("\n"));
@@ -408,12 +415,13 @@ async function main() {
       await quiet(`the ${mib} MiB upload`);
       profiled.forEach((events) => events.splice(0));
       let cpu = cpuReading(browsersOf());
+      const upStarted = performance.now();
       const up = await sampled(() => uploader.evaluate(UPLOAD, [size, `cluster-${mib}.bin`]));
       const upload = up.result;
       upload.cpu = cpuSpent(cpu, cpuReading(browsersOf()));
       if (up.selfTimes) printFunctions(`${mib} MiB upload`, up.selfTimes, 0);
       printCpu(`${mib} MiB upload`, size, upload.cpu, 0);
-      if (PROFILE) printProfile(mib, profiled);
+      if (PROFILE) printProfile(mib, profiled, { started: upStarted });
       const afterUpload = await traffic(pages, relay);
       // The downloader sees the file in its list first, as a person clicks a file the page
       // lists (its index is then cached, and a download starts from the entry it saw).
@@ -421,12 +429,18 @@ async function main() {
       await quiet(`the ${mib} MiB download`);
       profiled.forEach((events) => events.splice(0));
       cpu = cpuReading(browsersOf());
+      // --profile: how the downloader is connected to each tab as it starts.
+      const links = PROFILE ? await downloader.evaluate(async () => (await window.jellyfish.peers()).map((p) => [p.peer_id, p.link])) : [];
+      const downStarted = performance.now();
       const down = await sampled(() => downloader.evaluate(DOWNLOAD, upload.id));
       const download = down.result;
       download.cpu = cpuSpent(cpu, cpuReading(browsersOf()));
       if (down.selfTimes) printFunctions(`${mib} MiB download`, down.selfTimes, 1);
       printCpu(`${mib} MiB download`, size, download.cpu, 1);
-      if (PROFILE) printProfile(mib, profiled, { download: true });
+      if (PROFILE) {
+        printProfile(mib, profiled, { download: true, started: downStarted });
+        console.log(`- the downloader's links: ${links.map(([id, link]) => `${ids.includes(id) ? `tab ${ids.indexOf(id)}` : "relay"} ${link ?? "none"}`).join(", ")}`);
+      }
       if (download.size !== size) throw new Error(`downloaded ${download.size} of ${size} bytes`);
       const afterDownload = await traffic(pages, relay);
       files.push({

@@ -379,6 +379,8 @@ impl EventLoop {
             requests = stats.num_requests(),
             answered = stats.num_successes(),
             failed = stats.num_failures(),
+            checked = answers.checks(),
+            check_ms = answers.checking().as_millis() as u64,
             "record lookup"
         );
         // The peers heard nearest the key, for a put of the next version to go to.

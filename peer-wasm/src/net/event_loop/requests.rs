@@ -135,7 +135,10 @@ impl EventLoop {
                     reason: error.to_string(),
                 });
             }
-            request_response::Event::ResponseSent { .. } => {}
+            request_response::Event::ResponseSent { .. } => {
+                // When an answer was written out, for `tests/bench/cluster.mjs --profile`.
+                tracing::debug!(target: crate::TIMING, "response sent");
+            }
         }
     }
 
