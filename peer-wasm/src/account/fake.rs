@@ -95,15 +95,16 @@ fn take(held: &mut Held, record: &VerifiedRecord) -> Result<(), RecordError> {
 impl Directory for MemoryDirectory {
     async fn find(&self, key: Vec<u8>) -> Result<Vec<FoundRecord>, AccountError> {
         let mut answers = GetAnswers::new(key.clone());
+        let mut verified = crate::net::record_policy::VerifiedValues::default();
         if let Some(own) = self.own.lock().unwrap().get(&key) {
-            let _ = answers.offer(None, &key, own.wire());
+            let _ = answers.offer(&mut verified, None, &key, own.wire());
         }
         let mut unreachable = 0;
         for (peer, online, held) in self.holders.lock().unwrap().iter() {
             match (online, held.get(&key)) {
                 (false, _) => unreachable += 1,
                 (true, Some(record)) => {
-                    let _ = answers.offer(Some(*peer), &key, record.wire());
+                    let _ = answers.offer(&mut verified, Some(*peer), &key, record.wire());
                 }
                 (true, None) => answers.answered_without([*peer]),
             }

@@ -6,7 +6,7 @@
 //! could otherwise answer every query with some other account's validly signed record (one it
 //! was asked to store earlier) and make every free username look taken.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 
 use libp2p::PeerId;
 
@@ -99,16 +99,59 @@ pub(crate) struct GetAnswers {
     /// The lookup ended before it finished (it timed out): Kademlia reports the peers that
     /// answered without a record only when it finishes.
     ended_early: bool,
-    /// Each distinct value that passed verification, with what it verified as. The holders
-    /// of a record mostly answer with the same bytes (7 of 7 in the 8-tab cluster), and the
-    /// same bytes under the same key verify the same way: a repeat is taken without checking
-    /// its signatures again (one RSA-3072 check, and one more per key hand-over it carries,
-    /// each about 3 ms in wasm on the tab's main thread, beside the download it delays).
-    verified: Vec<(Vec<u8>, Vec<VerifiedRecord>)>,
-    /// How many answers were checked by their signatures ([`GetAnswers::verified`]), and
-    /// how long the checks took (for `tests/bench/cluster.mjs --profile`).
+    /// How many answers were checked by their signatures (not recalled from
+    /// [`VerifiedValues`]), and how long the checks took (for `tests/bench/cluster.mjs
+    /// --profile`).
     checks: usize,
     checking: std::time::Duration,
+}
+
+/// The values this tab verified last, under their keys. The holders of a record mostly answer
+/// a lookup with the same bytes (7 of 7 in the 8-tab cluster), and a lookup is often repeated
+/// before the record changes (the page lists the files, then a download reloads the index to
+/// confirm one): every answer was checked again, one RSA-3072 signature each and one more per
+/// key hand-over it carries, 3 to 10 ms apiece in wasm on the tab's main thread, beside the
+/// download it delays. A check depends on the key and the bytes alone (no clock, no state), so
+/// the same bytes under the same key are recalled instead. What failed is not kept: a bad
+/// answer is checked (and refused) each time.
+#[derive(Debug, Default)]
+pub(crate) struct VerifiedValues {
+    /// Most recently used last: the key, the SHA-256 of the value, and what it verified as.
+    recent: VecDeque<(Vec<u8>, [u8; 32], Vec<VerifiedRecord>)>,
+}
+
+impl VerifiedValues {
+    /// How many values are kept: a tab looks up its own few records again and again (its
+    /// index, its keys, its inbox); at most 16 values of at most [`MAX_BUNDLE_BYTES`], 768 KiB.
+    pub(crate) const CAPACITY: usize = 16;
+
+    /// `wire` verified as the value under `key` ([`verify_value`]), recalled when it was
+    /// verified before; `true` when it was checked now.
+    pub(crate) fn verify(
+        &mut self,
+        key: &[u8],
+        wire: &[u8],
+    ) -> (Result<Vec<VerifiedRecord>, RecordError>, bool) {
+        let digest = crate::crypto::sha256(wire);
+        let known = self
+            .recent
+            .iter()
+            .position(|(k, d, _)| *d == digest && k.as_slice() == key);
+        if let Some(entry) = known.and_then(|at| self.recent.remove(at)) {
+            let records = entry.2.clone();
+            self.recent.push_back(entry);
+            return (Ok(records), false);
+        }
+        let checked = verify_value(key, wire);
+        if let Ok(records) = &checked {
+            if self.recent.len() >= Self::CAPACITY {
+                self.recent.pop_front();
+            }
+            self.recent
+                .push_back((key.to_vec(), digest, records.clone()));
+        }
+        (checked, true)
+    }
 }
 
 impl GetAnswers {
@@ -120,7 +163,6 @@ impl GetAnswers {
             refused: 0,
             without: HashSet::new(),
             ended_early: false,
-            verified: Vec::new(),
             checks: 0,
             checking: std::time::Duration::ZERO,
         }
@@ -149,11 +191,13 @@ impl GetAnswers {
     }
 
     /// Takes one holder's answer: `from` is who answered (`None`: this peer's own copy),
-    /// `answered_key` the key it says the record is stored under, `wire` the record. An answer
-    /// for another key than the one asked for, or one that fails verification, is refused and
-    /// counted; it never reaches the caller, and its sender does not count as heard.
+    /// `answered_key` the key it says the record is stored under, `wire` the record, checked
+    /// unless `verified` recalls the same bytes under the same key. An answer for another key
+    /// than the one asked for, or one that fails verification, is refused and counted; it
+    /// never reaches the caller, and its sender does not count as heard.
     pub(crate) fn offer(
         &mut self,
+        verified: &mut VerifiedValues,
         from: Option<PeerId>,
         answered_key: &[u8],
         wire: &[u8],
@@ -162,29 +206,18 @@ impl GetAnswers {
             self.refused += 1;
             return Err(RecordError::WrongKey);
         }
-        let repeated = self
-            .verified
-            .iter()
-            .find(|(seen, _)| seen.as_slice() == wire);
-        let candidates = match repeated {
-            Some((_, candidates)) => candidates.clone(),
-            None => {
-                self.checks += 1;
-                let started = web_time::Instant::now();
-                // One record, or under a recipient's letter key a bundle of letters, one
-                // per sharer.
-                let checked = verify_value(&self.key, wire);
-                self.checking += started.elapsed();
-                match checked {
-                    Ok(candidates) => {
-                        self.verified.push((wire.to_vec(), candidates.clone()));
-                        candidates
-                    }
-                    Err(e) => {
-                        self.refused += 1;
-                        return Err(e);
-                    }
-                }
+        let started = web_time::Instant::now();
+        // One record, or under a recipient's letter key a bundle of letters, one per sharer.
+        let (checked, now) = verified.verify(&self.key, wire);
+        if now {
+            self.checks += 1;
+            self.checking += started.elapsed();
+        }
+        let candidates = match checked {
+            Ok(candidates) => candidates,
+            Err(e) => {
+                self.refused += 1;
+                return Err(e);
             }
         };
         for candidate in candidates {
@@ -325,12 +358,22 @@ mod tests {
         let mut answers = GetAnswers::new(wanted.key());
         let holder = PeerId::random();
         answers
-            .offer(Some(holder), &wanted.key(), &wanted.to_wire())
+            .offer(
+                &mut VerifiedValues::default(),
+                Some(holder),
+                &wanted.key(),
+                &wanted.to_wire(),
+            )
             .unwrap();
         let liar = PeerId::random();
         let forged = record(1, 2, 1);
         assert!(answers
-            .offer(Some(liar), &wanted.key(), &forged.to_wire())
+            .offer(
+                &mut VerifiedValues::default(),
+                Some(liar),
+                &wanted.key(),
+                &forged.to_wire()
+            )
             .is_err());
         let without: Vec<PeerId> = (0..3).map(|_| PeerId::random()).collect();
         answers.answered_without(without.clone());
@@ -343,27 +386,58 @@ mod tests {
     }
 
     /// The holders of a record answer with the same bytes: verified once, every holder
-    /// still counted. A value that differs by one byte is checked on its own and refused.
+    /// still counted, and the next lookup of the same record checks nothing. A value that
+    /// differs by one byte is checked on its own (each time) and refused; the values kept are
+    /// bounded, the oldest checked again.
     #[test]
     fn a_repeated_answer_is_verified_once_and_a_changed_one_is_checked_again() {
         let wanted = record(0, 1, 1);
         let wire = wanted.to_wire();
+        let mut verified = VerifiedValues::default();
         let mut answers = GetAnswers::new(wanted.key());
         for _ in 0..7 {
-            answers.offer(peer(), &wanted.key(), &wire).unwrap();
+            answers
+                .offer(&mut verified, peer(), &wanted.key(), &wire)
+                .unwrap();
         }
-        answers.offer(None, &wanted.key(), &wire).unwrap();
+        answers
+            .offer(&mut verified, None, &wanted.key(), &wire)
+            .unwrap();
         assert_eq!(answers.checks(), 1);
         let mut tampered = wire.clone();
         let last = tampered.len() - 1;
         tampered[last] ^= 1;
-        assert!(answers.offer(peer(), &wanted.key(), &tampered).is_err());
-        assert!(answers.offer(peer(), &wanted.key(), &tampered).is_err());
+        for _ in 0..2 {
+            assert!(answers
+                .offer(&mut verified, peer(), &wanted.key(), &tampered)
+                .is_err());
+        }
         assert_eq!((answers.checks(), answers.refused()), (3, 2));
         let found = answers.finish(everyone, 0).unwrap();
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].record.record(), &wanted);
         assert_eq!(found[0].remote_holders, 7);
+        // The next lookup (a download confirming what the page listed): nothing to check.
+        let mut again = GetAnswers::new(wanted.key());
+        again
+            .offer(&mut verified, peer(), &wanted.key(), &wire)
+            .unwrap();
+        assert_eq!(again.checks(), 0);
+        // The same bytes under another key are not the same value: checked, and refused.
+        let other = record(0, 2, 1).key();
+        let mut elsewhere = GetAnswers::new(other.clone());
+        assert!(elsewhere
+            .offer(&mut verified, peer(), &other, &wire)
+            .is_err());
+        assert_eq!(elsewhere.checks(), 1);
+        // Past the capacity the oldest value is checked again.
+        for account in 10..10 + VerifiedValues::CAPACITY as u8 {
+            let newer = record(1, account, 1);
+            let (checked, now) = verified.verify(&newer.key(), &newer.to_wire());
+            assert!(checked.is_ok() && now);
+        }
+        let (checked, now) = verified.verify(&wanted.key(), &wire);
+        assert!(checked.is_ok() && now, "forgotten, checked again");
     }
 
     #[test]
@@ -374,12 +448,22 @@ mod tests {
         // The attack: a validly signed record of another account, under its own key...
         let liar = PeerId::random();
         assert_eq!(
-            answers.offer(Some(liar), &other_account.key(), &other_account.to_wire()),
+            answers.offer(
+                &mut VerifiedValues::default(),
+                Some(liar),
+                &other_account.key(),
+                &other_account.to_wire()
+            ),
             Err(RecordError::WrongKey)
         );
         // ...or claimed to be under the key asked for.
         assert_eq!(
-            answers.offer(Some(liar), &asked, &other_account.to_wire()),
+            answers.offer(
+                &mut VerifiedValues::default(),
+                Some(liar),
+                &asked,
+                &other_account.to_wire()
+            ),
             Err(RecordError::WrongKey)
         );
         assert_eq!(answers.refused(), 2);
@@ -394,16 +478,35 @@ mod tests {
         let asked = record(0, 1, 1).key();
         let mut answers = GetAnswers::new(asked.clone());
         let squatter = record(1, 1, 7);
-        answers.offer(peer(), &asked, &squatter.to_wire()).unwrap();
         answers
-            .offer(None, &asked, &record(0, 1, 1).to_wire())
+            .offer(
+                &mut VerifiedValues::default(),
+                peer(),
+                &asked,
+                &squatter.to_wire(),
+            )
+            .unwrap();
+        answers
+            .offer(
+                &mut VerifiedValues::default(),
+                None,
+                &asked,
+                &record(0, 1, 1).to_wire(),
+            )
             .unwrap();
         for seq in [3, 2] {
             answers
-                .offer(peer(), &asked, &record(0, 1, seq).to_wire())
+                .offer(
+                    &mut VerifiedValues::default(),
+                    peer(),
+                    &asked,
+                    &record(0, 1, seq).to_wire(),
+                )
                 .unwrap();
         }
-        assert!(answers.offer(peer(), &asked, b"\xffjunk").is_err());
+        assert!(answers
+            .offer(&mut VerifiedValues::default(), peer(), &asked, b"\xffjunk")
+            .is_err());
         let merged = answers.finish(everyone, 5).unwrap();
         assert_eq!(merged.len(), 2);
         assert_eq!(
@@ -470,7 +573,12 @@ mod tests {
         // A record found stands on its own: it is signed.
         let mut answers = GetAnswers::new(asked.clone());
         answers
-            .offer(peer(), &asked, &record(0, 1, 1).to_wire())
+            .offer(
+                &mut VerifiedValues::default(),
+                peer(),
+                &asked,
+                &record(0, 1, 1).to_wire(),
+            )
             .unwrap();
         assert_eq!(answers.finish(everyone, 9).map(|f| f.len()), Ok(1));
     }

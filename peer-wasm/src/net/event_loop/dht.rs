@@ -8,7 +8,7 @@ use futures::future::{Fuse, FutureExt};
 use futures_timer::Delay;
 use libp2p::{identify, kad, PeerId};
 
-use super::EventLoop;
+use super::{Dht, EventLoop};
 use crate::net::{
     journaled_store::PersistedRecord,
     queries::{PeersReply, Query},
@@ -336,14 +336,19 @@ impl EventLoop {
         last: bool,
         stats: &kad::QueryStats,
     ) {
-        let Some(Query::Get(answers, _)) = self.dht.queries.get_mut(&id) else {
+        let Dht {
+            queries, verified, ..
+        } = &mut self.dht;
+        let Some(Query::Get(answers, _)) = queries.get_mut(&id) else {
             return;
         };
         match result {
             Ok(kad::GetRecordOk::FoundRecord(found)) => {
                 // Checked against the key asked for, not the one the answer names.
                 let record = &found.record;
-                if let Err(e) = answers.offer(found.peer, record.key.as_ref(), &record.value) {
+                if let Err(e) =
+                    answers.offer(verified, found.peer, record.key.as_ref(), &record.value)
+                {
                     tracing::info!(peer = ?found.peer, "ignored a bad record: {e}");
                 }
             }

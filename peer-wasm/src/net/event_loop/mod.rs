@@ -36,7 +36,7 @@ use super::{
     peer_id_of,
     queries::Query,
     record_limits::RecordLimits,
-    record_policy::GetAnswers,
+    record_policy::{GetAnswers, VerifiedValues},
     relay_links::RelayLinks,
     rewalk::Walks,
     Behaviour, Client, Config, Event, InboundRequest, NetError, Started,
@@ -118,6 +118,8 @@ struct Dht {
     walks: Walks,
     /// Placements answered from the routing table without a walk ([`super::table_answer`]).
     placements_from_table: u64,
+    /// The record values this tab verified last ([`VerifiedValues`]).
+    verified: VerifiedValues,
 }
 
 /// The loop's timers: each fires when a room wants to be woken.
@@ -185,6 +187,7 @@ impl EventLoop {
                 limits: RecordLimits::default(),
                 walks: Walks::new(bootstrap_peers).tuned(&config.tuning),
                 placements_from_table: 0,
+                verified: VerifiedValues::default(),
             },
             upgrades: Upgrades::new(config.direct).tuned(&config.tuning),
             book: PeerBook::default(),
