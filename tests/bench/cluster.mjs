@@ -90,7 +90,7 @@ async function quiet(what) {
 /** The peer's debug timings in a console line (`name = 12;`), or null. */
 function timings(text) {
   const events = ["block placed", "block sealed", "block stored", "upload done", "block fetched", "block served", "download done",
-    "request received", "request read", "block store answered", "query done", "table grew", "response sent", "record lookup"];
+    "request received", "request read", "block store answered", "query done", "table grew", "response sent", "response queued", "record lookup"];
   const event = events.find((e) => text.includes(e));
   if (!event) return null;
   // Numbers as numbers; a word (`kind = "store";` or `kind = store;`) as a string.
@@ -254,7 +254,7 @@ function printProfile(mib, profiled, { download = false, started = null } = {}) 
     return [...Object.entries(byKind).sort((a, b) => b[1].requests - a[1].requests)
       .map(([kind, { n, requests }]) => `${kind} ${n} (${requests} requests)`), `routing table entries added ${grew}`].join(", ");
   };
-  const mine = profiled[actor].filter((e) => !["request received", "query done", "table grew", "response sent"].includes(e.event));
+  const mine = profiled[actor].filter((e) => !["request received", "query done", "table grew", "response sent", "response queued"].includes(e.event));
   const holders = profiled.map((events, tab) => ({ tab, events })).filter(({ tab }) => tab !== actor);
   const lines = [`\nProfile of the ${mib} MiB ${download ? "download" : "upload"} (ms: p50 / total over the events)`];
   // What each tab was asked for meanwhile (its own requests and the background's).
@@ -453,6 +453,12 @@ async function main() {
         peak_mib_per_tab: tabs.map((tab) => rendererPeakMiB(tab.browser)),
         blocks_per_tab: afterDownload.blocks,
       });
+      // --profile: the same download again at once, over connections the first just warmed
+      // (their congestion windows open): what of the first's time was the cold connection.
+      if (PROFILE && mib <= 16) {
+        const again = await downloader.evaluate(DOWNLOAD, upload.id);
+        console.log(`- the same download again at once: ${again.ms.toFixed(0)} ms, first block ${again.first_ms.toFixed(0)} ms (first time ${download.ms.toFixed(0)} / ${download.first_ms.toFixed(0)})`);
+      }
       phase(`files_${mib}_mib`, t);
     }
     const linksAfterFiles = await Promise.all(pages.map(directLinks));

@@ -147,6 +147,9 @@ impl EventLoop {
         channel: request_response::ResponseChannel<Response>,
         response: Response,
     ) {
+        // When the answer left the application for the stream, for `tests/bench/cluster.mjs
+        // --profile` (beside "response sent", when it was written out).
+        tracing::debug!(target: crate::TIMING, kind = response.kind(), "response queued");
         if self
             .swarm
             .behaviour_mut()
