@@ -43,6 +43,11 @@ pub(crate) fn needed(heard: usize, unreachable: usize) -> usize {
 /// A held copy that no longer verifies (it was checked when it came in, so this means the
 /// rules changed) is replaced.
 pub(crate) fn may_store(record: &VerifiedRecord, held: Option<&[u8]>) -> Result<bool, RecordError> {
+    // The same bytes: the record already held, with no signature to check again (a lookup
+    // keeps a copy of what it found, a holder is sent what it holds every 10 minutes).
+    if held == Some(record.wire()) {
+        return Ok(false);
+    }
     let key = record.record().key();
     match held.map(|wire| VerifiedRecord::from_wire(&key, wire)) {
         Some(Ok(held)) => record.may_replace(&held),
@@ -103,7 +108,7 @@ pub(crate) struct GetAnswers {
     /// [`VerifiedValues`]), and how long the checks took (for `tests/bench/cluster.mjs
     /// --profile`).
     checks: usize,
-    checking: std::time::Duration,
+    check_time: std::time::Duration,
 }
 
 /// The values this tab verified last, under their keys. The holders of a record mostly answer
@@ -122,16 +127,21 @@ pub(crate) struct VerifiedValues {
 
 impl VerifiedValues {
     /// How many values are kept: a tab looks up its own few records again and again (its
-    /// index, its keys, its inbox); at most 16 values of at most [`MAX_BUNDLE_BYTES`], 768 KiB.
+    /// index, its keys, its inbox). At most 16 values of at most [`MAX_BUNDLE_BYTES`], each
+    /// kept decoded and as bytes: about 1.5 MiB at worst, a few hundred KiB in use.
     pub(crate) const CAPACITY: usize = 16;
 
     /// `wire` verified as the value under `key` ([`verify_value`]), recalled when it was
-    /// verified before; `true` when it was checked now.
+    /// verified before; `true` when it was checked now (not recalled).
     pub(crate) fn verify(
         &mut self,
         key: &[u8],
         wire: &[u8],
     ) -> (Result<Vec<VerifiedRecord>, RecordError>, bool) {
+        // Refused before it is hashed.
+        if wire.len() > MAX_BUNDLE_BYTES {
+            return (Err(RecordError::TooLarge(wire.len())), true);
+        }
         let digest = crate::crypto::sha256(wire);
         let known = self
             .recent
@@ -164,7 +174,7 @@ impl GetAnswers {
             without: HashSet::new(),
             ended_early: false,
             checks: 0,
-            checking: std::time::Duration::ZERO,
+            check_time: std::time::Duration::ZERO,
         }
     }
 
@@ -208,10 +218,10 @@ impl GetAnswers {
         }
         let started = web_time::Instant::now();
         // One record, or under a recipient's letter key a bundle of letters, one per sharer.
-        let (checked, now) = verified.verify(&self.key, wire);
-        if now {
+        let (checked, fresh) = verified.verify(&self.key, wire);
+        if fresh {
             self.checks += 1;
-            self.checking += started.elapsed();
+            self.check_time += started.elapsed();
         }
         let candidates = match checked {
             Ok(candidates) => candidates,
@@ -264,8 +274,8 @@ impl GetAnswers {
     }
 
     /// How long the signature checks took in all.
-    pub(crate) fn checking(&self) -> std::time::Duration {
-        self.checking
+    pub(crate) fn check_time(&self) -> std::time::Duration {
+        self.check_time
     }
 
     /// How many answers were refused.
@@ -430,14 +440,25 @@ mod tests {
             .offer(&mut verified, peer(), &other, &wire)
             .is_err());
         assert_eq!(elsewhere.checks(), 1);
-        // Past the capacity the oldest value is checked again.
-        for account in 10..10 + VerifiedValues::CAPACITY as u8 {
-            let newer = record(1, account, 1);
-            let (checked, now) = verified.verify(&newer.key(), &newer.to_wire());
-            assert!(checked.is_ok() && now);
+        // Past the capacity the value used longest ago is checked again: `wanted`, recalled
+        // halfway, outlives the first of the newer ones.
+        let newer: Vec<SignedRecord> = (0..VerifiedValues::CAPACITY as u8)
+            .map(|n| record(1, 10 + n, 1))
+            .collect();
+        for (n, value) in newer.iter().enumerate() {
+            let (checked, fresh) = verified.verify(&value.key(), &value.to_wire());
+            assert!(checked.is_ok() && fresh);
+            if n == VerifiedValues::CAPACITY / 2 {
+                assert!(!verified.verify(&wanted.key(), &wire).1, "recalled");
+            }
         }
-        let (checked, now) = verified.verify(&wanted.key(), &wire);
-        assert!(checked.is_ok() && now, "forgotten, checked again");
+        assert!(
+            !verified.verify(&wanted.key(), &wire).1,
+            "used lately, kept"
+        );
+        let first = &newer[0];
+        let (checked, fresh) = verified.verify(&first.key(), &first.to_wire());
+        assert!(checked.is_ok() && fresh, "used longest ago, checked again");
     }
 
     #[test]

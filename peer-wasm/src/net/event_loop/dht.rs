@@ -337,7 +337,9 @@ impl EventLoop {
         stats: &kad::QueryStats,
     ) {
         let Dht {
-            queries, verified, ..
+            queries,
+            verified_values,
+            ..
         } = &mut self.dht;
         let Some(Query::Get(answers, _)) = queries.get_mut(&id) else {
             return;
@@ -346,9 +348,12 @@ impl EventLoop {
             Ok(kad::GetRecordOk::FoundRecord(found)) => {
                 // Checked against the key asked for, not the one the answer names.
                 let record = &found.record;
-                if let Err(e) =
-                    answers.offer(verified, found.peer, record.key.as_ref(), &record.value)
-                {
+                if let Err(e) = answers.offer(
+                    verified_values,
+                    found.peer,
+                    record.key.as_ref(),
+                    &record.value,
+                ) {
                     tracing::info!(peer = ?found.peer, "ignored a bad record: {e}");
                 }
             }
@@ -385,7 +390,7 @@ impl EventLoop {
             answered = stats.num_successes(),
             failed = stats.num_failures(),
             checked = answers.checks(),
-            check_ms = answers.checking().as_millis() as u64,
+            check_ms = answers.check_time().as_millis() as u64,
             "record lookup"
         );
         // The peers heard nearest the key, for a put of the next version to go to.

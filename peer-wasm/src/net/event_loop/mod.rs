@@ -119,7 +119,7 @@ struct Dht {
     /// Placements answered from the routing table without a walk ([`super::table_answer`]).
     placements_from_table: u64,
     /// The record values this tab verified last ([`VerifiedValues`]).
-    verified: VerifiedValues,
+    verified_values: VerifiedValues,
 }
 
 /// The loop's timers: each fires when a room wants to be woken.
@@ -187,7 +187,7 @@ impl EventLoop {
                 limits: RecordLimits::default(),
                 walks: Walks::new(bootstrap_peers).tuned(&config.tuning),
                 placements_from_table: 0,
-                verified: VerifiedValues::default(),
+                verified_values: VerifiedValues::default(),
             },
             upgrades: Upgrades::new(config.direct).tuned(&config.tuning),
             book: PeerBook::default(),
