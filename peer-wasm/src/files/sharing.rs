@@ -310,8 +310,10 @@ where
 mod tests {
     #![allow(clippy::unwrap_used)]
 
+    use std::{collections::BTreeSet, future::Future, time::Duration};
+
     use super::super::fake::{
-        download, drive, drive_of, guest_reads, pattern, Conduct, FakeNet, MIB,
+        download, drive, drive_of, guest_reads, pattern, same_user_elsewhere, Conduct, FakeNet, MIB,
     };
     use super::*;
 
@@ -527,5 +529,129 @@ mod tests {
         assert_eq!(net.blocks_held().await.iter().sum::<u64>(), held);
         assert_eq!(open(&net, &link).await.unwrap(), bytes);
         assert_eq!(files.list().await.unwrap()[0].id, file.id);
+    }
+
+    /// When the other browser's operation starts against this one's link, in ms (negative:
+    /// the link starts later), from the link done first to the other done first (each holder
+    /// answers after 1 ms, so the steps interleave).
+    const LAGS: [i64; 11] = [-80, -40, -20, -10, -5, 0, 1, 2, 5, 10, 40];
+
+    /// `first` and `second`, one started `lag` ms after the other (see [`LAGS`]).
+    async fn raced<A: Future, B: Future>(lag: i64, first: A, second: B) -> (A::Output, B::Output) {
+        let after = |ms: i64| tokio::time::sleep(Duration::from_millis(ms.max(0) as u64));
+        futures::join!(
+            async {
+                after(-lag).await;
+                first.await
+            },
+            async {
+                after(lag).await;
+                second.await
+            }
+        )
+    }
+
+    /// Blocks held on every peer together, once `drives`' frees are done.
+    async fn settled(net: &FakeNet, drives: [&Drive<FakeNet>; 2]) -> u64 {
+        for drive in drives {
+            drive.frees_done().await;
+        }
+        net.blocks_held().await.iter().sum()
+    }
+
+    /// A network whose holders answer after 1 ms, one user's browser there, the same user in
+    /// another browser (with its own view of the index), and the blocks held before either
+    /// did anything.
+    async fn two_browsers() -> (FakeNet, Drive<FakeNet>, Drive<FakeNet>, u64) {
+        let net = FakeNet::new(6, 64 * MIB).await;
+        net.set_all(Conduct::Slow(Duration::from_millis(1)));
+        let here = drive(&net).await;
+        let there = same_user_elsewhere(&here);
+        let held = settled(&net, [&here, &there]).await;
+        (net, here, there, held)
+    }
+
+    #[tokio::test]
+    async fn a_link_made_while_another_browser_deletes_the_file_never_outlives_it() {
+        let (net, here, there, held) = two_browsers().await;
+        let mut seen = BTreeSet::new();
+        for (round, lag) in LAGS.into_iter().enumerate() {
+            // A small file: its manifest rides in the index until the link places it.
+            let file = upload(&here, "plan.txt", &pattern(5_000, round as u8)).await;
+            let delete = there.delete(&file.id);
+            let (link, deleted) = raced(lag, here.share_link(&file.id, None), delete).await;
+            deleted.unwrap();
+            match link {
+                // Made first: the delete ended it (the manifest it placed went too).
+                Ok(link) => {
+                    let read = open(&net, &link).await;
+                    assert!(matches!(read, Err(FileError::LinkGone(_))), "{read:?}");
+                    seen.insert("made, then ended by the delete");
+                }
+                // The delete landed first: no link, and what it placed was freed.
+                Err(FileError::NoSuchFile) => {
+                    seen.insert("refused: deleted meanwhile");
+                }
+                Err(e) => panic!("round {round}: {e}"),
+            }
+            assert!(here.list().await.unwrap().is_empty());
+            assert!(there.list().await.unwrap().is_empty());
+            let left = settled(&net, [&here, &there]).await;
+            assert_eq!(
+                left, held,
+                "round {round} (lag {lag} ms): blocks left behind"
+            );
+        }
+        // Both orders happened, or the race was not run.
+        assert_eq!(seen.len(), 2, "{seen:?}");
+    }
+
+    #[tokio::test]
+    async fn a_link_made_while_another_browser_revokes_links_works_exactly_when_it_is_counted() {
+        let (net, here, there, held) = two_browsers().await;
+        let mut seen = BTreeSet::new();
+        for (round, lag) in LAGS.into_iter().enumerate() {
+            let bytes = pattern(5_000, round as u8);
+            let file = upload(&here, "plan.txt", &bytes).await;
+            let revoke = there.revoke_links(&file.id, |_| ControlFlow::Continue(()));
+            let (link, revoked) = raced(lag, here.share_link(&file.id, None), revoke).await;
+            let now = revoked.unwrap();
+            let rows = here.list().await.unwrap();
+            assert_eq!(rows.len(), 1, "round {round}");
+            let row = &rows[0];
+            assert_eq!(row.id, now.id, "round {round}: the re-keyed file");
+            // A link the owner was given works if and only if the file's row counts it (so
+            // the owner sees it and can end it), and never opens anything but the file.
+            let works = match link {
+                Ok(link) => match open(&net, &link).await {
+                    Ok(read) => {
+                        assert_eq!(read, bytes, "round {round}");
+                        seen.insert("made after the re-key: works");
+                        true
+                    }
+                    Err(FileError::LinkGone(_)) => {
+                        seen.insert("made before the re-key: revoked");
+                        false
+                    }
+                    Err(e) => panic!("round {round}: {e}"),
+                },
+                Err(FileError::NoSuchFile) => {
+                    seen.insert("refused: re-keyed meanwhile");
+                    false
+                }
+                Err(e) => panic!("round {round}: {e}"),
+            };
+            assert_eq!(row.links, u32::from(works), "round {round} (lag {lag} ms)");
+            assert_eq!(download(&here, &row.id).await.unwrap(), bytes);
+            there.delete(&row.id).await.unwrap();
+            let left = settled(&net, [&here, &there]).await;
+            assert_eq!(
+                left, held,
+                "round {round} (lag {lag} ms): blocks left behind"
+            );
+        }
+        // Both orders happened. (A link made after the re-key would name the new id, which the
+        // racing browser does not know yet: its link for the old id is refused.)
+        assert_eq!(seen.len(), 2, "{seen:?}");
     }
 }
