@@ -24,7 +24,7 @@ import { join } from "node:path";
 import { Browser, ROOT, Relay, joined, openPeer, pageErrors } from "../e2e/harness.mjs";
 import {
   AES_GCM_AND_INDEXEDDB_MS, DOWNLOAD, MIB, PASSWORD, PBKDF2_MS, PROBE_PULL, PROBE_PUSH, RSA_KEYGEN_MS,
-  median, option, rendererPeakMiB, summary, writeResults, cpuReading, cpuSpent, profiled as sampledProfile, topFunctions,
+  median, option, rendererPeakMiB, summary, writeResults, cpuReading, cpuSpent, profiled as sampledProfile, topFunctions, udpReceiveDrops,
 } from "./common.mjs";
 import { rawChannelBaseline } from "./raw_channel.mjs";
 
@@ -416,8 +416,10 @@ async function main() {
       profiled.forEach((events) => events.splice(0));
       let cpu = cpuReading(browsersOf());
       const upStarted = performance.now();
+      let drops = udpReceiveDrops();
       const up = await sampled(() => uploader.evaluate(UPLOAD, [size, `cluster-${mib}.bin`]));
       const upload = up.result;
+      upload.udp_drops = udpReceiveDrops() - drops;
       upload.cpu = cpuSpent(cpu, cpuReading(browsersOf()));
       if (up.selfTimes) printFunctions(`${mib} MiB upload`, up.selfTimes, 0);
       printCpu(`${mib} MiB upload`, size, upload.cpu, 0);
@@ -432,8 +434,10 @@ async function main() {
       // --profile: how the downloader is connected to each tab as it starts.
       const links = PROFILE ? await downloader.evaluate(async () => (await window.jellyfish.peers()).map((p) => [p.peer_id, p.link])) : [];
       const downStarted = performance.now();
+      drops = udpReceiveDrops();
       const down = await sampled(() => downloader.evaluate(DOWNLOAD, upload.id));
       const download = down.result;
+      download.udp_drops = udpReceiveDrops() - drops;
       download.cpu = cpuSpent(cpu, cpuReading(browsersOf()));
       if (down.selfTimes) printFunctions(`${mib} MiB download`, down.selfTimes, 1);
       printCpu(`${mib} MiB download`, size, download.cpu, 1);
@@ -456,8 +460,10 @@ async function main() {
       // --profile: the same download again at once, over connections the first just warmed
       // (their congestion windows open): what of the first's time was the cold connection.
       if (PROFILE && mib <= 16) {
+        const drops = udpReceiveDrops();
         const again = await downloader.evaluate(DOWNLOAD, upload.id);
-        console.log(`- the same download again at once: ${again.ms.toFixed(0)} ms, first block ${again.first_ms.toFixed(0)} ms (first time ${download.ms.toFixed(0)} / ${download.first_ms.toFixed(0)})`);
+        console.log(`- the same download again at once: ${again.ms.toFixed(0)} ms, first block ${again.first_ms.toFixed(0)} ms, ` +
+          `${udpReceiveDrops() - drops} UDP datagrams dropped (first time ${download.ms.toFixed(0)} / ${download.first_ms.toFixed(0)}, ${download.udp_drops} dropped)`);
       }
       phase(`files_${mib}_mib`, t);
     }
@@ -474,10 +480,14 @@ async function main() {
     await uploader.evaluate(PROBE_PUSH, [probePeers, WARM_UP]);
     const pullPeers = ids.slice(2, 2 + COPIES);
     await downloader.evaluate(PROBE_PULL, [pullPeers, WARM_UP]);
-    const oneBlock = { push: [], pull: [] };
+    const oneBlock = { push: [], pull: [], push_udp_drops: [], pull_udp_drops: [] };
     for (let i = 0; i < RUNS; i++) {
+      let drops = udpReceiveDrops();
       oneBlock.push.push(await uploader.evaluate(PROBE_PUSH, [probePeers, MIB]));
+      oneBlock.push_udp_drops.push(udpReceiveDrops() - drops);
+      drops = udpReceiveDrops();
       oneBlock.pull.push(await downloader.evaluate(PROBE_PULL, [pullPeers, MIB]));
+      oneBlock.pull_udp_drops.push(udpReceiveDrops() - drops);
     }
     // A failed probe is reported (n/a in the table, the error below it) rather than thrown,
     // so that minutes of measurements of Jellyfish itself are not lost with it.
@@ -491,25 +501,27 @@ async function main() {
       for (let run = 0; run < PROBE_RUNS; run++) {
         await quiet(`the ${file.mib} MiB probe push`);
         const cpu = cpuReading(browsersOf());
+        const drops = udpReceiveDrops();
         // --cpu-profile: the probe's functions too, to set beside the upload's.
         const push = await sampled(() => orNull(`${file.mib} MiB probe push`, uploader.evaluate(PROBE_PUSH, [probePeers, file.size])));
-        pushes.push({ ms: push.result, cpu: cpuSpent(cpu, cpuReading(browsersOf())) });
+        pushes.push({ ms: push.result, cpu: cpuSpent(cpu, cpuReading(browsersOf())), udp_drops: udpReceiveDrops() - drops });
         if (push.selfTimes) printFunctions(`${file.mib} MiB probe push`, push.selfTimes, 0);
         printCpu(`${file.mib} MiB probe push`, file.size, pushes.at(-1).cpu, 0);
       }
       for (let run = 0; run < PROBE_RUNS; run++) {
         await quiet(`the ${file.mib} MiB probe pull`);
         const cpu = cpuReading(browsersOf());
+        const drops = udpReceiveDrops();
         const ms = await orNull(`${file.mib} MiB probe pull`, downloader.evaluate(PROBE_PULL, [pullPeers, file.size]));
-        pulls.push({ ms, cpu: cpuSpent(cpu, cpuReading(browsersOf())) });
+        pulls.push({ ms, cpu: cpuSpent(cpu, cpuReading(browsersOf())), udp_drops: udpReceiveDrops() - drops });
         printCpu(`${file.mib} MiB probe pull`, file.size, pulls.at(-1).cpu, 1);
       }
       const middle = (runs) => {
         const done = runs.filter((r) => r.ms !== null).sort((a, b) => a.ms - b.ms);
-        return done.length ? done[Math.floor((done.length - 1) / 2)] : { ms: null, cpu: runs[0].cpu };
+        return done.length ? done[Math.floor((done.length - 1) / 2)] : { ms: null, cpu: runs[0].cpu, udp_drops: null };
       };
-      ({ ms: file.probe_push_ms, cpu: file.probe_push_cpu } = middle(pushes));
-      ({ ms: file.probe_pull_ms, cpu: file.probe_pull_cpu } = middle(pulls));
+      ({ ms: file.probe_push_ms, cpu: file.probe_push_cpu, udp_drops: file.probe_push_udp_drops } = middle(pushes));
+      ({ ms: file.probe_pull_ms, cpu: file.probe_pull_cpu, udp_drops: file.probe_pull_udp_drops } = middle(pulls));
       file.probe_push_runs_ms = pushes.map((r) => r.ms);
       file.probe_pull_runs_ms = pulls.map((r) => r.ms);
       Object.assign(file, await uploader.evaluate(AES_GCM_AND_INDEXEDDB_MS, file.size));
@@ -639,6 +651,12 @@ async function main() {
       row(`${f.mib} MiB download goodput, MiB/s`, down, "raw RTCDataChannel, one channel", raw.mib_s);
       row(`${f.mib} MiB download goodput, MiB/s`, down, "transport probe, same bytes from other tabs in turn, 4 at once", rate(f.size, f.probe_pull_ms));
       row(`${f.mib} MiB download, time to first block, ms`, f.download.first_ms, "transport probe, 1 MiB from 1 tab", median(oneBlock.pull));
+      // A lost datagram costs SCTP a resend, at least 400 ms when it was a transfer's last: the
+      // slow small transfers here are the ones with drops (PERFORMANCE, session 49).
+      row(`${f.mib} MiB upload, UDP datagrams dropped at a full receive buffer`, f.upload.udp_drops,
+        `transport probe, same bytes (one 1 MiB block: ${oneBlock.push_udp_drops.join(", ")})`, f.probe_push_udp_drops);
+      row(`${f.mib} MiB download, UDP datagrams dropped at a full receive buffer`, f.download.udp_drops,
+        `transport probe, same bytes (one 1 MiB block: ${oneBlock.pull_udp_drops.join(", ")})`, f.probe_pull_udp_drops);
       const relayMiB = (f.upload_moved.relay + f.download_moved.relay) / MIB;
       row(`${f.mib} MiB up + down, MiB the relay carried`, relayMiB, "the file's size, MiB", f.mib);
       const peak = f.peak_mib_per_tab;

@@ -55,6 +55,21 @@ export function rendererPeakMiB(browser) {
   return peak;
 }
 
+/**
+ * UDP datagrams the kernel dropped so far because a socket's receive buffer was full
+ * (`RcvbufErrors` in /proc/net/snmp), for the whole network namespace: run in
+ * `scripts/isolated.sh`, that is the benchmark's own tabs and relay. Chromium asks for a
+ * 64 KiB receive buffer on its WebRTC sockets (128 KiB as the kernel counts, `ss -uam`); a
+ * browser whose network thread waits for one of the two cores drops what arrives meanwhile,
+ * and SCTP then resends (after at least 400 ms when the lost packet was a transfer's last).
+ */
+export function udpReceiveDrops() {
+  const lines = readFileSync("/proc/net/snmp", "utf8").split("\n").filter((l) => l.startsWith("Udp:"));
+  const [names = [], values = []] = lines.map((l) => l.trim().split(/\s+/).slice(1));
+  const at = names.indexOf("RcvbufErrors");
+  return at < 0 ? null : Number(values[at]);
+}
+
 // /proc counts CPU time in clock ticks of 1/100 s (USER_HZ on Linux).
 const TICKS = 100;
 
