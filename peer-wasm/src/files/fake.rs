@@ -80,6 +80,17 @@ struct World {
     /// Whom store requests name as fellow holders in place of the real ones, as a hostile
     /// owner's would.
     forged_names: Forged,
+    /// What the next record puts (not letters) do instead of succeeding, first first.
+    failing_puts: std::collections::VecDeque<FailedPut>,
+}
+
+/// How a record put fails ([`FakeNet::fail_puts`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum FailedPut {
+    /// Reaches no holder.
+    Lost,
+    /// Stored, but no acknowledgement comes back: the writer hears a failure.
+    LandsUnheard,
 }
 
 /// What a hostile owner's store requests name as fellow holders ([`FakeNet::forge_names`]).
@@ -182,6 +193,11 @@ impl FakeNet {
     /// Makes the store requests sent from now on name fellow holders as `forged` says.
     pub(crate) fn forge_names(&self, forged: Forged) {
         self.world.lock().unwrap().forged_names = forged;
+    }
+
+    /// Makes the next record puts (not letters) fail as `fates` says, one each.
+    pub(crate) fn fail_puts(&self, fates: &[FailedPut]) {
+        self.world.lock().unwrap().failing_puts.extend(fates);
     }
 
     /// Every block `peer` holds.
@@ -449,11 +465,18 @@ impl Network for FakeNet {
             }
             return Ok(());
         }
+        let fate = world.failing_puts.pop_front();
+        if matches!(fate, Some(FailedPut::Lost)) {
+            return Err(NetError::NotStored("no answer (a test's lost put)".into()));
+        }
         let held = world.records.get(&key).map(|r| r.wire().to_vec());
         if may_store(&record, held.as_deref())? {
             world.records.insert(key, record);
         }
-        Ok(())
+        match fate {
+            Some(_) => Err(NetError::Timeout(10)),
+            None => Ok(()),
+        }
     }
 }
 

@@ -43,9 +43,7 @@ impl<N: Network> Drive<N> {
         };
         let (file, manifest) = (entry.id, entry.manifest.id);
         let (mut noted, mut unnoted) = (false, Vec::new());
-        // A failed commit may yet have landed unheard: what was placed is not freed then (a
-        // few hundred bytes on 5 peers, dropped once no one renews them).
-        commit_index(self, |index| {
+        let committed = commit_index(self, |index| {
             unnoted = note_placed(index, &placed);
             // The same file under the same key: not deleted or re-keyed meanwhile.
             let entry = index
@@ -54,7 +52,18 @@ impl<N: Network> Drive<N> {
                 .find(|f| f.id == file && f.manifest.id == manifest);
             noted = entry.map(|e| e.links.push(note.clone())).is_some();
         })
-        .await?;
+        .await;
+        if let Err(error) = committed {
+            // The new index may have landed with its answers lost: then the link works and
+            // the file's row counts it, and it is handed over rather than reported failed.
+            // Otherwise what was placed is not freed (it may have landed with an index not
+            // seen yet: a few hundred bytes on 5 peers, dropped once no one renews them).
+            if !link_noted(self, &file, &manifest, &note).await {
+                return Err(error);
+            }
+            tracing::info!("the link's index change landed though its answers were lost");
+            noted = true;
+        }
         free_all(self, &unnoted).await;
         witness(&self.client, owner_hash(&self.session)?, receipts);
         if !noted {
@@ -233,6 +242,23 @@ impl<N: Network> Drive<N> {
     }
 }
 
+/// Whether the index, looked up again, notes `note` on `file` under its manifest `manifest`
+/// (the link a failed commit tried to note); `false` when the lookup fails.
+async fn link_noted<N: Network>(
+    drive: &Drive<N>,
+    file: &FileId,
+    manifest: &BlockId,
+    note: &LinkNote,
+) -> bool {
+    let Ok((index, _)) = load_index(drive).await else {
+        return false;
+    };
+    index
+        .files
+        .iter()
+        .any(|f| f.id == *file && f.manifest.id == *manifest && f.links.contains(note))
+}
+
 /// Downloads the file `link` names, with no account (any tab may, logged in or not): the
 /// manifest from the peers nearest its address, then the blocks as [`Drive::download`]
 /// fetches them, every one checked against its address and opened with the link's key.
@@ -313,7 +339,8 @@ mod tests {
     use std::{collections::BTreeSet, future::Future, time::Duration};
 
     use super::super::fake::{
-        download, drive, drive_of, guest_reads, pattern, same_user_elsewhere, Conduct, FakeNet, MIB,
+        download, drive, drive_of, guest_reads, pattern, same_user_elsewhere, Conduct, FailedPut,
+        FakeNet, MIB,
     };
     use super::*;
 
@@ -529,6 +556,42 @@ mod tests {
         assert_eq!(net.blocks_held().await.iter().sum::<u64>(), held);
         assert_eq!(open(&net, &link).await.unwrap(), bytes);
         assert_eq!(files.list().await.unwrap()[0].id, file.id);
+    }
+
+    #[tokio::test]
+    async fn a_link_whose_index_change_landed_unheard_is_handed_over_and_a_lost_one_is_not() {
+        let net = FakeNet::new(6, 64 * MIB).await;
+        let files = drive(&net).await;
+        let held = net.blocks_held().await.iter().sum::<u64>();
+        let bytes = pattern(5_000, 3);
+        let file = upload(&files, "plan.txt", &bytes).await;
+
+        // The index change reaches no one: the link is refused, the row counts none, and
+        // nothing is noted that no one was given.
+        net.fail_puts(&[FailedPut::Lost]);
+        let lost = files.share_link(&file.id, None).await;
+        assert!(matches!(lost, Err(FileError::Net(_))), "{lost:?}");
+        assert_eq!(files.list().await.unwrap()[0].links, 0);
+
+        // It lands, but every answer is lost: the link is handed over, works, and is counted.
+        net.fail_puts(&[FailedPut::LandsUnheard]);
+        let link = files.share_link(&file.id, None).await.unwrap();
+        assert_eq!(open(&net, &link).await.unwrap(), bytes);
+        assert_eq!(files.list().await.unwrap()[0].links, 1);
+
+        // Revoking ends it; deleting the file then frees every copy, the manifest the lost
+        // attempt placed too (the next attempt placed the same sealed bytes, so its address).
+        let now = files
+            .revoke_links(&file.id, |_| ControlFlow::Continue(()))
+            .await
+            .unwrap();
+        assert!(matches!(
+            open(&net, &link).await,
+            Err(FileError::LinkGone(_))
+        ));
+        files.delete(&now.id).await.unwrap();
+        files.frees_done().await;
+        assert_eq!(net.blocks_held().await.iter().sum::<u64>(), held);
     }
 
     /// When the other browser's operation starts against this one's link, in ms (negative:
