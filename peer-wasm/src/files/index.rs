@@ -713,13 +713,10 @@ pub(super) async fn publish_index<N: Network>(
     prepared: PreparedIndex,
 ) -> Result<(), FileError> {
     let (client, session) = (&drive.client, &*drive.session);
+    let body = encode(&prepared.pointer)?;
     let put = async {
         let record = session
-            .sign_fast(
-                RecordKind::FileIndex,
-                prepared.seq,
-                encode(&prepared.pointer)?,
-            )
+            .sign_fast(RecordKind::FileIndex, prepared.seq, body.clone())
             .await
             .map_err(|e| FileError::Damaged(e.to_string()))?;
         match &prepared.record_peers {
@@ -730,14 +727,32 @@ pub(super) async fn publish_index<N: Network>(
     }
     .await;
     if let Err(e) = put {
-        // Nothing points at the new blobs: free them.
-        free_all(drive, &prepared.placed().collect::<Vec<_>>()).await;
-        return Err(e);
+        if !landed(drive, prepared.seq, &body).await {
+            // The new blobs are not freed: the record may have reached peers whose answers
+            // were lost and that the look-up did not hear, and freeing what it names would
+            // lose the whole index. Named by nothing, they expire unrenewed.
+            return Err(e);
+        }
+        tracing::info!("the index's record landed, though its put reported: {e}");
     }
     drive.index_cache.set_root(prepared.root_id, prepared.root);
     drive.index_cache.saw(&session.account(), prepared.seq);
     free_in_background(drive, prepared.garbage).await;
     Ok(())
+}
+
+/// Whether the account's index record, looked up now, is the one of sequence number `seq`
+/// and `body` this browser just put: a put that reported failure landed, its answers lost (or
+/// fewer holders answered than it asked). `false` when the look-up fails.
+async fn landed<N: Network>(drive: &Drive<N>, seq: u64, body: &[u8]) -> bool {
+    let key = dht_key(RecordKind::FileIndex, &drive.session.account());
+    let Ok(records) = drive.client.get_record(key).await else {
+        return false;
+    };
+    records.iter().any(|r| {
+        let record = r.record();
+        record.seq == seq && record.body == body && drive.session.is_own_key(r.owner())
+    })
 }
 
 /// Seals and places the pages of `index` whose content changed since it was loaded (all of
@@ -856,7 +871,8 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::super::fake::{
-        download, drive, listed, pattern, same_user_elsewhere, Conduct, FakeNet, MIB, PASSWORD,
+        download, drive, listed, pattern, same_user_elsewhere, Conduct, FailedPut, FakeNet, MIB,
+        PASSWORD,
     };
     use super::*;
 
@@ -1109,6 +1125,50 @@ mod tests {
         let (root, page) = written(&index);
         assert_eq!(decode::<Before>(&root).unwrap().files.len(), 1);
         assert_eq!(decode::<Before>(&page).unwrap().files.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn an_index_whose_record_landed_unheard_is_kept_and_one_lost_changes_nothing() {
+        let net = FakeNet::new(6, 64 * MIB).await;
+        let mut files = drive(&net).await;
+        // The root placed as a blob the record points at (an index too large to ride in it).
+        files.settings.inline_index_bytes = 0;
+        let upload = |name: &'static str, seed| {
+            let files = &files;
+            async move {
+                let bytes = pattern(3_000, seed);
+                let done = files.upload(name, bytes.as_slice(), |_| ControlFlow::Continue(()));
+                (done.await, bytes)
+            }
+        };
+        let (first, one) = upload("one.txt", 1).await;
+        let first = first.unwrap();
+
+        // The record lands but every answer is lost: the upload is done, and the root it
+        // points at is kept (before, it was freed as if nothing named it: the index was lost).
+        net.fail_puts(&[FailedPut::LandsUnheard]);
+        let (second, two) = upload("two.txt", 2).await;
+        let second = second.unwrap();
+        assert!(second.complete, "{second:?}");
+        files.frees_done().await;
+        // Read afresh, as another browser of the user would.
+        let elsewhere = same_user_elsewhere(&files);
+        assert_eq!(listed(&elsewhere).await, ["one.txt", "two.txt"]);
+        assert_eq!(download(&elsewhere, &first.file.id).await.unwrap(), one);
+        assert_eq!(download(&elsewhere, &second.file.id).await.unwrap(), two);
+
+        // The record reaches no one: the upload fails, and the index is as it was.
+        net.fail_puts(&[FailedPut::Lost]);
+        let (lost, _) = upload("three.txt", 3).await;
+        assert!(lost.is_err(), "{lost:?}");
+        files.frees_done().await;
+        assert_eq!(listed(&elsewhere).await, ["one.txt", "two.txt"]);
+        assert_eq!(download(&elsewhere, &second.file.id).await.unwrap(), two);
+        let (again, three) = upload("three.txt", 3).await;
+        assert_eq!(
+            download(&elsewhere, &again.unwrap().file.id).await.unwrap(),
+            three
+        );
     }
 
     #[tokio::test]
