@@ -597,8 +597,9 @@ impl<N: Network> Drive<N> {
         }
     }
 
-    /// Removes a file from the index everywhere, then asks its holders to free the space.
-    /// Returns how many block copies were freed.
+    /// Removes a file from the index everywhere, then asks its holders to free the space and
+    /// sends the users it was shared with a letter without it. Returns how many block copies
+    /// were freed.
     pub async fn delete(&self, id: &str) -> Result<usize, FileError> {
         let (mut index, _, at, key) = entry_and_key(self, id).await?;
         let entry = index.files.remove(at);
@@ -621,6 +622,13 @@ impl<N: Network> Drive<N> {
         let mut freed = 0;
         for block in &refs {
             freed += free(self, block).await;
+        }
+        // The users it was shared with get a letter without it, as when it is unshared: their
+        // lists drop it rather than show a file that opens nothing. The delete stands if a
+        // letter cannot go (their list keeps the file until one does; opening it says gone).
+        let users = entry.shared_with.iter().map(String::as_str);
+        if let Err(e) = self.send_letters(users).await {
+            tracing::warn!("a deleted file's users were not all told: {e}");
         }
         Ok(freed)
     }

@@ -427,6 +427,23 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_file_its_owner_deletes_leaves_the_lists_of_the_users_it_was_shared_with() {
+        let net = FakeNet::new(6, 64 * MIB).await;
+        let (alice, bob) = (drive_of(&net, "alice").await, drive_of(&net, "bob").await);
+        let kept = upload(&alice, "kept.txt", b"kept").await;
+        let gone = upload(&alice, "gone.txt", b"gone").await;
+        for file in [&kept, &gone] {
+            alice.share_with(&file.id, "bob").await.unwrap();
+        }
+        assert_eq!(bob.shared_with_me().await.unwrap().files.len(), 2);
+        alice.delete(&gone.id).await.unwrap();
+        // Bob's next look lists only what is still shared (not a file that opens nothing).
+        let got = bob.shared_with_me().await.unwrap();
+        assert_eq!(names(&got), [("alice".into(), "kept.txt".into())]);
+        assert_eq!(open(&net, &got.files[0].token).await.unwrap(), b"kept");
+    }
+
+    #[tokio::test]
     async fn forged_replayed_and_rotated_key_letters_are_refused_and_never_shown() {
         let net = FakeNet::new(6, 64 * MIB).await;
         let (alice, bob, mallory) = (
