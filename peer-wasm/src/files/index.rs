@@ -183,37 +183,12 @@ pub struct IndexCache {
     /// The peers the last lookup of an account's index record heard nearest its key, and when:
     /// the holders its next version goes to ([`record_peers`]).
     near: std::sync::Mutex<Option<HeardNear>>,
-    /// The roots and pages placed for a record whose put failed and was not heard to land,
-    /// by that record's sequence number: freed once a later version is published, which
-    /// supersedes it wherever it landed ([`publish_index`]).
-    unsettled: std::sync::Mutex<Vec<(u64, Vec<BlockRef>)>>,
 }
 
 /// Whose index record a lookup heard peers near, when, and the peers, nearest first.
 type HeardNear = ([u8; 32], web_time::Instant, Vec<PeerId>);
 
 impl IndexCache {
-    /// Keeps `blobs`, placed for the record of sequence number `seq` whose put failed, until
-    /// a later version supersedes it ([`IndexCache::superseded`]).
-    fn unsettled(&self, seq: u64, blobs: Vec<BlockRef>) {
-        if let Ok(mut unsettled) = self.unsettled.lock() {
-            unsettled.push((seq, blobs));
-        }
-    }
-
-    /// The blobs of failed puts older than `published`, now named by no record that can be
-    /// current (taken: the caller frees them).
-    fn superseded(&self, published: u64) -> Vec<BlockRef> {
-        let Ok(mut unsettled) = self.unsettled.lock() else {
-            return Vec::new();
-        };
-        let (old, kept) = std::mem::take(&mut *unsettled)
-            .into_iter()
-            .partition::<Vec<_>, _>(|(seq, _)| *seq < published);
-        *unsettled = kept;
-        old.into_iter().flat_map(|(_, blobs)| blobs).collect()
-    }
-
     fn page(&self, digest: &[u8; 32]) -> Option<Vec<FileEntry>> {
         self.pages.lock().ok()?.get(digest).cloned()
     }
@@ -753,23 +728,16 @@ pub(super) async fn publish_index<N: Network>(
     .await;
     if let Err(e) = put {
         if !landed(drive, prepared.seq, &body).await {
-            // The new blobs are not freed yet: the record may have reached peers whose
-            // answers were lost and that the look-up did not hear, and freeing what it names
-            // would lose the whole index. The next version published supersedes it: they go
-            // then (or, if this tab closes first, they stay with the owner's other blocks).
-            let seq = prepared.seq;
-            drive
-                .index_cache
-                .unsettled(seq, prepared.placed().collect());
+            // The new blobs are not freed: the record may have reached peers whose answers
+            // were lost and that the look-up did not hear, and freeing what it names would
+            // lose the whole index. Named by nothing, they expire unrenewed.
             return Err(e);
         }
         tracing::info!("the index's record landed, though its put reported: {e}");
     }
     drive.index_cache.set_root(prepared.root_id, prepared.root);
     drive.index_cache.saw(&session.account(), prepared.seq);
-    let mut garbage = prepared.garbage;
-    garbage.extend(drive.index_cache.superseded(prepared.seq));
-    free_in_background(drive, garbage).await;
+    free_in_background(drive, prepared.garbage).await;
     Ok(())
 }
 
@@ -1196,26 +1164,11 @@ mod tests {
         files.frees_done().await;
         assert_eq!(listed(&elsewhere).await, ["one.txt", "two.txt"]);
         assert_eq!(download(&elsewhere, &second.file.id).await.unwrap(), two);
-        let unsettled: Vec<BlockId> = files.index_cache.unsettled.lock().unwrap()[0]
-            .1
-            .iter()
-            .map(|b| b.id)
-            .collect();
-        assert!(!unsettled.is_empty(), "the lost put's root is kept for now");
         let (again, three) = upload("three.txt", 3).await;
         assert_eq!(
             download(&elsewhere, &again.unwrap().file.id).await.unwrap(),
             three
         );
-        // Once a version later than the lost one's is published (the retry took the same
-        // sequence number, so the next change), the root placed for it goes.
-        files.delete(&first.file.id).await.unwrap();
-        files.frees_done().await;
-        for peer in net.live() {
-            let held = net.held_by(peer).await;
-            assert!(unsettled.iter().all(|id| !held.contains(id)), "{peer}");
-        }
-        assert!(files.index_cache.unsettled.lock().unwrap().is_empty());
     }
 
     #[tokio::test]
