@@ -626,9 +626,10 @@ impl<N: Network> Drive<N> {
         // The users it was shared with get a letter without it, as when it is unshared: their
         // lists drop it rather than show a file that opens nothing. The delete stands if a
         // letter cannot go (their list keeps the file until one does; opening it says gone).
-        let users = entry.shared_with.iter().map(String::as_str);
-        if let Err(e) = self.send_letters(users).await {
-            tracing::warn!("a deleted file's users were not all told: {e}");
+        for user in &entry.shared_with {
+            if let Err(e) = self.send_letters([user.as_str()]).await {
+                tracing::warn!(%user, "not told of a deleted file it was shared with: {e}");
+            }
         }
         Ok(freed)
     }

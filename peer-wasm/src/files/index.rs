@@ -707,7 +707,9 @@ pub(super) async fn prepare_index<N: Network>(
 
 /// The second half of [`save_index`]: points the account's record at `prepared`, then frees
 /// what it no longer names (in the background: best effort, a stale copy is harmless). A
-/// record that could not be put frees the prepared blobs.
+/// record refused before it was sent frees the prepared blobs; one whose put failed on the
+/// network is looked up ([`landed`]): found, the change is done; not found, the blobs are
+/// kept, as a copy of it may yet surface.
 pub(super) async fn publish_index<N: Network>(
     drive: &Drive<N>,
     prepared: PreparedIndex,
@@ -727,10 +729,17 @@ pub(super) async fn publish_index<N: Network>(
     }
     .await;
     if let Err(e) = put {
+        if !may_have_landed(&e) {
+            // Refused before anything was sent (another browser saved this sequence number
+            // first, as the local check found): nothing points at the new blobs.
+            free_all(drive, &prepared.placed().collect::<Vec<_>>()).await;
+            return Err(e);
+        }
         if !landed(drive, prepared.seq, &body).await {
             // The new blobs are not freed: the record may have reached peers whose answers
             // were lost and that the look-up did not hear, and freeing what it names would
-            // lose the whole index. Named by nothing, they expire unrenewed.
+            // lose the whole index. They stay with the owner's blocks (the root and the pages
+            // that changed, for a put that failed and was not heard).
             return Err(e);
         }
         tracing::info!("the index's record landed, though its put reported: {e}");
@@ -739,6 +748,12 @@ pub(super) async fn publish_index<N: Network>(
     drive.index_cache.saw(&session.account(), prepared.seq);
     free_in_background(drive, prepared.garbage).await;
     Ok(())
+}
+
+/// Whether a record put that failed with `error` may still have reached holders: any network
+/// error but a conflict, which the local check finds before anything is sent.
+fn may_have_landed(error: &FileError) -> bool {
+    matches!(error, FileError::Net(_)) && !is_conflict(error)
 }
 
 /// Whether the account's index record, looked up now, is the one of sequence number `seq`

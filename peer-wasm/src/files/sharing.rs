@@ -569,9 +569,10 @@ mod tests {
     }
 
     /// When the other browser's operation starts against this one's link, in ms (negative:
-    /// the link starts later), from the link done first to the other done first (each holder
-    /// answers after 1 ms, so the steps interleave).
-    const LAGS: [i64; 11] = [-80, -40, -20, -10, -5, 0, 1, 2, 5, 10, 40];
+    /// the link starts later), from the link done first to the other done first. The ends
+    /// (half a second) settle each order whatever the machine's load; in the middle the steps
+    /// interleave (each holder answers after 1 ms).
+    const LAGS: [i64; 13] = [-500, -80, -40, -20, -10, -5, 0, 1, 2, 5, 10, 40, 500];
 
     /// `first` and `second`, one started `lag` ms after the other (see [`LAGS`]).
     async fn raced<A: Future, B: Future>(lag: i64, first: A, second: B) -> (A::Output, B::Output) {
