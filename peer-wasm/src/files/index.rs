@@ -445,11 +445,7 @@ pub(super) async fn load_index<N: Network>(drive: &Drive<N>) -> Result<LoadedInd
             other => {
                 let (records, near) = other?;
                 drive.index_cache.heard_near(&account, near);
-                let record = records
-                    .iter()
-                    .find(|r| r.owner() == &owner)
-                    .or_else(|| records.iter().find(|r| session.is_own_key(r.owner())))
-                    .cloned();
+                let record = account_record(session, &records).cloned();
                 let heard = record.as_ref().map_or(0, |r| r.record().seq);
                 if heard >= seen {
                     break record;
@@ -764,10 +760,23 @@ async fn landed<N: Network>(drive: &Drive<N>, seq: u64, body: &[u8]) -> bool {
     let Ok(records) = drive.client.get_record(key).await else {
         return false;
     };
-    records.iter().any(|r| {
-        let record = r.record();
-        record.seq == seq && record.body == body && drive.session.is_own_key(r.owner())
-    })
+    account_record(&drive.session, &records)
+        .is_some_and(|r| r.record().seq == seq && r.record().body == body)
+}
+
+/// Of the records heard under the account's index key (per owner the newest), the one that is
+/// the account's index: the session key's, else an earlier key's of this account (a password
+/// change not yet finished). [`load_index`] reads it and [`landed`] checks against it, so a
+/// put taken as landed is the record the next load reads.
+fn account_record<'a>(
+    session: &Session,
+    records: &'a [VerifiedRecord],
+) -> Option<&'a VerifiedRecord> {
+    let owner = session.public_key();
+    records
+        .iter()
+        .find(|r| r.owner() == &owner)
+        .or_else(|| records.iter().find(|r| session.is_own_key(r.owner())))
 }
 
 /// Seals and places the pages of `index` whose content changed since it was loaded (all of
