@@ -172,22 +172,23 @@ impl<N: Network> Drive<N> {
             copies: stored.copies,
             claims_behind: false,
             links: Vec::new(),
-            shared_with: old
-                .shared_with
-                .iter()
-                .filter(|n| keep(n))
-                .cloned()
-                .collect(),
+            shared_with: Vec::new(),
         };
         // The entry replaced as the newest index has it: another browser may have shared the
-        // file meanwhile, placing its manifest.
+        // file meanwhile, placing its manifest, or with another user (who keeps it, with the
+        // new key: the users come from the newest entry, not the one loaded at the start).
         let mut replaced = None;
+        let mut entry = entry;
         let committed = commit_loaded(self, reloaded, |index| {
             if let Some((peer, pledge)) = &pledge {
                 index.donations.insert(peer.clone(), pledge.clone());
             }
             let at = index.files.iter().position(|f| f.id == old.id);
-            replaced = at.map(|at| std::mem::replace(&mut index.files[at], entry.clone()));
+            replaced = at.map(|at| {
+                let newest = &index.files[at].shared_with;
+                entry.shared_with = newest.iter().filter(|n| keep(n)).cloned().collect();
+                std::mem::replace(&mut index.files[at], entry.clone())
+            });
         })
         .await;
         // A failed commit leaves the journal entry: the next log-in frees the new blocks.
@@ -690,6 +691,56 @@ mod tests {
         }
         // Both orders happened. (A link made after the re-key would name the new id, which the
         // racing browser does not know yet: its link for the old id is refused.)
+        assert_eq!(seen.len(), 2, "{seen:?}");
+    }
+
+    #[tokio::test]
+    async fn a_user_shared_with_while_another_browser_re_keys_the_file_opens_it_exactly_when_listed(
+    ) {
+        let (net, here, there, _) = two_browsers().await;
+        let bob = drive_of(&net, "bob").await;
+        bob.frees_done().await;
+        let held = settled(&net, [&here, &there]).await;
+        let mut seen = BTreeSet::new();
+        for (round, lag) in LAGS.into_iter().enumerate() {
+            let bytes = pattern(5_000, round as u8);
+            let file = upload(&here, "plan.txt", &bytes).await;
+            let revoke = there.revoke_links(&file.id, |_| ControlFlow::Continue(()));
+            let (shared, revoked) = raced(lag, here.share_with(&file.id, "bob"), revoke).await;
+            let now = revoked.unwrap();
+            let rows = here.list().await.unwrap();
+            assert_eq!(rows.len(), 1, "round {round}");
+            let row = &rows[0];
+            assert_eq!(row.id, now.id, "round {round}: the re-keyed file");
+            let given = bob.shared_with_me().await.unwrap().files;
+            match shared {
+                // Shared, whichever commit came first: the owner sees Bob on the file, and
+                // what Bob was given opens it (with the new key).
+                Ok(_) => {
+                    assert_eq!(row.shared_with, ["bob"], "round {round} (lag {lag} ms)");
+                    assert_eq!(given.len(), 1, "round {round} (lag {lag} ms): {given:?}");
+                    let link = ShareLink::from_token(&given[0].token).unwrap();
+                    let read = open(&net, &link).await;
+                    assert_eq!(read.ok(), Some(bytes), "round {round} (lag {lag} ms)");
+                    seen.insert("shared, kept through the re-key");
+                }
+                // The re-key landed first: the old id is gone, nothing is shared.
+                Err(FileError::NoSuchFile) => {
+                    assert!(row.shared_with.is_empty(), "round {round}");
+                    assert!(given.is_empty(), "round {round}: {given:?}");
+                    seen.insert("refused: re-keyed meanwhile");
+                }
+                Err(e) => panic!("round {round}: {e}"),
+            }
+            there.delete(&row.id).await.unwrap();
+            assert!(bob.shared_with_me().await.unwrap().files.is_empty());
+            bob.frees_done().await;
+            let left = settled(&net, [&here, &there]).await;
+            assert_eq!(
+                left, held,
+                "round {round} (lag {lag} ms): blocks left behind"
+            );
+        }
         assert_eq!(seen.len(), 2, "{seen:?}");
     }
 }
