@@ -743,4 +743,35 @@ mod tests {
         }
         assert_eq!(seen.len(), 2, "{seen:?}");
     }
+
+    #[tokio::test]
+    async fn a_user_shared_with_while_another_browser_deletes_the_file_is_left_with_nothing() {
+        let (net, here, there, _) = two_browsers().await;
+        let bob = drive_of(&net, "bob").await;
+        bob.frees_done().await;
+        let held = settled(&net, [&here, &there]).await;
+        let mut seen = BTreeSet::new();
+        for (round, lag) in LAGS.into_iter().enumerate() {
+            let file = upload(&here, "plan.txt", &pattern(5_000, round as u8)).await;
+            let delete = there.delete(&file.id);
+            let (shared, deleted) = raced(lag, here.share_with(&file.id, "bob"), delete).await;
+            deleted.unwrap();
+            match shared {
+                Ok(_) => seen.insert("shared, then deleted"),
+                Err(FileError::NoSuchFile) => seen.insert("refused: deleted meanwhile"),
+                Err(e) => panic!("round {round}: {e}"),
+            };
+            assert!(here.list().await.unwrap().is_empty(), "round {round}");
+            // Bob's list never keeps the deleted file, whichever letter went last.
+            let given = bob.shared_with_me().await.unwrap().files;
+            assert!(given.is_empty(), "round {round} (lag {lag} ms): {given:?}");
+            bob.frees_done().await;
+            let left = settled(&net, [&here, &there]).await;
+            assert_eq!(
+                left, held,
+                "round {round} (lag {lag} ms): blocks left behind"
+            );
+        }
+        assert_eq!(seen.len(), 2, "{seen:?}");
+    }
 }

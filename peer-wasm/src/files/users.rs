@@ -75,6 +75,10 @@ enum Refused {
     File(#[from] FileError),
 }
 
+/// Letters sent to one user in one go when the index keeps changing under them (see
+/// [`Drive::send_letter`]); the last one stands until the next change sends another.
+const LETTER_ATTEMPTS: usize = 3;
+
 impl<N: Network> Drive<N> {
     /// Shares file `id` with the user `username`: notes them in the file's entry and sends
     /// them a letter listing every file shared with them. Returns the file as it is now.
@@ -157,7 +161,14 @@ impl<N: Network> Drive<N> {
         Ok(sent)
     }
 
-    /// Seals and sends the letter to `name` listing every file the index shares with them.
+    /// Seals and sends the letter to `name` listing every file the index shares with them,
+    /// then reads the index again: when what it shares with them changed meanwhile (another
+    /// browser of this user shared, unshared or deleted a file while this letter was built
+    /// from the index before), the letter goes again. Letters are ordered by when they are
+    /// sealed, so without the check a letter built from an older index could be sealed after
+    /// the other browser's and stand for good (a deleted file left in their list, a share
+    /// lost); with it, whoever puts last has seen the newest index. At most
+    /// [`LETTER_ATTEMPTS`] letters.
     async fn send_letter(
         &self,
         name: &str,
@@ -166,36 +177,48 @@ impl<N: Network> Drive<N> {
     ) -> Result<(), FileError> {
         let (mut index, _) = load_index(self).await?;
         let shared = |f: &FileEntry| f.shared_with.iter().any(|n| n == name);
-        // The user cannot open this index: a manifest kept there is placed first, and its
-        // holders noted (once: a later letter finds it placed).
-        let (placed, receipts) = self.place_inline_manifests(&index, shared).await?;
-        if !placed.is_empty() {
-            // A failed commit may yet have landed unheard: nothing is freed then (a few
-            // hundred bytes on 5 peers, dropped once no one renews them).
-            let mut unnoted = Vec::new();
-            commit_index(self, |index| unnoted = note_placed(index, &placed)).await?;
-            free_all(self, &unnoted).await;
-            witness(&self.client, owner_hash(&self.session)?, receipts);
-            note_placed(&mut index, &placed);
-        }
-        let mut files = Vec::new();
-        for entry in index.files.iter().filter(|f| shared(f)) {
-            let file_key = open_file_key(&self.session, entry).await?;
-            files.push(ShareLink {
-                file: entry.id,
-                key: *file_key.as_bytes(),
-                manifest: entry.manifest.id,
-                name: entry.name.clone(),
-                size: entry.size,
-                expires_ms: None,
-            });
-        }
-        let letter = Letter {
-            from: self.session.username().to_string(),
-            files,
+        let listed = |index: &FileIndex| -> Vec<(FileId, String)> {
+            let files = index.files.iter().filter(|f| shared(f));
+            files.map(|f| (f.id, f.name.clone())).collect()
         };
-        let record = seal_letter(&self.session, account, name, key, &letter).await?;
-        self.client.put_record(record).await?;
+        for attempt in 1..=LETTER_ATTEMPTS {
+            // The user cannot open this index: a manifest kept there is placed first, and its
+            // holders noted (once: a later letter finds it placed).
+            let (placed, receipts) = self.place_inline_manifests(&index, shared).await?;
+            if !placed.is_empty() {
+                // A failed commit may yet have landed unheard: nothing is freed then (a few
+                // hundred bytes on 5 peers, dropped once no one renews them).
+                let mut unnoted = Vec::new();
+                commit_index(self, |index| unnoted = note_placed(index, &placed)).await?;
+                free_all(self, &unnoted).await;
+                witness(&self.client, owner_hash(&self.session)?, receipts);
+                note_placed(&mut index, &placed);
+            }
+            let mut files = Vec::new();
+            for entry in index.files.iter().filter(|f| shared(f)) {
+                let file_key = open_file_key(&self.session, entry).await?;
+                files.push(ShareLink {
+                    file: entry.id,
+                    key: *file_key.as_bytes(),
+                    manifest: entry.manifest.id,
+                    name: entry.name.clone(),
+                    size: entry.size,
+                    expires_ms: None,
+                });
+            }
+            let letter = Letter {
+                from: self.session.username().to_string(),
+                files,
+            };
+            let record = seal_letter(&self.session, account, name, key, &letter).await?;
+            self.client.put_record(record).await?;
+            let sent = listed(&index);
+            (index, _) = load_index(self).await?;
+            if listed(&index) == sent {
+                return Ok(());
+            }
+            tracing::info!(user = %name, attempt, "the index changed while a letter was sent; sending it again");
+        }
         Ok(())
     }
 
