@@ -591,7 +591,7 @@ mod tests {
     }
 
     /// Blocks held on every peer together, once `drives`' frees are done.
-    async fn settled(net: &FakeNet, drives: [&Drive<FakeNet>; 2]) -> u64 {
+    async fn settled(net: &FakeNet, drives: &[&Drive<FakeNet>]) -> u64 {
         for drive in drives {
             drive.frees_done().await;
         }
@@ -606,7 +606,7 @@ mod tests {
         net.set_all(Conduct::Slow(Duration::from_millis(1)));
         let here = drive(&net).await;
         let there = same_user_elsewhere(&here);
-        let held = settled(&net, [&here, &there]).await;
+        let held = settled(&net, &[&here, &there]).await;
         (net, here, there, held)
     }
 
@@ -635,7 +635,7 @@ mod tests {
             }
             assert!(here.list().await.unwrap().is_empty());
             assert!(there.list().await.unwrap().is_empty());
-            let left = settled(&net, [&here, &there]).await;
+            let left = settled(&net, &[&here, &there]).await;
             assert_eq!(
                 left, held,
                 "round {round} (lag {lag} ms): blocks left behind"
@@ -683,7 +683,7 @@ mod tests {
             assert_eq!(row.links, u32::from(works), "round {round} (lag {lag} ms)");
             assert_eq!(download(&here, &row.id).await.unwrap(), bytes);
             there.delete(&row.id).await.unwrap();
-            let left = settled(&net, [&here, &there]).await;
+            let left = settled(&net, &[&here, &there]).await;
             assert_eq!(
                 left, held,
                 "round {round} (lag {lag} ms): blocks left behind"
@@ -699,8 +699,7 @@ mod tests {
     ) {
         let (net, here, there, _) = two_browsers().await;
         let bob = drive_of(&net, "bob").await;
-        bob.frees_done().await;
-        let held = settled(&net, [&here, &there]).await;
+        let held = settled(&net, &[&here, &there, &bob]).await;
         let mut seen = BTreeSet::new();
         for (round, lag) in LAGS.into_iter().enumerate() {
             let bytes = pattern(5_000, round as u8);
@@ -734,8 +733,7 @@ mod tests {
             }
             there.delete(&row.id).await.unwrap();
             assert!(bob.shared_with_me().await.unwrap().files.is_empty());
-            bob.frees_done().await;
-            let left = settled(&net, [&here, &there]).await;
+            let left = settled(&net, &[&here, &there, &bob]).await;
             assert_eq!(
                 left, held,
                 "round {round} (lag {lag} ms): blocks left behind"
@@ -748,8 +746,7 @@ mod tests {
     async fn a_user_shared_with_while_another_browser_deletes_the_file_is_left_with_nothing() {
         let (net, here, there, _) = two_browsers().await;
         let bob = drive_of(&net, "bob").await;
-        bob.frees_done().await;
-        let held = settled(&net, [&here, &there]).await;
+        let held = settled(&net, &[&here, &there, &bob]).await;
         let mut seen = BTreeSet::new();
         for (round, lag) in LAGS.into_iter().enumerate() {
             let file = upload(&here, "plan.txt", &pattern(5_000, round as u8)).await;
@@ -765,8 +762,7 @@ mod tests {
             // Bob's list never keeps the deleted file, whichever letter went last.
             let given = bob.shared_with_me().await.unwrap().files;
             assert!(given.is_empty(), "round {round} (lag {lag} ms): {given:?}");
-            bob.frees_done().await;
-            let left = settled(&net, [&here, &there]).await;
+            let left = settled(&net, &[&here, &there, &bob]).await;
             assert_eq!(
                 left, held,
                 "round {round} (lag {lag} ms): blocks left behind"
