@@ -107,12 +107,17 @@ export function setupAuth({ peerReady, estimate, onAccount }) {
     const m = MODES[mode()];
     setBusy(fieldsets, submit, "Connecting…", m.submit);
     let watch;
+    let ended = false;
+    const stopWatching = () => { ended = true; clearInterval(watch); };
     try {
       const peer = await peerReady;
       // Until another peer is connected, the peer is still joining: log-in and sign-up wait
       // for the network (up to 30 s) rather than answer from silence. Say so.
       const label = async () => {
         const status = await peer.status().catch(() => null);
+        // Ended while the status was asked: a label now would disable the form for good
+        // (seen in CI: the error shown, the fields disabled).
+        if (ended) return;
         const others = status ? otherPeers(status) : 0;
         setBusy(fieldsets, submit, others > 0 ? m.busy : "Finding the network…", m.submit);
       };
@@ -131,10 +136,10 @@ export function setupAuth({ peerReady, estimate, onAccount }) {
       const account = mode() === "signup"
         ? await peer.sign_up(name, password.value)
         : await peer.log_in(name, password.value);
-      clearInterval(watch);
+      stopWatching();
       done(account, m);
     } catch (e) {
-      clearInterval(watch);
+      stopWatching();
       setBusy(fieldsets, submit, "", m.submit);
       // A lookup that heard too few peers (it carries `heard`) gets the one plain sentence;
       // any other failure says what happened.

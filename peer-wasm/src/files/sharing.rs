@@ -770,4 +770,43 @@ mod tests {
         }
         assert_eq!(seen.len(), 2, "{seen:?}");
     }
+
+    #[tokio::test]
+    async fn two_files_shared_with_one_user_from_two_browsers_at_once_both_reach_them() {
+        let (net, here, there, _) = two_browsers().await;
+        let bob = drive_of(&net, "bob").await;
+        let held = settled(&net, &[&here, &there, &bob]).await;
+        for (round, lag) in LAGS.into_iter().enumerate() {
+            let a = upload(&here, "a.txt", &pattern(3_000, round as u8)).await;
+            let b = upload(&here, "b.txt", &pattern(4_000, round as u8)).await;
+            let (one, two) = raced(
+                lag,
+                here.share_with(&a.id, "bob"),
+                there.share_with(&b.id, "bob"),
+            )
+            .await;
+            one.unwrap();
+            two.unwrap();
+            let rows = here.list().await.unwrap();
+            assert!(
+                rows.iter().all(|r| r.shared_with == ["bob"]),
+                "round {round}"
+            );
+            // Each browser's letter may have been built before the other's share: the one
+            // that stands lists both.
+            let given = bob.shared_with_me().await.unwrap().files;
+            let mut names: Vec<&str> = given.iter().map(|f| f.name.as_str()).collect();
+            names.sort_unstable();
+            assert_eq!(names, ["a.txt", "b.txt"], "round {round} (lag {lag} ms)");
+            for file in [&a, &b] {
+                here.delete(&file.id).await.unwrap();
+            }
+            assert!(bob.shared_with_me().await.unwrap().files.is_empty());
+            let left = settled(&net, &[&here, &there, &bob]).await;
+            assert_eq!(
+                left, held,
+                "round {round} (lag {lag} ms): blocks left behind"
+            );
+        }
+    }
 }

@@ -75,6 +75,15 @@ enum Refused {
     File(#[from] FileError),
 }
 
+/// The files `index` shares with user `name`, as a letter lists them (id and name).
+fn shared_files(index: &FileIndex, name: &str) -> Vec<(FileId, String)> {
+    let files = index
+        .files
+        .iter()
+        .filter(|f| f.shared_with.iter().any(|n| n == name));
+    files.map(|f| (f.id, f.name.clone())).collect()
+}
+
 /// Letters sent to one user in one go when the index keeps changing under them (see
 /// [`Drive::send_letter`]); the last one stands until the next change sends another.
 const LETTER_ATTEMPTS: usize = 3;
@@ -168,7 +177,8 @@ impl<N: Network> Drive<N> {
     /// sealed, so without the check a letter built from an older index could be sealed after
     /// the other browser's and stand for good (a deleted file left in their list, a share
     /// lost); with it, whoever puts last has seen the newest index. At most
-    /// [`LETTER_ATTEMPTS`] letters.
+    /// [`LETTER_ATTEMPTS`] letters. Once the first letter went out, nothing after it fails
+    /// the call (a caller would undo a share the user can already open): it is logged.
     async fn send_letter(
         &self,
         name: &str,
@@ -176,50 +186,75 @@ impl<N: Network> Drive<N> {
         key: &PublicKey,
     ) -> Result<(), FileError> {
         let (mut index, _) = load_index(self).await?;
-        let shared = |f: &FileEntry| f.shared_with.iter().any(|n| n == name);
-        let listed = |index: &FileIndex| -> Vec<(FileId, String)> {
-            let files = index.files.iter().filter(|f| shared(f));
-            files.map(|f| (f.id, f.name.clone())).collect()
-        };
+        let mut sent = self.put_letter(name, account, key, &mut index).await?;
         for attempt in 1..=LETTER_ATTEMPTS {
-            // The user cannot open this index: a manifest kept there is placed first, and its
-            // holders noted (once: a later letter finds it placed).
-            let (placed, receipts) = self.place_inline_manifests(&index, shared).await?;
-            if !placed.is_empty() {
-                // A failed commit may yet have landed unheard: nothing is freed then (a few
-                // hundred bytes on 5 peers, dropped once no one renews them).
-                let mut unnoted = Vec::new();
-                commit_index(self, |index| unnoted = note_placed(index, &placed)).await?;
-                free_all(self, &unnoted).await;
-                witness(&self.client, owner_hash(&self.session)?, receipts);
-                note_placed(&mut index, &placed);
-            }
-            let mut files = Vec::new();
-            for entry in index.files.iter().filter(|f| shared(f)) {
-                let file_key = open_file_key(&self.session, entry).await?;
-                files.push(ShareLink {
-                    file: entry.id,
-                    key: *file_key.as_bytes(),
-                    manifest: entry.manifest.id,
-                    name: entry.name.clone(),
-                    size: entry.size,
-                    expires_ms: None,
-                });
-            }
-            let letter = Letter {
-                from: self.session.username().to_string(),
-                files,
+            index = match load_index(self).await {
+                Ok((index, _)) => index,
+                Err(e) => {
+                    tracing::warn!(user = %name, "a letter went out; the index was not read again: {e}");
+                    return Ok(());
+                }
             };
-            let record = seal_letter(&self.session, account, name, key, &letter).await?;
-            self.client.put_record(record).await?;
-            let sent = listed(&index);
-            (index, _) = load_index(self).await?;
-            if listed(&index) == sent {
+            if shared_files(&index, name) == sent {
                 return Ok(());
             }
-            tracing::info!(user = %name, attempt, "the index changed while a letter was sent; sending it again");
+            if attempt == LETTER_ATTEMPTS {
+                tracing::warn!(user = %name, "the index kept changing while letters went out; the next change sends another");
+                return Ok(());
+            }
+            tracing::info!(user = %name, attempt, "the index changed while a letter went out; sending it again");
+            sent = match self.put_letter(name, account, key, &mut index).await {
+                Ok(sent) => sent,
+                Err(e) => {
+                    tracing::warn!(user = %name, "a letter went out; the one after a change did not: {e}");
+                    return Ok(());
+                }
+            };
         }
         Ok(())
+    }
+
+    /// Seals and puts one letter to `name` from `index`, placing the manifests it names that
+    /// ride in the index first; returns the files it lists.
+    async fn put_letter(
+        &self,
+        name: &str,
+        account: AccountId,
+        key: &PublicKey,
+        index: &mut FileIndex,
+    ) -> Result<Vec<(FileId, String)>, FileError> {
+        let shared = |f: &FileEntry| f.shared_with.iter().any(|n| n == name);
+        // The user cannot open this index: a manifest kept there is placed first, and its
+        // holders noted (once: a later letter finds it placed).
+        let (placed, receipts) = self.place_inline_manifests(index, shared).await?;
+        if !placed.is_empty() {
+            // A failed commit may yet have landed unheard: nothing is freed then (a few
+            // hundred bytes on 5 peers, dropped once no one renews them).
+            let mut unnoted = Vec::new();
+            commit_index(self, |index| unnoted = note_placed(index, &placed)).await?;
+            free_all(self, &unnoted).await;
+            witness(&self.client, owner_hash(&self.session)?, receipts);
+            note_placed(index, &placed);
+        }
+        let mut files = Vec::new();
+        for entry in index.files.iter().filter(|f| shared(f)) {
+            let file_key = open_file_key(&self.session, entry).await?;
+            files.push(ShareLink {
+                file: entry.id,
+                key: *file_key.as_bytes(),
+                manifest: entry.manifest.id,
+                name: entry.name.clone(),
+                size: entry.size,
+                expires_ms: None,
+            });
+        }
+        let letter = Letter {
+            from: self.session.username().to_string(),
+            files,
+        };
+        let record = seal_letter(&self.session, account, name, key, &letter).await?;
+        self.client.put_record(record).await?;
+        Ok(shared_files(index, name))
     }
 
     /// What other users share with this one: the letters under this account, each checked
