@@ -610,6 +610,30 @@ mod tests {
         (net, here, there, held)
     }
 
+    /// [`two_browsers`] and another user, Bob, with the blocks held before anyone did anything.
+    async fn two_browsers_and_bob() -> (FakeNet, Drive<FakeNet>, Drive<FakeNet>, Drive<FakeNet>, u64)
+    {
+        let (net, here, there, _) = two_browsers().await;
+        let bob = drive_of(&net, "bob").await;
+        let held = settled(&net, &[&here, &there, &bob]).await;
+        (net, here, there, bob, held)
+    }
+
+    /// Asserts a round (`round`, `lag`) left no block behind: every peer holds `held` blocks
+    /// together once `drives`' frees are done.
+    async fn nothing_left(
+        net: &FakeNet,
+        drives: &[&Drive<FakeNet>],
+        held: u64,
+        (round, lag): (usize, i64),
+    ) {
+        let left = settled(net, drives).await;
+        assert_eq!(
+            left, held,
+            "round {round} (lag {lag} ms): blocks left behind"
+        );
+    }
+
     #[tokio::test]
     async fn a_link_made_while_another_browser_deletes_the_file_never_outlives_it() {
         let (net, here, there, held) = two_browsers().await;
@@ -635,11 +659,7 @@ mod tests {
             }
             assert!(here.list().await.unwrap().is_empty());
             assert!(there.list().await.unwrap().is_empty());
-            let left = settled(&net, &[&here, &there]).await;
-            assert_eq!(
-                left, held,
-                "round {round} (lag {lag} ms): blocks left behind"
-            );
+            nothing_left(&net, &[&here, &there], held, (round, lag)).await;
         }
         // Both orders happened, or the race was not run.
         assert_eq!(seen.len(), 2, "{seen:?}");
@@ -683,11 +703,7 @@ mod tests {
             assert_eq!(row.links, u32::from(works), "round {round} (lag {lag} ms)");
             assert_eq!(download(&here, &row.id).await.unwrap(), bytes);
             there.delete(&row.id).await.unwrap();
-            let left = settled(&net, &[&here, &there]).await;
-            assert_eq!(
-                left, held,
-                "round {round} (lag {lag} ms): blocks left behind"
-            );
+            nothing_left(&net, &[&here, &there], held, (round, lag)).await;
         }
         // Both orders happened. (A link made after the re-key would name the new id, which the
         // racing browser does not know yet: its link for the old id is refused.)
@@ -697,9 +713,7 @@ mod tests {
     #[tokio::test]
     async fn a_user_shared_with_while_another_browser_re_keys_the_file_opens_it_exactly_when_listed(
     ) {
-        let (net, here, there, _) = two_browsers().await;
-        let bob = drive_of(&net, "bob").await;
-        let held = settled(&net, &[&here, &there, &bob]).await;
+        let (net, here, there, bob, held) = two_browsers_and_bob().await;
         let mut seen = BTreeSet::new();
         for (round, lag) in LAGS.into_iter().enumerate() {
             let bytes = pattern(5_000, round as u8);
@@ -733,20 +747,14 @@ mod tests {
             }
             there.delete(&row.id).await.unwrap();
             assert!(bob.shared_with_me().await.unwrap().files.is_empty());
-            let left = settled(&net, &[&here, &there, &bob]).await;
-            assert_eq!(
-                left, held,
-                "round {round} (lag {lag} ms): blocks left behind"
-            );
+            nothing_left(&net, &[&here, &there, &bob], held, (round, lag)).await;
         }
         assert_eq!(seen.len(), 2, "{seen:?}");
     }
 
     #[tokio::test]
     async fn a_user_shared_with_while_another_browser_deletes_the_file_is_left_with_nothing() {
-        let (net, here, there, _) = two_browsers().await;
-        let bob = drive_of(&net, "bob").await;
-        let held = settled(&net, &[&here, &there, &bob]).await;
+        let (net, here, there, bob, held) = two_browsers_and_bob().await;
         let mut seen = BTreeSet::new();
         for (round, lag) in LAGS.into_iter().enumerate() {
             let file = upload(&here, "plan.txt", &pattern(5_000, round as u8)).await;
@@ -762,20 +770,14 @@ mod tests {
             // Bob's list never keeps the deleted file, whichever letter went last.
             let given = bob.shared_with_me().await.unwrap().files;
             assert!(given.is_empty(), "round {round} (lag {lag} ms): {given:?}");
-            let left = settled(&net, &[&here, &there, &bob]).await;
-            assert_eq!(
-                left, held,
-                "round {round} (lag {lag} ms): blocks left behind"
-            );
+            nothing_left(&net, &[&here, &there, &bob], held, (round, lag)).await;
         }
         assert_eq!(seen.len(), 2, "{seen:?}");
     }
 
     #[tokio::test]
     async fn two_files_shared_with_one_user_from_two_browsers_at_once_both_reach_them() {
-        let (net, here, there, _) = two_browsers().await;
-        let bob = drive_of(&net, "bob").await;
-        let held = settled(&net, &[&here, &there, &bob]).await;
+        let (net, here, there, bob, held) = two_browsers_and_bob().await;
         for (round, lag) in LAGS.into_iter().enumerate() {
             let a = upload(&here, "a.txt", &pattern(3_000, round as u8)).await;
             let b = upload(&here, "b.txt", &pattern(4_000, round as u8)).await;
@@ -802,11 +804,7 @@ mod tests {
                 here.delete(&file.id).await.unwrap();
             }
             assert!(bob.shared_with_me().await.unwrap().files.is_empty());
-            let left = settled(&net, &[&here, &there, &bob]).await;
-            assert_eq!(
-                left, held,
-                "round {round} (lag {lag} ms): blocks left behind"
-            );
+            nothing_left(&net, &[&here, &there, &bob], held, (round, lag)).await;
         }
     }
 }
