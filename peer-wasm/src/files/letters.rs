@@ -41,21 +41,26 @@ pub(super) struct Letter {
     pub(super) files: Vec<ShareLink>,
 }
 
-/// A letter's sequence number: microseconds since the Unix epoch, and above any this tab used
-/// before (two letters to one user in the same millisecond must not share one: holders would
-/// refuse the second as a conflict).
-pub(super) fn next_seq() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static LAST: AtomicU64 = AtomicU64::new(0);
-    let now = now_ms().saturating_mul(1000);
-    let mut last = LAST.load(Ordering::Relaxed);
-    loop {
-        let next = now.max(last + 1);
-        match LAST.compare_exchange(last, next, Ordering::Relaxed, Ordering::Relaxed) {
-            Ok(_) => return next,
-            Err(seen) => last = seen,
-        }
-    }
+/// Letters are numbered from here up: those sealed before were numbered by the sealing
+/// device's clock (microseconds since the epoch, about 2^51 in 2026), and every letter
+/// numbered by [`letter_seq`] replaces them.
+const LETTER_SEQS: u64 = 1 << 62;
+/// Bits of a letter's sequence number under the index version: the sealing second.
+const SECOND_BITS: u32 = 32;
+/// Index versions past this one (a billion commits) number their letters as this one.
+const MAX_INDEX_VERSION: u64 = (1 << (62 - SECOND_BITS)) - 1;
+
+/// The sequence number of a letter built from the sharer's index of version `index_version`
+/// (its record's sequence number), sealed at `now_ms`: the index version first, so of two
+/// letters to one user the one built from the newer index stands at the holders whatever the
+/// sealing devices' clocks say. Numbered by the clock alone, a browser 30 s behind another of
+/// the same user had its newer letter refused as stale for 30 s, and a holder refuses silently:
+/// both browsers reported the share done and the user never saw it. Under the version, the
+/// sealing second: of two letters from one index (the same files) the later stands.
+pub(super) fn letter_seq(index_version: u64, now_ms: u64) -> u64 {
+    let version = index_version.min(MAX_INDEX_VERSION) << SECOND_BITS;
+    let second = (now_ms / 1000) & ((1 << SECOND_BITS) - 1);
+    LETTER_SEQS | version | second
 }
 
 fn aad(recipient: &AccountId) -> Vec<u8> {
@@ -64,21 +69,23 @@ fn aad(recipient: &AccountId) -> Vec<u8> {
     aad
 }
 
-/// Seals `letter` to `recipient` (its account and current public key) and signs it.
-/// Refused with [`FileError::ShareLimit`] when it would not fit in one record.
+/// Seals `letter` to `recipient` (its account and current public key) and signs it with
+/// sequence number `seq` ([`letter_seq`]). Refused with [`FileError::ShareLimit`] when it
+/// would not fit in one record.
 pub(super) async fn seal_letter(
     session: &Session,
     recipient: AccountId,
     recipient_name: &str,
     recipient_key: &PublicKey,
     letter: &Letter,
+    seq: u64,
 ) -> Result<SignedRecord, FileError> {
     let key = SymmetricKey::random();
     let wrapped = recipient_key.wrap(key.as_bytes())?;
     let sealed = fast::seal(&key, &aad(&recipient), &encode(letter)?).await?;
     let body = encode(&LetterBody { wrapped, sealed })?;
     let record = session
-        .sign_letter(recipient, next_seq(), body)
+        .sign_letter(recipient, seq, body)
         .map_err(|e| FileError::Damaged(e.to_string()))?;
     if record.to_wire().len() > crate::record::MAX_RECORD_BYTES {
         return Err(FileError::ShareLimit {
@@ -111,6 +118,28 @@ pub(super) fn genuine_key(found: &[VerifiedRecord]) -> Option<&VerifiedRecord> {
             .iter()
             .any(|later| later.descends_from(&candidate.record().owner))
     })
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_letter_from_a_newer_index_outranks_any_clock_and_every_clock_numbered_letter() {
+        let hour = 3_600_000;
+        let now = 1_796_000_000_000; // December 2026
+                                     // A device an hour ahead, from index 7, against one on time from index 8.
+        assert!(letter_seq(8, now) > letter_seq(7, now + hour));
+        assert!(letter_seq(8, 0) > letter_seq(7, u64::MAX));
+        // Of two letters from one index, the later.
+        assert!(letter_seq(7, now + 1000) > letter_seq(7, now));
+        // Above what letters were numbered before: microseconds since the epoch, even in 3000.
+        let year_3000_us = 32_503_680_000_000_000;
+        assert!(letter_seq(0, 0) > year_3000_us);
+        // Huge versions stay in the range rather than wrap below it.
+        assert!(letter_seq(u64::MAX, now) >= letter_seq(MAX_INDEX_VERSION, 0));
+        assert!(letter_seq(u64::MAX, now) > letter_seq(MAX_INDEX_VERSION - 1, u64::MAX));
+    }
 }
 
 /// The decoder of what a letter's body holds, for the fuzz tests.

@@ -11,12 +11,12 @@
 
 use std::collections::BTreeMap;
 
-use super::letters::{genuine_key, open_letter, seal_letter, Letter};
+use super::letters::{genuine_key, letter_seq, open_letter, seal_letter, Letter};
 use super::*;
 use crate::{
     account::{account_id, normalize_username},
     crypto::rsa_keys::PublicKey,
-    record::AccountId,
+    record::{AccountId, SignedRecord},
 };
 
 /// What this user keeps of what one sharer shares with them (in their own index).
@@ -107,7 +107,7 @@ impl<N: Network> Drive<N> {
         })
         .await?;
         let shared = shared.ok_or(FileError::NoSuchFile)?;
-        if let Err(e) = self.send_letter(&name, account, &key).await {
+        if let Err(e) = self.send_letter(&name, account, &key, None).await {
             // Not sent (too many files for one letter, or no peer took it): the index must not
             // say it is shared.
             commit_index(self, |index| {
@@ -141,14 +141,26 @@ impl<N: Network> Drive<N> {
         Ok(file)
     }
 
-    /// Sends each of `users` a letter listing every file now shared with them.
+    /// Sends each of `users` a letter listing every file now shared with them. The index one
+    /// letter's check read is where the next letter starts (N + 1 index reads for N users, not
+    /// 2N).
     pub(super) async fn send_letters<'a>(
         &self,
         users: impl IntoIterator<Item = &'a str>,
     ) -> Result<(), FileError> {
+        self.send_letters_from(None, users).await
+    }
+
+    /// [`Drive::send_letters`], the first letter built from `loaded` (the index as the caller
+    /// just read it) when it is given.
+    async fn send_letters_from<'a>(
+        &self,
+        mut loaded: Option<LoadedIndex>,
+        users: impl IntoIterator<Item = &'a str>,
+    ) -> Result<(), FileError> {
         for name in users {
             let (account, key) = find_user(self, name).await?;
-            self.send_letter(name, account, &key).await?;
+            loaded = self.send_letter(name, account, &key, loaded).await?;
         }
         Ok(())
     }
@@ -157,72 +169,104 @@ impl<N: Network> Drive<N> {
     /// [`crate::net::record_limits::RECORD_TTL`] after it was last sent) and after a password
     /// change (letters signed by the earlier key are refused). Returns how many were sent.
     pub async fn send_all_letters(&self) -> Result<usize, FileError> {
-        let (index, _) = load_index(self).await?;
-        let mut users: Vec<&str> = index
+        let loaded = load_index(self).await?;
+        let mut users: Vec<String> = loaded
+            .0
             .files
             .iter()
-            .flat_map(|f| f.shared_with.iter().map(String::as_str))
+            .flat_map(|f| f.shared_with.clone())
             .collect();
         users.sort_unstable();
         users.dedup();
         let sent = users.len();
-        self.send_letters(users).await?;
+        self.send_letters_from(Some(loaded), users.iter().map(String::as_str))
+            .await?;
         Ok(sent)
     }
 
-    /// Seals and sends the letter to `name` listing every file the index shares with them,
-    /// then reads the index again: when what it shares with them changed meanwhile (another
-    /// browser of this user shared, unshared or deleted a file while this letter was built
-    /// from the index before), the letter goes again. Letters are ordered by when they are
-    /// sealed, so without the check a letter built from an older index could be sealed after
-    /// the other browser's and stand for good (a deleted file left in their list, a share
-    /// lost); with it, whoever puts last has seen the newest index. At most
-    /// [`LETTER_ATTEMPTS`] letters. Once the first letter went out, nothing after it fails
-    /// the call (a caller would undo a share the user can already open): it is logged.
+    /// Seals and sends the letter to `name` listing every file the index shares with them
+    /// (`loaded`, when the caller has just read it; else it is read), then reads the index
+    /// again: when what it shares with them changed meanwhile (another browser of this user
+    /// shared, unshared or deleted a file), the letter goes again. A letter built from an
+    /// older index never replaces one from a newer ([`letter_seq`]), but the other browser's
+    /// letter may never come (its tab closed after its commit): with the check, the last to
+    /// put has seen the newest index. At most [`LETTER_ATTEMPTS`] letters. Once the first
+    /// letter went out, nothing after it fails the call (a caller would undo a share the user
+    /// can already open): it is logged. Returns the index as read after the last letter, for
+    /// the next user's.
     async fn send_letter(
         &self,
         name: &str,
         account: AccountId,
         key: &PublicKey,
-    ) -> Result<(), FileError> {
-        let (mut index, _) = load_index(self).await?;
-        let mut sent = self.put_letter(name, account, key, &mut index).await?;
+        loaded: Option<LoadedIndex>,
+    ) -> Result<Option<LoadedIndex>, FileError> {
+        let mut loaded = match loaded {
+            Some(loaded) => loaded,
+            None => load_index(self).await?,
+        };
+        let mut sent = self.put_letter(name, account, key, &mut loaded).await?;
         for attempt in 1..=LETTER_ATTEMPTS {
-            index = match load_index(self).await {
-                Ok((index, _)) => index,
+            loaded = match load_index(self).await {
+                Ok(loaded) => loaded,
                 Err(e) => {
                     tracing::warn!(user = %name, "a letter went out; the index was not read again: {e}");
-                    return Ok(());
+                    return Ok(None);
                 }
             };
-            if shared_files(&index, name) == sent {
-                return Ok(());
+            if shared_files(&loaded.0, name) == sent {
+                break;
             }
             if attempt == LETTER_ATTEMPTS {
                 tracing::warn!(user = %name, "the index kept changing while letters went out; the next change sends another");
-                return Ok(());
+                break;
             }
             tracing::info!(user = %name, attempt, "the index changed while a letter went out; sending it again");
-            sent = match self.put_letter(name, account, key, &mut index).await {
+            sent = match self.put_letter(name, account, key, &mut loaded).await {
                 Ok(sent) => sent,
                 Err(e) => {
                     tracing::warn!(user = %name, "a letter went out; the one after a change did not: {e}");
-                    return Ok(());
+                    return Ok(None);
                 }
             };
         }
-        Ok(())
+        Ok(Some(loaded))
     }
 
-    /// Seals and puts one letter to `name` from `index`, placing the manifests it names that
-    /// ride in the index first; returns the files it lists.
+    /// Seals and puts one letter to `name` from the index `loaded` ([`Drive::seal_from`]);
+    /// returns the files it lists.
     async fn put_letter(
         &self,
         name: &str,
         account: AccountId,
         key: &PublicKey,
-        index: &mut FileIndex,
+        loaded: &mut LoadedIndex,
     ) -> Result<Vec<(FileId, String)>, FileError> {
+        let record = self.seal_from(name, account, key, loaded, now_ms()).await?;
+        match self.client.put_record(record).await {
+            // This tab holds a letter to them from this index or a newer one (sent within the
+            // same second, or by another browser since): it stands, and lists what this one
+            // would or newer. The caller compares with the index as it is now.
+            Err(NetError::Record(e @ (RecordError::Stale { .. } | RecordError::Conflict(_)))) => {
+                tracing::debug!(user = %name, "a letter from this index or a newer one is held: {e}");
+            }
+            other => other?,
+        }
+        Ok(shared_files(&loaded.0, name))
+    }
+
+    /// Seals the letter to `name` listing what the index `loaded` shares with them, numbered
+    /// by the index's version and `now_ms` ([`letter_seq`]), placing the manifests it names
+    /// that ride in the index first.
+    async fn seal_from(
+        &self,
+        name: &str,
+        account: AccountId,
+        key: &PublicKey,
+        (index, record): &mut LoadedIndex,
+        now_ms: u64,
+    ) -> Result<SignedRecord, FileError> {
+        let version = record.as_ref().map_or(0, |r| r.record().seq);
         let shared = |f: &FileEntry| f.shared_with.iter().any(|n| n == name);
         // The user cannot open this index: a manifest kept there is placed first, and its
         // holders noted (once: a later letter finds it placed).
@@ -252,9 +296,8 @@ impl<N: Network> Drive<N> {
             from: self.session.username().to_string(),
             files,
         };
-        let record = seal_letter(&self.session, account, name, key, &letter).await?;
-        self.client.put_record(record).await?;
-        Ok(shared_files(index, name))
+        let seq = letter_seq(version, now_ms);
+        seal_letter(&self.session, account, name, key, &letter, seq).await
     }
 
     /// What other users share with this one: the letters under this account, each checked
@@ -410,9 +453,10 @@ async fn find_user<N: Network>(
 mod tests {
     #![allow(clippy::unwrap_used)]
 
+    use super::super::fake::same_user_elsewhere;
     use super::super::fake::{drive_of, pattern, FakeNet, MIB};
     use super::*;
-    use crate::{crypto::rsa_keys::PrivateKey, record::SignedRecord};
+    use crate::crypto::rsa_keys::PrivateKey;
 
     async fn upload(drive: &Drive<FakeNet>, name: &str, bytes: &[u8]) -> FileInfo {
         drive
@@ -538,6 +582,7 @@ mod tests {
             "bob",
             &bob_key,
             &forged,
+            letter_seq(1, now_ms()),
         )
         .await
         .unwrap();
@@ -556,6 +601,7 @@ mod tests {
                 from: "alice".into(),
                 files: Vec::new(),
             },
+            letter_seq(1, now_ms()),
         )
         .await
         .unwrap();
@@ -636,5 +682,45 @@ mod tests {
         // Letters are sent again at log-in; hidden stays hidden.
         assert_eq!(alice.send_all_letters().await.unwrap(), 1);
         assert!(bob.shared_with_me().await.unwrap().files.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_letter_from_an_older_index_never_stands_over_a_newer_one_whatever_the_clocks() {
+        // Alice's laptop and phone; the phone's clock runs an hour ahead.
+        let net = FakeNet::new(6, 64 * MIB).await;
+        let (laptop, bob) = (drive_of(&net, "alice").await, drive_of(&net, "bob").await);
+        let phone = same_user_elsewhere(&laptop);
+        let first = upload(&laptop, "first.txt", b"first").await;
+        phone.share_with(&first.id, "bob").await.unwrap();
+        // The phone seals a letter from the index as it reads it (Bob: first.txt)...
+        let (account, key) = find_user(&phone, "bob").await.unwrap();
+        let mut read = load_index(&phone).await.unwrap();
+        let hour_ahead = now_ms() + 3_600_000;
+        let late = phone
+            .seal_from("bob", account, &key, &mut read, hour_ahead)
+            .await
+            .unwrap();
+        // ...while the laptop shares a second file with Bob, and its letter goes out first.
+        let second = upload(&laptop, "second.txt", b"second").await;
+        laptop.share_with(&second.id, "bob").await.unwrap();
+        // The phone's letter lands last, an hour newer by its clock: built from an older
+        // index, it is refused (numbered by the clock alone, it replaced the laptop's and
+        // Bob never saw second.txt).
+        assert!(matches!(
+            net.put_record(late).await,
+            Err(NetError::Record(RecordError::Stale { .. }))
+        ));
+        let got = bob.shared_with_me().await.unwrap();
+        let mut listed = names(&got);
+        listed.sort();
+        let alice = |name: &str| ("alice".to_string(), name.to_string());
+        assert_eq!(listed, [alice("first.txt"), alice("second.txt")]);
+        for (file, bytes) in [
+            ("first.txt", b"first".as_slice()),
+            ("second.txt", b"second"),
+        ] {
+            let token = &got.files.iter().find(|f| f.name == file).unwrap().token;
+            assert_eq!(open(&net, token).await.unwrap(), bytes);
+        }
     }
 }
