@@ -610,6 +610,9 @@ impl<N: Network> Drive<N> {
         commit_index(self, |index| {
             let at = index.files.iter().position(|f| f.id == entry.id);
             newest = at.map(|at| index.files.remove(at));
+            if let Some(gone) = &newest {
+                index.owe(&gone.shared_with);
+            }
         })
         .await?;
         let entry = newest.unwrap_or(entry);
@@ -626,10 +629,12 @@ impl<N: Network> Drive<N> {
         // The users it was shared with get a letter without it, as when it is unshared: their
         // lists drop it rather than show a file that opens nothing. The delete stands if a
         // letter cannot go (their list keeps the file until one does; opening it says gone).
-        for user in &entry.shared_with {
-            if let Err(e) = self.send_letters([user.as_str()]).await {
-                tracing::warn!(%user, "not told of a deleted file it was shared with: {e}");
-            }
+        // The index owes them a letter until one goes (the next log-in sends it).
+        if let Err(e) = self
+            .send_letters(entry.shared_with.iter().map(String::as_str))
+            .await
+        {
+            tracing::warn!("not every user it was shared with was told of the delete: {e}");
         }
         Ok(freed)
     }

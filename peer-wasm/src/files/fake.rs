@@ -82,6 +82,8 @@ struct World {
     forged_names: Forged,
     /// What the next record puts (not letters) do instead of succeeding, first first.
     failing_puts: std::collections::VecDeque<FailedPut>,
+    /// How many of the next letters reach no holder.
+    lost_letters: usize,
 }
 
 /// How a record put fails ([`FakeNet::fail_puts`]).
@@ -198,6 +200,11 @@ impl FakeNet {
     /// Makes the next record puts (not letters) fail as `fates` says, one each.
     pub(crate) fn fail_puts(&self, fates: &[FailedPut]) {
         self.world.lock().unwrap().failing_puts.extend(fates);
+    }
+
+    /// Makes the next `count` letters reach no holder (their puts fail).
+    pub(crate) fn lose_letters(&self, count: usize) {
+        self.world.lock().unwrap().lost_letters += count;
     }
 
     /// Every block `peer` holds.
@@ -459,6 +466,12 @@ impl Network for FakeNet {
         let key = record.record().key();
         let mut world = self.world.lock().unwrap();
         if record.record().kind == RecordKind::Letter {
+            if world.lost_letters > 0 {
+                world.lost_letters -= 1;
+                return Err(NetError::NotStored(
+                    "no answer (a test's lost letter)".into(),
+                ));
+            }
             let held = world.letters.get(&key).map(Vec::as_slice);
             if let Some(bundle) = crate::net::record_policy::merge_letter(&record, held)? {
                 world.letters.insert(key, bundle);

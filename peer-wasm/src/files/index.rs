@@ -317,6 +317,8 @@ struct RootOut<'a> {
     received: &'a BTreeMap<String, Received>,
     #[serde(skip_serializing_if = "<[PageRef]>::is_empty")]
     pages: &'a [PageRef],
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    owed: &'a BTreeMap<String, u64>,
 }
 
 /// The depth `files` files are paged at, given the depth the index had (`None`: one blob) and
@@ -638,6 +640,7 @@ pub(super) async fn prepare_index<N: Network>(
         donations: &index.donations,
         received: &index.received,
         pages: &pages,
+        owed: &index.owed,
     };
     let stored = async {
         let root = encode(&root)?;
@@ -874,6 +877,7 @@ pub(super) fn fuzz_seeds(entry: &FileEntry) -> Vec<(&'static str, Vec<u8>)> {
         donations: &BTreeMap::new(),
         received: &BTreeMap::new(),
         pages: &[page.clone(), page],
+        owed: &BTreeMap::new(),
     };
     let page = PageOut::of(vec![entry, entry]);
     [("index", encode(&root)), ("index page", encode(&page))]
@@ -1132,6 +1136,7 @@ mod tests {
                 donations: &index.donations,
                 received: &index.received,
                 pages: &[],
+                owed: &index.owed,
             };
             let page = PageOut::of(index.files.iter().collect());
             (encode(&root).unwrap(), encode(&page).unwrap())
@@ -1318,6 +1323,7 @@ mod tests {
             donations: &index.donations,
             received: &index.received,
             pages: &index.pages,
+            owed: &index.owed,
         })
         .unwrap();
         let one_blob = encode(&index).unwrap();

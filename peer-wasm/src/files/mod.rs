@@ -463,6 +463,14 @@ struct FileIndex {
     /// as stored, and holds every page's files once loaded.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pages: Vec<PageRef>,
+    /// Users owed a letter: a change left them with less than their last letter lists (a
+    /// file deleted, or no longer shared with them) and its letter may not have gone (the
+    /// tab closed, no peer took it). Each is sent one with every log-in's letters
+    /// ([`Drive::send_all_letters`]) and dropped once told; the tag (random, per change) keeps
+    /// a user owed again meanwhile. Without it a user a deleted file was shared with, and
+    /// nothing else, kept the file in their list for good.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    owed: std::collections::BTreeMap<String, u64>,
     /// Re-seal every page at the next save, none reused: they were sealed under an earlier
     /// user key (a password change).
     #[serde(skip)]
@@ -485,7 +493,23 @@ impl FileIndex {
     fn pledges(&self) -> Vec<Pledge> {
         self.donations.values().cloned().collect()
     }
+
+    /// Notes that `users` are owed a letter ([`FileIndex::owed`]). At most [`MAX_OWED`] are
+    /// kept (the rest are told at their next change, or never: a few bytes each in the index).
+    fn owe<'a>(&mut self, users: impl IntoIterator<Item = &'a String>) {
+        for user in users {
+            if self.owed.len() < MAX_OWED || self.owed.contains_key(user) {
+                self.owed.insert(
+                    user.clone(),
+                    u64::from_le_bytes(crate::crypto::random_bytes()),
+                );
+            }
+        }
+    }
 }
+
+/// Users the index keeps owed a letter at most ([`FileIndex::owe`]).
+const MAX_OWED: usize = 256;
 
 /// What a user may store: what their browsers donate, divided by the copies each block takes.
 #[cfg_attr(all(test, not(target_arch = "wasm32")), derive(ts_rs::TS))]

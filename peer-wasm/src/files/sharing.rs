@@ -185,8 +185,11 @@ impl<N: Network> Drive<N> {
             }
             let at = index.files.iter().position(|f| f.id == old.id);
             replaced = at.map(|at| {
-                let newest = &index.files[at].shared_with;
-                entry.shared_with = newest.iter().filter(|n| keep(n)).cloned().collect();
+                let newest = index.files[at].shared_with.clone();
+                let (kept, dropped): (Vec<String>, Vec<String>) =
+                    newest.into_iter().partition(|n| keep(n));
+                entry.shared_with = kept;
+                index.owe(&dropped);
                 std::mem::replace(&mut index.files[at], entry.clone())
             });
         })

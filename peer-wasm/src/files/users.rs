@@ -141,47 +141,96 @@ impl<N: Network> Drive<N> {
         Ok(file)
     }
 
-    /// Sends each of `users` a letter listing every file now shared with them. The index one
-    /// letter's check read is where the next letter starts (N + 1 index reads for N users, not
-    /// 2N).
+    /// Sends each of `users` a letter listing every file now shared with them; one that cannot
+    /// go does not keep the others from theirs, and the first error is returned once every
+    /// user was tried (each is logged).
     pub(super) async fn send_letters<'a>(
         &self,
         users: impl IntoIterator<Item = &'a str>,
     ) -> Result<(), FileError> {
-        self.send_letters_from(None, users).await
+        let results = self.send_letters_from(None, users).await;
+        results
+            .into_iter()
+            .find_map(|(_, sent)| sent.err())
+            .map_or(Ok(()), Err)
     }
 
     /// [`Drive::send_letters`], the first letter built from `loaded` (the index as the caller
-    /// just read it) when it is given.
+    /// just read it) when it is given; each user with how their letter went. The index one
+    /// letter's check read is where the next letter starts (N + 1 index reads for N users,
+    /// not 2N).
     async fn send_letters_from<'a>(
         &self,
         mut loaded: Option<LoadedIndex>,
         users: impl IntoIterator<Item = &'a str>,
-    ) -> Result<(), FileError> {
+    ) -> Vec<(&'a str, Result<(), FileError>)> {
+        let mut results = Vec::new();
         for name in users {
-            let (account, key) = find_user(self, name).await?;
-            loaded = self.send_letter(name, account, &key, loaded).await?;
+            let sent = match find_user(self, name).await {
+                Ok((account, key)) => self.send_letter(name, account, &key, loaded.take()).await,
+                Err(e) => Err(e),
+            };
+            results.push((
+                name,
+                sent.map(|next| loaded = next).inspect_err(|e| {
+                    tracing::warn!(user = %name, "no letter sent: {e}");
+                }),
+            ));
         }
-        Ok(())
+        results
     }
 
-    /// Sends every user a file is shared with their letter again: at log-in (a letter is kept
-    /// [`crate::net::record_limits::RECORD_TTL`] after it was last sent) and after a password
-    /// change (letters signed by the earlier key are refused). Returns how many were sent.
+    /// Sends every user a file is shared with their letter again, and every user owed one
+    /// ([`FileIndex::owed`]: a file deleted or unshared whose letter may not have gone): at
+    /// log-in (a letter is kept [`crate::net::record_limits::RECORD_TTL`] after it was last
+    /// sent) and after a password change (letters signed by the earlier key are refused).
+    /// Owed users told are dropped from the index, as are those whose account is no longer
+    /// found (no one to tell). Returns how many letters went; the first error once every user
+    /// was tried.
     pub async fn send_all_letters(&self) -> Result<usize, FileError> {
         let loaded = load_index(self).await?;
-        let mut users: Vec<String> = loaded
+        let owed = loaded.0.owed.clone();
+        let sharing: Vec<String> = loaded
             .0
             .files
             .iter()
             .flat_map(|f| f.shared_with.clone())
             .collect();
+        let mut users: Vec<&str> = sharing
+            .iter()
+            .chain(owed.keys())
+            .map(String::as_str)
+            .collect();
         users.sort_unstable();
         users.dedup();
-        let sent = users.len();
-        self.send_letters_from(Some(loaded), users.iter().map(String::as_str))
+        let mut results = self.send_letters_from(Some(loaded), users).await;
+        let paid: Vec<(String, u64)> = results
+            .iter()
+            .filter_map(|(user, sent)| {
+                let tag = owed.get(*user)?;
+                let gone = matches!(sent, Err(FileError::UnknownUser(_)))
+                    && !sharing.iter().any(|n| n == user);
+                (sent.is_ok() || gone).then(|| (user.to_string(), *tag))
+            })
+            .collect();
+        if !paid.is_empty() {
+            // Only as owed as they were when their letter was built: a user owed again since
+            // (another browser deleted or unshared meanwhile) stays owed.
+            commit_index(self, |index| {
+                for (user, tag) in &paid {
+                    if index.owed.get(user) == Some(tag) {
+                        index.owed.remove(user);
+                    }
+                }
+            })
             .await?;
-        Ok(sent)
+        }
+        let sent = results.iter().filter(|(_, sent)| sent.is_ok()).count();
+        results.retain(|(user, sent)| sent.is_err() && !paid.iter().any(|(paid, _)| paid == user));
+        match results.into_iter().find_map(|(_, sent)| sent.err()) {
+            Some(e) => Err(e),
+            None => Ok(sent),
+        }
     }
 
     /// Seals and sends the letter to `name` listing every file the index shares with them
@@ -722,5 +771,49 @@ mod tests {
             let token = &got.files.iter().find(|f| f.name == file).unwrap().token;
             assert_eq!(open(&net, token).await.unwrap(), bytes);
         }
+    }
+
+    #[tokio::test]
+    async fn a_user_whose_letter_was_lost_when_a_file_was_deleted_or_unshared_is_told_at_the_next_log_in(
+    ) {
+        let net = FakeNet::new(6, 64 * MIB).await;
+        let (alice, bob, carol) = (
+            drive_of(&net, "alice").await,
+            drive_of(&net, "bob").await,
+            drive_of(&net, "carol").await,
+        );
+        let gone = upload(&alice, "gone.txt", b"gone").await;
+        alice.share_with(&gone.id, "bob").await.unwrap();
+        // The delete's letter to Bob reaches no one (the tab closed, no peer took it).
+        net.lose_letters(1);
+        alice.delete(&gone.id).await.unwrap();
+        let listed = bob.shared_with_me().await.unwrap();
+        assert_eq!(names(&listed), [("alice".into(), "gone.txt".into())]);
+        // Alice logs in again, in another browser: Bob is owed a letter, though no file is
+        // shared with him now, and gets one.
+        let later = same_user_elsewhere(&alice);
+        assert_eq!(later.send_all_letters().await.unwrap(), 1);
+        assert!(bob.shared_with_me().await.unwrap().files.is_empty());
+        assert!(load_index(&later).await.unwrap().0.owed.is_empty(), "paid");
+        assert_eq!(later.send_all_letters().await.unwrap(), 0);
+
+        // Unsharing: Bob's letter is lost, Carol's (the new key) goes.
+        let kept = upload(&alice, "kept.txt", b"kept").await;
+        for user in ["bob", "carol"] {
+            alice.share_with(&kept.id, user).await.unwrap();
+        }
+        net.lose_letters(1);
+        let unshared = alice.unshare_with(&kept.id, "bob", |_| ControlFlow::Continue(()));
+        assert!(matches!(unshared.await, Err(FileError::Net(_))));
+        let rows = alice.list().await.unwrap();
+        assert_eq!(rows[0].shared_with, ["carol"]);
+        let carols = carol.shared_with_me().await.unwrap();
+        assert_eq!(open(&net, &carols.files[0].token).await.unwrap(), b"kept");
+        assert_eq!(bob.shared_with_me().await.unwrap().files.len(), 1);
+        // The next log-in tells Bob (and Carol again).
+        assert_eq!(later.send_all_letters().await.unwrap(), 2);
+        assert!(bob.shared_with_me().await.unwrap().files.is_empty());
+        assert_eq!(carol.shared_with_me().await.unwrap().files.len(), 1);
+        assert!(load_index(&later).await.unwrap().0.owed.is_empty(), "paid");
     }
 }
