@@ -606,12 +606,12 @@ impl<N: Network> Drive<N> {
         let tree = manifest(self, &entry, &key).await.unwrap_or_default();
         // The entry as the newest index has it: another browser may have shared the file
         // meanwhile, placing its manifest.
-        let mut newest = None;
+        let (mut newest, mut owed) = (None, Owed::new());
         commit_index(self, |index| {
             let at = index.files.iter().position(|f| f.id == entry.id);
             newest = at.map(|at| index.files.remove(at));
             if let Some(gone) = &newest {
-                index.owe(&gone.shared_with);
+                owed = index.owe(&gone.shared_with);
             }
         })
         .await?;
@@ -630,10 +630,13 @@ impl<N: Network> Drive<N> {
         // lists drop it rather than show a file that opens nothing. The delete stands if a
         // letter cannot go (their list keeps the file until one does; opening it says gone).
         // The index owes them a letter until one goes (the next log-in sends it).
-        if let Err(e) = self
+        let told = self
             .send_letters(entry.shared_with.iter().map(String::as_str))
-            .await
-        {
+            .await;
+        if let Err(e) = self.pay(&owed, &told).await {
+            tracing::warn!("users told of the delete are still noted as owed a letter: {e}");
+        }
+        if let Err(e) = first_error(told) {
             tracing::warn!("not every user it was shared with was told of the delete: {e}");
         }
         Ok(freed)

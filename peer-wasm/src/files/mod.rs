@@ -76,7 +76,7 @@ use head_start::*;
 use index::*;
 use link::LinkNote;
 use manifest::*;
-use users::Received;
+use users::{first_error, Received};
 
 /// Copies of each block, by default.
 pub const DEFAULT_REPLICAS: usize = 3;
@@ -470,7 +470,7 @@ struct FileIndex {
     /// a user owed again meanwhile. Without it a user a deleted file was shared with, and
     /// nothing else, kept the file in their list for good.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
-    owed: std::collections::BTreeMap<String, u64>,
+    owed: Owed,
     /// Re-seal every page at the next save, none reused: they were sealed under an earlier
     /// user key (a password change).
     #[serde(skip)]
@@ -494,19 +494,26 @@ impl FileIndex {
         self.donations.values().cloned().collect()
     }
 
-    /// Notes that `users` are owed a letter ([`FileIndex::owed`]). At most [`MAX_OWED`] are
-    /// kept (the rest are told at their next change, or never: a few bytes each in the index).
-    fn owe<'a>(&mut self, users: impl IntoIterator<Item = &'a String>) {
+    /// Notes that `users` are owed a letter ([`FileIndex::owed`]), each with a new tag; returns
+    /// the tags set. At most [`MAX_OWED`] users are kept (past that a debt is logged and
+    /// dropped; every successful letter pays one, so only letters that keep failing fill it).
+    fn owe<'a>(&mut self, users: impl IntoIterator<Item = &'a String>) -> Owed {
+        let mut set = Owed::new();
         for user in users {
-            if self.owed.len() < MAX_OWED || self.owed.contains_key(user) {
-                self.owed.insert(
-                    user.clone(),
-                    u64::from_le_bytes(crate::crypto::random_bytes()),
-                );
+            if self.owed.len() >= MAX_OWED && !self.owed.contains_key(user) {
+                tracing::warn!(%user, "too many users owed a letter; this one is not noted");
+                continue;
             }
+            let tag = u64::from_le_bytes(crate::crypto::random_bytes());
+            self.owed.insert(user.clone(), tag);
+            set.insert(user.clone(), tag);
         }
+        set
     }
 }
+
+/// Users owed a letter, each with the tag of the change that owes it ([`FileIndex::owed`]).
+type Owed = std::collections::BTreeMap<String, u64>;
 
 /// Users the index keeps owed a letter at most ([`FileIndex::owe`]).
 const MAX_OWED: usize = 256;

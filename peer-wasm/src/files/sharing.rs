@@ -104,20 +104,21 @@ impl<N: Network> Drive<N> {
         id: &str,
         progress: impl FnMut(u64) -> ControlFlow<()>,
     ) -> Result<FileInfo, FileError> {
-        let (file, users) = self.rekey(id, |_| true, progress).await?;
+        let (file, users, _) = self.rekey(id, |_| true, progress).await?;
         // The users it is shared with keep it: they get its new key.
-        self.send_letters(users.iter().map(String::as_str)).await?;
+        first_error(self.send_letters(users.iter().map(String::as_str)).await)?;
         Ok(file)
     }
 
     /// Re-keys file `id` (see the module's documentation), keeping it shared with the users
-    /// `keep` says yes to. Returns the file as it is now and the users it was shared with.
+    /// `keep` says yes to. Returns the file as it is now, the users it was shared with, and
+    /// those dropped, as the index now owes them a letter.
     pub(super) async fn rekey(
         &self,
         id: &str,
         keep: impl Fn(&str) -> bool,
         progress: impl FnMut(u64) -> ControlFlow<()>,
-    ) -> Result<(FileInfo, Vec<String>), FileError> {
+    ) -> Result<(FileInfo, Vec<String>, Owed), FileError> {
         let (mut index, _, at, old_key) = entry_and_key(self, id).await?;
         let old = index.files[at].clone();
         let old_blocks = manifest(self, &old, &old_key).await?;
@@ -177,7 +178,7 @@ impl<N: Network> Drive<N> {
         // The entry replaced as the newest index has it: another browser may have shared the
         // file meanwhile, placing its manifest, or with another user (who keeps it, with the
         // new key: the users come from the newest entry, not the one loaded at the start).
-        let mut replaced = None;
+        let (mut replaced, mut owed) = (None, Owed::new());
         let mut entry = entry;
         let committed = commit_loaded(self, reloaded, |index| {
             if let Some((peer, pledge)) = &pledge {
@@ -189,7 +190,7 @@ impl<N: Network> Drive<N> {
                 let (kept, dropped): (Vec<String>, Vec<String>) =
                     newest.into_iter().partition(|n| keep(n));
                 entry.shared_with = kept;
-                index.owe(&dropped);
+                owed = index.owe(&dropped);
                 std::mem::replace(&mut index.files[at], entry.clone())
             });
         })
@@ -214,7 +215,7 @@ impl<N: Network> Drive<N> {
         }
         witness(&self.client, owner_hash(&self.session)?, stored.receipts);
         tracing::info!(name = %old.name, "the file was re-keyed: its links and shares revoked");
-        Ok((info(&entry), old.shared_with))
+        Ok((info(&entry), old.shared_with, owed))
     }
 
     /// Revokes the links of every file whose links have all expired: run at log-in, so an

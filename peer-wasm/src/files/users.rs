@@ -84,6 +84,15 @@ fn shared_files(index: &FileIndex, name: &str) -> Vec<(FileId, String)> {
     files.map(|f| (f.id, f.name.clone())).collect()
 }
 
+/// The first failed letter of `told` ([`Drive::send_letters`]), if any.
+pub(super) fn first_error<'a>(
+    told: impl IntoIterator<Item = (&'a str, Result<(), FileError>)>,
+) -> Result<(), FileError> {
+    told.into_iter()
+        .find_map(|(_, sent)| sent.err())
+        .map_or(Ok(()), Err)
+}
+
 /// Letters sent to one user in one go when the index keeps changing under them (see
 /// [`Drive::send_letter`]); the last one stands until the next change sends another.
 const LETTER_ATTEMPTS: usize = 3;
@@ -109,11 +118,13 @@ impl<N: Network> Drive<N> {
         let shared = shared.ok_or(FileError::NoSuchFile)?;
         if let Err(e) = self.send_letter(&name, account, &key, None).await {
             // Not sent (too many files for one letter, or no peer took it): the index must not
-            // say it is shared.
+            // say it is shared. The letter may yet have landed unheard: the user is owed one
+            // without the file.
             commit_index(self, |index| {
                 if let Some(entry) = index.files.iter_mut().find(|f| f.id == file) {
                     entry.shared_with.retain(|n| *n != name);
                 }
+                index.owe([&name]);
             })
             .await?;
             return Err(e);
@@ -134,31 +145,30 @@ impl<N: Network> Drive<N> {
     ) -> Result<FileInfo, FileError> {
         let name = normalize_username(username)
             .map_err(|_| FileError::BadUsername(username.to_string()))?;
-        let (file, before) = self.rekey(id, |n| n != name, progress).await?;
+        let (file, before, owed) = self.rekey(id, |n| n != name, progress).await?;
         // The user removed learns the file is gone; the others get its new key.
-        self.send_letters(before.iter().map(String::as_str)).await?;
+        let told = self.send_letters(before.iter().map(String::as_str)).await;
+        if let Err(e) = self.pay(&owed, &told).await {
+            tracing::warn!(user = %name, "told, but still noted as owed a letter: {e}");
+        }
+        first_error(told)?;
         tracing::info!(user = %name, "a file is no longer shared with a user");
         Ok(file)
     }
 
     /// Sends each of `users` a letter listing every file now shared with them; one that cannot
-    /// go does not keep the others from theirs, and the first error is returned once every
-    /// user was tried (each is logged).
+    /// go does not keep the others from theirs (each failure is logged). Returns each user
+    /// with how their letter went ([`first_error`]).
     pub(super) async fn send_letters<'a>(
         &self,
         users: impl IntoIterator<Item = &'a str>,
-    ) -> Result<(), FileError> {
-        let results = self.send_letters_from(None, users).await;
-        results
-            .into_iter()
-            .find_map(|(_, sent)| sent.err())
-            .map_or(Ok(()), Err)
+    ) -> Vec<(&'a str, Result<(), FileError>)> {
+        self.send_letters_from(None, users).await
     }
 
     /// [`Drive::send_letters`], the first letter built from `loaded` (the index as the caller
-    /// just read it) when it is given; each user with how their letter went. The index one
-    /// letter's check read is where the next letter starts (N + 1 index reads for N users,
-    /// not 2N).
+    /// just read it) when it is given. The index one letter's check read is where the next
+    /// letter starts (N + 1 index reads for N users, not 2N).
     async fn send_letters_from<'a>(
         &self,
         mut loaded: Option<LoadedIndex>,
@@ -180,13 +190,37 @@ impl<N: Network> Drive<N> {
         results
     }
 
+    /// Drops from the index's `owed` each user of `owed` whose letter went (`told`), unless
+    /// they were owed again since (another tag: a change in another browser meanwhile).
+    pub(super) async fn pay(
+        &self,
+        owed: &Owed,
+        told: &[(&str, Result<(), FileError>)],
+    ) -> Result<(), FileError> {
+        let paid: Vec<(&str, u64)> = told
+            .iter()
+            .filter(|(_, sent)| sent.is_ok())
+            .filter_map(|(user, _)| Some((*user, *owed.get(*user)?)))
+            .collect();
+        if paid.is_empty() {
+            return Ok(());
+        }
+        commit_index(self, |index| {
+            for (user, tag) in &paid {
+                if index.owed.get(*user) == Some(tag) {
+                    index.owed.remove(*user);
+                }
+            }
+        })
+        .await
+    }
+
     /// Sends every user a file is shared with their letter again, and every user owed one
     /// ([`FileIndex::owed`]: a file deleted or unshared whose letter may not have gone): at
     /// log-in (a letter is kept [`crate::net::record_limits::RECORD_TTL`] after it was last
     /// sent) and after a password change (letters signed by the earlier key are refused).
-    /// Owed users told are dropped from the index, as are those whose account is no longer
-    /// found (no one to tell). Returns how many letters went; the first error once every user
-    /// was tried.
+    /// Owed users told are paid ([`Drive::pay`]). Returns how many letters went; the first
+    /// error once every user was tried.
     pub async fn send_all_letters(&self) -> Result<usize, FileError> {
         let loaded = load_index(self).await?;
         let owed = loaded.0.owed.clone();
@@ -203,34 +237,17 @@ impl<N: Network> Drive<N> {
             .collect();
         users.sort_unstable();
         users.dedup();
-        let mut results = self.send_letters_from(Some(loaded), users).await;
-        let paid: Vec<(String, u64)> = results
-            .iter()
-            .filter_map(|(user, sent)| {
-                let tag = owed.get(*user)?;
-                let gone = matches!(sent, Err(FileError::UnknownUser(_)))
-                    && !sharing.iter().any(|n| n == user);
-                (sent.is_ok() || gone).then(|| (user.to_string(), *tag))
-            })
-            .collect();
-        if !paid.is_empty() {
-            // Only as owed as they were when their letter was built: a user owed again since
-            // (another browser deleted or unshared meanwhile) stays owed.
-            commit_index(self, |index| {
-                for (user, tag) in &paid {
-                    if index.owed.get(user) == Some(tag) {
-                        index.owed.remove(user);
-                    }
-                }
-            })
-            .await?;
-        }
-        let sent = results.iter().filter(|(_, sent)| sent.is_ok()).count();
-        results.retain(|(user, sent)| sent.is_err() && !paid.iter().any(|(paid, _)| paid == user));
-        match results.into_iter().find_map(|(_, sent)| sent.err()) {
-            Some(e) => Err(e),
-            None => Ok(sent),
-        }
+        let told = self.send_letters_from(Some(loaded), users).await;
+        self.pay(&owed, &told).await?;
+        let sent = told.iter().filter(|(_, sent)| sent.is_ok()).count();
+        // An owed user whose account is not found now (its key record lapsed while they were
+        // away, 90 days) stays owed, without failing the others' letters.
+        let failed = told.into_iter().filter(|(user, sent)| {
+            let away = matches!(sent, Err(FileError::UnknownUser(_)));
+            !away || sharing.iter().any(|n| n == user)
+        });
+        first_error(failed)?;
+        Ok(sent)
     }
 
     /// Seals and sends the letter to `name` listing every file the index shares with them
@@ -782,6 +799,13 @@ mod tests {
             drive_of(&net, "bob").await,
             drive_of(&net, "carol").await,
         );
+        let owed = |drive| async move { load_index(drive).await.unwrap().0.owed };
+        // A delete whose letter goes owes nothing after it.
+        let told = upload(&alice, "told.txt", b"told").await;
+        alice.share_with(&told.id, "bob").await.unwrap();
+        alice.delete(&told.id).await.unwrap();
+        assert!(owed(&alice).await.is_empty());
+
         let gone = upload(&alice, "gone.txt", b"gone").await;
         alice.share_with(&gone.id, "bob").await.unwrap();
         // The delete's letter to Bob reaches no one (the tab closed, no peer took it).
@@ -789,12 +813,28 @@ mod tests {
         alice.delete(&gone.id).await.unwrap();
         let listed = bob.shared_with_me().await.unwrap();
         assert_eq!(names(&listed), [("alice".into(), "gone.txt".into())]);
-        // Alice logs in again, in another browser: Bob is owed a letter, though no file is
-        // shared with him now, and gets one.
+        // Alice logs in again, in another browser, and that letter is lost too: Bob stays owed.
         let later = same_user_elsewhere(&alice);
+        net.lose_letters(1);
+        assert!(matches!(
+            later.send_all_letters().await,
+            Err(FileError::Net(_))
+        ));
+        let before = owed(&later).await;
+        assert_eq!(before.keys().collect::<Vec<_>>(), ["bob"]);
+        // A letter that went, paid with the tag read before Bob was owed again (another
+        // browser deleted another file shared with him meanwhile), leaves him owed.
+        let again = upload(&alice, "again.txt", b"again").await;
+        alice.share_with(&again.id, "bob").await.unwrap();
+        net.lose_letters(1);
+        alice.delete(&again.id).await.unwrap();
+        later.pay(&before, &[("bob", Ok(()))]).await.unwrap();
+        assert_eq!(owed(&later).await.keys().collect::<Vec<_>>(), ["bob"]);
+        // The next log-in: Bob is owed a letter, though no file is shared with him now, and
+        // gets one.
         assert_eq!(later.send_all_letters().await.unwrap(), 1);
         assert!(bob.shared_with_me().await.unwrap().files.is_empty());
-        assert!(load_index(&later).await.unwrap().0.owed.is_empty(), "paid");
+        assert!(owed(&later).await.is_empty(), "paid");
         assert_eq!(later.send_all_letters().await.unwrap(), 0);
 
         // Unsharing: Bob's letter is lost, Carol's (the new key) goes.
@@ -814,6 +854,6 @@ mod tests {
         assert_eq!(later.send_all_letters().await.unwrap(), 2);
         assert!(bob.shared_with_me().await.unwrap().files.is_empty());
         assert_eq!(carol.shared_with_me().await.unwrap().files.len(), 1);
-        assert!(load_index(&later).await.unwrap().0.owed.is_empty(), "paid");
+        assert!(owed(&later).await.is_empty(), "paid");
     }
 }
