@@ -630,13 +630,8 @@ impl<N: Network> Drive<N> {
         // lists drop it rather than show a file that opens nothing. The delete stands if a
         // letter cannot go (their list keeps the file until one does; opening it says gone).
         // The index owes them a letter until one goes (the next log-in sends it).
-        let told = self
-            .send_letters(entry.shared_with.iter().map(String::as_str))
-            .await;
-        if let Err(e) = self.pay(&owed, &told).await {
-            tracing::warn!("users told of the delete are still noted as owed a letter: {e}");
-        }
-        if let Err(e) = first_error(told) {
+        let users = entry.shared_with.iter().map(String::as_str);
+        if let Err(e) = self.tell(&owed, users).await {
             tracing::warn!("not every user it was shared with was told of the delete: {e}");
         }
         Ok(freed)

@@ -147,11 +147,7 @@ impl<N: Network> Drive<N> {
             .map_err(|_| FileError::BadUsername(username.to_string()))?;
         let (file, before, owed) = self.rekey(id, |n| n != name, progress).await?;
         // The user removed learns the file is gone; the others get its new key.
-        let told = self.send_letters(before.iter().map(String::as_str)).await;
-        if let Err(e) = self.pay(&owed, &told).await {
-            tracing::warn!(user = %name, "told, but still noted as owed a letter: {e}");
-        }
-        first_error(told)?;
+        self.tell(&owed, before.iter().map(String::as_str)).await?;
         tracing::info!(user = %name, "a file is no longer shared with a user");
         Ok(file)
     }
@@ -188,6 +184,22 @@ impl<N: Network> Drive<N> {
             ));
         }
         results
+    }
+
+    /// Sends each of `users` their letter after a change that owes some of them one (`owed`,
+    /// as [`FileIndex::owe`] returned it) and pays those it reached ([`Drive::pay`]; a failed
+    /// payment is logged: they get one more letter at the next log-in). Returns the first
+    /// failed letter once every user was tried.
+    pub(super) async fn tell<'a>(
+        &self,
+        owed: &Owed,
+        users: impl IntoIterator<Item = &'a str>,
+    ) -> Result<(), FileError> {
+        let told = self.send_letters(users).await;
+        if let Err(e) = self.pay(owed, &told).await {
+            tracing::warn!("users told are still noted as owed a letter: {e}");
+        }
+        first_error(told)
     }
 
     /// Drops from the index's `owed` each user of `owed` whose letter went (`told`), unless
