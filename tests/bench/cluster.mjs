@@ -9,7 +9,7 @@
 // probes, WebCrypto AES-GCM, PBKDF2 and RSA, IndexedDB writes, one request round trip), with
 // the ratio between them. Prints a markdown table and writes every raw number as JSON.
 //   scripts/isolated.sh node tests/bench/cluster.mjs [--peers 8] [--sizes 1,16,128] [--lookups 20]
-//     [--runs 3] [--raw-mib 64] [--repair-every-secs 0] [--settle-secs 0] [--quiet-secs 0] [--probe-runs 1]
+//     [--runs 3] [--raw-mib 64] [--repair-every-secs 0] [--settle-secs 0] [--quiet-secs 0] [--probe-runs 1] [--warm]
 //     [--out tests/bench/results/cluster.json]
 // --runs: sign-ups, log-ins and runs of each baseline. --repair-every-secs: the relay's test
 // repair schedule (0, the default: the shipped one, each block hourly, fellow holders swept
@@ -49,6 +49,14 @@ const QUIET_SECS = Number(option("quiet-secs", 0));
 // in session 44's four runs of 128 MiB the upload moved 4.19 to 4.36 MiB/s while the probe
 // push of the same bytes moved 4.61 to 6.59 (docs/PERFORMANCE.md). 1, the default: once.
 const PROBE_RUNS = Math.max(1, Number(option("probe-runs", 1)));
+// --warm: before the files, the uploader pushes and the downloader pulls 4 MiB to and from every
+// other tab, so that the files run over connections past their cold start, as the transport
+// probes after them do (each probe sends 4 MiB first). Without it, the default, the files meet
+// the cold start and the probes do not: the first MiB over a connection that never carried bulk
+// data overshoots SCTP's slow start into Chromium's 128 KiB socket receive buffer on a loaded
+// 2-core machine (hundreds of dropped datagrams, PERFORMANCE session 49), which a goodput ratio
+// then charges to Jellyfish. Either way the cold start is measured on its own (`cold`, below).
+const WARM = process.argv.includes("--warm");
 const OUT = option("out", join(ROOT, "tests", "bench", "results", "cluster.json"));
 // --profile: the tabs log their timings (`?log=timing`), and each file's upload and download
 // are broken down into the peer's own timings: per block read, seal, journal note, warrant
@@ -388,6 +396,41 @@ async function main() {
     const holds = Math.min(Math.ceil(Math.max(...SIZES) * MIB * 1.1) + 64 * MIB, 9 * 1024 * MIB);
     for (const page of pages.slice(1)) await page.evaluate(donateAtLeast, holds);
 
+    // The cold start, on its own: one 1 MiB block over connections that never carried bulk
+    // data, before any file, between tabs whose files' traffic never runs that way (the files
+    // go from tab 0 to the holders and from the holders to tab 1; each direction of a
+    // connection has its own congestion window). The last tab pulls one block from each of
+    // tabs 2.. in turn, and pushes one block to each group of 3 of tabs 2.. and 0 (a pull
+    // from tab 0 would run as the upload does). The baseline for a file's time to its first
+    // block over a connection as cold (the default run's first file).
+    const last = pages.length - 1;
+    const coldFrom = ids.slice(2, last);
+    const coldTo = [...coldFrom, ids[0]];
+    const cold = { push: [], pull: [], push_udp_drops: [], pull_udp_drops: [], push_to: [], pull_from: coldFrom };
+    await quiet("the cold one-block probes");
+    for (const peer of coldFrom) {
+      const drops = udpReceiveDrops();
+      cold.pull.push(await pages[last].evaluate(PROBE_PULL, [[peer], MIB]));
+      cold.pull_udp_drops.push(udpReceiveDrops() - drops);
+    }
+    for (let i = 0; i < coldTo.length; i += COPIES) {
+      const to = coldTo.slice(i, i + COPIES);
+      if (i > 0 && to.length < COPIES) break; // a short group only when it is the only one
+      const drops = udpReceiveDrops();
+      cold.push.push(await pages[last].evaluate(PROBE_PUSH, [to, MIB]));
+      cold.push_udp_drops.push(udpReceiveDrops() - drops);
+      cold.push_to.push(to.length);
+    }
+    console.error(`cold one-block probes: push ${cold.push.map((ms) => ms.toFixed(0)).join(", ")} ms ` +
+      `(${cold.push_udp_drops.join(", ")} dropped), pull ${cold.pull.map((ms) => ms.toFixed(0)).join(", ")} ms (${cold.pull_udp_drops.join(", ")} dropped)`);
+    if (WARM) {
+      t = Date.now();
+      const others = (i) => ids.filter((_, j) => j !== i);
+      for (const peer of others(0)) await uploader.evaluate(PROBE_PUSH, [[peer], WARM_UP]);
+      for (const peer of others(1)) await downloader.evaluate(PROBE_PULL, [[peer], WARM_UP]);
+      phase("warm_up", t);
+    }
+
     // --settle-secs N: the logged-in cluster rests N seconds before the files, and what it
     // spends at rest is printed (the DHT's refreshes, the holders' first audits of a new
     // donor). 0, the default: the files start at once, as a person drops a file the instant
@@ -529,7 +572,7 @@ async function main() {
     phase("baselines", t);
     // The files' figures so far, in case a later phase fails after minutes of uploading.
     writeResults(OUT.replace(/\.json$/, "") + ".files.json", {
-      files, idle_peak_mib: idlePeakMiB, one_block_probe_ms: oneBlock, lookups, raw_channel: raw, settle,
+      files, idle_peak_mib: idlePeakMiB, one_block_probe_ms: oneBlock, cold_one_block_probe_ms: cold, lookups, raw_channel: raw, settle,
     });
 
     // Newcomers after churn: the last tabs close for good, then fresh profiles load the page.
@@ -643,6 +686,8 @@ async function main() {
       row(`${f.mib} MiB upload goodput, MiB/s`, up, "WebCrypto AES-256-GCM, 1 MiB pieces", rate(f.size, f.aes_ms));
       row(`${f.mib} MiB upload goodput, MiB/s`, up, "IndexedDB writes, 1 MiB values", rate(f.size, f.idb_ms));
       row(`${f.mib} MiB upload, time to first block placed, ms`, f.upload.first_ms, `transport probe, 1 MiB to ${COPIES} tabs`, median(oneBlock.push));
+      row(`${f.mib} MiB upload, time to first block placed, ms`, f.upload.first_ms,
+        `transport probe, 1 MiB to ${Math.min(...cold.push_to)} tabs over cold connections (${cold.push.length} runs)`, median(cold.push));
       row(`${f.mib} MiB upload, network bytes per stored byte`, f.upload_moved.wire / f.size, `${COPIES} copies, nothing else`, COPIES);
       row(`${f.mib} MiB up + down, streams carried over data channels`, f.upload_moved.streams + f.download_moved.streams,
         "data channels opened (as many as streams without reuse)", f.upload_moved.channels_opened + f.download_moved.channels_opened);
@@ -651,12 +696,14 @@ async function main() {
       row(`${f.mib} MiB download goodput, MiB/s`, down, "raw RTCDataChannel, one channel", raw.mib_s);
       row(`${f.mib} MiB download goodput, MiB/s`, down, "transport probe, same bytes from other tabs in turn, 4 at once", rate(f.size, f.probe_pull_ms));
       row(`${f.mib} MiB download, time to first block, ms`, f.download.first_ms, "transport probe, 1 MiB from 1 tab", median(oneBlock.pull));
+      row(`${f.mib} MiB download, time to first block, ms`, f.download.first_ms,
+        `transport probe, 1 MiB from 1 tab over a cold connection (${cold.pull.length} runs)`, median(cold.pull));
       // A lost datagram costs SCTP a resend, at least 400 ms when it was a transfer's last: the
       // slow small transfers here are the ones with drops (PERFORMANCE, session 49).
       row(`${f.mib} MiB upload, UDP datagrams dropped at a full receive buffer`, f.upload.udp_drops,
-        `transport probe, same bytes (one 1 MiB block: ${oneBlock.push_udp_drops.join(", ")})`, f.probe_push_udp_drops);
+        `transport probe, same bytes (one 1 MiB block: ${oneBlock.push_udp_drops.join(", ")}; cold: ${cold.push_udp_drops.join(", ")})`, f.probe_push_udp_drops);
       row(`${f.mib} MiB download, UDP datagrams dropped at a full receive buffer`, f.download.udp_drops,
-        `transport probe, same bytes (one 1 MiB block: ${oneBlock.pull_udp_drops.join(", ")})`, f.probe_pull_udp_drops);
+        `transport probe, same bytes (one 1 MiB block: ${oneBlock.pull_udp_drops.join(", ")}; cold: ${cold.pull_udp_drops.join(", ")})`, f.probe_pull_udp_drops);
       const relayMiB = (f.upload_moved.relay + f.download_moved.relay) / MIB;
       row(`${f.mib} MiB up + down, MiB the relay carried`, relayMiB, "the file's size, MiB", f.mib);
       const peak = f.peak_mib_per_tab;
@@ -672,10 +719,10 @@ async function main() {
       "bytes the tabs that left held, per byte of file", repair.left_held_bytes / repair.stored_bytes);
 
     const result = {
-      options: { peers: PEERS, sizes: SIZES, lookups: LOOKUPS, runs: RUNS, raw_mib: RAW_MIB, copies: COPIES, repair_every_secs: REPAIR_EVERY_SECS },
+      options: { peers: PEERS, sizes: SIZES, lookups: LOOKUPS, runs: RUNS, raw_mib: RAW_MIB, copies: COPIES, repair_every_secs: REPAIR_EVERY_SECS, warm: WARM },
       machine,
       wall_seconds: wall,
-      baselines: { raw_channel: raw, one_block_probe_ms: oneBlock },
+      baselines: { raw_channel: raw, one_block_probe_ms: oneBlock, cold_one_block_probe_ms: cold },
       tabs: { ids, direct_links_at_join: linksAtJoin, direct_links_after_files: linksAfterFiles, idle_peak_mib: idlePeakMiB },
       lookups,
       accounts,
@@ -687,7 +734,7 @@ async function main() {
       page_errors: pageErrors(browsers),
     };
 
-    console.log(`\nCluster benchmark: ${PEERS} tabs, ${COPIES} copies per block, ${machine.cpus} cores (${machine.cpu_model}), ` +
+    console.log(`\nCluster benchmark: ${PEERS} tabs, ${COPIES} copies per block, files over ${WARM ? "warmed" : "cold"} connections, ${machine.cpus} cores (${machine.cpu_model}), ` +
       `Chromium ${machine.chromium}, load average ${machine.load_average_at_start[0].toFixed(1)} at start, ` +
       `${machine.load_average_at_end[0].toFixed(1)} at end`);
     console.log("| figure | Jellyfish | baseline, same run | baseline | Jellyfish / baseline |");
