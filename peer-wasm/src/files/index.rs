@@ -594,10 +594,11 @@ pub(super) async fn save_index<N: Network>(
 }
 
 /// An index sealed and placed (its changed pages, then its root unless it rides in the
-/// record) with its record's holders
-/// walked for, but no record pointing at it yet: [`publish_index`] signs and puts the record,
-/// [`PreparedIndex::discard`] frees the blobs. An upload prepares its commit while its last
-/// blocks are still on their way ([`super::ahead`]).
+/// record) with its record's holders walked for and the record pointing at it signed, but not
+/// put yet: [`publish_index`] puts the record, [`PreparedIndex::discard`] frees the blobs. An
+/// upload prepares its commit while its last blocks are still on their way
+/// ([`super::ahead`]), so the record's signature is off its critical path too (a WebCrypto
+/// RSA-3072 signature, a few ms at rest, tens on a busy tab).
 pub(super) struct PreparedIndex {
     root: Vec<u8>,
     /// The address of the root's sealed bytes, which [`IndexCache`] knows it by.
@@ -608,6 +609,10 @@ pub(super) struct PreparedIndex {
     pages: Vec<BlockRef>,
     record_peers: Result<Vec<PeerId>, NetError>,
     seq: u64,
+    /// The record's body (the pointer, encoded) and the record signed over it, or why it
+    /// could not be signed.
+    body: Vec<u8>,
+    record: Result<crate::record::SignedRecord, String>,
     /// What it no longer names (the previous root, and the pages it replaced): freed once it
     /// is published.
     garbage: Vec<BlockRef>,
@@ -693,13 +698,22 @@ pub(super) async fn prepare_index<N: Network>(
         .iter()
         .filter(|old| !pages.iter().any(|p| p.blob.id == old.blob.id))
         .map(|old| old.blob.clone());
+    let seq = previous.map_or(1, |r| r.record().seq + 1);
+    let body = encode(&pointer)?;
+    // A failed signature is [`publish_index`]'s to report (it frees what was placed).
+    let record = session
+        .sign_fast(RecordKind::FileIndex, seq, body.clone())
+        .await
+        .map_err(|e| e.to_string());
     Ok(PreparedIndex {
         root,
         root_id,
         pointer,
         pages: placed,
         record_peers,
-        seq: previous.map_or(1, |r| r.record().seq + 1),
+        seq,
+        body,
+        record,
         garbage: previous_root.into_iter().chain(old_pages).collect(),
     })
 }
@@ -714,12 +728,8 @@ pub(super) async fn publish_index<N: Network>(
     prepared: PreparedIndex,
 ) -> Result<(), FileError> {
     let (client, session) = (&drive.client, &*drive.session);
-    let body = encode(&prepared.pointer)?;
     let put = async {
-        let record = session
-            .sign_fast(RecordKind::FileIndex, prepared.seq, body.clone())
-            .await
-            .map_err(|e| FileError::Damaged(e.to_string()))?;
+        let record = prepared.record.clone().map_err(FileError::Damaged)?;
         match &prepared.record_peers {
             Ok(peers) => client.put_record_to(record, peers.clone()).await,
             Err(_) => client.put_record(record).await,
@@ -734,7 +744,7 @@ pub(super) async fn publish_index<N: Network>(
             free_all(drive, &prepared.placed().collect::<Vec<_>>()).await;
             return Err(e);
         }
-        if !landed(drive, prepared.seq, &body).await {
+        if !landed(drive, prepared.seq, &prepared.body).await {
             // The new blobs are not freed: the record may have reached peers whose answers
             // were lost and that the look-up did not hear, and freeing what it names would
             // lose the whole index. They stay with the owner's blocks (the root and the pages
