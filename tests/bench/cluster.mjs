@@ -397,32 +397,35 @@ async function main() {
     for (const page of pages.slice(1)) await page.evaluate(donateAtLeast, holds);
 
     // The cold start, on its own: one 1 MiB block over connections that never carried bulk
-    // data, before any file, between tabs whose files' traffic never runs that way (the files
-    // go from tab 0 to the holders and from the holders to tab 1; each direction of a
-    // connection has its own congestion window). The last tab pulls one block from each of
-    // tabs 2.. in turn, and pushes one block to each group of 3 of tabs 2.. and 0 (a pull
-    // from tab 0 would run as the upload does). The baseline for a file's time to its first
-    // block over a connection as cold (the default run's first file).
+    // data, before any file, in directions the files' traffic never takes (the files go from
+    // tab 0 to the holders and from the holders to tab 1; each direction of a connection has
+    // its own congestion window). Tab 1 pushes one block to each group of 3 of the other tabs
+    // (tab 1 sends no file's bytes), and the last tab pulls one block from each of tabs 2..
+    // in turn (a pull from tab 0 would run as the upload does). The baseline for a file's
+    // time to its first block over connections as cold: the first file of a run without
+    // --warm. A probe that fails is reported, not thrown, as the other probes are.
     const last = pages.length - 1;
     const coldFrom = ids.slice(2, last);
-    const coldTo = [...coldFrom, ids[0]];
-    const cold = { push: [], pull: [], push_udp_drops: [], pull_udp_drops: [], push_to: [], pull_from: coldFrom };
+    const coldTo = ids.filter((_, i) => i !== 1);
+    const cold = { push: [], pull: [], push_udp_drops: [], pull_udp_drops: [], push_to: [], pull_from: coldFrom, failures: [] };
+    const coldProbe = (what, run) => run().catch((e) => { cold.failures.push(`${what}: ${e.message.split("\n")[0]}`); return null; });
     await quiet("the cold one-block probes");
-    for (const peer of coldFrom) {
-      const drops = udpReceiveDrops();
-      cold.pull.push(await pages[last].evaluate(PROBE_PULL, [[peer], MIB]));
-      cold.pull_udp_drops.push(udpReceiveDrops() - drops);
-    }
     for (let i = 0; i < coldTo.length; i += COPIES) {
       const to = coldTo.slice(i, i + COPIES);
       if (i > 0 && to.length < COPIES) break; // a short group only when it is the only one
       const drops = udpReceiveDrops();
-      cold.push.push(await pages[last].evaluate(PROBE_PUSH, [to, MIB]));
+      cold.push.push(await coldProbe("cold push", () => downloader.evaluate(PROBE_PUSH, [to, MIB])));
       cold.push_udp_drops.push(udpReceiveDrops() - drops);
-      cold.push_to.push(to.length);
+      cold.push_to.push(to);
     }
-    console.error(`cold one-block probes: push ${cold.push.map((ms) => ms.toFixed(0)).join(", ")} ms ` +
-      `(${cold.push_udp_drops.join(", ")} dropped), pull ${cold.pull.map((ms) => ms.toFixed(0)).join(", ")} ms (${cold.pull_udp_drops.join(", ")} dropped)`);
+    for (const peer of coldFrom) {
+      const drops = udpReceiveDrops();
+      cold.pull.push(await coldProbe("cold pull", () => pages[last].evaluate(PROBE_PULL, [[peer], MIB])));
+      cold.pull_udp_drops.push(udpReceiveDrops() - drops);
+    }
+    const shown = (runs) => runs.map((ms) => (ms === null ? "failed" : ms.toFixed(0))).join(", ");
+    console.error(`cold one-block probes: push ${shown(cold.push)} ms (${cold.push_udp_drops.join(", ")} dropped), ` +
+      `pull ${shown(cold.pull)} ms (${cold.pull_udp_drops.join(", ")} dropped)${cold.failures.length ? `; ${cold.failures.join("; ")}` : ""}`);
     if (WARM) {
       t = Date.now();
       const others = (i) => ids.filter((_, j) => j !== i);
@@ -680,7 +683,13 @@ async function main() {
     const rate = (bytes, ms) => (ms ? bytes / MIB / (ms / 1000) : null);
     // The cold probes' median, the faster middle one of an even number (as --probe-runs
     // takes): of 2 cold pushes, the faster, so a cold baseline never flatters the file.
-    const coldMedian = (runs) => [...runs].sort((a, b) => a - b)[Math.floor((runs.length - 1) / 2)];
+    const coldMedian = (runs) => {
+      const done = runs.filter((ms) => ms !== null).sort((a, b) => a - b);
+      return done.length ? done[Math.floor((done.length - 1) / 2)] : null;
+    };
+    // Only the first file of a run without --warm goes over connections as cold as the cold
+    // probes'; the others (and every file with --warm) stand beside the warm probe alone.
+    const coldFile = (f) => !WARM && f === files[0];
     const idlePeak = Math.max(...idlePeakMiB);
     for (const f of files) {
       const up = rate(f.size, f.upload.ms), down = rate(f.size, f.download.ms);
@@ -689,8 +698,10 @@ async function main() {
       row(`${f.mib} MiB upload goodput, MiB/s`, up, "WebCrypto AES-256-GCM, 1 MiB pieces", rate(f.size, f.aes_ms));
       row(`${f.mib} MiB upload goodput, MiB/s`, up, "IndexedDB writes, 1 MiB values", rate(f.size, f.idb_ms));
       row(`${f.mib} MiB upload, time to first block placed, ms`, f.upload.first_ms, `transport probe, 1 MiB to ${COPIES} tabs`, median(oneBlock.push));
-      row(`${f.mib} MiB upload, time to first block placed, ms`, f.upload.first_ms,
-        `transport probe, 1 MiB to ${Math.min(...cold.push_to)} tabs over cold connections (${cold.push.length} runs)`, coldMedian(cold.push));
+      if (coldFile(f)) {
+        row(`${f.mib} MiB upload, time to first block placed, ms`, f.upload.first_ms,
+          `transport probe, 1 MiB to ${COPIES} tabs over cold connections (${cold.push.length} runs)`, coldMedian(cold.push));
+      }
       row(`${f.mib} MiB upload, network bytes per stored byte`, f.upload_moved.wire / f.size, `${COPIES} copies, nothing else`, COPIES);
       row(`${f.mib} MiB up + down, streams carried over data channels`, f.upload_moved.streams + f.download_moved.streams,
         "data channels opened (as many as streams without reuse)", f.upload_moved.channels_opened + f.download_moved.channels_opened);
@@ -699,8 +710,10 @@ async function main() {
       row(`${f.mib} MiB download goodput, MiB/s`, down, "raw RTCDataChannel, one channel", raw.mib_s);
       row(`${f.mib} MiB download goodput, MiB/s`, down, "transport probe, same bytes from other tabs in turn, 4 at once", rate(f.size, f.probe_pull_ms));
       row(`${f.mib} MiB download, time to first block, ms`, f.download.first_ms, "transport probe, 1 MiB from 1 tab", median(oneBlock.pull));
-      row(`${f.mib} MiB download, time to first block, ms`, f.download.first_ms,
-        `transport probe, 1 MiB from 1 tab over a cold connection (${cold.pull.length} runs)`, coldMedian(cold.pull));
+      if (coldFile(f)) {
+        row(`${f.mib} MiB download, time to first block, ms`, f.download.first_ms,
+          `transport probe, 1 MiB from 1 tab over a cold connection (${cold.pull.length} runs)`, coldMedian(cold.pull));
+      }
       // A lost datagram costs SCTP a resend, at least 400 ms when it was a transfer's last: the
       // slow small transfers here are the ones with drops (PERFORMANCE, session 49).
       row(`${f.mib} MiB upload, UDP datagrams dropped at a full receive buffer`, f.upload.udp_drops,

@@ -2,8 +2,8 @@
 //! while its last blocks are still on their way, on the holders the blocks' walks named; the
 //! index's record is put once every block landed where foreseen. Placed after the blocks,
 //! they cost a 1 MiB upload two walks and two stores in sequence (manifest 157 ms and commit
-//! 187 ms of its 870 ms in the 8-tab cluster, session 29); placed ahead, only the record's
-//! signature and put follow the last block.
+//! 187 ms of its 870 ms in the 8-tab cluster, session 29); placed ahead, and the record
+//! signed ahead too (session 52), only the record's put follows the last block.
 //!
 //! A block that lands elsewhere (a peer refused it, or did not answer) makes what was placed
 //! ahead garbage: it is freed in the background, and the manifest and index are placed after
