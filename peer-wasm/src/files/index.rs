@@ -608,10 +608,7 @@ pub(super) struct PreparedIndex {
     /// The pages placed for it (those whose content changed).
     pages: Vec<BlockRef>,
     record_peers: Result<Vec<PeerId>, NetError>,
-    seq: u64,
-    /// The record's body (the pointer, encoded) and the record signed over it, or why it
-    /// could not be signed.
-    body: Vec<u8>,
+    /// The record, its body the pointer encoded, signed; or why it could not be signed.
     record: Result<crate::record::SignedRecord, String>,
     /// What it no longer names (the previous root, and the pages it replaced): freed once it
     /// is published.
@@ -702,7 +699,7 @@ pub(super) async fn prepare_index<N: Network>(
     let body = encode(&pointer)?;
     // A failed signature is [`publish_index`]'s to report (it frees what was placed).
     let record = session
-        .sign_fast(RecordKind::FileIndex, seq, body.clone())
+        .sign_fast(RecordKind::FileIndex, seq, body)
         .await
         .map_err(|e| e.to_string());
     Ok(PreparedIndex {
@@ -711,8 +708,6 @@ pub(super) async fn prepare_index<N: Network>(
         pointer,
         pages: placed,
         record_peers,
-        seq,
-        body,
         record,
         garbage: previous_root.into_iter().chain(old_pages).collect(),
     })
@@ -728,15 +723,19 @@ pub(super) async fn publish_index<N: Network>(
     prepared: PreparedIndex,
 ) -> Result<(), FileError> {
     let (client, session) = (&drive.client, &*drive.session);
-    let put = async {
-        let record = prepared.record.clone().map_err(FileError::Damaged)?;
-        match &prepared.record_peers {
-            Ok(peers) => client.put_record_to(record, peers.clone()).await,
-            Err(_) => client.put_record(record).await,
+    let record = match &prepared.record {
+        Ok(record) => record.clone(),
+        Err(e) => {
+            let e = FileError::Damaged(e.clone());
+            free_all(drive, &prepared.placed().collect::<Vec<_>>()).await;
+            return Err(e);
         }
-        .map_err(FileError::from)
+    };
+    let put = match &prepared.record_peers {
+        Ok(peers) => client.put_record_to(record.clone(), peers.clone()).await,
+        Err(_) => client.put_record(record.clone()).await,
     }
-    .await;
+    .map_err(FileError::from);
     if let Err(e) = put {
         if !may_have_landed(&e) {
             // Refused before anything was sent (another browser saved this sequence number
@@ -744,7 +743,7 @@ pub(super) async fn publish_index<N: Network>(
             free_all(drive, &prepared.placed().collect::<Vec<_>>()).await;
             return Err(e);
         }
-        if !landed(drive, prepared.seq, &prepared.body).await {
+        if !landed(drive, &record).await {
             // The new blobs are not freed: the record may have reached peers whose answers
             // were lost and that the look-up did not hear, and freeing what it names would
             // lose the whole index. They stay with the owner's blocks (the root and the pages
@@ -754,7 +753,7 @@ pub(super) async fn publish_index<N: Network>(
         tracing::info!("the index's record landed, though its put reported: {e}");
     }
     drive.index_cache.set_root(prepared.root_id, prepared.root);
-    drive.index_cache.saw(&session.account(), prepared.seq);
+    drive.index_cache.saw(&session.account(), record.seq);
     free_in_background(drive, prepared.garbage).await;
     Ok(())
 }
@@ -765,16 +764,16 @@ fn may_have_landed(error: &FileError) -> bool {
     matches!(error, FileError::Net(_)) && !is_conflict(error)
 }
 
-/// Whether the account's index record, looked up now, is the one of sequence number `seq`
-/// and `body` this browser just put: a put that reported failure landed, its answers lost (or
+/// Whether the account's index record, looked up now, is `put` (its sequence number and
+/// body), which this browser just put: a put that reported failure landed, its answers lost (or
 /// fewer holders answered than it asked). `false` when the look-up fails.
-async fn landed<N: Network>(drive: &Drive<N>, seq: u64, body: &[u8]) -> bool {
+async fn landed<N: Network>(drive: &Drive<N>, put: &crate::record::SignedRecord) -> bool {
     let key = dht_key(RecordKind::FileIndex, &drive.session.account());
     let Ok(records) = drive.client.get_record(key).await else {
         return false;
     };
     account_record(&drive.session, &records)
-        .is_some_and(|r| r.record().seq == seq && r.record().body == body)
+        .is_some_and(|r| r.record().seq == put.seq && r.record().body == put.body)
 }
 
 /// Of the records heard under the account's index key (per owner the newest), the one that is
