@@ -439,7 +439,7 @@ export interface AccountFailure extends Error {
 /** How upload, download, list_files, delete_file, audit and quota reject once logged in
  * (before log-in they reject with a plain Error, "log in first"). */
 export interface FileFailure extends Error {
-  code: "no_holder" | "unavailable" | "index_unavailable" | "over_quota" | "cancelled" | "no_such_file" | "bad_name" | "too_large" | "read_failed" | "index_damaged" | "block_invalid" | "crypto_failed" | "network_unreachable" | "record_refused" | "network" | "pledge_failed" | "no_donation" | "bad_link" | "link_expired" | "link_gone" | "unknown_user" | "share_self" | "bad_username" | "share_limit" | "index_full";
+  code: "no_holder" | "unavailable" | "index_unavailable" | "over_quota" | "cancelled" | "no_such_file" | "bad_name" | "too_large" | "read_failed" | "index_damaged" | "block_invalid" | "crypto_failed" | "network_unreachable" | "record_refused" | "network" | "pledge_failed" | "no_donation" | "bad_link" | "link_expired" | "link_gone" | "unknown_user" | "share_self" | "bad_username" | "share_limit" | "index_full" | "letter_unconfirmed";
   /** With over_quota, in bytes: the upload's size, what is used, what is allowed. */
   size?: number; used?: number; quota?: number;
 }

@@ -157,6 +157,10 @@ fn every_error_code_is_declared_once() {
             heard: 0,
             needed: 3,
         }),
+        FileError::LetterUnconfirmed {
+            user: String::new(),
+            source: Box::new(NetError::Stopped),
+        },
     ];
     for e in &files {
         assert!(FileError::CODES.contains(&e.code()), "{e:?}");

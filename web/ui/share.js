@@ -14,7 +14,15 @@ const PERSON_MESSAGES = {
   share_self: "This is your own username: the file is yours already.",
   bad_username: "Usernames are 3 to 32 letters, digits, “.”, “_” or “-”.",
   network_unreachable: "Too few peers answered to find this user. Try again in a moment.",
+  letter_unconfirmed: "Shared, but no peer confirmed their letter yet: it goes again each time you log in. Stop sharing to take it back.",
 };
+
+/** A re-key done and one of its letters (the new key, or the file gone) not sent or not confirmed. */
+function letterAgain(e) {
+  return e.code === "letter_unconfirmed"
+    ? "No peer confirmed a letter about it yet: it goes again each time you log in."
+    : `A letter about it did not go (${e.message}): it goes again each time you log in.`;
+}
 
 /** The link that opens a share token: the token goes in the fragment, never to a server. */
 export function linkFor(token) {
@@ -26,6 +34,13 @@ export function setupShare({ getPeer, onChanged }) {
   const dialog = $("share-dialog");
   let file = null;
   let busy = false;
+
+  /** The file as the index lists it now: by id, or, re-keyed (a new id), by name and upload time. */
+  async function refreshed() {
+    const rows = await getPeer().list_files().catch(() => []);
+    return rows.find((f) => f.id === file.id)
+      || rows.find((f) => f.name === file.name && f.created_ms === file.created_ms) || file;
+  }
 
   function setBusy(on) {
     busy = on;
@@ -59,6 +74,12 @@ export function setupShare({ getPeer, onChanged }) {
       onChanged();
     } catch (e) {
       $("share-status").textContent = "";
+      if (e.code === "letter_unconfirmed") {
+        // The share stands (the letter may have landed): show the file as the index has it.
+        file = await refreshed();
+        showPeople();
+        onChanged();
+      }
       $("share-error").textContent = PERSON_MESSAGES[e.code] || `Could not share: ${sentence(e.message)}`;
     } finally {
       setBusy(false);
@@ -87,6 +108,17 @@ export function setupShare({ getPeer, onChanged }) {
       onChanged();
     } catch (e) {
       $("share-status").textContent = "";
+      const now = await refreshed();
+      if (now.id !== file.id) {
+        // Re-keyed: what they were given opens nothing more; what failed was a letter after.
+        file = now;
+        showPeople();
+        showLive();
+        $("share-status").textContent = `No longer shared with ${name}: what they were given opens nothing more.`;
+        $("share-error").textContent = letterAgain(e);
+        onChanged();
+        return;
+      }
       $("share-error").textContent = `Could not stop sharing with ${name}: ${sentence(e.message)}`;
     } finally {
       progress.hidden = true;
@@ -160,6 +192,18 @@ export function setupShare({ getPeer, onChanged }) {
       onChanged();
     } catch (e) {
       $("share-status").textContent = "";
+      const now = await refreshed();
+      if (now.id !== file.id) {
+        // Re-keyed (the links open nothing more); what failed was a letter with the new key.
+        file = now;
+        $("share-result").hidden = true;
+        $("share-url").value = "";
+        showLive();
+        $("share-status").textContent = "Sharing stopped: links made before no longer open this file.";
+        $("share-error").textContent = letterAgain(e);
+        onChanged();
+        return;
+      }
       $("share-error").textContent = `Could not stop sharing: ${sentence(e.message)} Every link still works.`;
     } finally {
       progress.hidden = true;

@@ -608,8 +608,10 @@ impl Peer {
 
     /// Shares file `id` with the user `username` (a letter sealed to their public key, in the
     /// DHT under their account: they need not be online). Resolves to the file as listed now.
-    /// Rejects with `code` "unknown_user", "share_self", "bad_username", "share_limit" or
-    /// "network_unreachable" (too few peers heard to tell whether the user exists).
+    /// Rejects with `code` "unknown_user", "share_self", "bad_username", "share_limit",
+    /// "network_unreachable" (too few peers heard to tell whether the user exists) or
+    /// "letter_unconfirmed" (the file is shared, but no peer confirmed the user's letter: it
+    /// goes again at the next log-in).
     #[wasm_bindgen(unchecked_return_type = "Promise<FileInfo>")]
     pub fn share_with(&self, id: String, username: String) -> js_sys::Promise {
         let app = self.app.clone();

@@ -84,6 +84,8 @@ struct World {
     failing_puts: std::collections::VecDeque<FailedPut>,
     /// How many of the next letters reach no holder.
     lost_letters: usize,
+    /// How many of the next letters land, their acknowledgements lost (after the lost ones).
+    unheard_letters: usize,
 }
 
 /// How a record put fails ([`FakeNet::fail_puts`]).
@@ -205,6 +207,11 @@ impl FakeNet {
     /// Makes the next `count` letters reach no holder (their puts fail).
     pub(crate) fn lose_letters(&self, count: usize) {
         self.world.lock().unwrap().lost_letters += count;
+    }
+
+    /// Makes the next `count` letters land with their puts failing (no acknowledgement).
+    pub(crate) fn unhear_letters(&self, count: usize) {
+        self.world.lock().unwrap().unheard_letters += count;
     }
 
     /// Every block `peer` holds.
@@ -475,6 +482,12 @@ impl Network for FakeNet {
             let held = world.letters.get(&key).map(Vec::as_slice);
             if let Some(bundle) = crate::net::record_policy::merge_letter(&record, held)? {
                 world.letters.insert(key, bundle);
+            }
+            if world.unheard_letters > 0 {
+                world.unheard_letters -= 1;
+                return Err(NetError::NotStored(
+                    "no answer (a test's unheard letter)".into(),
+                ));
             }
             return Ok(());
         }

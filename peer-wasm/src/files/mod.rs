@@ -322,6 +322,21 @@ pub enum FileError {
     /// The index lists as many files as its root can name pages for (about 4 million).
     #[error("your drive lists {0} files, as many as its index holds; delete some first")]
     IndexFull(usize),
+    /// A letter (what a user is given of the files shared with them) went out and no peer
+    /// confirmed it: it may have landed (and this tab's DHT sends what it put again, hourly).
+    /// What it says stands: a file being shared stays shared (stopping sharing takes it back),
+    /// and the user gets their letter again at the next log-in.
+    #[error(
+        "no peer confirmed the letter to {user} ({source}); it goes again at your next log-in"
+    )]
+    LetterUnconfirmed {
+        /// The recipient.
+        user: String,
+        /// How the put failed (boxed: a network error is large, and every `FileError` would
+        /// be as large).
+        #[source]
+        source: Box<NetError>,
+    },
 }
 
 impl FileError {
@@ -352,6 +367,7 @@ impl FileError {
         "bad_username",
         "share_limit",
         "index_full",
+        "letter_unconfirmed",
     ];
 
     /// A stable code for each kind of failure, for the page to switch on (never the text).
@@ -382,6 +398,7 @@ impl FileError {
             Self::BadUsername(_) => "bad_username",
             Self::IndexFull(_) => "index_full",
             Self::ShareLimit { .. } => "share_limit",
+            Self::LetterUnconfirmed { .. } => "letter_unconfirmed",
         }
     }
 }

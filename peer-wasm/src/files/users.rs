@@ -97,6 +97,10 @@ pub(super) fn first_error<'a>(
 /// [`Drive::send_letter`]); the last one stands until the next change sends another.
 const LETTER_ATTEMPTS: usize = 3;
 
+/// How many users' keys [`Drive::send_letters`] looks up at once: Kademlia's own parallelism
+/// per walk is 3, so 4 walks keep about 12 requests in flight.
+const USER_LOOKUPS: usize = 4;
+
 impl<N: Network> Drive<N> {
     /// Shares file `id` with the user `username`: notes them in the file's entry and sends
     /// them a letter listing every file shared with them. Returns the file as it is now.
@@ -116,21 +120,33 @@ impl<N: Network> Drive<N> {
         })
         .await?;
         let shared = shared.ok_or(FileError::NoSuchFile)?;
-        if let Err(e) = self.send_letter(&name, account, &key, None).await {
-            // Not sent (too many files for one letter, or no peer took it): the index must not
-            // say it is shared. The letter may yet have landed unheard: the user is owed one
-            // without the file.
-            commit_index(self, |index| {
-                if let Some(entry) = index.files.iter_mut().find(|f| f.id == file) {
-                    entry.shared_with.retain(|n| *n != name);
-                }
-                index.owe([&name]);
-            })
-            .await?;
-            return Err(e);
+        match self.send_letter(&name, account, &key, None).await {
+            Ok(_) => {}
+            // Sent, and no peer confirmed it: it may have landed, and this tab's DHT sends it
+            // again. The share stands, so that the index never says "not shared" with a user
+            // who may hold the file's key; their letter goes again at the next log-in, and
+            // stopping sharing (a re-key) takes it back.
+            Err(e @ FileError::LetterUnconfirmed { .. }) => {
+                tracing::warn!(user = %name, "a file was shared; its letter is unconfirmed: {e}");
+                return Err(e);
+            }
+            Err(e) => return Err(self.undo_share(&file, &name, e).await),
         }
         tracing::info!(user = %name, "a file was shared with a user");
         Ok(shared)
+    }
+
+    /// Takes back the share of `file` with `name` whose letter was not sent (`error`: too
+    /// many files for one letter, or the index not read), so the index does not say it is
+    /// shared; returns `error`, or the commit's if it failed.
+    async fn undo_share(&self, file: &FileId, name: &str, error: FileError) -> FileError {
+        let undone = commit_index(self, |index| {
+            if let Some(entry) = index.files.iter_mut().find(|f| f.id == *file) {
+                entry.shared_with.retain(|n| n != name);
+            }
+        })
+        .await;
+        undone.err().unwrap_or(error)
     }
 
     /// Stops sharing file `id` with `username`: re-keys the file (its old blocks freed, so what
@@ -164,15 +180,28 @@ impl<N: Network> Drive<N> {
 
     /// [`Drive::send_letters`], the first letter built from `loaded` (the index as the caller
     /// just read it) when it is given. The index one letter's check read is where the next
-    /// letter starts (N + 1 index reads for N users, not 2N).
+    /// letter starts (N + 1 index reads for N users, not 2N), so the letters go one after
+    /// another; the users' keys are looked up beforehand, [`USER_LOOKUPS`] at once (each
+    /// lookup is a DHT walk of its own: a delete of a file shared with three users waited for
+    /// three in turn).
     async fn send_letters_from<'a>(
         &self,
         mut loaded: Option<LoadedIndex>,
         users: impl IntoIterator<Item = &'a str>,
     ) -> Vec<(&'a str, Result<(), FileError>)> {
+        // The futures are made before the stream (a closure inside it would make the future
+        // spawned for a password change's letters not `Send` for every lifetime).
+        let lookups: Vec<_> = users
+            .into_iter()
+            .map(|name| find_user(self, name).map(move |found| (name, found)))
+            .collect();
+        let found: Vec<_> = futures::stream::iter(lookups)
+            .buffered(USER_LOOKUPS)
+            .collect()
+            .await;
         let mut results = Vec::new();
-        for name in users {
-            let sent = match find_user(self, name).await {
+        for (name, found) in found {
+            let sent = match found {
                 Ok((account, key)) => self.send_letter(name, account, &key, loaded.take()).await,
                 Err(e) => Err(e),
             };
@@ -322,13 +351,22 @@ impl<N: Network> Drive<N> {
     ) -> Result<Vec<(FileId, String)>, FileError> {
         let record = self.seal_from(name, account, key, loaded, now_ms()).await?;
         match self.client.put_record(record).await {
+            Ok(()) => {}
             // This tab holds a letter to them from this index or a newer one (sent within the
             // same second, or by another browser since): it stands, and lists what this one
             // would or newer. The caller compares with the index as it is now.
             Err(NetError::Record(e @ (RecordError::Stale { .. } | RecordError::Conflict(_)))) => {
                 tracing::debug!(user = %name, "a letter from this index or a newer one is held: {e}");
             }
-            other => other?,
+            // Refused here, before it went anywhere.
+            Err(e @ NetError::Record(_)) => return Err(e.into()),
+            // It went out (and this tab's DHT holds it and sends it again), unconfirmed.
+            Err(source) => {
+                return Err(FileError::LetterUnconfirmed {
+                    user: name.to_string(),
+                    source: Box::new(source),
+                })
+            }
         }
         Ok(shared_files(&loaded.0, name))
     }
@@ -763,6 +801,78 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_share_whose_letter_may_have_landed_stands_and_one_never_sent_is_undone() {
+        let net = FakeNet::new(5, 64 * MIB).await;
+        let (alice, bob) = (drive_of(&net, "alice").await, drive_of(&net, "bob").await);
+        let shared_with = |id: String| {
+            let alice = &alice;
+            async move {
+                let rows = alice.list().await.unwrap();
+                rows.into_iter().find(|f| f.id == id).unwrap().shared_with
+            }
+        };
+        // The letter lands, its acknowledgement is lost: Bob can open the file, and the index
+        // says so (it once said "not shared").
+        let landed = upload(&alice, "landed.txt", b"landed").await;
+        net.unhear_letters(1);
+        let shared = alice.share_with(&landed.id, "bob").await;
+        assert!(
+            matches!(&shared, Err(FileError::LetterUnconfirmed { user, .. }) if user == "bob"),
+            "{shared:?}"
+        );
+        assert_eq!(shared_with(landed.id.clone()).await, ["bob"]);
+        let got = bob.shared_with_me().await.unwrap();
+        assert_eq!(open(&net, &got.files[0].token).await.unwrap(), b"landed");
+
+        // The letter reaches no one: the share stands too (the sharer cannot tell the two
+        // apart), and the next log-in delivers it.
+        let lost = upload(&alice, "lost.txt", b"lost").await;
+        net.lose_letters(1);
+        assert!(matches!(
+            alice.share_with(&lost.id, "bob").await,
+            Err(FileError::LetterUnconfirmed { .. })
+        ));
+        assert_eq!(shared_with(lost.id.clone()).await, ["bob"]);
+        assert_eq!(bob.shared_with_me().await.unwrap().files.len(), 1);
+        assert_eq!(alice.send_all_letters().await.unwrap(), 1);
+        assert_eq!(bob.shared_with_me().await.unwrap().files.len(), 2);
+
+        // Stopping sharing takes back what the unconfirmed letter gave.
+        let got = bob.shared_with_me().await.unwrap();
+        let token = &got
+            .files
+            .iter()
+            .find(|f| f.name == "landed.txt")
+            .unwrap()
+            .token;
+        alice
+            .unshare_with(&landed.id, "bob", |_| ControlFlow::Continue(()))
+            .await
+            .unwrap();
+        assert!(open(&net, token).await.is_err());
+
+        // A letter too large for one record is refused before it goes out: that share is
+        // undone, and Bob's letter still lists what it did.
+        let long = |i: usize| format!("{i:03}{}", "n".repeat(252));
+        let mut limit = None;
+        for i in 0..60 {
+            let file = upload(&alice, &long(i), b"x").await;
+            match alice.share_with(&file.id, "bob").await {
+                Ok(_) => {}
+                Err(FileError::ShareLimit { user, files }) => {
+                    assert_eq!(user, "bob");
+                    limit = Some((file.id, files));
+                    break;
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        let (refused, files) = limit.unwrap();
+        assert!(shared_with(refused).await.is_empty());
+        assert_eq!(bob.shared_with_me().await.unwrap().files.len(), files - 1);
+    }
+
+    #[tokio::test]
     async fn a_letter_from_an_older_index_never_stands_over_a_newer_one_whatever_the_clocks() {
         // Alice's laptop and phone; the phone's clock runs an hour ahead.
         let net = FakeNet::new(6, 64 * MIB).await;
@@ -830,7 +940,7 @@ mod tests {
         net.lose_letters(1);
         assert!(matches!(
             later.send_all_letters().await,
-            Err(FileError::Net(_))
+            Err(FileError::LetterUnconfirmed { .. })
         ));
         let before = owed(&later).await;
         assert_eq!(before.keys().collect::<Vec<_>>(), ["bob"]);
@@ -856,7 +966,10 @@ mod tests {
         }
         net.lose_letters(1);
         let unshared = alice.unshare_with(&kept.id, "bob", |_| ControlFlow::Continue(()));
-        assert!(matches!(unshared.await, Err(FileError::Net(_))));
+        assert!(matches!(
+            unshared.await,
+            Err(FileError::LetterUnconfirmed { .. })
+        ));
         let rows = alice.list().await.unwrap();
         assert_eq!(rows[0].shared_with, ["carol"]);
         let carols = carol.shared_with_me().await.unwrap();
