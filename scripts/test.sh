@@ -96,9 +96,14 @@ together() {
     pids[i]=$!
   done
   for ((i = 1; i <= $#; i++)); do
-    wait "${pids[i]}" || { status=1; echo "FAILED: ${!i}"; }
+    local code=0
+    wait "${pids[i]}" || code=$?
     echo "--- $ ${!i}"
     cat "$out/together-$i.log"
+    if [ "$code" != 0 ]; then
+      status=1
+      echo "FAILED (exit $code): ${!i}"
+    fi
   done
   return "$status"
 }

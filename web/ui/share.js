@@ -17,12 +17,10 @@ const PERSON_MESSAGES = {
   letter_unconfirmed: "Shared, but no peer confirmed their letter yet: it goes again each time you log in. Stop sharing to take it back.",
 };
 
-/** A re-key done and one of its letters (the new key, or the file gone) not sent or not confirmed. */
-function letterAgain(e) {
-  return e.code === "letter_unconfirmed"
-    ? "No peer confirmed a letter about it yet: it goes again each time you log in."
-    : `A letter about it did not go (${e.message}): it goes again each time you log in.`;
-}
+/** What the page says when a re-key's letters (the new key, or the file gone) were not confirmed. */
+const LETTER_AGAIN = "No peer confirmed a letter about it yet: it goes again each time you log in.";
+/** What the page says when a re-key failed after its new key was in the index. */
+const REKEY_UNFINISHED = (e) => `The file was sealed again under a new key, but a step after failed (${e.message}). Reopen Share to see where it stands.`;
 
 /** The link that opens a share token: the token goes in the fragment, never to a server. */
 export function linkFor(token) {
@@ -35,11 +33,13 @@ export function setupShare({ getPeer, onChanged }) {
   let file = null;
   let busy = false;
 
-  /** The file as the index lists it now: by id, or, re-keyed (a new id), by name and upload time. */
+  /** The file as the index lists it now: by id, or, re-keyed (a new id), by name and upload
+   * time; null when the list cannot be read. */
   async function refreshed() {
-    const rows = await getPeer().list_files().catch(() => []);
+    const rows = await getPeer().list_files().catch(() => null);
+    if (!rows) return null;
     return rows.find((f) => f.id === file.id)
-      || rows.find((f) => f.name === file.name && f.created_ms === file.created_ms) || file;
+      || rows.find((f) => f.name === file.name && f.created_ms === file.created_ms) || null;
   }
 
   function setBusy(on) {
@@ -76,8 +76,9 @@ export function setupShare({ getPeer, onChanged }) {
       $("share-status").textContent = "";
       if (e.code === "letter_unconfirmed") {
         // The share stands (the letter may have landed): show the file as the index has it.
-        file = await refreshed();
+        file = (await refreshed()) || { ...file, shared_with: [...file.shared_with, name] };
         showPeople();
+        $("share-user").value = "";
         onChanged();
       }
       $("share-error").textContent = PERSON_MESSAGES[e.code] || `Could not share: ${sentence(e.message)}`;
@@ -109,13 +110,15 @@ export function setupShare({ getPeer, onChanged }) {
     } catch (e) {
       $("share-status").textContent = "";
       const now = await refreshed();
-      if (now.id !== file.id) {
-        // Re-keyed: what they were given opens nothing more; what failed was a letter after.
+      if (now && now.id !== file.id) {
+        // Re-keyed (a new id in the index); done but for a letter, or unfinished.
         file = now;
         showPeople();
         showLive();
-        $("share-status").textContent = `No longer shared with ${name}: what they were given opens nothing more.`;
-        $("share-error").textContent = letterAgain(e);
+        const done = e.code === "letter_unconfirmed";
+        $("share-status").textContent = done ? `No longer shared with ${name}: what they were given opens nothing more.` : "";
+        $("share-error").textContent = done ? LETTER_AGAIN : REKEY_UNFINISHED(e);
+        announce(done ? $("share-status").textContent : $("share-error").textContent);
         onChanged();
         return;
       }
@@ -193,18 +196,21 @@ export function setupShare({ getPeer, onChanged }) {
     } catch (e) {
       $("share-status").textContent = "";
       const now = await refreshed();
-      if (now.id !== file.id) {
-        // Re-keyed (the links open nothing more); what failed was a letter with the new key.
+      if (now && now.id !== file.id) {
+        // Re-keyed (a new id in the index); done but for a letter with the new key, or unfinished.
         file = now;
         $("share-result").hidden = true;
         $("share-url").value = "";
         showLive();
-        $("share-status").textContent = "Sharing stopped: links made before no longer open this file.";
-        $("share-error").textContent = letterAgain(e);
+        const done = e.code === "letter_unconfirmed";
+        $("share-status").textContent = done ? "Sharing stopped: links made before no longer open this file." : "";
+        $("share-error").textContent = done ? LETTER_AGAIN : REKEY_UNFINISHED(e);
+        announce(done ? $("share-status").textContent : $("share-error").textContent);
         onChanged();
         return;
       }
-      $("share-error").textContent = `Could not stop sharing: ${sentence(e.message)} Every link still works.`;
+      $("share-error").textContent = `Could not stop sharing: ${sentence(e.message)}`
+        + (now ? " Every link still works." : " Reopen Share to see where it stands.");
     } finally {
       progress.hidden = true;
       setBusy(false);

@@ -323,7 +323,8 @@ pub enum FileError {
     #[error("your drive lists {0} files, as many as its index holds; delete some first")]
     IndexFull(usize),
     /// A letter (what a user is given of the files shared with them) went out and no peer
-    /// confirmed it: it may have landed (and this tab's DHT sends what it put again, hourly).
+    /// confirmed it: it may have landed (and this tab's DHT sends what it put again, hourly);
+    /// or the network stopped as it was sent (the tab closing).
     /// What it says stands: a file being shared stays shared (stopping sharing takes it back),
     /// and the user gets their letter again at the next log-in.
     #[error(

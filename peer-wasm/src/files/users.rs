@@ -108,10 +108,13 @@ impl<N: Network> Drive<N> {
         let name = recipient(&self.session, username)?;
         let file = FileId::from_hex(id).ok_or(FileError::NoSuchFile)?;
         let (account, key) = find_user(self, &name).await?;
-        let mut shared = None;
+        let (mut shared, mut added) = (None, false);
         commit_index(self, |index| {
             shared = index.files.iter_mut().find(|f| f.id == file).map(|entry| {
-                if !entry.shared_with.contains(&name) {
+                // Already shared with them (asked twice, or by another browser meanwhile):
+                // they hold the key, so a failure below must not take the share back.
+                added = !entry.shared_with.contains(&name);
+                if added {
                     entry.shared_with.push(name.clone());
                     entry.shared_with.sort();
                 }
@@ -130,20 +133,25 @@ impl<N: Network> Drive<N> {
                 tracing::warn!(user = %name, "a file was shared; its letter is unconfirmed: {e}");
                 return Err(e);
             }
-            Err(e) => return Err(self.undo_share(&file, &name, e).await),
+            Err(e) if added => return Err(self.undo_share(&file, &name, e).await),
+            Err(e) => return Err(e),
         }
         tracing::info!(user = %name, "a file was shared with a user");
         Ok(shared)
     }
 
-    /// Takes back the share of `file` with `name` whose letter was not sent (`error`: too
-    /// many files for one letter, or the index not read), so the index does not say it is
-    /// shared; returns `error`, or the commit's if it failed.
+    /// Takes back the share of `file` with `name` that this call added and whose letter was
+    /// not sent (`error`: too many files for one letter, or the index not read), so the index
+    /// does not say it is shared; returns `error`, or the commit's if it failed. The user is
+    /// owed a letter all the same (at most one letter too many): another browser may have
+    /// shared the file with them meanwhile and sent its letter.
     async fn undo_share(&self, file: &FileId, name: &str, error: FileError) -> FileError {
+        let owed = name.to_string();
         let undone = commit_index(self, |index| {
             if let Some(entry) = index.files.iter_mut().find(|f| f.id == *file) {
                 entry.shared_with.retain(|n| n != name);
             }
+            index.owe([&owed]);
         })
         .await;
         undone.err().unwrap_or(error)
@@ -297,9 +305,10 @@ impl<N: Network> Drive<N> {
     /// shared, unshared or deleted a file), the letter goes again. A letter built from an
     /// older index never replaces one from a newer ([`letter_seq`]), but the other browser's
     /// letter may never come (its tab closed after its commit): with the check, the last to
-    /// put has seen the newest index. At most [`LETTER_ATTEMPTS`] letters. Once the first
-    /// letter went out, nothing after it fails the call (a caller would undo a share the user
-    /// can already open): it is logged. Returns the index as read after the last letter, for
+    /// put has seen the newest index. At most [`LETTER_ATTEMPTS`] letters. The first letter
+    /// fails the call when it was refused before it went out, or went out unconfirmed
+    /// ([`FileError::LetterUnconfirmed`]); once one was confirmed, nothing after it fails the
+    /// call (a caller would undo a share the user can already open): it is logged. Returns the index as read after the last letter, for
     /// the next user's.
     async fn send_letter(
         &self,
@@ -360,7 +369,8 @@ impl<N: Network> Drive<N> {
             }
             // Refused here, before it went anywhere.
             Err(e @ NetError::Record(_)) => return Err(e.into()),
-            // It went out (and this tab's DHT holds it and sends it again), unconfirmed.
+            // It went out, unconfirmed (this tab's DHT holds it and sends it again); or the
+            // network stopped (the tab is closing), where keeping what it says is the safe side.
             Err(source) => {
                 return Err(FileError::LetterUnconfirmed {
                     user: name.to_string(),
