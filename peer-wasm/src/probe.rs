@@ -1,8 +1,9 @@
 //! Transport probes: the benchmarks' baseline. They move the same bytes between the same peers
 //! over the same connections as an upload or a download, in the same pattern (blocks of
 //! [`BLOCK_SIZE`], each to every holder, as many blocks in flight up as an upload's
-//! [`Settings::pipeline`]; down, as many blocks at once from peers in turn), with none of Jellyfish's work: no sealing, signing, DHT lookups or IndexedDB.
-//! The gap between a probe and the real operation is what Jellyfish's logic costs.
+//! [`Settings::pipeline`]; down, as many blocks at once from peers in turn), with none of
+//! Jellyfish's work: no sealing, signing, DHT lookups or IndexedDB. The gap between a probe and the
+//! real operation is what Jellyfish's logic costs.
 
 use futures::{future::try_join_all, StreamExt, TryStreamExt};
 use libp2p::PeerId;

@@ -103,8 +103,8 @@ impl Settings {
     /// The default schedule scaled to check each block every `interval` (the default is
     /// `every(1 h)`): ticks of a 360th of it (at least 250 ms), a grace of an 80th (at least
     /// one tick: below, every holder of a block one short copies it at the same round, and
-    /// the block ends with surplus copies), sweeps of a 120th (at least 1 s). Test networks run it in seconds (the relay's
-    /// `--repair-every-secs`).
+    /// the block ends with surplus copies), sweeps of a 120th (at least 1 s). Test networks run it
+    /// in seconds (the relay's `--repair-every-secs`).
     pub fn every(interval: Duration) -> Self {
         let tick = (interval / 360).max(Duration::from_millis(250));
         Self {

@@ -16,9 +16,10 @@ use crate::{stats::Snapshot, Config, RelayError, Stats};
 
 /// The page may run its own scripts and wasm, and talk to this relay and its fellows over
 /// WebSocket; nothing else. `{connect}` becomes the relays' WebSocket addresses
-/// ([`content_security_policy`]): a modified or injected script cannot send what it reads to another host. (WebRTC between
-/// tabs is not governed by `connect-src`; its peers are found through this relay.) `blob:`
-/// images: a shared picture is shown from the bytes the tab fetched and checked.
+/// ([`content_security_policy`]): a modified or injected script cannot send what it reads to
+/// another host. (WebRTC between tabs is not governed by `connect-src`; its peers are found through
+/// this relay.) `blob:` images: a shared picture is shown from the bytes the tab fetched and
+/// checked.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; \
      connect-src 'self'{connect}; style-src 'self'; img-src 'self' data: blob:; object-src 'none'; \
      base-uri 'none'; form-action 'self'; frame-ancestors 'none'";

@@ -88,6 +88,24 @@ export function setupShare({ getPeer, onChanged }) {
     }
   }
 
+  // After a re-key (stop sharing with one person, or every link) reported `e`: when the index
+  // holds the file under a new id, the re-key happened, done but for a letter with the new key
+  // (`letter_unconfirmed`: it goes again at the next log-in) or unfinished. Then `show` redraws
+  // the dialog, `doneText` or the error is shown and announced, and `rekeyed` is true. `now` is
+  // the file as the index has it, or null when it could not be read.
+  async function afterRekeyError(e, doneText, show) {
+    const now = await refreshed();
+    if (!now || now.id === file.id) return { rekeyed: false, now };
+    file = now;
+    show();
+    const done = e.code === "letter_unconfirmed";
+    $("share-status").textContent = done ? doneText : "";
+    $("share-error").textContent = done ? LETTER_AGAIN : REKEY_UNFINISHED(e);
+    announce(done ? doneText : $("share-error").textContent);
+    onChanged();
+    return { rekeyed: true, now };
+  }
+
   async function stopPerson(name) {
     if (busy) return;
     setBusy(true);
@@ -109,19 +127,11 @@ export function setupShare({ getPeer, onChanged }) {
       onChanged();
     } catch (e) {
       $("share-status").textContent = "";
-      const now = await refreshed();
-      if (now && now.id !== file.id) {
-        // Re-keyed (a new id in the index); done but for a letter, or unfinished.
-        file = now;
+      const { rekeyed } = await afterRekeyError(e, `No longer shared with ${name}: what they were given opens nothing more.`, () => {
         showPeople();
         showLive();
-        const done = e.code === "letter_unconfirmed";
-        $("share-status").textContent = done ? `No longer shared with ${name}: what they were given opens nothing more.` : "";
-        $("share-error").textContent = done ? LETTER_AGAIN : REKEY_UNFINISHED(e);
-        announce(done ? $("share-status").textContent : $("share-error").textContent);
-        onChanged();
-        return;
-      }
+      });
+      if (rekeyed) return;
       $("share-error").textContent = `Could not stop sharing with ${name}: ${sentence(e.message)}`;
     } finally {
       progress.hidden = true;
@@ -195,20 +205,12 @@ export function setupShare({ getPeer, onChanged }) {
       onChanged();
     } catch (e) {
       $("share-status").textContent = "";
-      const now = await refreshed();
-      if (now && now.id !== file.id) {
-        // Re-keyed (a new id in the index); done but for a letter with the new key, or unfinished.
-        file = now;
+      const { rekeyed, now } = await afterRekeyError(e, "Sharing stopped: links made before no longer open this file.", () => {
         $("share-result").hidden = true;
         $("share-url").value = "";
         showLive();
-        const done = e.code === "letter_unconfirmed";
-        $("share-status").textContent = done ? "Sharing stopped: links made before no longer open this file." : "";
-        $("share-error").textContent = done ? LETTER_AGAIN : REKEY_UNFINISHED(e);
-        announce(done ? $("share-status").textContent : $("share-error").textContent);
-        onChanged();
-        return;
-      }
+      });
+      if (rekeyed) return;
       $("share-error").textContent = `Could not stop sharing: ${sentence(e.message)}`
         + (now ? " Every link still works." : " Reopen Share to see where it stands.");
     } finally {

@@ -11,8 +11,8 @@ use super::*;
 /// private-key record (sealed under the new password, carrying the new and earlier user keys)
 /// is published first: once it is out the change is done and the new session comes back, even
 /// if the user-key and public-key records that follow, or the read-back from another peer, fail
-/// (the next log-in publishes them). What the user key sealed (the file index, file keys) is re-sealed
-/// by [`crate::files::Drive::finish_rotation`].
+/// (the next log-in publishes them). What the user key sealed (the file index, file keys) is
+/// re-sealed by [`crate::files::Drive::finish_rotation`].
 pub async fn change_password(
     dir: &impl Directory,
     session: &Session,

@@ -185,8 +185,8 @@ pub async fn log_in(
 }
 
 /// Puts the session's records back (their holders keep them another [`crate::net`] record
-/// lifetime) with fresh leases on its blocks, signing the public-key and user-key records anew where a password change was
-/// cut short before they were published.
+/// lifetime) with fresh leases on its blocks, signing the public-key and user-key records anew
+/// where a password change was cut short before they were published.
 pub(super) async fn republish(
     dir: &impl Directory,
     session: &Session,

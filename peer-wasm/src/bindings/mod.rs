@@ -172,11 +172,12 @@ fn to_js<T: Serialize>(value: &T) -> Result<JsValue, JsValue> {
 }
 
 /// Starts this tab's peer: loads (or creates) its identity from IndexedDB and connects to two
-/// of the relays at `relay_addrs` (as `/api/relay` lists them: `addrs`, then `fellows`). `ice_servers` (STUN or TURN
-/// URLs, also from `/api/relay`) help direct connections through NATs. `probes` (also from
-/// `/api/relay`): whether this network answers transport probes (benchmark networks only).
-/// `repair_every_secs` (also from `/api/relay`, test networks only): check each held block
-/// this often, in place of the shipped hourly schedule ([`crate::repair::Settings::every`]).
+/// of the relays at `relay_addrs` (as `/api/relay` lists them: `addrs`, then `fellows`).
+/// `ice_servers` (STUN or TURN URLs, also from `/api/relay`) help direct connections through NATs.
+/// `probes` (also from `/api/relay`): whether this network answers transport probes (benchmark
+/// networks only). `repair_every_secs` (also from `/api/relay`, test networks only): check each
+/// held block this often, in place of the shipped hourly schedule
+/// ([`crate::repair::Settings::every`]).
 #[wasm_bindgen]
 pub async fn start(
     relay_addrs: Vec<String>,
@@ -496,10 +497,11 @@ impl Peer {
     }
 
     /// Audits the holders of the user's files: each listed holder of each file's manifest (a
-    /// small file's, kept in the index until shared, has none) and of up to `blocks_per_file` (default 4) random blocks is asked to prove it still holds
-    /// it, checked against the block's address, and so are the peers now nearest each block
-    /// (where repair puts new copies). Each file's copy count in the index becomes the live
-    /// copies found; `files_at_risk` counts files with a block down to one copy.
+    /// small file's, kept in the index until shared, has none) and of up to `blocks_per_file`
+    /// (default 4) random blocks is asked to prove it still holds it, checked against the block's
+    /// address, and so are the peers now nearest each block (where repair puts new copies). Each
+    /// file's copy count in the index becomes the live copies found; `files_at_risk` counts files
+    /// with a block down to one copy.
     #[wasm_bindgen(unchecked_return_type = "Promise<AuditReport>")]
     pub fn audit(&self, blocks_per_file: Option<u32>) -> js_sys::Promise {
         let app = self.app.clone();

@@ -7,10 +7,9 @@
 //! used by RustCrypto from then on. RSA-PSS signing (each block's warrant, each record) runs in
 //! WebCrypto too: RustCrypto in wasm blocks the tab for every signature (see
 //! `tests/bench/accounts.mjs`); the key is imported once and kept. So does a holder's check of
-//! each stored copy's warrant ([`verify`]), each owner's key imported once. OAEP stays in RustCrypto
-//! (once per log-in).
-//! Formats are identical: the nonce, ciphertext and tag layout of [`Sealed`], the PBKDF2
-//! output and the PKCS#8 key do not depend on the engine.
+//! each stored copy's warrant ([`verify`]), each owner's key imported once. OAEP stays in
+//! RustCrypto (once per log-in). Formats are identical: the nonce, ciphertext and tag layout of
+//! [`Sealed`], the PBKDF2 output and the PKCS#8 key do not depend on the engine.
 
 use super::{
     aead::{Sealed, NONCE_LEN},

@@ -6,21 +6,20 @@
 //! [`Settings::inline_index_bytes`], 5 KiB: 8 files of one block measured): the record is put
 //! at every save anyway, so a save stores nothing else and a load fetches nothing else.
 //! Larger, its root is a sealed blob placed on [`Settings::meta_replicas`] peers and the
-//! record names it. An index of up to [`Settings::index_page_files`] files (256) is one root. A larger
-//! one is a *root* (the donations, what others shared, and a list of pages) and *pages*: the
-//! files whose ids (random) start with the same `depth` bits, about 256 to a page, each page
-//! a sealed blob placed like the root. A save re-seals only the pages whose content changed
-//! (the root keeps each page's plaintext digest), so adding or removing a file stores one
-//! page and the root whatever the number of files, and a load fetches the root and only the
-//! pages this tab has not seen ([`IndexCache`]). The depth grows by one when pages average
-//! twice the target and shrinks when they average a quarter, so a file added and removed at
-//! the edge does not re-seal every page. Measured (10,000 files, 5 holders a file): a root
-//! of 64 pages is 28 KB, a page 80 KB; as one blob the index would be 5.2 MB, past a block.
-//! The root names a page in about 400 bytes; past 1,024 pages, pages grow instead (up to a
-//! block), so an index holds about 4 million files, far more than a tab keeps in memory
-//! (about 500 bytes a file; a file whose manifest rides in its entry,
-//! [`Settings::inline_manifest_bytes`], about as much for one block and up to 1.2 KB for five);
-//! a save past that is refused with [`FileError::IndexFull`].
+//! record names it. An index of up to [`Settings::index_page_files`] files (256) is one root. A
+//! larger one is a *root* (the donations, what others shared, and a list of pages) and *pages*: the
+//! files whose ids (random) start with the same `depth` bits, about 256 to a page, each page a
+//! sealed blob placed like the root. A save re-seals only the pages whose content changed (the root
+//! keeps each page's plaintext digest), so adding or removing a file stores one page and the root
+//! whatever the number of files, and a load fetches the root and only the pages this tab has not
+//! seen ([`IndexCache`]). The depth grows by one when pages average twice the target and shrinks
+//! when they average a quarter, so a file added and removed at the edge does not re-seal every
+//! page. Measured (10,000 files, 5 holders a file): a root of 64 pages is 28 KB, a page 80 KB; as
+//! one blob the index would be 5.2 MB, past a block. The root names a page in about 400 bytes; past
+//! 1,024 pages, pages grow instead (up to a block), so an index holds about 4 million files, far
+//! more than a tab keeps in memory (about 500 bytes a file; a file whose manifest rides in its
+//! entry, [`Settings::inline_manifest_bytes`], about as much for one block and up to 1.2 KB for
+//! five); a save past that is refused with [`FileError::IndexFull`].
 
 use std::collections::BTreeMap;
 
@@ -88,11 +87,11 @@ fn decode_newer<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, FileE
 
 /// How long the peers a lookup of the index record heard stand in for a walk to its holders
 /// when the next index is prepared: 60 s (an upload prepares its commit when every block was
-/// walked for, and puts it once they are stored, as it did with a walk's peers). Every save follows a load (a commit reloads the index, an upload's quota check
-/// loads it), so a save puts the record where that load heard it and walks no more: a walk
-/// of 8 requests less per save in the 8-tab cluster, about 45 requests and 1.3 s at 1,000
-/// peers (the simulation), which a small upload waited for after its block. Older, or too
-/// few peers heard, and the save walks.
+/// walked for, and puts it once they are stored, as it did with a walk's peers). Every save follows
+/// a load (a commit reloads the index, an upload's quota check loads it), so a save puts the record
+/// where that load heard it and walks no more: a walk of 8 requests less per save in the 8-tab
+/// cluster, about 45 requests and 1.3 s at 1,000 peers (the simulation), which a small upload
+/// waited for after its block. Older, or too few peers heard, and the save walks.
 const NEAR_FRESH: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Where the account's index record goes: the peers its last lookup heard nearest its key
@@ -424,9 +423,9 @@ async fn load_pages<N: Network>(
 pub(super) const COMMIT_ATTEMPTS: usize = 3;
 
 /// The account's index, and the record that points at it (if any). After a password change
-/// not yet finished ([`Drive::finish_rotation`]) the record is an earlier key's and the index is sealed
-/// under an earlier user key. Pledges for any other owner than the session's key are dropped:
-/// holders would not count them.
+/// not yet finished ([`Drive::finish_rotation`]) the record is an earlier key's and the index is
+/// sealed under an earlier user key. Pledges for any other owner than the session's key are
+/// dropped: holders would not count them.
 pub(super) async fn load_index<N: Network>(drive: &Drive<N>) -> Result<LoadedIndex, FileError> {
     let (client, session) = (&drive.client, &*drive.session);
     let owner = session.public_key();
@@ -724,7 +723,7 @@ pub(super) async fn publish_index<N: Network>(
 ) -> Result<(), FileError> {
     let (client, session) = (&drive.client, &*drive.session);
     let record = match &prepared.record {
-        Ok(record) => record.clone(),
+        Ok(record) => record,
         Err(e) => {
             let e = FileError::Damaged(e.clone());
             free_all(drive, &prepared.placed().collect::<Vec<_>>()).await;
@@ -743,7 +742,7 @@ pub(super) async fn publish_index<N: Network>(
             free_all(drive, &prepared.placed().collect::<Vec<_>>()).await;
             return Err(e);
         }
-        if !landed(drive, &record).await {
+        if !landed(drive, record).await {
             // The new blobs are not freed: the record may have reached peers whose answers
             // were lost and that the look-up did not hear, and freeing what it names would
             // lose the whole index. They stay with the owner's blocks (the root and the pages

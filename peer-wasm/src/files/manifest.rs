@@ -226,9 +226,9 @@ pub(super) fn note_placed(index: &mut FileIndex, placed: &[BlockRef]) -> Vec<Blo
     unnoted
 }
 
-/// Fetches the manifest at `root` (or opens it from `inline`) and, for a large file, its parts ([`Settings::pipeline`] at
-/// once): every block of the file, in order. Needs no account (a share link's guest reads
-/// with it too). `name` names the file in errors.
+/// Fetches the manifest at `root` (or opens it from `inline`) and, for a large file, its parts
+/// ([`Settings::pipeline`] at once): every block of the file, in order. Needs no account (a share
+/// link's guest reads with it too). `name` names the file in errors.
 pub(super) async fn load_blocks<N: Network>(
     client: &N,
     settings: &Settings,

@@ -2,9 +2,10 @@
 //!
 //! Everything a user stores is reached from one signed DHT record of kind
 //! [`RecordKind::FileIndex`]. Its body carries the sealed *index* while it is small, else points
-//! at it, a blob stored like any block (`index.rs`); the index lists the files (name, size, time, the file's key wrapped under the user
-//! key) and where each file's sealed *manifest* is; a manifest lists the file's blocks and
-//! their holders. Holders see only sealed, content-addressed blocks and who signed for them.
+//! at it, a blob stored like any block (`index.rs`); the index lists the files (name, size, time,
+//! the file's key wrapped under the user key) and where each file's sealed *manifest* is; a
+//! manifest lists the file's blocks and their holders. Holders see only sealed, content-addressed
+//! blocks and who signed for them.
 //!
 //! An upload is committed only when every block has at least one holder: then the new index
 //! is stored and the record's sequence goes up. If an upload fails half way or is cancelled,
@@ -92,9 +93,10 @@ pub struct Settings {
     /// Copies of each placed manifest and index blob: 5 (never fewer than `replicas`). Every
     /// file needs its manifest and every file of the account needs the index, so losing one
     /// loses files whose data blocks all survive; they are small (a manifest under 256 bytes
-    /// per MiB of file, the index under 512 bytes per file), so two more copies cost little (measured in `metadata_is_small_beside_what_it_describes`). With holders leaving
-    /// independently, the chance that all copies are gone falls
-    /// from p^3 to p^5: at half the peers gone, 1 in 8 becomes 1 in 32.
+    /// per MiB of file, the index under 512 bytes per file), so two more copies cost little
+    /// (measured in `metadata_is_small_beside_what_it_describes`). With holders leaving
+    /// independently, the chance that all copies are gone falls from p^3 to p^5: at half the peers
+    /// gone, 1 in 8 becomes 1 in 32.
     pub meta_replicas: usize,
     /// Blocks being sent to holders at once during an upload (2 more are walked for
     /// meanwhile), and being fetched at once during a download: 4. Enough to keep three
@@ -432,7 +434,8 @@ struct FileEntry {
     manifest_inline: Option<SealedManifest>,
     /// Fewest copies any of its blocks has.
     copies: u32,
-    /// Its blocks are still claimed by a key from before a password change ([`Drive::move_claims`]).
+    /// Its blocks are still claimed by a key from before a password change
+    /// ([`Drive::move_claims`]).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     claims_behind: bool,
     /// The share links made for its current key, until they are revoked ([`link`]).

@@ -9,10 +9,10 @@ pub(super) const CLAIMS_IN_FLIGHT: usize = 16;
 impl<N: Network> Drive<N> {
     /// Finishes a password change for the files: re-seals the index and every file key under the
     /// session's (new) user key and points the index record, signed by the new key, at it (or
-    /// carries it); the old index blob, if it was placed, is freed, and every file is marked for [`Drive::move_claims`], which the caller runs
-    /// next (in the background: it asks every holder of every block). Returns whether there was
-    /// anything to do (nothing when the index is already the current key's). Files' blocks stay
-    /// as they are: their keys did not change.
+    /// carries it); the old index blob, if it was placed, is freed, and every file is marked for
+    /// [`Drive::move_claims`], which the caller runs next (in the background: it asks every holder
+    /// of every block). Returns whether there was anything to do (nothing when the index is already
+    /// the current key's). Files' blocks stay as they are: their keys did not change.
     ///
     /// The pledges in the index were signed for the old key and holders would not count them
     /// for the new one, so the re-sealed index carries this drive's donation

@@ -222,17 +222,30 @@ impl<N: Network> Drive<N> {
     /// expired link stops working for everyone once one of the owner's browsers is online
     /// after its expiry (a page opening it refuses it at once). A file with a link still
     /// valid keeps its key: revoking re-keys, which would end that link too. Returns how many
-    /// files were re-keyed.
+    /// files were re-keyed. A letter with a file's new key that does not go (logged) does not
+    /// keep the next file's expired links alive: its user still has the file in the index, and
+    /// the next log-in sends their letter again ([`Drive::send_all_letters`]). A file deleted
+    /// meanwhile (in another browser) is passed over; any other failure ends the round.
     pub async fn revoke_expired_links(&self) -> Result<usize, FileError> {
         let (index, _) = load_index(self).await?;
         let now = now_ms();
+        let expired = index
+            .files
+            .iter()
+            .filter(|entry| !entry.links.is_empty() && entry.links.iter().all(|l| l.expired(now)));
         let mut revoked = 0;
-        for entry in &index.files {
-            if !entry.links.is_empty() && entry.links.iter().all(|l| l.expired(now)) {
-                self.revoke_links(&entry.id.to_hex(), |_| ControlFlow::Continue(()))
-                    .await?;
-                revoked += 1;
-            }
+        for entry in expired {
+            let users = match self
+                .rekey(&entry.id.to_hex(), |_| true, |_| ControlFlow::Continue(()))
+                .await
+            {
+                Ok((_, users, _)) => users,
+                Err(FileError::NoSuchFile) => continue,
+                Err(e) => return Err(e),
+            };
+            revoked += 1;
+            // Each failed letter is logged by send_letters.
+            self.send_letters(users.iter().map(String::as_str)).await;
         }
         Ok(revoked)
     }
@@ -464,6 +477,49 @@ mod tests {
         let listed = files.list().await.unwrap();
         assert_eq!((listed[0].links, listed[0].expired_links), (0, 0));
         assert_eq!(download(&files, &listed[0].id).await.unwrap(), bytes);
+    }
+
+    #[tokio::test]
+    async fn a_letter_lost_while_expired_links_are_revoked_does_not_keep_the_next_files_alive() {
+        let net = FakeNet::new(5, 64 * MIB).await;
+        let (alice, bob) = (drive(&net).await, drive_of(&net, "bob").await);
+        let mut stripped = Vec::new();
+        for (i, name) in ["one.txt", "two.txt"].into_iter().enumerate() {
+            let file = upload(&alice, name, &pattern(4000, i as u8)).await;
+            alice.share_with(&file.id, "bob").await.unwrap();
+            let link = alice
+                .share_link(&file.id, Some(now_ms() + 100))
+                .await
+                .unwrap();
+            stripped.push(ShareLink {
+                expires_ms: None,
+                ..link
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        // The first file's letter to Bob (its new key) reaches no one: the round goes on (it
+        // once stopped there, and the second file's expired link kept working).
+        net.lose_letters(1);
+        assert_eq!(alice.revoke_expired_links().await.unwrap(), 2);
+        for link in &stripped {
+            assert!(matches!(
+                open(&net, link).await,
+                Err(FileError::LinkGone(_))
+            ));
+        }
+        // Bob still reads both (the second letter lists both files' new keys), and the next
+        // log-in's letters find nothing more to revoke.
+        alice.send_all_letters().await.unwrap();
+        let mut read = Vec::new();
+        for given in bob.shared_with_me().await.unwrap().files {
+            let link = ShareLink::from_token(&given.token).unwrap();
+            read.push(open(&net, &link).await.unwrap());
+        }
+        let mut want = vec![pattern(4000, 0), pattern(4000, 1)];
+        read.sort();
+        want.sort();
+        assert_eq!(read, want);
+        assert_eq!(alice.revoke_expired_links().await.unwrap(), 0);
     }
 
     #[tokio::test]

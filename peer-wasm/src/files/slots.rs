@@ -1,6 +1,6 @@
 //! A counting gate for the futures of one task: at most `n` hold a slot at once, the others
-//! wait their turn. An upload uses it to send at most [`super::Settings::pipeline`] blocks to holders
-//! at once while more are being walked for (`place_blocks`).
+//! wait their turn. An upload uses it to send at most [`super::Settings::pipeline`] blocks to
+//! holders at once while more are being walked for (`place_blocks`).
 //!
 //! Built from `futures`' channel and lock alone (the peer has no runtime with a semaphore
 //! in the browser): the free slots are tokens in a bounded channel, taken one waiter at a

@@ -308,8 +308,8 @@ impl<N: Network> Drive<N> {
     /// put has seen the newest index. At most [`LETTER_ATTEMPTS`] letters. The first letter
     /// fails the call when it was refused before it went out, or went out unconfirmed
     /// ([`FileError::LetterUnconfirmed`]); once one was confirmed, nothing after it fails the
-    /// call (a caller would undo a share the user can already open): it is logged. Returns the index as read after the last letter, for
-    /// the next user's.
+    /// call (a caller would undo a share the user can already open): it is logged. Returns the
+    /// index as read after the last letter, for the next user's.
     async fn send_letter(
         &self,
         name: &str,
@@ -811,7 +811,8 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_share_whose_letter_may_have_landed_stands_and_one_never_sent_is_undone() {
+    async fn a_share_whose_letter_may_have_landed_stands_and_one_never_sent_is_undone_unless_it_was_there(
+    ) {
         let net = FakeNet::new(5, 64 * MIB).await;
         let (alice, bob) = (drive_of(&net, "alice").await, drive_of(&net, "bob").await);
         let shared_with = |id: String| {
@@ -878,8 +879,26 @@ mod tests {
             }
         }
         let (refused, files) = limit.unwrap();
-        assert!(shared_with(refused).await.is_empty());
+        assert!(shared_with(refused.clone()).await.is_empty());
         assert_eq!(bob.shared_with_me().await.unwrap().files.len(), files - 1);
+
+        // Another browser has just shared the refused file too (its commit is in; its letter,
+        // over the limit, not yet refused). Sharing again a file Bob already has is refused
+        // the same way, and not undone: Bob holds its key.
+        commit_index(&alice, |index| {
+            let entry = index.files.iter_mut().find(|f| f.id.to_hex() == refused);
+            entry.unwrap().shared_with.push("bob".into());
+        })
+        .await
+        .unwrap();
+        let first = alice.list().await.unwrap();
+        let first = first.iter().find(|f| f.name == long(0)).unwrap();
+        let again = alice.share_with(&first.id, "bob").await;
+        assert!(
+            matches!(again, Err(FileError::ShareLimit { .. })),
+            "{again:?}"
+        );
+        assert_eq!(shared_with(first.id.clone()).await, ["bob"]);
     }
 
     #[tokio::test]

@@ -2,8 +2,9 @@
 //!
 //! One type, [`BlockStore`], with the same methods on both targets: in the browser the blocks
 //! live in IndexedDB (`indexeddb.rs`: they survive reloads and restarts), natively in memory
-//! (`memory.rs`: tests and simulations). One test body (`contract.rs`) runs against both. The store never holds more than its capacity, nor more for one owner than the
-//! allowance their pledges earn ([`crate::pledge`]).
+//! (`memory.rs`: tests and simulations). One test body (`contract.rs`) runs against both. The store
+//! never holds more than its capacity, nor more for one owner than the allowance their pledges earn
+//! ([`crate::pledge`]).
 //!
 //! A block is held once however many owners stored it, with one claim per owner (the hash of
 //! the owner's key). Each claim counts against its owner's allowance; a delete drops only the

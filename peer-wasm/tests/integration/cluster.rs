@@ -1,5 +1,5 @@
-//! A cluster of native peers in one process, over the in-memory transport: the same event loop and protocol
-//! the browser runs, minus the browser.
+//! A cluster of native peers in one process, over the in-memory transport: the same event loop and
+//! protocol the browser runs, minus the browser.
 #![cfg(not(target_arch = "wasm32"))]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

@@ -12,8 +12,8 @@ use super::EventLoop;
 use crate::net::{relay_links, Event};
 
 impl EventLoop {
-    /// Carries out what the relay links want now ([`crate::net::relay_links::RelayLinks::poll`]), tells the dial gate
-    /// which relays are down, and sets the timer for the links' next wake.
+    /// Carries out what the relay links want now ([`crate::net::relay_links::RelayLinks::poll`]),
+    /// tells the dial gate which relays are down, and sets the timer for the links' next wake.
     pub(super) fn drive_relays(&mut self) {
         let now = web_time::Instant::now();
         // A dial that fails at once frees its place for the next relay: poll again, at most

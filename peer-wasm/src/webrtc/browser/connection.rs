@@ -4,8 +4,8 @@
 //! `datachannel` events, or as the next stream on a channel the remote keeps. Each inbound
 //! channel is wrapped into a stream inside the event itself, so its first messages (which the
 //! remote may send at once) are buffered rather than lost before the swarm asks for the stream.
-//! The handshake's `init` channel is not a stream. A connection whose state becomes `failed` or `closed`, or stays `disconnected` for
-//! 2 s, ends with an error.
+//! The handshake's `init` channel is not a stream. A connection whose state becomes `failed` or
+//! `closed`, or stays `disconnected` for 2 s, ends with an error.
 
 use std::{
     cell::RefCell,
