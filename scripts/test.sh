@@ -32,6 +32,14 @@ linted test --release --locked --workspace --no-run --message-format=json-render
 # The relay, the examples and every other target, with the same features (nothing built twice).
 linted build --release --locked --workspace --all-targets
 
+step "docs: every module documented, no broken intra-doc links (private items included)"
+# Private links are fine: these are the developers' docs (--document-private-items).
+export RUSTDOCFLAGS="-D warnings -A rustdoc::private_intra_doc_links"
+cargo doc --release --locked --workspace --no-deps --document-private-items
+cargo doc --release --locked -p jellyfish-peer --target wasm32-unknown-unknown --no-deps --document-private-items
+unset RUSTDOCFLAGS
+linted test --release --locked --workspace --doc
+
 step "native tests, while the page builds"
 # The page's last crate builds on one core for about 90 s (LTO, one codegen unit): the native
 # tests run beside it, each binary from its package's folder as `cargo test` runs it, and print
@@ -54,6 +62,10 @@ run_native_tests > "$out"/native-tests.log 2>&1 &
 native_tests=$!
 bash scripts/build-web.sh
 
+step "clippy, wasm32"
+cargo clippy --release --locked -p jellyfish-peer --target wasm32-unknown-unknown --all-targets -- -D warnings
+cargo clippy --release --locked -p jellyfish-password --target wasm32-unknown-unknown --all-targets -- -D warnings
+
 step "native tests: results"
 native_status=0
 wait "$native_tests" || native_status=$?
@@ -63,49 +75,15 @@ if [ "$native_status" != 0 ] || ! grep -q "test result" "$out"/native-tests.log;
   exit 1
 fi
 
-step "docs, clippy wasm32 and the browser unit tests' build: started at nice 19, beside the end-to-end scenarios"
-# The scenarios need only the page and the relay, and keep the two cores about 62 % busy
-# (session 51); these checks compile in what they leave idle. At nice 19 a compiler gets about
-# 1.5 % of a core the scenarios want (the kernel's weights 15 against 1,024), so their timings
-# hold. Their output is printed, and a failure fails the run, once the scenarios are done.
-checks() {
-  # Docs: every module documented, no broken intra-doc links. Private links are fine: these
-  # are the developers' docs (--document-private-items).
-  export RUSTDOCFLAGS="-D warnings -A rustdoc::private_intra_doc_links"
-  cargo doc --release --locked --workspace --no-deps --document-private-items
-  cargo doc --release --locked -p jellyfish-peer --target wasm32-unknown-unknown --no-deps --document-private-items
-  unset RUSTDOCFLAGS
-  linted test --release --locked --workspace --doc
-  cargo clippy --release --locked -p jellyfish-peer --target wasm32-unknown-unknown --all-targets -- -D warnings
-  cargo clippy --release --locked -p jellyfish-password --target wasm32-unknown-unknown --all-targets -- -D warnings
-  cargo test --release --locked -p jellyfish-peer --target wasm32-unknown-unknown --lib --no-run
-}
-(
-  renice -n 19 -p "$BASHPID" > /dev/null
-  checks
-) > "$out"/checks.log 2>&1 &
-checks_pid=$!
-# A run that fails meanwhile does not leave them compiling.
-trap 'pkill -P "$checks_pid" 2> /dev/null || true' EXIT
+step "browser unit tests (wasm-bindgen-test in headless Chromium)"
+CHROMEDRIVER=${CHROMEDRIVER:-/usr/bin/chromedriver} \
+  cargo test --release --locked -p jellyfish-peer --target wasm32-unknown-unknown --lib
 
 step "end-to-end: real relay, real Chromium profiles, in a loopback-only network"
 # CI runs the typed-at-once scenario for 2 rounds, not 3, and rolling churn with 4 first donors,
 # not 6 (its time budget is 30 minutes); by hand, leave both unset.
 (cd tests && JELLYFISH_TYPED_ROUNDS=${JELLYFISH_TYPED_ROUNDS:-2} JELLYFISH_CHURN_DONORS=${JELLYFISH_CHURN_DONORS:-4} \
   ../scripts/isolated.sh node --test --test-concurrency=1 e2e/)
-
-step "docs, clippy wasm32 and the browser unit tests' build: results"
-checks_status=0
-wait "$checks_pid" || checks_status=$?
-cat "$out"/checks.log
-if [ "$checks_status" != 0 ]; then
-  echo "docs, clippy wasm32 or the browser unit tests' build failed" >&2
-  exit 1
-fi
-
-step "browser unit tests (wasm-bindgen-test in headless Chromium)"
-CHROMEDRIVER=${CHROMEDRIVER:-/usr/bin/chromedriver} \
-  cargo test --release --locked -p jellyfish-peer --target wasm32-unknown-unknown --lib
 
 step "benchmarks complete on a tiny setting (numbers are not checked; full runs are by hand)"
 # Two at a time: on this setting each keeps two cores 50 to 75 % busy (session 53: 160 s one
