@@ -882,12 +882,22 @@ mod tests {
         assert!(shared_with(refused.clone()).await.is_empty());
         assert_eq!(bob.shared_with_me().await.unwrap().files.len(), files - 1);
 
-        // Another browser has just shared the refused file too (its commit is in; its letter,
-        // over the limit, not yet refused). Sharing again a file Bob already has is refused
-        // the same way, and not undone: Bob holds its key.
+        // Another browser has just shared the refused file and two more (its commit is in;
+        // its letter, over the limit, not yet refused: three files over, whatever the
+        // entries' sizes). Sharing again a file Bob already has is refused the same way, and
+        // not undone: Bob holds its key.
+        let mut more = vec![refused];
+        for i in 100..102 {
+            more.push(upload(&alice, &long(i), b"x").await.id);
+        }
         commit_index(&alice, |index| {
-            let entry = index.files.iter_mut().find(|f| f.id.to_hex() == refused);
-            entry.unwrap().shared_with.push("bob".into());
+            for entry in index
+                .files
+                .iter_mut()
+                .filter(|f| more.contains(&f.id.to_hex()))
+            {
+                entry.shared_with.push("bob".into());
+            }
         })
         .await
         .unwrap();

@@ -60,8 +60,8 @@ pub use tuning::Tuning;
 pub struct Config {
     /// The relays to hold reservations on, so peers that cannot dial us directly can reach us
     /// through them; they are also the first DHT contacts. [`Tuning::relays_kept`] of them
-    /// (2) are kept connected, the first on the list first. Each must end in `/p2p/<relay peer
-    /// id>`.
+    /// (2) are kept connected, the first on the list first. Each must end in
+    /// `/p2p/<relay peer id>`.
     pub relays: Vec<Multiaddr>,
     /// Further DHT contacts, each ending in `/p2p/<peer id>`.
     pub bootstrap: Vec<Multiaddr>,
