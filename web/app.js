@@ -78,7 +78,11 @@ function loggedIn(who) {
   // Share links whose expiry passed stop working for everyone once the owner is back.
   getPeer().revoke_expired_links().then((n) => {
     if (n) { log(`revoked the expired share links of ${n} file(s)`); views.files.refresh(); }
-  }).catch((e) => log(`expired share links not revoked yet: ${e.message}`));
+  }).catch((e) => {
+    // A file out of reach is reported once the others were re-keyed: their new ids are listed.
+    log(`expired share links not all revoked yet: ${e.message}`);
+    views.files.refresh();
+  });
   // Letters to the people files are shared with are kept 90 days after they were last sent.
   getPeer().send_all_letters().then((n) => { if (n) log(`sent ${n} share letter(s) again`); })
     .catch((e) => log(`share letters not sent again yet: ${e.message}`));
