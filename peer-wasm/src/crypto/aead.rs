@@ -21,6 +21,19 @@ pub struct Sealed {
     pub ciphertext: Vec<u8>,
 }
 
+impl Sealed {
+    /// How many bytes shorter this message is written than with the widest nonce. The nonce is
+    /// written as 12 CBOR integers, one byte each under 24 and two from 24, so one plaintext
+    /// seals to encodings up to 12 bytes apart. A size limit that refuses (a letter in one
+    /// record) counts the message at its widest, so that whether it fits does not depend on
+    /// the nonce drawn: a letter that fit when a file was shared was once refused when sent
+    /// again. Layout thresholds (inline index or manifest) need not: they only pick a layout.
+    /// At the next wire-version bump the nonce becomes a byte string and this goes.
+    pub fn widest_extra(&self) -> usize {
+        self.nonce.iter().filter(|b| **b < 24).count()
+    }
+}
+
 /// Seals `plaintext` under `key` with a fresh nonce; `aad` is authenticated, not encrypted.
 pub fn seal(key: &SymmetricKey, aad: &[u8], plaintext: &[u8]) -> Sealed {
     let nonce = random_bytes::<NONCE_LEN>();
@@ -116,5 +129,27 @@ mod tests {
         let mut altered = sealed.clone();
         altered.ciphertext[0] ^= 1;
         assert_eq!(open(&key, b"ctx", &altered), Err(CryptoError::Decrypt));
+    }
+
+    #[test]
+    fn a_message_counted_at_its_widest_does_not_depend_on_its_nonce() {
+        let written = |nonce: [u8; NONCE_LEN]| {
+            let sealed = Sealed {
+                nonce,
+                ciphertext: vec![2; 4000],
+            };
+            let len = crate::protocol::encode(&sealed).unwrap().len();
+            (len, sealed.widest_extra())
+        };
+        let (widest, none) = written([255; NONCE_LEN]);
+        assert_eq!(none, 0);
+        // The spread there is: 12 bytes between the narrowest nonce and the widest.
+        assert_eq!(written([0; NONCE_LEN]), (widest - NONCE_LEN, NONCE_LEN));
+        for seed in 0..=255u8 {
+            let nonce: [u8; NONCE_LEN] =
+                std::array::from_fn(|i| seed.wrapping_mul(i as u8 * 2 + 1) ^ (i as u8 * 19));
+            let (len, extra) = written(nonce);
+            assert_eq!(len + extra, widest, "{nonce:?}");
+        }
     }
 }

@@ -104,10 +104,24 @@ impl<N: Network> Drive<N> {
         id: &str,
         progress: impl FnMut(u64) -> ControlFlow<()>,
     ) -> Result<FileInfo, FileError> {
-        let (file, users, _) = self.rekey(id, |_| true, progress).await?;
-        // The users it is shared with keep it: they get its new key.
-        first_error(self.send_letters(users.iter().map(String::as_str)).await)?;
+        let (file, told) = self.rekey_and_tell(id, progress).await?;
+        told?;
         Ok(file)
+    }
+
+    /// Re-keys file `id` keeping every user it is shared with, and sends them its new key.
+    /// Returns the file as it is now and the first letter that did not go, if any (each is
+    /// logged; the user is still in the file's row, so the next log-in's
+    /// [`Drive::send_all_letters`] sends it again). [`Drive::revoke_links`] and
+    /// [`Drive::revoke_expired_links`] share it, so that the two cannot drift apart.
+    async fn rekey_and_tell(
+        &self,
+        id: &str,
+        progress: impl FnMut(u64) -> ControlFlow<()>,
+    ) -> Result<(FileInfo, Result<(), FileError>), FileError> {
+        let (file, users, _) = self.rekey(id, |_| true, progress).await?;
+        let told = first_error(self.send_letters(users.iter().map(String::as_str)).await);
+        Ok((file, told))
     }
 
     /// Re-keys file `id` (see the module's documentation), keeping it shared with the users
@@ -240,14 +254,11 @@ impl<N: Network> Drive<N> {
         let (mut revoked, mut failed) = (0, None);
         for entry in expired {
             match self
-                .rekey(&entry.id.to_hex(), |_| true, |_| ControlFlow::Continue(()))
+                .rekey_and_tell(&entry.id.to_hex(), |_| ControlFlow::Continue(()))
                 .await
             {
-                Ok((_, users, _)) => {
-                    revoked += 1;
-                    // Each failed letter is logged by send_letters.
-                    self.send_letters(users.iter().map(String::as_str)).await;
-                }
+                // A letter that did not go was logged, and goes again at the next log-in.
+                Ok(_) => revoked += 1,
                 Err(FileError::NoSuchFile) => {}
                 Err(e @ FileError::Unavailable { .. }) => {
                     tracing::warn!(name = %entry.name, "its expired links are not revoked: {e}");
