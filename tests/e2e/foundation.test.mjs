@@ -1,7 +1,7 @@
 // Foundation scenarios: real relay process, real Chromium profiles, real IndexedDB.
 // Run one alone: node --test --test-name-pattern="relay restart" tests/e2e/
 import assert from "node:assert/strict";
-import { test } from "./harness.mjs"; // node:test's, printing the tabs' last console lines on a failure
+import { test, WAITS } from "./harness.mjs"; // node:test's, printing the tabs' last console lines on a failure
 import { Browser, pageErrors, Relay, startRelay, waitFor, waitPeer, waitReachable } from "./harness.mjs";
 
 async function discoverUntil(page, wanted) {
@@ -11,7 +11,7 @@ async function discoverUntil(page, wanted) {
   }, { timeout: 45000, interval: 1000 });
 }
 
-test("separate profiles find each other through the DHT, say hello, and keep their ids", async (t) => {
+test("separate profiles find each other through the DHT, say hello, and keep their ids", WAITS, async (t) => {
   const { relay, browsers } = await startRelay(t);
 
   const names = ["a", "b", "c"];
@@ -64,7 +64,7 @@ test("separate profiles find each other through the DHT, say hello, and keep the
   assert.deepEqual(pageErrors(browsers), []);
 });
 
-test("the page reports a relay restart and reconnects with backoff", async (t) => {
+test("the page reports a relay restart and reconnects with backoff", WAITS, async (t) => {
   let relay = await Relay.start();
   const browser = await Browser.launch("restart");
   t.after(() => { browser.close(); relay.cleanup(); });
@@ -86,7 +86,7 @@ test("the page reports a relay restart and reconnects with backoff", async (t) =
   assert.equal(await page.isHidden("#banner"), true);
 });
 
-test("the relay serves the page with security headers and its own addresses", async (t) => {
+test("the relay serves the page with security headers and its own addresses", WAITS, async (t) => {
   const relay = await Relay.start();
   t.after(() => relay.cleanup());
   const response = await fetch(relay.url + "/");

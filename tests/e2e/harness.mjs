@@ -21,12 +21,35 @@ const launched = []; // every browser launched by this process, in order
 const TAIL = 150;
 
 /**
+ * CI runs the scenarios in two lanes at once (scripts/test.sh), each in its own loopback
+ * namespace: `waits` holds those that spend most of their time waiting on the network's own
+ * timers (a 30 s lookup timeout, a reconnect backoff, relayed circuits) with two or three tabs,
+ * keeping the two cores 15 to 50 % busy; `busy` holds every other. JELLYFISH_E2E_LANE names the
+ * lane this process runs; unset, it runs every scenario (by hand).
+ */
+const LANE = process.env.JELLYFISH_E2E_LANE;
+/** The options of a scenario in the `waits` lane: `test(name, WAITS, async (t) => ...)`. */
+export const WAITS = Object.freeze({ lane: "waits" });
+if (LANE && LANE !== "waits" && LANE !== "busy") {
+  throw new Error(`JELLYFISH_E2E_LANE is "waits", "busy" or unset, not "${LANE}"`);
+}
+
+/** Whether a scenario with `options` (its lane) runs in this process. */
+export function runsHere({ lane = "busy" } = {}) {
+  return !LANE || lane === LANE;
+}
+
+/**
  * node:test's `test`, which also prints the last console lines of every tab the scenario
  * launched when it fails: the peers' own account of a failure a clean-clone CI run met once.
+ * Options may name the scenario's lane (`{ lane: "waits" }`; the default is `busy`): a
+ * scenario of another lane than JELLYFISH_E2E_LANE's is not registered at all.
  */
 export function test(name, ...rest) {
   const scenario = rest.pop();
-  return nodeTest(name, ...rest, async (t) => {
+  const { lane, ...options } = rest[0] ?? {};
+  if (!runsHere({ lane })) return undefined;
+  return nodeTest(name, options, async (t) => {
     const from = launched.length;
     try {
       return await scenario(t);

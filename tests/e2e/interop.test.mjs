@@ -12,9 +12,9 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after, before, test } from "node:test";
+import { after, before } from "node:test";
 import * as esbuild from "esbuild";
-import { ARTIFACTS, Browser, Relay, call, pageErrors, waitFor, waitPeer, waitReachable } from "./harness.mjs";
+import { ARTIFACTS, Browser, Relay, WAITS, call, pageErrors, runsHere, test, waitFor, waitPeer, waitReachable } from "./harness.mjs";
 
 // js-libp2p's debug namespaces worth keeping (not the per-message trace ones).
 const JS_DEBUG = process.env.JELLYFISH_INTEROP_DEBUG
@@ -24,8 +24,10 @@ let bundleDir;
 let server;
 let jsPageUrl;
 
-// Bundle the js node once for both tests, and serve it with a page that loads it.
+// Bundle the js node once for both tests, and serve it with a page that loads it (not in the
+// other lane, where neither test runs).
 before(async () => {
+  if (!runsHere(WAITS)) return;
   bundleDir = mkdtempSync(join(tmpdir(), "jf-interop-"));
   await esbuild.build({
     entryPoints: [join(import.meta.dirname, "..", "interop", "js-peer.mjs")],
@@ -170,7 +172,7 @@ async function jsPingsJellyfish(env, connectionId) {
 // Each direction runs its checks as steps, so that one failing still lets the others run and
 // report: a failure then says exactly which part of the interoperation broke.
 
-test("js-libp2p dials Jellyfish over /webrtc through the relay; ping and identify work both ways", async (t) => {
+test("js-libp2p dials Jellyfish over /webrtc through the relay; ping and identify work both ways", WAITS, async (t) => {
   const env = await setUp(t, "js-dials-jellyfish");
   const target = `${env.relayAddr}/p2p-circuit/webrtc/p2p/${env.jfId}`;
   let connection;
@@ -207,7 +209,7 @@ test("js-libp2p dials Jellyfish over /webrtc through the relay; ping and identif
   });
 });
 
-test("Jellyfish dials js-libp2p over /webrtc through the relay; ping and identify work both ways", async (t) => {
+test("Jellyfish dials js-libp2p over /webrtc through the relay; ping and identify work both ways", WAITS, async (t) => {
   const env = await setUp(t, "jellyfish-dials-js");
   const target = `${env.relayAddr}/p2p-circuit/webrtc/p2p/${env.jsId}`;
 

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { test } from "./harness.mjs"; // node:test's, printing the tabs' last console lines on a failure
+import { test, WAITS } from "./harness.mjs"; // node:test's, printing the tabs' last console lines on a failure
 import { agreeToDonate, ARTIFACTS, Browser, call, joined, openPeer, pageErrors, startRelay, waitFor } from "./harness.mjs";
 
 const PASSWORD = "violet tractor sings under seven moons";
@@ -86,7 +86,7 @@ test("typed the instant the form shows: log-in and sign-up answer right, every t
   assert.deepEqual(pageErrors(browsers), []);
 });
 
-test("a tab alone with the relay says it can't check, never that the account does not exist", async (t) => {
+test("a tab alone with the relay says it can't check, never that the account does not exist", WAITS, async (t) => {
   const { relay, browsers } = await startRelay(t);
   const lone = await openPeer(relay, "lone", browsers);
   // Both at once (each waits about 30 s for the network; one after the other took a minute).
@@ -141,7 +141,7 @@ test("after heavy churn a newcomer knows the live tabs within seconds, and signs
   assert.deepEqual(pageErrors(browsers), []);
 });
 
-test("the first person on a fresh network signs up in their tab; the account goes out when a second tab joins", async (t) => {
+test("the first person on a fresh network signs up in their tab; the account goes out when a second tab joins", WAITS, async (t) => {
   const { relay, browsers } = await startRelay(t);
   const first = await openPeer(relay, "first", browsers);
   const page = first.page;

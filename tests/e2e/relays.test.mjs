@@ -3,7 +3,7 @@
 // network keep working through the other, and new tabs join through it.
 import assert from "node:assert/strict";
 import { createServer } from "node:net";
-import { test } from "./harness.mjs"; // node:test's, printing the tabs' last console lines on a failure
+import { test, WAITS } from "./harness.mjs"; // node:test's, printing the tabs' last console lines on a failure
 import { Browser, call, freePort, joinedTabs, openPeer, pageErrors, Relay, startRelay, status, waitFor, waitReachable, DIGEST_IN_PAGE, UPLOAD_IN_PAGE } from "./harness.mjs";
 
 const PASSWORD = "violet tractor sings under seven moons";
@@ -32,7 +32,7 @@ const NOBODY = "12D3KooWEhaV8jYsQbeWbDokecQHNytFbBpZ1qmYK9nFdKqmKvib";
 
 const relaysHeld = async (page) => (await status(page)).relays_connected.length;
 
-test("two relays; one is killed mid-session: tabs keep uploading and downloading, a new tab joins through the other", async (t) => {
+test("two relays; one is killed mid-session: tabs keep uploading and downloading, a new tab joins through the other", WAITS, async (t) => {
   const [portA, portB] = [await freePort(), await freePort()];
   const ws = (port) => `/ip4/127.0.0.1/tcp/${port}/ws`;
   const { relay: a, browsers } = await startRelay(t, { p2pPort: portA, extraArgs: ["--fellow", ws(portB)] });

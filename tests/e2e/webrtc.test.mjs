@@ -1,7 +1,7 @@
 // Direct WebRTC between tabs: peers that meet through the relay upgrade to a direct
 // connection, and blocks then bypass the relay; where no direct path exists, they stay relayed.
 import assert from "node:assert/strict";
-import { test } from "./harness.mjs"; // node:test's, printing the tabs' last console lines on a failure
+import { test, WAITS } from "./harness.mjs"; // node:test's, printing the tabs' last console lines on a failure
 import { Browser, agreeToDonate, call, joined, pageErrors, startRelay, waitFor, waitReachable } from "./harness.mjs";
 
 const PASSWORD = "violet tractor sings under seven moons";
@@ -122,7 +122,7 @@ async function noDirectPath(t, relayArgs) {
   return { a, b, browsers };
 }
 
-test("relayed circuits are for signalling: with no direct path, blocks do not fit through", async (t) => {
+test("relayed circuits are for signalling: with no direct path, blocks do not fit through", WAITS, async (t) => {
   // The relay's defaults: 128 KiB and 2 minutes per circuit.
   const { a, browsers } = await noDirectPath(t, []);
   const up = await a.page.evaluate(UPLOAD, [3 * MIB, "small.bin"]).catch((e) => ({ error: e.message }));
@@ -130,7 +130,7 @@ test("relayed circuits are for signalling: with no direct path, blocks do not fi
   assert.deepEqual(pageErrors(browsers), []);
 });
 
-test("with no direct path and circuits allowed to carry blocks, transfers complete relayed", async (t) => {
+test("with no direct path and circuits allowed to carry blocks, transfers complete relayed", WAITS, async (t) => {
   const { a, browsers } = await noDirectPath(t, ["--max-circuit-bytes", String(1 << 30)]);
   const up = await a.page.evaluate(UPLOAD, [3 * MIB, "small.bin"]);
   assert.equal(up.report.file.copies, 1);
