@@ -2,14 +2,35 @@
 # Installs what Jellyfish needs and is missing, from package registries only (no binary
 # downloads): Chromium and ChromeDriver from apt, the wasm target, wasm-bindgen-cli at exactly
 # the version in Cargo.lock, and the test tools from npm. Safe to run again; skips what is there.
+# On a fresh machine apt and npm (mostly waiting on downloads) run in the background while
+# wasm-bindgen-cli compiles (about 3 minutes on two cores); the script waits for both.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
-  echo "setup: installing chromium and chromium-driver from apt"
+logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
+background=()
+# Runs "$@" in the background, its output kept in a log printed when it is waited for.
+behind() {
+  local name=$1
+  shift
+  "$@" > "$logs/$name" 2>&1 &
+  background+=("$name:$!")
+}
+
+apt_install() {
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq chromium chromium-driver >/dev/null
+}
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  echo "setup: installing chromium and chromium-driver from apt (in the background)"
+  behind apt apt_install
+fi
+
+if [ ! -d tests/node_modules/playwright-core ] || [ tests/package-lock.json -nt tests/node_modules ]; then
+  echo "setup: installing the test tools from npm (in the background)"
+  behind npm bash -c "cd tests && npm ci --no-audit --no-fund"
 fi
 
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
@@ -26,7 +47,15 @@ if [ "$have" != "$want" ]; then
   cargo install wasm-bindgen-cli --version "$want" --locked
 fi
 
-if [ ! -d tests/node_modules/playwright-core ] || [ tests/package-lock.json -nt tests/node_modules ]; then
-  echo "setup: installing the test tools from npm"
-  (cd tests && npm ci --no-audit --no-fund)
-fi
+failed=0
+for job in "${background[@]}"; do
+  name=${job%%:*}
+  status=0
+  wait "${job##*:}" || status=$?
+  cat "$logs/$name"
+  if [ "$status" != 0 ]; then
+    echo "setup: $name failed (exit $status)" >&2
+    failed=1
+  fi
+done
+exit "$failed"
