@@ -52,10 +52,10 @@ const BLOCK_IDS_IN_PAGE = async () => {
 };
 
 /**
- * Whether the network has healed from a round: every block in `blocks` back at three copies on
- * the open tabs `peers` (or at none: freed, say an index an upload replaced; a lost block fails
- * the final read), and every open tab holding at least `records` DHT records (a newcomer
- * given the account's). Returns what is still short, or "" once healed.
+ * What is still short of healing from a round, or "" once healed: every block in `blocks` back
+ * at three copies on the open tabs `peers` (or at none: freed, say an index an upload replaced;
+ * a lost block fails the final read), and every open tab holding at least `records` DHT records
+ * (a newcomer given the account's).
  */
 async function short(peers, blocks, records) {
   const holders = new Map();

@@ -24,7 +24,7 @@ const TAIL = 150;
  * CI runs the scenarios in two lanes at once (scripts/test.sh), each in its own loopback
  * namespace: `waits` holds those that spend most of their time waiting on the network's own
  * timers (a 30 s lookup timeout, a reconnect backoff, relayed circuits) with two or three tabs,
- * keeping the two cores 15 to 50 % busy; `busy` holds every other. JELLYFISH_E2E_LANE names the
+ * keeping the two cores 15 to 55 % busy; `busy` holds every other. JELLYFISH_E2E_LANE names the
  * lane this process runs; unset, it runs every scenario (by hand).
  */
 const LANE = process.env.JELLYFISH_E2E_LANE;
