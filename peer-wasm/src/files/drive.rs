@@ -52,6 +52,23 @@ impl<N: Network> Drive<N> {
         }
     }
 
+    /// Notes in the journal the blobs `ids` of an index record whose put at `seq` failed and
+    /// was not found after (best effort, as [`Drive::note`]): a later log-in frees them once
+    /// it reads a newer index that does not name them.
+    pub(super) async fn note_unpublished(&self, ids: &[BlockId], seq: u64) {
+        let Some(journal) = &self.journal else { return };
+        let Ok(owner) = owner_hash(&self.session) else {
+            return;
+        };
+        let file = index_file_id(&self.session);
+        if let Err(e) = journal
+            .note_unpublished(&owner, &file, ids, seq, now_ms())
+            .await
+        {
+            tracing::warn!("{e}");
+        }
+    }
+
     /// Forgets upload `file` in the journal: it is in the index, or its blocks were freed.
     pub(super) async fn noted_done(&self, file: &FileId) {
         let Some(journal) = &self.journal else { return };
@@ -66,6 +83,8 @@ impl<N: Network> Drive<N> {
     /// Frees what uploads cut short left behind (a tab closed mid-upload: blocks placed, no
     /// index entry), from the journal: run at log-in. An upload whose file is in the index
     /// after all (the tab closed between the commit and the journal) is only forgotten.
+    /// So are the blobs of index records whose puts were lost ([`Drive::note_unpublished`]),
+    /// once the index read is newer than every one of them: those it does not name are freed.
     /// Returns how many blocks were freed.
     pub async fn finish_uploads(&self) -> Result<usize, FileError> {
         let Some(journal) = &self.journal else {
@@ -81,9 +100,16 @@ impl<N: Network> Drive<N> {
                 return Ok(0);
             }
         };
-        let (index, _) = load_index(self).await?;
+        let (index, record) = load_index(self).await?;
+        let index_id = index_file_id(&self.session);
         let mut freed = 0;
         for (file, ids) in unfinished {
+            if file == index_id {
+                freed += self
+                    .free_unpublished(journal, &owner, &index, record.as_ref(), ids)
+                    .await;
+                continue;
+            }
             if !index.files.iter().any(|f| f.id == file) {
                 let blocks: Vec<BlockRef> = ids
                     .into_iter()
@@ -103,6 +129,53 @@ impl<N: Network> Drive<N> {
             tracing::info!(freed, "blocks of uploads cut short freed");
         }
         Ok(freed)
+    }
+
+    /// The part of [`Drive::finish_uploads`] for the blobs `ids` of lost index puts: while
+    /// the index read (`index`, from `record`) is not newer than the newest of those puts, one
+    /// of them may yet surface and win, so nothing is freed and the entry stays. Once it is,
+    /// no reader will take a lost put's record over it: what it does not name is freed.
+    /// Returns how many blobs were freed.
+    async fn free_unpublished(
+        &self,
+        journal: &UploadJournal,
+        owner: &OwnerHash,
+        index: &FileIndex,
+        record: Option<&VerifiedRecord>,
+        ids: Vec<BlockId>,
+    ) -> usize {
+        let file = index_file_id(&self.session);
+        let lost_seq = match journal.unpublished_seq(owner, &file).await {
+            Ok(Some(seq)) => seq,
+            // No sequence number noted: nothing can tell when they are safe to free.
+            Ok(None) => {
+                self.noted_done(&file).await;
+                return 0;
+            }
+            Err(e) => {
+                tracing::warn!("{e}");
+                return 0;
+            }
+        };
+        let read = record.map_or(0, |r| r.record().seq);
+        if read <= lost_seq {
+            return 0;
+        }
+        let named = blobs_named(&self.session, index, record);
+        let blobs: Vec<BlockRef> = ids
+            .into_iter()
+            .filter(|id| !named.contains(id))
+            .map(|id| BlockRef {
+                id,
+                holders: Vec::new(),
+            })
+            .collect();
+        free_all(self, &blobs).await;
+        self.noted_done(&file).await;
+        if !blobs.is_empty() {
+            tracing::info!(freed = blobs.len(), "blobs of lost index puts freed");
+        }
+        blobs.len()
     }
 
     /// This drive, pledging `donation` with what it writes.

@@ -533,6 +533,22 @@ pub(super) async fn drive_of(net: &FakeNet, name: &str) -> Drive<FakeNet> {
     Drive::new(net.clone(), Shared::new(session), Settings::default()).donating(donation)
 }
 
+/// A drive of its own user on `net` with `settings`, donating 1 GiB, and the journal of
+/// unfinished uploads it keeps.
+pub(super) async fn journaled_drive(
+    net: &FakeNet,
+    settings: Settings,
+) -> (Drive<FakeNet>, Shared<UploadJournal>) {
+    let journal = Shared::new(UploadJournal::in_memory());
+    let files = Drive::new(net.clone(), drive(net).await.session().clone(), settings)
+        .donating(Donation {
+            keypair: Keypair::generate_ed25519(),
+            bytes: 1 << 30,
+        })
+        .journaling(journal.clone());
+    (files, journal)
+}
+
 /// The same user as `drive` in another browser: a drive of its own, with its own view of the
 /// index (nothing cached), donating what `drive` donates.
 pub(super) fn same_user_elsewhere(drive: &Drive<FakeNet>) -> Drive<FakeNet> {
@@ -1271,17 +1287,11 @@ mod tests {
     #[tokio::test]
     async fn an_upload_cut_short_by_a_closed_tab_is_freed_at_the_next_log_in() {
         let net = FakeNet::new(5, 64 * MIB).await;
-        let journal = Shared::new(UploadJournal::in_memory());
         let settings = Settings {
             abandoned_after: Duration::ZERO,
             ..Settings::default()
         };
-        let files = Drive::new(net.clone(), drive(&net).await.session().clone(), settings)
-            .donating(Donation {
-                keypair: Keypair::generate_ed25519(),
-                bytes: 1 << 30,
-            })
-            .journaling(journal.clone());
+        let (files, _) = journaled_drive(&net, settings).await;
         let kept = pattern(300_000, 9);
         let report = files
             .upload("kept.txt", kept.as_slice(), |_| ControlFlow::Continue(()))

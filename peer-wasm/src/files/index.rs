@@ -623,6 +623,28 @@ impl PreparedIndex {
     fn placed(self) -> impl Iterator<Item = BlockRef> {
         self.pages.into_iter().chain(self.pointer.blob)
     }
+
+    /// The addresses of the blobs [`PreparedIndex::placed`] gives.
+    fn placed_ids(&self) -> Vec<BlockId> {
+        let (pages, root) = (self.pages.iter(), self.pointer.blob.iter());
+        pages.chain(root).map(|blob| blob.id).collect()
+    }
+}
+
+/// The blobs the account's index names: its pages, and its root where it does not ride in
+/// `record` (or in the record a password change pinned). `index` was read from `record`.
+pub(super) fn blobs_named(
+    session: &Session,
+    index: &FileIndex,
+    record: Option<&VerifiedRecord>,
+) -> Vec<BlockId> {
+    let bodies = record
+        .map(|r| &r.record().body)
+        .into_iter()
+        .chain(session.index_at_change().map(|pinned| &pinned.body));
+    let roots = bodies.filter_map(|body| decode::<IndexPointer>(body).ok()?.blob);
+    let pages = index.pages.iter().map(|page| page.blob.id);
+    roots.map(|root| root.id).chain(pages).collect()
 }
 
 /// The first half of [`save_index`]: seals and places `index` as the successor of `previous`.
@@ -743,10 +765,13 @@ pub(super) async fn publish_index<N: Network>(
             return Err(e);
         }
         if !landed(drive, record).await {
-            // The new blobs are not freed: the record may have reached peers whose answers
+            // The new blobs are not freed now: the record may have reached peers whose answers
             // were lost and that the look-up did not hear, and freeing what it names would
-            // lose the whole index. They stay with the owner's blocks (the root and the pages
-            // that changed, for a put that failed and was not heard).
+            // lose the whole index. The journal keeps them (the root and the pages that
+            // changed), and a later log-in that reads a newer index frees them.
+            drive
+                .note_unpublished(&prepared.placed_ids(), record.seq)
+                .await;
             return Err(e);
         }
         tracing::info!("the index's record landed, though its put reported: {e}");
@@ -907,10 +932,21 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::super::fake::{
-        download, drive, listed, pattern, same_user_elsewhere, Conduct, FailedPut, FakeNet, MIB,
-        PASSWORD,
+        download, drive, journaled_drive, listed, pattern, same_user_elsewhere, Conduct, FailedPut,
+        FakeNet, MIB, PASSWORD,
     };
     use super::*;
+
+    /// Uploads `name`, 3,000 bytes of pattern `seed`: how it went, and the bytes.
+    async fn upload_small(
+        files: &Drive<FakeNet>,
+        name: &str,
+        seed: u8,
+    ) -> (Result<UploadReport, FileError>, Vec<u8>) {
+        let bytes = pattern(3_000, seed);
+        let done = files.upload(name, bytes.as_slice(), |_| ControlFlow::Continue(()));
+        (done.await, bytes)
+    }
 
     /// The index's root, as the account's record carries it now.
     async fn pointer(files: &Drive<FakeNet>) -> IndexPointer {
@@ -1170,14 +1206,7 @@ mod tests {
         let mut files = drive(&net).await;
         // The root placed as a blob the record points at (an index too large to ride in it).
         files.settings.inline_index_bytes = 0;
-        let upload = |name: &'static str, seed| {
-            let files = &files;
-            async move {
-                let bytes = pattern(3_000, seed);
-                let done = files.upload(name, bytes.as_slice(), |_| ControlFlow::Continue(()));
-                (done.await, bytes)
-            }
-        };
+        let upload = |name, seed| upload_small(&files, name, seed);
         let (first, one) = upload("one.txt", 1).await;
         let first = first.unwrap();
 
@@ -1206,6 +1235,89 @@ mod tests {
             download(&elsewhere, &again.unwrap().file.id).await.unwrap(),
             three
         );
+    }
+
+    #[tokio::test]
+    async fn a_lost_index_puts_blobs_are_freed_once_a_newer_index_is_read_and_not_before() {
+        let net = FakeNet::new(6, 64 * MIB).await;
+        let settings = Settings {
+            abandoned_after: Duration::ZERO,
+            // The root placed as a blob the record points at (an index too large to ride in it).
+            inline_index_bytes: 0,
+            ..Settings::default()
+        };
+        let (files, journal) = journaled_drive(&net, settings).await;
+        let upload = |name, seed| upload_small(&files, name, seed);
+        let held_anywhere = |id: BlockId| {
+            let net = &net;
+            async move {
+                for peer in net.live() {
+                    if net.held_by(peer).await.contains(&id) {
+                        return true;
+                    }
+                }
+                false
+            }
+        };
+        let (first, one) = upload("one.txt", 1).await;
+        let first = first.unwrap();
+
+        // The record reaches no one: the upload fails, and the root placed for it is kept (its
+        // record may yet surface), noted in the journal with the put's sequence number.
+        net.fail_puts(&[FailedPut::Lost]);
+        let (lost, _) = upload("two.txt", 2).await;
+        assert!(lost.is_err(), "{lost:?}");
+        files.frees_done().await;
+        let owner = owner_hash(files.session()).unwrap();
+        let index_id = index_file_id(files.session());
+        let noted = |journal: Shared<UploadJournal>| async move {
+            let unfinished = journal.unfinished(&owner, u64::MAX).await.unwrap();
+            let entry = unfinished.into_iter().find(|(file, _)| *file == index_id);
+            entry.map(|(_, ids)| ids)
+        };
+        let lost_blobs = noted(journal.clone()).await.unwrap();
+        assert_eq!(lost_blobs.len(), 1, "the lost put's root: {lost_blobs:?}");
+        let lost_seq = journal.unpublished_seq(&owner, &index_id).await.unwrap();
+        assert_eq!(lost_seq, Some(2), "the put after the first upload's");
+        assert!(held_anywhere(lost_blobs[0]).await);
+
+        // A log-in that reads no newer index than the lost put frees nothing of it.
+        files.finish_uploads().await.unwrap();
+        files.frees_done().await;
+        assert!(
+            held_anywhere(lost_blobs[0]).await,
+            "kept: its record may surface"
+        );
+        assert_eq!(noted(journal.clone()).await, Some(lost_blobs.clone()));
+
+        // The next upload saves the index under the lost put's sequence number again: were
+        // the lost record to surface, a reader could take either of the two, so it is kept.
+        let (third, three) = upload("three.txt", 3).await;
+        let third = third.unwrap();
+        files.finish_uploads().await.unwrap();
+        files.frees_done().await;
+        assert!(
+            held_anywhere(lost_blobs[0]).await,
+            "kept: same sequence number"
+        );
+
+        // The one after saves a newer index; the log-in after frees the lost root.
+        let (fourth, four) = upload("four.txt", 4).await;
+        let fourth = fourth.unwrap();
+        assert_eq!(files.finish_uploads().await.unwrap(), 1);
+        files.frees_done().await;
+        assert!(!held_anywhere(lost_blobs[0]).await, "freed");
+        assert_eq!(noted(journal.clone()).await, None, "forgotten");
+        let now = pointer(&files).await.blob.unwrap().id;
+        assert!(held_anywhere(now).await, "the index's own root stays");
+        let elsewhere = same_user_elsewhere(&files);
+        assert_eq!(
+            listed(&elsewhere).await,
+            ["four.txt", "one.txt", "three.txt"]
+        );
+        assert_eq!(download(&elsewhere, &first.file.id).await.unwrap(), one);
+        assert_eq!(download(&elsewhere, &third.file.id).await.unwrap(), three);
+        assert_eq!(download(&elsewhere, &fourth.file.id).await.unwrap(), four);
     }
 
     #[tokio::test]

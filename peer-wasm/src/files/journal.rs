@@ -28,6 +28,10 @@ fn entry_key(owner: &OwnerHash, file: &FileId) -> String {
 struct Entry {
     noted_ms: u64,
     ids: Vec<BlockId>,
+    /// For the blobs of index records whose puts failed unheard ([`UploadJournal::note_unpublished`]):
+    /// the highest sequence number among those puts. Absent in an upload's entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    index_seq: Option<u64>,
 }
 
 fn encode(entry: &Entry) -> Vec<u8> {
@@ -76,6 +80,32 @@ impl UploadJournal {
         id: BlockId,
         now_ms: u64,
     ) -> Result<(), JournalError> {
+        self.add(owner, file, &[id], None, now_ms).await
+    }
+
+    /// Notes the blobs `ids` placed for an index record of `owner` whose put at `seq` failed
+    /// and was not found after: kept under `file` (the index's own id) with the highest such
+    /// `seq`, until a log-in reads an index newer than it ([`Drive::finish_uploads`]).
+    pub async fn note_unpublished(
+        &self,
+        owner: &OwnerHash,
+        file: &FileId,
+        ids: &[BlockId],
+        seq: u64,
+        now_ms: u64,
+    ) -> Result<(), JournalError> {
+        self.add(owner, file, ids, Some(seq), now_ms).await
+    }
+
+    /// Adds `ids` (each once) and `index_seq` (the highest kept) to the entry of `file`.
+    async fn add(
+        &self,
+        owner: &OwnerHash,
+        file: &FileId,
+        ids: &[BlockId],
+        index_seq: Option<u64>,
+        now_ms: u64,
+    ) -> Result<(), JournalError> {
         let key = entry_key(owner, file);
         let _writing = self.writing.lock().await;
         let mut entry = self
@@ -83,11 +113,25 @@ impl UploadJournal {
             .await?
             .map(|b| decode(&b))
             .unwrap_or_default();
-        if !entry.ids.contains(&id) {
-            entry.ids.push(id);
+        for id in ids {
+            if !entry.ids.contains(id) {
+                entry.ids.push(*id);
+            }
         }
+        entry.index_seq = entry.index_seq.max(index_seq);
         entry.noted_ms = now_ms;
         self.write(&key, Some(encode(&entry))).await
+    }
+
+    /// The highest sequence number [`UploadJournal::note_unpublished`] noted under `file` of
+    /// `owner`; `None` when it noted none.
+    pub async fn unpublished_seq(
+        &self,
+        owner: &OwnerHash,
+        file: &FileId,
+    ) -> Result<Option<u64>, JournalError> {
+        let entry = self.read(&entry_key(owner, file)).await?;
+        Ok(entry.and_then(|bytes| decode(&bytes).index_seq))
     }
 
     /// Forgets upload `file` of `owner`: it is in the index, or its blocks were freed.
