@@ -151,10 +151,12 @@ test("a file shared with a user who is away reaches them in a fresh profile, bit
   await dropFiles(page, [FILE]);
   await page.waitForFunction(() => document.querySelector(".transfer[data-state=done]"), null, { timeout: 120000 });
 
-  // Share dialog: an unknown name and her own are refused with a clear message; Bob is taken.
+  // Share dialog: a name no username can be, an unknown name and her own are refused with a
+  // clear message; Bob is taken.
   await page.getByRole("button", { name: `Share ${FILE[0]}` }).click();
   const person = page.getByLabel("Share with a person");
-  for (const [name, message] of [["nobody-at-all", /No account has this username/], ["alice", /your own username/]]) {
+  const refusals = [["no/such name", /Usernames are 3 to 32/], ["nobody-at-all", /No account has this username/], ["alice", /your own username/]];
+  for (const [name, message] of refusals) {
     await person.fill(name);
     await page.getByRole("button", { name: "Share", exact: true }).click();
     await page.waitForFunction(() => document.getElementById("share-error").textContent !== "", null, { timeout: 90000 });
