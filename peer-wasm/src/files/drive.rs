@@ -55,14 +55,16 @@ impl<N: Network> Drive<N> {
     /// Notes in the journal the blobs `ids` of an index record whose put at `seq` failed and
     /// was not found after (best effort, as [`Drive::note`]): a later log-in frees them once
     /// it reads a newer index that does not name them.
-    pub(super) async fn note_unpublished(&self, ids: &[BlockId], seq: u64) {
+    pub(super) async fn note_lost_index_put(&self, ids: &[BlockId], seq: u64) {
         let Some(journal) = &self.journal else { return };
         let Ok(owner) = owner_hash(&self.session) else {
             return;
         };
-        let file = index_file_id(&self.session);
+        if ids.is_empty() {
+            return; // a root that rode in the record placed nothing
+        }
         if let Err(e) = journal
-            .note_unpublished(&owner, &file, ids, seq, now_ms())
+            .note_lost_index_put(&owner, ids, seq, now_ms())
             .await
         {
             tracing::warn!("{e}");
@@ -83,8 +85,8 @@ impl<N: Network> Drive<N> {
     /// Frees what uploads cut short left behind (a tab closed mid-upload: blocks placed, no
     /// index entry), from the journal: run at log-in. An upload whose file is in the index
     /// after all (the tab closed between the commit and the journal) is only forgotten.
-    /// So are the blobs of index records whose puts were lost ([`Drive::note_unpublished`]),
-    /// once the index read is newer than every one of them: those it does not name are freed.
+    /// The blobs of lost index puts ([`Drive::note_lost_index_put`]) are freed once the index
+    /// read is newer than them ([`Drive::free_lost_index_puts`]).
     /// Returns how many blocks were freed.
     pub async fn finish_uploads(&self) -> Result<usize, FileError> {
         let Some(journal) = &self.journal else {
@@ -92,24 +94,23 @@ impl<N: Network> Drive<N> {
         };
         let owner = owner_hash(&self.session)?;
         let quiet_since = now_ms().saturating_sub(self.settings.abandoned_after.as_millis() as u64);
-        let unfinished = match journal.unfinished(&owner, quiet_since).await {
-            Ok(unfinished) if unfinished.is_empty() => return Ok(0),
-            Ok(unfinished) => unfinished,
-            Err(e) => {
+        let (unfinished, lost_puts) = futures::join!(
+            journal.unfinished(&owner, quiet_since),
+            journal.lost_index_puts(&owner, quiet_since)
+        );
+        let (unfinished, lost_puts) = match (unfinished, lost_puts) {
+            (Ok(unfinished), Ok(lost_puts)) => (unfinished, lost_puts),
+            (Err(e), _) | (_, Err(e)) => {
                 tracing::warn!("{e}");
                 return Ok(0);
             }
         };
+        if unfinished.is_empty() && lost_puts.is_none() {
+            return Ok(0);
+        }
         let (index, record) = load_index(self).await?;
-        let index_id = index_file_id(&self.session);
         let mut freed = 0;
         for (file, ids) in unfinished {
-            if file == index_id {
-                freed += self
-                    .free_unpublished(journal, &owner, &index, record.as_ref(), ids)
-                    .await;
-                continue;
-            }
             if !index.files.iter().any(|f| f.id == file) {
                 let blocks: Vec<BlockRef> = ids
                     .into_iter()
@@ -128,50 +129,46 @@ impl<N: Network> Drive<N> {
         if freed > 0 {
             tracing::info!(freed, "blocks of uploads cut short freed");
         }
+        if let Some(lost) = lost_puts {
+            freed += self
+                .free_lost_index_puts(journal, &owner, lost, &index, record.as_ref())
+                .await;
+        }
         Ok(freed)
     }
 
-    /// The part of [`Drive::finish_uploads`] for the blobs `ids` of lost index puts: while
-    /// the index read (`index`, from `record`) is not newer than the newest of those puts, one
-    /// of them may yet surface and win, so nothing is freed and the entry stays. Once it is,
-    /// no reader will take a lost put's record over it: what it does not name is freed.
-    /// Returns how many blobs were freed.
-    async fn free_unpublished(
+    /// The part of [`Drive::finish_uploads`] for the blobs of lost index puts, given the index
+    /// read (`index`, from `record`). While that is not the current key's record with a higher
+    /// sequence number than every lost put, a lost record may yet surface and be read over it
+    /// (holders and readers take the newest of one key, and the current key's over an earlier
+    /// one's): nothing is freed, and the blobs stay noted. Once it is, the blobs it does not
+    /// name are freed (an index built on a lost record that surfaced reuses its unchanged
+    /// pages), and all are forgotten. Returns how many blobs were freed.
+    async fn free_lost_index_puts(
         &self,
         journal: &UploadJournal,
         owner: &OwnerHash,
+        lost: LostIndexPuts,
         index: &FileIndex,
         record: Option<&VerifiedRecord>,
-        ids: Vec<BlockId>,
     ) -> usize {
-        let file = index_file_id(&self.session);
-        let lost_seq = match journal.unpublished_seq(owner, &file).await {
-            Ok(Some(seq)) => seq,
-            // No sequence number noted: nothing can tell when they are safe to free.
-            Ok(None) => {
-                self.noted_done(&file).await;
-                return 0;
-            }
-            Err(e) => {
-                tracing::warn!("{e}");
-                return 0;
-            }
-        };
-        let read = record.map_or(0, |r| r.record().seq);
-        if read <= lost_seq {
+        let current_key = self.session.public_key();
+        let newer = record.is_some_and(|r| r.owner() == &current_key && r.record().seq > lost.seq);
+        if !newer {
             return 0;
         }
         let named = blobs_named(&self.session, index, record);
-        let blobs: Vec<BlockRef> = ids
-            .into_iter()
+        let blobs: Vec<BlockRef> = (lost.ids.iter())
             .filter(|id| !named.contains(id))
-            .map(|id| BlockRef {
+            .map(|&id| BlockRef {
                 id,
                 holders: Vec::new(),
             })
             .collect();
         free_all(self, &blobs).await;
-        self.noted_done(&file).await;
+        if let Err(e) = journal.forget_lost_index_puts(owner, &lost.ids).await {
+            tracing::warn!("{e}");
+        }
         if !blobs.is_empty() {
             tracing::info!(freed = blobs.len(), "blobs of lost index puts freed");
         }

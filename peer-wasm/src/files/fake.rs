@@ -82,6 +82,8 @@ struct World {
     forged_names: Forged,
     /// What the next record puts (not letters) do instead of succeeding, first first.
     failing_puts: std::collections::VecDeque<FailedPut>,
+    /// The records of the puts [`FailedPut::Lost`] failed, first first.
+    lost_records: Vec<VerifiedRecord>,
     /// How many of the next letters reach no holder.
     lost_letters: usize,
     /// How many of the next letters land, their acknowledgements lost (after the lost ones).
@@ -202,6 +204,12 @@ impl FakeNet {
     /// Makes the next record puts (not letters) fail as `fates` says, one each.
     pub(crate) fn fail_puts(&self, fates: &[FailedPut]) {
         self.world.lock().unwrap().failing_puts.extend(fates);
+    }
+
+    /// The records whose puts [`FailedPut::Lost`] failed, first first: what a holder that
+    /// stored one unheard would surface later.
+    pub(crate) fn lost_records(&self) -> Vec<VerifiedRecord> {
+        self.world.lock().unwrap().lost_records.clone()
     }
 
     /// Makes the next `count` letters reach no holder (their puts fail).
@@ -493,6 +501,7 @@ impl Network for FakeNet {
         }
         let fate = world.failing_puts.pop_front();
         if matches!(fate, Some(FailedPut::Lost)) {
+            world.lost_records.push(record);
             return Err(NetError::NotStored("no answer (a test's lost put)".into()));
         }
         let held = world.records.get(&key).map(|r| r.wire().to_vec());

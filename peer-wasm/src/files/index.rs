@@ -626,13 +626,14 @@ impl PreparedIndex {
 
     /// The addresses of the blobs [`PreparedIndex::placed`] gives.
     fn placed_ids(&self) -> Vec<BlockId> {
-        let (pages, root) = (self.pages.iter(), self.pointer.blob.iter());
-        pages.chain(root).map(|blob| blob.id).collect()
+        let root = self.pointer.blob.iter();
+        self.pages.iter().chain(root).map(|blob| blob.id).collect()
     }
 }
 
 /// The blobs the account's index names: its pages, and its root where it does not ride in
-/// `record` (or in the record a password change pinned). `index` was read from `record`.
+/// `record` or in the record a password change pinned (which [`load_index`] reads instead
+/// while the change is unfinished). `index` is what [`load_index`] read with `record`.
 pub(super) fn blobs_named(
     session: &Session,
     index: &FileIndex,
@@ -738,7 +739,8 @@ pub(super) async fn prepare_index<N: Network>(
 /// what it no longer names (in the background: best effort, a stale copy is harmless). A
 /// record refused before it was sent frees the prepared blobs; one whose put failed on the
 /// network is looked up ([`landed`]): found, the change is done; not found, the blobs are
-/// kept, as a copy of it may yet surface.
+/// kept, as a copy of it may yet surface, and noted for a later log-in to free once a newer
+/// index is out ([`Drive::note_lost_index_put`]).
 pub(super) async fn publish_index<N: Network>(
     drive: &Drive<N>,
     prepared: PreparedIndex,
@@ -770,7 +772,7 @@ pub(super) async fn publish_index<N: Network>(
             // lose the whole index. The journal keeps them (the root and the pages that
             // changed), and a later log-in that reads a newer index frees them.
             drive
-                .note_unpublished(&prepared.placed_ids(), record.seq)
+                .note_lost_index_put(&prepared.placed_ids(), record.seq)
                 .await;
             return Err(e);
         }
@@ -1237,28 +1239,36 @@ mod tests {
         );
     }
 
+    /// Whether any live peer of `net` holds block `id`.
+    async fn held_anywhere(net: &FakeNet, id: BlockId) -> bool {
+        for peer in net.live() {
+            if net.held_by(peer).await.contains(&id) {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// A drive whose index root is placed as a blob the record points at (an index too large
+    /// to ride in it), with `index_page_files` files a page, whose journal is read at once.
+    async fn drive_with_index_blobs(
+        net: &FakeNet,
+        index_page_files: usize,
+    ) -> (Drive<FakeNet>, Shared<UploadJournal>) {
+        let settings = Settings {
+            abandoned_after: Duration::ZERO,
+            inline_index_bytes: 0,
+            index_page_files,
+            ..Settings::default()
+        };
+        journaled_drive(net, settings).await
+    }
+
     #[tokio::test]
     async fn a_lost_index_puts_blobs_are_freed_once_a_newer_index_is_read_and_not_before() {
         let net = FakeNet::new(6, 64 * MIB).await;
-        let settings = Settings {
-            abandoned_after: Duration::ZERO,
-            // The root placed as a blob the record points at (an index too large to ride in it).
-            inline_index_bytes: 0,
-            ..Settings::default()
-        };
-        let (files, journal) = journaled_drive(&net, settings).await;
+        let (files, journal) = drive_with_index_blobs(&net, 256).await;
         let upload = |name, seed| upload_small(&files, name, seed);
-        let held_anywhere = |id: BlockId| {
-            let net = &net;
-            async move {
-                for peer in net.live() {
-                    if net.held_by(peer).await.contains(&id) {
-                        return true;
-                    }
-                }
-                false
-            }
-        };
         let (first, one) = upload("one.txt", 1).await;
         let first = first.unwrap();
 
@@ -1269,47 +1279,38 @@ mod tests {
         assert!(lost.is_err(), "{lost:?}");
         files.frees_done().await;
         let owner = owner_hash(files.session()).unwrap();
-        let index_id = index_file_id(files.session());
-        let noted = |journal: Shared<UploadJournal>| async move {
-            let unfinished = journal.unfinished(&owner, u64::MAX).await.unwrap();
-            let entry = unfinished.into_iter().find(|(file, _)| *file == index_id);
-            entry.map(|(_, ids)| ids)
-        };
-        let lost_blobs = noted(journal.clone()).await.unwrap();
-        assert_eq!(lost_blobs.len(), 1, "the lost put's root: {lost_blobs:?}");
-        let lost_seq = journal.unpublished_seq(&owner, &index_id).await.unwrap();
-        assert_eq!(lost_seq, Some(2), "the put after the first upload's");
-        assert!(held_anywhere(lost_blobs[0]).await);
+        let noted = || journal.lost_index_puts(&owner, u64::MAX);
+        let lost = noted().await.unwrap().unwrap();
+        assert_eq!(lost.ids.len(), 1, "the lost put's root: {lost:?}");
+        assert_eq!(lost.seq, 2, "the put after the first upload's");
+        let lost_root = lost.ids[0];
+        assert!(held_anywhere(&net, lost_root).await);
 
         // A log-in that reads no newer index than the lost put frees nothing of it.
         files.finish_uploads().await.unwrap();
         files.frees_done().await;
-        assert!(
-            held_anywhere(lost_blobs[0]).await,
-            "kept: its record may surface"
-        );
-        assert_eq!(noted(journal.clone()).await, Some(lost_blobs.clone()));
+        assert!(held_anywhere(&net, lost_root).await, "kept: may surface");
+        assert_eq!(noted().await.unwrap(), Some(lost.clone()));
 
         // The next upload saves the index under the lost put's sequence number again: were
         // the lost record to surface, a reader could take either of the two, so it is kept.
         let (third, three) = upload("three.txt", 3).await;
         let third = third.unwrap();
+        let (_, record) = load_index(&files).await.unwrap();
+        assert_eq!(record.unwrap().record().seq, 2);
         files.finish_uploads().await.unwrap();
         files.frees_done().await;
-        assert!(
-            held_anywhere(lost_blobs[0]).await,
-            "kept: same sequence number"
-        );
+        assert!(held_anywhere(&net, lost_root).await, "kept: same seq");
 
         // The one after saves a newer index; the log-in after frees the lost root.
         let (fourth, four) = upload("four.txt", 4).await;
         let fourth = fourth.unwrap();
         assert_eq!(files.finish_uploads().await.unwrap(), 1);
         files.frees_done().await;
-        assert!(!held_anywhere(lost_blobs[0]).await, "freed");
-        assert_eq!(noted(journal.clone()).await, None, "forgotten");
+        assert!(!held_anywhere(&net, lost_root).await, "freed");
+        assert_eq!(noted().await.unwrap(), None, "forgotten");
         let now = pointer(&files).await.blob.unwrap().id;
-        assert!(held_anywhere(now).await, "the index's own root stays");
+        assert!(held_anywhere(&net, now).await, "the index's own root stays");
         let elsewhere = same_user_elsewhere(&files);
         assert_eq!(
             listed(&elsewhere).await,
@@ -1318,6 +1319,96 @@ mod tests {
         assert_eq!(download(&elsewhere, &first.file.id).await.unwrap(), one);
         assert_eq!(download(&elsewhere, &third.file.id).await.unwrap(), three);
         assert_eq!(download(&elsewhere, &fourth.file.id).await.unwrap(), four);
+    }
+
+    #[tokio::test]
+    async fn a_lost_index_puts_blobs_that_a_newer_index_names_are_kept() {
+        let net = FakeNet::new(6, 64 * MIB).await;
+        // One file a page: the index is a root and pages.
+        let (files, journal) = drive_with_index_blobs(&net, 1).await;
+        let seeds = [("a.txt", 1), ("b.txt", 2), ("c.txt", 3), ("d.txt", 4)];
+        for (name, seed) in &seeds[..3] {
+            upload_small(&files, name, *seed).await.0.unwrap();
+        }
+        net.fail_puts(&[FailedPut::Lost]);
+        assert!(upload_small(&files, "d.txt", 4).await.0.is_err());
+        files.frees_done().await;
+        let owner = owner_hash(files.session()).unwrap();
+        let lost = journal.lost_index_puts(&owner, u64::MAX).await.unwrap();
+        let lost = lost.unwrap();
+        assert!(lost.ids.len() >= 2, "a root and a page at least: {lost:?}");
+
+        // The lost record surfaces, and an index built on it names every blob it named (here
+        // the same body, signed again under the next sequence number).
+        let surfaced = net.lost_records().pop().unwrap();
+        let seq = surfaced.record().seq + 1;
+        let body = surfaced.record().body.clone();
+        let newer = files.session().sign(RecordKind::FileIndex, seq, body);
+        net.put_record(newer.unwrap()).await.unwrap();
+        assert_eq!(files.finish_uploads().await.unwrap(), 0, "all named");
+        files.frees_done().await;
+        for id in &lost.ids {
+            assert!(held_anywhere(&net, *id).await, "{id:?} kept");
+        }
+        let forgotten = journal.lost_index_puts(&owner, u64::MAX).await.unwrap();
+        assert_eq!(forgotten, None);
+        let elsewhere = same_user_elsewhere(&files);
+        assert_eq!(
+            listed(&elsewhere).await,
+            ["a.txt", "b.txt", "c.txt", "d.txt"]
+        );
+        for file in elsewhere.list().await.unwrap() {
+            let seed = seeds.iter().find(|(name, _)| *name == file.name).unwrap().1;
+            let bytes = download(&elsewhere, &file.id).await.unwrap();
+            assert!(bytes == pattern(3_000, seed), "{} reads back", file.name);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_lost_index_puts_blobs_outlive_a_newer_index_under_an_earlier_key() {
+        let net = FakeNet::new(6, 64 * MIB).await;
+        let (old, _) = drive_with_index_blobs(&net, 256).await;
+        upload_small(&old, "a.txt", 1).await.0.unwrap();
+        // The password changes in this browser; the change is not finished yet.
+        let directory = crate::account::fake::MemoryDirectory::new(3);
+        let new_password = "quiet harbour lanterns drift past midnight";
+        let rotated =
+            crate::account::change_password(&directory, old.session(), PASSWORD, new_password);
+        let rotated = Shared::new(rotated.await.unwrap());
+        let journal = Shared::new(UploadJournal::in_memory());
+        let new = Drive::new(net.clone(), rotated.clone(), old.settings().clone())
+            .donating(Donation {
+                keypair: Keypair::generate_ed25519(),
+                bytes: 1 << 30,
+            })
+            .journaling(journal.clone());
+        // Its first save under the new key is lost.
+        net.fail_puts(&[FailedPut::Lost]);
+        assert!(upload_small(&new, "b.txt", 2).await.0.is_err());
+        new.frees_done().await;
+        let owner = owner_hash(&rotated).unwrap();
+        let lost = journal.lost_index_puts(&owner, u64::MAX).await.unwrap();
+        let lost = lost.unwrap();
+        // A browser still on the old key saves twice: a higher sequence number, but under a
+        // key whose records readers set aside for the new key's.
+        upload_small(&old, "c.txt", 3).await.0.unwrap();
+        upload_small(&old, "d.txt", 4).await.0.unwrap();
+        let (_, record) = load_index(&new).await.unwrap();
+        let record = record.unwrap();
+        assert!(record.record().seq > lost.seq);
+        assert_ne!(record.owner(), &rotated.public_key());
+        new.finish_uploads().await.unwrap();
+        new.frees_done().await;
+        for id in &lost.ids {
+            assert!(held_anywhere(&net, *id).await, "{id:?} kept");
+        }
+        // The lost record surfaces: it is the new key's, read over the old key's, and every
+        // blob it names is still there.
+        net.force_record(net.lost_records().pop().unwrap());
+        let elsewhere = same_user_elsewhere(&new);
+        let (_, record) = load_index(&elsewhere).await.unwrap();
+        assert_eq!(record.unwrap().owner(), &rotated.public_key());
+        assert_eq!(listed(&elsewhere).await, ["a.txt", "b.txt"]);
     }
 
     #[tokio::test]

@@ -2,7 +2,9 @@
 //! noted before each goes out and forgotten once the file is in the index (or its blocks were
 //! freed). A tab closed mid-upload leaves its entry behind, and the owner's next log-in frees
 //! those blocks ([`Drive::finish_uploads`]): nothing an upload placed is left counted against
-//! the owner, held (and repaired) for nobody.
+//! the owner, held (and repaired) for nobody. One more entry per owner keeps the blobs of
+//! index records whose puts were lost ([`UploadJournal::note_lost_index_put`]), until a log-in
+//! reads an index newer than them.
 //!
 //! In the browser the journal is an IndexedDB object store (`uploads`) of the profile's
 //! database, so it outlives the tab; natively it is a map in memory (tests).
@@ -28,10 +30,27 @@ fn entry_key(owner: &OwnerHash, file: &FileId) -> String {
 struct Entry {
     noted_ms: u64,
     ids: Vec<BlockId>,
-    /// For the blobs of index records whose puts failed unheard ([`UploadJournal::note_unpublished`]):
-    /// the highest sequence number among those puts. Absent in an upload's entry.
+    /// In the entry of lost index puts ([`UploadJournal::note_lost_index_put`]): the highest
+    /// sequence number among them. Absent in an upload's entry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    index_seq: Option<u64>,
+    seq: Option<u64>,
+}
+
+/// The key of `owner`'s entry of lost index puts. Not a file's hex id:
+/// [`UploadJournal::unfinished`] (and that of builds before it, which would free it as an
+/// upload's) passes it over.
+fn lost_puts_key(owner: &OwnerHash) -> String {
+    let owner: String = owner.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{owner}/lost-index-puts")
+}
+
+/// The blobs of the account's lost index puts ([`UploadJournal::lost_index_puts`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LostIndexPuts {
+    /// The highest sequence number among the puts.
+    pub seq: u64,
+    /// The blobs placed for them (roots, and pages that changed).
+    pub ids: Vec<BlockId>,
 }
 
 fn encode(entry: &Entry) -> Vec<u8> {
@@ -80,36 +99,34 @@ impl UploadJournal {
         id: BlockId,
         now_ms: u64,
     ) -> Result<(), JournalError> {
-        self.add(owner, file, &[id], None, now_ms).await
+        self.add(&entry_key(owner, file), &[id], None, now_ms).await
     }
 
     /// Notes the blobs `ids` placed for an index record of `owner` whose put at `seq` failed
-    /// and was not found after: kept under `file` (the index's own id) with the highest such
-    /// `seq`, until a log-in reads an index newer than it ([`Drive::finish_uploads`]).
-    pub async fn note_unpublished(
+    /// and was not found after: kept, with the highest such `seq`, until a log-in reads an
+    /// index newer than it ([`Drive::finish_uploads`]).
+    pub async fn note_lost_index_put(
         &self,
         owner: &OwnerHash,
-        file: &FileId,
         ids: &[BlockId],
         seq: u64,
         now_ms: u64,
     ) -> Result<(), JournalError> {
-        self.add(owner, file, ids, Some(seq), now_ms).await
+        self.add(&lost_puts_key(owner), ids, Some(seq), now_ms)
+            .await
     }
 
-    /// Adds `ids` (each once) and `index_seq` (the highest kept) to the entry of `file`.
+    /// Adds `ids` (each once) and `seq` (the highest kept) to the entry under `key`.
     async fn add(
         &self,
-        owner: &OwnerHash,
-        file: &FileId,
+        key: &str,
         ids: &[BlockId],
-        index_seq: Option<u64>,
+        seq: Option<u64>,
         now_ms: u64,
     ) -> Result<(), JournalError> {
-        let key = entry_key(owner, file);
         let _writing = self.writing.lock().await;
         let mut entry = self
-            .read(&key)
+            .read(key)
             .await?
             .map(|b| decode(&b))
             .unwrap_or_default();
@@ -118,20 +135,46 @@ impl UploadJournal {
                 entry.ids.push(*id);
             }
         }
-        entry.index_seq = entry.index_seq.max(index_seq);
+        entry.seq = entry.seq.max(seq);
         entry.noted_ms = now_ms;
-        self.write(&key, Some(encode(&entry))).await
+        self.write(key, Some(encode(&entry))).await
     }
 
-    /// The highest sequence number [`UploadJournal::note_unpublished`] noted under `file` of
-    /// `owner`; `None` when it noted none.
-    pub async fn unpublished_seq(
+    /// The blobs of `owner`'s lost index puts, if the last was noted before `quiet_since_ms`.
+    pub async fn lost_index_puts(
         &self,
         owner: &OwnerHash,
-        file: &FileId,
-    ) -> Result<Option<u64>, JournalError> {
-        let entry = self.read(&entry_key(owner, file)).await?;
-        Ok(entry.and_then(|bytes| decode(&bytes).index_seq))
+        quiet_since_ms: u64,
+    ) -> Result<Option<LostIndexPuts>, JournalError> {
+        let Some(bytes) = self.read(&lost_puts_key(owner)).await? else {
+            return Ok(None);
+        };
+        let entry = decode(&bytes);
+        Ok(match entry.seq {
+            Some(seq) if entry.noted_ms <= quiet_since_ms => Some(LostIndexPuts {
+                seq,
+                ids: entry.ids,
+            }),
+            _ => None,
+        })
+    }
+
+    /// Forgets `ids` among `owner`'s lost index puts (freed, or named by a newer index);
+    /// blobs noted since they were read stay.
+    pub async fn forget_lost_index_puts(
+        &self,
+        owner: &OwnerHash,
+        ids: &[BlockId],
+    ) -> Result<(), JournalError> {
+        let key = lost_puts_key(owner);
+        let _writing = self.writing.lock().await;
+        let Some(bytes) = self.read(&key).await? else {
+            return Ok(());
+        };
+        let mut entry = decode(&bytes);
+        entry.ids.retain(|id| !ids.contains(id));
+        let left = (!entry.ids.is_empty()).then(|| encode(&entry));
+        self.write(&key, left).await
     }
 
     /// Forgets upload `file` of `owner`: it is in the index, or its blocks were freed.
@@ -327,6 +370,39 @@ mod tests {
         journal.done(&alice, &one).await.unwrap();
         assert_eq!(journal.unfinished(&alice, t0).await.unwrap(), vec![]);
         assert_eq!(journal.unfinished(&bob, t0).await.unwrap().len(), 1);
+
+        // Lost index puts: one entry per owner, with the highest sequence number, never
+        // listed as an upload's.
+        let (root, page) = (BlockId::of(b"root"), BlockId::of(b"page"));
+        journal
+            .note_lost_index_put(&alice, &[root], 5, t0)
+            .await
+            .unwrap();
+        journal
+            .note_lost_index_put(&alice, &[root, page], 4, t0)
+            .await
+            .unwrap();
+        assert_eq!(journal.unfinished(&alice, t0).await.unwrap(), vec![]);
+        let lost = |owner, quiet_since| journal.lost_index_puts(owner, quiet_since);
+        assert_eq!(lost(&alice, t0 - 1).await.unwrap(), None, "noted since");
+        let both = LostIndexPuts {
+            seq: 5,
+            ids: vec![root, page],
+        };
+        assert_eq!(lost(&alice, t0).await.unwrap(), Some(both));
+        assert_eq!(lost(&bob, t0).await.unwrap(), None);
+        // Forgetting what was read keeps what was noted since.
+        journal
+            .forget_lost_index_puts(&alice, &[root])
+            .await
+            .unwrap();
+        let left = lost(&alice, t0).await.unwrap().unwrap();
+        assert_eq!(left.ids, [page]);
+        journal
+            .forget_lost_index_puts(&alice, &[page])
+            .await
+            .unwrap();
+        assert_eq!(lost(&alice, t0).await.unwrap(), None);
         bob
     }
 

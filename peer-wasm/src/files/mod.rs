@@ -63,7 +63,7 @@ pub use attempts::{Attempts, PeerFailure};
 pub use index::IndexCache;
 #[cfg(target_arch = "wasm32")]
 pub(crate) use journal::UPLOADS;
-pub use journal::{JournalError, UploadJournal};
+pub use journal::{JournalError, LostIndexPuts, UploadJournal};
 pub use link::{LinkError, LinkInfo, ShareLink, FRAGMENT_PREFIX, LINK_VERSION};
 pub use sharing::download_link;
 pub use users::{SharedFile, SharedWithMe};
