@@ -158,7 +158,9 @@ impl<N: Network> Drive<N> {
             return 0;
         }
         let named = blobs_named(&self.session, index, record);
-        let blobs: Vec<BlockRef> = (lost.ids.iter())
+        let blobs: Vec<BlockRef> = lost
+            .ids
+            .iter()
             .filter(|id| !named.contains(id))
             .map(|&id| BlockRef {
                 id,

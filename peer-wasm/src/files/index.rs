@@ -740,7 +740,7 @@ pub(super) async fn prepare_index<N: Network>(
 /// record refused before it was sent frees the prepared blobs; one whose put failed on the
 /// network is looked up ([`landed`]): found, the change is done; not found, the blobs are
 /// kept, as a copy of it may yet surface, and noted for a later log-in to free once a newer
-/// index is out ([`Drive::note_lost_index_put`]).
+/// index that does not name them is out ([`Drive::note_lost_index_put`]).
 pub(super) async fn publish_index<N: Network>(
     drive: &Drive<N>,
     prepared: PreparedIndex,
@@ -770,7 +770,8 @@ pub(super) async fn publish_index<N: Network>(
             // The new blobs are not freed now: the record may have reached peers whose answers
             // were lost and that the look-up did not hear, and freeing what it names would
             // lose the whole index. The journal keeps them (the root and the pages that
-            // changed), and a later log-in that reads a newer index frees them.
+            // changed), and a later log-in that reads a newer index frees those it does not
+            // name ([`Drive::finish_uploads`]).
             drive
                 .note_lost_index_put(&prepared.placed_ids(), record.seq)
                 .await;

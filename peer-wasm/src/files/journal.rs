@@ -19,10 +19,14 @@ use super::*;
 #[error("the journal of unfinished uploads failed: {0}")]
 pub struct JournalError(String);
 
+/// The owner's key hash in hex: how each key of its entries starts.
+fn owner_hex(owner: &OwnerHash) -> String {
+    owner.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// The key of one upload's entry: the owner's key hash and the file, in hex.
 fn entry_key(owner: &OwnerHash, file: &FileId) -> String {
-    let owner: String = owner.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{owner}/{}", file.to_hex())
+    format!("{}/{}", owner_hex(owner), file.to_hex())
 }
 
 /// One upload's entry: when it last noted a block (ms since the epoch), and the blocks.
@@ -40,8 +44,7 @@ struct Entry {
 /// [`UploadJournal::unfinished`] (and that of builds before it, which would free it as an
 /// upload's) passes it over.
 fn lost_puts_key(owner: &OwnerHash) -> String {
-    let owner: String = owner.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{owner}/lost-index-puts")
+    format!("{}/lost-index-puts", owner_hex(owner))
 }
 
 /// The blobs of the account's lost index puts ([`UploadJournal::lost_index_puts`]).
