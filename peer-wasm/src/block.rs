@@ -35,12 +35,12 @@ impl BlockId {
 
     /// Lower-case hex, as stored in IndexedDB.
     pub fn to_hex(&self) -> String {
-        self.0.iter().map(|b| format!("{b:02x}")).collect()
+        hex::encode(self.0)
     }
 
     /// Parses [`BlockId::to_hex`].
-    pub fn from_hex(hex: &str) -> Option<Self> {
-        from_hex(hex).map(Self)
+    pub fn from_hex(text: &str) -> Option<Self> {
+        from_hex(text).map(Self)
     }
 }
 
@@ -51,14 +51,9 @@ impl std::fmt::Debug for BlockId {
 }
 
 /// `N` bytes from exactly `2 N` hex digits.
-fn from_hex<const N: usize>(hex: &str) -> Option<[u8; N]> {
-    if hex.len() != 2 * N {
-        return None;
-    }
+fn from_hex<const N: usize>(text: &str) -> Option<[u8; N]> {
     let mut out = [0u8; N];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
+    hex::decode_to_slice(text, &mut out).ok()?;
     Some(out)
 }
 
@@ -74,12 +69,12 @@ impl FileId {
 
     /// Lower-case hex, for the JS API.
     pub fn to_hex(&self) -> String {
-        self.0.iter().map(|b| format!("{b:02x}")).collect()
+        hex::encode(self.0)
     }
 
     /// Parses [`FileId::to_hex`].
-    pub fn from_hex(hex: &str) -> Option<Self> {
-        from_hex(hex).map(Self)
+    pub fn from_hex(text: &str) -> Option<Self> {
+        from_hex(text).map(Self)
     }
 }
 

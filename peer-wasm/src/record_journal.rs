@@ -16,17 +16,6 @@ use crate::{
     net::journaled_store::{Change, PersistedRecord},
 };
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-        .collect()
-}
-
 /// The records kept before this start (unreadable entries are skipped).
 pub(crate) async fn load(db: &Rexie) -> Result<Vec<PersistedRecord>, rexie::Error> {
     let tx = db.transaction(&[RECORDS], TransactionMode::ReadOnly)?;
@@ -35,7 +24,7 @@ pub(crate) async fn load(db: &Rexie) -> Result<Vec<PersistedRecord>, rexie::Erro
     let records = entries
         .into_iter()
         .filter_map(|(key, value)| {
-            let key = unhex(&key.as_string()?)?;
+            let key = hex::decode(key.as_string()?).ok()?;
             let bytes = Reflect::get(&value, &"value".into()).ok()?;
             let expires = Reflect::get(&value, &"expires".into()).ok()?.as_f64()?;
             Some(PersistedRecord {
@@ -64,10 +53,10 @@ async fn write(db: &Rexie, change: &Change) -> Result<(), rexie::Error> {
                 &JsValue::from_f64(record.expires_ms as f64),
             );
             store
-                .put(&value, Some(&JsValue::from_str(&hex(&record.key))))
+                .put(&value, Some(&JsValue::from_str(&hex::encode(&record.key))))
                 .await?;
         }
-        Change::Remove(key) => store.delete(JsValue::from_str(&hex(key))).await?,
+        Change::Remove(key) => store.delete(JsValue::from_str(&hex::encode(key))).await?,
     }
     tx.done().await.map(|_| ())
 }

@@ -35,12 +35,7 @@ impl InThisBrowser for AccountInfo {
         let Ok(der) = session.public_key().to_der() else {
             return info;
         };
-        let fingerprint = |der: &[u8]| -> String {
-            crate::crypto::sha256(der)
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect()
-        };
+        let fingerprint = |der: &[u8]| hex::encode(crate::crypto::sha256(der));
         let current = fingerprint(&der);
         let slot = format!("jellyfish.account-key.{}", session.username());
         let previous = storage.get_item(&slot).ok().flatten();

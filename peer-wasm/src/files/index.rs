@@ -617,17 +617,12 @@ pub(super) struct PreparedIndex {
 impl PreparedIndex {
     /// Frees the blobs placed for an index that will not be published, in the background.
     pub(super) async fn discard<N: Network>(self, drive: &Drive<N>) {
-        free_in_background(drive, self.placed().collect()).await;
+        free_in_background(drive, self.placed().cloned().collect()).await;
     }
 
-    fn placed(self) -> impl Iterator<Item = BlockRef> {
-        self.pages.into_iter().chain(self.pointer.blob)
-    }
-
-    /// The addresses of the blobs [`PreparedIndex::placed`] gives.
-    fn placed_ids(&self) -> Vec<BlockId> {
-        let root = self.pointer.blob.iter();
-        self.pages.iter().chain(root).map(|blob| blob.id).collect()
+    /// The blobs placed for it: the pages that changed, and the root unless it rides inline.
+    fn placed(&self) -> impl Iterator<Item = &BlockRef> {
+        self.pages.iter().chain(&self.pointer.blob)
     }
 }
 
@@ -750,7 +745,7 @@ pub(super) async fn publish_index<N: Network>(
         Ok(record) => record,
         Err(e) => {
             let e = FileError::Damaged(e.clone());
-            free_all(drive, &prepared.placed().collect::<Vec<_>>()).await;
+            free_all(drive, &prepared.placed().cloned().collect::<Vec<_>>()).await;
             return Err(e);
         }
     };
@@ -763,7 +758,7 @@ pub(super) async fn publish_index<N: Network>(
         if !may_have_landed(&e) {
             // Refused before anything was sent (another browser saved this sequence number
             // first, as the local check found): nothing points at the new blobs.
-            free_all(drive, &prepared.placed().collect::<Vec<_>>()).await;
+            free_all(drive, &prepared.placed().cloned().collect::<Vec<_>>()).await;
             return Err(e);
         }
         if !landed(drive, record).await {
@@ -773,7 +768,10 @@ pub(super) async fn publish_index<N: Network>(
             // changed), and a later log-in that reads a newer index frees those it does not
             // name ([`Drive::finish_uploads`]).
             drive
-                .note_lost_index_put(&prepared.placed_ids(), record.seq)
+                .note_lost_index_put(
+                    &prepared.placed().map(|blob| blob.id).collect::<Vec<_>>(),
+                    record.seq,
+                )
                 .await;
             return Err(e);
         }

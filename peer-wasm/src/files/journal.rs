@@ -21,7 +21,7 @@ pub struct JournalError(String);
 
 /// The owner's key hash in hex: how each key of its entries starts.
 fn owner_hex(owner: &OwnerHash) -> String {
-    owner.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(owner)
 }
 
 /// The key of one upload's entry: the owner's key hash and the file, in hex.

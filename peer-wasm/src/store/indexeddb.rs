@@ -66,8 +66,7 @@ async fn save_usage(meta: &rexie::Store, usage: &Usage) -> Result<(), StoreError
 }
 
 fn held_key(owner: &OwnerHash) -> JsValue {
-    let hex: String = owner.iter().map(|b| format!("{b:02x}")).collect();
-    JsValue::from_str(&format!("held/{hex}"))
+    JsValue::from_str(&format!("held/{}", hex::encode(owner)))
 }
 
 /// Bytes held for one owner, kept beside the usage counters.
