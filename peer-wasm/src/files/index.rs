@@ -24,6 +24,7 @@
 use std::collections::BTreeMap;
 
 use super::*;
+use crate::crypto::rsa_keys::PublicKey;
 
 /// One page of a large index: the files whose ids start with `bucket`'s `depth` bits.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -170,18 +171,41 @@ async fn open_root<N: Network>(
 /// reload before every commit, and every load after this tab's own save, fetch nothing while
 /// no other browser saved (a request round trip and an open saved on each).
 ///
-/// And the newest version (record sequence number) of each account's index it read or wrote:
-/// a record heard later that is older comes from holders that missed a save, and is not taken
-/// for the index ([`FileError::IndexBehind`]). A riding root opens from any copy of its
-/// record, stale or not, where a stale record's placed root had usually been freed.
+/// And the newest version (record sequence number) of each account's index it read or wrote,
+/// with the key that signed it: a record heard later that is older comes from holders that
+/// missed a save, and is not taken for the index ([`FileError::IndexBehind`]). A record of the
+/// session's current key is not held against a number an earlier key signed (readers take the
+/// current key's record over an earlier key's whatever its number: a browser still on the old
+/// key may have saved past it). A riding root opens from any copy of its record, stale or not,
+/// where a stale record's placed root had usually been freed.
 #[derive(Default)]
 pub struct IndexCache {
     pages: std::sync::Mutex<BTreeMap<[u8; 32], Vec<FileEntry>>>,
     root: std::sync::Mutex<Option<(BlockId, Vec<u8>)>>,
-    seen: std::sync::Mutex<BTreeMap<[u8; 32], u64>>,
+    seen: std::sync::Mutex<BTreeMap<[u8; 32], Seen>>,
     /// The peers the last lookup of an account's index record heard nearest its key, and when:
     /// the holders its next version goes to ([`record_peers`]).
     near: std::sync::Mutex<Option<HeardNear>>,
+}
+
+/// The newest version of an account's index a tab read or wrote, and the key that signed it.
+#[derive(Clone)]
+struct Seen {
+    seq: u64,
+    owner: PublicKey,
+}
+
+impl Seen {
+    /// Whether `heard` (what a lookup found, if anything) is older than this, for a session
+    /// whose key is `current`. Nothing heard is older than anything seen; a record of the
+    /// current key is compared only with a number the current key signed.
+    fn is_newer_than(&self, heard: Option<&VerifiedRecord>, current: &PublicKey) -> bool {
+        match heard {
+            None => true,
+            Some(heard) if heard.owner() == current && &self.owner != current => false,
+            Some(heard) => heard.record().seq < self.seq,
+        }
+    }
 }
 
 /// Whose index record a lookup heard peers near, when, and the peers, nearest first.
@@ -219,17 +243,34 @@ impl IndexCache {
         root.as_ref().map(|(_, plain)| plain.clone())
     }
 
-    /// The newest version of `account`'s index this tab read or wrote (0: none).
-    fn seen(&self, account: &crate::record::AccountId) -> u64 {
-        let seen = self.seen.lock().ok();
-        seen.and_then(|seen| seen.get(&account.0).copied())
-            .unwrap_or(0)
+    /// The newest version of `account`'s index this tab read or wrote, if any.
+    fn seen(&self, account: &crate::record::AccountId) -> Option<Seen> {
+        self.seen.lock().ok()?.get(&account.0).cloned()
     }
 
-    fn saw(&self, account: &crate::record::AccountId, seq: u64) {
+    /// Notes that this tab read or wrote version `seq` of `account`'s index, signed by `owner`,
+    /// for a session whose key is `current`. It replaces what was seen when it is newer: a
+    /// higher number, or the current key's over an earlier key's.
+    fn saw(
+        &self,
+        account: &crate::record::AccountId,
+        seq: u64,
+        owner: &PublicKey,
+        current: &PublicKey,
+    ) {
         if let Ok(mut seen) = self.seen.lock() {
-            let newest = seen.entry(account.0).or_default();
-            *newest = (*newest).max(seq);
+            let newer = seen.get(&account.0).is_none_or(|had| {
+                let (now_current, had_current) = (owner == current, &had.owner == current);
+                if now_current != had_current {
+                    now_current
+                } else {
+                    seq > had.seq
+                }
+            });
+            if newer {
+                let owner = owner.clone();
+                seen.insert(account.0, Seen { seq, owner });
+            }
         }
     }
 
@@ -447,10 +488,13 @@ pub(super) async fn load_index<N: Network>(drive: &Drive<N>) -> Result<LoadedInd
                 let (records, near) = other?;
                 drive.index_cache.heard_near(&account, near);
                 let record = account_record(session, &records).cloned();
-                let heard = record.as_ref().map_or(0, |r| r.record().seq);
-                if heard >= seen {
+                let Some(seen) = seen
+                    .as_ref()
+                    .filter(|s| s.is_newer_than(record.as_ref(), &owner))
+                else {
                     break record;
-                }
+                };
+                let (seen, heard) = (seen.seq, record.as_ref().map_or(0, |r| r.record().seq));
                 if last_try {
                     return Err(FileError::IndexBehind { seen, heard });
                 }
@@ -478,7 +522,8 @@ pub(super) async fn load_index<N: Network>(drive: &Drive<N>) -> Result<LoadedInd
     let (root, plain) = open_root(drive, &keys, &pointer).await?;
     drive.index_cache.set_root(root, plain.clone());
     let mut index: FileIndex = decode_newer(&plain)?;
-    drive.index_cache.saw(&account, record.record().seq);
+    let seq = record.record().seq;
+    drive.index_cache.saw(&account, seq, record.owner(), &owner);
     drive.index_cache.keep_only(&index.pages);
     if !index.pages.is_empty() {
         let paged = load_pages(drive, &keys, &index.pages).await?;
@@ -778,7 +823,10 @@ pub(super) async fn publish_index<N: Network>(
         tracing::info!("the index's record landed, though its put reported: {e}");
     }
     drive.index_cache.set_root(prepared.root_id, prepared.root);
-    drive.index_cache.saw(&session.account(), record.seq);
+    let key = session.public_key();
+    drive
+        .index_cache
+        .saw(&session.account(), record.seq, &key, &key);
     free_in_background(drive, prepared.garbage).await;
     Ok(())
 }
@@ -1402,12 +1450,26 @@ mod tests {
             assert!(held_anywhere(&net, *id).await, "{id:?} kept");
         }
         // The lost record surfaces: it is the new key's, read over the old key's, and every
-        // blob it names is still there.
-        net.force_record(net.lost_records().pop().unwrap());
+        // blob it names is still there. Also in this tab, which saw the old key's higher
+        // number: that number is not held against the new key's record.
+        let surfaced = net.lost_records().pop().unwrap();
+        net.force_record(surfaced.clone());
         let elsewhere = same_user_elsewhere(&new);
-        let (_, record) = load_index(&elsewhere).await.unwrap();
-        assert_eq!(record.unwrap().owner(), &rotated.public_key());
-        assert_eq!(listed(&elsewhere).await, ["a.txt", "b.txt"]);
+        for browser in [&new, &elsewhere] {
+            let (_, record) = load_index(browser).await.unwrap();
+            assert_eq!(record.unwrap().owner(), &rotated.public_key());
+            assert_eq!(listed(browser).await, ["a.txt", "b.txt"]);
+        }
+        // Once this tab has seen a newer record of the new key, an older one of that key is
+        // behind all the same.
+        upload_small(&new, "e.txt", 5).await.0.unwrap();
+        net.force_record(surfaced);
+        let behind = load_index(&new).await;
+        assert!(
+            matches!(behind, Err(FileError::IndexBehind { .. })),
+            "{:?}",
+            behind.map(|(index, _)| index.files.len())
+        );
     }
 
     #[tokio::test]
