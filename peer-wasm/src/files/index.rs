@@ -196,14 +196,24 @@ struct Seen {
 }
 
 impl Seen {
-    /// Whether `heard` (what a lookup found, if anything) is older than this, for a session
-    /// whose key is `current`. Nothing heard is older than anything seen; a record of the
-    /// current key is compared only with a number the current key signed.
-    fn is_newer_than(&self, heard: Option<&VerifiedRecord>, current: &PublicKey) -> bool {
+    /// Why `heard` (what a lookup found, if anything) cannot be taken for the index this tab
+    /// has seen, for a session whose key is `current`; `None` when it can. Numbers are
+    /// compared within one key: readers take the current key's record over an earlier key's
+    /// whatever its number (a browser still on the old key may have saved past it), and an
+    /// earlier key's record, once this tab has seen the current key's, comes from holders that
+    /// missed every save since the password changed.
+    fn behind(&self, heard: Option<&VerifiedRecord>, current: &PublicKey) -> Option<FileError> {
+        let seen_current = &self.owner == current;
+        let seen = self.seq;
         match heard {
-            None => true,
-            Some(heard) if heard.owner() == current && &self.owner != current => false,
-            Some(heard) => heard.record().seq < self.seq,
+            None => Some(FileError::IndexBehind { seen, heard: 0 }),
+            Some(heard) if (heard.owner() == current) != seen_current => {
+                seen_current.then_some(FileError::IndexBeforeChange { seen })
+            }
+            Some(heard) => {
+                let heard = heard.record().seq;
+                (heard < seen).then_some(FileError::IndexBehind { seen, heard })
+            }
         }
     }
 }
@@ -488,21 +498,16 @@ pub(super) async fn load_index<N: Network>(drive: &Drive<N>) -> Result<LoadedInd
                 let (records, near) = other?;
                 drive.index_cache.heard_near(&account, near);
                 let record = account_record(session, &records).cloned();
-                let Some(seen) = seen
+                let behind = seen
                     .as_ref()
-                    .filter(|s| s.is_newer_than(record.as_ref(), &owner))
-                else {
+                    .and_then(|s| s.behind(record.as_ref(), &owner));
+                let Some(behind) = behind else {
                     break record;
                 };
-                let (seen, heard) = (seen.seq, record.as_ref().map_or(0, |r| r.record().seq));
                 if last_try {
-                    return Err(FileError::IndexBehind { seen, heard });
+                    return Err(behind);
                 }
-                tracing::info!(
-                    seen,
-                    heard,
-                    "the peers heard hold an older index; asking again"
-                );
+                tracing::info!("{behind}; asking again");
             }
         }
         futures_timer::Delay::new(pause).await;
@@ -1440,10 +1445,10 @@ mod tests {
         // key whose records readers set aside for the new key's.
         upload_small(&old, "c.txt", 3).await.0.unwrap();
         upload_small(&old, "d.txt", 4).await.0.unwrap();
-        let (_, record) = load_index(&new).await.unwrap();
-        let record = record.unwrap();
-        assert!(record.record().seq > lost.seq);
-        assert_ne!(record.owner(), &rotated.public_key());
+        let (_, old_key_record) = load_index(&new).await.unwrap();
+        let old_key_record = old_key_record.unwrap();
+        assert!(old_key_record.record().seq > lost.seq);
+        assert_ne!(old_key_record.owner(), &rotated.public_key());
         new.finish_uploads().await.unwrap();
         new.frees_done().await;
         for id in &lost.ids {
@@ -1461,14 +1466,22 @@ mod tests {
             assert_eq!(listed(browser).await, ["a.txt", "b.txt"]);
         }
         // Once this tab has seen a newer record of the new key, an older one of that key is
-        // behind all the same.
+        // behind all the same; and so is the old key's, whatever its number (holders that
+        // missed every save since the change).
         upload_small(&new, "e.txt", 5).await.0.unwrap();
+        let (_, saved) = load_index(&new).await.unwrap();
+        assert!(old_key_record.record().seq >= saved.unwrap().record().seq);
         net.force_record(surfaced);
-        let behind = load_index(&new).await;
+        let behind = load_index(&new).await.map(|(index, _)| index.files.len());
         assert!(
             matches!(behind, Err(FileError::IndexBehind { .. })),
-            "{:?}",
-            behind.map(|(index, _)| index.files.len())
+            "{behind:?}"
+        );
+        net.force_record(old_key_record);
+        let behind = load_index(&new).await.map(|(index, _)| index.files.len());
+        assert!(
+            matches!(behind, Err(FileError::IndexBeforeChange { .. })),
+            "{behind:?}"
         );
     }
 

@@ -245,6 +245,15 @@ pub enum FileError {
         /// The newest version the peers heard hold (0: none).
         heard: u64,
     },
+    /// The peers heard hold only a record of an earlier key of the account's, where this tab
+    /// has seen the current key's (holders that missed every save since the password
+    /// changed): read, it would show the file list from before the change. Tried again as
+    /// [`FileError::IndexBehind`] is.
+    #[error("the peers reached hold only a file index saved before the password changed, where this browser saw a newer one (version {seen}); try again when more peers are online")]
+    IndexBeforeChange {
+        /// The version of the current key's record this tab read or wrote.
+        seen: u64,
+    },
     /// The upload would exceed what the user's donations earn.
     #[error("over quota: this upload needs {size} bytes but you use {used} of {quota}; donate more space or delete files")]
     OverQuota {
@@ -378,7 +387,9 @@ impl FileError {
         match self {
             Self::NoHolder { .. } => "no_holder",
             Self::Unavailable { .. } => "unavailable",
-            Self::IndexUnavailable(_) | Self::IndexBehind { .. } => "index_unavailable",
+            Self::IndexUnavailable(_)
+            | Self::IndexBehind { .. }
+            | Self::IndexBeforeChange { .. } => "index_unavailable",
             Self::OverQuota { .. } => "over_quota",
             Self::Cancelled => "cancelled",
             Self::NoSuchFile => "no_such_file",
