@@ -176,8 +176,9 @@ async fn open_root<N: Network>(
 /// missed a save, and is not taken for the index ([`FileError::IndexBehind`]). A record of the
 /// session's current key is not held against a number an earlier key signed (readers take the
 /// current key's record over an earlier key's whatever its number: a browser still on the old
-/// key may have saved past it). A riding root opens from any copy of its record, stale or not,
-/// where a stale record's placed root had usually been freed.
+/// key may have saved past it), and once the current key's was seen an earlier key's record is
+/// behind whatever its number ([`FileError::IndexBeforeChange`]). A riding root opens from any
+/// copy of its record, stale or not, where a stale record's placed root had usually been freed.
 #[derive(Default)]
 pub struct IndexCache {
     pages: std::sync::Mutex<BTreeMap<[u8; 32], Vec<FileEntry>>>,
