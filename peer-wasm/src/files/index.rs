@@ -198,23 +198,37 @@ struct Seen {
 
 impl Seen {
     /// Why `heard` (what a lookup found, if anything) cannot be taken for the index this tab
-    /// has seen, for a session whose key is `current`; `None` when it can. Numbers are
-    /// compared within one key: readers take the current key's record over an earlier key's
-    /// whatever its number (a browser still on the old key may have saved past it), and an
-    /// earlier key's record, once this tab has seen the current key's, comes from holders that
-    /// missed every save since the password changed.
-    fn behind(&self, heard: Option<&VerifiedRecord>, current: &PublicKey) -> Option<FileError> {
-        let seen_current = &self.owner == current;
+    /// has seen, for `session`; `None` when it can. Numbers are compared between records of
+    /// one key (and, as ever, between two earlier keys'): readers take the current key's
+    /// record over an earlier key's whatever its number (a browser still on the old key may
+    /// have saved past it), and an earlier key's record, once this tab has seen the current
+    /// key's, comes from holders that missed every save since the password changed.
+    fn behind(&self, heard: Option<&VerifiedRecord>, session: &Session) -> Option<FileError> {
+        let current = session.public_key();
         let seen = self.seq;
+        let older = |heard: u64| (heard < seen).then_some(FileError::IndexBehind { seen, heard });
         match heard {
-            None => Some(FileError::IndexBehind { seen, heard: 0 }),
-            Some(heard) if (heard.owner() == current) != seen_current => {
-                seen_current.then_some(FileError::IndexBeforeChange { seen })
-            }
-            Some(heard) => {
-                let heard = heard.record().seq;
-                (heard < seen).then_some(FileError::IndexBehind { seen, heard })
-            }
+            None => older(0),
+            Some(heard) if heard.owner() == &self.owner => older(heard.record().seq),
+            Some(heard) if heard.owner() == &current => None,
+            Some(_) if self.owner == current => Some(FileError::IndexBeforeChange { seen }),
+            Some(heard) => older(heard.record().seq),
+        }
+    }
+
+    /// Whether version `seq` of the index, signed by `owner` and read or written by `session`,
+    /// replaces this: a higher number of the same key; the current key's over an earlier key's
+    /// of the session's (never over a key it does not know: a later one, which a session from
+    /// before a password change in this tab does not); an earlier key's never over the current
+    /// key's; and between two earlier keys, a higher number.
+    fn replaced_by(&self, seq: u64, owner: &PublicKey, session: &Session) -> bool {
+        let current = session.public_key();
+        if owner == &self.owner {
+            seq > self.seq
+        } else if owner == &current {
+            session.is_own_key(&self.owner)
+        } else {
+            self.owner != current && seq > self.seq
         }
     }
 }
@@ -259,28 +273,17 @@ impl IndexCache {
         self.seen.lock().ok()?.get(&account.0).cloned()
     }
 
-    /// Notes that this tab read or wrote version `seq` of `account`'s index, signed by `owner`,
-    /// for a session whose key is `current`. It replaces what was seen when it is newer: a
-    /// higher number, or the current key's over an earlier key's.
-    fn saw(
-        &self,
-        account: &crate::record::AccountId,
-        seq: u64,
-        owner: &PublicKey,
-        current: &PublicKey,
-    ) {
+    /// Notes that `session` read or wrote version `seq` of its account's index, signed by
+    /// `owner`, where it is newer than what was seen ([`Seen::replaced_by`]).
+    fn saw(&self, session: &Session, seq: u64, owner: &PublicKey) {
         if let Ok(mut seen) = self.seen.lock() {
-            let newer = seen.get(&account.0).is_none_or(|had| {
-                let (now_current, had_current) = (owner == current, &had.owner == current);
-                if now_current != had_current {
-                    now_current
-                } else {
-                    seq > had.seq
-                }
-            });
+            let account = session.account().0;
+            let newer = seen
+                .get(&account)
+                .is_none_or(|had| had.replaced_by(seq, owner, session));
             if newer {
                 let owner = owner.clone();
-                seen.insert(account.0, Seen { seq, owner });
+                seen.insert(account, Seen { seq, owner });
             }
         }
     }
@@ -501,14 +504,14 @@ pub(super) async fn load_index<N: Network>(drive: &Drive<N>) -> Result<LoadedInd
                 let record = account_record(session, &records).cloned();
                 let behind = seen
                     .as_ref()
-                    .and_then(|s| s.behind(record.as_ref(), &owner));
+                    .and_then(|s| s.behind(record.as_ref(), session));
                 let Some(behind) = behind else {
                     break record;
                 };
                 if last_try {
                     return Err(behind);
                 }
-                tracing::info!("{behind}; asking again");
+                tracing::info!("the peers heard hold an older index ({behind:?}); asking again");
             }
         }
         futures_timer::Delay::new(pause).await;
@@ -529,7 +532,7 @@ pub(super) async fn load_index<N: Network>(drive: &Drive<N>) -> Result<LoadedInd
     drive.index_cache.set_root(root, plain.clone());
     let mut index: FileIndex = decode_newer(&plain)?;
     let seq = record.record().seq;
-    drive.index_cache.saw(&account, seq, record.owner(), &owner);
+    drive.index_cache.saw(session, seq, record.owner());
     drive.index_cache.keep_only(&index.pages);
     if !index.pages.is_empty() {
         let paged = load_pages(drive, &keys, &index.pages).await?;
@@ -829,10 +832,9 @@ pub(super) async fn publish_index<N: Network>(
         tracing::info!("the index's record landed, though its put reported: {e}");
     }
     drive.index_cache.set_root(prepared.root_id, prepared.root);
-    let key = session.public_key();
     drive
         .index_cache
-        .saw(&session.account(), record.seq, &key, &key);
+        .saw(session, record.seq, &session.public_key());
     free_in_background(drive, prepared.garbage).await;
     Ok(())
 }
@@ -1434,7 +1436,9 @@ mod tests {
                 keypair: Keypair::generate_ed25519(),
                 bytes: 1 << 30,
             })
-            .journaling(journal.clone());
+            .journaling(journal.clone())
+            // One tab: the app keeps its index cache from one log-in to the next.
+            .with_index_cache(old.index_cache.clone());
         // Its first save under the new key is lost.
         net.fail_puts(&[FailedPut::Lost]);
         assert!(upload_small(&new, "b.txt", 2).await.0.is_err());
@@ -1479,6 +1483,15 @@ mod tests {
             "{behind:?}"
         );
         net.force_record(old_key_record);
+        let behind = load_index(&new).await.map(|(index, _)| index.files.len());
+        assert!(
+            matches!(behind, Err(FileError::IndexBeforeChange { .. })),
+            "{behind:?}"
+        );
+        // A session from before the change, in this tab, reads the old key's record as its
+        // own; what the tab saw of the new key stays.
+        let (_, read) = load_index(&old).await.unwrap();
+        assert_ne!(read.unwrap().owner(), &rotated.public_key());
         let behind = load_index(&new).await.map(|(index, _)| index.files.len());
         assert!(
             matches!(behind, Err(FileError::IndexBeforeChange { .. })),

@@ -200,12 +200,8 @@ impl UploadJournal {
             .await?
             .into_iter()
             .filter_map(|(key, bytes)| {
-                let file = key.strip_prefix(prefix)?;
-                let bytes16: Vec<u8> = (0..file.len())
-                    .step_by(2)
-                    .filter_map(|i| u8::from_str_radix(file.get(i..i + 2)?, 16).ok())
-                    .collect();
-                let file = FileId(bytes16.try_into().ok()?);
+                // Not an upload's entry (the lost index puts') unless a file id follows.
+                let file = FileId::from_hex(key.strip_prefix(prefix)?)?;
                 let entry = decode(&bytes);
                 (entry.noted_ms <= quiet_since_ms).then_some((file, entry.ids))
             })
